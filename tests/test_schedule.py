@@ -1,0 +1,92 @@
+"""The schedule's mathematics: Ho et al. 2020 Eqs. 4, 6-7 and Nichol & Dhariwal 2021 Eq. 17."""
+
+import math
+
+import pytest
+import torch
+
+from cleardiffusion.schedule import NoiseSchedule, cosine_betas, linear_betas, scaled_linear_betas
+
+
+@pytest.mark.parametrize("name", ["linear", "linear-scaled", "cosine"])
+@pytest.mark.parametrize("T", [2, 100, 1000])
+def test_alpha_bar_strictly_decreasing_in_open_unit_interval(name, T):
+    if name == "linear-scaled" and T < 21:
+        with pytest.raises(ValueError, match="T >= 21"):
+            NoiseSchedule.from_name(name, T)
+        return
+    a = NoiseSchedule.from_name(name, T).alpha_bar64
+    assert ((a > 0) & (a < 1)).all()
+    assert (a[1:] < a[:-1]).all()
+
+
+def test_linear_endpoints_from_the_formula():
+    T = 100
+    betas = linear_betas(T)
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
+    expected = math.prod(1 - (1e-4 + (t - 1) * (0.02 - 1e-4) / (T - 1)) for t in range(1, T + 1))
+    alpha_bar_T = NoiseSchedule(betas).alpha_bar64[-1].item()
+    assert alpha_bar_T == pytest.approx(expected, rel=1e-12)
+    # seed 003 says ~0.0001; its own schedule gives ~0.364 (the seed's error, which the toy reports)
+    assert 0.36 < alpha_bar_T < 0.37
+
+
+def test_scaled_linear_keeps_alpha_bar_T_near_zero_and_equals_linear_at_1000():
+    assert torch.equal(scaled_linear_betas(1000), linear_betas(1000))
+    for T in (50, 100, 300):
+        assert NoiseSchedule(scaled_linear_betas(T)).alpha_bar64[-1] < 1e-3
+
+
+def test_cosine_alpha_bar_matches_closed_form():
+    T, s = 1000, 0.008
+    a = NoiseSchedule(cosine_betas(T)).alpha_bar64
+    f = lambda t: math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    for t in (1, 10, 500, 900):  # code index t-1 is paper step t; beta clipping only bites near T
+        assert a[t - 1].item() == pytest.approx(f(t) / f(0), rel=1e-9)
+
+
+def test_bad_schedules_raise():
+    with pytest.raises(ValueError, match="at least 2"):
+        NoiseSchedule.from_name("linear", 1)
+    with pytest.raises(ValueError, match="linear, linear-scaled, cosine"):
+        NoiseSchedule.from_name("quadratic", 10)
+
+
+def test_q_sample_has_closed_form_mean_and_variance():
+    sched = NoiseSchedule.from_name("linear", 1000)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.full((200_000,), 0.7)
+    for t_index in (0, 250, 999):
+        t = torch.full((x0.shape[0],), t_index)
+        x_t = sched.q_sample(x0, t, torch.randn(x0.shape, generator=g))
+        a = sched.alpha_bar64[t_index].item()
+        assert x_t.mean().item() == pytest.approx(math.sqrt(a) * 0.7, abs=4e-3)
+        assert x_t.var().item() == pytest.approx(1 - a, rel=2e-2, abs=2e-5)
+
+
+def test_eps_x0_v_round_trips():
+    sched = NoiseSchedule.from_name("cosine", 500)
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(8, 3, 4, 4, generator=g), torch.randn(8, 3, 4, 4, generator=g)
+    t = torch.randint(0, 500, (8,), generator=g)
+    x_t = sched.q_sample(x0, t, eps)
+    torch.testing.assert_close(sched.x0_from_eps(x_t, t, eps), x0, atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(sched.eps_from_x0(x_t, t, x0), eps, atol=2e-3, rtol=1e-3)
+    v = sched.v_from_eps(x0, t, eps)
+    torch.testing.assert_close(sched.x0_from_v(x_t, t, v), x0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sched.eps_from_v(x_t, t, v), eps, atol=1e-5, rtol=1e-5)
+
+
+def test_posterior_mean_equals_eq11_and_variance_eq7():
+    """mu_tilde(x_t, x_0(eps)) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) (Ho Eq. 11)."""
+    sched = NoiseSchedule.from_name("linear", 1000)
+    g = torch.Generator().manual_seed(2)
+    x_t, eps = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
+    t = torch.randint(1, 1000, (16,), generator=g)
+    mean, var, logvar = sched.q_posterior(sched.x0_from_eps(x_t, t, eps), x_t, t)
+    b, a, ab = (sched.betas[t][:, None], sched.alphas[t][:, None], sched.alpha_bar[t][:, None])
+    torch.testing.assert_close(mean, (x_t - b / (1 - ab).sqrt() * eps) / a.sqrt(), atol=1e-4, rtol=1e-4)
+    ab_prev = sched.alpha_bar_prev[t][:, None]
+    torch.testing.assert_close(var, (1 - ab_prev) / (1 - ab) * b)
+    torch.testing.assert_close(logvar, var.log())
+    assert sched.posterior_variance[0] == 0 and torch.isfinite(sched.posterior_log_variance_clipped).all()
