@@ -1,0 +1,368 @@
+"""The I/O side of evaluation: read samples, cache reference statistics, run every metric, CLI wiring.
+
+Default locations (override with --cache-dir or the CLEARDIFFUSION_CACHE environment variable):
+    <cache>/classifiers/<dataset>.pt  written by `train-classifier`, read by `eval`
+    <cache>/reference/<...>.npz       real-data feature statistics, keyed by data checksum + extractor weights
+where <cache> is $CLEARDIFFUSION_CACHE or ~/.cache/cleardiffusion.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import evaluate as M
+from .data import DATASETS, load_dataset
+from .errors import UsageError
+from .features import (
+    INCEPTION_FILE,
+    ClassifierFeatures,
+    FeatureExtractor,
+    InceptionFeatures,
+    load_classifier,
+    load_inception,
+    save_classifier,
+    train_classifier,
+)
+
+FeatureName = Literal["classifier", "inception"]
+FEATURES: tuple[str, ...] = ("classifier", "inception")
+REFERENCE_SUBSET = 10_000  # real features kept for KID and precision/recall
+
+
+def default_cache_dir() -> Path:
+    """$CLEARDIFFUSION_CACHE, else ~/.cache/cleardiffusion."""
+    return Path(
+        os.environ.get("CLEARDIFFUSION_CACHE", Path.home() / ".cache" / "cleardiffusion")
+    ).expanduser()
+
+
+def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir or default_cache_dir()) / "classifiers" / f"{dataset}.pt"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Samples
+
+
+def _check_pixels(a: np.ndarray, where: str) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError(
+            f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score"
+        )
+    if a.dtype != np.uint8:
+        raise ValueError(
+            f"{where}: images must be uint8 in 0..255, got {a.dtype}; convert [-1, 1] floats with "
+            "data.from_model_range (round((x + 1) * 127.5), clamped)"
+        )
+    return a
+
+
+def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images uint8 (N, C, H, W) and labels (N,) or None, from an .npz (`images` N x H x W x C) or PNGs."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_png_dir(path), None
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"samples {path} not found; pass an .npz written by `cleardiffusion sample` or a PNG folder"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
+    if "images" not in arrays:
+        raise ValueError(
+            f"{path} has no 'images' array (found {sorted(arrays)}); save samples as images=N x H x W x C"
+        )
+    a = _check_pixels(arrays["images"], str(path))
+    if a.ndim == 3:
+        a = a[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
+    if a.ndim != 4 or a.shape[-1] not in (1, 3) or a.shape[0] == 0:
+        raise ValueError(f"{path}: images must be N x H x W x C with C in (1, 3) and N > 0, got {a.shape}")
+    images = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # (N, C, H, W)
+    labels = None
+    if "labels" in arrays:
+        lab = arrays["labels"]
+        if lab.shape != (a.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+            raise ValueError(
+                f"{path}: labels must be integers of shape ({a.shape[0]},), got {lab.dtype} {lab.shape}"
+            )
+        labels = torch.from_numpy(lab.astype(np.int64))
+    return images, labels
+
+
+def _load_png_dir(path: Path) -> torch.Tensor:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+    if not files:
+        raise FileNotFoundError(f"{path} holds no .png files; pass a folder of PNG samples or an .npz")
+    arrays = []
+    for f in files:
+        with Image.open(f) as im:
+            mode = "L" if im.mode in ("1", "L", "I;16", "I") else "RGB"
+            arrays.append(np.asarray(im.convert(mode)))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match"
+        )
+    a = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
+    a = a[..., None] if a.ndim == 3 else a
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # (N, C, H, W)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reference statistics
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def reference_statistics(
+    dataset: Any, split: str, extractor: FeatureExtractor, cache_dir: str | Path | None = None
+) -> dict[str, np.ndarray]:
+    """mu, sigma over the whole split and features of a fixed random subset of <= 10k images, cached.
+
+    The cache file name holds the sha256 of the images, the extractor name and its weights' checksum, so any
+    change to the data or the network computes fresh statistics.
+    """
+    h = hashlib.sha256(dataset.images.numpy().tobytes())
+    h.update(f"|{extractor.name}|{extractor.weights_sha256}|{REFERENCE_SUBSET}".encode())
+    safe = extractor.name.replace(":", "-")
+    path = (
+        Path(cache_dir or default_cache_dir())
+        / "reference"
+        / f"{dataset.name}-{split}-{safe}-{h.hexdigest()[:16]}.npz"
+    )
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in ("mu", "sigma", "features", "n")}
+        except Exception:
+            pass  # a damaged cache is recomputed and overwritten below
+    features = extractor(dataset.images)  # (N, D) float64
+    mu, sigma = M.feature_statistics(features)
+    g = torch.Generator().manual_seed(0)
+    subset = torch.randperm(len(features), generator=g)[:REFERENCE_SUBSET].numpy()
+    stats = {"mu": mu, "sigma": sigma, "features": features[np.sort(subset)], "n": np.array(len(features))}
+    _atomic_savez(path, **stats)
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _classifier_or_help(
+    dataset: str, channels: int, classifier_path: str | Path | None, cache_dir, device: str
+) -> ClassifierFeatures:
+    """The dataset's classifier as a feature extractor, or an error that says how to train one."""
+    path = Path(classifier_path) if classifier_path else default_classifier_path(dataset, cache_dir)
+    if not path.is_file():
+        raise UsageError(
+            f"no classifier for {dataset} at {path}; run `cleardiffusion train-classifier "
+            f"--dataset {dataset} --data-dir PATH --out FILE` and pass --classifier FILE"
+            f" (without --out it saves to {path})"
+        )
+    model, config = load_classifier(path, device)
+    if config.get("dataset") not in (None, dataset):
+        raise UsageError(
+            f"{path} is a classifier for {config['dataset']}, not {dataset}; pass the right --classifier"
+        )
+    if config["in_channels"] != channels:
+        raise UsageError(f"{path} expects {config['in_channels']}-channel images; {dataset} has {channels}")
+    return ClassifierFeatures(model, dataset, device=device)
+
+
+def evaluate_samples(
+    samples: str | Path | torch.Tensor,
+    labels: torch.Tensor | None,
+    dataset_name: str,
+    data_dir: str | Path,
+    features: FeatureName = "classifier",
+    classifier_path: str | Path | None = None,
+    inception_path: str | Path | None = None,
+    split: str = "train",
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """FID, KID, precision/recall, classifier score, class histogram (+ accuracy given labels) as a dict."""
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
+    if not isinstance(samples, torch.Tensor):
+        samples, file_labels = load_samples(samples)
+        labels = labels if labels is not None else file_labels
+    if samples.dtype != torch.uint8 or samples.ndim != 4:
+        raise ValueError(f"samples must be uint8 (N, C, H, W), got {samples.dtype} {tuple(samples.shape)}")
+    if len(samples) < 4:
+        raise ValueError(f"need at least 4 samples for FID, KID and precision/recall, got {len(samples)}")
+    reference = load_dataset(dataset_name, data_dir, split)
+    if samples.shape[1] != reference.channels:
+        raise ValueError(
+            f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}"
+        )
+    if tuple(samples.shape[2:]) != tuple(reference.image_size):
+        raise ValueError(
+            f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}"
+        )
+    if labels is not None and labels.shape != (len(samples),):
+        raise ValueError(f"labels must have shape ({len(samples)},), got {tuple(labels.shape)}")
+
+    classifier = None
+    if features == "classifier" or classifier_path is not None:
+        classifier = _classifier_or_help(dataset_name, reference.channels, classifier_path, cache_dir, device)
+    extractor = (
+        classifier if features == "classifier" else InceptionFeatures(load_inception(inception_path, device))
+    )
+    start = time.perf_counter()
+    ref = reference_statistics(reference, split, extractor, cache_dir)
+    result = compute_metrics(samples, labels, extractor, ref, reference.num_classes, classifier, seed)
+    result["reference"] = {"dataset": dataset_name, "split": split, "n": int(ref["n"])}
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def compute_metrics(
+    samples: torch.Tensor,
+    labels: torch.Tensor | None,
+    extractor: FeatureExtractor,
+    ref: dict[str, np.ndarray],
+    num_classes: int,
+    classifier: ClassifierFeatures | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every metric of uint8 samples (N, C, H, W) against reference statistics from `reference_statistics`."""
+    f_fake, logits = extractor.features_and_logits(samples)  # (N, D), (N, K)
+    mu, sigma = M.feature_statistics(f_fake)
+    g = torch.Generator().manual_seed(seed)
+    kid_mean, kid_std = M.kernel_inception_distance(ref["features"], f_fake, generator=g)
+    precision, recall = M.precision_recall(ref["features"], f_fake, k=3)
+    score_mean, score_std = M.inception_score(_softmax(logits), splits=min(10, len(samples)))
+    result: dict[str, Any] = {
+        "fid": M.frechet_distance(ref["mu"], ref["sigma"], mu, sigma),
+        "kid": {"mean": kid_mean, "std": kid_std},
+        "precision": precision,
+        "recall": recall,
+        "score": {"mean": score_mean, "std": score_std, "from": extractor.name},
+        "class_histogram": None,
+        "accuracy": None,
+        "n": len(samples),
+        "features": extractor.name,
+    }
+    if classifier is not None:
+        class_logits = logits if classifier is extractor else classifier.features_and_logits(samples)[1]
+        result["class_histogram"] = M.class_histogram(class_logits.argmax(1), num_classes)
+        if labels is not None:
+            result["accuracy"] = M.class_accuracy(class_logits, labels)
+    return result
+
+
+def train_classifier_main(
+    dataset: str,
+    data_dir: str | Path,
+    out: str | Path | None = None,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train the dataset's SmallClassifier, save it (default: where eval looks) and print test accuracy."""
+    out = Path(out) if out else default_classifier_path(dataset)
+    train, test = load_dataset(dataset, data_dir, "train"), load_dataset(dataset, data_dir, "test")
+    start = time.perf_counter()
+    model, accuracy = train_classifier(train, test, epochs, batch_size, lr, seed, device)
+    seconds = time.perf_counter() - start
+    save_classifier(
+        out, model, {"dataset": dataset, "test_accuracy": accuracy, "epochs": epochs, "seed": seed}
+    )
+    print(
+        f"{dataset} classifier: test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.0f} s)"
+        f"; saved {out}",
+        flush=True,
+    )
+    return {
+        "dataset": dataset,
+        "test_accuracy": accuracy,
+        "epochs": epochs,
+        "seconds": seconds,
+        "out": str(out),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# argparse wiring for cli.py
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "samples", help=".npz with images (N x H x W x C uint8) [+ labels], or a folder of PNGs"
+    )
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--data-dir", required=True, help="folder with the dataset's files")
+    parser.add_argument("--features", choices=FEATURES, default="classifier")
+    parser.add_argument("--classifier", default=None, help="file from train-classifier (default: the cache)")
+    parser.add_argument("--inception", default=None, help=f"path to pytorch-fid's {INCEPTION_FILE}")
+    parser.add_argument("--split", choices=("train", "test"), default="train", help="reference split")
+    parser.add_argument("--cache-dir", default=None, help="where reference statistics and classifiers live")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the KID subsets")
+    parser.add_argument("--out", default=None, help="also write the metrics JSON here")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    result = evaluate_samples(
+        args.samples, None, args.dataset, args.data_dir, args.features, args.classifier, args.inception,
+        args.split, args.cache_dir, args.device, args.seed,
+    )  # fmt: skip
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "folder"])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out", default=None, help="output file (default: <cache>/classifiers/<dataset>.pt)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: 3 (mnist), 6 (fashion-mnist), 10 (cifar10)"
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+
+
+DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 6, "cifar10": 10}
+
+
+def run_train_classifier(args: argparse.Namespace) -> int:
+    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
+    train_classifier_main(
+        args.dataset, args.data_dir, args.out, epochs, args.batch_size, args.lr, args.seed, args.device
+    )
+    return 0

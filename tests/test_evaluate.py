@@ -1,0 +1,294 @@
+"""Metrics against closed forms: FID of Gaussians, KID unbiasedness, precision/recall, inception score."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cleardiffusion.data import load_dataset
+from cleardiffusion.errors import UsageError
+from cleardiffusion.evaluate import (
+    class_accuracy,
+    class_histogram,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
+from cleardiffusion.evaluation_runner import evaluate_samples, load_samples
+from cleardiffusion.features import SmallClassifier, save_classifier
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors run faster on one thread, and much faster when other processes share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _random_spd(d: int, rng: np.random.Generator) -> np.ndarray:
+    a = rng.normal(size=(d, d))
+    return a @ a.T + 0.1 * np.eye(d)
+
+
+# ---------------------------------------------------------------------------------------------- FID
+
+
+def test_frechet_distance_diagonal_closed_form():
+    """Diagonal covariances commute: Tr((S1 S2)^{1/2}) = sum_i sqrt(a_i b_i)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.1, 3, 16), rng.uniform(0.1, 3, 16)
+    mu1, mu2 = rng.normal(size=16), rng.normal(size=16)
+    expected = ((mu1 - mu2) ** 2).sum() + a.sum() + b.sum() - 2 * np.sqrt(a * b).sum()
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_2x2_closed_form():
+    """For 2x2 PSD M = S1 S2: Tr(M^{1/2}) = sqrt(Tr M + 2 sqrt(det M)) (Cayley-Hamilton)."""
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        s1, s2 = _random_spd(2, rng), _random_spd(2, rng)
+        mu1, mu2 = rng.normal(size=2), rng.normal(size=2)
+        m = s1 @ s2
+        tr_sqrt = np.sqrt(np.trace(m) + 2 * np.sqrt(np.linalg.det(m)))
+        expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_frechet_distance_matches_product_eigenvalues():
+    """Non-diagonal D = 20: compare with eigenvalues of the non-symmetric product S1 S2 (eigvals)."""
+    rng = np.random.default_rng(2)
+    s1, s2 = _random_spd(20, rng), _random_spd(20, rng)
+    mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
+    tr_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).real.clip(0)).sum()
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2) - 2 * tr_sqrt
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(frechet_distance(mu2, s2, mu1, s1), rel=1e-9)
+
+
+def test_fid_of_identical_sets_is_zero_even_when_singular():
+    f = np.random.default_rng(3).normal(size=(50, 64))  # N < D: singular covariance
+    mu, sigma = feature_statistics(f)
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_feature_statistics_matches_numpy():
+    f = np.random.default_rng(4).normal(size=(100, 5))
+    mu, sigma = feature_statistics(torch.from_numpy(f).float())
+    np.testing.assert_allclose(mu, f.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(sigma, np.cov(f, rowvar=False), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.zeros(3), np.eye(3), np.zeros(4), np.eye(3)), "mu2 must have length 3"),
+        ((np.zeros(3), np.eye(2), np.zeros(3), np.eye(3)), r"sigma1 must be \(3, 3\)"),
+        ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "1-D mean"),
+        ((np.array([0, np.nan, 0]), np.eye(3), np.zeros(3), np.eye(3)), "NaN"),
+    ],
+)
+def test_frechet_distance_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        frechet_distance(*args)
+
+
+def test_feature_statistics_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        feature_statistics(np.zeros((4, 2, 2)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        feature_statistics(np.array([[0.0, np.inf], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="at least 2"):
+        feature_statistics(np.zeros((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------- KID
+
+
+def test_kid_near_zero_for_one_distribution_and_positive_for_two():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(1000, 16)), rng.normal(size=(1000, 16))
+    g = torch.Generator().manual_seed(0)
+    mean, std = kernel_inception_distance(x, y, num_subsets=30, subset_size=300, generator=g)
+    assert abs(mean) < 3 * std
+    shifted, _ = kernel_inception_distance(x, y + 0.5, num_subsets=30, subset_size=300, generator=g)
+    assert shifted > 10 * std and shifted > 0
+
+
+def test_kid_unbiased_where_the_biased_estimator_is_not():
+    """Averaged over many tiny subsets (n = 5), KID stays near 0 (a biased MMD^2 would not)."""
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(400, 4)), rng.normal(size=(400, 4))
+    mean, std = kernel_inception_distance(x, y, num_subsets=2000, subset_size=5, generator=torch.Generator())
+    assert abs(mean) < 4 * std / np.sqrt(2000)
+
+
+def test_kid_caps_subsets_and_validates():
+    x = np.random.default_rng(7).normal(size=(30, 8))
+    y = x + 0.1
+    # subset_size 1000 > 30 is capped to the whole sets: every subset is the same, the seed irrelevant
+    a = kernel_inception_distance(
+        x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(1)
+    )
+    b = kernel_inception_distance(
+        x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(2)
+    )
+    assert a[0] == pytest.approx(b[0], rel=1e-12) and a[1] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="feature dimension"):
+        kernel_inception_distance(x, x[:, :4])
+
+
+# -------------------------------------------------------------------------------- precision / recall
+
+
+def test_precision_recall_identical_sets_are_one():
+    f = np.random.default_rng(8).normal(size=(300, 10))
+    assert precision_recall(f, f, k=3) == (1.0, 1.0)
+
+
+def test_precision_recall_disjoint_clusters_and_partial_coverage():
+    rng = np.random.default_rng(9)
+    real = rng.normal(size=(500, 2))
+    assert precision_recall(real, rng.normal(size=(500, 2)) + 50.0) == (0.0, 0.0)
+    # Fakes covering only half of the real modes: precision stays high, recall drops to about a half.
+    real2 = np.concatenate([rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) + 50])
+    precision, recall = precision_recall(real2, rng.normal(size=(500, 2)), k=3, block=128)
+    assert precision > 0.9 and 0.4 < recall < 0.6
+
+
+def test_precision_recall_blocks_do_not_change_the_result():
+    rng = np.random.default_rng(10)
+    real, fake = rng.normal(size=(700, 6)), rng.normal(size=(600, 6)) * 1.3
+    assert precision_recall(real, fake, block=64) == precision_recall(real, fake, block=4096)
+
+
+# ---------------------------------------------------------------------------------------------- scores
+
+
+def test_inception_score_extremes():
+    k = 10
+    one_hot = np.eye(k)[np.arange(1000) % k]  # confident, balanced
+    mean, std = inception_score(one_hot, splits=10)
+    assert mean == pytest.approx(k) and std == pytest.approx(0.0, abs=1e-9)
+    constant = np.tile(np.eye(k)[3], (1000, 1))  # every sample the same class
+    assert inception_score(constant)[0] == pytest.approx(1.0)
+    uniform = np.full((1000, k), 1 / k)  # unconfident
+    assert inception_score(uniform)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_rejects_logits():
+    with pytest.raises(ValueError, match="softmax"):
+        inception_score(np.random.default_rng(0).normal(size=(20, 10)))
+
+
+def test_class_accuracy_and_histogram():
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 0.0]])
+    assert class_accuracy(logits, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    assert class_histogram(np.array([0, 2, 2, 1, 2]), 4) == [1, 1, 3, 0]
+    with pytest.raises(ValueError, match=r"\[0, 2\]"):
+        class_histogram(np.array([0, 3]), 3)
+    with pytest.raises(ValueError, match="shape"):
+        class_accuracy(logits, np.array([0, 1]))
+
+
+# -------------------------------------------------------------------------------- evaluation_runner (I/O)
+
+
+def test_load_samples_npz_and_png(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)  # N x H x W x C
+    np.savez(tmp_path / "s.npz", images=images, labels=np.arange(6))
+    x, y = load_samples(tmp_path / "s.npz")
+    assert x.shape == (6, 3, 8, 8) and x.dtype == torch.uint8 and y.tolist() == list(range(6))
+    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), images)
+    (tmp_path / "png").mkdir()
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / "png" / f"{i:03d}.png")
+    x_png, y_png = load_samples(tmp_path / "png")
+    assert y_png is None and torch.equal(x_png, x)
+
+
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"samples": np.zeros((2, 8, 8, 1), np.uint8)}, "no 'images' array"),
+        ({"images": np.zeros((2, 8, 8, 1), np.float32)}, "must be uint8"),
+        ({"images": np.full((2, 8, 8, 1), np.nan, np.float32)}, "NaN or inf"),
+        ({"images": np.zeros((2, 8, 8, 2), np.uint8)}, "C in"),
+        ({"images": np.zeros((2, 8, 8, 1), np.uint8), "labels": np.zeros(3, np.int64)}, "labels must be"),
+    ],
+)
+def test_load_samples_rejects_bad_files(tmp_path, arrays, match):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        load_samples(tmp_path / "bad.npz")
+
+
+def test_load_samples_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_samples(tmp_path / "nothing.npz")
+
+
+@pytest.fixture
+def mnist_classifier(tmp_path):
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST not found under {MNIST}")
+    torch.manual_seed(0)  # an untrained network: the plumbing, not the numbers, is under test
+    model = SmallClassifier(1, 10, 28, width=8)
+    for m in model.modules():  # BatchNorm statistics of real digits, so random features are not all ~0
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        model.train()(load_dataset("mnist", MNIST, "test").images[:2000].float() / 127.5 - 1)
+    path = tmp_path / "clf.pt"
+    save_classifier(path, model.eval(), {"dataset": "mnist", "test_accuracy": 0.0})
+    return path
+
+
+@pytest.mark.slow
+def test_evaluate_samples_end_to_end_and_cache(tmp_path, mnist_classifier):
+    test = load_dataset("mnist", MNIST, "test")
+    images, labels = test.images[:500], test.labels[:500]
+    np.savez(tmp_path / "s.npz", images=images.permute(0, 2, 3, 1).numpy(), labels=labels.numpy())
+    kwargs = dict(classifier_path=mnist_classifier, split="test", cache_dir=tmp_path / "cache")
+    result = evaluate_samples(tmp_path / "s.npz", None, "mnist", MNIST, **kwargs)
+    json.dumps(result)  # JSON-serialisable
+    assert result["n"] == 500 and result["features"] == "classifier:mnist"
+    assert result["reference"] == {"dataset": "mnist", "split": "test", "n": 10000}
+    assert sum(result["class_histogram"]) == 500 and result["accuracy"] is not None
+    assert result["precision"] > 0.9 and result["recall"] > 0.5
+    (cached,) = (tmp_path / "cache" / "reference").glob("*.npz")
+    stamp = cached.stat().st_mtime_ns
+    noisy = images.float() + 80 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
+    worse = evaluate_samples(noisy.clamp(0, 255).to(torch.uint8), None, "mnist", MNIST, **kwargs)
+    assert cached.stat().st_mtime_ns == stamp  # the reference statistics came from the cache
+    assert worse["accuracy"] is None and worse["fid"] > 10 * result["fid"] and worse["precision"] < 0.5
+
+
+def test_evaluate_samples_rejects_mismatched_samples(tmp_path, mnist_classifier):
+    kwargs = dict(classifier_path=mnist_classifier, split="test", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="3 channels but mnist has 1"):
+        evaluate_samples(torch.zeros(8, 3, 28, 28, dtype=torch.uint8), None, "mnist", MNIST, **kwargs)
+    with pytest.raises(ValueError, match=r"\(32, 32\) pixels"):
+        evaluate_samples(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), None, "mnist", MNIST, **kwargs)
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate_samples(torch.zeros(8, 1, 28, 28), None, "mnist", MNIST, **kwargs)
+    with pytest.raises(ValueError, match="unknown features"):
+        evaluate_samples(torch.zeros(8, 1, 28, 28, dtype=torch.uint8), None, "mnist", MNIST, features="vgg")
+
+
+def test_evaluate_samples_without_classifier_says_how_to_get_one(tmp_path):
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST not found under {MNIST}")
+    images = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(UsageError, match="cleardiffusion train-classifier --dataset mnist"):
+        evaluate_samples(images, None, "mnist", MNIST, split="test", cache_dir=tmp_path)
+    with pytest.raises(UsageError, match="--inception PATH"):
+        evaluate_samples(images, None, "mnist", MNIST, features="inception", split="test", cache_dir=tmp_path)
