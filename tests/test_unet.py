@@ -1,0 +1,210 @@
+"""U-Net: preset shapes and parameter counts, where t and y enter, input checks, bf16 and channels_last."""
+
+import pytest
+import torch
+
+from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, count_parameters, unet_from_preset
+
+NATURAL = {"seed-minimal": (1, 28), "seed-cifar": (3, 32), "ddpm-cifar10": (3, 32)}
+BLOCKS = ("plain", "resnet")
+
+
+def tiny(block: str, **overrides) -> UNet:
+    """A small U-Net of either family (8x8 inputs, widths 16/32, attention at 4x4), fast on a CPU."""
+    cfg = dict(in_channels=2, image_size=8, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
+               attention_resolutions=(4,), middle_attention=True, dropout=0.0, norm_groups=8, block=block,
+               time_mlp=block == "resnet", activation="relu" if block == "plain" else "silu")  # fmt: skip
+    cfg.update(overrides)
+    return UNet(UNetConfig(**cfg)).eval()
+
+
+def randomize(model: UNet, seed: int = 0) -> UNet:
+    """Perturb every parameter, so zero-initialised layers (Ho et al.'s conv2, heads) stop hiding inputs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def inputs(model: UNet, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg, g = model.config, torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
+    return x, torch.randint(0, 1000, (batch,), generator=g)
+
+
+# ---- presets -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_output_has_input_shape(name):
+    c, s = NATURAL[name]
+    model = unet_from_preset(name, c, s).eval()
+    x, t = inputs(model)
+    with torch.no_grad():
+        eps = model(x, t)
+    assert eps.shape == x.shape and torch.isfinite(eps).all()
+
+
+def test_ddpm_cifar10_has_ho_et_al_parameter_count():
+    assert count_parameters(unet_from_preset("ddpm-cifar10", 3, 32)) == 35_746_307
+
+
+@pytest.mark.parametrize(("name", "target"), [("seed-minimal", 3.3e6), ("seed-cifar", 13.9e6)])
+def test_seed_parameter_counts(name, target):
+    c, s = NATURAL[name]
+    assert abs(count_parameters(unet_from_preset(name, c, s)) - target) < 0.05 * target
+
+
+def test_seed_minimal_downsamples_twice_to_7x7():
+    model = unet_from_preset("seed-minimal", 1, 28)
+    sizes = []
+    model.middle.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[1:])))
+    model(*inputs(model))
+    assert sizes == [(256, 7, 7)]
+
+
+def test_overrides_change_the_network():
+    base = unet_from_preset("seed-minimal", 1, 28)
+    conditional = unet_from_preset("seed-minimal", 1, 28, num_classes=10, time_embedding="every-block")
+    assert conditional.null_label == 10 and conditional.config.time_embedding == "every-block"
+    assert count_parameters(conditional) > count_parameters(base)
+
+
+# ---- where t and y enter -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("placement", ["middle", "every-block"])
+def test_output_depends_on_t(block, placement):
+    model = randomize(tiny(block, time_embedding=placement))
+    x, _ = inputs(model)
+    with torch.no_grad():
+        a, b = model(x, torch.tensor([3, 3])), model(x, torch.tensor([700, 700]))
+    assert (a - b).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fresh_model_learns_to_use_t(block):
+    """Zero-initialised layers hide t at first (resnet), but a few optimiser steps open the path."""
+    torch.manual_seed(0)  # parameter initialisation only
+    model = tiny(block).train()
+    x, _ = inputs(model)
+    eps_a, eps_b = torch.randn((2, *x.shape), generator=torch.Generator().manual_seed(1))
+    t_a, t_b = torch.tensor([3, 3]), torch.tensor([700, 700])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):  # regress onto a t-dependent target
+        loss = (model(x, t_a) - eps_a).square().mean() + (model(x, t_b) - eps_b).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert (model(x, t_a) - model(x, t_b)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_output_depends_on_y_and_none_means_null_class(block):
+    model = randomize(tiny(block, num_classes=3))
+    x, t = inputs(model)
+    with torch.no_grad():
+        a, b = model(x, t, torch.tensor([0, 0])), model(x, t, torch.tensor([2, 2]))
+        uncond, null = model(x, t), model(x, t, torch.full((2,), model.null_label))
+    assert (a - b).abs().max() > 1e-3
+    assert (uncond - a).abs().max() > 1e-3
+    torch.testing.assert_close(uncond, null, rtol=0, atol=0)
+
+
+def _trace(model: UNet, x, t, y) -> dict[str, torch.Tensor]:
+    """Outputs of every encoder step and of the middle block."""
+    out, hooks = {}, []
+    for i, step in enumerate(model.encoder):
+        hooks.append(step.register_forward_hook(lambda m, a, o, i=i: out.__setitem__(f"enc{i}", o)))
+    hooks.append(model.middle.register_forward_hook(lambda m, a, o: out.__setitem__("middle", o)))
+    with torch.no_grad():
+        model(x, t, y)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_middle_placement_keeps_t_and_y_out_of_the_encoder(block):
+    model = randomize(tiny(block, num_classes=3, time_embedding="middle"))
+    x, _ = inputs(model)
+    a = _trace(model, x, torch.tensor([5, 5]), torch.tensor([0, 0]))
+    b = _trace(model, x, torch.tensor([900, 900]), torch.tensor([1, 1]))
+    for k in a:
+        if k.startswith("enc"):
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert (a["middle"] - b["middle"]).abs().max() > 1e-3
+    projections = [n for n, _ in model.named_modules() if n.endswith("emb_proj")]
+    assert projections and all(n.startswith("middle") for n in projections)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_every_block_placement_conditions_the_first_block(block):
+    model = randomize(tiny(block, num_classes=3, time_embedding="every-block"))
+    x, _ = inputs(model)
+    a = _trace(model, x, torch.tensor([5, 5]), torch.tensor([0, 0]))
+    b = _trace(model, x, torch.tensor([900, 900]), torch.tensor([1, 1]))
+    first = "enc0" if block == "plain" else "enc1"  # resnet's enc0 is conv_in, which never sees e
+    assert (a[first] - b[first]).abs().max() > 1e-3
+    projections = [n for n, _ in model.named_modules() if n.endswith("emb_proj")]
+    assert any(n.startswith("encoder") for n in projections) and any(
+        n.startswith("decoder") for n in projections
+    )
+
+
+# ---- validation --------------------------------------------------------------------------------------------
+def test_image_size_not_divisible_names_valid_sizes():
+    with pytest.raises(ValueError, match=r"image_size=28.*24 or 32.*pad"):
+        unet_from_preset("ddpm-cifar10", 3, 28)
+    with pytest.raises(ValueError, match=r"image_size=30.*28 or 32"):
+        unet_from_preset("seed-minimal", 1, 30)
+
+
+def test_bad_config_values_name_the_choices():
+    with pytest.raises(ValueError, match="middle, every-block"):
+        UNetConfig(time_embedding="everywhere")
+    with pytest.raises(ValueError, match="seed-minimal"):
+        unet_from_preset("ddpm", 3, 32)
+    with pytest.raises(ValueError, match="valid fields"):
+        unet_from_preset("seed-minimal", 1, 28, widht=3)
+    with pytest.raises(ValueError, match=r"feature-map sizes.*\[32, 16, 8, 4\]"):
+        UNetConfig(attention_resolutions=(7,))
+    with pytest.raises(ValueError, match="norm_groups"):
+        UNetConfig(base_channels=48)
+
+
+def test_bad_inputs_raise_helpful_errors():
+    model = tiny("plain", num_classes=3)
+    x, t = inputs(model)
+    with pytest.raises(ValueError, match=r"lie in 0\.\.2"):
+        model(x, t, torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match=r"lie in 0\.\.2"):
+        model(x, t, torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match="in_channels=3"):
+        model(torch.randn(2, 3, 8, 8), t)
+    with pytest.raises(ValueError, match="t must have shape"):
+        model(x, t[:1])
+    with pytest.raises(ValueError, match="unconditional"):
+        tiny("resnet")(x, t, torch.tensor([0, 1]))
+
+
+# ---- speed-related modes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("block", BLOCKS)
+def test_bf16_autocast_forward_backward(block):
+    model = tiny(block, num_classes=3, dropout=0.1).train()
+    x, t = inputs(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eps = model(x, t, torch.tensor([1, 3]))
+    loss = (eps.float() - x).square().mean()
+    loss.backward()
+    assert eps.shape == x.shape and torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_channels_last_matches_contiguous(block):
+    model = randomize(tiny(block))
+    x, t = inputs(model)
+    with torch.no_grad():
+        ref = model(x, t)
+        out = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last), t)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
