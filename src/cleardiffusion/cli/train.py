@@ -1,0 +1,197 @@
+"""`cleardiffusion train`: flags -> TrainConfig -> train()."""
+
+import argparse
+import ast
+
+from . import non_negative_float, positive_int, probability
+
+EPILOG = """\
+--batch-size is the GLOBAL batch: with torchrun it is split evenly over the processes (it must be
+divisible by their number), so any number of GPUs trains the same model as one process would (to float
+rounding).
+
+examples:
+  cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --steps 20000 --out runs/mnist
+  cleardiffusion train --dataset cifar10 --data-dir data/cifar10 --model ddpm-cifar10 --conditional \\
+      --steps 800000 --batch-size 128 --out runs/cifar     # add --resume to continue after a stop
+  torchrun --nproc-per-node 8 -m cleardiffusion train --dataset cifar10 ... --out runs/cifar
+  torchrun --nnodes 2 --node-rank K --master-addr HOST --master-port 29500 --nproc-per-node 8 \\
+      -m cleardiffusion train ...                         # on every node K = 0, 1
+
+Ctrl-C or SIGTERM finishes the current step, writes OUT/checkpoints/last.pt and exits with status 130
+(SIGINT) or 143 (SIGTERM); rerun the same command with --resume to continue where it stopped (on the
+CPU, bit for bit).
+"""
+
+
+def _model_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE a Python literal (8, 0.1, (1, 2), 'silu') or a bare word."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. norm_groups=8), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def register(subparsers) -> None:
+    from ..data import DATASETS
+    from ..models.unet import PRESETS
+    from ..schedule import SCHEDULES
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a diffusion model on images (resumable, multi-GPU with torchrun)",
+        description="Train a DDPM noise predictor (Ho et al. 2020, Algorithm 1) on an image dataset.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset to train on")
+    data.add_argument("--data-dir", help="folder with the dataset's files (default: data/DATASET)")
+    data.add_argument("--download", action="store_true", help="download the official files if missing")
+    data.add_argument(
+        "--image-size", type=positive_int, metavar="SIZE", help="image folders: resize every image to SIZE"
+    )
+    data.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random left-right flips (default: on for cifar10/folder, off for mnist)",
+    )
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="seed-minimal", choices=list(PRESETS), help="U-Net preset")
+    model.add_argument(
+        "--time-embedding",
+        choices=("middle", "every-block"),
+        help="where t enters the U-Net (default: the preset's)",
+    )
+    model.add_argument(
+        "--dropout", type=probability, metavar="P", help="dropout inside blocks (default: the preset's)"
+    )
+    model.add_argument(
+        "--base-channels", type=positive_int, metavar="C", help="width of the first U-Net level"
+    )
+    model.add_argument(
+        "--model-option",
+        type=_model_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other UNetConfig field, e.g. norm_groups=8 (repeatable)",
+    )
+    model.add_argument(
+        "--conditional", action="store_true", help="class-conditional model (for classifier-free guidance)"
+    )
+    model.add_argument(
+        "--label-dropout",
+        metavar="P",
+        type=probability,
+        default=0.1,
+        help="probability a label becomes the null class, with --conditional (0.1)",
+    )
+    model.add_argument("--schedule", default="linear", choices=SCHEDULES, help="beta schedule (linear)")
+    model.add_argument(
+        "--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)"
+    )
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument(
+        "--steps", type=positive_int, metavar="N", required=True, help="optimisation steps in total"
+    )
+    opt.add_argument(
+        "--batch-size",
+        metavar="B",
+        type=positive_int,
+        default=128,
+        help="GLOBAL batch over all processes, divisible by their number (128)",
+    )
+    opt.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (2e-4)")
+    opt.add_argument("--warmup", type=int, default=500, help="linear learning-rate warmup steps (500)")
+    opt.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (0)")
+    opt.add_argument(
+        "--adam-betas",
+        type=float,
+        nargs=2,
+        default=(0.9, 0.999),
+        metavar=("B1", "B2"),
+        help="AdamW's beta_1 beta_2 (0.9 0.999)",
+    )
+    opt.add_argument(
+        "--grad-clip", type=non_negative_float, default=1.0, help="max gradient norm, 0: off (1)"
+    )
+    opt.add_argument(
+        "--ema-decay", type=probability, default=0.9999, help="EMA decay of the weights (0.9999)"
+    )
+    opt.add_argument("--seed", type=int, default=0, help="seed of the weights and of every draw (0)")
+    hw = p.add_argument_group("hardware")
+    hw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA if present")
+    hw.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", required=True, help="run folder: config, metrics, samples, checkpoints")
+    out.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    out.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="steps between lines of OUT/metrics.jsonl (100)",
+    )
+    out.add_argument(
+        "--sample-every",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="steps between DDIM-50 sample grids of the EMA model in OUT/samples, 0: never (5000)",
+    )
+    out.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="steps between writes of OUT/checkpoints/last.pt (1000)",
+    )
+    out.add_argument("--keep-checkpoints", action="store_true", help="also keep step_XXXXXXX.pt files")
+    out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import TrainConfig, train
+
+    options = dict(args.model_option)
+    config = TrainConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir or f"data/{args.dataset}",
+        download=args.download,
+        image_size=args.image_size,
+        hflip=args.hflip,
+        model=args.model,
+        time_embedding=args.time_embedding,
+        dropout=args.dropout,
+        base_channels=args.base_channels,
+        model_options=options,
+        conditional=args.conditional,
+        label_dropout=args.label_dropout,
+        schedule=args.schedule,
+        timesteps=args.timesteps,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        weight_decay=args.weight_decay,
+        adam_betas=tuple(args.adam_betas),
+        grad_clip=args.grad_clip,
+        ema_decay=args.ema_decay,
+        seed=args.seed,
+        device=args.device,
+        compile=args.compile,
+        out=args.out,
+        resume=args.resume,
+        log_every=args.log_every,
+        sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        progress=args.progress,
+    )
+    return train(config)["exit_code"]

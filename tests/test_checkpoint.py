@@ -1,0 +1,148 @@
+"""Checkpoints: atomic writes that a failure never damages, safe loading, clear errors, sampling from one."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from cleardiffusion.checkpoint import load_checkpoint, load_for_sampling, save_checkpoint
+from cleardiffusion.cli import main
+from cleardiffusion.errors import CheckpointError
+from test_train import one_thread, tiny_flags, write_digits  # noqa: F401 (one_thread is an autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished 6-step tiny run (conditional, so class names and the null label travel too)."""
+    root = tmp_path_factory.mktemp("trained")
+    digits = write_digits(root / "digits")
+    assert main(tiny_flags(digits, root / "run", steps=6, conditional=True)) == 0
+    return root
+
+
+def test_save_then_load_round_trips_tensors_and_plain_values(tmp_path):
+    state = {"w": torch.arange(6.0).reshape(2, 3), "config": {"lr": 1e-3, "betas": (0.9, 0.99), "name": "x"}}
+    path = save_checkpoint(tmp_path / "c" / "last.pt", state)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["w"], state["w"]) and loaded["config"] == state["config"]
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def _write_good(tmp_path: Path) -> tuple[Path, bytes]:
+    path = save_checkpoint(tmp_path / "last.pt", {"step": 1, "w": torch.ones(1000)})
+    return path, path.read_bytes()
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path, before = _write_good(tmp_path)
+    real_save = torch.save
+
+    def half_then_fail(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(f.tell() // 2)  # half a file is on disk when the "crash" happens
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"step": 2, "w": torch.zeros(1000)})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_failing_rename_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path, before = _write_good(tmp_path)
+
+    def fail(src, dst):
+        raise PermissionError("rename refused")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(PermissionError):
+        save_checkpoint(path, {"step": 2})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class Payload:
+    """Any class instance: weights_only loading must refuse to rebuild it (it could run code)."""
+
+    def __reduce__(self):
+        return (print, ("this would have run",))
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "garbage", "foreign dict", "code"])
+def test_bad_checkpoint_files_raise_checkpoint_error(tmp_path, kind):
+    path, good = _write_good(tmp_path)
+    if kind == "missing":
+        path = tmp_path / "absent.pt"
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint at all" * 10)
+    elif kind == "foreign dict":
+        torch.save({"state_dict": {}}, path)
+    else:
+        torch.save({"format": "cleardiffusion-checkpoint", "x": Payload()}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_checkpoint_holds_the_whole_training_state(trained):
+    state = load_checkpoint(trained / "run" / "checkpoints" / "last.pt")
+    assert state["step"] == 6 and state["format_version"] == 1
+    assert state["model_spec"]["kind"] == "unet" and state["model_spec"]["config"]["num_classes"] == 10
+    assert state["schedule"] == {"name": "linear", "T": 100}
+    assert state["dataset"] == {"name": "mnist", "image_shape": [1, 8, 8], "num_classes": 10,
+                                "class_names": [str(d) for d in range(10)]}  # fmt: skip
+    assert state["config"]["steps"] == 6 and state["config"]["conditional"] is True
+    assert state["optimizer"]["state"] and state["rng"]["generator"].dtype == torch.uint8
+    assert state["model"].keys() == state["ema"].keys()
+    assert any(not torch.equal(state["model"][k], state["ema"][k]) for k in state["model"])
+
+
+def test_load_for_sampling_rebuilds_the_ema_model(trained):
+    path = trained / "run" / "checkpoints" / "last.pt"
+    model, schedule, meta = load_for_sampling(path)
+    ema = load_checkpoint(path)["ema"]
+    assert all(torch.equal(model.state_dict()[k], ema[k]) for k in ema)
+    assert not model.training and schedule.T == 100 and model.null_label == 10
+    assert meta["image_shape"] == (1, 8, 8) and meta["num_classes"] == 10 and meta["step"] == 6
+    assert meta["dataset"] == "mnist" and meta["class_names"][3] == "3"
+    raw, _, _ = load_for_sampling(path, use_ema=False)
+    assert any(not torch.equal(raw.state_dict()[k], model.state_dict()[k]) for k in ema)
+    eps = model(torch.zeros(2, 1, 8, 8), torch.tensor([0, 99]), torch.tensor([3, 10]))
+    assert eps.shape == (2, 1, 8, 8) and torch.isfinite(eps).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["--base-channels", "16", "--model-option", "norm_groups=8"], "--base-channels 8"),
+        (["--batch-size", "4"], "--batch-size 8"),
+        (["--schedule", "cosine"], "--schedule 'linear'"),
+    ],
+)
+def test_resume_with_another_config_names_both_and_exits_2(trained, tmp_path, capsys, change, named):
+    out = tmp_path / "run"
+    digits = trained / "digits"
+    assert main(tiny_flags(digits, out, steps=5, conditional=True)) == 0
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(tiny_flags(digits, out, steps=9, conditional=True, resume=True) + change) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0] and "--out" in err[0], err
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_errors_are_one_line(trained, tmp_path, capsys):
+    digits, out = trained / "digits", tmp_path / "run"
+    assert main(tiny_flags(digits, out, steps=3, resume=True)) == 2  # nothing to resume
+    assert main(tiny_flags(digits, out, steps=3)) == 0
+    assert main(tiny_flags(digits, out, steps=3)) == 2  # would overwrite a run without --resume
+    last = out / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    assert main(tiny_flags(digits, out, steps=6, resume=True)) == 2  # truncated
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 3, errors
+    assert "no checkpoint" in errors[0] and "--resume" in errors[1] and "truncated" in errors[2]

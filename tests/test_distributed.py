@@ -1,0 +1,65 @@
+"""Two gloo processes at global batch B train the same model as one process at batch B, and can hand over."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cleardiffusion.checkpoint import load_checkpoint
+from cleardiffusion.cli import main
+from cleardiffusion.errors import UsageError
+from cleardiffusion.train import train
+from test_train import losses, one_thread, tiny_config, tiny_flags, write_digits  # noqa: F401
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """The same 4 steps at global batch 8: by torchrun with 2 CPU processes, and by 1 process."""
+    root = tmp_path_factory.mktemp("ddp")
+    digits = write_digits(root / "digits")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    flags = tiny_flags(digits, root / "two", steps=4)
+    command = [*launcher, "-m", "cleardiffusion", *flags]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train(tiny_config(digits, root / "one", steps=4))
+    return root
+
+
+def test_both_ranks_end_with_identical_weights(runs):
+    summary = json.loads((runs / "two" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["step"] == 4
+    digests = summary["param_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_two_processes_match_one_process_at_the_same_global_batch(runs):
+    assert losses(runs / "two") == pytest.approx(losses(runs / "one"), abs=1e-5)
+    two = load_checkpoint(runs / "two" / "checkpoints" / "last.pt")
+    one = load_checkpoint(runs / "one" / "checkpoints" / "last.pt")
+    for key in ("model", "ema"):
+        for name, tensor in one[key].items():
+            torch.testing.assert_close(two[key][name], tensor, atol=1e-5, rtol=0, msg=f"{key}.{name}")
+
+
+def test_a_two_process_run_resumes_in_one_process(runs, tmp_path):
+    """The global-batch design lets a run change its number of processes between stops."""
+    import shutil
+
+    shutil.copytree(runs / "two", tmp_path / "handover")
+    assert main(tiny_flags(runs / "digits", tmp_path / "handover", steps=7, resume=True)) == 0
+    train(tiny_config(runs / "digits", tmp_path / "single", steps=7))
+    assert losses(tmp_path / "handover") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
+
+
+def test_a_global_batch_that_processes_cannot_share_evenly_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(UsageError, match="divisible by the 3 processes"):
+        train(tiny_config(write_digits(tmp_path / "d"), tmp_path / "run", steps=2))

@@ -1,0 +1,115 @@
+"""Fault tolerance: SIGKILL at a random moment, SIGTERM / SIGINT, and a loss that blows up."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cleardiffusion import train as train_module
+from cleardiffusion.checkpoint import load_checkpoint
+from cleardiffusion.cli import main
+from test_train import losses, one_thread, tiny_config, tiny_flags, write_digits  # noqa: F401
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def start_training(flags: list[str]) -> subprocess.Popen:
+    """`python -m cleardiffusion train ...` in a child process, one thread like the in-process runs."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cleardiffusion", *flags], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def digits(tmp_path: Path) -> Path:
+    return write_digits(tmp_path / "digits")
+
+
+def test_sigkill_at_a_random_moment_then_resume_repeats_the_uninterrupted_losses(digits, tmp_path):
+    steps = 100
+    proc = start_training(tiny_flags(digits, tmp_path / "killed", steps=steps, checkpoint_every=3))
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    wait_for(last, proc)
+    delay = random.uniform(0.0, 0.5)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(last)  # whatever the moment, last.pt is a whole checkpoint
+    assert 3 <= state["step"] < steps and state["step"] % 3 == 0, (delay, state["step"])
+    assert main(tiny_flags(digits, tmp_path / "killed", steps=steps, checkpoint_every=3, resume=True)) == 0
+    train_module.train(tiny_config(digits, tmp_path / "full", steps=steps, checkpoint_every=3))
+    assert losses(tmp_path / "killed") == losses(tmp_path / "full"), f"killed after {delay:.2f} s"
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_143(digits, tmp_path):
+    out = tmp_path / "run"
+    proc = start_training(tiny_flags(digits, out, steps=100_000, checkpoint_every=50))
+    wait_for(out / "metrics.jsonl", proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    step = load_checkpoint(out / "checkpoints" / "last.pt")["step"]
+    assert step == len(losses(out)) and 0 < step < 100_000  # checkpointed at the step it stopped
+
+
+def test_sigint_finishes_the_step_checkpoints_and_returns_130(digits, tmp_path, monkeypatch):
+    calls = []
+
+    def draw_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C during step 4
+        return real_draw(*args, **kwargs)
+
+    real_draw = train_module.draw_batch
+    monkeypatch.setattr(train_module, "draw_batch", draw_then_interrupt)
+    summary = train_module.train(tiny_config(digits, tmp_path / "run", steps=50))
+    assert summary["exit_code"] == 130 and summary["interrupted"] == "SIGINT" and summary["step"] == 4
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_flags(digits, out, steps=5)) == 0
+    last = out / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    capsys.readouterr()
+    assert main(tiny_flags(digits, out, steps=20, lr=1e30, resume=True)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite" in err[0] and "--lr" in err[0], err
+    bad_step = int(err[0].split("at step ")[1].split(";")[0])
+    assert 6 <= bad_step <= 10  # the step is named, and it is after the resume
+    assert last.read_bytes() == before  # byte for byte
+
+
+def test_non_finite_loss_from_the_model_is_caught_at_the_first_sync_point(digits, tmp_path, monkeypatch):
+    real_loss = train_module.eps_mse_loss
+
+    def nan_from_step_3(*args, **kwargs):
+        loss = real_loss(*args, **kwargs)
+        nan_from_step_3.calls += 1
+        return loss * float("nan") if nan_from_step_3.calls >= 3 else loss
+
+    nan_from_step_3.calls = 0
+    monkeypatch.setattr(train_module, "eps_mse_loss", nan_from_step_3)
+    with pytest.raises(train_module.NonFiniteLossError, match="at step 3;"):
+        train_module.train(tiny_config(digits, tmp_path / "run", steps=20, log_every=4, checkpoint_every=2))
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
+    assert torch.isfinite(torch.tensor(losses(tmp_path / "run"))).all()

@@ -1,0 +1,195 @@
+"""Training: the loss falls, a resumed run repeats the uninterrupted one exactly, the CLI rejects bad input.
+
+Helpers here (a tiny digits dataset in MNIST's IDX format, the flags of a tiny U-Net) are shared by
+test_checkpoint.py, test_distributed.py and test_fault.py.
+"""
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cleardiffusion.cli import main
+from cleardiffusion.train import TrainConfig, draw_batch, train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: fast on a shared 2-core CPU, and the arithmetic of `OMP_NUM_THREADS=1` runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_digits(folder: Path, n: int = 64, size: int = 8, seed: int = 0) -> Path:
+    """A tiny dataset in MNIST's IDX format: class k is a bright row k and a column 3k (mod size)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = np.zeros((n, size, size), np.uint8)
+    for i, k in enumerate(labels):
+        images[i, k % size, :] = 255
+        images[i, :, (3 * k) % size] = 200
+    header = struct.pack(">IIII", 0x803, n, size, size)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+    labels_header = struct.pack(">II", 0x801, n)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels_header + labels.tobytes()))
+    return folder
+
+
+def tiny_flags(data_dir: Path, out: Path, steps: int, **extra) -> list[str]:
+    """`cleardiffusion train` flags for a 13k-parameter U-Net on 8x8 digits, CPU, a metric line per step."""
+    flags = {
+        "dataset": "mnist", "data-dir": data_dir, "out": out, "steps": steps, "base-channels": 8,
+        "model-option": "norm_groups=4", "batch-size": 8, "timesteps": 100, "lr": 1e-3, "warmup": 3,
+        "log-every": 1, "checkpoint-every": 5, "sample-every": 0, "device": "cpu",
+    }  # fmt: skip
+    flags.update({k.replace("_", "-"): v for k, v in extra.items()})
+    args = ["train"]
+    for key, value in flags.items():
+        if value is True:
+            args.append(f"--{key}")
+        elif value is not None and value is not False:
+            args += [f"--{key}", str(value)]
+    return args + ["--no-progress"]
+
+
+def tiny_config(data_dir: Path, out: Path, steps: int, **extra) -> TrainConfig:
+    """TrainConfig of the same tiny run, for calling train() directly."""
+    options = dict(dataset="mnist", data_dir=str(data_dir), out=str(out), steps=steps, base_channels=8,
+                   model_options={"norm_groups": 4}, batch_size=8, timesteps=100, lr=1e-3, warmup=3,
+                   log_every=1, checkpoint_every=5, sample_every=0, device="cpu", progress=False)  # fmt: skip
+    options.update(extra)
+    return TrainConfig(**options)
+
+
+def losses(out: Path) -> list[float]:
+    """The per-step losses from OUT/metrics.jsonl, in step order."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, len(records) + 1))
+    return [r["loss"] for r in records]
+
+
+@pytest.fixture
+def digits(tmp_path: Path) -> Path:
+    return write_digits(tmp_path / "digits")
+
+
+def test_loss_falls_over_a_hundred_steps(digits, tmp_path):
+    summary = train(tiny_config(digits, tmp_path / "run", steps=100, batch_size=16, lr=2e-3))
+    curve = losses(tmp_path / "run")
+    assert summary["step"] == 100 and len(curve) == 100
+    assert np.mean(curve[-20:]) < 0.7 * np.mean(curve[:10]), (np.mean(curve[:10]), np.mean(curve[-20:]))
+
+
+def test_resumed_run_repeats_the_uninterrupted_losses_exactly(digits, tmp_path, capsys):
+    assert main(tiny_flags(digits, tmp_path / "full", steps=16)) == 0
+    assert main(tiny_flags(digits, tmp_path / "split", steps=7, checkpoint_every=3)) == 0  # last.pt at 7
+    assert main(tiny_flags(digits, tmp_path / "split", steps=16, resume=True)) == 0
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")  # bit for bit
+    assert "resuming at step 7" in capsys.readouterr().out
+
+
+def test_run_folder_has_config_metrics_checkpoints_and_a_row_per_class(digits, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "run"
+    flags = tiny_flags(digits, out, steps=4, conditional=True, sample_every=4, keep_checkpoints=True)
+    assert main(flags + ["--checkpoint-every", "2"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["conditional"] is True and config["label_dropout"] == 0.1 and config["batch_size"] == 8
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(record) == {"step", "loss", "lr", "images_per_sec", "elapsed"}
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["last.pt", "step_0000002.pt", "step_0000004.pt"]
+    grid = Image.open(out / "samples" / "step_0000004.png")
+    assert grid.size == (8 * 10 + 2, 10 * 10 + 2)  # 8 samples per row, one row for each of the 10 classes
+
+
+def test_a_process_slice_of_the_global_draw_is_what_a_single_process_draws():
+    """The DDP design: W processes' slices of one global draw concatenate to the 1-process batch."""
+    images = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
+    data = {"images": images, "labels": torch.arange(50) % 10, "null_label": 10}
+    config = TrainConfig(batch_size=12, conditional=True, label_dropout=0.3)
+    whole = draw_batch(torch.Generator().manual_seed(5), data, config, 100, True, slice(0, 12))
+    for world in (2, 3, 4):
+        slices = [slice(r * 12 // world, (r + 1) * 12 // world) for r in range(world)]
+        parts = [draw_batch(torch.Generator().manual_seed(5), data, config, 100, True, s) for s in slices]
+        for i in range(4):  # x0, y, t, eps
+            assert torch.equal(torch.cat([p[i] for p in parts]), whole[i])
+
+
+def test_label_dropout_and_flips_follow_their_probabilities():
+    images = torch.zeros(4, 1, 2, 2, dtype=torch.uint8)
+    images[:, :, :, 0] = 255  # left column bright: a flip moves it to the right
+    data = {"images": images, "labels": torch.tensor([1, 2, 3, 4]), "null_label": 9}
+    config = TrainConfig(batch_size=4000, conditional=True, label_dropout=0.25)
+    x0, y, t, eps = draw_batch(torch.Generator().manual_seed(0), data, config, 10, True, slice(0, 4000))
+    assert abs((y == 9).float().mean().item() - 0.25) < 0.03  # label dropout -> null class
+    assert abs((x0[:, 0, 0, 1] > 0).float().mean().item() - 0.5) < 0.03  # half of them mirrored
+    assert t.min() >= 0 and t.max() <= 9 and abs(eps.std().item() - 1) < 0.05
+    x0, y, _, _ = draw_batch(torch.Generator(), data, TrainConfig(batch_size=8), 10, False, slice(0, 8))
+    assert y is None and (x0[:, 0, :, 0] == 1).all()  # unconditional, never flipped
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "0"], "--steps"),
+        (["--batch-size", "-3"], "--batch-size"),
+        (["--label-dropout", "1.5"], "--label-dropout"),
+        (["--model", "nope"], "invalid choice"),
+        (["--lr", "0"], "--lr"),
+        (["--model-option", "no_such_field=3"], "no_such_field"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(digits, tmp_path, capsys, extra, message):
+    flags = tiny_flags(digits, tmp_path / "run", steps=3) + extra
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(flags)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_data_errors_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(tiny_flags(empty, tmp_path / "a", steps=2, dataset="folder")) == 2
+    bad = write_digits(tmp_path / "bad")
+    raw = gzip.decompress((bad / "train-images-idx3-ubyte.gz").read_bytes())
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-10]))  # wrong size
+    assert main(tiny_flags(bad, tmp_path / "b", steps=2)) == 2
+    odd = write_digits(tmp_path / "odd", size=10)  # 10 x 10 cannot be halved twice
+    assert main(tiny_flags(odd, tmp_path / "c", steps=2)) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3, errors
+    assert "--data-dir" in errors[0] and "truncated" in errors[1] and "image_size=10" in errors[2]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    flag=st.sampled_from(["--steps", "--batch-size", "--timesteps", "--log-every"]),
+    value=st.integers(-(10**6), 10**6),
+)
+def test_cli_integer_validation_property(flag, value, capsys):
+    """Any integer <= 0 for a count exits 2 with one line on stderr; any positive one parses to itself."""
+    from cleardiffusion.cli import build_parser
+
+    args = ["train", "--dataset", "mnist", "--out", "x", "--steps", "5", flag, str(value)]
+    if value >= 1:
+        assert getattr(build_parser().parse_args(args), flag[2:].replace("-", "_")) == value
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and str(value) in err[0]
