@@ -318,7 +318,7 @@ def train_classifier_main(
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "samples", help=".npz with images (N x H x W x C uint8) [+ labels], or a folder of PNGs"
+        "--samples", required=True, help=".npz with images (N x H x W x C uint8) [+ labels], or a folder of PNGs"
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--data-dir", required=True, help="folder with the dataset's files")

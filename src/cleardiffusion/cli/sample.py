@@ -1,0 +1,142 @@
+"""`cleardiffusion sample`: a checkpoint -> a PNG grid or an .npz of uint8 images, in bounded memory."""
+
+import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from . import non_negative_float, positive_int
+
+EPILOG = """\
+examples:
+  cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --sampler ddim --steps 50 --n 64 \\
+      --out grid.png --trajectory trajectory.png
+  cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --n 10000 --out samples.npz
+  cleardiffusion sample --checkpoint runs/mnist-cfg/checkpoints/last.pt --class-label all --guidance 3 \\
+      --n 100 --out guided.png          # one class per row
+
+Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
+s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sample",
+        help="draw samples from a checkpoint with DDPM or DDIM (grid PNG or .npz for eval)",
+        description="Generate images from a trained checkpoint.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="a .pt file written by `cleardiffusion train`")
+    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (key images: N x H x W x C uint8)")
+    p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="default: ddim")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="sampling steps, at most T (default: 50 for ddim, T for ddpm)")
+    p.add_argument("--spacing", choices=("uniform", "quadratic"), default="uniform",
+                   help="which timesteps a shorter run visits (default: uniform)")
+    p.add_argument("--eta", type=non_negative_float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+    p.add_argument("--variance", choices=("beta", "posterior"), default="beta",
+                   help="DDPM reverse variance: beta_t or the posterior beta_tilde_t")
+    p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=True,
+                   help="clamp predicted x_0 to [-1, 1] at each step (default: on)")
+    p.add_argument("--class-label", default=None, metavar="K|all|none",
+                   help="conditional checkpoints: a class index, 'all' (classes in equal blocks, one row "
+                   "each in a grid) or 'none' (unconditional); default: all when conditional")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale s (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="base seed; sample i uses (seed, i)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--trajectory", default=None, metavar="FILE.png",
+                   help="also write the denoising trajectory of up to 8 samples: a PNG strip and a GIF")
+    p.set_defaults(func=run)
+
+
+def resolve_labels(spec: str | None, n: int, num_classes: int):
+    """--class-label -> a (n,) label tensor or None (unconditional)."""
+    import torch
+
+    if spec is None:
+        spec = "all" if num_classes > 0 else "none"
+    if spec == "none":
+        return None
+    if num_classes == 0:
+        raise UsageError("this checkpoint is unconditional: drop --class-label (or use --class-label none)")
+    if spec == "all":
+        return torch.arange(n) * num_classes // n  # equal contiguous blocks: class k fills row k of a grid
+    try:
+        k = int(spec)
+    except ValueError:
+        raise UsageError(f"--class-label must be a class index, 'all' or 'none', got {spec!r}") from None
+    if not 0 <= k < num_classes:
+        raise UsageError(f"--class-label {k} is out of range: this model has classes 0..{num_classes - 1}")
+    return torch.full((n,), k)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from ..checkpoint import load_for_sampling
+    from ..generate import generate_images
+    from ..samplers import make_timesteps
+    from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npz"):
+        raise UsageError(f"--out must end in .png or .npz, got {args.out!r}")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    model, schedule, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
+    num_classes = model.config.num_classes  # 0 for a model trained without --conditional
+    labels = resolve_labels(args.class_label, args.n, num_classes)
+    if labels is None and args.guidance != 1.0:
+        raise UsageError("--guidance needs a conditional checkpoint and --class-label K or all")
+    steps = args.steps or (50 if args.sampler == "ddim" else schedule.T)
+    timesteps = make_timesteps(schedule.T, steps, args.spacing)  # validates steps <= T
+
+    frames = []  # trajectory: (x_t of the first samples) at every step of the first batch
+    keep = min(8, args.n)
+
+    def record(i, t, x_t, x0_pred):
+        if len(frames) < len(timesteps):
+            frames.append(x_t[:keep].float().cpu())
+
+    images = np.empty((args.n, *meta["image_shape"][1:], meta["image_shape"][0]), dtype=np.uint8)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+    start, done = time.perf_counter(), 0
+    batches = generate_images(
+        model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=args.sampler,
+        timesteps=timesteps, eta=args.eta, variance=args.variance, clip_x0=args.clip_x0, seed=args.seed,
+        labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=device,
+        callback=record if args.trajectory else None,
+    )  # fmt: skip
+    with autocast, tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
+        for batch in batches:
+            images[done : done + len(batch)] = to_uint8(batch).permute(0, 2, 3, 1).cpu().numpy()
+            done += len(batch)
+            bar.update(len(batch))
+    seconds = time.perf_counter() - start
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
+        tmp = out.with_name(out.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, out)
+    else:
+        per_row = args.n // num_classes if labels is not None and args.class_label in (None, "all") else None
+        save_grid(torch.from_numpy(images).permute(0, 3, 1, 2), out, nrow=per_row or None, scale=2)
+    if args.trajectory:
+        final = torch.from_numpy(images[:keep]).permute(0, 3, 1, 2)
+        picks = [to_uint8(frames[i]) for i in evenly_spaced(len(frames), 10)] + [final]
+        columns = torch.stack(picks, dim=1).flatten(0, 1)  # rows = samples, columns = steps, then x_0
+        save_grid(columns, args.trajectory, nrow=len(picks), scale=2)
+        save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
+    print(f"wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {args.n / seconds:.1f} images/s "
+          f"on {device})")
+    return 0

@@ -1,0 +1,88 @@
+"""`cleardiffusion sample`: grids, .npz for evaluation, trajectories, guidance flags and their errors."""
+
+import numpy as np
+import pytest
+import torch
+from test_train import tiny_flags, write_digits
+
+from cleardiffusion.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A tiny unconditional and a tiny conditional checkpoint (8x8 digits, 100 diffusion steps)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("sample")
+    data = write_digits(root / "data")
+    assert main(tiny_flags(data, root / "uncond", 6)) == 0
+    assert main(tiny_flags(data, root / "cond", 6, conditional=True, label_dropout=0.2)) == 0
+    return root / "uncond/checkpoints/last.pt", root / "cond/checkpoints/last.pt"
+
+
+def run_sample(checkpoint, out, *extra):
+    return main(["sample", "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu", *map(str, extra)])
+
+
+def test_npz_holds_uint8_images_and_is_batch_size_independent(checkpoints, tmp_path):
+    uncond, _ = checkpoints
+    for batch in (3, 7):
+        assert run_sample(uncond, tmp_path / f"b{batch}.npz", "--n", 7, "--steps", 5, "--batch-size", batch,
+                          "--sampler", "ddpm", "--seed", 11) == 0  # fmt: skip
+    a, b = np.load(tmp_path / "b3.npz"), np.load(tmp_path / "b7.npz")
+    assert a["images"].shape == (7, 8, 8, 1) and a["images"].dtype == np.uint8
+    assert "labels" not in a
+    np.testing.assert_array_equal(a["images"], b["images"])
+    run_sample(uncond, tmp_path / "other.npz", "--n", 7, "--steps", 5, "--sampler", "ddpm", "--seed", 12)
+    assert not np.array_equal(np.load(tmp_path / "other.npz")["images"], a["images"])
+
+
+def test_png_grid_and_trajectory(checkpoints, tmp_path):
+    uncond, _ = checkpoints
+    assert run_sample(uncond, tmp_path / "grid.png", "--n", 4, "--steps", 12,
+                      "--trajectory", tmp_path / "traj.png") == 0  # fmt: skip
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size[0] > 16
+    traj = Image.open(tmp_path / "traj.png")
+    assert traj.size[0] > traj.size[1]  # 4 rows of samples, 11 columns (10 steps + the final image)
+    gif = Image.open(tmp_path / "traj.gif")
+    assert gif.n_frames == 12 + 1
+
+
+def test_conditional_labels_and_guidance(checkpoints, tmp_path):
+    _, cond = checkpoints
+    assert run_sample(cond, tmp_path / "all.npz", "--n", 20, "--steps", 3, "--class-label", "all",
+                      "--guidance", 3) == 0  # fmt: skip
+    labels = np.load(tmp_path / "all.npz")["labels"]
+    assert labels.tolist() == [k for k in range(10) for _ in range(2)]
+    assert run_sample(cond, tmp_path / "k.npz", "--n", 3, "--steps", 3, "--class-label", 7) == 0
+    assert np.load(tmp_path / "k.npz")["labels"].tolist() == [7, 7, 7]
+    assert run_sample(cond, tmp_path / "none.npz", "--n", 3, "--steps", 3, "--class-label", "none") == 0
+    assert "labels" not in np.load(tmp_path / "none.npz")
+
+
+@pytest.mark.parametrize(
+    "which, extra, message",
+    [
+        (1, ["--class-label", "10"], "out of range"),
+        (1, ["--class-label", "cat"], "class index"),
+        (0, ["--class-label", "3"], "unconditional"),
+        (0, ["--guidance", "3"], "conditional"),
+        (0, ["--steps", "101"], "between 1 and T = 100"),
+        (0, ["--out-suffix", ".jpg"], "--out must end in .png or .npz"),
+    ],
+)
+def test_bad_requests_get_one_line_errors(checkpoints, tmp_path, capsys, which, extra, message):
+    out = tmp_path / "x.png"
+    if extra[0] == "--out-suffix":
+        out, extra = tmp_path / "x.jpg", []
+    assert run_sample(checkpoints[which], out, "--n", 2, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert run_sample(bad, tmp_path / "x.png") == 2
+    assert "bad.pt" in capsys.readouterr().err
