@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from test_train import tiny_flags, write_digits
 
 from cleardiffusion.cli import main
+from test_train import tiny_flags, write_digits
 
 
 @pytest.fixture(scope="module")

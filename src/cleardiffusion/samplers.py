@@ -75,11 +75,19 @@ def randn_like(x: torch.Tensor, generator: Generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _predict(eps_model: EpsModel, schedule: NoiseSchedule, x_t, t: int, clip_x0: bool):
+def _steps(schedule: NoiseSchedule, timesteps: Sequence[int] | None):
+    """(i, t, s, alpha_bar_t, alpha_bar_s) for each step t -> s; s = -1 after the last, alpha_bar_{-1} = 1."""
+    ts = check_timesteps(schedule, timesteps)
+    for i, t in enumerate(ts):
+        s = ts[i + 1] if i + 1 < len(ts) else -1
+        yield i, t, s, _alpha_bar(schedule, t), _alpha_bar(schedule, s)
+
+
+def _predict(eps_model: EpsModel, schedule: NoiseSchedule, x_t, i: int, t: int, clip_x0: bool, callback):
     """eps_theta(x_t, t) and the implied x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t).
 
     With `clip_x0`, x_0 is clamped to [-1, 1] and eps is re-derived from the clamped x_0, so the two
-    stay consistent with x_t (the step then moves towards the clamped x_0).
+    stay consistent with x_t (the step then moves towards the clamped x_0). The callback sees both.
     """
     t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
     eps = eps_model(x_t, t_batch).to(x_t.dtype)
@@ -88,6 +96,8 @@ def _predict(eps_model: EpsModel, schedule: NoiseSchedule, x_t, t: int, clip_x0:
     if clip_x0:
         x0_pred = x0_pred.clamp(-1, 1)
         eps = (x_t - alpha_bar_t**0.5 * x0_pred) / (1 - alpha_bar_t) ** 0.5
+    if callback is not None:
+        callback(i, t, x_t, x0_pred)
     return eps, x0_pred
 
 
@@ -110,19 +120,15 @@ def ddpm_sample(
     """Ancestral sampling, Ho et al. 2020 Algorithm 2, from x_T down to x_0.
 
     `variance` picks sigma_t^2: 'beta' (beta_t, seed 003's choice) or 'posterior' (beta_tilde_t, Eq. 7).
-    Over a subsequence of steps, beta is taken between consecutive visited steps: 1 - alpha_bar_t / alpha_bar_s.
+    Over a subsequence of steps, beta is taken between consecutive visited steps:
+    beta = 1 - alpha_bar_t / alpha_bar_s.
     """
     if variance not in ("beta", "posterior"):
         raise ValueError(f"unknown variance {variance!r}; choose 'beta' or 'posterior'")
-    ts = check_timesteps(schedule, timesteps)
     x = x_T
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else -1
-        alpha_bar_t, alpha_bar_s = _alpha_bar(schedule, t), _alpha_bar(schedule, s)
+    for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
         beta_t = 1 - alpha_bar_t / alpha_bar_s  # = beta_t when s = t - 1
-        eps, x0_pred = _predict(eps_model, schedule, x, t, clip_x0)
-        if callback is not None:
-            callback(i, t, x, x0_pred)
+        _, x0_pred = _predict(eps_model, schedule, x, i, t, clip_x0, callback)
         # posterior mean mu_tilde(x_t, x_0) (Eq. 7); without clipping it equals Eq. 11's
         # (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
         coef_x0 = alpha_bar_s**0.5 * beta_t / (1 - alpha_bar_t)
@@ -149,15 +155,10 @@ def ddim_sample(
     """DDIM, Song et al. 2021 Eq. 12; eta = 0 is deterministic, eta = 1 over all steps is DDPM (posterior)."""
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    ts = check_timesteps(schedule, timesteps)
     x = x_T
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else -1
-        alpha_bar_t, alpha_bar_s = _alpha_bar(schedule, t), _alpha_bar(schedule, s)
-        eps, x0_pred = _predict(eps_model, schedule, x, t, clip_x0)
-        if callback is not None:
-            callback(i, t, x, x0_pred)
-        # Eq. 16: sigma_t(eta) = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
+    for i, t, _, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
+        eps, x0_pred = _predict(eps_model, schedule, x, i, t, clip_x0, callback)
+        # Eq. 16: sigma(eta) = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
         sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s)) ** 0.5
         # Eq. 12: "predicted x_0" + "direction pointing to x_t" + random noise
         x = alpha_bar_s**0.5 * x0_pred + max(1 - alpha_bar_s - sigma**2, 0.0) ** 0.5 * eps
