@@ -1,0 +1,103 @@
+"""`cleardiffusion experiment NAME --out DIR`: run a recipe that answers one of the seeds' open questions."""
+
+import argparse
+import shlex
+
+from . import positive_int
+
+EPILOG = """\
+experiments:
+  overfit-one-image  train on one digit, sample, measure the reconstruction MSE (seed 000, experiment 1)
+  ddpm-steps         DDPM at 100 / 300 / 1000 steps: FID and time (seed 000, experiment 2)
+  ddim-steps         DDIM 5..100 steps vs DDPM-1000: FID, wall clock, speed-up (open question 3)
+  time-embedding     time embedding in the middle block vs every block (open question 2)
+  cfg-dropout        label dropout {0.1, 0.3, 0.5} x guidance {0, 1, 2, 3, 5}: FID and class accuracy
+  sampling-cost      sampling time against params x pixels x steps, with a scaling fit (seed 003)
+  all                every one of them, into OUT/NAME/, sharing trained models and the FID classifier
+
+examples:
+  cleardiffusion experiment all --quick --out runs/experiments-quick        # about a minute on a CPU
+  cleardiffusion experiment ddim-steps --data-dir ../shared/data/mnist --device cuda --out runs/ddim
+"""
+
+
+def register(subparsers) -> None:
+    from ..experiments import EXPERIMENTS
+
+    p = subparsers.add_parser(
+        "experiment",
+        help="run a recipe answering a seed's open question; writes report.md and results.json",
+        description="Train, sample and measure as one experiment describes; write OUT/report.md (tables, "
+        "plots, sample grids, the command, device and versions) and OUT/results.json.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME", help="an experiment, or all")
+    p.add_argument("--out", required=True, help="output folder (all: one subfolder per experiment)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI sizes: tiny models, tens of steps, few samples (numbers show the plumbing only)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=("mnist", "fashion-mnist", "cifar10", "synthetic"),
+        default="mnist",
+        help="data (default: mnist, read from ../shared/data/mnist beside the repository when "
+        "--data-dir is not given, else synthetic digits)",
+    )
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    p.add_argument("--seed", type=int, default=0, help="seeds training, sampling and subsets (default: 0)")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: 1 with --quick on the CPU, else PyTorch's default)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="trained runs, FID classifier, reference statistics; reused if they match (default: OUT/cache)",
+    )
+    p.add_argument(
+        "--classifier",
+        default=None,
+        help="FID feature classifier from train-classifier (default: train one into the cache)",
+    )
+    p.set_defaults(func=run)
+
+
+def command_of(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run, every option spelled out."""
+    argv = ["cleardiffusion", "experiment", args.name, "--out", args.out]
+    argv += ["--quick"] if args.quick else []
+    argv += ["--dataset", args.dataset] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    argv += ["--device", args.device, "--seed", str(args.seed)]
+    argv += ["--threads", str(args.threads)] if args.threads else []
+    argv += ["--cache-dir", args.cache_dir] if args.cache_dir else []
+    argv += ["--classifier", args.classifier] if args.classifier else []
+    return shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiments import run_all, run_experiment
+    from .toy import writable_dir
+
+    writable_dir(args.out)
+    options = dict(
+        quick=args.quick,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        device=args.device,
+        seed=args.seed,
+        threads=args.threads,
+        classifier=args.classifier,
+        command=command_of(args),
+        cache=args.cache_dir,
+    )
+    if args.name == "all":
+        run_all(args.out, **options)
+    else:
+        run_experiment(args.name, args.out, **options)
+    return 0

@@ -1,0 +1,138 @@
+"""cfg-dropout: classifier-free guidance (Ho & Salimans 2022), label dropout p x guidance scale s.
+
+One conditional model per label-dropout probability p (equal training budget); each sampled for balanced
+labels at every guidance scale s (eps = eps_uncond + s (eps_cond - eps_uncond): s = 0 unconditional, s = 1
+plain conditional). Quality: FID; faithfulness: the classifier's accuracy on the samples vs the requested
+labels. This is the seed's "CFG sensitivity analysis" (Next Checks 3).
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..viz import save_grid
+from .common import Context, sample_timed, train_config, train_run
+from .report import Report, figure, fmt, save_figure
+
+TITLE = "Classifier-free guidance: label dropout x guidance scale"
+QUESTION = (
+    "Seed 000, Next Checks 3: how do the label-dropout probability (0.1, 0.3, 0.5) and the guidance scale "
+    "trade sample quality (FID) against class faithfulness (accuracy)?"
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    dropouts: tuple[float, ...]
+    scales: tuple[float, ...]
+    ddim_steps: int
+
+
+QUICK = Config(dropouts=(0.1, 0.5), scales=(0.0, 1.0, 3.0), ddim_steps=5)
+FULL = Config(dropouts=(0.1, 0.3, 0.5), scales=(0.0, 1.0, 2.0, 3.0, 5.0), ddim_steps=50)
+
+
+def run(ctx: Context) -> dict:
+    c = QUICK if ctx.quick else FULL
+    score, n = ctx.scorer(), ctx.sizes.n_samples
+    num_classes = ctx.load("train").num_classes
+    labels = torch.arange(n) % num_classes  # balanced: column k of a grid with num_classes per row is class k
+    ctx.images.mkdir(parents=True, exist_ok=True)
+    rows, grids = [], []
+    for p in c.dropouts:
+        trained = train_run(ctx, train_config(ctx, f"conditional-p{p}", conditional=True, label_dropout=p))
+        for s in c.scales:
+            images, seconds = sample_timed(
+                ctx, trained, n, sampler="ddim", steps=c.ddim_steps, labels=labels, guidance=s
+            )
+            m = score(images, labels)
+            grid = save_grid(
+                images[: 4 * num_classes], ctx.images / f"p{p}_s{s}.png", nrow=num_classes, scale=2
+            )
+            grids.append((p, s, grid))
+            rows.append(
+                {
+                    "label_dropout": p,
+                    "guidance": s,
+                    **m,
+                    "seconds": seconds,
+                    "train_seconds": trained.seconds,
+                    "final_loss": trained.final_loss,
+                }
+            )
+            print(f"cfg-dropout: p={p} s={s}: FID {m['fid']:.3f} accuracy {m['accuracy']:.3f}", flush=True)
+    cell = {(r["label_dropout"], r["guidance"]): r for r in rows}
+    best_fid = min(rows, key=lambda r: r["fid"])
+    best_acc = max(rows, key=lambda r: (r["accuracy"], -r["fid"]))
+
+    fig, (ax_fid, ax_acc) = figure(2, 5, 3.8)
+    for p in c.dropouts:
+        ax_fid.plot(c.scales, [cell[p, s]["fid"] for s in c.scales], "o-", label=f"p = {p}")
+        ax_acc.plot(c.scales, [cell[p, s]["accuracy"] for s in c.scales], "o-", label=f"p = {p}")
+    ax_fid.set(xlabel="guidance scale s", ylabel="FID (classifier features)", title="quality")
+    ax_acc.set(xlabel="guidance scale s", ylabel="class accuracy", title="faithfulness", ylim=(0, 1.02))
+    plot = save_figure(fig, ctx.images / "cfg.png")
+
+    results = {
+        "settings": rows,
+        "best_fid": {
+            "label_dropout": best_fid["label_dropout"],
+            "guidance": best_fid["guidance"],
+            "fid": best_fid["fid"],
+        },
+        "best_accuracy": {
+            "label_dropout": best_acc["label_dropout"],
+            "guidance": best_acc["guidance"],
+            "accuracy": best_acc["accuracy"],
+        },
+        "n_samples": n,
+    }
+    report = Report(ctx.out, TITLE, QUESTION)
+    report.heading("Result")
+    report.text(
+        f"Lowest FID: p = {best_fid['label_dropout']}, s = {fmt(best_fid['guidance'])} "
+        f"(FID {fmt(best_fid['fid'])}). Highest class accuracy: p = {best_acc['label_dropout']}, "
+        f"s = {fmt(best_acc['guidance'])} (accuracy {fmt(best_acc['accuracy'])}). s = 0 samples the "
+        "unconditional model, so its accuracy is the chance level the guidance has to beat."
+    )
+    header = ["label dropout p"] + [f"s = {fmt(s)}" for s in c.scales]
+    report.heading("FID", 3)
+    report.table(header, [(p, *[cell[p, s]["fid"] for s in c.scales]) for p in c.dropouts])
+    report.heading("Class accuracy (classifier on samples vs requested labels)", 3)
+    report.table(header, [(p, *[cell[p, s]["accuracy"] for s in c.scales]) for p in c.dropouts])
+    report.image(plot, "FID and accuracy against guidance scale")
+    report.heading("All settings", 3)
+    report.table(
+        ["p", "s", "FID", "accuracy", "KID", "precision", "recall", "sampling s"],
+        [
+            (
+                r["label_dropout"],
+                r["guidance"],
+                r["fid"],
+                r["accuracy"],
+                r["kid"],
+                r["precision"],
+                r["recall"],
+                r["seconds"],
+            )
+            for r in rows
+        ],
+    )
+    report.heading("Samples (column k: class k)", 3)
+    for p, s, grid in grids:
+        report.image(grid, f"p = {p}, s = {s}")
+        report.text(f"p = {p}, s = {fmt(s)}")
+    report.heading("Setup")
+    report.text(
+        f"One conditional U-Net per p, trained for the same number of steps; {n} samples per setting with "
+        f"balanced labels (sample i asks for class i mod {num_classes}), DDIM-{c.ddim_steps}, the same "
+        "per-sample seeds for every setting. Guidance costs one batched forward pass of 2B inputs."
+    )
+    return {
+        "results": results,
+        "config": asdict(c),
+        "report": report,
+        "uses_scorer": True,
+        "headline": f"best FID p={best_fid['label_dropout']} s={fmt(best_fid['guidance'])}; "
+        f"best accuracy p={best_acc['label_dropout']} s={fmt(best_acc['guidance'])}",
+    }

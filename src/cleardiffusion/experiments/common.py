@@ -1,0 +1,323 @@
+"""What the experiments share: their context (sizes, device, data), training through `train.train`,
+sampling with a stopwatch, and FID/KID/precision/recall/accuracy from the project's classifier features.
+
+Trained runs live under CACHE/runs[-quick]/NAME. A run whose checkpoint is already there is reused (train
+resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared unconditional model
+once for ddpm-steps, ddim-steps and time-embedding, and an interrupted GPU run continues where it stopped.
+"""
+
+import json
+import struct
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import load_for_sampling
+from ..data import ImageDataset, from_model_range, load_dataset
+from ..errors import UsageError
+from ..generate import generate_images
+from ..schedule import NoiseSchedule
+from ..train import TrainConfig, train
+
+DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "synthetic")
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Training and evaluation sizes of one mode (quick for CI on a CPU, full for a GPU)."""
+
+    model: str  # U-Net preset for 1-channel data (3-channel data uses seed-cifar in full mode)
+    base_channels: int | None  # None: the preset's width
+    norm_groups: int | None  # None: the preset's
+    timesteps: int  # T of the shared unconditional model
+    schedule: str  # its beta schedule
+    train_steps: int  # optimisation steps of every trained model (equal budget)
+    batch_size: int
+    lr: float
+    warmup: int
+    log_every: int  # metrics.jsonl resolution, i.e. of the loss curves
+    n_samples: int  # samples per FID
+    sample_batch: int  # batch of the sampler
+    reference_images: int | None  # real images for the FID statistics (None: the whole train split)
+    classifier_images: int | None  # classifier training images (None: all)
+    classifier_epochs: int
+
+
+QUICK = Sizes(
+    model="seed-minimal",
+    base_channels=16,
+    norm_groups=8,
+    timesteps=50,
+    schedule="linear-scaled",
+    train_steps=60,
+    batch_size=32,
+    lr=1e-3,
+    warmup=5,
+    log_every=2,
+    n_samples=48,
+    sample_batch=48,
+    reference_images=2000,
+    classifier_images=3000,
+    classifier_epochs=1,
+)
+FULL = Sizes(
+    model="seed-minimal",
+    base_channels=None,
+    norm_groups=None,
+    timesteps=1000,
+    schedule="linear",
+    train_steps=6000,
+    batch_size=128,
+    lr=2e-4,
+    warmup=500,
+    log_every=50,
+    n_samples=10_000,
+    sample_batch=1000,
+    reference_images=None,
+    classifier_images=None,
+    classifier_epochs=3,
+)
+
+
+@dataclass
+class Context:
+    """One experiment's run: where it writes, how big it is, which data and device it uses."""
+
+    name: str
+    out: Path  # this experiment's folder: report.md, results.json, images/
+    cache: Path  # shared by `experiment all`: trained runs, classifier, reference statistics, data
+    quick: bool
+    dataset: str  # as asked: mnist | fashion-mnist | cifar10 | synthetic
+    loader: str  # the name load_dataset reads it with (synthetic digits are written as MNIST IDX files)
+    data_dir: Path
+    data_note: str  # one line for the report: where the data came from
+    device: torch.device
+    device_arg: str  # auto | cpu | cuda, as TrainConfig takes it
+    seed: int
+    command: str
+    classifier_path: Path | None = None
+    shared: dict = field(default_factory=dict)  # objects reused across the experiments of `all`
+
+    @property
+    def sizes(self) -> Sizes:
+        return QUICK if self.quick else FULL
+
+    @property
+    def images(self) -> Path:
+        return self.out / "images"
+
+    def load(self, split: str) -> ImageDataset:
+        """The dataset's split, read once per `experiment all`."""
+        key = ("data", self.loader, str(self.data_dir), split)
+        if key not in self.shared:
+            self.shared[key] = load_dataset(self.loader, self.data_dir, split)
+        return self.shared[key]
+
+    def scorer(self):
+        from .scoring import Scorer
+
+        key = ("scorer", self.dataset, str(self.cache), self.quick, str(self.device))
+        if key not in self.shared:
+            self.shared[key] = Scorer(self)
+        return self.shared[key]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data: the real dataset where it exists, else synthetic digit-like images in MNIST's IDX format
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """images uint8 (N, H, W) and labels (N,) as the two uncompressed IDX files MNIST's reader takes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, h, w = images.shape
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", 0x803, n, h, w) + images.tobytes()
+    )
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        struct.pack(">II", 0x801, n) + labels.astype(np.uint8).tobytes()
+    )
+
+
+def synthetic_digits(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Digit-like images: the glyphs 0-9 drawn white on black with random size, shift, rotation, stroke."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = np.zeros((n, size, size), np.uint8)
+    for i, label in enumerate(labels):
+        font = ImageFont.load_default(size=int(rng.integers(16, 23)))
+        canvas = Image.new("L", (size, size), 0)
+        dx, dy = rng.integers(-3, 4, 2)
+        ImageDraw.Draw(canvas).text(
+            (size / 2 + dx, size / 2 + dy), str(label), fill=255, font=font, anchor="mm"
+        )
+        if rng.random() < 0.5:
+            canvas = canvas.filter(ImageFilter.MaxFilter(3))  # a thicker stroke
+        canvas = canvas.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
+        images[i] = np.asarray(canvas)
+    return images, labels
+
+
+def resolve_data(dataset: str, data_dir: str | None, cache: Path) -> tuple[str, Path, str]:
+    """(loader name, data folder, note): the data as asked, the shared copy beside the repo, or synthetic."""
+    if dataset not in DATASET_CHOICES:
+        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASET_CHOICES)}")
+    if dataset != "synthetic":
+        if data_dir is not None:
+            if not Path(data_dir).exists():
+                raise FileNotFoundError(f"--data-dir {data_dir} does not exist; pass the folder of {dataset}")
+            return dataset, Path(data_dir), f"{dataset} from {data_dir}"
+        stem = {"cifar10": "cifar10-jpeg"}.get(dataset, dataset)
+        for candidate in (
+            REPO_ROOT.parent / "shared" / "data" / stem,
+            Path.cwd().parent / "shared" / "data" / stem,
+        ):
+            if candidate.is_dir() and any(candidate.iterdir()):
+                return dataset, candidate, f"{dataset} from {candidate}"
+        if dataset == "cifar10":
+            raise UsageError("no CIFAR-10 found beside the repository; pass --data-dir with its files")
+    folder = cache / "synthetic-digits"
+    if not (folder / "t10k-labels-idx1-ubyte").is_file():
+        for prefix, n, seed in (("train", 3000, 0), ("t10k", 1000, 1)):
+            write_idx(folder, prefix, *synthetic_digits(n, seed))
+    why = "as asked" if dataset == "synthetic" else f"because no {dataset} was found beside the repository"
+    return "mnist", folder, f"synthetic digit-like images (PIL glyphs 0-9, 28x28), {why}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training and loading
+
+
+@dataclass
+class TrainedRun:
+    """A trained model (EMA weights, eval mode), its schedule, loss curve and training cost."""
+
+    name: str
+    config: dict
+    model: nn.Module
+    schedule: NoiseSchedule
+    image_shape: tuple[int, ...]
+    steps: list[int]
+    losses: list[float]
+    seconds: float
+    parameters: int
+
+    @property
+    def final_loss(self) -> float:
+        """Mean of the last quarter of the logged losses."""
+        tail = self.losses[-max(1, len(self.losses) // 4) :]
+        return float(sum(tail) / len(tail))
+
+
+def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
+    """The TrainConfig of run `name` at this mode's sizes; overrides replace any field."""
+    s = ctx.sizes
+    data = ctx.load("train")
+    preset = s.model if data.channels == 1 or ctx.quick else "seed-cifar"
+    options = {"norm_groups": s.norm_groups} if s.norm_groups else {}
+    fields = dict(
+        dataset=ctx.loader,
+        data_dir=str(ctx.data_dir),
+        model=preset,
+        base_channels=s.base_channels,
+        model_options=options,
+        schedule=s.schedule,
+        timesteps=s.timesteps,
+        steps=s.train_steps,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        warmup=s.warmup,
+        log_every=s.log_every,
+        checkpoint_every=max(s.train_steps // 4, 1),
+        sample_every=0,
+        seed=ctx.seed,
+        device=ctx.device_arg,
+        hflip=ctx.dataset == "cifar10",
+        progress=not ctx.quick,
+        out=str(ctx.cache / ("runs-quick" if ctx.quick else "runs") / name),
+    )
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
+    """Train (or reuse a finished checkpoint of) `config` and load its EMA model for sampling."""
+    out = Path(config.out)
+    config.resume = (out / "checkpoints" / "last.pt").is_file()
+    summary = train(config)
+    if summary["exit_code"]:
+        raise KeyboardInterrupt
+    model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt", ctx.device, use_ema=True)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return TrainedRun(
+        out.name,
+        json.loads(json.dumps(asdict(config))),
+        model,
+        schedule,
+        tuple(meta["image_shape"]),
+        [r["step"] for r in records],
+        [r["loss"] for r in records],
+        float(summary["elapsed"]),
+        int(summary["parameters"]),
+    )
+
+
+def base_run(ctx: Context) -> TrainedRun:
+    """The shared unconditional model (the seed's middle time embedding): ddpm/ddim-steps, time-embedding."""
+    return train_run(ctx, train_config(ctx, "unconditional-middle", time_embedding="middle"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling with a stopwatch
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (as training uses), nothing on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sample_timed(ctx: Context, run: TrainedRun, n: int, **options: Any) -> tuple[torch.Tensor, float]:
+    """n samples as uint8 (n, C, H, W) on the CPU and the wall-clock seconds the sampler took.
+
+    `options` go to `generate_images` (sampler, steps, spacing, timesteps, labels, guidance, ...). One
+    warm-up forward pass runs first, so the clock measures sampling, not lazy initialisation.
+    """
+    shape = run.image_shape
+    batch = min(ctx.sizes.sample_batch, n)
+    with torch.no_grad(), autocast(ctx.device):
+        warm = torch.zeros(batch, *shape, device=ctx.device)
+        run.model(warm, torch.zeros(batch, dtype=torch.long, device=ctx.device))
+    synchronize(ctx.device)
+    start = time.perf_counter()
+    with autocast(ctx.device):
+        batches = [
+            b.float()
+            for b in generate_images(
+                run.model,
+                run.schedule,
+                n=n,
+                shape=shape,
+                seed=ctx.seed,
+                batch_size=batch,
+                device=ctx.device,
+                **options,
+            )
+        ]
+    synchronize(ctx.device)
+    seconds = time.perf_counter() - start
+    return from_model_range(torch.cat(batches).cpu()), seconds
