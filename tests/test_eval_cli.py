@@ -1,0 +1,79 @@
+"""`cleardiffusion train-classifier` and `cleardiffusion eval` end to end on tiny digits in MNIST's format."""
+
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from cleardiffusion.cli import main
+
+
+def write_split(folder, prefix, n, seed):
+    """n 12x12 images: class k is a centred 6x6 square of brightness 25 (k + 1), with pixel noise.
+
+    (Shift-invariant on purpose: the classifier trains with small random shifts.)"""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    images = rng.integers(0, 40, (n, 12, 12)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        images[i, 3:9, 3:9] = 25 * (int(k) + 1)
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">IIII", 0x803, n, 12, 12) + images.tobytes())
+    )
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">II", 0x801, n) + labels.tobytes())
+    )
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("digits")
+    write_split(folder, "train", 2000, 0)
+    test_images, test_labels = write_split(folder, "t10k", 200, 1)
+    classifier = folder / "clf.pt"
+    argv = ["train-classifier", "--dataset", "mnist", "--data-dir", str(folder), "--out", str(classifier),
+            "--epochs", "3", "--batch-size", "32"]  # fmt: skip
+    assert main(argv) == 0
+    return folder, classifier, test_images, test_labels
+
+
+def evaluate(folder, classifier, samples, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    argv = ["eval", "--dataset", "mnist", "--data-dir", str(folder), "--samples", str(samples),
+            "--classifier", str(classifier), "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    return printed
+
+
+def test_eval_prints_one_json_with_every_metric(digits, tmp_path, capsys):
+    folder, classifier, images, labels = digits
+    np.savez(tmp_path / "real.npz", images=images[..., None], labels=labels)
+    real = evaluate(folder, classifier, tmp_path / "real.npz", tmp_path, capsys)
+    for key in ("fid", "kid", "precision", "recall", "score", "class_histogram", "accuracy", "n", "features"):
+        assert key in real, key
+    assert real["n"] == 200 and "classifier" in real["features"]
+    assert real["accuracy"] > 0.9  # the bars are easy: the classifier must get them right
+
+    noisy = np.clip(images + np.random.default_rng(2).normal(0, 60, images.shape), 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "noisy.npz", images=noisy[..., None])
+    worse = evaluate(folder, classifier, tmp_path / "noisy.npz", tmp_path, capsys)
+    assert worse["fid"] > 5 * real["fid"] and worse.get("accuracy") is None  # no labels, no accuracy
+
+
+def test_eval_rejects_wrong_channels_and_non_finite_samples(digits, tmp_path, capsys):
+    folder, classifier, images, _ = digits
+    np.savez(tmp_path / "rgb.npz", images=np.repeat(images[..., None], 3, axis=-1))
+    np.savez(tmp_path / "nan.npz", images=np.full((4, 12, 12, 1), np.nan, dtype=np.float32))
+    for name in ("rgb.npz", "nan.npz"):
+        argv = ["eval", "--dataset", "mnist", "--data-dir", str(folder), "--samples", str(tmp_path / name),
+                "--classifier", str(classifier), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "error" in err
