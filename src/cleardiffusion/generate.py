@@ -40,6 +40,10 @@ def generate_images(
 ) -> Iterator[torch.Tensor]:
     """Yield batches of samples in [-1, 1], (B, *shape), n in all; memory is bounded by `batch_size`.
 
+    Each sample draws x_T and any per-step noise from its own CPU generator (see `sample_generator`), so
+    it is the same whatever the batch size or device. The price: samplers that add noise at every step
+    (DDPM, DDIM with eta > 0) draw it on the CPU, one sample at a time; DDIM with eta = 0 draws none.
+
     Args:
         shape: one sample's shape, (C, H, W) or (D,).
         timesteps: an explicit descending list of step indices; overrides `steps` and `spacing`.

@@ -89,7 +89,7 @@ def plot_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, label=name, linewidth=1)
+        ax.plot(x if x is not None else range(1, len(values) + 1), values, label=name, linewidth=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
