@@ -79,10 +79,15 @@ def test_sigint_finishes_the_step_checkpoints_and_returns_130(digits, tmp_path, 
 
     real_draw = train_module.draw_batch
     monkeypatch.setattr(train_module, "draw_batch", draw_then_interrupt)
-    summary = train_module.train(tiny_config(digits, tmp_path / "run", steps=50))
+    # a known handler to restore (under nohup, or some CI runners, SIGINT starts out ignored)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        summary = train_module.train(tiny_config(digits, tmp_path / "run", steps=50))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, outer)
     assert summary["exit_code"] == 130 and summary["interrupted"] == "SIGINT" and summary["step"] == 4
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path, capsys):
