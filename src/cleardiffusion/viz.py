@@ -78,8 +78,9 @@ def plot_curves(
     ylabel: str = "loss",
     logy: bool = True,
     title: str | None = None,
+    x: list[float] | None = None,
 ) -> Path:
-    """Line plot of named curves (e.g. a loss per step) to a PNG."""
+    """Line plot of named curves (e.g. a loss per step) to a PNG; `x` defaults to 1, 2, ..."""
     import matplotlib
 
     matplotlib.use("Agg")
