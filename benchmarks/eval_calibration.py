@@ -87,9 +87,7 @@ def calibrate(name: str, n: int, cache_dir: Path | None, epochs: int | None) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=sorted(DATA_DIRS)
-    )
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=sorted(DATA_DIRS))
     parser.add_argument("--n", type=int, default=10_000, help="test images per row")
     parser.add_argument("--cache-dir", type=Path, default=None, help="classifiers and reference statistics")
     parser.add_argument("--epochs", type=int, default=None)

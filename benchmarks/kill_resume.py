@@ -73,9 +73,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=3)
-    parser.add_argument(
-        "--max-delay", type=float, default=1.5, help="seconds of training before a kill, at most"
-    )
+    parser.add_argument("--max-delay", type=float, default=1.5, help="seconds of training before a kill, at most")
     parser.add_argument("--seed", type=int, default=None, help="seed of the kill moments (default: random)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "kill_resume_cpu.md")
     args = parser.parse_args()
@@ -92,9 +90,7 @@ def main() -> None:
     start = time.perf_counter()
     while kills < args.kills:
         resume = ["--resume"] if last.exists() else []
-        proc = subprocess.Popen(
-            command + resume, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(command + resume, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         proc.stdout.readline()  # "training: ..." / "resuming at step ...": start-up is over, steps begin
         delay = rng.uniform(0.0, args.max_delay)
         time.sleep(delay)
@@ -114,9 +110,7 @@ def main() -> None:
         lost = reached - step
         beyond += ok and lost > args.checkpoint_every
         rows.append((kills, delay, step, reached, lost, ok))
-        print(
-            f"kill {kills:2d} after {delay:.2f} s: checkpoint step {step}, last logged {reached}, lost {lost}"
-        )
+        print(f"kill {kills:2d} after {delay:.2f} s: checkpoint step {step}, last logged {reached}, lost {lost}")
     finish = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True)
     assert finish.returncode == 0, finish.stderr
     killed_seconds = time.perf_counter() - start
@@ -154,8 +148,7 @@ def main() -> None:
         "|---|---|",
         f"| SIGKILLs | {kills} |",
         f"| corrupted checkpoints (must be 0) | {corrupted} |",
-        f"| kills losing more than --checkpoint-every = {args.checkpoint_every} steps (must be 0) "
-        f"| {beyond} |",
+        f"| kills losing more than --checkpoint-every = {args.checkpoint_every} steps (must be 0) | {beyond} |",
         f"| most steps lost by one kill | {max((r[4] for r in rows), default=0)} |",
         f"| final per-step losses identical to an uninterrupted run ({args.steps} steps) | "
         f"{'yes' if identical else 'NO'} |",
@@ -164,10 +157,7 @@ def main() -> None:
         "",
         "| kill | delay (s) | checkpoint step | last logged step | steps lost | checkpoint loads |",
         "|---|---|---|---|---|---|",
-        *[
-            f"| {k} | {d:.2f} | {s} | {r} | {lost} | {'yes' if ok else 'NO'} |"
-            for k, d, s, r, lost, ok in rows
-        ],
+        *[f"| {k} | {d:.2f} | {s} | {r} | {lost} | {'yes' if ok else 'NO'} |" for k, d, s, r, lost, ok in rows],
         "",
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)

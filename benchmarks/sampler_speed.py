@@ -94,8 +94,10 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for name, steps, seconds in rows:
-        lines.append(f"| {name} | {steps} | {seconds:.2f} | {1000 * seconds / steps:.1f} | {n / seconds:.1f} "
-                     f"| {ddpm_1000 / seconds:.1f}x |")
+        lines.append(
+            f"| {name} | {steps} | {seconds:.2f} | {1000 * seconds / steps:.1f} | {n / seconds:.1f} "
+            f"| {ddpm_1000 / seconds:.1f}x |"
+        )
     lines += [
         "",
         "| DDIM-50, conditional model | seconds | cost vs plain |",

@@ -63,9 +63,7 @@ def small_digits(n: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def planar_images(n: int, seed: int) -> np.ndarray:
     """(n, 3, 32, 32) with distinct R, G, B planes: R in 0..84, G in 85..169, B in 170..254."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 85, (n, 3, 32, 32)) + np.array([0, 85, 170])[None, :, None, None]).astype(
-        np.uint8
-    )
+    return (rng.integers(0, 85, (n, 3, 32, 32)) + np.array([0, 85, 170])[None, :, None, None]).astype(np.uint8)
 
 
 def write_cifar(folder: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
@@ -192,9 +190,7 @@ def test_download_verifies_md5_and_moves_into_place(tmp_path, monkeypatch):
         monkeypatch.setitem(data._MD5["mnist"], name, hashlib.md5(raw).hexdigest())
     requested = serve(monkeypatch, files)
     ds = load_dataset("mnist", tmp_path / "mnist", "test", download=True)
-    assert len(ds) == 6 and all(
-        url.startswith("https://ossci-datasets.s3.amazonaws.com/mnist/") for url in requested
-    )
+    assert len(ds) == 6 and all(url.startswith("https://ossci-datasets.s3.amazonaws.com/mnist/") for url in requested)
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(files)
     serve(monkeypatch, {})  # a second load reads the files it already has
     assert torch.equal(load_dataset("mnist", tmp_path / "mnist", "test", download=True).images, ds.images)
@@ -244,9 +240,7 @@ def test_cifar_batches(tmp_path, layout):
     assert torch.equal(test.images, torch.from_numpy(batches["test_batch"][0]))
     assert train.labels.tolist() == sum((batches[f"data_batch_{k}"][1] for k in range(1, 6)), [])
     # channel-planar: plane 0 is red (0..84), plane 1 green (85..169), plane 2 blue (170..254)
-    assert (
-        train.images[:, 0].max() < 85 and train.images[:, 1].min() >= 85 and train.images[:, 2].min() >= 170
-    )
+    assert train.images[:, 0].max() < 85 and train.images[:, 1].min() >= 85 and train.images[:, 2].min() >= 170
     assert train.class_names == CLASS_NAMES["cifar10"] and train.channels == 3
     with pytest.raises(ValueError, match="image folders"):
         load_dataset("cifar10", data_dir, "test", image_size=16)
@@ -273,9 +267,7 @@ class _Python2Pickler(pickle._Pickler):
 def test_cifar_python2_pickle(tmp_path):
     images = planar_images(2, seed=9)
     buffer = io.BytesIO()
-    _Python2Pickler(buffer, protocol=2).dump(
-        {"data": images.reshape(2, -1), "labels": [7, 1], "batch_label": "t"}
-    )
+    _Python2Pickler(buffer, protocol=2).dump({"data": images.reshape(2, -1), "labels": [7, 1], "batch_label": "t"})
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "test_batch").write_bytes(buffer.getvalue())
@@ -303,11 +295,7 @@ def test_cifar_refuses_unsafe_pickle(tmp_path):
 
 def test_png_folder_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = {
-        f"{c}/{i}.png": rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-        for c in ("zebra", "ant")
-        for i in (1, 0)
-    }
+    arrays = {f"{c}/{i}.png": rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for c in ("zebra", "ant") for i in (1, 0)}
     for rel, a in arrays.items():
         write_png(tmp_path / rel, a)
     (tmp_path / "ant" / "notes.txt").write_text("not an image")
@@ -315,9 +303,7 @@ def test_png_folder_round_trip(tmp_path):
     assert ds.class_names == ["ant", "zebra"] and ds.labels.tolist() == [0, 0, 1, 1]
     assert ds.images.shape == (4, 3, 5, 7) and ds.images.dtype == torch.uint8
     for k, rel in enumerate(["ant/0.png", "ant/1.png", "zebra/0.png", "zebra/1.png"]):
-        assert torch.equal(
-            ds.images[k], torch.from_numpy(arrays[rel]).permute(2, 0, 1)
-        )  # (H, W, C) -> (C, H, W)
+        assert torch.equal(ds.images[k], torch.from_numpy(arrays[rel]).permute(2, 0, 1))  # (H, W, C) -> (C, H, W)
 
 
 def test_folder_channels(tmp_path):

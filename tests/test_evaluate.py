@@ -135,12 +135,8 @@ def test_kid_caps_subsets_and_validates():
     x = np.random.default_rng(7).normal(size=(30, 8))
     y = x + 0.1
     # subset_size 1000 > 30 is capped to the whole sets: every subset is the same, the seed irrelevant
-    a = kernel_inception_distance(
-        x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(1)
-    )
-    b = kernel_inception_distance(
-        x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(2)
-    )
+    a = kernel_inception_distance(x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(1))
+    b = kernel_inception_distance(x, y, num_subsets=3, subset_size=1000, generator=torch.Generator().manual_seed(2))
     assert a[0] == pytest.approx(b[0], rel=1e-12) and a[1] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="feature dimension"):
         kernel_inception_distance(x, x[:, :4])

@@ -127,14 +127,11 @@ def test_time_embedding(quick_all):
 def test_cfg_dropout(quick_all):
     results, report = check_common(quick_all, "cfg-dropout")
     c, rows = results["config"], results["results"]["settings"]
-    assert {(r["label_dropout"], r["guidance"]) for r in rows} == {
-        (p, s) for p in c["dropouts"] for s in c["scales"]
-    }
+    assert {(r["label_dropout"], r["guidance"]) for r in rows} == {(p, s) for p in c["dropouts"] for s in c["scales"]}
     for r in rows:
         assert 0 <= r["accuracy"] <= 1
         assert (
-            f"| {fmt(r['label_dropout'])} | {fmt(r['guidance'])} | {fmt(r['fid'])} | {fmt(r['accuracy'])} |"
-            in report
+            f"| {fmt(r['label_dropout'])} | {fmt(r['guidance'])} | {fmt(r['fid'])} | {fmt(r['accuracy'])} |" in report
         )
     assert results["results"]["best_fid"]["fid"] == min(r["fid"] for r in rows)
 
@@ -147,10 +144,7 @@ def test_sampling_cost_fit(quick_all):
     assert {row["batch"] for row in r["timings"]} == set(c["batches"])
     for batch in c["batches"]:
         f = r["fits"][str(batch)]["params_x_pixels_x_steps"]
-        assert (
-            f"| {batch} | params_x_pixels_x_steps | {fmt(f['a'])} | {fmt(f['b'])} | {fmt(f['r2'])} |"
-            in report
-        )
+        assert f"| {batch} | params_x_pixels_x_steps | {fmt(f['a'])} | {fmt(f['b'])} | {fmt(f['r2'])} |" in report
     for row in r["timings"]:
         assert row["seconds"] > 0 and row["macs"] > 0
 
@@ -196,8 +190,6 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["experiment", "no-such-experiment", "--out", str(tmp_path)])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
-    code = main(
-        ["experiment", "ddpm-steps", "--quick", "--out", str(tmp_path), "--data-dir", str(tmp_path / "x")]
-    )
+    code = main(["experiment", "ddpm-steps", "--quick", "--out", str(tmp_path), "--data-dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "--data-dir" in err and len(err.strip().splitlines()) == 1

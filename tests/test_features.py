@@ -147,8 +147,7 @@ def test_inception_layout_matches_pytorch_fid_keys():
         assert tuple(state[key].shape) == shape, key
     assert not any(k.startswith("AuxLogits") for k in state)
     assert (
-        sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k)
-        == 23_850_960
+        sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == 23_850_960
     )  # torchvision inception_v3 without aux (23,834,568) + 8 more classes x 2049
 
 

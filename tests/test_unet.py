@@ -146,9 +146,7 @@ def test_every_block_placement_conditions_the_first_block(block):
     first = "enc0" if block == "plain" else "enc1"  # resnet's enc0 is conv_in, which never sees e
     assert (a[first] - b[first]).abs().max() > 1e-3
     projections = [n for n, _ in model.named_modules() if n.endswith("emb_proj")]
-    assert any(n.startswith("encoder") for n in projections) and any(
-        n.startswith("decoder") for n in projections
-    )
+    assert any(n.startswith("encoder") for n in projections) and any(n.startswith("decoder") for n in projections)
 
 
 # ---- validation --------------------------------------------------------------------------------------------

@@ -78,9 +78,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint with `weights_only=True`; a CheckpointError if missing, truncated or foreign."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"no checkpoint at {path}: check the path, or train one with `cleardiffusion train`"
-        )
+        raise CheckpointError(f"no checkpoint at {path}: check the path, or train one with `cleardiffusion train`")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:

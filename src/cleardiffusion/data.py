@@ -74,9 +74,7 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(
-                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
-            )
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
         self.images = self.images.contiguous()
@@ -107,9 +105,7 @@ class ImageDataset:
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 {0..255} -> float32 [-1, 1]: x / 127.5 - 1."""
     if images.dtype != torch.uint8:
-        raise ValueError(
-            f"to_model_range expects uint8 images in 0..255, got {images.dtype}; already scaled?"
-        )
+        raise ValueError(f"to_model_range expects uint8 images in 0..255, got {images.dtype}; already scaled?")
     return images.float() / 127.5 - 1.0
 
 
@@ -210,13 +206,9 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
     if found is not None and found != magic:
         kind = "images" if magic == _IDX_IMAGES else "labels"
-        raise DataError(
-            f"{path} is not an IDX {kind} file (magic 0x{found:08x}, expected 0x{magic:08x}); {_REFETCH}"
-        )
+        raise DataError(f"{path} is not an IDX {kind} file (magic 0x{found:08x}, expected 0x{magic:08x}); {_REFETCH}")
     if len(raw) < header:
-        raise DataError(
-            f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte header; {_REFETCH}"
-        )
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte header; {_REFETCH}")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected, payload = int(np.prod(dims)), len(raw) - header
     if payload != expected:
@@ -286,9 +278,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refusing to unpickle {module}.{name}: not part of a CIFAR-10 batch"
-            )
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: not part of a CIFAR-10 batch")
         return _NP_RECONSTRUCT if name == "_reconstruct" else getattr(np, name)
 
 
@@ -298,9 +288,7 @@ def _read_cifar_batch(f: BinaryIO, where: str) -> tuple[np.ndarray, np.ndarray]:
         batch = _CifarUnpickler(f, encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
     except Exception as e:
-        raise DataError(
-            f"{where} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); {_REFETCH}"
-        ) from e
+        raise DataError(f"{where} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); {_REFETCH}") from e
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DataError(
             f"{where}: expected b'data' uint8 (N, 3072) and N labels, got {data.dtype} {data.shape} "
@@ -350,9 +338,7 @@ def _load_cifar10(data_dir: Path, split: str, download: bool, **folder_options) 
     if result is not None:
         batches, source = result
         if folder_options["channels"] is not None or folder_options["image_size"] is not None:
-            raise ValueError(
-                "channels and image_size apply to image folders, not to the official CIFAR-10 files"
-            )
+            raise ValueError("channels and image_size apply to image folders, not to the official CIFAR-10 files")
         images = torch.from_numpy(np.concatenate([b[0] for b in batches]))  # (N, 3, 32, 32)
         labels = torch.from_numpy(np.concatenate([b[1] for b in batches]))  # (N,)
         return ImageDataset(images, labels, list(CLASS_NAMES["cifar10"]), "cifar10", source)
@@ -360,9 +346,7 @@ def _load_cifar10(data_dir: Path, split: str, download: bool, **folder_options) 
         (data_dir / split).is_dir() or any(p.name.endswith(_ARCHIVES) for p in data_dir.iterdir())
     )
     if not has_tree and not (data_dir.is_file() and data_dir.name.endswith(_ARCHIVES)):
-        raise _not_found(
-            "cifar10", data_dir, [f"{_CIFAR_DIR}/ or {_CIFAR_TAR}"], f"{_CIFAR_DIR}/ or {_CIFAR_TAR}"
-        )
+        raise _not_found("cifar10", data_dir, [f"{_CIFAR_DIR}/ or {_CIFAR_TAR}"], f"{_CIFAR_DIR}/ or {_CIFAR_TAR}")
     dataset = load_image_folder(data_dir, split, **folder_options)
     if dataset.class_names != CLASS_NAMES["cifar10"]:
         raise DataError(
@@ -432,9 +416,7 @@ def _select_split(relpaths: list[str], split: str, source: Path) -> dict[str, st
     parts = {rel: rel.split("/") for rel in relpaths}
     if not parts:
         raise DataError(f"{source} holds no {'/'.join(_IMAGE_SUFFIXES)} images; {_FOLDER_FIX}")
-    while (
-        source.is_file() and len({p[0] for p in parts.values()}) == 1 and min(map(len, parts.values())) >= 3
-    ):
+    while source.is_file() and len({p[0] for p in parts.values()}) == 1 and min(map(len, parts.values())) >= 3:
         if next(iter(parts.values()))[0] in SPLITS:
             break
         parts = {rel: p[1:] for rel, p in parts.items()}  # an archive of `mydata/`: look inside the wrapper
@@ -481,9 +463,7 @@ def _read_cache(path: Path) -> ImageDataset | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             images, labels = torch.from_numpy(z["images"]), torch.from_numpy(z["labels"])
-            return ImageDataset(
-                images, labels, [str(c) for c in z["class_names"]], "folder", str(z["source"])
-            )
+            return ImageDataset(images, labels, [str(c) for c in z["class_names"]], "folder", str(z["source"]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
 
@@ -499,9 +479,7 @@ def _write_cache(path: Path, dataset: ImageDataset) -> None:
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        warnings.warn(
-            f"could not cache decoded images at {path} ({e}); set CLEARDIFFUSION_CACHE", stacklevel=3
-        )
+        warnings.warn(f"could not cache decoded images at {path} ({e}); set CLEARDIFFUSION_CACHE", stacklevel=3)
 
 
 def load_image_folder(
@@ -545,9 +523,7 @@ def load_image_folder(
             )
     colour = any(a.ndim == 3 for a in arrays.values())
     if colour:  # some images were grayscale and channels was automatic: L -> RGB repeats the plane
-        images = np.stack(
-            [a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2) for a in map(arrays.get, rels)]
-        )
+        images = np.stack([a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2) for a in map(arrays.get, rels)])
         images = images.transpose(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
     else:
         images = np.stack([arrays[rel] for rel in rels])[:, None]  # (N, 1, H, W)
@@ -587,9 +563,7 @@ def load_dataset(
     folder_options = {"channels": channels, "image_size": image_size, "cache_dir": cache_dir}
     if name == "folder":
         if download:
-            raise ValueError(
-                "download is available for mnist, fashion-mnist and cifar10, not for an image folder"
-            )
+            raise ValueError("download is available for mnist, fashion-mnist and cifar10, not for an image folder")
         return load_image_folder(data_dir, split, **folder_options)
     if name == "cifar10":
         return _load_cifar10(data_dir, split, download, **folder_options)

@@ -28,9 +28,7 @@ def _as_matrix(x: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
     a = a.astype(np.float64, copy=False)
     if not np.isfinite(a).all():
-        raise ValueError(
-            f"{name} contains NaN or inf ({int((~np.isfinite(a)).sum())} entries); check the samples"
-        )
+        raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(a)).sum())} entries); check the samples")
     return a
 
 
@@ -184,9 +182,7 @@ def precision_recall(
     fake = torch.from_numpy(_as_matrix(fake_features, "fake_features"))
     _same_dim(real.numpy(), fake.numpy(), "real_features", "fake_features")
     if not 1 <= k < min(real.shape[0], fake.shape[0]):
-        raise ValueError(
-            f"k must be in [1, min(N_real, N_fake) - 1], got k={k} for sizes {len(real)}, {len(fake)}"
-        )
+        raise ValueError(f"k must be in [1, min(N_real, N_fake) - 1], got k={k} for sizes {len(real)}, {len(fake)}")
     precision = _coverage(fake, real, _knn_radii2(real, k, block), block)
     recall = _coverage(real, fake, _knn_radii2(fake, k, block), block)
     return precision, recall
@@ -229,11 +225,7 @@ def class_accuracy(probs_or_logits: ArrayLike, labels: ArrayLike) -> float:
 
 def class_histogram(pred_labels: ArrayLike, num_classes: int) -> list[int]:
     """Count of predictions per class 0..num_classes-1 (a mode-collapse check)."""
-    y = (
-        pred_labels.detach().cpu().numpy()
-        if isinstance(pred_labels, torch.Tensor)
-        else np.asarray(pred_labels)
-    )
+    y = pred_labels.detach().cpu().numpy() if isinstance(pred_labels, torch.Tensor) else np.asarray(pred_labels)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"pred_labels must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= num_classes):

@@ -39,9 +39,7 @@ REFERENCE_SUBSET = 10_000  # real features kept for KID and precision/recall
 
 def default_cache_dir() -> Path:
     """$CLEARDIFFUSION_CACHE, else ~/.cache/cleardiffusion."""
-    return Path(
-        os.environ.get("CLEARDIFFUSION_CACHE", Path.home() / ".cache" / "cleardiffusion")
-    ).expanduser()
+    return Path(os.environ.get("CLEARDIFFUSION_CACHE", Path.home() / ".cache" / "cleardiffusion")).expanduser()
 
 
 def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -> Path:
@@ -54,9 +52,7 @@ def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -
 
 def _check_pixels(a: np.ndarray, where: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        raise ValueError(
-            f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score"
-        )
+        raise ValueError(f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score")
     if a.dtype != np.uint8:
         raise ValueError(
             f"{where}: images must be uint8 in 0..255, got {a.dtype}; convert [-1, 1] floats with "
@@ -80,9 +76,7 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     except Exception as e:
         raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
     if "images" not in arrays:
-        raise ValueError(
-            f"{path} has no 'images' array (found {sorted(arrays)}); save samples as images=N x H x W x C"
-        )
+        raise ValueError(f"{path} has no 'images' array (found {sorted(arrays)}); save samples as images=N x H x W x C")
     a = _check_pixels(arrays["images"], str(path))
     if a.ndim == 3:
         a = a[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
@@ -93,9 +87,7 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     if "labels" in arrays:
         lab = arrays["labels"]
         if lab.shape != (a.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
-            raise ValueError(
-                f"{path}: labels must be integers of shape ({a.shape[0]},), got {lab.dtype} {lab.shape}"
-            )
+            raise ValueError(f"{path}: labels must be integers of shape ({a.shape[0]},), got {lab.dtype} {lab.shape}")
         labels = torch.from_numpy(lab.astype(np.int64))
     return images, labels
 
@@ -111,9 +103,7 @@ def _load_png_dir(path: Path) -> torch.Tensor:
             arrays.append(np.asarray(im.convert(mode)))
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(
-            f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match"
-        )
+        raise ValueError(f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match")
     a = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
     a = a[..., None] if a.ndim == 3 else a
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # (N, C, H, W)
@@ -145,9 +135,7 @@ def reference_statistics(
     h.update(f"|{extractor.name}|{extractor.weights_sha256}|{REFERENCE_SUBSET}".encode())
     safe = extractor.name.replace(":", "-")
     path = (
-        Path(cache_dir or default_cache_dir())
-        / "reference"
-        / f"{dataset.name}-{split}-{safe}-{h.hexdigest()[:16]}.npz"
+        Path(cache_dir or default_cache_dir()) / "reference" / f"{dataset.name}-{split}-{safe}-{h.hexdigest()[:16]}.npz"
     )
     if path.is_file():
         try:
@@ -187,9 +175,7 @@ def _classifier_or_help(
         )
     model, config = load_classifier(path, device)
     if config.get("dataset") not in (None, dataset):
-        raise UsageError(
-            f"{path} is a classifier for {config['dataset']}, not {dataset}; pass the right --classifier"
-        )
+        raise UsageError(f"{path} is a classifier for {config['dataset']}, not {dataset}; pass the right --classifier")
     if config["in_channels"] != channels:
         raise UsageError(f"{path} expects {config['in_channels']}-channel images; {dataset} has {channels}")
     return ClassifierFeatures(model, dataset, device=device)
@@ -220,22 +206,16 @@ def evaluate_samples(
         raise ValueError(f"need at least 4 samples for FID, KID and precision/recall, got {len(samples)}")
     reference = load_dataset(dataset_name, data_dir, split)
     if samples.shape[1] != reference.channels:
-        raise ValueError(
-            f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}"
-        )
+        raise ValueError(f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}")
     if tuple(samples.shape[2:]) != tuple(reference.image_size):
-        raise ValueError(
-            f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}"
-        )
+        raise ValueError(f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}")
     if labels is not None and labels.shape != (len(samples),):
         raise ValueError(f"labels must have shape ({len(samples)},), got {tuple(labels.shape)}")
 
     classifier = None
     if features == "classifier" or classifier_path is not None:
         classifier = _classifier_or_help(dataset_name, reference.channels, classifier_path, cache_dir, device)
-    extractor = (
-        classifier if features == "classifier" else InceptionFeatures(load_inception(inception_path, device))
-    )
+    extractor = classifier if features == "classifier" else InceptionFeatures(load_inception(inception_path, device))
     start = time.perf_counter()
     ref = reference_statistics(reference, split, extractor, cache_dir)
     result = compute_metrics(samples, labels, extractor, ref, reference.num_classes, classifier, seed)
@@ -295,12 +275,9 @@ def train_classifier_main(
     start = time.perf_counter()
     model, accuracy = train_classifier(train, test, epochs, batch_size, lr, seed, device)
     seconds = time.perf_counter() - start
-    save_classifier(
-        out, model, {"dataset": dataset, "test_accuracy": accuracy, "epochs": epochs, "seed": seed}
-    )
+    save_classifier(out, model, {"dataset": dataset, "test_accuracy": accuracy, "epochs": epochs, "seed": seed})
     print(
-        f"{dataset} classifier: test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.0f} s)"
-        f"; saved {out}",
+        f"{dataset} classifier: test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.0f} s); saved {out}",
         flush=True,
     )
     return {
@@ -348,9 +325,7 @@ def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "folder"])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--out", default=None, help="output file (default: <cache>/classifiers/<dataset>.pt)")
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="default: 3 (mnist), 6 (fashion-mnist), 10 (cifar10)"
-    )
+    parser.add_argument("--epochs", type=int, default=None, help="default: 3 (mnist), 6 (fashion-mnist), 10 (cifar10)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -60,9 +60,7 @@ class SmallClassifier(nn.Module):
     About 2 M multiply-adds per 28x28 image at width 16, so 10k images take seconds on a laptop CPU.
     """
 
-    def __init__(
-        self, in_channels: int, num_classes: int, image_size: int, width: int = 16, feature_dim: int = 128
-    ):
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 16, feature_dim: int = 128):
         super().__init__()
         if image_size < 12:
             raise ValueError(f"image_size must be >= 12, got {image_size}")
@@ -353,9 +351,7 @@ class FIDInceptionE(nn.Module):
         bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
         # The TF graph uses a max pool in the last block (likely a bug there; kept for comparable FIDs).
-        pooled = (
-            _tf_avg_pool(x) if self.pool == "avg" else F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        )
+        pooled = _tf_avg_pool(x) if self.pool == "avg" else F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
         return torch.cat([self.branch1x1(x), b3, bd, self.branch_pool(pooled)], 1)
 
 
@@ -413,9 +409,7 @@ def load_inception(path: str | Path | None, device: str = "cpu") -> FIDInception
         raise CheckpointError(f"{path} is not a readable torch file ({type(e).__name__}: {e})") from e
     model = FIDInceptionV3()
     if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
-        raise CheckpointError(
-            f"{path} is not the FID Inception state dict ({INCEPTION_FILE} from pytorch-fid)"
-        )
+        raise CheckpointError(f"{path} is not the FID Inception state dict ({INCEPTION_FILE} from pytorch-fid)")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -73,9 +73,7 @@ class NoiseSchedule(nn.Module):
         # Ho et al. 2020, Eq. 7: q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde I)
         posterior_variance = betas * (1 - alpha_bar_prev) / (1 - alpha_bar)
         # beta_tilde_1 = 0, so its log is clipped to beta_tilde_2 (as in Ho et al.'s code)
-        posterior_log_variance_clipped = torch.log(
-            torch.cat([posterior_variance[1:2], posterior_variance[1:]])
-        )
+        posterior_log_variance_clipped = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]]))
         posterior_mean_coef1 = alpha_bar_prev.sqrt() * betas / (1 - alpha_bar)  # multiplies x_0
         posterior_mean_coef2 = alphas.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)  # multiplies x_t
 
@@ -114,8 +112,7 @@ class NoiseSchedule(nn.Module):
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. 2020, Eq. 4)."""
         return (
-            extract(self.sqrt_alpha_bar, t, x0.shape) * x0
-            + extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * eps
+            extract(self.sqrt_alpha_bar, t, x0.shape) * x0 + extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * eps
         )
 
     def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -133,22 +130,19 @@ class NoiseSchedule(nn.Module):
     def v_from_eps(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022)."""
         return (
-            extract(self.sqrt_alpha_bar, t, x0.shape) * eps
-            - extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * x0
+            extract(self.sqrt_alpha_bar, t, x0.shape) * eps - extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * x0
         )
 
     def x0_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
         return (
-            extract(self.sqrt_alpha_bar, t, x_t.shape) * x_t
-            - extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * v
+            extract(self.sqrt_alpha_bar, t, x_t.shape) * x_t - extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * v
         )
 
     def eps_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
         return (
-            extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * x_t
-            + extract(self.sqrt_alpha_bar, t, x_t.shape) * v
+            extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * x_t + extract(self.sqrt_alpha_bar, t, x_t.shape) * v
         )
 
     def q_posterior(

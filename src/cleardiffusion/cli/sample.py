@@ -34,25 +34,46 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (key images: N x H x W x C uint8)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="default: ddim")
-    p.add_argument("--steps", type=positive_int, default=None,
-                   help="sampling steps, at most T (default: 50 for ddim, T for ddpm)")
-    p.add_argument("--spacing", choices=("uniform", "quadratic"), default="uniform",
-                   help="which timesteps a shorter run visits (default: uniform)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="sampling steps, at most T (default: 50 for ddim, T for ddpm)"
+    )
+    p.add_argument(
+        "--spacing",
+        choices=("uniform", "quadratic"),
+        default="uniform",
+        help="which timesteps a shorter run visits (default: uniform)",
+    )
     p.add_argument("--eta", type=non_negative_float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
-    p.add_argument("--variance", choices=("beta", "posterior"), default="beta",
-                   help="DDPM reverse variance: beta_t or the posterior beta_tilde_t")
-    p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=True,
-                   help="clamp predicted x_0 to [-1, 1] at each step (default: on)")
-    p.add_argument("--class-label", default=None, metavar="K|all|none",
-                   help="conditional checkpoints: a class index, 'all' (classes in equal blocks, one row "
-                   "each in a grid) or 'none' (unconditional); default: all when conditional")
+    p.add_argument(
+        "--variance",
+        choices=("beta", "posterior"),
+        default="beta",
+        help="DDPM reverse variance: beta_t or the posterior beta_tilde_t",
+    )
+    p.add_argument(
+        "--clip-x0",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clamp predicted x_0 to [-1, 1] at each step (default: on)",
+    )
+    p.add_argument(
+        "--class-label",
+        default=None,
+        metavar="K|all|none",
+        help="conditional checkpoints: a class index, 'all' (classes in equal blocks, one row "
+        "each in a grid) or 'none' (unconditional); default: all when conditional",
+    )
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale s (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="base seed; sample i uses (seed, i)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
-    p.add_argument("--trajectory", default=None, metavar="FILE.png",
-                   help="also write the denoising trajectory of up to 8 samples: a PNG strip and a GIF")
+    p.add_argument(
+        "--trajectory",
+        default=None,
+        metavar="FILE.png",
+        help="also write the denoising trajectory of up to 8 samples: a PNG strip and a GIF",
+    )
     p.set_defaults(func=run)
 
 
@@ -137,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         columns = torch.stack(picks, dim=1).flatten(0, 1)  # rows = samples, columns = steps, then x_0
         save_grid(columns, args.trajectory, nrow=len(picks), scale=2)
         save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
-    print(f"wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {args.n / seconds:.1f} images/s "
-          f"on {device})")
+    print(
+        f"wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {args.n / seconds:.1f} images/s on {device})"
+    )
     return 0

@@ -67,12 +67,8 @@ def register(subparsers) -> None:
         choices=("middle", "every-block"),
         help="where t enters the U-Net (default: the preset's)",
     )
-    model.add_argument(
-        "--dropout", type=probability, metavar="P", help="dropout inside blocks (default: the preset's)"
-    )
-    model.add_argument(
-        "--base-channels", type=positive_int, metavar="C", help="width of the first U-Net level"
-    )
+    model.add_argument("--dropout", type=probability, metavar="P", help="dropout inside blocks (default: the preset's)")
+    model.add_argument("--base-channels", type=positive_int, metavar="C", help="width of the first U-Net level")
     model.add_argument(
         "--model-option",
         type=_model_option,
@@ -92,13 +88,9 @@ def register(subparsers) -> None:
         help="probability a label becomes the null class, with --conditional (0.1)",
     )
     model.add_argument("--schedule", default="linear", choices=SCHEDULES, help="beta schedule (linear)")
-    model.add_argument(
-        "--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)"
-    )
+    model.add_argument("--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument(
-        "--steps", type=positive_int, metavar="N", required=True, help="optimisation steps in total"
-    )
+    opt.add_argument("--steps", type=positive_int, metavar="N", required=True, help="optimisation steps in total")
     opt.add_argument(
         "--batch-size",
         metavar="B",
@@ -117,12 +109,8 @@ def register(subparsers) -> None:
         metavar=("B1", "B2"),
         help="AdamW's beta_1 beta_2 (0.9 0.999)",
     )
-    opt.add_argument(
-        "--grad-clip", type=non_negative_float, default=1.0, help="max gradient norm, 0: off (1)"
-    )
-    opt.add_argument(
-        "--ema-decay", type=probability, default=0.9999, help="EMA decay of the weights (0.9999)"
-    )
+    opt.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="max gradient norm, 0: off (1)")
+    opt.add_argument("--ema-decay", type=probability, default=0.9999, help="EMA decay of the weights (0.9999)")
     opt.add_argument("--seed", type=int, default=0, help="seed of the weights and of every draw (0)")
     hw = p.add_argument_group("hardware")
     hw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA if present")

@@ -123,9 +123,7 @@ def run_experiment(
     return results
 
 
-def run_all(
-    out: str | Path, *, command: str = "", cache: str | Path | None = None, **options: Any
-) -> dict[str, Any]:
+def run_all(out: str | Path, *, command: str = "", cache: str | Path | None = None, **options: Any) -> dict[str, Any]:
     """Run every experiment into OUT/NAME/ with one cache (default OUT/cache); OUT/report.md indexes them."""
     from .report import Report
 
@@ -135,9 +133,7 @@ def run_all(
         results = run_experiment(name, out / name, command=command, cache=cache, shared=shared, **options)
         summary[name] = {"seconds": results["seconds"], "headline": results["headline"]}
     report = Report(out, "cleardiffusion experiments", "Runnable answers to the seeds' open questions.")
-    report.table(
-        ["experiment", "seconds", "headline"], [(n, s["seconds"], s["headline"]) for n, s in summary.items()]
-    )
+    report.table(["experiment", "seconds", "headline"], [(n, s["seconds"], s["headline"]) for n, s in summary.items()])
     report.bullets([f"[{n}]({n}/report.md)" for n in summary])
     total = sum(s["seconds"] for s in summary.values())
     report.text(f"Total: {total:.1f} s. Command:")

@@ -46,9 +46,7 @@ def run(ctx: Context) -> dict:
                 ctx, trained, n, sampler="ddim", steps=c.ddim_steps, labels=labels, guidance=s
             )
             m = score(images, labels)
-            grid = save_grid(
-                images[: 4 * num_classes], ctx.images / f"p{p}_s{s}.png", nrow=num_classes, scale=2
-            )
+            grid = save_grid(images[: 4 * num_classes], ctx.images / f"p{p}_s{s}.png", nrow=num_classes, scale=2)
             grids.append((p, s, grid))
             rows.append(
                 {

@@ -137,9 +137,7 @@ def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray)
     """images uint8 (N, H, W) and labels (N,) as the two uncompressed IDX files MNIST's reader takes."""
     folder.mkdir(parents=True, exist_ok=True)
     n, h, w = images.shape
-    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
-        struct.pack(">IIII", 0x803, n, h, w) + images.tobytes()
-    )
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, h, w) + images.tobytes())
     (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
         struct.pack(">II", 0x801, n) + labels.astype(np.uint8).tobytes()
     )
@@ -156,9 +154,7 @@ def synthetic_digits(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.
         font = ImageFont.load_default(size=int(rng.integers(16, 23)))
         canvas = Image.new("L", (size, size), 0)
         dx, dy = rng.integers(-3, 4, 2)
-        ImageDraw.Draw(canvas).text(
-            (size / 2 + dx, size / 2 + dy), str(label), fill=255, font=font, anchor="mm"
-        )
+        ImageDraw.Draw(canvas).text((size / 2 + dx, size / 2 + dy), str(label), fill=255, font=font, anchor="mm")
         if rng.random() < 0.5:
             canvas = canvas.filter(ImageFilter.MaxFilter(3))  # a thicker stroke
         canvas = canvas.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)

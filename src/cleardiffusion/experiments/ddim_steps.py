@@ -73,9 +73,7 @@ def run(ctx: Context) -> dict:
         ax_fid.plot([r["steps"] for r in sub], [r["fid"] for r in sub], "o-", label=f"DDIM {spacing}")
         ax_speed.plot([r["steps"] for r in sub], [r["speedup"] for r in sub], "o-", label=f"DDIM {spacing}")
     ax_fid.axhline(ddpm["fid"], color="k", linestyle="--", label=f"DDPM-{T}")
-    ax_fid.axhspan(
-        0, (1 + c.tolerance) * ddpm["fid"], color="g", alpha=0.1, label=f"within {c.tolerance:.0%}"
-    )
+    ax_fid.axhspan(0, (1 + c.tolerance) * ddpm["fid"], color="g", alpha=0.1, label=f"within {c.tolerance:.0%}")
     ax_fid.set(ylabel="FID (classifier features)", title="quality")
     step_axis(ax_fid, sorted({*c.ddim_steps, T}), "sampler steps (DDPM-T drawn as the dashed line)")
     ax_speed.plot(c.ddim_steps, [T / s for s in c.ddim_steps], "k:", label=f"ideal {T} / steps")

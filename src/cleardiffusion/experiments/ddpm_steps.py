@@ -81,10 +81,7 @@ def run(ctx: Context) -> dict:
     )
     report.table(
         ["DDPM steps", "FID", "KID", "precision", "recall", "seconds", "ms / image"],
-        [
-            (r["steps"], r["fid"], r["kid"], r["precision"], r["recall"], r["seconds"], r["ms_per_image"])
-            for r in rows
-        ],
+        [(r["steps"], r["fid"], r["kid"], r["precision"], r["recall"], r["seconds"], r["ms_per_image"]) for r in rows],
     )
     report.image(plot, "FID and time against DDPM steps")
     report.heading("Samples")

@@ -79,9 +79,7 @@ def run(ctx: Context) -> dict:
 
     # ---- pictures: target next to the samples, the loss curve
     ctx.images.mkdir(parents=True, exist_ok=True)
-    grid = save_grid(
-        torch.cat([target[None], images[:15]]), ctx.images / "target_and_samples.png", nrow=8, scale=3
-    )
+    grid = save_grid(torch.cat([target[None], images[:15]]), ctx.images / "target_and_samples.png", nrow=8, scale=3)
     fig, (ax,) = figure()
     ax.plot(trained.steps, trained.losses)
     ax.set(xlabel="step", ylabel="eps MSE", yscale="log", title="training loss on one image")
@@ -125,9 +123,7 @@ def run(ctx: Context) -> dict:
     )
     report.table(["sample", "MSE to target"], [(i, v) for i, v in enumerate(mse)])
     report.image(grid, "target (first) and samples")
-    report.text(
-        f"First image: the training target (label {label}); the rest: samples from independent x_T ~ N(0, I)."
-    )
+    report.text(f"First image: the training target (label {label}); the rest: samples from independent x_T ~ N(0, I).")
     report.image(loss_plot, "training loss")
     report.heading("Setup")
     report.table(["setting", "value"], list(asdict(c).items()) + [("data", ctx.data_note)])

@@ -167,9 +167,7 @@ def run(ctx: Context) -> dict:
         sub = [r for r in rows if r["batch"] == batch]
         y = np.array([r["seconds"] for r in sub])
         fits[str(batch)] = {
-            "params_x_pixels_x_steps": fit(
-                np.array([r["params"] * r["pixels"] * r["steps"] for r in sub], float), y
-            ),
+            "params_x_pixels_x_steps": fit(np.array([r["params"] * r["pixels"] * r["steps"] for r in sub], float), y),
             "macs_x_steps": fit(np.array([r["macs"] * r["steps"] for r in sub], float), y),
         }
     # seed 003's extrapolation: an 86 M-parameter model at 256x256, 100 steps, batch 1, by the fitted law
@@ -187,10 +185,7 @@ def run(ctx: Context) -> dict:
         for batch, color in zip(c.batches, ("C0", "C1", "C2"), strict=False):
             for family, marker in (("mlp", "s"), ("unet", "o")):
                 sub = [r for r in rows if r["batch"] == batch and r["kind"] == family]
-                xs = [
-                    (r["params"] * r["pixels"] if key.startswith("params") else r["macs"]) * r["steps"]
-                    for r in sub
-                ]
+                xs = [(r["params"] * r["pixels"] if key.startswith("params") else r["macs"]) * r["steps"] for r in sub]
                 ax.scatter(
                     xs,
                     [r["seconds"] for r in sub],
@@ -230,11 +225,7 @@ def run(ctx: Context) -> dict:
     )
     report.table(
         ["batch", "x", "a (s per unit)", "b (s)", "R^2", "log-log slope"],
-        [
-            (b, key, f["a"], f["b"], f["r2"], f["loglog_slope"])
-            for b, d in fits.items()
-            for key, f in d.items()
-        ],
+        [(b, key, f["a"], f["b"], f["r2"], f["loglog_slope"]) for b, d in fits.items() for key, f in d.items()],
     )
     report.image(plot, "sampling time against the two cost proxies")
     report.heading("Seed 003's numbers on this device")

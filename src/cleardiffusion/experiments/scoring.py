@@ -73,9 +73,7 @@ class Scorer:
         }
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
-        m = compute_metrics(
-            images, labels, self.classifier, self.reference, self.num_classes, self.classifier, seed=0
-        )
+        m = compute_metrics(images, labels, self.classifier, self.reference, self.num_classes, self.classifier, seed=0)
         return {
             "fid": m["fid"],
             "kid": m["kid"]["mean"],

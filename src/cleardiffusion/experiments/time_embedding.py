@@ -51,9 +51,7 @@ def run(ctx: Context) -> dict:
     c = QUICK if ctx.quick else FULL
     runs = {
         "middle": base_run(ctx),
-        "every-block": train_run(
-            ctx, train_config(ctx, "unconditional-every-block", time_embedding="every-block")
-        ),
+        "every-block": train_run(ctx, train_config(ctx, "unconditional-every-block", time_embedding="every-block")),
     }
     score, n = ctx.scorer(), ctx.sizes.n_samples
     ctx.images.mkdir(parents=True, exist_ok=True)
@@ -135,9 +133,7 @@ def run(ctx: Context) -> dict:
         ["timestep band", "middle", "every-block", "middle / every-block"],
         [
             (b, m, e, m / e)
-            for b, m, e in zip(
-                band_names, mid["heldout_loss_by_band"], every["heldout_loss_by_band"], strict=True
-            )
+            for b, m, e in zip(band_names, mid["heldout_loss_by_band"], every["heldout_loss_by_band"], strict=True)
         ],
     )
     report.heading("Samples")

@@ -34,9 +34,7 @@ class MLPDenoiser(nn.Module):
             raise ValueError(f"unknown activation {config.activation!r}; choose 'silu' or 'relu'")
         act = nn.SiLU if config.activation == "silu" else nn.ReLU
         self.time_proj = nn.Linear(config.time_dim, config.data_dim)
-        self.label_emb = (
-            nn.Embedding(config.num_classes + 1, config.data_dim) if config.num_classes > 0 else None
-        )
+        self.label_emb = nn.Embedding(config.num_classes + 1, config.data_dim) if config.num_classes > 0 else None
         self.net = nn.Sequential(
             nn.Linear(config.data_dim, config.hidden_dim),
             act(),

@@ -85,9 +85,7 @@ class UNetConfig:
         sizes = [s // 2**i for i in range(len(self.channel_mults))]
         bad = [r for r in self.attention_resolutions if r not in sizes]
         if bad:
-            raise ValueError(
-                f"attention_resolutions {bad} are not feature-map sizes of this network: {sizes}"
-            )
+            raise ValueError(f"attention_resolutions {bad} are not feature-map sizes of this network: {sizes}")
 
     @property
     def num_downsamplings(self) -> int:
@@ -160,12 +158,8 @@ class PlainResidual(nn.Module):
 
     def __init__(self, channels: int, emb_dim: int, norm_groups: int, activation: str, dropout: float):
         super().__init__()
-        self.first = ConvBlock(
-            channels, channels, norm_groups=norm_groups, activation=activation, dropout=dropout
-        )
-        self.second = ConvBlock(
-            channels, channels, norm_groups=norm_groups, activation=activation, emb_dim=emb_dim
-        )
+        self.first = ConvBlock(channels, channels, norm_groups=norm_groups, activation=activation, dropout=dropout)
+        self.second = ConvBlock(channels, channels, norm_groups=norm_groups, activation=activation, emb_dim=emb_dim)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return x + self.second(self.first(x, e), e)
@@ -348,9 +342,7 @@ class UNet(nn.Module):
             raise ValueError(f"t must have shape ({B},) (one timestep per image), got {tuple(t.shape)}")
         if cfg.num_classes == 0:
             if y is not None:
-                raise ValueError(
-                    "this model is unconditional; call it without y or build it with num_classes > 0"
-                )
+                raise ValueError("this model is unconditional; call it without y or build it with num_classes > 0")
             return None
         if y is None:  # unconditional prediction of a conditional model: the learned null class
             return torch.full((B,), cfg.null_label, device=x.device, dtype=torch.long)
