@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing the package
 
 from cleardiffusion import fastpath  # noqa: E402
-from cleardiffusion.models.unet import count_parameters, unet_from_preset  # noqa: E402
+from cleardiffusion.models import count_parameters  # noqa: E402
+from cleardiffusion.models.unet import unet_from_preset  # noqa: E402
 from cleardiffusion.schedule import NoiseSchedule  # noqa: E402
 
 BF16_CL = fastpath.FastOptions()  # bf16 autocast, channels_last, fused AdamW, foreach EMA, eager

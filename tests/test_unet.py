@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, count_parameters, unet_from_preset
+from cleardiffusion.models import count_parameters
+from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, unet_from_preset
 
 NATURAL = {"seed-minimal": (1, 28), "seed-cifar": (3, 32), "ddpm-cifar10": (3, 32)}
 BLOCKS = ("plain", "resnet")

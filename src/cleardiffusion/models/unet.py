@@ -391,9 +391,4 @@ def unet_from_preset(name: str, in_channels: int, image_size: int, num_classes: 
     return UNet(config)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-__all__ = ["PRESETS", "UNet", "UNetConfig", "count_parameters", "unet_from_preset"]
+__all__ = ["PRESETS", "UNet", "UNetConfig", "unet_from_preset"]
