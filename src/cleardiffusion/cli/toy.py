@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         "(batch 1, 200 steps, no clipping). Flags below override the preset",
     )
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, training and sampling")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (both presets: 200)")
     p.add_argument("--timesteps", type=int, default=None, help="T, diffusion steps (both presets: 100)")
     p.add_argument(
         "--schedule",
