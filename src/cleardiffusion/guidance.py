@@ -55,11 +55,19 @@ class ClassifierFreeGuidance:
         return eps_uncond + self.scale * (eps_cond - eps_uncond)
 
 
+def check_guidance(labels: torch.Tensor | None, scale: float) -> None:
+    """A guidance scale other than 1 needs class labels (and so a conditional model)."""
+    if labels is None and scale != 1.0:
+        raise UsageError(
+            "guidance needs class labels from a conditional model: pass --class-label K or all "
+            "with a checkpoint trained with --conditional, or drop --guidance"
+        )
+
+
 def guided_model(model: nn.Module, labels: torch.Tensor | None, scale: float = 1.0):
     """The eps_model a sampler should call: unconditional, conditional (s = 1), or guided."""
+    check_guidance(labels, scale)
     if labels is None:
-        if scale != 1.0:
-            raise UsageError("guidance needs class labels: pass --class-label K or all")
         return model
     if scale == 1.0:  # eps_uncond + 1 * (eps_cond - eps_uncond) = eps_cond: skip the unconditional half
         return Conditioned(model, labels)

@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_for_sampling
     from ..generate import generate_images
+    from ..guidance import check_guidance
     from ..samplers import make_timesteps
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
 
@@ -115,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     model, schedule, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
     num_classes = model.config.num_classes  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
-    if labels is None and args.guidance != 1.0:
-        raise UsageError("--guidance needs a conditional checkpoint and --class-label K or all")
+    check_guidance(labels, args.guidance)  # before any sampling starts
     steps = args.steps or (50 if args.sampler == "ddim" else schedule.T)
     timesteps = make_timesteps(schedule.T, steps, args.spacing)  # validates steps <= T
 
