@@ -102,8 +102,8 @@ def load_for_sampling(
 ) -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
     """Rebuild the (EMA) denoiser and its noise schedule from a checkpoint, in eval mode on `device`.
 
-    Returns (model, schedule, meta); meta has "dataset", "image_shape" (C, H, W), "num_classes",
-    "class_names", "step" and "config".
+    Returns (model, schedule, meta); meta has "dataset", "image_shape" (C, H, W), "num_classes" (the
+    model's conditioning classes, 0 for an unconditional model), "class_names", "step" and "config".
     """
     state = load_checkpoint(path)
     try:
@@ -117,7 +117,7 @@ def load_for_sampling(
     meta = {
         "dataset": dataset["name"],
         "image_shape": tuple(dataset["image_shape"]),
-        "num_classes": dataset["num_classes"],
+        "num_classes": model.config.num_classes,  # classes the model is conditioned on; 0 = unconditional
         "class_names": list(dataset["class_names"]),
         "step": state["step"],
         "config": state["config"],

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in .png or .npz, got {args.out!r}")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model, schedule, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
-    num_classes = model.config.num_classes  # 0 for a model trained without --conditional
+    num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
     steps = args.steps or (50 if args.sampler == "ddim" else schedule.T)
