@@ -154,6 +154,6 @@ def print_table(metrics: dict, config, out: Path, preset: str = "default") -> No
         print(
             f"note: alpha_bar_T = {metrics['alpha_bar_T']:.3f}, not ~0.0001 as the seed says: x_T keeps "
             f"{metrics['alpha_bar_T'] ** 0.5:.0%} of the image's amplitude while sampling starts from N(0, I)."
-            " Try --schedule linear-scaled."
+            " --schedule linear-scaled makes N(0, I) the right start (see benchmarks/results/toy_cpu.md)."
         )
     print(f"wrote {out}/: metrics.json sample.png trajectory.png trajectory.gif loss.png")
