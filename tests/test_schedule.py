@@ -1,10 +1,11 @@
-"""The schedule's mathematics: Ho et al. 2020 Eqs. 4, 6-7 and Nichol & Dhariwal 2021 Eq. 17."""
+"""The schedule's mathematics (Ho et al. 2020 Eqs. 4, 6-7, Nichol & Dhariwal 2021 Eq. 17), eps from x_0-networks."""
 
 import math
 
 import pytest
 import torch
 
+from cleardiffusion.objective import EpsFromX0, eps_mse_loss
 from cleardiffusion.schedule import NoiseSchedule, cosine_betas, linear_betas, scaled_linear_betas
 
 
@@ -90,3 +91,19 @@ def test_posterior_mean_equals_eq11_and_variance_eq7():
     torch.testing.assert_close(var, (1 - ab_prev) / (1 - ab) * b)
     torch.testing.assert_close(logvar, var.log())
     assert sched.posterior_variance[0] == 0 and torch.isfinite(sched.posterior_log_variance_clipped).all()
+
+
+def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
+    # a "network" that knows x_0 exactly: EpsFromX0 must turn it into the exact eps, so L_simple is 0
+    sched = NoiseSchedule.from_name("linear-scaled", 100)
+    x0 = torch.rand(6, 3, 4, 4, dtype=torch.float64) * 2 - 1
+    t = torch.tensor([0, 1, 20, 50, 98, 99])
+    eps = torch.randn_like(x0)
+    x_t = sched.q_sample(x0, t, eps)
+    oracle = EpsFromX0(lambda x, t, y=None: x0 if y is None else x0 + y.reshape(-1, 1, 1, 1), sched)
+    torch.testing.assert_close(oracle(x_t, t), eps, atol=1e-4, rtol=1e-4)
+    assert eps_mse_loss(oracle, sched, x0, t=t, eps=eps).item() < 1e-8
+    # labels reach the wrapped network: shifting its x_0 by y shifts eps by -sqrt(alpha_bar / (1 - alpha_bar)) y
+    y = torch.ones(6)
+    shift = (sched.sqrt_alpha_bar / sched.sqrt_one_minus_alpha_bar)[t].reshape(-1, 1, 1, 1).double()
+    torch.testing.assert_close(oracle(x_t, t, y), eps - shift, atol=1e-3, rtol=1e-3)

@@ -39,7 +39,10 @@ def scaled_linear_betas(T: int) -> torch.Tensor:
     """
     scale = 1000.0 / T
     if 0.02 * scale >= 1:
-        raise ValueError(f"the linear-scaled schedule needs T >= 21 (beta_T = 20 / T must stay below 1), got {T}")
+        raise ValueError(
+            f"the linear-scaled schedule needs T >= 21 (beta_T = 20 / T must stay below 1), got {T}; "
+            "use more timesteps or the cosine schedule"
+        )
     return linear_betas(T, 1e-4 * scale, 0.02 * scale)
 
 

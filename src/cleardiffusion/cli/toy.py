@@ -26,16 +26,18 @@ def register(subparsers) -> None:
         help="seed 003: DDPM on one 16x16 red square, trained and sampled in seconds",
         description="Train seed 003's 3-layer MLP denoiser on one 16x16 red-square image, sample it with "
         "DDPM ancestral sampling, and write metrics.json, sample.png, trajectory.png, trajectory.gif and "
-        "loss.png. --preset seed is the seed's table exactly; the default preset changes only what "
-        "measurement showed it must (see benchmarks/results/toy_cpu.md).",
+        "loss.png. --preset seed is the seed's table exactly (its samples are noise); the default keeps the "
+        "seed's network, loss, optimiser, T, 200 steps and sampler, and changes what measurement showed it must: "
+        "the MLP predicts x_0 (eps derived from it), the scaled linear schedule, 64 copies per step, x_0 "
+        "clipping (see benchmarks/results/toy_cpu.md).",
     )
     p.add_argument("--out", default="runs/toy", help="output folder (default: runs/toy)")
     p.add_argument(
         "--preset",
         choices=("default", "seed"),
         default="default",
-        help="default: the measured configuration; seed: seed 003's table exactly "
-        "(batch 1, 200 steps, no clipping). Flags below override the preset",
+        help="default: x0 prediction, linear-scaled, batch 64, x_0 clipping, 200 steps; seed: seed 003's "
+        "table exactly (eps prediction, linear, batch 1, no clipping, 200 steps). Flags below override it",
     )
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, training and sampling")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (both presets: 200)")
@@ -44,7 +46,14 @@ def register(subparsers) -> None:
         "--schedule",
         choices=("linear", "linear-scaled", "cosine"),
         default=None,
-        help="betas: linear 1e-4..0.02 (the seed), linear-scaled (x1000/T, alpha_bar_T ~ 0), cosine",
+        help="betas: linear 1e-4..0.02 (the seed), linear-scaled (x1000/T, alpha_bar_T ~ 0; default), cosine",
+    )
+    p.add_argument(
+        "--prediction",
+        choices=("eps", "x0"),
+        default=None,
+        help="what the MLP outputs: eps (the seed) or x0, from which eps is derived (default); the loss is "
+        "eps-MSE either way",
     )
     p.add_argument(
         "--variance",
@@ -52,7 +61,9 @@ def register(subparsers) -> None:
         default=None,
         help="reverse-step variance sigma_t^2: beta_t (the seed) or the posterior beta_tilde_t",
     )
-    p.add_argument("--batch-size", type=int, default=None, help="noisy copies of the image per step")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="noisy copies of the image per step (default 64, seed 1)"
+    )
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (both presets: 1e-3)")
     p.add_argument(
         "--clip-x0",
@@ -85,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "timesteps": args.timesteps,
         "schedule": args.schedule,
+        "prediction": args.prediction,
         "variance": args.variance,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -134,13 +146,15 @@ def write_outputs(out: Path, run_, samples, frames) -> None:
 
 
 def print_table(metrics: dict, config, out: Path, preset: str = "default") -> None:
+    from ..schedule import NoiseSchedule
+
     ours = [
         f"{metrics['final_loss']:.4f} (mean of last 20 steps)",
-        f"{metrics['reconstruction_mse']:.5f}",
+        f"{metrics['reconstruction_mse']:.2g}",
         f"{metrics['sample_seconds']:.3f} s ({config.timesteps} steps, this CPU)",
         f"{metrics['train_seconds']:.2f} s ({config.steps} steps, this CPU)",
         f"{metrics['parameters']:,}",
-        f"{metrics['alpha_bar_T']:.4f} ({config.schedule} schedule, T = {config.timesteps})",
+        f"{metrics['alpha_bar_T']:.2g} ({config.schedule} schedule, T = {config.timesteps})",
     ]
     rows = [("metric", "seed 003", f"cleardiffusion (--preset {preset})")] + [
         (m, s, o) for (m, s), o in zip(SEED_TABLE, ours)
@@ -150,10 +164,18 @@ def print_table(metrics: dict, config, out: Path, preset: str = "default") -> No
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)))
         if j == 0:
             print("-+-".join("-" * w for w in widths))
-    if config.schedule == "linear" and metrics["alpha_bar_T"] > 0.01:
+    if metrics["alpha_bar_T"] > 0.01:
         print(
             f"note: alpha_bar_T = {metrics['alpha_bar_T']:.3f}, not ~0.0001 as the seed says: x_T keeps "
             f"{metrics['alpha_bar_T'] ** 0.5:.0%} of the image's amplitude while sampling starts from N(0, I)."
             " --schedule linear-scaled makes N(0, I) the right start (see benchmarks/results/toy_cpu.md)."
+        )
+    elif config.schedule != "linear":
+        seed_bar = NoiseSchedule.from_name("linear", config.timesteps).alpha_bar64[-1].item()
+        print(
+            f"note: the seed says alpha_bar_T ~ 0.0001, but its own schedule (--schedule linear) gives "
+            f"{seed_bar:.3f} at T = {config.timesteps}: x_T would keep {seed_bar**0.5:.0%} of the image while "
+            f"sampling starts from N(0, I). The {config.schedule} schedule used here gives "
+            f"{metrics['alpha_bar_T']:.2g}."
         )
     print(f"wrote {out}/: metrics.json sample.png trajectory.png trajectory.gif loss.png")
