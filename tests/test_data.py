@@ -16,14 +16,15 @@ import pytest
 import torch
 from PIL import Image
 
-from cleardiffusion import data
 from cleardiffusion.data import (
     CLASS_NAMES,
     DATASETS,
     ChecksumError,
     DataError,
+    folders,
     from_model_range,
     load_dataset,
+    official,
     random_hflip,
     to_model_range,
 )
@@ -187,7 +188,7 @@ def official_gz(split: str) -> dict[str, bytes]:
 def test_download_verifies_md5_and_moves_into_place(tmp_path, monkeypatch):
     files = official_gz("test")
     for name, raw in files.items():
-        monkeypatch.setitem(data._MD5["mnist"], name, hashlib.md5(raw).hexdigest())
+        monkeypatch.setitem(official._MD5["mnist"], name, hashlib.md5(raw).hexdigest())
     requested = serve(monkeypatch, files)
     ds = load_dataset("mnist", tmp_path / "mnist", "test", download=True)
     assert len(ds) == 6 and all(url.startswith("https://ossci-datasets.s3.amazonaws.com/mnist/") for url in requested)
@@ -345,14 +346,14 @@ def test_folder_tar_gz_with_splits(tmp_path):
 
 def test_folder_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     write_png(tmp_path / "src" / "a" / "0.png", np.full((2, 2, 3), 7, np.uint8))
-    monkeypatch.setattr(data, "CACHE_MIN_SECONDS", -1.0)  # cache even this tiny folder
+    monkeypatch.setattr(folders, "CACHE_MIN_SECONDS", -1.0)  # cache even this tiny folder
     first = load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
     assert [p.suffix for p in (tmp_path / "c").iterdir()] == [".npz"]  # no temporary file left behind
 
     def no_decoding(*args):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(data, "_decode", no_decoding)
+    monkeypatch.setattr(folders, "_decode", no_decoding)
     again = load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
     assert torch.equal(again.images, first.images) and again.class_names == ["a"]
     write_png(tmp_path / "src" / "a" / "1.png", np.zeros((2, 2, 3), np.uint8))  # the source changed

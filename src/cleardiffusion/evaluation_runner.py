@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from . import evaluate as M
-from .data import DATASETS, load_dataset
+from .data import DATASETS, default_cache_dir, load_dataset
 from .errors import UsageError
 from .features import (
     INCEPTION_FILE,
@@ -35,11 +35,6 @@ from .features import (
 FeatureName = Literal["classifier", "inception"]
 FEATURES: tuple[str, ...] = ("classifier", "inception")
 REFERENCE_SUBSET = 10_000  # real features kept for KID and precision/recall
-
-
-def default_cache_dir() -> Path:
-    """$CLEARDIFFUSION_CACHE, else ~/.cache/cleardiffusion."""
-    return Path(os.environ.get("CLEARDIFFUSION_CACHE", Path.home() / ".cache" / "cleardiffusion")).expanduser()
 
 
 def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -> Path:
