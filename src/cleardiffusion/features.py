@@ -215,27 +215,41 @@ def load_classifier(path: str | Path, device: str = "cpu") -> tuple[SmallClassif
     return model.eval(), config
 
 
-class ClassifierFeatures:
-    """FeatureExtractor from a trained SmallClassifier: features (B, D) and logits (B, K)."""
+class _BatchedFeatures:
+    """A FeatureExtractor that runs `model` over uint8 images in batches; subclasses map one batch."""
 
-    def __init__(self, model: SmallClassifier, dataset: str, batch_size: int = 1000, device: str = "cpu"):
+    def __init__(self, model: nn.Module, batch_size: int, device: str):
         self.model = model.to(device).eval()
-        self.name = f"classifier:{dataset}"
         self.weights_sha256 = state_dict_sha256(model)
         self.batch_size, self.device = batch_size, device
+
+    def _batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, C, H, W) uint8 on the device -> features (b, D), logits (b, K)."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def features_and_logits(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
         for s in range(0, len(images), self.batch_size):
-            x = images[s : s + self.batch_size].to(self.device).float() / 127.5 - 1  # (b, C, H, W) in [-1, 1]
-            f = self.model.features(x)
+            f, lg = self._batch(images[s : s + self.batch_size].to(self.device))
             feats.append(f.double().cpu())
-            logits.append(self.model.head(f).double().cpu())
+            logits.append(lg.double().cpu())
         return torch.cat(feats).numpy(), torch.cat(logits).numpy()
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         return self.features_and_logits(images)[0]
+
+
+class ClassifierFeatures(_BatchedFeatures):
+    """FeatureExtractor from a trained SmallClassifier: features (B, D) and logits (B, K)."""
+
+    def __init__(self, model: SmallClassifier, dataset: str, batch_size: int = 1000, device: str = "cpu"):
+        super().__init__(model, batch_size, device)
+        self.name = f"classifier:{dataset}"
+
+    def _batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.model.features(images.float() / 127.5 - 1)  # (b, C, H, W) in [-1, 1]
+        return f, self.model.head(f)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -417,24 +431,13 @@ def load_inception(path: str | Path | None, device: str = "cpu") -> FIDInception
     return model.to(device).eval()
 
 
-class InceptionFeatures:
+class InceptionFeatures(_BatchedFeatures):
     """FeatureExtractor from FIDInceptionV3: 2048-d pool features and 1008 ImageNet(-ish) logits."""
 
     name = "inception-v3-fid"
 
     def __init__(self, model: FIDInceptionV3, batch_size: int = 50, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.weights_sha256 = state_dict_sha256(model)
-        self.batch_size, self.device = batch_size, device
+        super().__init__(model, batch_size, device)
 
-    @torch.no_grad()
-    def features_and_logits(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        feats, logits = [], []
-        for s in range(0, len(images), self.batch_size):
-            f, lg = self.model(images[s : s + self.batch_size].to(self.device))
-            feats.append(f.double().cpu())
-            logits.append(lg.double().cpu())
-        return torch.cat(feats).numpy(), torch.cat(logits).numpy()
-
-    def __call__(self, images: torch.Tensor) -> np.ndarray:
-        return self.features_and_logits(images)[0]
+    def _batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(images)
