@@ -9,7 +9,9 @@ import torch
 from cleardiffusion.checkpoint import load_checkpoint, load_for_sampling, save_checkpoint
 from cleardiffusion.cli import main
 from cleardiffusion.errors import CheckpointError
-from test_train import one_thread, tiny_flags, write_digits  # noqa: F401 (one_thread is an autouse fixture)
+from test_train import tiny_flags, write_digits
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from cleardiffusion.checkpoint import load_checkpoint
 from cleardiffusion.cli import main
 from cleardiffusion.errors import UsageError
 from cleardiffusion.train import train
-from test_train import losses, one_thread, tiny_config, tiny_flags, write_digits  # noqa: F401
+from test_train import losses, tiny_config, tiny_flags, write_digits
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

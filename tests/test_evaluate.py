@@ -25,13 +25,7 @@ from cleardiffusion.features import SmallClassifier, save_classifier
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors run faster on one thread, and much faster when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _random_spd(d: int, rng: np.random.Generator) -> np.ndarray:

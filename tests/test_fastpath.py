@@ -18,13 +18,7 @@ from cleardiffusion.schedule import NoiseSchedule
 FAST_CPU = FastOptions(amp="bf16", channels_last=True, fused_adam=True, foreach_ema=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: OpenMP threads would only wait on each other (badly so on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_unet(num_classes: int = 0, seed: int = 0) -> torch.nn.Module:

@@ -14,7 +14,9 @@ import torch
 from cleardiffusion import train as train_module
 from cleardiffusion.checkpoint import load_checkpoint
 from cleardiffusion.cli import main
-from test_train import losses, one_thread, tiny_config, tiny_flags, write_digits  # noqa: F401
+from test_train import losses, tiny_config, tiny_flags, write_digits
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

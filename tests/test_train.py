@@ -18,14 +18,7 @@ from hypothesis import strategies as st
 from cleardiffusion.cli import main
 from cleardiffusion.train import TrainConfig, draw_batch, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core CPU, and the arithmetic of `OMP_NUM_THREADS=1` runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_digits(folder: Path, n: int = 64, size: int = 8, seed: int = 0) -> Path:
