@@ -83,7 +83,7 @@ def _steps(schedule: NoiseSchedule, timesteps: Sequence[int] | None):
         yield i, t, s, _alpha_bar(schedule, t), _alpha_bar(schedule, s)
 
 
-def _predict(eps_model: EpsModel, schedule: NoiseSchedule, x_t, i: int, t: int, clip_x0: bool, callback):
+def _predict(eps_model: EpsModel, x_t, i: int, t: int, alpha_bar_t: float, clip_x0: bool, callback):
     """eps_theta(x_t, t) and the implied x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t).
 
     With `clip_x0`, x_0 is clamped to [-1, 1] and eps is re-derived from the clamped x_0, so the two
@@ -91,7 +91,6 @@ def _predict(eps_model: EpsModel, schedule: NoiseSchedule, x_t, i: int, t: int, 
     """
     t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
     eps = eps_model(x_t, t_batch).to(x_t.dtype)
-    alpha_bar_t = schedule.alpha_bar64[t].item()
     x0_pred = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
     if clip_x0:
         x0_pred = x0_pred.clamp(-1, 1)
@@ -128,7 +127,7 @@ def ddpm_sample(
     x = x_T
     for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
         beta_t = 1 - alpha_bar_t / alpha_bar_s  # = beta_t when s = t - 1
-        _, x0_pred = _predict(eps_model, schedule, x, i, t, clip_x0, callback)
+        _, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)
         # posterior mean mu_tilde(x_t, x_0) (Eq. 7); without clipping it equals Eq. 11's
         # (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
         coef_x0 = alpha_bar_s**0.5 * beta_t / (1 - alpha_bar_t)
@@ -157,7 +156,7 @@ def ddim_sample(
         raise ValueError(f"eta must be >= 0, got {eta}")
     x = x_T
     for i, t, _, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
-        eps, x0_pred = _predict(eps_model, schedule, x, i, t, clip_x0, callback)
+        eps, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)
         # Eq. 16: sigma(eta) = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
         sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s)) ** 0.5
         # Eq. 12: "predicted x_0" + "direction pointing to x_t" + random noise
