@@ -39,13 +39,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed
+from . import distributed, fastpath
 from .checkpoint import check_same_run, load_checkpoint, metrics_until, save_checkpoint
 from .data import DATASETS, ImageDataset, load_dataset, to_model_range
 from .errors import CheckpointError, UsageError
 from .models import count_parameters, model_spec
 from .models.unet import PRESETS, unet_from_preset
-from .objective import eps_mse_loss
 from .schedule import SCHEDULES, NoiseSchedule
 
 
@@ -231,10 +230,12 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
     model.validate_labels = False  # batch labels are dataset labels or the null class: no per-step host sync
     schedule = NoiseSchedule.from_name(config.schedule, config.timesteps).to(dev)
     cuda = dev.type == "cuda"
+    # the step: bf16 autocast, channels_last and fused AdamW on a GPU, plain fp32 on a CPU (--compile below)
+    step_options = fastpath.FastOptions(amp="bf16" if cuda else "fp32", channels_last=cuda, fused_adam=cuda)
     if cuda:  # channels_last suits cuDNN's convolutions under bf16
         model, ema = model.to(memory_format=torch.channels_last), ema.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=tuple(config.adam_betas),
-                                  weight_decay=config.weight_decay, fused=True if cuda else None)  # fmt: skip
+    optimizer = fastpath.make_optimizer(model, step_options, lr=config.lr, betas=tuple(config.adam_betas),
+                                        weight_decay=config.weight_decay)  # fmt: skip
     g = torch.Generator(device=dev).manual_seed(config.seed)  # ONE generator: every draw of every step
     torch.manual_seed(config.seed + 1 + procs.rank)  # the global RNG only feeds dropout
     start_step, elapsed_before = 0, 0.0
@@ -312,26 +313,16 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        # forward + backward on this process's slice of the global batch; DDP averages the gradients
+        # forward + backward on this process's slice of the global batch (DDP averages the gradients),
+        # AdamW, then the EMA ema <- decay * ema + (1 - decay) * theta: the step gpu_throughput.py measures
         x0, y, t, eps = draw_batch(g, data, config, schedule.T, hflip, part)
-        if cuda:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = eps_mse_loss(net, schedule, x0, y=y, t=t, eps=eps)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-
-        # EMA of the weights: ema <- decay * ema + (1 - decay) * theta, one foreach kernel for all tensors
-        decay = min(config.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        decay = fastpath.ema_decay(step, config.ema_decay)
+        loss = fastpath.train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, y, decay=decay,
+                                   options=step_options, grad_clip=config.grad_clip)  # fmt: skip
 
         # bookkeeping without a host sync
-        loss_sum += loss.detach()
-        bad_step = torch.minimum(bad_step, torch.where(torch.isfinite(loss.detach()), NEVER, step_t))
+        loss_sum += loss
+        bad_step = torch.minimum(bad_step, torch.where(torch.isfinite(loss), NEVER, step_t))
         window_steps += 1
         images_seen += config.batch_size
         bar.update(1)
