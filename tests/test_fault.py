@@ -108,7 +108,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 
 
 def test_non_finite_loss_from_the_model_is_caught_at_the_first_sync_point(digits, tmp_path, monkeypatch):
-    real_loss = fastpath.eps_mse_loss  # the trainer's step is fastpath.train_step
+    real_loss = fastpath.diffusion_loss  # the trainer's step is fastpath.train_step
 
     def nan_from_step_3(*args, **kwargs):
         loss = real_loss(*args, **kwargs)
@@ -116,7 +116,7 @@ def test_non_finite_loss_from_the_model_is_caught_at_the_first_sync_point(digits
         return loss * float("nan") if nan_from_step_3.calls >= 3 else loss
 
     nan_from_step_3.calls = 0
-    monkeypatch.setattr(fastpath, "eps_mse_loss", nan_from_step_3)
+    monkeypatch.setattr(fastpath, "diffusion_loss", nan_from_step_3)
     with pytest.raises(train_module.NonFiniteLossError, match="at step 3;"):
         train_module.train(tiny_config(digits, tmp_path / "run", steps=20, log_every=4, checkpoint_every=2))
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2

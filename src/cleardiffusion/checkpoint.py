@@ -34,6 +34,7 @@ from torch import nn
 
 from .errors import CheckpointError
 from .models import build_model
+from .objective import as_eps_model
 from .schedule import NoiseSchedule
 
 FORMAT = "cleardiffusion-checkpoint"
@@ -102,8 +103,10 @@ def load_for_sampling(
 ) -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
     """Rebuild the (EMA) denoiser and its noise schedule from a checkpoint, in eval mode on `device`.
 
-    Returns (model, schedule, meta); meta has "dataset", "image_shape" (C, H, W), "num_classes" (the
-    model's conditioning classes, 0 for an unconditional model), "class_names", "step" and "config".
+    Returns (model, schedule, meta); for a DDPM checkpoint the model outputs eps whatever the network was
+    trained to predict (objective.as_eps_model). meta has "dataset", "image_shape" (C, H, W), "num_classes"
+    (the model's conditioning classes, 0 for an unconditional model), "class_names", "step", "config",
+    "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
     """
     state = load_checkpoint(path)
     try:
@@ -121,7 +124,12 @@ def load_for_sampling(
         "class_names": list(dataset["class_names"]),
         "step": state["step"],
         "config": state["config"],
+        # checkpoints older than these fields trained an eps-predicting DDPM
+        "objective": state["config"].get("objective", "ddpm"),
+        "prediction": state["config"].get("prediction", "eps"),
     }
+    if meta["objective"] == "ddpm":  # samplers call an eps-model, whatever the network predicts
+        model = as_eps_model(model, schedule, meta["prediction"])
     return model.to(device).eval(), schedule.to(device), meta
 
 

@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .objective import eps_mse_loss
+from .objective import LossWeighting, Prediction, diffusion_loss
 from .schedule import NoiseSchedule
 
 CompileMode = Literal["none", "default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]
@@ -124,6 +124,8 @@ def train_step(
     decay: float,
     options: FastOptions,
     grad_clip: float = 1.0,
+    prediction: Prediction = "eps",
+    weighting: LossWeighting = "none",
 ) -> torch.Tensor:
     """One step of Algorithm 1 (Ho et al. 2020) + EMA, as train.py's loop runs it; returns the loss tensor.
 
@@ -131,6 +133,7 @@ def train_step(
         net: the denoiser to call (the model, or what `prepare_denoiser` returned for it).
         params, ema_params: the model's and the EMA copy's parameters, in the same order.
         x0, t, eps: clean images (B, C, H, W) in [-1, 1], code timesteps (B,), noise (B, C, H, W).
+        prediction, weighting: what the network predicts and how timesteps are weighted (objective.py).
     """
     if options.compile_mode in ("reduce-overhead", "max-autotune"):
         torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: last step's outputs may be overwritten
@@ -139,7 +142,8 @@ def train_step(
         eps = eps.contiguous(memory_format=torch.channels_last)
     amp = options.amp_dtype
     with torch.autocast(device_type=x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        loss = eps_mse_loss(net, schedule, x0, y=y, t=t, eps=eps)  # L_simple, Eq. 14, reduced in fp32
+        # L_simple (Eq. 14) for eps with no weighting; reduced in fp32
+        loss = diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:

@@ -1,0 +1,115 @@
+"""Prediction targets and loss weightings: each is the same x_0 error under its own weight, and every
+prediction type turns into the exact eps for the samplers."""
+
+import pytest
+import torch
+
+from cleardiffusion.objective import EpsFromPrediction, as_eps_model, diffusion_loss, eps_mse_loss
+from cleardiffusion.schedule import NoiseSchedule
+
+
+def oracle(target: str, schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor):
+    """A 'network' that returns the exact `target` (eps, x0 or v) of the x_t it is given."""
+
+    def net(x_t, t, y=None):
+        return {"eps": eps, "x0": x0, "v": schedule.v_from_eps(x0, t, eps)}[target]
+
+    return net
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x0 = torch.rand((6, 1, 4, 4), generator=g) * 2 - 1
+    eps = torch.randn((6, 1, 4, 4), generator=g)
+    t = torch.tensor([0, 10, 200, 500, 800, 999])
+    return schedule, x0, eps, t
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_every_prediction_becomes_the_exact_eps(batch, prediction):
+    schedule, x0, eps, t = batch
+    x_t = schedule.q_sample(x0, t, eps)
+    eps_model = as_eps_model(oracle(prediction, schedule, x0, eps), schedule, prediction)
+    # float32 buffers: x_0 -> eps divides by sqrt(1 - alpha_bar_1) = 0.01 at t = 0, hence the looser atol
+    torch.testing.assert_close(eps_model(x_t, t), eps, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("weighting", ["none", "min-snr"])
+def test_the_oracle_has_zero_loss(batch, prediction, weighting):
+    schedule, x0, eps, t = batch
+    net = oracle(prediction, schedule, x0, eps)
+    loss = diffusion_loss(net, schedule, x0, t, eps, prediction=prediction, weighting=weighting)
+    assert loss.item() < 1e-10
+
+
+def test_eps_without_weighting_is_l_simple_bit_for_bit(batch):
+    schedule, x0, eps, t = batch
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    wrapped = lambda x, t, y=None: net(x)  # noqa: E731
+    expected = eps_mse_loss(wrapped, schedule, x0, t=t, eps=eps)
+    assert torch.equal(diffusion_loss(wrapped, schedule, x0, t, eps), expected)
+
+
+def test_min_snr_puts_weight_min_snr_gamma_on_the_x0_error_for_every_target(batch):
+    # a network whose x_0 estimate is off by a known delta: every target must see the loss
+    # mean(min(SNR, 5) * delta^2), whatever it predicts (Hang et al. 2023, Eq. 8)
+    schedule, x0, eps, t = batch
+    delta = 0.1 * torch.ones_like(x0)
+    x_t = schedule.q_sample(x0, t, eps)
+    ab = schedule.alpha_bar[t].reshape(-1, 1, 1, 1)
+    snr = ab / (1 - ab)
+    expected = (snr.clamp(max=5.0) * delta**2).mean()
+    x0_hat = x0 + delta
+    eps_hat = schedule.eps_from_x0(x_t, t, x0_hat)
+    outputs = {"x0": x0_hat, "eps": eps_hat, "v": schedule.v_from_eps(x0_hat, t, eps_hat)}
+    for prediction, out in outputs.items():
+        loss = diffusion_loss(lambda x, t, y=None, o=out: o, schedule, x0, t, eps, prediction=prediction,
+                              weighting="min-snr")  # fmt: skip
+        torch.testing.assert_close(loss, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_unweighted_losses_are_snr_snr_plus_one_and_one_times_the_x0_error(batch):
+    schedule, x0, eps, t = batch
+    delta = 0.1 * torch.ones_like(x0)
+    x_t = schedule.q_sample(x0, t, eps)
+    ab = schedule.alpha_bar[t].reshape(-1, 1, 1, 1)
+    snr = ab / (1 - ab)
+    x0_hat = x0 + delta
+    eps_hat = schedule.eps_from_x0(x_t, t, x0_hat)
+    cases = {"x0": (x0_hat, 1.0), "eps": (eps_hat, snr), "v": (schedule.v_from_eps(x0_hat, t, eps_hat), snr + 1)}
+    for prediction, (out, weight) in cases.items():
+        loss = diffusion_loss(lambda x, t, y=None, o=out: o, schedule, x0, t, eps, prediction=prediction)
+        torch.testing.assert_close(loss, (weight * delta**2).mean(), rtol=1e-3, atol=1e-6)
+
+
+def test_unknown_prediction_and_weighting_are_refused(batch):
+    schedule, x0, eps, t = batch
+    net = oracle("eps", schedule, x0, eps)
+    with pytest.raises(ValueError, match="prediction"):
+        diffusion_loss(net, schedule, x0, t, eps, prediction="score")
+    with pytest.raises(ValueError, match="weighting"):
+        diffusion_loss(net, schedule, x0, t, eps, weighting="p2")
+    with pytest.raises(ValueError, match="prediction"):
+        EpsFromPrediction(net, schedule, "mu")
+
+
+def test_the_wrapper_forwards_what_guidance_reads():
+    from cleardiffusion.guidance import ClassifierFreeGuidance
+    from cleardiffusion.models.unet import unet_from_preset
+
+    schedule = NoiseSchedule.from_name("linear", 100)
+    torch.manual_seed(0)
+    net = unet_from_preset("small", 1, 8, num_classes=3, base_channels=8, norm_groups=4).eval()
+    wrapped = EpsFromPrediction(net, schedule, "v")
+    assert wrapped.null_label == 3 and wrapped.config.num_classes == 3
+    wrapped.validate_labels = False
+    assert net.validate_labels is False
+    # guidance on the converted eps equals converting the guided v: the conversion is affine in the output
+    x, t, y = torch.randn(2, 1, 8, 8), torch.tensor([5, 50]), torch.tensor([0, 2])
+    guided = ClassifierFreeGuidance(wrapped, y, 3.0)(x, t)
+    v_guided = ClassifierFreeGuidance(net, y, 3.0)(x, t)
+    torch.testing.assert_close(guided, schedule.eps_from_v(x, t, v_guided), atol=1e-5, rtol=1e-5)
