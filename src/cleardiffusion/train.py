@@ -45,6 +45,8 @@ from .data import DATASETS, ImageDataset, load_dataset, to_model_range
 from .errors import CheckpointError, UsageError
 from .models import count_parameters, model_spec
 from .models.unet import PRESETS, unet_from_preset
+from .monitor import TrainingMonitor
+from .objective import LOSS_WEIGHTINGS, PREDICTIONS, as_eps_model
 from .schedule import SCHEDULES, NoiseSchedule
 
 
@@ -59,7 +61,7 @@ class TrainConfig:
     image_size: int | None = None  # image folders only: resize every image to this square size
     hflip: bool | None = None  # random left-right flips; None: on for cifar10 / folder, off for the digits
     # ---- model
-    model: str = "seed-minimal"  # U-Net preset: seed-minimal | seed-cifar | ddpm-cifar10
+    model: str = "small"  # U-Net preset: small (the CPU recipe) | seed-minimal | seed-cifar | ddpm-cifar10
     time_embedding: str | None = None  # override the preset: "middle" (the seed) or "every-block" (Ho et al.)
     dropout: float | None = None  # override the preset's dropout probability inside blocks
     base_channels: int | None = None  # override the preset's width of the first level
@@ -69,8 +71,11 @@ class TrainConfig:
     # ---- diffusion
     schedule: str = "linear"  # beta schedule: linear | linear-scaled | cosine
     timesteps: int = 1000  # T, the number of diffusion steps
+    prediction: str = "eps"  # what the network predicts: eps | v | x0 (objective.py); samplers always get eps
+    loss_weighting: str = "none"  # none (plain MSE on the target) | min-snr (Hang et al. 2023, gamma = 5)
     # ---- optimisation
     steps: int = 10_000  # optimisation steps in total (a resumed run continues up to this number)
+    time_budget: float | None = None  # minutes of training wall clock in total (resumes included); then stop
     batch_size: int = 128  # GLOBAL batch: summed over all processes; must be divisible by their number
     lr: float = 2e-4  # AdamW learning rate after warmup (Ho et al.: 2e-4 on CIFAR-10)
     warmup: int = 500  # steps of linear learning-rate warmup from 0 (Ho et al.: 5000)
@@ -89,15 +94,21 @@ class TrainConfig:
     sample_every: int = 5000  # write an EMA sample grid every this many steps (0: never)
     checkpoint_every: int = 1000  # write OUT/checkpoints/last.pt every this many steps (and at the end)
     keep_checkpoints: bool = False  # also keep OUT/checkpoints/step_XXXXXXX.pt at every checkpoint
+    eval_every: int = 0  # score EMA samples (fixed-N FID, classifier features) every this many steps (0: never)
+    eval_n: int = 256  # samples per evaluation (the same seeds every time, so the curve is comparable)
+    classifier: str | None = None  # feature classifier for --eval-every (default: the cached one, trained if absent)
+    tensorboard: bool = False  # also write TensorBoard events to OUT/tensorboard (needs the tensorboard package)
     progress: bool = True  # tqdm progress bar on rank 0 (when stderr is a terminal; else log lines)
 
 
 # fields a resumed run may change; every other field must equal the checkpoint's
 MAY_CHANGE_ON_RESUME = frozenset(
-    {"data_dir", "download", "steps", "lr", "device", "compile", "out", "resume", "log_every",
-     "sample_every", "checkpoint_every", "keep_checkpoints", "progress"}
+    {"data_dir", "download", "steps", "time_budget", "lr", "device", "compile", "out", "resume", "log_every",
+     "sample_every", "checkpoint_every", "keep_checkpoints", "progress", "eval_every", "eval_n", "classifier",
+     "tensorboard"}
 )  # fmt: skip
 SAMPLE_STEPS = 50  # DDIM steps for the periodic sample grids
+UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
 SAMPLES_PER_ROW = 8
 STOP_CHECK_EVERY = 10  # distributed runs agree on a stop signal every this many steps
 
@@ -113,6 +124,14 @@ def validate(config: TrainConfig) -> None:
         (config.model in PRESETS, f"--model must be one of {', '.join(PRESETS)}"),
         (config.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (config.time_embedding in (None, "middle", "every-block"), "--time-embedding: middle or every-block"),
+        (config.prediction in PREDICTIONS, f"--prediction must be one of {', '.join(PREDICTIONS)}"),
+        (config.loss_weighting in LOSS_WEIGHTINGS, f"--loss-weighting must be one of {', '.join(LOSS_WEIGHTINGS)}"),
+        (
+            config.time_budget is None or (math.isfinite(config.time_budget) and config.time_budget > 0),
+            f"--time-budget must be a positive number of minutes, got {config.time_budget}",
+        ),
+        (config.eval_every >= 0, f"--eval-every must be >= 0 (0: never), got {config.eval_every}"),
+        (config.eval_n >= 4, f"--eval-n must be at least 4 samples, got {config.eval_n}"),
         (config.steps >= 1, f"--steps must be at least 1, got {config.steps}"),
         (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
         (config.timesteps >= 2, f"--timesteps must be at least 2, got {config.timesteps}"),
@@ -175,7 +194,8 @@ def sample_grid(ema: nn.Module, schedule: NoiseSchedule, data: ImageDataset, con
     if config.conditional:
         labels = torch.arange(data.num_classes).repeat_interleave(SAMPLES_PER_ROW)
         n = len(labels)
-    batches = generate_images(ema, schedule, n=n, shape=tuple(data.images.shape[1:]), steps=SAMPLE_STEPS,
+    eps_model = as_eps_model(ema, schedule, config.prediction)
+    batches = generate_images(eps_model, schedule, n=n, shape=tuple(data.images.shape[1:]), steps=SAMPLE_STEPS,
                               seed=config.seed, labels=labels, device=dev)  # fmt: skip
     save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
@@ -274,10 +294,14 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         print(f"{what}: {count_parameters(model) / 1e6:.2f}M-parameter {config.model} on {len(dataset)} "
               f"{config.dataset} images {tuple(dataset.images.shape[1:])}, {procs.world_size} process(es) on "
               f"{dev.type}, global batch {config.batch_size}; writing to {out}", flush=True)  # fmt: skip
+    monitor = TrainingMonitor(config, dataset, out, dev) if main else None  # FID, curves, TensorBoard
     from tqdm import tqdm
 
     show_bar = main and config.progress  # None: tqdm shows the bar only on a terminal
-    bar = tqdm(total=config.steps, initial=start_step, disable=None if show_bar else True, desc="train")
+    open_ended = config.time_budget is not None and config.steps >= UNLIMITED_STEPS  # --time-budget alone
+    bar = tqdm(total=None if open_ended else config.steps, initial=start_step, disable=None if show_bar else True,
+               desc="train")  # fmt: skip
+    budget_s = config.time_budget * 60 if config.time_budget is not None else math.inf
 
     def checkpoint_state(step: int, elapsed: float) -> dict:
         return {
@@ -302,7 +326,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
     bad_step = torch.full((), NEVER, device=dev, dtype=torch.long)  # first step whose loss was not finite
     step_t = torch.full((), start_step, device=dev, dtype=torch.long)
     window_steps, window_start, run_start = 0, time.perf_counter(), time.perf_counter()
-    step, stop_signum, last_loss, images_seen = start_step, 0, None, 0
+    step, stop_signum, last_loss, images_seen, out_of_time = start_step, 0, None, 0, False
     net.train()
     while step < config.steps:
         step += 1
@@ -318,7 +342,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         x0, y, t, eps = draw_batch(g, data, config, schedule.T, hflip, part)
         decay = fastpath.ema_decay(step, config.ema_decay)
         loss = fastpath.train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, y, decay=decay,
-                                   options=step_options, grad_clip=config.grad_clip)  # fmt: skip
+                                   options=step_options, grad_clip=config.grad_clip, prediction=config.prediction,
+                                   weighting=config.loss_weighting)  # fmt: skip
 
         # bookkeeping without a host sync
         loss_sum += loss
@@ -331,14 +356,19 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         log_due = step % config.log_every == 0
         ckpt_due = step % config.checkpoint_every == 0
         sample_due = config.sample_every > 0 and step % config.sample_every == 0
-        if procs.distributed:
-            if log_due or ckpt_due or sample_due or step % STOP_CHECK_EVERY == 0 or step == config.steps:
-                flag = torch.tensor([signals.signum], device=dev)
-                stop_signum = int(distributed.all_reduce(flag, procs, "max").item())
+        eval_due = config.eval_every > 0 and step % config.eval_every == 0
+        if procs.distributed:  # rank 0's clock decides the time budget for every process
+            if log_due or ckpt_due or sample_due or eval_due or step % STOP_CHECK_EVERY == 0 or step == config.steps:
+                over = main and elapsed_before + time.perf_counter() - run_start >= budget_s
+                flag = torch.tensor([signals.signum, int(over)], device=dev)
+                stop_signum, over = (int(v) for v in distributed.all_reduce(flag, procs, "max").tolist())
+                out_of_time = bool(over)
         else:
             stop_signum = signals.signum
-        finished = step == config.steps or stop_signum != 0
-        if not (log_due or ckpt_due or sample_due or finished):
+            out_of_time = elapsed_before + time.perf_counter() - run_start >= budget_s
+        finished = step == config.steps or stop_signum != 0 or out_of_time
+
+        if not (log_due or ckpt_due or sample_due or eval_due or finished):
             continue
         first_bad = int(distributed.all_reduce(bad_step.clone(), procs, "min").item())
         if first_bad != NEVER:
@@ -357,12 +387,22 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
             if main:
                 with metrics_path.open("a") as f:
                     f.write(json.dumps(record) + "\n")
+                monitor.log(record)
                 bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{images_per_sec:.0f}")
                 if bar.disable and config.progress:
                     print(f"step {step}/{config.steps} loss {last_loss:.4f} lr {lr:.2e} "
                           f"{images_per_sec:.0f} img/s", flush=True)  # fmt: skip
             loss_sum.zero_()
             window_steps = 0
+        if main and (eval_due or (finished and not stop_signum and config.eval_every > 0)):
+            scores = monitor.evaluate(as_eps_model(ema, schedule, config.prediction), schedule)
+            record = {"step": step, "elapsed": round(elapsed, 3), **scores}
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            monitor.log(record)
+            window_start += scores["eval_seconds"]  # images/s measures training, not evaluation
+            bar.write(f"step {step}: FID {scores['fid']:.2f} ({config.eval_n} samples), "
+                      f"{scores['confident']:.0%} confident, {scores['eval_seconds']:.1f} s")  # fmt: skip
         if main and (sample_due or (finished and not stop_signum and config.sample_every > 0)):
             sample_grid(ema, schedule, dataset, config, out / "samples" / f"step_{step:07d}.png", dev)
         if main and (ckpt_due or finished):
@@ -370,10 +410,11 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
             save_checkpoint(last_path, state)
             if config.keep_checkpoints:
                 save_checkpoint(out / "checkpoints" / f"step_{step:07d}.pt", state)
+            monitor.plot(metrics_path)
         distributed.barrier(procs)  # the other ranks wait for rank 0's files
         if log_due or finished:
             window_start = time.perf_counter()  # images/s measures training, not sampling or saving
-        if stop_signum:
+        if stop_signum or out_of_time:
             break
     bar.close()
 
@@ -385,12 +426,17 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         "images_per_sec": images_seen / wall if images_seen else 0.0, "world_size": procs.world_size,
         "parameters": count_parameters(model), "param_digests": digests, "checkpoint": str(last_path),
         "interrupted": signal.Signals(stop_signum).name if stop_signum else None,
+        "stopped_by": ("signal" if stop_signum else "time-budget" if out_of_time and step < config.steps else "steps"),
         "exit_code": 128 + stop_signum if stop_signum else 0,
     }  # fmt: skip
     if main:
+        monitor.close()
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if len(set(digests)) > 1:
             print(f"warning: the processes hold different weights ({digests})", file=sys.stderr)
+        if summary["stopped_by"] == "time-budget":
+            print(f"time budget of {config.time_budget:g} min reached at step {step}; checkpoint {last_path}",
+                  flush=True)  # fmt: skip
         if stop_signum:
             print(f"stopped by {summary['interrupted']} at step {step}; checkpoint {last_path}: "
                   "resume with the same flags plus --resume", file=sys.stderr)  # fmt: skip

@@ -3,7 +3,8 @@
 import argparse
 import ast
 
-from . import non_negative_float, positive_int, probability
+from ..errors import UsageError
+from . import non_negative_float, positive_float, positive_int, probability
 
 EPILOG = """\
 --batch-size is the GLOBAL batch: with torchrun it is split evenly over the processes (it must be
@@ -11,6 +12,8 @@ divisible by their number), so any number of GPUs trains the same model as one p
 rounding).
 
 examples:
+  cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --time-budget 15 --eval-every \
+      --out runs/mnist                                    # the CPU recipe: clean digits in 15 minutes
   cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --steps 20000 --out runs/mnist
   cleardiffusion train --dataset cifar10 --data-dir data/cifar10 --model ddpm-cifar10 --conditional \\
       --steps 800000 --batch-size 128 --out runs/cifar     # add --resume to continue after a stop
@@ -38,6 +41,8 @@ def _model_option(text: str) -> tuple[str, object]:
 def register(subparsers) -> None:
     from ..data import DATASETS
     from ..models.unet import PRESETS
+    from ..monitor import EVAL_DEFAULT_EVERY
+    from ..objective import LOSS_WEIGHTINGS, PREDICTIONS
     from ..schedule import SCHEDULES
 
     p = subparsers.add_parser(
@@ -61,7 +66,9 @@ def register(subparsers) -> None:
         help="random left-right flips (default: on for cifar10/folder, off for mnist)",
     )
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="seed-minimal", choices=list(PRESETS), help="U-Net preset")
+    model.add_argument(
+        "--model", default="small", choices=list(PRESETS), help="U-Net preset (small: the CPU recipe, 1.05M)"
+    )
     model.add_argument(
         "--time-embedding",
         choices=("middle", "every-block"),
@@ -89,8 +96,29 @@ def register(subparsers) -> None:
     )
     model.add_argument("--schedule", default="linear", choices=SCHEDULES, help="beta schedule (linear)")
     model.add_argument("--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)")
+    model.add_argument(
+        "--prediction",
+        choices=PREDICTIONS,
+        default="eps",
+        help="what the network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0 (eps)",
+    )
+    model.add_argument(
+        "--loss-weighting",
+        choices=LOSS_WEIGHTINGS,
+        default="none",
+        help="none: plain MSE on the target; min-snr: min(SNR, 5) on the x_0 error (Hang et al. 2023) (none)",
+    )
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--steps", type=positive_int, metavar="N", required=True, help="optimisation steps in total")
+    opt.add_argument(
+        "--steps", type=positive_int, metavar="N", help="optimisation steps in total (needed unless --time-budget)"
+    )
+    opt.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="MINUTES",
+        help="stop after this much training wall clock (resumes included), checkpoint written; with --steps, "
+        "whichever comes first",
+    )
     opt.add_argument(
         "--batch-size",
         metavar="B",
@@ -140,13 +168,34 @@ def register(subparsers) -> None:
         help="steps between writes of OUT/checkpoints/last.pt (1000)",
     )
     out.add_argument("--keep-checkpoints", action="store_true", help="also keep step_XXXXXXX.pt files")
+    out.add_argument(
+        "--eval-every",
+        type=int,
+        nargs="?",
+        const=EVAL_DEFAULT_EVERY,
+        default=0,
+        metavar="N",
+        help=f"every N steps (alone: {EVAL_DEFAULT_EVERY}) score EMA samples: a fixed-N FID in the features of the "
+        "dataset's classifier, into metrics.jsonl and curves.png (0: never)",
+    )
+    out.add_argument("--eval-n", type=positive_int, default=256, metavar="N", help="samples per evaluation (256)")
+    out.add_argument(
+        "--classifier",
+        metavar="FILE",
+        help="feature classifier for --eval-every (default: the cached one; trained first if there is none)",
+    )
+    out.add_argument(
+        "--tensorboard", action="store_true", help="also write TensorBoard events (pip install tensorboard)"
+    )
     out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, train
+    from ..train import UNLIMITED_STEPS, TrainConfig, train
 
+    if args.steps is None and args.time_budget is None:
+        raise UsageError("say how long to train: --steps N, --time-budget MINUTES, or both")
     options = dict(args.model_option)
     config = TrainConfig(
         dataset=args.dataset,
@@ -163,7 +212,10 @@ def run(args: argparse.Namespace) -> int:
         label_dropout=args.label_dropout,
         schedule=args.schedule,
         timesteps=args.timesteps,
-        steps=args.steps,
+        steps=args.steps if args.steps is not None else UNLIMITED_STEPS,
+        time_budget=args.time_budget,
+        prediction=args.prediction,
+        loss_weighting=args.loss_weighting,
         batch_size=args.batch_size,
         lr=args.lr,
         warmup=args.warmup,
@@ -181,5 +233,9 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints,
         progress=args.progress,
+        eval_every=args.eval_every,
+        eval_n=args.eval_n,
+        classifier=args.classifier,
+        tensorboard=args.tensorboard,
     )
     return train(config)["exit_code"]

@@ -231,6 +231,10 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         batch_size=s.batch_size,
         lr=s.lr,
         warmup=s.warmup,
+        # the seeds' objective, whatever `cleardiffusion train` defaults to: eps, unweighted, Ho et al.'s EMA
+        prediction="eps",
+        loss_weighting="none",
+        ema_decay=0.9999,
         log_every=s.log_every,
         checkpoint_every=max(s.train_steps // 4, 1),
         sample_every=0,

@@ -1,0 +1,138 @@
+"""What a training run reports besides its loss: a cheap FID of EMA samples, curves.png, TensorBoard events.
+
+`--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with DDIM and
+scores them against the training split's statistics in the feature space of the dataset's small classifier
+(features.py): a fixed-N FID, biased upwards at small N, but comparable along one run and between runs with
+the same N. It also reports the fraction of samples the classifier calls with >= 90% confidence.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import evaluate as M
+from .errors import UsageError
+
+EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
+EVAL_DEFAULT_EVERY = 1000  # `--eval-every` without a number
+
+
+def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
+    """The classifier file `--eval-every` scores with: the given one, the cached one, or a freshly trained one.
+
+    Called before training starts, so a missing classifier for an image folder stops the run at once.
+    """
+    from .evaluation_runner import default_classifier_path, train_classifier_main
+
+    if classifier is not None:
+        path = Path(classifier)
+        if not path.is_file():
+            raise UsageError(f"--classifier {path} does not exist; train one with `cleardiffusion train-classifier`")
+        return path
+    path = default_classifier_path(dataset)
+    if path.is_file():
+        return path
+    if dataset == "folder":
+        raise UsageError(
+            "--eval-every needs a feature classifier, and none is trained automatically for image folders; "
+            "pass --classifier FILE (a classifier of the same image size and channels) or drop --eval-every"
+        )
+    print(f"--eval-every: no {dataset} classifier at {path}; training one first (about a minute)", flush=True)
+    train_classifier_main(dataset, data_dir, path, epochs=1 if dataset != "cifar10" else 4, device=str(device))
+    return path
+
+
+class TrainingMonitor:
+    """Fixed-N FID of EMA samples, curves.png, optional TensorBoard; rank 0 only."""
+
+    def __init__(self, config, dataset, out: Path, device: torch.device):
+        self.config, self.dataset, self.out, self.device = config, dataset, out, device
+        self.scorer = None
+        if config.eval_every:
+            from .evaluation_runner import reference_statistics
+            from .features import ClassifierFeatures, load_classifier
+
+            path = resolve_classifier(config.dataset, config.data_dir, config.classifier, device)
+            classifier, meta = load_classifier(path, str(device))
+            if meta.get("in_channels", dataset.channels) != dataset.channels:
+                raise UsageError(f"--classifier {path} expects {meta['in_channels']}-channel images; "
+                                 f"{config.dataset} has {dataset.channels}")  # fmt: skip
+            self.scorer = ClassifierFeatures(classifier, config.dataset, device=str(device))
+            self.reference = reference_statistics(dataset, "train", self.scorer)
+        self.writer = None
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UsageError(
+                    "--tensorboard needs the tensorboard package: pip install 'cleardiffusion[tensorboard]'"
+                ) from None
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    @torch.no_grad()
+    def evaluate(self, eps_model: nn.Module, schedule) -> dict:
+        """FID and confident fraction of `eval_n` DDIM samples of `eps_model` (the same seeds every call)."""
+        from .data import from_model_range
+        from .generate import generate_images
+
+        start = time.perf_counter()
+        n, num_classes = self.config.eval_n, self.dataset.num_classes
+        labels = torch.arange(n) % num_classes if self.config.conditional else None
+        shape = tuple(self.dataset.images.shape[1:])
+        batches = generate_images(eps_model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345,
+                                  labels=labels, device=self.device)  # fmt: skip
+        samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
+        features, logits = self.scorer.features_and_logits(samples)
+        mu, sigma = M.feature_statistics(features)
+        fid = M.frechet_distance(self.reference["mu"], self.reference["sigma"], mu, sigma)
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        confident = float((probs.max(1) >= 0.9).mean())
+        return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
+
+    def log(self, record: dict) -> None:
+        """Send a metrics.jsonl record's numbers to TensorBoard, against its step."""
+        if self.writer is None:
+            return
+        for key, value in record.items():
+            if key != "step" and isinstance(value, int | float):
+                self.writer.add_scalar(key, value, record["step"])
+        self.writer.flush()
+
+    def plot(self, metrics_path: Path) -> None:
+        """OUT/curves.png: loss and FID against steps and against minutes, from metrics.jsonl."""
+        records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        losses = [r for r in records if r.get("loss") is not None]
+        fids = [r for r in records if r.get("fid") is not None]
+        if not losses and not fids:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = [(name, rs) for name, rs in (("loss", losses), ("fid", fids)) if rs]
+        fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.2 * len(rows)), dpi=100, squeeze=False)
+        for (name, rs), ax_row in zip(rows, axes, strict=True):
+            for ax, x_key, x_label in ((ax_row[0], "step", "step"), (ax_row[1], "elapsed", "minutes")):
+                xs = [r[x_key] / (60 if x_key == "elapsed" else 1) for r in rs]
+                ax.plot(xs, [r[name] for r in rs], marker="o" if name == "fid" else None, linewidth=1)
+                ax.set_xlabel(x_label)
+                ax.set_ylabel(f"{name} ({self.config.eval_n} samples)" if name == "fid" else name)
+                ax.set_yscale("log")
+                ax.grid(alpha=0.3)
+        fig.suptitle(f"{self.config.model} on {self.config.dataset}")
+        fig.tight_layout()
+        tmp = self.out / f".curves.png.{os.getpid()}.tmp"  # written whole, then renamed: never half a PNG
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, self.out / "curves.png")
+        plt.close(fig)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
