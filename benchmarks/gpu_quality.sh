@@ -32,7 +32,8 @@ CD="python -m cleardiffusion"
 for D in mnist fashion-mnist; do
   RUN=/tmp/run-$D
   $CD train --dataset $D --data-dir "$DATA/$D" --model seed-minimal --conditional --label-dropout 0.1 \
-      --steps "$STEPS" --batch-size 256 --lr 2e-4 --warmup 500 --sample-every 0 --checkpoint-every 5000 \
+      --steps "$STEPS" --batch-size 256 --lr 2e-4 --warmup 500 --ema-decay 0.9999 --prediction eps \
+      --loss-weighting none --sample-every 0 --checkpoint-every 5000 \
       --log-every 200 --device "$DEVICE" --no-progress --out $RUN
   cp $RUN/metrics.jsonl "$RESULTS/$D-metrics.jsonl"
   python - "$RUN/metrics.jsonl" "$D" >> "$RESULTS/README.md" <<'PY'

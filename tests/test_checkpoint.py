@@ -106,13 +106,14 @@ def test_checkpoint_holds_the_whole_training_state(trained):
 def test_load_for_sampling_rebuilds_the_ema_model(trained):
     path = trained / "run" / "checkpoints" / "last.pt"
     model, schedule, meta = load_for_sampling(path)
+    assert meta["prediction"] == "v"  # the default recipe: the network predicts v, the wrapper returns eps
     ema = load_checkpoint(path)["ema"]
-    assert all(torch.equal(model.state_dict()[k], ema[k]) for k in ema)
+    assert all(torch.equal(model.net.state_dict()[k], ema[k]) for k in ema)
     assert not model.training and schedule.T == 100 and model.null_label == 10
     assert meta["image_shape"] == (1, 8, 8) and meta["num_classes"] == 10 and meta["step"] == 6
     assert meta["dataset"] == "mnist" and meta["class_names"][3] == "3"
     raw, _, _ = load_for_sampling(path, use_ema=False)
-    assert any(not torch.equal(raw.state_dict()[k], model.state_dict()[k]) for k in ema)
+    assert any(not torch.equal(raw.net.state_dict()[k], model.net.state_dict()[k]) for k in ema)
     eps = model(torch.zeros(2, 1, 8, 8), torch.tensor([0, 99]), torch.tensor([3, 10]))
     assert eps.shape == (2, 1, 8, 8) and torch.isfinite(eps).all()
 

@@ -71,18 +71,18 @@ class TrainConfig:
     # ---- diffusion
     schedule: str = "linear"  # beta schedule: linear | linear-scaled | cosine
     timesteps: int = 1000  # T, the number of diffusion steps
-    prediction: str = "eps"  # what the network predicts: eps | v | x0 (objective.py); samplers always get eps
-    loss_weighting: str = "none"  # none (plain MSE on the target) | min-snr (Hang et al. 2023, gamma = 5)
+    prediction: str = "v"  # what the network predicts: eps (Ho et al.) | v | x0 (objective.py); samplers get eps
+    loss_weighting: str = "min-snr"  # min-snr (Hang et al. 2023, gamma = 5) | none (plain MSE on the target)
     # ---- optimisation
     steps: int = 10_000  # optimisation steps in total (a resumed run continues up to this number)
     time_budget: float | None = None  # minutes of training wall clock in total (resumes included); then stop
-    batch_size: int = 128  # GLOBAL batch: summed over all processes; must be divisible by their number
-    lr: float = 2e-4  # AdamW learning rate after warmup (Ho et al.: 2e-4 on CIFAR-10)
-    warmup: int = 500  # steps of linear learning-rate warmup from 0 (Ho et al.: 5000)
+    batch_size: int = 64  # GLOBAL batch: summed over all processes; must be divisible by their number
+    lr: float = 1e-3  # AdamW learning rate after warmup (the CPU recipe; Ho et al.: 2e-4 on CIFAR-10)
+    warmup: int = 100  # steps of linear learning-rate warmup from 0 (Ho et al.: 5000)
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta_1, beta_2)
     grad_clip: float = 1.0  # clip the global gradient norm to this (0: no clipping)
-    ema_decay: float = 0.9999  # EMA of the weights; the decay used at step s is min(ema_decay, (1+s)/(10+s))
+    ema_decay: float = 0.999  # EMA of the weights; the decay used at step s is min(ema_decay, (1+s)/(10+s))
     seed: int = 0  # seeds the weights and the one generator of every training draw
     # ---- hardware
     device: str = "auto"  # auto | cpu | cuda; on CUDA: bf16 autocast, channels_last, fused AdamW
