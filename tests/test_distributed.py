@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,24 @@ from test_train import losses, tiny_config, tiny_flags, write_digits
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+# A guard against a hung run, not a speed limit. The torchrun run needs about 10 CPU-seconds (three
+# interpreters import torch), but a test suite run under `nice` beside full-priority work gets ~1% of a core:
+# the run then took over 180 s, the old limit, and the fixture failed although nothing was wrong.
+HANG_GUARD_S = 1800
+
+
+def torchrun(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`torchrun --standalone` (a free port picked by the OS) in its own process group: killed whole on a hang."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    with subprocess.Popen([*launcher, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=HANG_GUARD_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the workers too: killing torchrun alone orphans them
+            out, err = proc.communicate()
+            pytest.fail(f"torchrun still running after {HANG_GUARD_S} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +45,7 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ddp")
     digits = write_digits(root / "digits")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    flags = tiny_flags(digits, root / "two", steps=4)
-    command = [*launcher, "-m", "cleardiffusion", *flags]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    done = torchrun(["-m", "cleardiffusion", *tiny_flags(digits, root / "two", steps=4)], env)
     assert done.returncode == 0, done.stderr[-3000:]
     train(tiny_config(digits, root / "one", steps=4))
     return root

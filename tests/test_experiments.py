@@ -1,11 +1,14 @@
 """`cleardiffusion experiment`: every quick recipe writes a report whose tables come from its results.json.
 
-One module-scoped run of `experiment all --quick` (about a minute and a half on a shared 2-core CPU) feeds
-one test per experiment. It reads MNIST from ../shared/data/mnist when it exists, synthetic digits otherwise.
+One module-scoped run of `experiment all --quick` feeds one test per experiment. It reads MNIST from
+../shared/data/mnist when it exists, synthetic digits otherwise. The run uses quick mode with smaller training
+and scoring sizes (TEST_SIZES): the tests check that every table and figure comes from results.json, which no
+size changes, and the quick sizes' 2,000-image KID reference alone took half of the suite's time.
 """
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +16,24 @@ import pytest
 import torch
 
 from cleardiffusion.cli import main
-from cleardiffusion.experiments import EXPERIMENTS
+from cleardiffusion.experiments import EXPERIMENTS, common
 from cleardiffusion.experiments.common import synthetic_digits
 from cleardiffusion.experiments.ddim_steps import fewest_steps_within
 from cleardiffusion.experiments.report import fmt, markdown_table
 from cleardiffusion.experiments.sampling_cost import fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# KID compares 100 subsets of min(1000, reference) vectors: 400 reference images cut its cost six-fold
+TEST_SIZES = replace(common.QUICK, train_steps=20, reference_images=400, classifier_images=1000)
 
 
 @pytest.fixture(scope="module")
 def quick_all(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("experiments")
     threads = torch.get_num_threads()
-    assert main(["experiment", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(common, "QUICK", TEST_SIZES)
+        assert main(["experiment", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
     assert torch.get_num_threads() == threads, "the run must restore torch's thread count"
     return out
 
