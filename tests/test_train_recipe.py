@@ -48,6 +48,18 @@ def test_a_checkpoint_without_a_prediction_field_loads_as_eps(digits, tmp_path):
     assert meta["prediction"] == "eps" and not isinstance(model, EpsFromPrediction)
 
 
+def test_a_run_from_before_the_prediction_field_resumes_as_eps(digits, tmp_path):
+    out = tmp_path / "run"
+    assert main(tiny_flags(digits, out, steps=2, prediction="eps", loss_weighting="none")) == 0
+    path = out / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    for key in ("prediction", "loss_weighting"):
+        del state["config"][key]
+    save_checkpoint(path, state)
+    assert main(tiny_flags(digits, out, steps=4, prediction="eps", loss_weighting="none", resume=True)) == 0
+    assert load_checkpoint(path)["step"] == 4
+
+
 def test_time_budget_alone_stops_the_run_and_says_so(digits, tmp_path, capsys):
     out = tmp_path / "run"
     flags = tiny_flags(digits, out, steps=None)  # no --steps

@@ -107,6 +107,8 @@ MAY_CHANGE_ON_RESUME = frozenset(
      "sample_every", "checkpoint_every", "keep_checkpoints", "progress", "eval_every", "eval_n", "classifier",
      "tensorboard"}
 )  # fmt: skip
+# what a checkpoint written before these fields existed was trained with
+FIELDS_BEFORE_THEY_EXISTED = {"prediction": "eps", "loss_weighting": "none"}
 SAMPLE_STEPS = 50  # DDIM steps for the periodic sample grids
 UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
 SAMPLES_PER_ROW = 8
@@ -231,8 +233,9 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
     if not config.resume and last_path.exists():
         raise UsageError(f"{last_path} exists: add --resume to continue that run, or choose a new --out")
     saved = load_checkpoint(last_path, map_location=dev) if config.resume else None
-    if saved is not None:
-        check_same_run(saved["config"], asdict(config), MAY_CHANGE_ON_RESUME, last_path)
+    if saved is not None:  # a checkpoint from before a field existed ran that field's old behaviour
+        check_same_run({**FIELDS_BEFORE_THEY_EXISTED, **saved["config"]}, asdict(config), MAY_CHANGE_ON_RESUME,
+                       last_path)  # fmt: skip
 
     # ---- data: the whole dataset lives on the device as uint8; each batch is converted on the fly
     folder_options = {"image_size": config.image_size} if config.image_size else {}
