@@ -22,6 +22,11 @@ Objective = Literal["ddpm", "flow"]
 SAMPLERS_FOR: dict[str, tuple[str, ...]] = {"ddpm": tuple(SAMPLERS), "flow": tuple(FLOW_SAMPLERS)}
 
 
+def checkpoint_objective(meta: dict) -> str:
+    """'ddpm' or 'flow': what a checkpoint's network predicts, from `load_for_sampling`'s meta (default ddpm)."""
+    return meta.get("objective", meta.get("config", {}).get("objective", "ddpm"))
+
+
 def check_sampler(objective: str, sampler: str) -> None:
     """A ValueError unless `sampler` can sample a model trained with `objective`."""
     if objective not in SAMPLERS_FOR:

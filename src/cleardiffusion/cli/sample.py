@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_for_sampling
     from ..flow import FLOW_SPACINGS, flow_timesteps
-    from ..generate import SAMPLERS_FOR, count_nfe, generate_images, steps_for_budget
+    from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
     from ..guidance import check_guidance
     from ..samplers import make_timesteps
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
-    objective = meta.get("objective", meta["config"].get("objective", "ddpm"))  # "ddpm" or "flow"
+    objective = checkpoint_objective(meta)  # "ddpm" or "flow"
     sampler = args.sampler or ("euler" if objective == "flow" else "ddim")
     if sampler not in SAMPLERS_FOR[objective]:
         raise UsageError(
