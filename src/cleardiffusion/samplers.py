@@ -53,7 +53,9 @@ def make_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: Spacing
     Song et al. 2021, App. D.2; neither visits index T-1). 'logsnr' is uniform in lambda_t = log(alpha_t /
     sigma_t) (Lu et al. 2022a, Sec. 3.3) and 'karras' uniform in sigma^(1/rho), rho = 7, with
     sigma = sqrt((1 - alpha_bar) / alpha_bar) (Karras et al. 2022, Eq. 5); both run from index T-1 to 0 and
-    take each point's nearest index in lambda, so they need the schedule, not just T.
+    take each point's nearest index in lambda, so they need the schedule, not just T. With the cosine schedule,
+    whose last beta is clipped to 0.999 (alpha_bar_{T-1} ~ 2e-9, lambda ~ -10), both spend a few steps on the
+    top few indices; pass an explicit list to skip them.
     """
     T = schedule if isinstance(schedule, int) else schedule.T
     if not 1 <= steps <= T:
@@ -235,7 +237,7 @@ def dpmpp_2m_sample(
 ) -> torch.Tensor:
     """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2; deterministic, one NFE per step (`generator` is unused).
 
-    The first step is first order (Algorithm 2, line 3: no earlier x_theta yet). The last step goes from the
+    The first step is first order (Algorithm 2 starts so: no earlier x_theta yet). The last step goes from the
     last index to sigma = 0, where lambda = +inf, h = inf and r = 0, so it is first order too: it returns
     x_theta there, as DDIM's last step does. `order=1` makes every step first order, which is DDIM (eta = 0).
     """
@@ -251,8 +253,8 @@ def dpmpp_2m_sample(
         D = x0_pred
         if order == 2 and x0_prev is not None:
             r = h_prev / h  # r_i = h_{i-1} / h_i
-            D = (1 + 1 / (2 * r)) * x0_pred - 1 / (2 * r) * x0_prev  # line 6: D_i
-        # line 7: x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i
+            D = (1 + 1 / (2 * r)) * x0_pred - 1 / (2 * r) * x0_prev  # D_i
+        # x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i
         x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * D
         x0_prev, h_prev = x0_pred, h
     return x
@@ -260,11 +262,12 @@ def dpmpp_2m_sample(
 
 # ----------------------------------------------------------------------------------------------------------
 # Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models", Algorithm 1
-# (deterministic Heun sampler), on a VP schedule written in Karras's variables (their Eq. 4 with s(t) =
-# sqrt(alpha_bar_t)): x_hat = x_t / sqrt(alpha_bar_t) = x_0 + sigma eps, sigma = sqrt((1 - alpha_bar) /
-# alpha_bar), and the probability-flow ODE dx_hat / dsigma = (x_hat - D(x_hat; sigma)) / sigma = eps.
+# (deterministic Heun sampler) with their own choice sigma(t) = t, s(t) = 1 (Table 1), applied to a VP
+# network through Table 1's VP preconditioning: x_hat = x_t / sqrt(alpha_bar_t) = x_0 + sigma eps with
+# sigma = sqrt((1 - alpha_bar) / alpha_bar), D(x_hat; sigma) = x_hat - sigma eps_theta(x_hat / sqrt(sigma^2 + 1), t)
+# and x_hat / sqrt(sigma^2 + 1) = x_t. The ODE is dx_hat / dsigma = (x_hat - D) / sigma = eps_theta.
 # The grid is the given schedule indices, so both of Heun's evaluations fall on integer t: the second at
-# the next index. As in Algorithm 1 (line 6), the step to sigma = 0 (after the last index) is an Euler step.
+# the next index. As in Algorithm 1, the step to sigma = 0 (after the last index) is an Euler step.
 
 
 @torch.no_grad()
@@ -287,9 +290,9 @@ def heun_sample(
     x_hat = x_T / _alpha_bar(schedule, ts[0]) ** 0.5  # x_hat = x / s(t)
     for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, ts):
         sigma_t, sigma_s = ((1 - alpha_bar_t) / alpha_bar_t) ** 0.5, ((1 - alpha_bar_s) / alpha_bar_s) ** 0.5
-        d, _ = _predict(eps_model, x_hat * alpha_bar_t**0.5, i, t, alpha_bar_t, clip_x0, callback)  # line 4
-        x_next = x_hat + (sigma_s - sigma_t) * d  # line 5: Euler step
-        if s >= 0:  # lines 6-8: second-order correction unless sigma_s = 0
+        d, _ = _predict(eps_model, x_hat * alpha_bar_t**0.5, i, t, alpha_bar_t, clip_x0, callback)  # d_i
+        x_next = x_hat + (sigma_s - sigma_t) * d  # Euler step
+        if s >= 0:  # second-order correction unless sigma_s = 0
             d_prime, _ = _predict(eps_model, x_next * alpha_bar_s**0.5, i, s, alpha_bar_s, clip_x0, None)
             x_next = x_hat + (sigma_s - sigma_t) * (0.5 * d + 0.5 * d_prime)
         x_hat = x_next
