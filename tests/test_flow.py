@@ -120,3 +120,18 @@ def test_time_grids_and_nfe():
     assert flow_steps_for_nfe("heun", 10) == 5 and flow_steps_for_nfe("euler", 7) == 7
     with pytest.raises(ValueError, match="even"):
         flow_steps_for_nfe("heun", 9)
+
+
+def test_clip_x0_clamps_the_straight_line_endpoint():
+    """x0_pred = x_t - t v is clamped to [-1, 1]; a velocity whose x0_pred is already inside is unchanged."""
+    x_1 = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen = []
+    far = lambda x, t_in: x - 5.0  # noqa: E731  (x0_pred = x - t (x - 5) leaves [-1, 1])
+    out = flow_euler_sample(far, x_1, flow_timesteps(6), clip_x0=True, callback=lambda i, t, x, x0: seen.append(x0))
+    assert all(x0.abs().max() <= 1 for x0 in seen) and out.abs().max() <= 1 + 1e-12
+    inside = lambda x, t_in: x - 0.5 * x.tanh()  # noqa: E731  (|x| <= 1 stays so, and x0_pred with it)
+    x_1 = x_1.clamp(-1, 1)
+    for sampler in FLOW_SAMPLERS.values():
+        torch.testing.assert_close(
+            sampler(inside, x_1, flow_timesteps(6), clip_x0=True), sampler(inside, x_1, flow_timesteps(6))
+        )

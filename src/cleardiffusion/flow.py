@@ -72,17 +72,27 @@ def check_flow_timesteps(timesteps: Sequence[float]) -> list[float]:
     return ts
 
 
-def _velocity(v_model: VModel, x: torch.Tensor, t: float) -> torch.Tensor:
-    """v_theta(x, t) for a batch at one time t, the network seeing TIME_SCALE * t."""
+def _velocity(v_model: VModel, x: torch.Tensor, t: float, clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """v_theta(x, t) for a batch at one time t (the network sees TIME_SCALE * t) and x0_pred = x - t v.
+
+    With `clip_x0` (and t > 0), x0_pred is clamped to [-1, 1] and v re-derived from it, v = (x - x0_pred) / t,
+    so the step moves towards the clamped x_0, as the DDPM samplers' `clip_x0` does.
+    """
     t_batch = torch.full((x.shape[0],), TIME_SCALE * t, device=x.device, dtype=x.dtype)
-    return v_model(x, t_batch).to(x.dtype)
+    v = v_model(x, t_batch).to(x.dtype)
+    x0_pred = x - t * v
+    if clip_x0 and t > 0:
+        x0_pred = x0_pred.clamp(-1, 1)
+        v = (x - x0_pred) / t
+    return v, x0_pred
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Samplers: x_1 ~ N(0, I) at t = 1 integrated to t = 0 by Euler or Heun (Karras et al. 2022, Algorithm 1 in
 # t instead of sigma). The velocity is defined at t = 0 (x_t = x_0 there), so unlike the VP Heun sampler every
 # step, the last included, is a Heun step: NFE = 2 * steps. `callback(i, t, x_t, x0_pred)` sees each step,
-# with x0_pred = x_t - t v, the endpoint of a straight line through x_t.
+# with x0_pred = x_t - t v, the endpoint of a straight line through x_t. Same signature as the DDPM samplers
+# less the schedule; x_1 plays x_T's part and `timesteps` are times in [0, 1].
 
 
 @torch.no_grad()
@@ -92,15 +102,16 @@ def flow_euler_sample(
     timesteps: Sequence[float],
     *,
     generator: torch.Generator | list[torch.Generator] | None = None,
+    clip_x0: bool = False,
     callback: FlowCallback | None = None,
 ) -> torch.Tensor:
     """Euler's method on dx / dt = v_theta(x, t) over `timesteps` (1 -> 0); NFE = steps. `generator` is unused."""
     ts = check_flow_timesteps(timesteps)
     x = x_1
     for i, (t, s) in enumerate(zip(ts, ts[1:])):
-        v = _velocity(v_model, x, t)
+        v, x0_pred = _velocity(v_model, x, t, clip_x0)
         if callback is not None:
-            callback(i, t, x, x - t * v)
+            callback(i, t, x, x0_pred)
         x = x + (s - t) * v
     return x
 
@@ -112,17 +123,18 @@ def flow_heun_sample(
     timesteps: Sequence[float],
     *,
     generator: torch.Generator | list[torch.Generator] | None = None,
+    clip_x0: bool = False,
     callback: FlowCallback | None = None,
 ) -> torch.Tensor:
     """Heun's method (trapezoidal predictor-corrector) on dx / dt = v_theta(x, t); NFE = 2 * steps."""
     ts = check_flow_timesteps(timesteps)
     x = x_1
     for i, (t, s) in enumerate(zip(ts, ts[1:])):
-        v = _velocity(v_model, x, t)
+        v, x0_pred = _velocity(v_model, x, t, clip_x0)
         if callback is not None:
-            callback(i, t, x, x - t * v)
+            callback(i, t, x, x0_pred)
         x_next = x + (s - t) * v  # Euler predictor
-        v_next = _velocity(v_model, x_next, s)
+        v_next, _ = _velocity(v_model, x_next, s, clip_x0)
         x = x + (s - t) * (0.5 * v + 0.5 * v_next)  # trapezoidal corrector
     return x
 

@@ -90,7 +90,7 @@ def generate_images(
             'uniform' or 'quadratic' (`flow.flow_timesteps`).
         timesteps: an explicit descending list of step indices (flow: times from 1 to 0); overrides
             `steps` and `spacing`.
-        clip_x0: clamp the predicted x_0 to [-1, 1] at each step (DDPM objective only).
+        clip_x0: clamp the predicted x_0 to [-1, 1] at each step (flow: x_0 = x_t - t v, for t > 0).
         labels: (n,) class labels for a conditional model, or None for unconditional sampling.
         guidance: classifier-free guidance scale s (1 = plain conditional, 0 = unconditional).
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
@@ -116,7 +116,9 @@ def generate_images(
         guided = guided_model(model, y, guidance)  # checks the labels once, here; eps or velocity alike
         with trusted_inputs(model):  # so the model need not re-check them (a host sync) at every step
             if objective == "flow":  # x_T is x_1, the noise end of the flow
-                samples = FLOW_SAMPLERS[sampler](guided, x_T, timesteps, generator=generators, callback=callback)
+                samples = FLOW_SAMPLERS[sampler](
+                    guided, x_T, timesteps, generator=generators, clip_x0=clip_x0, callback=callback
+                )
             else:
                 samples = SAMPLERS[sampler](
                     guided, schedule, x_T, timesteps,
