@@ -51,7 +51,7 @@ def make_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: Spacing
 
     'uniform' takes every (T / steps)-th index and 'quadratic' spaces them as i^2, denser near t = 0 (both
     Song et al. 2021, App. D.2; neither visits index T-1). 'logsnr' is uniform in lambda_t = log(alpha_t /
-    sigma_t) (Lu et al. 2022a, Sec. 3.3) and 'karras' uniform in sigma^(1/rho), rho = 7, with
+    sigma_t) (Lu et al. 2022a, DPM-Solver's step schedule) and 'karras' uniform in sigma^(1/rho), rho = 7, with
     sigma = sqrt((1 - alpha_bar) / alpha_bar) (Karras et al. 2022, Eq. 5); both run from index T-1 to 0 and
     take each point's nearest index in lambda, so they need the schedule, not just T. With the cosine schedule,
     whose last beta is clipped to 0.999 (alpha_bar_{T-1} ~ 2e-9, lambda ~ -10), both spend a few steps on the

@@ -42,7 +42,7 @@ The .npz also records sampler, spacing, steps and nfe.
 # (objective, sampler) -> steps when neither --steps nor --nfe is given; DDPM takes all T steps
 DEFAULT_STEPS = {("ddpm", "ddim"): 50, ("ddpm", "dpm++2m"): 20, ("ddpm", "heun"): 18, ("flow", "euler"): 50,
                  ("flow", "heun"): 25}  # fmt: skip
-# each solver's paper's spacing (Lu et al. 2022, Sec. 3.3: log-SNR; Karras et al. 2022, Eq. 5) unless --spacing
+# each solver's paper's spacing (DPM-Solver: uniform in log-SNR; Karras et al. 2022, Eq. 5) unless --spacing
 DEFAULT_SPACING = {("ddpm", "dpm++2m"): "logsnr", ("ddpm", "heun"): "karras"}
 
 
