@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from cleardiffusion.checkpoint import load_checkpoint, save_checkpoint
 from cleardiffusion.cli import main
+from cleardiffusion.cli.sample import SAMPLER_CHOICES, SPACING_CHOICES
+from cleardiffusion.generate import SAMPLERS_FOR
+from cleardiffusion.samplers import SPACINGS
 from test_train import tiny_flags, write_digits
 
 
@@ -19,8 +23,24 @@ def checkpoints(tmp_path_factory):
     return root / "uncond/checkpoints/last.pt", root / "cond/checkpoints/last.pt"
 
 
+@pytest.fixture(scope="module")
+def flow_checkpoint(checkpoints, tmp_path_factory):
+    """The unconditional checkpoint relabelled as a flow matching one: its network is read as a velocity."""
+    state = load_checkpoint(checkpoints[0])
+    state["config"]["objective"] = "flow"
+    return save_checkpoint(tmp_path_factory.mktemp("flow") / "flow.pt", state)
+
+
 def run_sample(checkpoint, out, *extra):
     return main(["sample", "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu", *map(str, extra)])
+
+
+def exit_status(checkpoint, out, *extra):
+    """run_sample's exit status, argparse's own errors (SystemExit) included."""
+    try:
+        return run_sample(checkpoint, out, *extra)
+    except SystemExit as e:
+        return e.code
 
 
 def test_npz_holds_uint8_images_and_is_batch_size_independent(checkpoints, tmp_path):
@@ -62,8 +82,61 @@ def test_conditional_labels_and_guidance(checkpoints, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "sampler, flags, steps, nfe, spacing",
+    [
+        ("dpm++2m", ["--steps", 6], 6, 6, "logsnr"),
+        ("heun", ["--nfe", 9], 5, 9, "karras"),
+        ("heun", ["--steps", 4, "--spacing", "uniform"], 4, 7, "uniform"),
+        ("ddim", ["--nfe", 7, "--spacing", "karras"], 7, 7, "karras"),
+    ],
+)
+def test_ode_solvers_record_their_nfe(checkpoints, tmp_path, capsys, sampler, flags, steps, nfe, spacing):
+    out = tmp_path / "s.npz"
+    assert run_sample(checkpoints[0], out, "--n", 3, "--sampler", sampler, *flags) == 0
+    z = np.load(out)
+    assert z["images"].shape == (3, 8, 8, 1)
+    assert (str(z["sampler"]), int(z["steps"]), int(z["nfe"]), str(z["spacing"])) == (sampler, steps, nfe, spacing)
+    assert f"NFE {nfe}" in capsys.readouterr().out
+
+
+def test_flow_checkpoint_takes_flow_samplers(flow_checkpoint, tmp_path):
+    assert run_sample(flow_checkpoint, tmp_path / "e.npz", "--n", 3, "--steps", 4) == 0
+    z = np.load(tmp_path / "e.npz")
+    assert (str(z["objective"]), str(z["sampler"]), int(z["nfe"])) == ("flow", "euler", 4)
+    assert run_sample(flow_checkpoint, tmp_path / "h.npz", "--n", 3, "--sampler", "heun", "--nfe", 6) == 0
+    assert (int(np.load(tmp_path / "h.npz")["steps"]), int(np.load(tmp_path / "h.npz")["nfe"])) == (3, 6)
+    assert run_sample(flow_checkpoint, tmp_path / "t.png", "--n", 2, "--steps", 5, "--trajectory",
+                      tmp_path / "traj.png") == 0  # fmt: skip
+
+
+def test_cli_choices_match_the_library():
+    assert set(SAMPLER_CHOICES) == {s for names in SAMPLERS_FOR.values() for s in names}
+    assert SPACING_CHOICES == SPACINGS
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sampler", "ddim"], "trained with the flow objective"),
+        (["--spacing", "karras"], "flow checkpoint takes uniform"),
+        (["--sampler", "heun", "--nfe", "7"], "NFE is even"),
+    ],
+)
+def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, capsys, extra, message):
+    assert exit_status(flow_checkpoint, tmp_path / "x.png", "--n", 2, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
     "which, extra, message",
     [
+        (0, ["--steps", "0"], "must be at least 1"),
+        (0, ["--sampler", "heun", "--nfe", "10"], "NFE is odd"),
+        (0, ["--spacing", "cubic"], "invalid choice"),
+        (0, ["--sampler", "euler"], "trained with the ddpm objective"),
+        (0, ["--sampler", "dpm++2m", "--eta", "1"], "--eta is DDIM's"),
+        (0, ["--steps", "5", "--nfe", "5"], "not allowed with"),
         (1, ["--class-label", "10"], "out of range"),
         (1, ["--class-label", "cat"], "class index"),
         (0, ["--class-label", "3"], "unconditional"),
@@ -76,7 +149,7 @@ def test_bad_requests_get_one_line_errors(checkpoints, tmp_path, capsys, which, 
     out = tmp_path / "x.png"
     if extra[0] == "--out-suffix":
         out, extra = tmp_path / "x.jpg", []
-    assert run_sample(checkpoints[which], out, "--n", 2, *extra) == 2
+    assert exit_status(checkpoints[which], out, "--n", 2, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 

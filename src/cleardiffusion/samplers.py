@@ -1,4 +1,5 @@
-"""Reverse-process samplers: DDPM ancestral sampling (Ho et al. 2020) and DDIM (Song et al. 2021).
+"""Reverse-process samplers: DDPM (Ho et al. 2020), DDIM (Song et al. 2021), DPM-Solver++(2M) (Lu et al. 2022)
+and Heun's method on the probability-flow ODE (Karras et al. 2022).
 
 Every sampler shares one signature, k-diffusion style:
 
@@ -14,8 +15,22 @@ Every sampler shares one signature, k-diffusion style:
 
 A step goes from index `t` to the next index `s` in the list (s = -1 after the last, with alpha_bar = 1).
 All step coefficients are computed in float64 on the CPU, as Python floats.
+
+Notation of the ODE solvers (a VP schedule in the papers' variables):
+
+| code            | paper                                                                    |
+|-----------------|--------------------------------------------------------------------------|
+| `alpha_t`       | alpha_t = sqrt(alpha_bar_t) (Lu et al.; Kingma et al. 2021)              |
+| `sigma_t`       | sigma_t = sqrt(1 - alpha_bar_t) in DPM-Solver++                           |
+| `lambda_t`      | lambda_t = log(alpha_t / sigma_t), half the log-SNR                       |
+| `h`, `r`        | h_i = lambda_{t_i} - lambda_{t_{i-1}}, r_i = h_{i-1} / h_i (Algorithm 2)   |
+| `sigma_t` (Heun)| Karras's sigma(t) = sqrt((1 - alpha_bar_t) / alpha_bar_t), with x_hat = x_t / sqrt(alpha_bar_t) |
+
+NFE (network evaluations) of a run over `steps` timesteps: `sampler_nfe(name, steps)`; one per step,
+except Heun: 2 per step and 1 on its last (Euler) step, 2 * steps - 1 in all.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -26,15 +41,23 @@ from .schedule import NoiseSchedule
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 Generator = torch.Generator | list[torch.Generator] | None
-Spacing = Literal["uniform", "quadratic"]
-SPACINGS: tuple[str, ...] = ("uniform", "quadratic")
+Spacing = Literal["uniform", "quadratic", "logsnr", "karras"]
+SPACINGS: tuple[str, ...] = ("uniform", "quadratic", "logsnr", "karras")
+KARRAS_RHO = 7.0  # Karras et al. 2022, Eq. 5 and Table 1
 
 
-def make_timesteps(T: int, steps: int, spacing: Spacing = "uniform") -> list[int]:
-    """Descending step indices for a `steps`-step sampler over a T-step schedule (Song et al. 2021, App. D.2).
+def make_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: Spacing = "uniform") -> list[int]:
+    """Descending step indices for a `steps`-step sampler over a T-step schedule.
 
-    'uniform' takes every (T / steps)-th index; 'quadratic' spaces them as i^2, denser near t = 0.
+    'uniform' takes every (T / steps)-th index and 'quadratic' spaces them as i^2, denser near t = 0 (both
+    Song et al. 2021, App. D.2; neither visits index T-1). 'logsnr' is uniform in lambda_t = log(alpha_t /
+    sigma_t) (Lu et al. 2022a, DPM-Solver's step schedule) and 'karras' uniform in sigma^(1/rho), rho = 7, with
+    sigma = sqrt((1 - alpha_bar) / alpha_bar) (Karras et al. 2022, Eq. 5); both run from index T-1 to 0 and
+    take each point's nearest index in lambda, so they need the schedule, not just T. With the cosine schedule,
+    whose last beta is clipped to 0.999 (alpha_bar_{T-1} ~ 2e-9, lambda ~ -10), both spend a few steps on the
+    top few indices; pass an explicit list to skip them.
     """
+    T = schedule if isinstance(schedule, int) else schedule.T
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be between 1 and T = {T}, got {steps}")
     if spacing == "uniform":
@@ -46,9 +69,33 @@ def make_timesteps(T: int, steps: int, spacing: Spacing = "uniform") -> list[int
             ts[i] = max(ts[i], ts[i - 1] + 1)
         if ts[-1] >= T:
             raise ValueError(f"quadratic spacing cannot place {steps} steps in T = {T}; use 'uniform'")
+    elif spacing in ("logsnr", "karras"):
+        if isinstance(schedule, int):
+            raise ValueError(f"{spacing} spacing needs the noise schedule, not only T: pass the NoiseSchedule")
+        ts = _continuous_spacing(schedule, steps, spacing)
     else:
         raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
     return ts[::-1]
+
+
+def _continuous_spacing(schedule: NoiseSchedule, steps: int, spacing: str) -> list[int]:
+    """Ascending distinct indices nearest (in lambda) to `steps` points spaced in log-SNR or Karras's sigma."""
+    lambdas = 0.5 * (schedule.alpha_bar64.log() - (1 - schedule.alpha_bar64).log())  # lambda_t, decreasing in t
+    lambda_min, lambda_max = lambdas[-1].item(), lambdas[0].item()
+    u = torch.linspace(1, 0, steps, dtype=torch.float64).flip(0)  # 0 at index 0 (least noise), 1 at T-1
+    if spacing == "logsnr":
+        targets = lambda_max + u * (lambda_min - lambda_max)
+    else:  # sigma_i = (sigma_min^(1/rho) + u (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho, lambda = -log sigma
+        lo, hi = math.exp(-lambda_max / KARRAS_RHO), math.exp(-lambda_min / KARRAS_RHO)
+        targets = -KARRAS_RHO * torch.log(lo + u * (hi - lo))
+    ts = (lambdas[None, :] - targets[:, None]).abs().argmin(dim=1).tolist()
+    # neighbours can round to one index where the schedule is coarse: push them apart, staying in 0..T-1
+    for i in range(1, steps):
+        ts[i] = max(ts[i], ts[i - 1] + 1)
+    ts[-1] = min(ts[-1], schedule.T - 1)
+    for i in range(steps - 2, -1, -1):
+        ts[i] = min(ts[i], ts[i + 1] - 1)
+    return ts
 
 
 def check_timesteps(schedule: NoiseSchedule, timesteps: Sequence[int] | None) -> list[int]:
@@ -102,6 +149,11 @@ def _predict(eps_model: EpsModel, x_t, i: int, t: int, alpha_bar_t: float, clip_
 
 def _alpha_bar(schedule: NoiseSchedule, t: int) -> float:
     return 1.0 if t < 0 else schedule.alpha_bar64[t].item()
+
+
+def _lambda(alpha_bar: float) -> float:
+    """lambda_t = log(alpha_t / sigma_t) = log(sqrt(alpha_bar) / sqrt(1 - alpha_bar)); +inf where sigma = 0."""
+    return math.inf if alpha_bar >= 1 else 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
 
 
 @torch.no_grad()
@@ -166,4 +218,110 @@ def ddim_sample(
     return x
 
 
-SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+# ----------------------------------------------------------------------------------------------------------
+# Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
+# Algorithm 2 (DPM-Solver++(2M)): multistep, second order, in the data prediction x_theta = x0_pred.
+
+
+@torch.no_grad()
+def dpmpp_2m_sample(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    timesteps: Sequence[int] | None = None,
+    *,
+    generator: Generator = None,
+    clip_x0: bool = False,
+    callback: Callback | None = None,
+    order: int = 2,
+) -> torch.Tensor:
+    """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2; deterministic, one NFE per step (`generator` is unused).
+
+    The first step is first order (Algorithm 2 starts so: no earlier x_theta yet). The last step goes from the
+    last index to sigma = 0, where lambda = +inf, h = inf and r = 0, so it is first order too: it returns
+    x_theta there, as DDIM's last step does. `order=1` makes every step first order, which is DDIM (eta = 0).
+    """
+    if order not in (1, 2):
+        raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
+    x, x0_prev, h_prev = x_T, None, None
+    for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
+        _, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)  # x_theta(x_{t_{i-1}}, t_{i-1})
+        if s < 0:  # sigma_s = 0: x_s = alpha_s x_theta with alpha_s = 1
+            return x0_pred
+        alpha_s, sigma_t, sigma_s = alpha_bar_s**0.5, (1 - alpha_bar_t) ** 0.5, (1 - alpha_bar_s) ** 0.5
+        h = _lambda(alpha_bar_s) - _lambda(alpha_bar_t)  # h_i = lambda_{t_i} - lambda_{t_{i-1}}
+        D = x0_pred
+        if order == 2 and x0_prev is not None:
+            r = h_prev / h  # r_i = h_{i-1} / h_i
+            D = (1 + 1 / (2 * r)) * x0_pred - 1 / (2 * r) * x0_prev  # D_i
+        # x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i
+        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * D
+        x0_prev, h_prev = x0_pred, h
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models", Algorithm 1
+# (deterministic Heun sampler) with their own choice sigma(t) = t, s(t) = 1 (Table 1), applied to a VP
+# network through Table 1's VP preconditioning: x_hat = x_t / sqrt(alpha_bar_t) = x_0 + sigma eps with
+# sigma = sqrt((1 - alpha_bar) / alpha_bar), D(x_hat; sigma) = x_hat - sigma eps_theta(x_hat / sqrt(sigma^2 + 1), t)
+# and x_hat / sqrt(sigma^2 + 1) = x_t. The ODE is dx_hat / dsigma = (x_hat - D) / sigma = eps_theta.
+# The grid is the given schedule indices, so both of Heun's evaluations fall on integer t: the second at
+# the next index. As in Algorithm 1, the step to sigma = 0 (after the last index) is an Euler step.
+
+
+@torch.no_grad()
+def heun_sample(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    timesteps: Sequence[int] | None = None,
+    *,
+    generator: Generator = None,
+    clip_x0: bool = False,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Heun's 2nd-order method on the probability-flow ODE, Karras et al. 2022 Algorithm 1 (deterministic).
+
+    NFE = 2 * len(timesteps) - 1: two per step, one on the last (Euler) step to sigma = 0. The callback
+    sees each step's first evaluation. `generator` is unused.
+    """
+    ts = check_timesteps(schedule, timesteps)
+    x_hat = x_T / _alpha_bar(schedule, ts[0]) ** 0.5  # x_hat = x / s(t)
+    for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, ts):
+        sigma_t, sigma_s = ((1 - alpha_bar_t) / alpha_bar_t) ** 0.5, ((1 - alpha_bar_s) / alpha_bar_s) ** 0.5
+        d, _ = _predict(eps_model, x_hat * alpha_bar_t**0.5, i, t, alpha_bar_t, clip_x0, callback)  # d_i
+        x_next = x_hat + (sigma_s - sigma_t) * d  # Euler step
+        if s >= 0:  # second-order correction unless sigma_s = 0
+            d_prime, _ = _predict(eps_model, x_next * alpha_bar_s**0.5, i, s, alpha_bar_s, clip_x0, None)
+            x_next = x_hat + (sigma_s - sigma_t) * (0.5 * d + 0.5 * d_prime)
+        x_hat = x_next
+    return x_hat  # s(0) = 1 after the last step: x_hat = x_0
+
+
+SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample, "dpm++2m": dpmpp_2m_sample, "heun": heun_sample}
+
+
+def sampler_nfe(sampler: str, steps: int) -> int:
+    """Network evaluations (NFE) of `sampler` over `steps` timesteps; a guided evaluation counts once.
+
+    Heun (Karras et al. 2022, Algorithm 1) makes 2 per step except its last, Euler, step: 2 * steps - 1.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return 2 * steps - 1 if sampler == "heun" else steps
+
+
+def steps_for_nfe(sampler: str, nfe: int) -> int:
+    """The step count whose NFE is exactly `nfe`; a ValueError when no step count gives it (Heun: even nfe)."""
+    if sampler == "heun":
+        if nfe < 1 or nfe % 2 == 0:
+            raise ValueError(
+                f"heun makes 2 evaluations per step and 1 on its last (Euler) step, so its NFE is odd "
+                f"(2 * steps - 1); got {nfe}: use {max(nfe - 1, 1)} or {nfe + 1}"
+            )
+        return (nfe + 1) // 2
+    sampler_nfe(sampler, 1)  # validates the name
+    if nfe < 1:
+        raise ValueError(f"NFE must be at least 1, got {nfe}")
+    return nfe

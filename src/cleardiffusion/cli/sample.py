@@ -9,23 +9,47 @@ from pathlib import Path
 from ..errors import UsageError
 from . import non_negative_float, positive_int
 
+# literal copies (importing the library here would slow down every --help); tests check they match it
+SAMPLER_CHOICES = ("ddpm", "ddim", "dpm++2m", "heun", "euler")
+SPACING_CHOICES = ("uniform", "quadratic", "logsnr", "karras")
+
 EPILOG = """\
 examples:
   cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --sampler ddim --steps 50 --n 64 \\
       --out grid.png --trajectory trajectory.png
   cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --n 10000 --out samples.npz
+  cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --sampler dpm++2m --steps 10 \\
+      --spacing logsnr --n 64 --out dpm10.png        # 10 network evaluations
+  cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --sampler heun --nfe 19 \\
+      --spacing karras --n 64 --out heun.png         # 10 steps: 2 evaluations each, 1 on the last
+  cleardiffusion sample --checkpoint runs/mnist-flow/checkpoints/last.pt --sampler euler --steps 10 \\
+      --n 64 --out flow.png                          # a `train --objective flow` checkpoint
   cleardiffusion sample --checkpoint runs/mnist-cfg/checkpoints/last.pt --class-label all --guidance 3 \\
       --n 100 --out guided.png          # one class per row
 
 Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
 s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
+
+Samplers: a DDPM (eps) checkpoint takes ddpm, ddim, dpm++2m (DPM-Solver++(2M), Lu et al. 2022) or heun
+(Karras et al. 2022, Algorithm 1); a flow matching checkpoint takes euler or heun on its ODE. NFE, the number
+of network evaluations, is one per step except heun: 2 per step, and on a DDPM checkpoint 1 on its last
+(Euler) step, so 2 * steps - 1; flow heun is 2 * steps. Spacings for DDPM checkpoints: uniform, quadratic,
+logsnr (uniform in log-SNR; dpm++2m's default) or karras (rho = 7; heun's default); for flow checkpoints:
+uniform or quadratic in t.
+The .npz also records sampler, spacing, steps and nfe.
 """
+
+# (objective, sampler) -> steps when neither --steps nor --nfe is given; DDPM takes all T steps
+DEFAULT_STEPS = {("ddpm", "ddim"): 50, ("ddpm", "dpm++2m"): 20, ("ddpm", "heun"): 18, ("flow", "euler"): 50,
+                 ("flow", "heun"): 25}  # fmt: skip
+# each solver's paper's spacing (DPM-Solver: uniform in log-SNR; Karras et al. 2022, Eq. 5) unless --spacing
+DEFAULT_SPACING = {("ddpm", "dpm++2m"): "logsnr", ("ddpm", "heun"): "karras"}
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
-        help="draw samples from a checkpoint with DDPM or DDIM (grid PNG or .npz for eval)",
+        help="draw samples from a checkpoint with DDPM, DDIM, DPM-Solver++, Heun or Euler (grid PNG or .npz)",
         description="Generate images from a trained checkpoint.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -33,15 +57,31 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, help="a .pt file written by `cleardiffusion train`")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (key images: N x H x W x C uint8)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="default: ddim")
     p.add_argument(
-        "--steps", type=positive_int, default=None, help="sampling steps, at most T (default: 50 for ddim, T for ddpm)"
+        "--sampler",
+        choices=SAMPLER_CHOICES,
+        default=None,
+        help="ddpm|ddim|dpm++2m|heun for DDPM checkpoints (default: ddim), euler|heun for flow (default: euler)",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="sampling steps, at most T (default: T for ddpm, 50 ddim, 20 dpm++2m, 18 heun, 50 euler, 25 flow heun)",
+    )
+    budget.add_argument(
+        "--nfe",
+        type=positive_int,
+        default=None,
+        help="network evaluations instead of steps (heun on a DDPM checkpoint: odd; flow heun: even)",
     )
     p.add_argument(
         "--spacing",
-        choices=("uniform", "quadratic"),
-        default="uniform",
-        help="which timesteps a shorter run visits (default: uniform)",
+        choices=SPACING_CHOICES,
+        default=None,
+        help="which timesteps a shorter run visits: uniform, quadratic, logsnr, karras (default: logsnr for "
+        "dpm++2m, karras for heun, else uniform; flow: uniform or quadratic, default uniform)",
     )
     p.add_argument("--eta", type=non_negative_float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
     p.add_argument(
@@ -104,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..checkpoint import load_for_sampling
-    from ..generate import generate_images
+    from ..flow import FLOW_SPACINGS, flow_timesteps
+    from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
     from ..guidance import check_guidance
     from ..samplers import make_timesteps
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
@@ -117,21 +158,44 @@ def run(args: argparse.Namespace) -> int:
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
-    steps = args.steps or (50 if args.sampler == "ddim" else schedule.T)
-    timesteps = make_timesteps(schedule.T, steps, args.spacing)  # validates steps <= T
+    objective = checkpoint_objective(meta)  # "ddpm" or "flow"
+    sampler = args.sampler or ("euler" if objective == "flow" else "ddim")
+    if sampler not in SAMPLERS_FOR[objective]:
+        raise UsageError(
+            f"this checkpoint was trained with the {objective} objective: --sampler {sampler} does not fit it; "
+            f"use one of {', '.join(SAMPLERS_FOR[objective])}"
+        )
+    if args.eta != 0 and sampler != "ddim":
+        raise UsageError(f"--eta is DDIM's noise level: drop it, or use --sampler ddim (got --sampler {sampler})")
+    try:
+        steps = steps_for_budget(objective, sampler, args.nfe) if args.nfe else args.steps
+    except ValueError as e:
+        raise UsageError(f"--nfe {args.nfe}: {e}") from None
+    spacing = args.spacing or DEFAULT_SPACING.get((objective, sampler), "uniform")
+    if objective == "flow":
+        if spacing not in FLOW_SPACINGS:
+            raise UsageError(
+                f"--spacing {spacing} is for DDPM checkpoints; a flow checkpoint takes uniform or quadratic"
+            )
+        steps = steps or DEFAULT_STEPS[objective, sampler]
+        timesteps = flow_timesteps(steps, spacing)
+    else:
+        steps = steps or DEFAULT_STEPS.get((objective, sampler), schedule.T)
+        timesteps = make_timesteps(schedule, steps, spacing)  # validates steps <= T
+    nfe = count_nfe(objective, sampler, steps)
 
     frames = []  # trajectory: (x_t of the first samples) at every step of the first batch
     keep = min(8, args.n)
 
     def record(i, t, x_t, x0_pred):
-        if len(frames) < len(timesteps):
+        if len(frames) < steps:
             frames.append(x_t[:keep].float().cpu())
 
     images = np.empty((args.n, *meta["image_shape"][1:], meta["image_shape"][0]), dtype=np.uint8)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     start, done = time.perf_counter(), 0
     batches = generate_images(
-        model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=args.sampler,
+        model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, objective=objective,
         timesteps=timesteps, eta=args.eta, variance=args.variance, clip_x0=args.clip_x0, seed=args.seed,
         labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=device,
         callback=record if args.trajectory else None,
@@ -146,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
+        run_info = {"objective": objective, "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe}
+        arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         tmp = out.with_name(out.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, out)
@@ -159,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
         save_grid(columns, args.trajectory, nrow=len(picks), scale=2)
         save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
     print(
-        f"wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {args.n / seconds:.1f} images/s on {device})"
+        f"wrote {args.n} samples to {out} ({sampler}, {steps} steps, {spacing} spacing, NFE {nfe}, "
+        f"{args.n / seconds:.1f} images/s on {device})"
     )
     return 0

@@ -1,0 +1,212 @@
+"""FID against network evaluations (NFE): DDIM, DPM-Solver++(2M) and Heun against DDPM-T, and flow matching (issue 13).
+
+For each checkpoint and each sampler, samples are drawn at every NFE budget (default 5, 10, 20, 50, 100) from the
+same per-sample seeds and scored with the project's evaluator (`evaluation_runner.evaluate_samples`, classifier
+features, the same N everywhere). A budget is spent as the largest step count whose NFE fits in it: Heun on a
+DDPM checkpoint costs 2 * steps - 1 (so budget 10 runs 5 steps, NFE 9), flow Heun 2 * steps; the NFE actually
+spent is what the table and plot show. DDPM over all T steps is the reference.
+
+    python benchmarks/few_steps.py --checkpoint runs/mnist/checkpoints/last.pt \\
+        [--flow-checkpoint runs/mnist-flow/checkpoints/last.pt] --data-dir ../shared/data/mnist \\
+        --classifier clf-mnist.pt --n 10000 --device cuda --out benchmarks/results/few_steps_gpu
+
+Writes OUT/results.json, OUT/README.md (table, the issue's targets), OUT/fid_vs_nfe.png and a grid of 64 samples
+per sampler at --grid-nfe (default 10) NFE, OUT/grid_<model>_<sampler>_nfe<N>.png.
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from cleardiffusion.checkpoint import load_for_sampling
+from cleardiffusion.data import from_model_range
+from cleardiffusion.evaluation_runner import evaluate_samples
+from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
+from cleardiffusion.viz import save_grid
+
+DDPM_RUNS = ("ddim:uniform", "dpm++2m:logsnr", "heun:karras")  # sampler:spacing, each solver's paper's spacing
+FLOW_RUNS = ("euler:uniform", "heun:uniform")
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def steps_within(objective: str, sampler: str, budget: int) -> int:
+    """The most steps whose NFE fits in `budget` (0 if even one step does not)."""
+    return max((s for s in range(1, budget + 1) if count_nfe(objective, sampler, s) <= budget), default=0)
+
+
+def draw(model, schedule, meta, objective, sampler, spacing, steps, args) -> tuple[torch.Tensor, float]:
+    """n samples as uint8 (n, C, H, W) and the seconds they took; class-balanced labels if conditional."""
+    k = meta["num_classes"]
+    labels = torch.arange(args.n) * k // args.n if k > 0 else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda"))
+    start = time.perf_counter()
+    with autocast:
+        batches = [
+            b.float().cpu()
+            for b in generate_images(
+                model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, steps=steps,
+                spacing=spacing, objective=objective, seed=args.seed, labels=labels, guidance=args.guidance,
+                batch_size=args.batch_size, device=args.device,
+            )
+        ]  # fmt: skip
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return from_model_range(torch.cat(batches)), time.perf_counter() - start
+
+
+def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict]:
+    """Every (sampler, spacing, budget) of one checkpoint, plus DDPM-T for a DDPM checkpoint."""
+    model, schedule, meta = load_for_sampling(path, device=args.device)
+    objective = checkpoint_objective(meta)
+    plan = []
+    for run in runs:
+        sampler, spacing = run.split(":")
+        if sampler not in SAMPLERS_FOR[objective]:
+            sys.exit(f"few_steps: {sampler} does not fit the {objective} checkpoint {path}")
+        for budget in args.nfe:
+            steps = steps_within(objective, sampler, budget)
+            if objective == "ddpm":
+                steps = min(steps, schedule.T)
+            if steps > 0:
+                plan.append((sampler, spacing, steps, budget))
+    if objective == "ddpm" and args.reference_steps != 0:
+        plan.append(("ddpm", "uniform", args.reference_steps or schedule.T, None))
+    rows = []
+    for sampler, spacing, steps, budget in plan:
+        images, seconds = draw(model, schedule, meta, objective, sampler, spacing, steps, args)
+        labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
+        metrics = evaluate_samples(
+            images, labels, args.dataset or meta["dataset"], args.data_dir,
+            classifier_path=args.classifier, device=args.device, cache_dir=args.cache_dir,
+        )  # fmt: skip
+        nfe = count_nfe(objective, sampler, steps)
+        row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "steps": steps,
+               "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
+               "seconds": round(seconds, 2), "checkpoint_step": meta["step"]}  # fmt: skip
+        if budget == args.grid_nfe or budget is None:
+            grid = out / f"grid_{name}_{sampler.replace('+', 'p')}_nfe{nfe}.png"
+            save_grid(images[:64], grid, nrow=8, scale=2)
+            row["grid"] = grid.name
+        rows.append(row)
+        print(f"{name} {sampler}-{steps} ({spacing}, NFE {nfe}): FID {row['fid']:.3f}, {seconds:.1f} s", flush=True)
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """FID against NFE, one line per model and sampler; DDPM-T as a dashed horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    lines: dict[tuple, list[dict]] = {}
+    for r in rows:
+        lines.setdefault((r["model"], r["sampler"], r["spacing"], r["budget"] is None), []).append(r)
+    for (model, sampler, spacing, reference), rs in lines.items():
+        if reference:
+            ax.axhline(rs[0]["fid"], linestyle="--", color="gray", label=f"{model} {sampler}-{rs[0]['steps']}")
+        else:
+            rs.sort(key=lambda r: r["nfe"])
+            ax.plot([r["nfe"] for r in rs], [r["fid"] for r in rs], marker="o", label=f"{model} {sampler} ({spacing})")
+    ax.set(xscale="log", yscale="log", xlabel="NFE (network evaluations)", ylabel="FID (classifier features)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def at(rows: list[dict], model: str, sampler: str, budget: int) -> dict | None:
+    return next((r for r in rows if (r["model"], r["sampler"], r["budget"]) == (model, sampler, budget)), None)
+
+
+def report(rows: list[dict], args, out: Path) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# FID against NFE: DDIM, DPM-Solver++(2M), Heun, DDPM-T and flow matching",
+        "",
+        f"- device: {device_name(args.device)}; torch {torch.__version__}; {date.today()}; commit {commit}",
+        f"- command: `python benchmarks/few_steps.py {' '.join(sys.argv[1:])}`",
+        f"- {args.n} samples per setting, the same per-sample seeds everywhere; FID with classifier features "
+        "against the training split; NFE = network evaluations actually spent (a guided one counts once)",
+        "",
+        "| model | sampler | spacing | steps | NFE | FID | FID / model's best | KID | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    best = {m: min(r["fid"] for r in rows if r["model"] == m) for m in {r["model"] for r in rows}}
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['sampler']} | {r['spacing']} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} "
+            f"| {r['fid'] / best[r['model']]:.2f} | {r['kid']:.4f} | {r['seconds']:.1f} |"
+        )
+    lines += ["", "## Targets", ""]
+    for sampler, budget, target in (("dpm++2m", 10, 1.25), ("dpm++2m", 20, 1.1), ("ddim", 10, None)):
+        r = at(rows, "eps", sampler, budget)
+        if r:
+            goal = f" (target <= {target})" if target else ""
+            lines.append(f"- eps {sampler} at NFE {r['nfe']}: FID / best = {r['fid'] / best['eps']:.2f}{goal}")
+    dpm, flows = at(rows, "eps", "dpm++2m", 10), [r for r in rows if r["model"] == "flow" and r["budget"] == 10]
+    for r in flows:
+        if dpm:
+            verdict = "better" if r["fid"] < dpm["fid"] else f"worse by {r['fid'] / dpm['fid']:.2f}x"
+            lines.append(
+                f"- flow {r['sampler']} at NFE {r['nfe']}: FID {r['fid']:.3f} against eps DPM-Solver++(2M) "
+                f"at NFE {dpm['nfe']}: {dpm['fid']:.3f} ({verdict})"
+            )
+    lines += ["", "![FID against NFE](fid_vs_nfe.png)", ""]
+    lines += [f"![{r['model']} {r['sampler']} NFE {r['nfe']}]({r['grid']})" for r in rows if "grid" in r]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a DDPM (eps) checkpoint")
+    parser.add_argument("--flow-checkpoint", default=None, help="optional: a `train --objective flow` checkpoint")
+    parser.add_argument("--dataset", default=None, help="dataset of the reference statistics (default: checkpoint's)")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--classifier", default=None, help="features for FID (default: the eval cache's)")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--n", type=int, default=10_000, help="samples per setting")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20, 50, 100], help="NFE budgets")
+    parser.add_argument("--runs", nargs="+", default=list(DDPM_RUNS), help="sampler:spacing for the DDPM checkpoint")
+    parser.add_argument("--flow-runs", nargs="+", default=list(FLOW_RUNS), help="sampler:spacing for flow")
+    parser.add_argument("--reference-steps", type=int, default=None, help="DDPM reference steps (default T; 0: none)")
+    parser.add_argument("--grid-nfe", type=int, default=10, help="budget whose samples are saved as grids")
+    parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale for conditional checkpoints")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default="benchmarks/results/few_steps")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = measure("eps", args.checkpoint, args.runs, args, out)
+    if args.flow_checkpoint:
+        rows += measure("flow", args.flow_checkpoint, args.flow_runs, args, out)
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
+    plot(rows, out / "fid_vs_nfe.png")
+    text = report(rows, args, out)
+    (out / "README.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

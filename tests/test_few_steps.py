@@ -1,0 +1,47 @@
+"""benchmarks/few_steps.py end to end on 12x12 digits: a 6-step checkpoint, a random-weight classifier, 8 samples."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from cleardiffusion.checkpoint import load_checkpoint, save_checkpoint
+from cleardiffusion.cli import main
+from cleardiffusion.features import SmallClassifier, save_classifier
+from test_eval_cli import write_split
+from test_train import tiny_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_few_steps_writes_table_plot_and_grids(tmp_path):
+    torch.set_num_threads(1)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_split(data, "train", 64, 0)
+    assert main(tiny_flags(data, tmp_path / "run", 2, timesteps=50)) == 0
+    eps_ckpt = tmp_path / "run/checkpoints/last.pt"
+    state = load_checkpoint(eps_ckpt)
+    state["config"]["objective"] = "flow"  # the same network read as a velocity: enough to run the flow path
+    flow_ckpt = save_checkpoint(tmp_path / "flow.pt", state)
+    torch.manual_seed(0)
+    save_classifier(tmp_path / "clf.pt", SmallClassifier(1, 10, 12), {"dataset": "mnist"})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "benchmarks/few_steps.py", "--checkpoint", str(eps_ckpt), "--flow-checkpoint",
+           str(flow_ckpt), "--data-dir", str(data), "--classifier", str(tmp_path / "clf.pt"), "--cache-dir",
+           str(tmp_path / "cache"), "--n", "8", "--nfe", "2", "3", "--grid-nfe", "3", "--reference-steps", "4",
+           "--device", "cpu", "--out", str(out)]  # fmt: skip
+    # one BLAS/OpenMP thread: on a shared CPU, KID's 100 small matrix products crawl with spinning thread pools
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    runs = {(r["model"], r["sampler"], r["nfe"]) for r in rows}
+    assert {("eps", "ddim", 2), ("eps", "dpm++2m", 3), ("eps", "heun", 3), ("eps", "ddpm", 4)} <= runs
+    assert {("flow", "euler", 3), ("flow", "heun", 2)} <= runs
+    assert all(r["nfe"] <= r["budget"] for r in rows if r["budget"] is not None)
+    assert (out / "fid_vs_nfe.png").is_file() and "FID / model's best" in (out / "README.md").read_text()
+    assert all((out / r["grid"]).is_file() for r in rows if "grid" in r)

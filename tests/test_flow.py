@@ -1,0 +1,137 @@
+"""Flow matching against closed forms: the Gaussian velocity field, its exact ODE solution, the loss's minimum.
+
+For x_0 ~ N(MU, S^2) and eps ~ N(0, 1), x_t = (1 - t) x_0 + t eps is Gaussian with mean (1 - t) MU and
+variance sigma_t^2 = (1 - t)^2 S^2 + t^2, and the exact velocity E[eps - x_0 | x_t] is linear in x_t. Its
+ODE moves every point along x(t) = (1 - t) MU + sigma_t z, so x_1 ends at x(0) = MU + S x_1.
+"""
+
+import pytest
+import torch
+
+from cleardiffusion.flow import (
+    FLOW_SAMPLERS,
+    TIME_SCALE,
+    check_flow_timesteps,
+    flow_euler_sample,
+    flow_heun_sample,
+    flow_interpolate,
+    flow_matching_loss,
+    flow_nfe,
+    flow_steps_for_nfe,
+    flow_timesteps,
+)
+from cleardiffusion.guidance import guided_model
+from cleardiffusion.models.unet import UNet, UNetConfig
+
+MU, S = 0.5, 0.3
+
+
+def gaussian_velocity(x, t_in):
+    """E[eps - x_0 | x_t] = -MU + (t - (1 - t) S^2) / ((1 - t)^2 S^2 + t^2) (x_t - (1 - t) MU)."""
+    t = (t_in / TIME_SCALE).reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+    return -MU + (t - (1 - t) * S**2) / ((1 - t) ** 2 * S**2 + t**2) * (x - (1 - t) * MU)
+
+
+@pytest.mark.parametrize("sampler, ratio", [(flow_euler_sample, (1.7, 2.3)), (flow_heun_sample, (3.3, 4.7))])
+def test_error_against_the_exact_flow_shrinks_at_the_samplers_order(sampler, ratio):
+    x_1 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    exact = MU + S * x_1
+    errors = []
+    for steps in (10, 20, 40, 80):
+        errors.append((sampler(gaussian_velocity, x_1, flow_timesteps(steps)) - exact).abs().max().item())
+    ratios = [a / b for a, b in zip(errors, errors[1:])]
+    assert all(ratio[0] < r < ratio[1] for r in ratios), (errors, ratios)
+
+
+def test_samplers_reproduce_the_data_distribution():
+    x_1 = torch.randn(20_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for sampler in (flow_euler_sample, flow_heun_sample):
+        x0 = sampler(gaussian_velocity, x_1, flow_timesteps(50))
+        assert x0.mean().item() == pytest.approx(MU, abs=0.01)
+        assert x0.std().item() == pytest.approx(S, rel=0.03)
+
+
+def test_loss_is_zero_for_the_oracle_velocity_of_a_single_point():
+    """For data that is one point c, x_t determines eps, and the exact velocity (x_t - c) / t has zero loss."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(1, 2, 3, dtype=torch.float64, generator=g)
+    x0 = c.expand(16, 2, 3)
+    t = 0.05 + 0.95 * torch.rand(16, dtype=torch.float64, generator=g)
+    eps = torch.randn(16, 2, 3, dtype=torch.float64, generator=g)
+
+    def oracle(x, t_in):
+        return (x - c) / (t_in / TIME_SCALE).reshape(-1, 1, 1).to(x.dtype)
+
+    assert flow_matching_loss(oracle, x0, t, eps).item() < 1e-10
+    wrong = lambda x, t_in: 1.1 * oracle(x, t_in)  # noqa: E731
+    assert flow_matching_loss(wrong, x0, t, eps).item() > 1e-3
+
+
+def test_loss_is_minimised_by_the_conditional_expectation():
+    """For Gaussian data E[eps - x_0 | x_t] beats any perturbation of it; the irreducible part stays."""
+    g = torch.Generator().manual_seed(1)
+    n = 200_000
+    x0 = MU + S * torch.randn(n, 1, dtype=torch.float64, generator=g)
+    eps = torch.randn(n, 1, dtype=torch.float64, generator=g)
+    t = torch.rand(n, dtype=torch.float64, generator=g).clamp(min=1e-3)
+    best = flow_matching_loss(gaussian_velocity, x0, t, eps).item()
+    for scale, shift in ((1.05, 0.0), (1.0, 0.05)):
+        perturbed = lambda x, t_in: scale * gaussian_velocity(x, t_in) + shift  # noqa: B023, E731
+        assert flow_matching_loss(perturbed, x0, t, eps).item() > best
+
+
+def test_interpolation_endpoints():
+    x0, eps = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(flow_interpolate(x0, torch.zeros(3), eps), x0)
+    torch.testing.assert_close(flow_interpolate(x0, torch.ones(3), eps), eps)
+
+
+def test_unet_takes_float_time_and_guidance_wraps_a_velocity_model():
+    """The loss runs through a real (tiny, conditional) U-Net with t * TIME_SCALE, and the guidance wrapper
+    at scale 1 is the plain conditional velocity model inside a flow sampler."""
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1,), num_res_blocks=1,
+                          attention_resolutions=(), middle_attention=False, norm_groups=4, num_classes=3))  # fmt: skip
+    x0, eps, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    loss = flow_matching_loss(net, x0, torch.rand(4), eps, y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    net.eval()
+    ts = flow_timesteps(3)
+    plain = flow_euler_sample(lambda x, t: net(x, t, y), eps, ts)
+    torch.testing.assert_close(flow_euler_sample(guided_model(net, y, 1.0), eps, ts), plain)
+    guided = flow_heun_sample(guided_model(net, y, 2.0), eps, ts)
+    assert guided.shape == eps.shape and torch.isfinite(guided).all()
+
+
+def test_time_grids_and_nfe():
+    assert flow_timesteps(4) == [1.0, 0.75, 0.5, 0.25, 0.0]
+    q = flow_timesteps(4, "quadratic")
+    assert q[0] == 1 and q[-1] == 0 and q[-2] - q[-1] < q[0] - q[1]
+    with pytest.raises(ValueError, match="unknown flow spacing"):
+        flow_timesteps(4, "karras")
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        check_flow_timesteps([0.0, 1.0])
+    calls = []
+    for name, sampler in FLOW_SAMPLERS.items():
+        calls.clear()
+        sampler(lambda x, t: calls.append(t) or x, torch.zeros(2, 1), flow_timesteps(5))
+        assert len(calls) == flow_nfe(name, 5)
+    assert flow_steps_for_nfe("heun", 10) == 5 and flow_steps_for_nfe("euler", 7) == 7
+    with pytest.raises(ValueError, match="even"):
+        flow_steps_for_nfe("heun", 9)
+
+
+def test_clip_x0_clamps_the_straight_line_endpoint():
+    """x0_pred = x_t - t v is clamped to [-1, 1]; a velocity whose x0_pred is already inside is unchanged."""
+    x_1 = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen = []
+    far = lambda x, t_in: x - 5.0  # noqa: E731  (x0_pred = x - t (x - 5) leaves [-1, 1])
+    out = flow_euler_sample(far, x_1, flow_timesteps(6), clip_x0=True, callback=lambda i, t, x, x0: seen.append(x0))
+    assert all(x0.abs().max() <= 1 for x0 in seen) and out.abs().max() <= 1 + 1e-12
+    inside = lambda x, t_in: x - 0.5 * x.tanh()  # noqa: E731  (|x| <= 1 stays so, and x0_pred with it)
+    x_1 = x_1.clamp(-1, 1)
+    for sampler in FLOW_SAMPLERS.values():
+        torch.testing.assert_close(
+            sampler(inside, x_1, flow_timesteps(6), clip_x0=True), sampler(inside, x_1, flow_timesteps(6))
+        )

@@ -1,0 +1,170 @@
+"""The ODE solvers against the exact probability-flow ODE of Gaussian data, and DPM-Solver++ against the paper.
+
+For data N(MU, S^2) the exact eps is linear in x_t, and in Karras's variables (x_hat = x_t / sqrt(alpha_bar) =
+x_0 + sigma eps, sigma = sqrt((1 - alpha_bar) / alpha_bar)) the probability-flow ODE dx_hat / dsigma = eps has
+the closed-form solution (x_hat - MU) / sqrt(S^2 + sigma^2) = const. DDIM, DPM-Solver++ and Heun all
+integrate this ODE from the first index to index 0 and then take the same last step to sigma = 0
+(x = predicted x_0 at index 0), so the reference is the exact solution to index 0 followed by that step.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cleardiffusion.samplers import (
+    SAMPLERS,
+    ddim_sample,
+    dpmpp_2m_sample,
+    heun_sample,
+    make_timesteps,
+    sampler_nfe,
+    steps_for_nfe,
+)
+from cleardiffusion.schedule import NoiseSchedule
+from test_samplers import MU, S, gaussian_oracle
+
+
+def exact_ode_solution(schedule: NoiseSchedule, x_T: torch.Tensor, t0: int) -> torch.Tensor:
+    """x_T at index t0 carried exactly to index 0 by the probability-flow ODE, then x = x0_pred there."""
+    ab0, ab1 = schedule.alpha_bar64[t0].item(), schedule.alpha_bar64[0].item()
+    sigma0, sigma1 = math.sqrt((1 - ab0) / ab0), math.sqrt((1 - ab1) / ab1)
+    x_hat = MU + (x_T / ab0**0.5 - MU) * math.sqrt(S**2 + sigma1**2) / math.sqrt(S**2 + sigma0**2)
+    x_1 = x_hat * ab1**0.5
+    eps = gaussian_oracle(schedule)(x_1, torch.zeros(len(x_1), dtype=torch.long))
+    return (x_1 - (1 - ab1) ** 0.5 * eps) / ab1**0.5
+
+
+@pytest.mark.parametrize("sampler, order", [(ddim_sample, 1), (dpmpp_2m_sample, 2), (heun_sample, 2)])
+def test_error_against_the_exact_ode_solution_shrinks_at_the_solvers_order(sampler, order):
+    """Doubling the steps divides the final error by ~2 (first order) or ~4 (second order)."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x_T = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    errors = []
+    for steps in (20, 40, 80):
+        ts = make_timesteps(schedule, steps, "logsnr")
+        x0 = sampler(gaussian_oracle(schedule), schedule, x_T, ts)
+        errors.append((x0 - exact_ode_solution(schedule, x_T, ts[0])).abs().max().item())
+    ratios = [a / b for a, b in zip(errors, errors[1:])]
+    low, high = (1.7, 2.4) if order == 1 else (3.3, 5.0)
+    assert all(low < r < high for r in ratios), (errors, ratios)
+
+
+def dpm_solver_pp_2m_numpy(x_theta, alpha_bar: np.ndarray, ts: list[int], x_T: np.ndarray) -> np.ndarray:
+    """Lu et al. 2022, Algorithm 2, transcribed in float64 numpy over t_0 > ... > t_M = ts[-1]; then the
+    last step to sigma = 0, where lambda = inf: x = alpha x_theta with alpha = 1, i.e. x_theta(x_{t_M}, t_M)."""
+    alpha, sigma = np.sqrt(alpha_bar[ts]), np.sqrt(1 - alpha_bar[ts])
+    lam = np.log(alpha / sigma)
+    M = len(ts) - 1
+    x = x_T
+    Q = [x_theta(x, ts[0])]
+    if M >= 1:
+        h = lam[1] - lam[0]
+        x = sigma[1] / sigma[0] * x - alpha[1] * (np.exp(-h) - 1) * Q[0]
+        Q.append(x_theta(x, ts[1]))
+    for i in range(2, M + 1):
+        h_i, h_prev = lam[i] - lam[i - 1], lam[i - 1] - lam[i - 2]
+        r_i = h_prev / h_i
+        D_i = (1 + 1 / (2 * r_i)) * Q[i - 1] - 1 / (2 * r_i) * Q[i - 2]
+        x = sigma[i] / sigma[i - 1] * x - alpha[i] * (np.exp(-h_i) - 1) * D_i
+        Q.append(x_theta(x, ts[i]))
+    return Q[-1]
+
+
+@pytest.mark.parametrize("steps, spacing", [(1, "uniform"), (2, "logsnr"), (7, "karras"), (25, "uniform")])
+def test_dpm_solver_pp_matches_a_numpy_transcription_of_algorithm_2(steps, spacing):
+    schedule = NoiseSchedule.from_name("cosine", 500)
+    alpha_bar = schedule.alpha_bar64.numpy()
+
+    def eps_np(x, t):  # an analytic, nonlinear eps
+        return np.tanh(x) * (t / 500) + 0.1 * np.sin(3 * x)
+
+    def x_theta(x, t):
+        return (x - np.sqrt(1 - alpha_bar[t]) * eps_np(x, t)) / np.sqrt(alpha_bar[t])
+
+    def eps_model(x, t):
+        return torch.from_numpy(eps_np(x.numpy(), t.numpy()[:, None]))
+
+    ts = make_timesteps(schedule, steps, spacing)
+    x_T = np.random.default_rng(0).standard_normal((6, 3))
+    ours = dpmpp_2m_sample(eps_model, schedule, torch.from_numpy(x_T), ts).numpy()
+    np.testing.assert_allclose(ours, dpm_solver_pp_2m_numpy(x_theta, alpha_bar, ts, x_T), rtol=0, atol=1e-10)
+
+
+def test_dpm_solver_pp_first_order_is_ddim():
+    """One step (first order by construction) and order=1 over many steps both equal DDIM with eta = 0."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x_T = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    eps_model = lambda x, t: torch.sin(x) * t[:, None] / 1000  # noqa: E731
+    for ts in ([999], [640], make_timesteps(schedule, 12, "logsnr")):
+        order = 2 if len(ts) == 1 else 1
+        torch.testing.assert_close(
+            dpmpp_2m_sample(eps_model, schedule, x_T, ts, order=order),
+            ddim_sample(eps_model, schedule, x_T, ts),
+            rtol=1e-12,
+            atol=1e-12,
+        )
+    ts = make_timesteps(schedule, 12, "logsnr")
+    second = dpmpp_2m_sample(eps_model, schedule, x_T, ts)
+    assert (second - ddim_sample(eps_model, schedule, x_T, ts)).abs().max() > 1e-4  # order 2 really differs
+
+
+@pytest.mark.parametrize("sampler", [dpmpp_2m_sample, heun_sample])
+def test_oracle_denoiser_reproduces_the_data_distribution(sampler):
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x_T = torch.randn(20_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x0 = sampler(gaussian_oracle(schedule), schedule, x_T, make_timesteps(schedule, 40, "logsnr"))
+    assert x0.mean().item() == pytest.approx(MU, abs=0.015)
+    assert x0.std().item() == pytest.approx(S, rel=0.03)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_nfe_counts_the_network_calls(name):
+    schedule = NoiseSchedule.from_name("linear", 100)
+    calls = []
+
+    def eps_model(x, t):
+        calls.append(t[0].item())
+        return 0.1 * x
+
+    for steps in (1, 2, 7):
+        calls.clear()
+        SAMPLERS[name](eps_model, schedule, torch.zeros(2, 3), make_timesteps(100, steps),
+                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert len(calls) == sampler_nfe(name, steps)
+        assert set(calls) <= set(make_timesteps(100, steps))  # every evaluation at an integer schedule index
+        assert steps_for_nfe(name, sampler_nfe(name, steps)) == steps
+    assert sampler_nfe("heun", 10) == 19 and sampler_nfe("dpm++2m", 10) == 10
+
+
+def test_heun_nfe_must_be_odd():
+    assert steps_for_nfe("heun", 9) == 5
+    with pytest.raises(ValueError, match="odd"):
+        steps_for_nfe("heun", 10)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sampler_nfe("rk4", 3)
+
+
+@pytest.mark.parametrize("spacing", ["logsnr", "karras"])
+def test_continuous_spacings(spacing):
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    for steps in (1, 2, 10, 100, 999, 1000):
+        ts = make_timesteps(schedule, steps, spacing)
+        assert len(ts) == steps and all(a > b for a, b in zip(ts, ts[1:])) and 0 <= ts[-1] and ts[0] == 999
+        if steps > 1:
+            assert ts[-1] == 0
+    with pytest.raises(ValueError, match="needs the noise schedule"):
+        make_timesteps(1000, 10, spacing)
+
+
+def test_logsnr_spacing_is_uniform_in_lambda_and_karras_is_denser_near_the_data():
+    schedule = NoiseSchedule.from_name("linear-scaled", 100_000)  # fine enough that rounding is negligible
+    ab = schedule.alpha_bar64
+    lam = (0.5 * (ab.log() - (1 - ab).log())).numpy()
+    steps = np.diff(lam[make_timesteps(schedule, 10, "logsnr")])
+    np.testing.assert_allclose(steps, steps.mean(), rtol=1e-2)
+    sigma = np.exp(-lam[make_timesteps(schedule, 10, "karras")])  # sqrt((1 - ab) / ab), descending
+    root = sigma ** (1 / 7)
+    np.testing.assert_allclose(np.diff(root), np.diff(root).mean(), rtol=1e-2)  # uniform in sigma^(1/rho)
+    assert sigma[-2] - sigma[-1] < sigma[0] - sigma[1]
