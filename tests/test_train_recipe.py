@@ -35,6 +35,22 @@ def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_pat
                  "--out", str(tmp_path / "grid.png")]) == 0  # fmt: skip
 
 
+def test_flow_matching_trains_and_samples_with_its_own_samplers(digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    summary = train(tiny_config(digits, out, steps=60, batch_size=16, lr=2e-3, objective="flow", sample_every=60))
+    curve = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert summary["step"] == 60 and np.mean(curve[-15:]) < 0.8 * np.mean(curve[:5])
+    assert (out / "samples" / "step_0000060.png").is_file()
+    model, _, meta = load_for_sampling(out / "checkpoints" / "last.pt")
+    assert meta["objective"] == "flow" and not isinstance(model, EpsFromPrediction)  # the velocity network
+    ckpt = str(out / "checkpoints" / "last.pt")
+    assert main(["sample", "--checkpoint", ckpt, "--sampler", "euler", "--n", "4", "--steps", "5",
+                 "--out", str(tmp_path / "grid.png")]) == 0  # fmt: skip
+    assert main(["sample", "--checkpoint", ckpt, "--sampler", "ddim", "--n", "4", "--out",
+                 str(tmp_path / "bad.png")]) == 2  # fmt: skip
+    assert "flow" in capsys.readouterr().err
+
+
 def test_a_checkpoint_without_a_prediction_field_loads_as_eps(digits, tmp_path):
     out = tmp_path / "run"
     train(tiny_config(digits, out, steps=2))

@@ -25,7 +25,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .objective import LossWeighting, Prediction, diffusion_loss
+from .flow import flow_matching_loss
+from .objective import LossWeighting, Objective, Prediction, diffusion_loss
 from .schedule import NoiseSchedule
 
 CompileMode = Literal["none", "default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]
@@ -124,6 +125,7 @@ def train_step(
     decay: float,
     options: FastOptions,
     grad_clip: float = 1.0,
+    objective: Objective = "ddpm",
     prediction: Prediction = "eps",
     weighting: LossWeighting = "none",
 ) -> torch.Tensor:
@@ -133,7 +135,8 @@ def train_step(
         net: the denoiser to call (the model, or what `prepare_denoiser` returned for it).
         params, ema_params: the model's and the EMA copy's parameters, in the same order.
         x0, t, eps: clean images (B, C, H, W) in [-1, 1], code timesteps (B,), noise (B, C, H, W).
-        prediction, weighting: what the network predicts and how timesteps are weighted (objective.py).
+        objective: "ddpm" (t: code indices) or "flow" (t: times in [0, 1], flow.flow_matching_loss).
+        prediction, weighting: what a DDPM network predicts and how timesteps are weighted (objective.py).
     """
     if options.compile_mode in ("reduce-overhead", "max-autotune"):
         torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: last step's outputs may be overwritten
@@ -142,8 +145,10 @@ def train_step(
         eps = eps.contiguous(memory_format=torch.channels_last)
     amp = options.amp_dtype
     with torch.autocast(device_type=x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        # L_simple (Eq. 14) for eps with no weighting; reduced in fp32
-        loss = diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
+        if objective == "flow":  # Lipman et al. 2023, Eq. 23
+            loss = flow_matching_loss(net, x0, t, eps, y)
+        else:  # L_simple (Eq. 14) for eps with no weighting; reduced in fp32
+            loss = diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:

@@ -75,8 +75,11 @@ class TrainingMonitor:
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
     @torch.no_grad()
-    def evaluate(self, eps_model: nn.Module, schedule) -> dict:
-        """FID and confident fraction of `eval_n` DDIM samples of `eps_model` (the same seeds every call)."""
+    def evaluate(self, model: nn.Module, schedule, **sampler) -> dict:
+        """FID and confident fraction of `eval_n` samples of `model` (the same seeds every call).
+
+        `sampler` is passed to generate_images (default DDIM; flow models: objective="flow", sampler="euler").
+        """
         from .data import from_model_range
         from .generate import generate_images
 
@@ -84,8 +87,8 @@ class TrainingMonitor:
         n, num_classes = self.config.eval_n, self.dataset.num_classes
         labels = torch.arange(n) % num_classes if self.config.conditional else None
         shape = tuple(self.dataset.images.shape[1:])
-        batches = generate_images(eps_model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345,
-                                  labels=labels, device=self.device)  # fmt: skip
+        batches = generate_images(model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345,
+                                  labels=labels, device=self.device, **sampler)  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
         mu, sigma = M.feature_statistics(features)

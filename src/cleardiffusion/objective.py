@@ -33,6 +33,8 @@ from .schedule import NoiseSchedule, extract
 
 Prediction = Literal["eps", "v", "x0"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v", "x0")
+Objective = Literal["ddpm", "flow"]
+OBJECTIVES: tuple[str, ...] = ("ddpm", "flow")  # flow matching lives in flow.py
 LossWeighting = Literal["none", "min-snr"]
 LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min-snr")
 

@@ -46,7 +46,7 @@ from .errors import CheckpointError, UsageError
 from .models import count_parameters, model_spec
 from .models.unet import PRESETS, unet_from_preset
 from .monitor import TrainingMonitor
-from .objective import LOSS_WEIGHTINGS, PREDICTIONS, as_eps_model
+from .objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS, as_eps_model
 from .schedule import SCHEDULES, NoiseSchedule
 
 
@@ -71,6 +71,7 @@ class TrainConfig:
     # ---- diffusion
     schedule: str = "linear"  # beta schedule: linear | linear-scaled | cosine
     timesteps: int = 1000  # T, the number of diffusion steps
+    objective: str = "ddpm"  # ddpm (Ho et al.) | flow (flow matching, flow.py: prediction/weighting unused)
     prediction: str = "v"  # what the network predicts: eps (Ho et al.) | v | x0 (objective.py); samplers get eps
     loss_weighting: str = "min-snr"  # min-snr (Hang et al. 2023, gamma = 5) | none (plain MSE on the target)
     # ---- optimisation
@@ -108,7 +109,7 @@ MAY_CHANGE_ON_RESUME = frozenset(
      "tensorboard"}
 )  # fmt: skip
 # what a checkpoint written before these fields existed was trained with
-FIELDS_BEFORE_THEY_EXISTED = {"prediction": "eps", "loss_weighting": "none"}
+FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none"}
 SAMPLE_STEPS = 50  # DDIM steps for the periodic sample grids
 UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
 SAMPLES_PER_ROW = 8
@@ -126,6 +127,7 @@ def validate(config: TrainConfig) -> None:
         (config.model in PRESETS, f"--model must be one of {', '.join(PRESETS)}"),
         (config.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (config.time_embedding in (None, "middle", "every-block"), "--time-embedding: middle or every-block"),
+        (config.objective in OBJECTIVES, f"--objective must be one of {', '.join(OBJECTIVES)}"),
         (config.prediction in PREDICTIONS, f"--prediction must be one of {', '.join(PREDICTIONS)}"),
         (config.loss_weighting in LOSS_WEIGHTINGS, f"--loss-weighting must be one of {', '.join(LOSS_WEIGHTINGS)}"),
         (
@@ -169,11 +171,15 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
 def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, T: int, hflip: bool, part: slice):
     """Draw a step's randomness for the GLOBAL batch from `g`, return this process's slice of it.
 
-    Returns x_0 (b, C, H, W) in [-1, 1], y (b,) or None, t (b,), eps (b, C, H, W) with b = B / W.
+    Returns x_0 (b, C, H, W) in [-1, 1], y (b,) or None, t (b,), eps (b, C, H, W) with b = B / W; t is a
+    code index 0..T-1 for DDPM, a time in [0, 1) for flow matching.
     """
     B, dev, images = config.batch_size, g.device, data["images"]
     index = torch.randint(0, len(images), (B,), generator=g, device=dev)[part]  # (b,) with replacement
-    t = torch.randint(0, T, (B,), generator=g, device=dev)[part]  # (b,) code index 0..T-1
+    if config.objective == "flow":
+        t = torch.rand(B, generator=g, device=dev)[part]  # (b,) t ~ U[0, 1)
+    else:
+        t = torch.randint(0, T, (B,), generator=g, device=dev)[part]  # (b,) code index 0..T-1
     eps = torch.randn((B, *images.shape[1:]), generator=g, device=dev)[part]  # (b, C, H, W)
     x0 = to_model_range(images[index])  # uint8 on the device -> float32 in [-1, 1]
     if hflip:
@@ -186,6 +192,16 @@ def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, T: int, hfli
     return x0, y, t, eps
 
 
+def sampling_model(ema: nn.Module, schedule: NoiseSchedule, config: TrainConfig) -> nn.Module:
+    """What the samplers call: an eps-model for DDPM (whatever the network predicts), the velocity net for flow."""
+    return ema if config.objective == "flow" else as_eps_model(ema, schedule, config.prediction)
+
+
+def sampler_for(config: TrainConfig) -> dict:
+    """generate_images' deterministic sampler for this objective: DDIM for DDPM, Euler for flow matching."""
+    return {"objective": "flow", "sampler": "euler"} if config.objective == "flow" else {"sampler": "ddim"}
+
+
 def sample_grid(ema: nn.Module, schedule: NoiseSchedule, data: ImageDataset, config: TrainConfig, path, dev):
     """DDIM-50 samples of the EMA model as one PNG; a conditional model gets one row per class."""
     from .generate import generate_images
@@ -196,9 +212,9 @@ def sample_grid(ema: nn.Module, schedule: NoiseSchedule, data: ImageDataset, con
     if config.conditional:
         labels = torch.arange(data.num_classes).repeat_interleave(SAMPLES_PER_ROW)
         n = len(labels)
-    eps_model = as_eps_model(ema, schedule, config.prediction)
-    batches = generate_images(eps_model, schedule, n=n, shape=tuple(data.images.shape[1:]), steps=SAMPLE_STEPS,
-                              seed=config.seed, labels=labels, device=dev)  # fmt: skip
+    batches = generate_images(sampling_model(ema, schedule, config), schedule, n=n, steps=SAMPLE_STEPS,
+                              shape=tuple(data.images.shape[1:]), seed=config.seed, labels=labels, device=dev,
+                              **sampler_for(config))  # fmt: skip
     save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
 
@@ -345,8 +361,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         x0, y, t, eps = draw_batch(g, data, config, schedule.T, hflip, part)
         decay = fastpath.ema_decay(step, config.ema_decay)
         loss = fastpath.train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, y, decay=decay,
-                                   options=step_options, grad_clip=config.grad_clip, prediction=config.prediction,
-                                   weighting=config.loss_weighting)  # fmt: skip
+                                   options=step_options, grad_clip=config.grad_clip, objective=config.objective,
+                                   prediction=config.prediction, weighting=config.loss_weighting)  # fmt: skip
 
         # bookkeeping without a host sync
         loss_sum += loss
@@ -398,7 +414,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
             loss_sum.zero_()
             window_steps = 0
         if main and (eval_due or (finished and not stop_signum and config.eval_every > 0)):
-            scores = monitor.evaluate(as_eps_model(ema, schedule, config.prediction), schedule)
+            scores = monitor.evaluate(sampling_model(ema, schedule, config), schedule, **sampler_for(config))
             record = {"step": step, "elapsed": round(elapsed, 3), **scores}
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")

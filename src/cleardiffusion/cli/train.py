@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     from ..data import DATASETS
     from ..models.unet import PRESETS
     from ..monitor import EVAL_DEFAULT_EVERY
-    from ..objective import LOSS_WEIGHTINGS, PREDICTIONS
+    from ..objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS
     from ..schedule import SCHEDULES
 
     p = subparsers.add_parser(
@@ -102,10 +102,16 @@ def register(subparsers) -> None:
     model.add_argument("--schedule", default="linear", choices=SCHEDULES, help="beta schedule (linear)")
     model.add_argument("--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)")
     model.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="ddpm",
+        help="ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; sample with euler|heun) (ddpm)",
+    )
+    model.add_argument(
         "--prediction",
         choices=PREDICTIONS,
         default="v",
-        help="what the network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0 (v)",
+        help="what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0 (v)",
     )
     model.add_argument(
         "--loss-weighting",
@@ -219,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
         timesteps=args.timesteps,
         steps=args.steps if args.steps is not None else UNLIMITED_STEPS,
         time_budget=args.time_budget,
+        objective=args.objective,
         prediction=args.prediction,
         loss_weighting=args.loss_weighting,
         batch_size=args.batch_size,
