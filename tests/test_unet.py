@@ -6,7 +6,7 @@ import torch
 from cleardiffusion.models import count_parameters
 from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, unet_from_preset
 
-NATURAL = {"seed-minimal": (1, 28), "seed-cifar": (3, 32), "ddpm-cifar10": (3, 32)}
+NATURAL = {"small": (1, 28), "seed-minimal": (1, 28), "seed-cifar": (3, 32), "ddpm-cifar10": (3, 32)}
 BLOCKS = ("plain", "resnet")
 
 
@@ -47,6 +47,16 @@ def test_preset_output_has_input_shape(name):
 
 def test_ddpm_cifar10_has_ho_et_al_parameter_count():
     assert count_parameters(unet_from_preset("ddpm-cifar10", 3, 32)) == 35_746_307
+
+
+def test_small_is_the_documented_cpu_recipe_and_also_takes_32x32_rgb():
+    model = unet_from_preset("small", 1, 28)
+    assert count_parameters(model) == 619_697  # README and docs/quality.md
+    assert model.config.channel_mults == (1, 2, 4) and model.config.norm_groups == 8
+    rgb = unet_from_preset("small", 3, 32).eval()
+    x, t = inputs(rgb)
+    with torch.no_grad():
+        assert rgb(x, t).shape == (len(x), 3, 32, 32)
 
 
 @pytest.mark.parametrize(("name", "target"), [("seed-minimal", 3.3e6), ("seed-cifar", 13.9e6)])
