@@ -8,7 +8,7 @@
 """
 
 import hashlib
-import os
+import math
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, UsageError
+from .files import atomic_write
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_FILE}"
@@ -131,7 +132,13 @@ def train_classifier(
     Returns the model in eval mode and its test accuracy.
     """
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if not 1 <= batch_size <= len(dataset_train.images):
+        raise UsageError(
+            f"--batch-size must lie in 1..{len(dataset_train.images)} (the training images), got {batch_size}"
+        )
+    if not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {lr}")
     # Initialisation and dropout draw from the global RNG: seed a fork of it, leaving the caller's untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -174,15 +181,9 @@ def _fit(model, dataset_train, dataset_test, epochs, batch_size, lr, seed, devic
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file, fsync, then os.replace: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """torch.save through `files.atomic_write`: a crash never leaves a half-written file."""
+    with atomic_write(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_classifier(path: str | Path, model: SmallClassifier, meta: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
+from ..files import atomic_write
 from .dataset import SPLITS, DatasetNotFoundError, ImageDataset, Split
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -134,16 +135,12 @@ def _read_cache(path: Path) -> ImageDataset | None:
 
 
 def _write_cache(path: Path, dataset: ImageDataset) -> None:
-    """Write the decoded arrays atomically (temporary file + os.replace); a failure only warns."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    """Write the decoded arrays atomically (`files.atomic_write`); a failure only warns."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             arrays = {"images": dataset.images.numpy(), "labels": dataset.labels.numpy()}
             np.savez(f, **arrays, class_names=np.array(dataset.class_names), source=np.array(dataset.source))
-        os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"could not cache decoded images at {path} ({e}); set CLEARDIFFUSION_CACHE", stacklevel=3)
 
 
@@ -163,9 +160,9 @@ def load_image_folder(
         cache_dir: where decoding slower than CACHE_MIN_SECONDS is cached; default `default_cache_dir()`.
     """
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 or 3 (or None for automatic), got {channels!r}")
+        raise UsageError(f"channels must be 1 or 3 (or None for automatic), got {channels!r}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     size = tuple(size) if size is not None else None
     source = _resolve_source(Path(data_dir).expanduser())

@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import os
 import pickle
 import struct
 import tarfile
@@ -15,7 +14,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
+from ..files import atomic_write
 from .dataset import CLASS_NAMES, DISPLAY_NAMES, REFETCH_HINT, ChecksumError, DatasetNotFoundError, ImageDataset
 from .folders import ARCHIVES, load_image_folder
 
@@ -45,24 +45,17 @@ _OFFLINE = (urllib.error.URLError, TimeoutError, ConnectionError)
 
 
 def download_file(url: str, dest: Path, md5: str) -> Path:
-    """Fetch url to dest through a temporary file; a wrong md5 deletes it and raises ChecksumError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.part{os.getpid()}")
+    """Fetch url to dest atomically (`files.atomic_write`); a wrong md5 discards it and raises ChecksumError."""
     digest = hashlib.md5()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                f.write(chunk)
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_write(dest) as f:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            f.write(chunk)
         if digest.hexdigest() != md5:
             raise ChecksumError(
                 f"checksum mismatch for {url}: expected md5 {md5}, got {digest.hexdigest()}; "
                 f"the download was discarded, try again (or fetch it by hand into {dest.parent})"
             )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
     return dest
 
 
@@ -239,7 +232,7 @@ def load_cifar10(data_dir: Path, split: str, download: bool, **folder_options) -
     if result is not None:
         batches, source = result
         if folder_options["channels"] is not None or folder_options["image_size"] is not None:
-            raise ValueError("channels and image_size apply to image folders, not to the official CIFAR-10 files")
+            raise UsageError("channels and image_size apply to image folders, not to the official CIFAR-10 files")
         images = torch.from_numpy(np.concatenate([b[0] for b in batches]))  # (N, 3, 32, 32)
         labels = torch.from_numpy(np.concatenate([b[1] for b in batches]))  # (N,)
         return ImageDataset(images, labels, list(CLASS_NAMES["cifar10"]), "cifar10", source)
