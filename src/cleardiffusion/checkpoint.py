@@ -23,6 +23,7 @@ checkpoint or the new one, never a half-written file.
 import json
 import math
 import pickle
+import re
 import zipfile
 from collections.abc import Collection
 from pathlib import Path
@@ -49,6 +50,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's first line without terminal escape codes, at most 160 characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True`; a CheckpointError if missing, truncated or foreign."""
     path = Path(path)
@@ -56,8 +63,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"no checkpoint at {path}: check the path, or train one with `cleardiffusion train`")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise CheckpointError(f"{path} is not a cleardiffusion checkpoint ({_first_line(e)})") from None
+        raise CheckpointError(  # torch's own message is a page long: say what it means
+            f"{path} holds Python objects other than tensors and plain values, which cleardiffusion never "
+            "loads (they could run code); it was not written by `cleardiffusion train`"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        reason = _first_line(e)
         raise CheckpointError(
             f"{path} is truncated or not a cleardiffusion checkpoint ({reason[:120]}); "
             "resume from an intact checkpoint or start a new run with a new --out"
@@ -198,9 +212,9 @@ def load_for_resume(path: str | Path, map_location: str | torch.device, steps: i
     _check_schedule_fits(state, path)
     with torch.device("meta"):  # the shapes only: checks the weights fit without allocating a model
         model = _rebuild(state, path)
-    for what in ("model", "ema"):
-        _check_shapes(model, state[what], f"{what} weights", path)
-        check_finite(state[what], f"{what} weights", path, "resume from an earlier checkpoint (--keep-checkpoints)")
+    for key, what in (("model", "raw weights"), ("ema", "EMA weights")):
+        _check_shapes(model, state[key], what, path)
+        check_finite(state[key], what, path, "resume from an earlier checkpoint (--keep-checkpoints)")
     if sum(len(g["params"]) for g in state["optimizer"]["param_groups"]) != len(list(model.parameters())):
         raise CheckpointError(f"{path}: the optimizer state does not match the model; use an intact checkpoint")
     if steps < state["step"]:
@@ -227,6 +241,8 @@ def load_for_sampling(
     other = "--no-ema (the raw weights)" if use_ema else "the EMA weights (drop --no-ema)"
     check_finite(weights, what, path, f"try {other} or an earlier checkpoint")
     _check_schedule_fits(state, path)
+    with torch.device("meta"):
+        _check_shapes(_rebuild(state, path), weights, what, path)
     model = _rebuild(state, path)
     _load_weights(model, weights, what, path)
     try:
@@ -285,14 +301,12 @@ def _our_metrics(path: Path) -> bool:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         return False
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            records.append(None)
-    whole = records[:-1] if records and records[-1] is None else records
-    return all(isinstance(r, dict) and "step" in r for r in whole)
+    if lines and lines[-1].startswith('{"step": '):  # a line cut short by a kill is still ours
+        lines = lines[:-1]
+    try:
+        return all(isinstance(r := json.loads(line), dict) and "step" in r for line in lines)
+    except ValueError:
+        return False
 
 
 RUN_FILES = {  # file of a run folder: test that `train` wrote it

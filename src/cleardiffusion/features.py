@@ -64,7 +64,7 @@ class SmallClassifier(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 16, feature_dim: int = 128):
         super().__init__()
         if image_size < 12:
-            raise ValueError(f"image_size must be >= 12, got {image_size}")
+            raise UsageError(f"the classifier needs images of at least 12x12 pixels, got {image_size}")
         self.config = dict(
             in_channels=in_channels,
             num_classes=num_classes,

@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files import output_dir
 
     if args.name in ("overfit-one-image", "all") and args.dataset == "cifar10":
-        raise UsageError(f"experiment {args.name} includes overfit-one-image, which needs 1-channel data; "
-                         "use --dataset mnist, fashion-mnist or synthetic")  # fmt: skip
+        raise UsageError("overfit-one-image (also part of `all`) needs 1-channel images, not cifar10; use "
+                         "--dataset mnist, fashion-mnist or synthetic")  # fmt: skip
     output_dir(args.out)
     options = dict(
         quick=args.quick,

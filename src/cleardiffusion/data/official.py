@@ -61,10 +61,16 @@ def download_file(url: str, dest: Path, md5: str) -> Path:
 
 def _not_found(name: str, data_dir: Path, missing: list[str], hint: str, error: Exception | None = None):
     """The one message for missing dataset files: what is missing, and the two flags that fix it."""
-    reason = f" (download failed: {error})" if error is not None else ""
+    if error is None:
+        fix = f"Pass --data-dir pointing at a folder with {hint}, or add --download to fetch them."
+    else:  # --download was given and failed (offline, a proxy): only a folder of files can help now
+        reason = getattr(error, "reason", None) or error
+        fix = (
+            f"The download failed ({str(reason).splitlines()[0][:100]}): this machine may be offline; copy the "
+            f"official files into {data_dir} by hand (or pass --data-dir pointing at a folder with {hint})."
+        )
     return DatasetNotFoundError(
-        f"{DISPLAY_NAMES[name]} files not found in {data_dir} (missing: {', '.join(missing)}){reason}. "
-        f"Pass --data-dir pointing at a folder with {hint}, or add --download to fetch them."
+        f"{DISPLAY_NAMES[name]} files not found in {data_dir} (missing: {', '.join(missing)}). {fix}"
     )
 
 
