@@ -23,7 +23,6 @@ checkpoint or the new one, never a half-written file.
 import json
 import math
 import pickle
-import re
 import zipfile
 from collections.abc import Collection
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, UsageError
+from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
 from .limits import check_memory, schedule_bytes
 from .models import build_model
@@ -50,10 +49,22 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def _first_line(e: BaseException) -> str:
-    """An exception's first line without terminal escape codes, at most 160 characters."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-    return text.splitlines()[0][:160] if text else type(e).__name__
+def read_torch_file(path: str | Path, map_location: str | torch.device, what: str) -> Any:
+    """`torch.load(weights_only=True)` with every failure as one CheckpointError sentence.
+
+    torch's own messages run to a page (weights_only refusals) or name internals; this says what they mean.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "unsupported global" in str(e).lower():
+            raise CheckpointError(
+                f"{path} holds Python objects other than tensors and plain values, which cleardiffusion never "
+                f"loads (they could run code); it is not a {what}"
+            ) from None
+        raise CheckpointError(f"{path} is not a {what}: not a PyTorch file, or a truncated one") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{path} is truncated or not a {what} ({first_line(e, 120)})") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -61,21 +72,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: check the path, or train one with `cleardiffusion train`")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only" not in str(e).lower():
-            raise CheckpointError(f"{path} is not a cleardiffusion checkpoint ({_first_line(e)})") from None
-        raise CheckpointError(  # torch's own message is a page long: say what it means
-            f"{path} holds Python objects other than tensors and plain values, which cleardiffusion never "
-            "loads (they could run code); it was not written by `cleardiffusion train`"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        reason = _first_line(e)
-        raise CheckpointError(
-            f"{path} is truncated or not a cleardiffusion checkpoint ({reason[:120]}); "
-            "resume from an intact checkpoint or start a new run with a new --out"
-        ) from None
+    state = read_torch_file(path, map_location, "cleardiffusion checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cleardiffusion checkpoint (no '{FORMAT}' marker)")
     if state.get("format_version") != FORMAT_VERSION:

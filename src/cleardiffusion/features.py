@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import CheckpointError, UsageError
+from .checkpoint import read_torch_file
+from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -200,19 +201,18 @@ def load_classifier(path: str | Path, device: str = "cpu") -> tuple[SmallClassif
             f"classifier file {path} not found; create it with "
             "`cleardiffusion train-classifier --dataset D --data-dir PATH --out FILE`"
         )
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # torch raises many types for truncated or non-torch files
-        raise CheckpointError(f"{path} is not a readable classifier file ({type(e).__name__}: {e})") from e
+    ckpt = read_torch_file(path, device, "classifier from `cleardiffusion train-classifier`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(f"{path} is not a cleardiffusion classifier (no '{CLASSIFIER_FORMAT}' marker)")
-    config = ckpt["config"]
+    config = ckpt.get("config")
     keys = ("in_channels", "num_classes", "image_size", "width", "feature_dim")
-    model = SmallClassifier(**{k: config[k] for k in keys}).to(device)
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), int) and config[k] > 0 for k in keys):
+        raise CheckpointError(f"{path} lacks a classifier configuration ({', '.join(keys)}); train it again")
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the saved configuration ({e})") from e
+        model = SmallClassifier(**{k: config[k] for k in keys}).to(device)
+        model.load_state_dict(ckpt.get("state_dict"))
+    except (RuntimeError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: weights do not match the saved configuration ({first_line(e)})") from None
     return model.eval(), config
 
 
@@ -418,17 +418,14 @@ def load_inception(path: str | Path | None, device: str = "cpu") -> FIDInception
             f"Inception weights needed for --features inception, but {where}. Download {INCEPTION_FILE} "
             f"(about 92 MB) from {INCEPTION_URL} and pass --inception PATH"
         )
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable torch file ({type(e).__name__}: {e})") from e
+    state = read_torch_file(path, device, f"FID Inception weights file ({INCEPTION_FILE})")
     model = FIDInceptionV3()
     if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise CheckpointError(f"{path} is not the FID Inception state dict ({INCEPTION_FILE} from pytorch-fid)")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: keys or shapes differ from the FID Inception-v3 ({e})") from e
+        raise CheckpointError(f"{path}: keys or shapes differ from the FID Inception-v3 ({first_line(e)})") from None
     return model.to(device).eval()
 
 

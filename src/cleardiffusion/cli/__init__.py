@@ -9,6 +9,7 @@ exit status 2. Anything else is a bug and shows its traceback.
 import argparse
 import importlib
 import math
+import os
 import sys
 
 from ..errors import UsageError
@@ -53,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UsageError as e:
         return _one_line_error(args.command, str(e) or type(e).__name__)
-    except OSError as e:
-        if e.errno not in USER_OS_ERRNOS:
+    except OSError as e:  # a path, a permission, disk space; errno None: raised by our code with a message
+        if e.errno is not None and e.errno not in USER_OS_ERRNOS:
             raise
+        if e.errno is None:
+            return _one_line_error(args.command, str(e))
         where = f": {e.filename}" if e.filename else ""
         return _one_line_error(args.command, f"{e.strerror or e}{where}")
     except MemoryError:
@@ -86,6 +89,14 @@ def positive_int(text: str) -> int:
     value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """argparse type: CPU threads, 1 .. 4 x this machine's cores (more only thrash, or hang starting them)."""
+    value, cores = positive_int(text), os.cpu_count() or 1
+    if value > 4 * cores:
+        raise argparse.ArgumentTypeError(f"must lie in 1..{4 * cores} ({cores} CPU cores here), got {value}")
     return value
 
 

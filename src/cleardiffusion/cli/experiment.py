@@ -4,7 +4,7 @@ import argparse
 import shlex
 
 from ..errors import UsageError
-from . import positive_int, seed
+from . import seed, thread_count
 
 EPILOG = """\
 experiments:
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seeds training, sampling and subsets (default: 0)")
     p.add_argument(
         "--threads",
-        type=positive_int,
+        type=thread_count,
         default=None,
         help="torch CPU threads (default: 1 with --quick on the CPU, else PyTorch's default)",
     )

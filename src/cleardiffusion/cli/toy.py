@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..files import output_dir, write_text
-from . import positive_float, positive_int, seed
+from . import positive_float, positive_int, seed, thread_count
 
 # seed 003's results table: (metric, the seed's value)
 SEED_TABLE = [
@@ -71,7 +71,7 @@ def register(subparsers) -> None:
         default=None,
         help="clamp the predicted x_0 to [-1, 1] while sampling",
     )
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
     p.set_defaults(func=run)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, first_line
 from ..files import atomic_write
 from .dataset import SPLITS, DatasetNotFoundError, ImageDataset, Split
 
@@ -70,7 +70,7 @@ def _open_images(source: Path) -> Iterator[dict[str, Callable[[], bytes]]]:
             members = [m for m in tf.getmembers() if m.isfile() and _is_image(m.name)]
             yield {m.name.removeprefix("./"): functools.partial(_read_member, tf, m) for m in members}
     except (tarfile.TarError, EOFError, zlib.error) as e:
-        raise DataError(f"{source} is not a readable tar archive ({e}); {_FOLDER_FIX}") from e
+        raise DataError(f"{source} is not a readable tar archive ({first_line(e)}); {_FOLDER_FIX}") from e
 
 
 def _read_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -109,7 +109,7 @@ def _decode(data: bytes, where: str, channels: int | None, size: tuple[int, int]
                 im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)  # PIL sizes are (W, H)
             return np.asarray(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{where} is not a readable image ({e}); delete or replace it") from e
+        raise DataError(f"{where} is not a readable image ({first_line(e)}); delete or replace it") from e
 
 
 def _cache_path(source: Path, split: str, options: tuple, cache_dir: str | Path | None) -> Path:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, first_line
 from ..files import atomic_write
 from .dataset import CLASS_NAMES, DISPLAY_NAMES, REFETCH_HINT, ChecksumError, DatasetNotFoundError, ImageDataset
 from .folders import ARCHIVES, load_image_folder
@@ -93,7 +93,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path} is a corrupt gzip file ({e}); {REFETCH_HINT}") from e
+        raise DataError(f"{path} is a corrupt gzip file ({first_line(e)}); {REFETCH_HINT}") from e
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
@@ -188,7 +188,7 @@ def _read_cifar_batch(f: BinaryIO, where: str) -> tuple[np.ndarray, np.ndarray]:
         batch = _CifarUnpickler(f, encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
     except Exception as e:
-        raise DataError(f"{where} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); {REFETCH_HINT}") from e
+        raise DataError(f"{where} is not a CIFAR-10 python batch ({first_line(e)}); {REFETCH_HINT}") from e
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DataError(
             f"{where}: expected b'data' uint8 (N, 3072) and N labels, got {data.dtype} {data.shape} "
@@ -222,7 +222,7 @@ def _cifar_batches(data_dir: Path, split: str, download: bool) -> tuple[list, st
                     f = tf.extractfile(member)
                     found[member.name.split("/")[-1]] = _read_cifar_batch(f, f"{tar_path}:{member.name}")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{tar_path} is not a readable tar.gz ({e}); {REFETCH_HINT}") from e
+        raise DataError(f"{tar_path} is not a readable tar.gz ({first_line(e)}); {REFETCH_HINT}") from e
     if len(found) < len(names):
         missing = ", ".join(n for n in names if n not in found)
         raise DataError(f"{tar_path} lacks {missing}; {REFETCH_HINT}")
