@@ -1,4 +1,4 @@
-"""The I/O side of evaluation: read samples, cache reference statistics, run every metric, CLI wiring.
+"""The I/O side of evaluation: read samples, cache reference statistics, run every metric (flags: cli/eval.py).
 
 Default locations (override with --cache-dir or the CLEARDIFFUSION_CACHE environment variable):
     <cache>/classifiers/<dataset>.pt  written by `train-classifier`, read by `eval`

@@ -7,7 +7,8 @@
 - `output_file` / `output_dir` check a path the user gave (not a folder where a file is meant, parent
   created, writable) BEFORE the expensive work starts, so no work is lost to an unwritable path.
 - `RunLock` makes a run folder belong to one run: a lock file created exclusively, removed at exit; a lock
-  left by a process that no longer exists is taken over.
+  left by a process that no longer exists is taken over. (Which files of a run folder are ours:
+  `checkpoint.check_run_folder`.)
 """
 
 import contextlib
@@ -15,6 +16,7 @@ import errno
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -179,10 +181,10 @@ class RunLock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
                 pid = self._owner()
-                if pid is not None and _pid_alive(pid):
+                if (pid is not None and _pid_alive(pid)) or (pid is None and self._just_created()):
                     raise UsageError(
-                        f"{self.flag} {self.path.parent} is in use by another run (process {pid}); wait for it "
-                        f"to finish or choose another {self.flag}"
+                        f"{self.flag} {self.path.parent} is in use by another run (process {pid or '?'}); wait for it "
+                        f"to finish or choose another {self.flag} (if no run uses it, delete {self.path})"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
@@ -194,9 +196,16 @@ class RunLock:
 
     def _owner(self) -> int | None:
         try:
-            return int(self.path.read_text().strip() or "0")
+            return int(self.path.read_text().strip())
         except (OSError, ValueError):
-            return None  # unreadable or half-written: treated as stale
+            return None  # unreadable, or created but its pid not yet written
+
+    def _just_created(self) -> bool:
+        """A lock without a pid is being written by its owner right now, unless it is seconds old."""
+        try:
+            return time.time() - self.path.stat().st_mtime < 10
+        except OSError:
+            return False
 
     def release(self) -> None:
         if self.held:
@@ -208,23 +217,6 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-def refuse_foreign_files(folder: str | Path, ours: set[str], marker: str, flag: str = "--out") -> None:
-    """Refuse a folder that holds files named like ours (in `ours`) but no `marker` file this tool wrote.
-
-    A run folder is recognised by its marker (e.g. checkpoints/last.pt or config.json with our format);
-    without it, files such as config.json are the user's own and must not be overwritten.
-    """
-    folder = Path(folder)
-    if (folder / marker).exists():
-        return
-    clash = sorted(name for name in ours if (folder / name).exists())
-    if clash:
-        raise UsageError(
-            f"{flag} {folder} already holds {', '.join(clash)}, not written by a cleardiffusion run; "
-            f"choose an empty or new {flag}, or move those files"
-        )
 
 
 # OSErrors a user can fix (a path, a permission, space): printed on one line by the command line

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .errors import UsageError
 
@@ -57,13 +56,6 @@ def check_memory(need_bytes: float, what: str, fix: str, device: str | torch.dev
 def schedule_bytes(T: int) -> int:
     """Memory of a NoiseSchedule with T steps (float64 buffers)."""
     return SCHEDULE_BUFFERS * FLOAT64 * T
-
-
-def meta_parameters(build) -> int:
-    """Parameters of the network `build()` returns, counted without allocating its weights."""
-    with torch.device("meta"):
-        model: nn.Module = build()
-    return sum(p.numel() for p in model.parameters())
 
 
 def unet_activation_bytes(config, batch: int, training: bool) -> int:

@@ -353,7 +353,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         if first_bad != NEVER:
             bar.close()
             again = (f"--resume from the last good checkpoint {last_path}" if last_path.is_file()
-                     else "start again with a new --out (no checkpoint was written yet)")  # fmt: skip
+                     else "run again (no checkpoint was written yet)")  # fmt: skip
             raise NonFiniteLossError(
                 f"the loss became non-finite (NaN/inf) at step {first_bad}; lower --lr (now {config.lr:g}) and {again}"
             )
