@@ -218,6 +218,8 @@ def evaluate_samples(
     if len(samples) < 4:
         raise UsageError(f"need at least 4 samples for FID, KID and precision/recall, got {len(samples)}")
     reference = load_dataset(dataset_name, data_dir, split)
+    if len(reference) < 4:
+        raise UsageError(f"{dataset_name} {split} in {data_dir} has {len(reference)} images; the metrics need 4")
     if samples.shape[1] != reference.channels:
         raise UsageError(f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}")
     if tuple(samples.shape[2:]) != tuple(reference.image_size):
