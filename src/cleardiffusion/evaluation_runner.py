@@ -45,6 +45,10 @@ def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -
 # Samples
 
 
+class SamplesNotFoundError(UsageError, FileNotFoundError):
+    """--samples names nothing."""
+
+
 def _check_pixels(a: np.ndarray, where: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise UsageError(f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score")
@@ -79,7 +83,9 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     if path.is_dir():
         return _load_png_dir(path), None
     if not path.is_file():
-        raise UsageError(f"samples {path} not found; pass an .npz written by `cleardiffusion sample` or a PNG folder")
+        raise SamplesNotFoundError(
+            f"samples {path} not found; pass an .npz written by `cleardiffusion sample` or a PNG folder"
+        )
     if path.suffix.lower() != ".npz":
         raise UsageError(
             f"--samples {path} is not an .npz file; pass the .npz written by `cleardiffusion sample` or a folder "
