@@ -80,7 +80,7 @@ def test_load_classifier_errors(tmp_path):
     with pytest.raises(CheckpointError, match="train-classifier"):
         load_classifier(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="not a PyTorch file"):
         load_classifier(tmp_path / "junk.pt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a cleardiffusion classifier"):

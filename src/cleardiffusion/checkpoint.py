@@ -21,9 +21,8 @@ checkpoint or the new one, never a half-written file.
 """
 
 import json
-import os
+import math
 import pickle
-import secrets
 import zipfile
 from collections.abc import Collection
 from pathlib import Path
@@ -32,9 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError, first_line
+from .files import atomic_write
+from .limits import check_memory, schedule_bytes
 from .models import build_model
-from .objective import as_eps_model
+from .objective import OBJECTIVES, PREDICTIONS, as_eps_model
 from .schedule import NoiseSchedule
 
 FORMAT = "cleardiffusion-checkpoint"
@@ -43,36 +44,28 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` to `path` atomically: temp file in the same directory, fsync, os.replace, fsync dir."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a failed or interrupted write leaves the previous checkpoint untouched
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
+    with atomic_write(path) as f:  # a failed or interrupted write leaves the previous checkpoint untouched
+        torch.save(state, f)
+    return Path(path)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+def read_torch_file(path: str | Path, map_location: str | torch.device, what: str) -> Any:
+    """`torch.load(weights_only=True)` with every failure as one CheckpointError sentence.
+
+    torch's own messages run to a page (weights_only refusals) or name internals; this says what they mean.
+    """
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "unsupported global" in str(e).lower():
+            raise CheckpointError(
+                f"{path} holds Python objects other than tensors and plain values, which cleardiffusion never "
+                f"loads (they could run code); it is not a {what}"
+            ) from None
+        raise CheckpointError(f"{path} is not a {what}: not a PyTorch file, or a truncated one") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{path} is truncated or not a {what} ({first_line(e, 120)})") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -80,20 +73,152 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: check the path, or train one with `cleardiffusion train`")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"{path} is truncated or not a cleardiffusion checkpoint ({reason[:120]}); "
-            "resume from an intact checkpoint or start a new run with a new --out"
-        ) from None
+    state = read_torch_file(path, map_location, "cleardiffusion checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cleardiffusion checkpoint (no '{FORMAT}' marker)")
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format version {state.get('format_version')}, this cleardiffusion "
             f"reads version {FORMAT_VERSION}; use the cleardiffusion release that wrote it"
+        )
+    return state
+
+
+# ---- what each use of a checkpoint needs, checked before any of it is used: a file that is a valid torch
+# file but lacks a key or holds a wrong type is a one-line CheckpointError, never a KeyError or TypeError
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_weights(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+def _is_dataset(v) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("name"), str)
+        and isinstance(v.get("image_shape"), (list, tuple))
+        and len(v["image_shape"]) == 3
+        and all(_is_int(n) and n >= 1 for n in v["image_shape"])
+        and _is_int(v.get("num_classes"))
+        and isinstance(v.get("class_names"), (list, tuple))
+    )
+
+
+def _is_rng(v) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("device"), str)
+        and isinstance(v.get("generator"), torch.Tensor)
+        and isinstance(v.get("torch"), torch.Tensor)
+    )
+
+
+def _is_optimizer(v) -> bool:
+    groups = v.get("param_groups") if isinstance(v, dict) else None
+    return isinstance(v.get("state") if isinstance(v, dict) else None, dict) and (
+        isinstance(groups, list) and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+    )
+
+
+_KEYS = {  # key: (check, what it should be)
+    "model_spec": (lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str), "a model description"),
+    "schedule": (
+        lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and _is_int(v.get("T")),
+        "a schedule {name, T}",
+    ),
+    "model": (_is_weights, "a state dict of tensors"),
+    "ema": (_is_weights, "a state dict of tensors"),
+    "optimizer": (_is_optimizer, "an optimizer state dict"),
+    "step": (lambda v: _is_int(v) and v >= 0, "a step count >= 0"),
+    "elapsed": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "seconds"),
+    "rng": (_is_rng, "random generator states"),
+    "config": (lambda v: isinstance(v, dict), "a training configuration"),
+    "dataset": (_is_dataset, "a dataset description {name, image_shape, num_classes, class_names}"),
+}
+SAMPLING_KEYS = ("model_spec", "schedule", "model", "ema", "step", "config", "dataset")
+RESUME_KEYS = tuple(_KEYS)
+
+
+def check_keys(state: dict, keys: Collection[str], path: str | Path) -> None:
+    """CheckpointError naming the first key of `keys` that is missing or of the wrong type."""
+    for key in keys:
+        ok, what = _KEYS[key]
+        if key not in state:
+            raise CheckpointError(f"{path} lacks '{key}' ({what}); it was not written by `cleardiffusion train`")
+        if not ok(state[key]):
+            raise CheckpointError(
+                f"{path} holds a damaged '{key}' ({type(state[key]).__name__}, expected {what}); "
+                "use an intact checkpoint"
+            )
+
+
+def non_finite_tensors(weights: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or inf."""
+    return [k for k, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+def check_finite(weights: dict[str, torch.Tensor], what: str, path: str | Path, fix: str) -> None:
+    """CheckpointError when any weight is NaN or infinite (the run diverged before it was saved)."""
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise CheckpointError(
+            f"{path}: the {what} hold NaN or inf in {len(bad)} of {len(weights)} tensors (e.g. {bad[0]}); {fix}"
+        )
+
+
+def _rebuild(state: dict, path: str | Path) -> nn.Module:
+    """The network of `state["model_spec"]`, its weights not loaded; a CheckpointError if it cannot be built."""
+    try:
+        return build_model(state["model_spec"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} holds a model description that cannot be built ({reason[:160]})") from None
+
+
+def _load_weights(model: nn.Module, weights: dict, what: str, path: str | Path) -> None:
+    try:
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: the {what} do not match its model description ({reason[:160]})") from None
+
+
+def _check_shapes(model: nn.Module, weights: dict, what: str, path: str | Path) -> None:
+    """The weights have exactly the model's tensor names and shapes (the model may live on the meta device)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    if expected != got:
+        wrong = sorted(set(expected) ^ set(got)) or sorted(k for k in expected if expected[k] != got[k])
+        raise CheckpointError(f"{path}: the {what} do not match its model description (e.g. {wrong[0]})")
+
+
+def _check_schedule_fits(state: dict, path: str | Path) -> None:
+    T = state["schedule"]["T"]
+    if T < 2:
+        raise CheckpointError(f"{path} holds a noise schedule of T = {T} steps; use an intact checkpoint")
+    check_memory(schedule_bytes(T), f"the noise schedule of {path} (T = {T})", "use an intact checkpoint")
+
+
+def load_for_resume(path: str | Path, map_location: str | torch.device, steps: int) -> dict[str, Any]:
+    """A checkpoint to continue training from: every key present and typed, weights finite and matching."""
+    state = load_checkpoint(path, map_location)
+    check_keys(state, RESUME_KEYS, path)
+    _check_schedule_fits(state, path)
+    with torch.device("meta"):  # the shapes only: checks the weights fit without allocating a model
+        model = _rebuild(state, path)
+    for key, what in (("model", "raw weights"), ("ema", "EMA weights")):
+        _check_shapes(model, state[key], what, path)
+        check_finite(state[key], what, path, "resume from an earlier checkpoint (--keep-checkpoints)")
+    if sum(len(g["params"]) for g in state["optimizer"]["param_groups"]) != len(list(model.parameters())):
+        raise CheckpointError(f"{path}: the optimizer state does not match the model; use an intact checkpoint")
+    if steps < state["step"]:
+        raise CheckpointError(
+            f"--steps {steps} is below the checkpoint's step {state['step']} ({path}): pass --steps above "
+            f"{state['step']} to train further; to use the model as it is, `cleardiffusion sample` it"
         )
     return state
 
@@ -107,15 +232,23 @@ def load_for_sampling(
     trained to predict (objective.as_eps_model). meta has "dataset", "image_shape" (C, H, W), "num_classes"
     (the model's conditioning classes, 0 for an unconditional model), "class_names", "step", "config",
     "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
+    Missing keys, wrong types and NaN/inf weights are CheckpointErrors.
     """
     state = load_checkpoint(path)
+    check_keys(state, SAMPLING_KEYS, path)
+    what = "EMA weights" if use_ema else "raw weights"
+    weights = state["ema" if use_ema else "model"]
+    other = "--no-ema (the raw weights)" if use_ema else "the EMA weights (drop --no-ema)"
+    check_finite(weights, what, path, f"try {other} or an earlier checkpoint")
+    _check_schedule_fits(state, path)
+    with torch.device("meta"):
+        _check_shapes(_rebuild(state, path), weights, what, path)
+    model = _rebuild(state, path)
+    _load_weights(model, weights, what, path)
     try:
-        model = build_model(state["model_spec"])
-        model.load_state_dict(state["ema" if use_ema else "model"])
         schedule = NoiseSchedule.from_name(state["schedule"]["name"], state["schedule"]["T"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} does not match its model description ({reason[:160]})") from None
+    except ValueError as e:
+        raise CheckpointError(f"{path} holds an unusable noise schedule ({str(e)[:160]})") from None
     dataset = state["dataset"]
     meta = {
         "dataset": dataset["name"],
@@ -128,6 +261,9 @@ def load_for_sampling(
         "objective": state["config"].get("objective", "ddpm"),
         "prediction": state["config"].get("prediction", "eps"),
     }
+    if meta["objective"] not in OBJECTIVES or meta["prediction"] not in PREDICTIONS:
+        raise CheckpointError(f"{path} names an unknown objective {meta['objective']!r} or prediction "
+                              f"{meta['prediction']!r}; was it written by a newer cleardiffusion?")  # fmt: skip
     if meta["objective"] == "ddpm":  # samplers call an eps-model, whatever the network predicts
         model = as_eps_model(model, schedule, meta["prediction"])
     return model.to(device).eval(), schedule.to(device), meta
@@ -155,3 +291,48 @@ def metrics_until(path: Path, step: int) -> list[str]:
         except (ValueError, KeyError, TypeError):  # a line cut short by a kill
             continue
     return kept
+
+
+# ---- a run folder holds only what `train` writes; anything else of the same name is the user's, never overwritten
+
+
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _our_metrics(path: Path) -> bool:
+    """Every line (but a last one cut short by a kill) is a JSON record with a step."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if lines and lines[-1].startswith('{"step": '):  # a line cut short by a kill is still ours
+        lines = lines[:-1]
+    try:
+        return all(isinstance(r := json.loads(line), dict) and "step" in r for line in lines)
+    except ValueError:
+        return False
+
+
+RUN_FILES = {  # file of a run folder: test that `train` wrote it
+    "config.json": lambda p: isinstance(c := _json_or_none(p), dict) and {"dataset", "steps", "out"} <= set(c),
+    "summary.json": lambda p: isinstance(s := _json_or_none(p), dict) and "param_digests" in s,
+    "metrics.jsonl": _our_metrics,
+}
+
+
+def check_run_folder(out: str | Path) -> None:
+    """UsageError naming the files in `out` that a training run would overwrite but did not write."""
+    out = Path(out)
+    foreign = [name for name, ours in RUN_FILES.items() if (out / name).exists() and not ours(out / name)]
+    for name in ("checkpoints", "samples"):
+        if (out / name).exists() and not (out / name).is_dir():
+            foreign.append(name)
+    if foreign:
+        raise UsageError(
+            f"--out {out} holds {', '.join(foreign)} not written by `cleardiffusion train`; they would be "
+            "overwritten: choose a new --out, or move them away"
+        )

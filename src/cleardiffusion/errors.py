@@ -11,3 +11,11 @@ class CheckpointError(UsageError):
 
 class DataError(UsageError):
     """A dataset directory or file that is missing, truncated or in the wrong format."""
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """An exception's message as one clean line for a UsageError: first line, no terminal escape codes."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__

@@ -1,4 +1,4 @@
-"""The I/O side of evaluation: read samples, cache reference statistics, run every metric, CLI wiring.
+"""The I/O side of evaluation: read samples, cache reference statistics, run every metric (flags: cli/eval.py).
 
 Default locations (override with --cache-dir or the CLEARDIFFUSION_CACHE environment variable):
     <cache>/classifiers/<dataset>.pt  written by `train-classifier`, read by `eval`
@@ -6,11 +6,10 @@ Default locations (override with --cache-dir or the CLEARDIFFUSION_CACHE environ
 where <cache> is $CLEARDIFFUSION_CACHE or ~/.cache/cleardiffusion.
 """
 
-import argparse
 import hashlib
-import json
-import os
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,10 +18,9 @@ import torch
 from PIL import Image
 
 from . import evaluate as M
-from .data import DATASETS, default_cache_dir, load_dataset
+from .data import default_cache_dir, load_dataset
 from .errors import UsageError
 from .features import (
-    INCEPTION_FILE,
     ClassifierFeatures,
     FeatureExtractor,
     InceptionFeatures,
@@ -31,6 +29,8 @@ from .features import (
     save_classifier,
     train_classifier,
 )
+from .files import atomic_write, output_file
+from .limits import resolve_device
 
 FeatureName = Literal["classifier", "inception"]
 FEATURES: tuple[str, ...] = ("classifier", "inception")
@@ -45,60 +45,87 @@ def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -
 # Samples
 
 
+class SamplesNotFoundError(UsageError, FileNotFoundError):
+    """--samples names nothing."""
+
+
 def _check_pixels(a: np.ndarray, where: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        raise ValueError(f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score")
+        raise UsageError(f"{where}: images contain NaN or inf; the sampler diverged, so there is nothing to score")
     if a.dtype != np.uint8:
-        raise ValueError(
+        raise UsageError(
             f"{where}: images must be uint8 in 0..255, got {a.dtype}; convert [-1, 1] floats with "
             "data.from_model_range (round((x + 1) * 127.5), clamped)"
         )
     return a
 
 
+def _channels_last(a: np.ndarray, where: str) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) -> (N, H, W, C); (N, C, H, W), PyTorch's layout, when unambiguous."""
+    if a.ndim == 3:
+        return a[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
+    if a.ndim == 4 and a.shape[-1] not in (1, 3) and a.shape[1] in (1, 3):
+        return a.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+    if a.ndim != 4 or a.shape[-1] not in (1, 3) or a.shape[0] == 0:
+        raise UsageError(
+            f"{where}: images must be N x H x W x C (or N x C x H x W) with C in (1, 3) and N > 0, got {a.shape}"
+        )
+    return a
+
+
 def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images uint8 (N, C, H, W) and labels (N,) or None, from an .npz (`images` N x H x W x C) or PNGs."""
+    """Images uint8 (N, C, H, W) and labels (N,) or None, from an .npz (`images` N x H x W x C) or PNGs.
+
+    An `images` array in PyTorch's N x C x H x W layout is accepted when that is unambiguous (C in 1 or 3,
+    the last axis not).
+    """
     path = Path(path)
     if path.is_dir():
         return _load_png_dir(path), None
     if not path.is_file():
-        raise FileNotFoundError(
+        raise SamplesNotFoundError(
             f"samples {path} not found; pass an .npz written by `cleardiffusion sample` or a PNG folder"
+        )
+    if path.suffix.lower() != ".npz":
+        raise UsageError(
+            f"--samples {path} is not an .npz file; pass the .npz written by `cleardiffusion sample` or a folder "
+            "of PNG samples"
         )
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"{path} is not a readable .npz file ({reason[:160]}); write it with numpy.savez") from None
     if "images" not in arrays:
-        raise ValueError(f"{path} has no 'images' array (found {sorted(arrays)}); save samples as images=N x H x W x C")
-    a = _check_pixels(arrays["images"], str(path))
-    if a.ndim == 3:
-        a = a[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
-    if a.ndim != 4 or a.shape[-1] not in (1, 3) or a.shape[0] == 0:
-        raise ValueError(f"{path}: images must be N x H x W x C with C in (1, 3) and N > 0, got {a.shape}")
+        raise UsageError(f"{path} has no 'images' array (found {sorted(arrays)}); save samples as images=N x H x W x C")
+    a = _channels_last(_check_pixels(arrays["images"], str(path)), str(path))
     images = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # (N, C, H, W)
     labels = None
     if "labels" in arrays:
         lab = arrays["labels"]
         if lab.shape != (a.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
-            raise ValueError(f"{path}: labels must be integers of shape ({a.shape[0]},), got {lab.dtype} {lab.shape}")
+            raise UsageError(f"{path}: labels must be integers of shape ({a.shape[0]},), got {lab.dtype} {lab.shape}")
         labels = torch.from_numpy(lab.astype(np.int64))
     return images, labels
 
 
 def _load_png_dir(path: Path) -> torch.Tensor:
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if not files:
-        raise FileNotFoundError(f"{path} holds no .png files; pass a folder of PNG samples or an .npz")
+        raise UsageError(f"{path} holds no .png files; pass a folder of PNG samples or an .npz")
     arrays = []
     for f in files:
-        with Image.open(f) as im:
-            mode = "L" if im.mode in ("1", "L", "I;16", "I") else "RGB"
-            arrays.append(np.asarray(im.convert(mode)))
+        try:
+            with Image.open(f) as im:
+                mode = "L" if im.mode in ("1", "L", "I;16", "I") else "RGB"
+                arrays.append(np.asarray(im.convert(mode)))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(f"{f} is not a readable PNG ({reason[:120]}); delete or replace it") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match")
+        raise UsageError(f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match")
     a = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
     a = a[..., None] if a.ndim == 3 else a
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # (N, C, H, W)
@@ -106,16 +133,6 @@ def _load_png_dir(path: Path) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------------------
 # Reference statistics
-
-
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def reference_statistics(
@@ -143,7 +160,11 @@ def reference_statistics(
     g = torch.Generator().manual_seed(0)
     subset = torch.randperm(len(features), generator=g)[:REFERENCE_SUBSET].numpy()
     stats = {"mu": mu, "sigma": sigma, "features": features[np.sort(subset)], "n": np.array(len(features))}
-    _atomic_savez(path, **stats)
+    try:
+        with atomic_write(path) as f:
+            np.savez(f, **stats)
+    except OSError as e:  # a cache that cannot be written costs time, not results
+        warnings.warn(f"could not cache reference statistics at {path} ({e.strerror or e})", stacklevel=2)
     return stats
 
 
@@ -190,22 +211,27 @@ def evaluate_samples(
     seed: int = 0,
 ) -> dict[str, Any]:
     """FID, KID, precision/recall, classifier score, class histogram (+ accuracy given labels) as a dict."""
+    device = resolve_device(device)
+    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise UsageError(f"--cache-dir {cache_dir} is a file, not a folder; give a folder")
     if features not in FEATURES:
-        raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
+        raise UsageError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
     if not isinstance(samples, torch.Tensor):
         samples, file_labels = load_samples(samples)
         labels = labels if labels is not None else file_labels
     if samples.dtype != torch.uint8 or samples.ndim != 4:
-        raise ValueError(f"samples must be uint8 (N, C, H, W), got {samples.dtype} {tuple(samples.shape)}")
+        raise UsageError(f"samples must be uint8 (N, C, H, W), got {samples.dtype} {tuple(samples.shape)}")
     if len(samples) < 4:
-        raise ValueError(f"need at least 4 samples for FID, KID and precision/recall, got {len(samples)}")
+        raise UsageError(f"need at least 4 samples for FID, KID and precision/recall, got {len(samples)}")
     reference = load_dataset(dataset_name, data_dir, split)
+    if len(reference) < 4:
+        raise UsageError(f"{dataset_name} {split} in {data_dir} has {len(reference)} images; the metrics need 4")
     if samples.shape[1] != reference.channels:
-        raise ValueError(f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}")
+        raise UsageError(f"samples have {samples.shape[1]} channels but {dataset_name} has {reference.channels}")
     if tuple(samples.shape[2:]) != tuple(reference.image_size):
-        raise ValueError(f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}")
+        raise UsageError(f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}")
     if labels is not None and labels.shape != (len(samples),):
-        raise ValueError(f"labels must have shape ({len(samples)},), got {tuple(labels.shape)}")
+        raise UsageError(f"labels must have shape ({len(samples)},), got {tuple(labels.shape)}")
 
     classifier = None
     if features == "classifier" or classifier_path is not None:
@@ -265,7 +291,8 @@ def train_classifier_main(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Train the dataset's SmallClassifier, save it (default: where eval looks) and print test accuracy."""
-    out = Path(out) if out else default_classifier_path(dataset)
+    out = output_file(out or default_classifier_path(dataset), "--out")  # before the work, not after it
+    device = resolve_device(device)
     train, test = load_dataset(dataset, data_dir, "train"), load_dataset(dataset, data_dir, "test")
     start = time.perf_counter()
     model, accuracy = train_classifier(train, test, epochs, batch_size, lr, seed, device)
@@ -284,55 +311,4 @@ def train_classifier_main(
     }
 
 
-# ----------------------------------------------------------------------------------------------------------
-# argparse wiring for cli.py
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--samples", required=True, help=".npz with images (N x H x W x C uint8) [+ labels], or a folder of PNGs"
-    )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--data-dir", required=True, help="folder with the dataset's files")
-    parser.add_argument("--features", choices=FEATURES, default="classifier")
-    parser.add_argument("--classifier", default=None, help="file from train-classifier (default: the cache)")
-    parser.add_argument("--inception", default=None, help=f"path to pytorch-fid's {INCEPTION_FILE}")
-    parser.add_argument("--split", choices=("train", "test"), default="train", help="reference split")
-    parser.add_argument("--cache-dir", default=None, help="where reference statistics and classifiers live")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the KID subsets")
-    parser.add_argument("--out", default=None, help="also write the metrics JSON here")
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    result = evaluate_samples(
-        args.samples, None, args.dataset, args.data_dir, args.features, args.classifier, args.inception,
-        args.split, args.cache_dir, args.device, args.seed,
-    )  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
-
-
-def add_train_classifier_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "folder"])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--out", default=None, help="output file (default: <cache>/classifiers/<dataset>.pt)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: 3 (mnist), 6 (fashion-mnist), 10 (cifar10)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-
-
 DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 6, "cifar10": 10}
-
-
-def run_train_classifier(args: argparse.Namespace) -> int:
-    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    train_classifier_main(
-        args.dataset, args.data_dir, args.out, epochs, args.batch_size, args.lr, args.seed, args.device
-    )
-    return 0

@@ -8,7 +8,7 @@
 """
 
 import hashlib
-import os
+import math
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import CheckpointError, UsageError
+from .checkpoint import read_torch_file
+from .errors import CheckpointError, UsageError, first_line
+from .files import atomic_write
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_FILE}"
@@ -63,7 +65,7 @@ class SmallClassifier(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 16, feature_dim: int = 128):
         super().__init__()
         if image_size < 12:
-            raise ValueError(f"image_size must be >= 12, got {image_size}")
+            raise UsageError(f"the classifier needs images of at least 12x12 pixels, got {image_size}")
         self.config = dict(
             in_channels=in_channels,
             num_classes=num_classes,
@@ -131,7 +133,13 @@ def train_classifier(
     Returns the model in eval mode and its test accuracy.
     """
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if not 1 <= batch_size <= len(dataset_train.images):
+        raise UsageError(
+            f"--batch-size must lie in 1..{len(dataset_train.images)} (the training images), got {batch_size}"
+        )
+    if not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {lr}")
     # Initialisation and dropout draw from the global RNG: seed a fork of it, leaving the caller's untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -174,15 +182,9 @@ def _fit(model, dataset_train, dataset_test, epochs, batch_size, lr, seed, devic
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file, fsync, then os.replace: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    """torch.save through `files.atomic_write`: a crash never leaves a half-written file."""
+    with atomic_write(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_classifier(path: str | Path, model: SmallClassifier, meta: dict[str, Any]) -> None:
@@ -199,19 +201,18 @@ def load_classifier(path: str | Path, device: str = "cpu") -> tuple[SmallClassif
             f"classifier file {path} not found; create it with "
             "`cleardiffusion train-classifier --dataset D --data-dir PATH --out FILE`"
         )
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # torch raises many types for truncated or non-torch files
-        raise CheckpointError(f"{path} is not a readable classifier file ({type(e).__name__}: {e})") from e
+    ckpt = read_torch_file(path, device, "classifier from `cleardiffusion train-classifier`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(f"{path} is not a cleardiffusion classifier (no '{CLASSIFIER_FORMAT}' marker)")
-    config = ckpt["config"]
+    config = ckpt.get("config")
     keys = ("in_channels", "num_classes", "image_size", "width", "feature_dim")
-    model = SmallClassifier(**{k: config[k] for k in keys}).to(device)
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), int) and config[k] > 0 for k in keys):
+        raise CheckpointError(f"{path} lacks a classifier configuration ({', '.join(keys)}); train it again")
     try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the saved configuration ({e})") from e
+        model = SmallClassifier(**{k: config[k] for k in keys}).to(device)
+        model.load_state_dict(ckpt.get("state_dict"))
+    except (RuntimeError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: weights do not match the saved configuration ({first_line(e)})") from None
     return model.eval(), config
 
 
@@ -417,17 +418,14 @@ def load_inception(path: str | Path | None, device: str = "cpu") -> FIDInception
             f"Inception weights needed for --features inception, but {where}. Download {INCEPTION_FILE} "
             f"(about 92 MB) from {INCEPTION_URL} and pass --inception PATH"
         )
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable torch file ({type(e).__name__}: {e})") from e
+    state = read_torch_file(path, device, f"FID Inception weights file ({INCEPTION_FILE})")
     model = FIDInceptionV3()
     if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise CheckpointError(f"{path} is not the FID Inception state dict ({INCEPTION_FILE} from pytorch-fid)")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: keys or shapes differ from the FID Inception-v3 ({e})") from e
+        raise CheckpointError(f"{path}: keys or shapes differ from the FID Inception-v3 ({first_line(e)})") from None
     return model.to(device).eval()
 
 

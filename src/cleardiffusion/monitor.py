@@ -7,7 +7,6 @@ the same N. It also reports the fraction of samples the classifier calls with >=
 """
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from . import evaluate as M
 from .errors import UsageError
+from .files import atomic_write
 
 EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
 EVAL_DEFAULT_EVERY = 1000  # `--eval-every` without a number
@@ -131,9 +131,8 @@ class TrainingMonitor:
                 ax.grid(alpha=0.3)
         fig.suptitle(f"{self.config.model} on {self.config.dataset}")
         fig.tight_layout()
-        tmp = self.out / f".curves.png.{os.getpid()}.tmp"  # written whole, then renamed: never half a PNG
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, self.out / "curves.png")
+        with atomic_write(self.out / "curves.png") as f:  # never half a PNG
+            fig.savefig(f, format="png")
         plt.close(fig)
 
     def close(self) -> None:

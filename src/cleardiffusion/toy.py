@@ -14,16 +14,19 @@ T, step count and sampler and changes four things, each because measurement show
 - the predicted x_0 is clipped to [-1, 1] while sampling, as in Ho et al.'s code.
 """
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
 
+from .errors import UsageError
+from .limits import FLOAT32, check_memory, schedule_bytes
 from .models.mlp import MLPConfig, MLPDenoiser
 from .objective import EpsFromX0, eps_mse_loss
 from .samplers import ddpm_sample
-from .schedule import NoiseSchedule
+from .schedule import SCHEDULES, NoiseSchedule
 
 
 @dataclass
@@ -69,19 +72,35 @@ def red_square(image_size: int = 16, square_size: int = 8) -> torch.Tensor:
     return image
 
 
+class NonFiniteLossError(UsageError):
+    """The toy's loss became NaN or infinite (a learning rate too large)."""
+
+
 def validate(config: ToyConfig) -> None:
-    """Raise ValueError naming the fix for a configuration that cannot run."""
+    """Raise a UsageError naming the fix for a configuration that cannot run (or cannot fit in memory)."""
     if config.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {config.steps}")
+        raise UsageError(f"--steps must be at least 1, got {config.steps}")
     if config.timesteps < 2:
-        raise ValueError(f"--timesteps must be at least 2, got {config.timesteps}")
+        raise UsageError(f"--timesteps must be at least 2, got {config.timesteps}")
     if config.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if not config.lr > 0:
-        raise ValueError(f"--lr must be positive, got {config.lr}")
+        raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {config.lr}")
     if config.prediction not in ("eps", "x0"):
-        raise ValueError(f"--prediction must be eps or x0, got {config.prediction!r}")
-    NoiseSchedule.from_name(config.schedule, config.timesteps)  # raises for a schedule that cannot exist
+        raise UsageError(f"--prediction must be eps or x0, got {config.prediction!r}")
+    if config.schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
+    try:
+        NoiseSchedule.from_name(config.schedule, min(config.timesteps, 10_000))  # a schedule that cannot exist
+    except ValueError as e:
+        raise UsageError(f"--schedule {config.schedule} --timesteps {config.timesteps}: {e}") from None
+    pixels = 3 * config.image_size**2
+    batch = 8 * FLOAT32 * config.batch_size * max(pixels, config.mlp.hidden_dim)  # x_0, eps, x_t, layers
+    check_memory(
+        schedule_bytes(config.timesteps) + batch + FLOAT32 * config.steps,
+        f"the toy at --timesteps {config.timesteps}, --batch-size {config.batch_size}",
+        "lower --timesteps or --batch-size",
+    )
 
 
 @dataclass
@@ -115,6 +134,10 @@ def train_toy(config: ToyConfig) -> ToyRun:
     start = time.perf_counter()
     for step in range(config.steps):
         loss = eps_mse_loss(model, schedule, x0, generator)  # t ~ U{1..T}, eps ~ N(0, I), MSE
+        if not torch.isfinite(loss):  # as `train` does: stop, never write NaN results
+            raise NonFiniteLossError(
+                f"the loss became non-finite (NaN/inf) at step {step + 1}; lower --lr (now {config.lr:g})"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

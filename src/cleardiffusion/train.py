@@ -25,6 +25,7 @@ within STOP_CHECK_EVERY steps), write a checkpoint and return with `exit_code` 1
 with a NonFiniteLossError naming the step; the last good checkpoint is never overwritten.
 """
 
+import contextlib
 import copy
 import json
 import math
@@ -40,9 +41,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, fastpath
-from .checkpoint import check_same_run, load_checkpoint, metrics_until, save_checkpoint
+from .checkpoint import check_run_folder, check_same_run, load_for_resume, metrics_until, save_checkpoint
 from .data import DATASETS, ImageDataset, load_dataset, to_model_range
 from .errors import CheckpointError, UsageError
+from .files import RunLock, output_dir, remove_stale_temporaries, write_text
+from .limits import check_training_fits
 from .models import count_parameters, model_spec
 from .models.unet import PRESETS, unet_from_preset
 from .monitor import TrainingMonitor
@@ -165,7 +168,10 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
     num_classes = data.num_classes if config.conditional else 0
-    return unet_from_preset(config.model, data.channels, height, num_classes, **overrides)
+    try:
+        return unet_from_preset(config.model, data.channels, height, num_classes, **overrides)
+    except (ValueError, TypeError) as e:  # a --model-option or size the U-Net cannot take
+        raise UsageError(f"cannot build the U-Net: {e}; change --model-option / --base-channels") from None
 
 
 def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, T: int, hflip: bool, part: slice):
@@ -231,8 +237,9 @@ def train(config: TrainConfig) -> dict:
             f"{world_size} processes; use a multiple of {world_size}"
         )
     procs = distributed.start(config.device)
-    try:
-        with distributed.StopSignals() as signals:
+    try:  # rank 0 owns the run folder: a second run on it is refused while this one lives
+        lock = RunLock(output_dir(config.out)) if procs.is_main else contextlib.nullcontext()
+        with lock, distributed.StopSignals() as signals:
             return _train(config, procs, signals)
     finally:
         distributed.stop(procs)
@@ -248,7 +255,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         raise CheckpointError(f"--resume: no checkpoint at {last_path}; drop --resume to start a new run")
     if not config.resume and last_path.exists():
         raise UsageError(f"{last_path} exists: add --resume to continue that run, or choose a new --out")
-    saved = load_checkpoint(last_path, map_location=dev) if config.resume else None
+    saved = load_for_resume(last_path, dev, config.steps) if config.resume else None
+    check_run_folder(out)  # never overwrite files this tool did not write
     if saved is not None:  # a checkpoint from before a field existed ran that field's old behaviour
         check_same_run({**FIELDS_BEFORE_THEY_EXISTED, **saved["config"]}, asdict(config), MAY_CHANGE_ON_RESUME,
                        last_path)  # fmt: skip
@@ -262,6 +270,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
 
     # ---- model, EMA copy, noise schedule, optimiser
     torch.manual_seed(config.seed)  # the same initial weights in every process
+    check_training_fits(lambda: build_denoiser(config, dataset), len(range(*part.indices(config.batch_size))),
+                        config.batch_size, config.timesteps, dev)  # fmt: skip
     model = build_denoiser(config, dataset).to(dev)
     data = {"images": dataset.images.to(dev), "labels": dataset.labels.to(dev),
             "null_label": getattr(model, "null_label", 0)}  # fmt: skip
@@ -305,10 +315,9 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
     metrics_path = out / "metrics.jsonl"
     if main:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        for stale in last_path.parent.glob(".*.tmp"):  # left by a kill during a checkpoint write
-            stale.unlink(missing_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        metrics_path.write_text("".join(f"{line}\n" for line in metrics_until(metrics_path, start_step)))
+        remove_stale_temporaries(last_path.parent)  # left by a kill during a checkpoint write (we hold the lock)
+        write_text(out / "config.json", json.dumps(asdict(config), indent=2) + "\n")
+        write_text(metrics_path, "".join(f"{line}\n" for line in metrics_until(metrics_path, start_step)))
         what = f"resuming at step {start_step}" if saved else "training"
         print(f"{what}: {count_parameters(model) / 1e6:.2f}M-parameter {config.model} on {len(dataset)} "
               f"{config.dataset} images {tuple(dataset.images.shape[1:])}, {procs.world_size} process(es) on "
@@ -392,9 +401,10 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
         first_bad = int(distributed.all_reduce(bad_step.clone(), procs, "min").item())
         if first_bad != NEVER:
             bar.close()
+            again = (f"--resume from the last good checkpoint {last_path}" if last_path.is_file()
+                     else "run again (no checkpoint was written yet)")  # fmt: skip
             raise NonFiniteLossError(
-                f"the loss became non-finite (NaN/inf) at step {first_bad}; lower --lr (now {config.lr:g}) "
-                f"and --resume from the last good checkpoint {last_path}"
+                f"the loss became non-finite (NaN/inf) at step {first_bad}; lower --lr (now {config.lr:g}) and {again}"
             )
         elapsed = elapsed_before + time.perf_counter() - run_start
         if log_due or finished:
@@ -450,7 +460,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
     }  # fmt: skip
     if main:
         monitor.close()
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         if len(set(digests)) > 1:
             print(f"warning: the processes hold different weights ({digests})", file=sys.stderr)
         if summary["stopped_by"] == "time-budget":

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .files import atomic_write
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats (or uint8, unchanged) -> uint8 in [0, 255], same shape."""
@@ -42,8 +44,8 @@ def _pil(array: np.ndarray) -> Image.Image:
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
     """Write a grid of images as a PNG; `scale` enlarges each pixel so small images can be seen."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _pil(make_grid(images, nrow, scale=scale)).save(path)
+    with atomic_write(path) as f:  # never a half-written PNG
+        _pil(make_grid(images, nrow, scale=scale)).save(f, format="PNG")
     return path
 
 
@@ -57,10 +59,10 @@ def save_gif(
 ) -> Path:
     """Write an animation: one grid of (N, C, H, W) images per frame, the last frame held longer."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pictures = [_pil(make_grid(f, nrow, scale=scale)) for f in frames]
     durations = [duration_ms] * (len(pictures) - 1) + [final_hold_ms]
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    with atomic_write(path) as f:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return path
 
 
@@ -87,7 +89,6 @@ def plot_curves(
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, values in curves.items():
         ax.plot(x if x is not None else range(1, len(values) + 1), values, label=name, linewidth=1)
@@ -101,6 +102,7 @@ def plot_curves(
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -1,9 +1,16 @@
 """`cleardiffusion eval`: FID, KID, precision/recall, score and class accuracy of samples, as one JSON."""
 
-from ..evaluation_runner import add_eval_arguments, run_eval
+import argparse
+import json
+
+from . import seed
 
 
 def register(subparsers) -> None:
+    from ..data import DATASETS
+    from ..evaluation_runner import FEATURES
+    from ..features import INCEPTION_FILE
+
     p = subparsers.add_parser(
         "eval",
         help="measure samples against a dataset: FID, KID, precision/recall, accuracy (one JSON object)",
@@ -11,5 +18,35 @@ def register(subparsers) -> None:
         "project's classifier (train it once with train-classifier) or of the Inception-v3 FID network "
         "(weights from a path you give; never downloaded). Reference statistics are cached.",
     )
-    add_eval_arguments(p)
-    p.set_defaults(func=run_eval)
+    p.add_argument(
+        "--samples",
+        required=True,
+        help=".npz with images (N x H x W x C uint8, or N x C x H x W) [+ labels], or a folder of PNGs",
+    )
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--data-dir", required=True, help="folder with the dataset's files")
+    p.add_argument("--features", choices=FEATURES, default="classifier")
+    p.add_argument("--classifier", default=None, help="file from train-classifier (default: the cache)")
+    p.add_argument("--inception", default=None, help=f"path to pytorch-fid's {INCEPTION_FILE}")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="reference split")
+    p.add_argument("--cache-dir", default=None, help="where reference statistics and classifiers live")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the KID subsets")
+    p.add_argument("--out", default=None, help="also write the metrics JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation_runner import evaluate_samples
+    from ..files import output_file, write_text
+
+    out = output_file(args.out, "--out") if args.out else None  # checked before the features are computed
+    result = evaluate_samples(
+        args.samples, None, args.dataset, args.data_dir, args.features, args.classifier, args.inception,
+        args.split, args.cache_dir, args.device, args.seed,
+    )  # fmt: skip
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        write_text(out, text + "\n")
+    return 0

@@ -3,7 +3,8 @@
 import argparse
 import shlex
 
-from . import positive_int
+from ..errors import UsageError
+from . import seed, thread_count
 
 EPILOG = """\
 experiments:
@@ -48,10 +49,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data-dir", default=None, help="folder with the dataset's files")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
-    p.add_argument("--seed", type=int, default=0, help="seeds training, sampling and subsets (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seeds training, sampling and subsets (default: 0)")
     p.add_argument(
         "--threads",
-        type=positive_int,
+        type=thread_count,
         default=None,
         help="torch CPU threads (default: 1 with --quick on the CPU, else PyTorch's default)",
     )
@@ -82,9 +83,12 @@ def command_of(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments import run_all, run_experiment
-    from .toy import writable_dir
+    from ..files import output_dir
 
-    writable_dir(args.out)
+    if args.name in ("overfit-one-image", "all") and args.dataset == "cifar10":
+        raise UsageError("overfit-one-image (also part of `all`) needs 1-channel images, not cifar10; use "
+                         "--dataset mnist, fashion-mnist or synthetic")  # fmt: skip
+    output_dir(args.out)
     options = dict(
         quick=args.quick,
         dataset=args.dataset,

@@ -2,12 +2,11 @@
 
 import argparse
 import contextlib
-import os
 import time
 from pathlib import Path
 
 from ..errors import UsageError
-from . import non_negative_float, positive_int
+from . import finite_float, positive_int, seed, unit_interval
 
 # literal copies (importing the library here would slow down every --help); tests check they match it
 SAMPLER_CHOICES = ("ddpm", "ddim", "dpm++2m", "heun", "euler")
@@ -83,7 +82,7 @@ def register(subparsers) -> None:
         help="which timesteps a shorter run visits: uniform, quadratic, logsnr, karras (default: logsnr for "
         "dpm++2m, karras for heun, else uniform; flow: uniform or quadratic, default uniform)",
     )
-    p.add_argument("--eta", type=non_negative_float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+    p.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise in [0, 1]: 0 deterministic, 1 DDPM-like")
     p.add_argument(
         "--variance",
         choices=("beta", "posterior"),
@@ -103,10 +102,10 @@ def register(subparsers) -> None:
         help="conditional checkpoints: a class index, 'all' (classes in equal blocks, one row "
         "each in a grid) or 'none' (unconditional); default: all when conditional",
     )
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale s (default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="base seed; sample i uses (seed, i)")
+    p.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale s (default: 1)")
+    p.add_argument("--seed", type=seed, default=0, help="base seed; sample i uses (seed, i)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward pass")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument(
         "--trajectory",
@@ -138,23 +137,46 @@ def resolve_labels(spec: str | None, n: int, num_classes: int):
     return torch.full((n,), k)
 
 
+def check_outputs(args: argparse.Namespace, image_shape: tuple[int, ...], device: str, model) -> Path:
+    """--out and --trajectory writable and distinct, and n images fit in memory and on disk: before sampling."""
+    from ..files import distinct_outputs, output_file
+    from ..limits import check_memory, unet_activation_bytes
+
+    C, H, W = image_shape
+    stored = args.n * C * H * W  # the uint8 samples held until they are written
+    out = output_file(args.out, "--out", (".png", ".npz"), need_bytes=stored if args.out.endswith(".npz") else 0)
+    if args.trajectory:
+        output_file(args.trajectory, "--trajectory", (".png",))
+        gif = Path(args.trajectory).with_suffix(".gif")
+        output_file(gif, "--trajectory's .gif")
+        distinct_outputs({"--out": args.out, "--trajectory": args.trajectory, "--trajectory's .gif": gif})
+    grid = 0 if out.suffix == ".npz" else 2 * args.n * (H + 2) * (W + 2) * 4 * 3  # the PNG grid, 2x, RGB
+    check_memory(stored + grid, f"--n {args.n} samples of {C}x{H}x{W}", "lower --n (or write an .npz)")
+    batch = min(args.batch_size, args.n)
+    config = getattr(model, "config", None)
+    activations = unet_activation_bytes(config, batch, False) if hasattr(config, "channel_mults") else 0
+    need = 4 * batch * C * H * W * 4 + activations  # x_t, eps, x0_pred, the next x_t, float32
+    check_memory(need, f"a batch of {batch} samples", "lower --batch-size", device)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from tqdm import tqdm
 
     from ..checkpoint import load_for_sampling
+    from ..files import atomic_write
     from ..flow import FLOW_SPACINGS, flow_timesteps
     from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
     from ..guidance import check_guidance
+    from ..limits import resolve_device
     from ..samplers import make_timesteps
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
 
-    out = Path(args.out)
-    if out.suffix not in (".png", ".npz"):
-        raise UsageError(f"--out must end in .png or .npz, got {args.out!r}")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = resolve_device(args.device)
     model, schedule, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
+    out = check_outputs(args, meta["image_shape"], device, model)  # before any sampling, so no work is lost
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
@@ -181,7 +203,10 @@ def run(args: argparse.Namespace) -> int:
         timesteps = flow_timesteps(steps, spacing)
     else:
         steps = steps or DEFAULT_STEPS.get((objective, sampler), schedule.T)
-        timesteps = make_timesteps(schedule, steps, spacing)  # validates steps <= T
+        try:
+            timesteps = make_timesteps(schedule, steps, spacing)  # validates steps <= T
+        except ValueError as e:
+            raise UsageError(f"--steps {steps}: {e}") from None
     nfe = count_nfe(objective, sampler, steps)
 
     frames = []  # trajectory: (x_t of the first samples) at every step of the first batch
@@ -207,14 +232,12 @@ def run(args: argparse.Namespace) -> int:
             bar.update(len(batch))
     seconds = time.perf_counter() - start
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
         run_info = {"objective": objective, "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe}
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
-        tmp = out.with_name(out.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out)
+        with atomic_write(out) as f:
+            np.savez(f, **arrays)
     else:
         per_row = args.n // num_classes if labels is not None and args.class_label in (None, "all") else None
         save_grid(torch.from_numpy(images).permute(0, 3, 1, 2), out, nrow=per_row or None, scale=2)

@@ -2,12 +2,12 @@
 
 import argparse
 import json
-import os
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..errors import UsageError
-from . import positive_int
+from ..files import output_dir, write_text
+from . import positive_float, positive_int, seed, thread_count
 
 # seed 003's results table: (metric, the seed's value)
 SEED_TABLE = [
@@ -39,9 +39,9 @@ def register(subparsers) -> None:
         help="default: x0 prediction, linear-scaled, batch 64, x_0 clipping, 200 steps; seed: seed 003's "
         "table exactly (eps prediction, linear, batch 1, no clipping, 200 steps). Flags below override it",
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, training and sampling")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (both presets: 200)")
-    p.add_argument("--timesteps", type=int, default=None, help="T, diffusion steps (both presets: 100)")
+    p.add_argument("--seed", type=seed, default=0, help="seeds initialisation, training and sampling")
+    p.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (both presets: 200)")
+    p.add_argument("--timesteps", type=positive_int, default=None, help="T, diffusion steps (both presets: 100)")
     p.add_argument(
         "--schedule",
         choices=("linear", "linear-scaled", "cosine"),
@@ -62,30 +62,17 @@ def register(subparsers) -> None:
         help="reverse-step variance sigma_t^2: beta_t (the seed) or the posterior beta_tilde_t",
     )
     p.add_argument(
-        "--batch-size", type=int, default=None, help="noisy copies of the image per step (default 64, seed 1)"
+        "--batch-size", type=positive_int, default=None, help="noisy copies of the image per step (default 64, seed 1)"
     )
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (both presets: 1e-3)")
+    p.add_argument("--lr", type=positive_float, default=None, help="AdamW learning rate (both presets: 1e-3)")
     p.add_argument(
         "--clip-x0",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="clamp the predicted x_0 to [-1, 1] while sampling",
     )
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
     p.set_defaults(func=run)
-
-
-def writable_dir(path: str) -> Path:
-    """Create `path` if needed and check a file can be written there."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"cannot write to --out {path}: {e.strerror or e}; choose a writable folder") from None
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,11 +91,8 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
     }
     config = replace(config, seed=args.seed, **{k: v for k, v in flags.items() if v is not None})
-    try:
-        validate(config)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    out = writable_dir(args.out)
+    validate(config)
+    out = output_dir(args.out)  # before training, so no work is lost
 
     run_ = train_toy(config)
     samples, sample_seconds, frames = sample_toy(run_, config, n=1, record=True)
@@ -122,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
         "config": {**asdict(config)},
     }
     write_outputs(out, run_, samples, frames)
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    finite = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}
+    write_text(out / "metrics.json", json.dumps(finite, indent=2, allow_nan=False) + "\n")  # NaN: null
     print_table(metrics, config, out, args.preset)
     return 0
 

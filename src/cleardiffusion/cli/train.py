@@ -4,7 +4,7 @@ import argparse
 import ast
 
 from ..errors import UsageError
-from . import non_negative_float, positive_float, positive_int, probability
+from . import finite_float, non_negative_float, non_negative_int, positive_float, positive_int, probability, seed
 
 EPILOG = """\
 --batch-size is the GLOBAL batch: with torchrun it is split evenly over the processes (it must be
@@ -41,6 +41,44 @@ def _model_option(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
+
+
+# UNetConfig fields that come from the dataset and --conditional, not from --model-option
+FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",
+                 "num_classes": "the dataset, with --conditional"}  # fmt: skip
+
+
+def check_model_options(options: dict) -> dict:
+    """UsageError for a --model-option that is not a UNetConfig field, comes from the data, or has the wrong type."""
+    import typing
+    from dataclasses import fields
+
+    from ..models.unet import UNetConfig
+
+    types = {f.name: f.type for f in fields(UNetConfig)}
+    allowed = sorted(set(types) - set(FROM_THE_DATA))
+    for key, value in options.items():
+        if key in FROM_THE_DATA:
+            raise UsageError(f"--model-option {key} cannot be set: it comes from {FROM_THE_DATA[key]}")
+        if key not in types:
+            raise UsageError(f"--model-option {key} is not a U-Net setting; choose from {', '.join(allowed)}")
+        kind = types[key]
+        if typing.get_origin(kind) is typing.Literal:
+            ok, want = value in typing.get_args(kind), " or ".join(map(str, typing.get_args(kind)))
+        elif kind in (bool, "bool"):
+            ok, want = isinstance(value, bool), "True or False"
+        elif kind in (int, "int"):
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "a whole number"
+        elif kind in (float, "float"):
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:  # tuple[int, ...]
+            ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            want = "a tuple of whole numbers such as (1, 2, 2)"
+            value = tuple(value) if ok else value
+        if not ok:
+            raise UsageError(f"--model-option {key}={value!r}: expected {want}")
+        options[key] = value
+    return options
 
 
 def register(subparsers) -> None:
@@ -137,12 +175,12 @@ def register(subparsers) -> None:
         default=64,
         help="GLOBAL batch over all processes, divisible by their number (64)",
     )
-    opt.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (1e-3; Ho et al.: 2e-4)")
-    opt.add_argument("--warmup", type=int, default=100, help="linear learning-rate warmup steps (100)")
+    opt.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (1e-3; Ho et al.: 2e-4)")
+    opt.add_argument("--warmup", type=non_negative_int, default=100, help="linear learning-rate warmup steps (100)")
     opt.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (0)")
     opt.add_argument(
         "--adam-betas",
-        type=float,
+        type=finite_float,
         nargs=2,
         default=(0.9, 0.999),
         metavar=("B1", "B2"),
@@ -150,7 +188,7 @@ def register(subparsers) -> None:
     )
     opt.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="max gradient norm, 0: off (1)")
     opt.add_argument("--ema-decay", type=probability, default=0.999, help="EMA decay of the weights (0.999)")
-    opt.add_argument("--seed", type=int, default=0, help="seed of the weights and of every draw (0)")
+    opt.add_argument("--seed", type=seed, default=0, help="seed of the weights and of every draw (0)")
     hw = p.add_argument_group("hardware")
     hw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA if present")
     hw.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
@@ -166,7 +204,7 @@ def register(subparsers) -> None:
     )
     out.add_argument(
         "--sample-every",
-        type=int,
+        type=non_negative_int,
         default=5000,
         metavar="N",
         help="steps between DDIM-50 sample grids of the EMA model in OUT/samples, 0: never (5000)",
@@ -203,11 +241,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..schedule import NoiseSchedule
     from ..train import UNLIMITED_STEPS, TrainConfig, train
 
     if args.steps is None and args.time_budget is None:
         raise UsageError("say how long to train: --steps N, --time-budget MINUTES, or both")
-    options = dict(args.model_option)
+    options = check_model_options(dict(args.model_option))
+    try:  # a schedule that cannot exist (linear-scaled below T = 21); capped T: only the validity is checked
+        NoiseSchedule.from_name(args.schedule, min(args.timesteps, 10_000))
+    except ValueError as e:
+        raise UsageError(f"--schedule {args.schedule} --timesteps {args.timesteps}: {e}") from None
+    if not all(0 <= b < 1 for b in args.adam_betas):
+        raise UsageError(f"--adam-betas must both lie in [0, 1), got {args.adam_betas[0]} {args.adam_betas[1]}")
     config = TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir or f"data/{args.dataset}",

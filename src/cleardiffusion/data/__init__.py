@@ -14,7 +14,7 @@ to [-1, 1]"): `to_model_range` and `from_model_range` convert between the two.
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .dataset import (
     CLASS_NAMES,
     DATASETS,
@@ -68,17 +68,17 @@ def load_dataset(
         channels, image_size, cache_dir: image folders only (see `load_image_folder`).
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     data_dir = Path(data_dir).expanduser()
     folder_options = {"channels": channels, "image_size": image_size, "cache_dir": cache_dir}
     if name == "folder":
         if download:
-            raise ValueError("download is available for mnist, fashion-mnist and cifar10, not for an image folder")
+            raise UsageError("download is available for mnist, fashion-mnist and cifar10, not for an image folder")
         return load_image_folder(data_dir, split, **folder_options)
     if name == "cifar10":
         return load_cifar10(data_dir, split, download, **folder_options)
     if channels is not None or image_size is not None:
-        raise ValueError(f"channels and image_size apply to image folders, not to {name}")
+        raise UsageError(f"channels and image_size apply to image folders, not to {name}")
     return load_idx_dataset(name, data_dir, split, download)

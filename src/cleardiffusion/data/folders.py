@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import DataError, UsageError, first_line
+from ..files import atomic_write
 from .dataset import SPLITS, DatasetNotFoundError, ImageDataset, Split
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -69,7 +70,7 @@ def _open_images(source: Path) -> Iterator[dict[str, Callable[[], bytes]]]:
             members = [m for m in tf.getmembers() if m.isfile() and _is_image(m.name)]
             yield {m.name.removeprefix("./"): functools.partial(_read_member, tf, m) for m in members}
     except (tarfile.TarError, EOFError, zlib.error) as e:
-        raise DataError(f"{source} is not a readable tar archive ({e}); {_FOLDER_FIX}") from e
+        raise DataError(f"{source} is not a readable tar archive ({first_line(e)}); {_FOLDER_FIX}") from e
 
 
 def _read_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -108,7 +109,7 @@ def _decode(data: bytes, where: str, channels: int | None, size: tuple[int, int]
                 im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)  # PIL sizes are (W, H)
             return np.asarray(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{where} is not a readable image ({e}); delete or replace it") from e
+        raise DataError(f"{where} is not a readable image ({first_line(e)}); delete or replace it") from e
 
 
 def _cache_path(source: Path, split: str, options: tuple, cache_dir: str | Path | None) -> Path:
@@ -134,16 +135,12 @@ def _read_cache(path: Path) -> ImageDataset | None:
 
 
 def _write_cache(path: Path, dataset: ImageDataset) -> None:
-    """Write the decoded arrays atomically (temporary file + os.replace); a failure only warns."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    """Write the decoded arrays atomically (`files.atomic_write`); a failure only warns."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             arrays = {"images": dataset.images.numpy(), "labels": dataset.labels.numpy()}
             np.savez(f, **arrays, class_names=np.array(dataset.class_names), source=np.array(dataset.source))
-        os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"could not cache decoded images at {path} ({e}); set CLEARDIFFUSION_CACHE", stacklevel=3)
 
 
@@ -163,9 +160,9 @@ def load_image_folder(
         cache_dir: where decoding slower than CACHE_MIN_SECONDS is cached; default `default_cache_dir()`.
     """
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 or 3 (or None for automatic), got {channels!r}")
+        raise UsageError(f"channels must be 1 or 3 (or None for automatic), got {channels!r}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     size = tuple(size) if size is not None else None
     source = _resolve_source(Path(data_dir).expanduser())

@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import os
 import pickle
 import struct
 import tarfile
@@ -15,7 +14,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError, first_line
+from ..files import atomic_write
 from .dataset import CLASS_NAMES, DISPLAY_NAMES, REFETCH_HINT, ChecksumError, DatasetNotFoundError, ImageDataset
 from .folders import ARCHIVES, load_image_folder
 
@@ -45,33 +45,32 @@ _OFFLINE = (urllib.error.URLError, TimeoutError, ConnectionError)
 
 
 def download_file(url: str, dest: Path, md5: str) -> Path:
-    """Fetch url to dest through a temporary file; a wrong md5 deletes it and raises ChecksumError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.part{os.getpid()}")
+    """Fetch url to dest atomically (`files.atomic_write`); a wrong md5 discards it and raises ChecksumError."""
     digest = hashlib.md5()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                f.write(chunk)
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_write(dest) as f:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            f.write(chunk)
         if digest.hexdigest() != md5:
             raise ChecksumError(
                 f"checksum mismatch for {url}: expected md5 {md5}, got {digest.hexdigest()}; "
                 f"the download was discarded, try again (or fetch it by hand into {dest.parent})"
             )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
     return dest
 
 
 def _not_found(name: str, data_dir: Path, missing: list[str], hint: str, error: Exception | None = None):
     """The one message for missing dataset files: what is missing, and the two flags that fix it."""
-    reason = f" (download failed: {error})" if error is not None else ""
+    if error is None:
+        fix = f"Pass --data-dir pointing at a folder with {hint}, or add --download to fetch them."
+    else:  # --download was given and failed (offline, a proxy): only a folder of files can help now
+        reason = getattr(error, "reason", None) or error
+        fix = (
+            f"The download failed ({str(reason).splitlines()[0][:100]}): this machine may be offline; copy the "
+            f"official files into {data_dir} by hand (or pass --data-dir pointing at a folder with {hint})."
+        )
     return DatasetNotFoundError(
-        f"{DISPLAY_NAMES[name]} files not found in {data_dir} (missing: {', '.join(missing)}){reason}. "
-        f"Pass --data-dir pointing at a folder with {hint}, or add --download to fetch them."
+        f"{DISPLAY_NAMES[name]} files not found in {data_dir} (missing: {', '.join(missing)}). {fix}"
     )
 
 
@@ -94,7 +93,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path} is a corrupt gzip file ({e}); {REFETCH_HINT}") from e
+        raise DataError(f"{path} is a corrupt gzip file ({first_line(e)}); {REFETCH_HINT}") from e
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
@@ -189,7 +188,7 @@ def _read_cifar_batch(f: BinaryIO, where: str) -> tuple[np.ndarray, np.ndarray]:
         batch = _CifarUnpickler(f, encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
     except Exception as e:
-        raise DataError(f"{where} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); {REFETCH_HINT}") from e
+        raise DataError(f"{where} is not a CIFAR-10 python batch ({first_line(e)}); {REFETCH_HINT}") from e
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DataError(
             f"{where}: expected b'data' uint8 (N, 3072) and N labels, got {data.dtype} {data.shape} "
@@ -223,7 +222,7 @@ def _cifar_batches(data_dir: Path, split: str, download: bool) -> tuple[list, st
                     f = tf.extractfile(member)
                     found[member.name.split("/")[-1]] = _read_cifar_batch(f, f"{tar_path}:{member.name}")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{tar_path} is not a readable tar.gz ({e}); {REFETCH_HINT}") from e
+        raise DataError(f"{tar_path} is not a readable tar.gz ({first_line(e)}); {REFETCH_HINT}") from e
     if len(found) < len(names):
         missing = ", ".join(n for n in names if n not in found)
         raise DataError(f"{tar_path} lacks {missing}; {REFETCH_HINT}")
@@ -239,7 +238,7 @@ def load_cifar10(data_dir: Path, split: str, download: bool, **folder_options) -
     if result is not None:
         batches, source = result
         if folder_options["channels"] is not None or folder_options["image_size"] is not None:
-            raise ValueError("channels and image_size apply to image folders, not to the official CIFAR-10 files")
+            raise UsageError("channels and image_size apply to image folders, not to the official CIFAR-10 files")
         images = torch.from_numpy(np.concatenate([b[0] for b in batches]))  # (N, 3, 32, 32)
         labels = torch.from_numpy(np.concatenate([b[1] for b in batches]))  # (N,)
         return ImageDataset(images, labels, list(CLASS_NAMES["cifar10"]), "cifar10", source)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ..files import write_text
+
 
 def fmt(value: Any) -> str:
     """A table cell: 4 significant digits for floats, plain integers, 'n/a' for None, yes/no for bools."""
@@ -67,9 +69,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)  # files.atomic_write: unique temp name, fsync, rename
 
 
 class Report:
