@@ -26,8 +26,9 @@ from cleardiffusion.train import UNLIMITED_STEPS, TrainConfig, train
 from cleardiffusion.viz import save_grid
 
 ROOT = Path(__file__).resolve().parents[1]
+# the ablations' baseline: Ho et al.'s objective (eps, unweighted); each cell overrides what it tests
 BASE = dict(batch_size=64, lr=1e-3, warmup=100, ema_decay=0.999, sample_every=0, checkpoint_every=UNLIMITED_STEPS,
-            log_every=50, progress=False, steps=UNLIMITED_STEPS)  # fmt: skip
+            log_every=50, progress=False, steps=UNLIMITED_STEPS, prediction="eps", loss_weighting="none")  # fmt: skip
 
 
 def main() -> None:
