@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -35,13 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / ".peers"
 DIFFUSERS = "diffusers==0.42.1"
 SYSTEMS = ("ours", "diffusers")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def ensure_peers() -> str | None:
@@ -232,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         side_by_side(work, list(rows), out.with_name(out.stem + "-grid.png"))
     import torch
+    from sampler_speed import device_name  # benchmarks/ is on the path of a script run from it
 
     header = {
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores ("
+        "machine": f"{device_name('cpu').split(',')[0]}, {os.cpu_count()} cores ("
         + ("sequential, all cores each)" if args.sequential else "side by side, an equal share of cores each)"),
         "torch": torch.__version__,
         "command": "python benchmarks/cpu_quality.py " + shlex.join(sys.argv[1:] if argv is None else argv),

@@ -16,7 +16,6 @@ per sampler at --grid-nfe (default 10) NFE, OUT/grid_<model>_<sampler>_nfe<N>.pn
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from sampler_speed import device_name  # benchmarks/ is on the path of a script run from it
 
 from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
@@ -33,16 +33,6 @@ from cleardiffusion.viz import save_grid
 
 DDPM_RUNS = ("ddim:uniform", "dpm++2m:logsnr", "heun:karras")  # sampler:spacing, each solver's paper's spacing
 FLOW_RUNS = ("euler:uniform", "heun:uniform")
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def steps_within(objective: str, sampler: str, budget: int) -> int:

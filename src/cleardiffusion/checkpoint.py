@@ -35,7 +35,7 @@ from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
 from .limits import check_memory, schedule_bytes
 from .models import build_model
-from .objective import OBJECTIVES, PREDICTIONS, as_eps_model
+from .objective import OBJECTIVES, PREDICTIONS, sampling_model
 from .schedule import NoiseSchedule
 
 FORMAT = "cleardiffusion-checkpoint"
@@ -229,7 +229,7 @@ def load_for_sampling(
     """Rebuild the (EMA) denoiser and its noise schedule from a checkpoint, in eval mode on `device`.
 
     Returns (model, schedule, meta); for a DDPM checkpoint the model outputs eps whatever the network was
-    trained to predict (objective.as_eps_model). meta has "dataset", "image_shape" (C, H, W), "num_classes"
+    trained to predict (objective.sampling_model). meta has "dataset", "image_shape" (C, H, W), "num_classes"
     (the model's conditioning classes, 0 for an unconditional model), "class_names", "step", "config",
     "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
     Missing keys, wrong types and NaN/inf weights are CheckpointErrors.
@@ -264,8 +264,7 @@ def load_for_sampling(
     if meta["objective"] not in OBJECTIVES or meta["prediction"] not in PREDICTIONS:
         raise CheckpointError(f"{path} names an unknown objective {meta['objective']!r} or prediction "
                               f"{meta['prediction']!r}; was it written by a newer cleardiffusion?")  # fmt: skip
-    if meta["objective"] == "ddpm":  # samplers call an eps-model, whatever the network predicts
-        model = as_eps_model(model, schedule, meta["prediction"])
+    model = sampling_model(model, schedule, meta["objective"], meta["prediction"])  # DDPM: always an eps-model
     return model.to(device).eval(), schedule.to(device), meta
 
 

@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -54,15 +53,11 @@ class TrainingMonitor:
         self.config, self.dataset, self.out, self.device = config, dataset, out, device
         self.scorer = None
         if config.eval_every:
-            from .evaluation_runner import reference_statistics
-            from .features import ClassifierFeatures, load_classifier
+            from .evaluation_runner import _classifier_or_help, reference_statistics
 
             path = resolve_classifier(config.dataset, config.data_dir, config.classifier, device)
-            classifier, meta = load_classifier(path, str(device))
-            if meta.get("in_channels", dataset.channels) != dataset.channels:
-                raise UsageError(f"--classifier {path} expects {meta['in_channels']}-channel images; "
-                                 f"{config.dataset} has {dataset.channels}")  # fmt: skip
-            self.scorer = ClassifierFeatures(classifier, config.dataset, device=str(device))
+            # the same checks (dataset, channels) as `cleardiffusion eval` makes of its --classifier
+            self.scorer = _classifier_or_help(config.dataset, dataset.channels, path, None, str(device))
             self.reference = reference_statistics(dataset, "train", self.scorer)
         self.writer = None
         if config.tensorboard:
@@ -81,6 +76,7 @@ class TrainingMonitor:
         `sampler` is passed to generate_images (default DDIM; flow models: objective="flow", sampler="euler").
         """
         from .data import from_model_range
+        from .evaluation_runner import _softmax
         from .generate import generate_images
 
         start = time.perf_counter()
@@ -93,9 +89,7 @@ class TrainingMonitor:
         features, logits = self.scorer.features_and_logits(samples)
         mu, sigma = M.feature_statistics(features)
         fid = M.frechet_distance(self.reference["mu"], self.reference["sigma"], mu, sigma)
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
-        confident = float((probs.max(1) >= 0.9).mean())
+        confident = float((_softmax(logits).max(1) >= 0.9).mean())
         return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
 
     def log(self, record: dict) -> None:

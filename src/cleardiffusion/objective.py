@@ -145,6 +145,11 @@ def as_eps_model(net: nn.Module, schedule: NoiseSchedule, prediction: Prediction
     return net if prediction == "eps" else EpsFromPrediction(net, schedule, prediction)
 
 
+def sampling_model(net: nn.Module, schedule: NoiseSchedule, objective: Objective, prediction: Prediction) -> nn.Module:
+    """What the samplers call: an eps-model for DDPM (whatever the network predicts), the velocity net for flow."""
+    return net if objective == "flow" else as_eps_model(net, schedule, prediction)
+
+
 class EpsFromX0(EpsFromPrediction):
     """An eps-model made of a network f that predicts x_0: eps = (x_t - sqrt(alpha_bar_t) f) / sqrt(1 - alpha_bar_t).
 

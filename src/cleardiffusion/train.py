@@ -49,7 +49,7 @@ from .limits import check_training_fits
 from .models import count_parameters, model_spec
 from .models.unet import PRESETS, unet_from_preset
 from .monitor import TrainingMonitor
-from .objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS, as_eps_model
+from .objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS, sampling_model
 from .schedule import SCHEDULES, NoiseSchedule
 
 
@@ -198,11 +198,6 @@ def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, T: int, hfli
     return x0, y, t, eps
 
 
-def sampling_model(ema: nn.Module, schedule: NoiseSchedule, config: TrainConfig) -> nn.Module:
-    """What the samplers call: an eps-model for DDPM (whatever the network predicts), the velocity net for flow."""
-    return ema if config.objective == "flow" else as_eps_model(ema, schedule, config.prediction)
-
-
 def sampler_for(config: TrainConfig) -> dict:
     """generate_images' deterministic sampler for this objective: DDIM for DDPM, Euler for flow matching."""
     return {"objective": "flow", "sampler": "euler"} if config.objective == "flow" else {"sampler": "ddim"}
@@ -218,9 +213,9 @@ def sample_grid(ema: nn.Module, schedule: NoiseSchedule, data: ImageDataset, con
     if config.conditional:
         labels = torch.arange(data.num_classes).repeat_interleave(SAMPLES_PER_ROW)
         n = len(labels)
-    batches = generate_images(sampling_model(ema, schedule, config), schedule, n=n, steps=SAMPLE_STEPS,
-                              shape=tuple(data.images.shape[1:]), seed=config.seed, labels=labels, device=dev,
-                              **sampler_for(config))  # fmt: skip
+    model = sampling_model(ema, schedule, config.objective, config.prediction)
+    batches = generate_images(model, schedule, n=n, steps=SAMPLE_STEPS, shape=tuple(data.images.shape[1:]),
+                              seed=config.seed, labels=labels, device=dev, **sampler_for(config))  # fmt: skip
     save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
 
@@ -424,7 +419,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, signals: distribut
             loss_sum.zero_()
             window_steps = 0
         if main and (eval_due or (finished and not stop_signum and config.eval_every > 0)):
-            scores = monitor.evaluate(sampling_model(ema, schedule, config), schedule, **sampler_for(config))
+            model_for_eval = sampling_model(ema, schedule, config.objective, config.prediction)
+            scores = monitor.evaluate(model_for_eval, schedule, **sampler_for(config))
             record = {"step": step, "elapsed": round(elapsed, 3), **scores}
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
