@@ -115,6 +115,7 @@ def score(name: str, args, work: Path, classifier: Path) -> dict:
     import numpy as np
     import torch
 
+    from cleardiffusion.data import to_model_range
     from cleardiffusion.evaluation_runner import load_samples
     from cleardiffusion.features import load_classifier
 
@@ -126,7 +127,7 @@ def score(name: str, args, work: Path, classifier: Path) -> dict:
     samples, _ = load_samples(work / f"{name}.npz")
     model, _ = load_classifier(classifier)
     with torch.no_grad():
-        probs = torch.cat([model(s.float() / 127.5 - 1).softmax(1) for s in samples.split(1000)])
+        probs = torch.cat([model(to_model_range(s)).softmax(1) for s in samples.split(1000)])
     metrics["confident"] = float((probs.max(1).values >= 0.9).float().mean())
     metrics["confident_top100"] = float(np.mean((probs[:100].max(1).values >= 0.9).numpy()))
     return metrics

@@ -79,6 +79,11 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
         plan.append(("ddpm", "uniform", args.reference_steps or schedule.T, None))
     rows = []
     for sampler, spacing, steps, budget in plan:
+        key = (name, sampler, spacing, steps, meta["step"], args.n, args.seed)
+        if key in args.earlier:  # the same samples (per-sample seeds), already scored by an earlier run
+            rows.append({**args.earlier[key], "budget": budget, "reused": True})
+            print(f"{name} {sampler}-{steps} ({spacing}): reused from {args.reuse}", flush=True)
+            continue
         images, seconds = draw(model, schedule, meta, objective, sampler, spacing, steps, args)
         labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
         metrics = evaluate_samples(
@@ -136,6 +141,12 @@ def report(rows: list[dict], args, out: Path) -> str:
         f"- command: `python benchmarks/few_steps.py {' '.join(sys.argv[1:])}`",
         f"- {args.n} samples per setting, the same per-sample seeds everywhere; FID with classifier features "
         "against the training split; NFE = network evaluations actually spent (a guided one counts once)",
+        *(
+            [f"- rows marked * are reused from `{args.reuse}` (the same samples: every sample has its own seed)"]
+            if any(r.get("reused") for r in rows)
+            else []
+        ),
+        "- model eps: the DDPM objective (whatever its network predicts; samplers see eps); flow: flow matching",
         "",
         "| model | sampler | spacing | steps | NFE | FID | FID / model's best | KID | seconds |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -143,7 +154,8 @@ def report(rows: list[dict], args, out: Path) -> str:
     best = {m: min(r["fid"] for r in rows if r["model"] == m) for m in {r["model"] for r in rows}}
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['sampler']} | {r['spacing']} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} "
+            f"| {r['model']} | {r['sampler']}{'*' if r.get('reused') else ''} | {r['spacing']} | {r['steps']} "
+            f"| {r['nfe']} | {r['fid']:.3f} "
             f"| {r['fid'] / best[r['model']]:.2f} | {r['kid']:.4f} | {r['seconds']:.1f} |"
         )
     lines += ["", "## Targets", ""]
@@ -184,14 +196,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="benchmarks/results/few_steps")
+    parser.add_argument(
+        "--reuse",
+        metavar="RESULTS_JSON",
+        help="take rows of an earlier results.json with the same checkpoint step, sampler, spacing, steps, N and "
+        "seed instead of drawing them again (every sample has its own seed, so they are the same samples)",
+    )
     args = parser.parse_args()
+    args.earlier = {}
+    if args.reuse:
+        earlier = json.loads(Path(args.reuse).read_text())
+        n, seed = earlier["args"]["n"], earlier["args"]["seed"]
+        for row in earlier["rows"]:
+            key = (row["model"], row["sampler"], row["spacing"], row["steps"], row["checkpoint_step"], n, seed)
+            args.earlier[key] = row
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = measure("eps", args.checkpoint, args.runs, args, out)
     if args.flow_checkpoint:
         rows += measure("flow", args.flow_checkpoint, args.flow_runs, args, out)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
+    recorded = {k: v for k, v in vars(args).items() if k != "earlier"}
+    (out / "results.json").write_text(json.dumps({"args": recorded, "rows": rows}, indent=1) + "\n")
     plot(rows, out / "fid_vs_nfe.png")
     text = report(rows, args, out)
     (out / "README.md").write_text(text)

@@ -1,7 +1,7 @@
 """Training and sampling throughput of cleardiffusion's U-Nets vs diffusers and denoising-diffusion-pytorch.
 
 Measures, per (network, variant): training images/s at batch 128 and 512 (forward, eps-MSE loss L_simple,
-backward, grad clipping, AdamW step, EMA update: cleardiffusion.fastpath.train_step, the same math for every
+backward, grad clipping, AdamW step, EMA update: cleardiffusion.train.train_step, the same math for every
 network) and denoiser-forward images/s at batch 1024 (the cost of one sampler step); FLOPs per image from
 torch.utils.flop_counter.FlopCounterMode and MFU against a bf16 8192^3 matmul measured in the same run.
 Variants toggle one speed option at a time (see VARIANTS and docs/performance.md), one table row each.
@@ -48,6 +48,7 @@ from cleardiffusion import fastpath  # noqa: E402
 from cleardiffusion.models import count_parameters  # noqa: E402
 from cleardiffusion.models.unet import unet_from_preset  # noqa: E402
 from cleardiffusion.schedule import NoiseSchedule  # noqa: E402
+from cleardiffusion.train import train_step  # noqa: E402
 
 BF16_CL = fastpath.FastOptions()  # bf16 autocast, channels_last, fused AdamW, foreach EMA, eager
 VARIANTS: dict[str, fastpath.FastOptions] = {
@@ -225,7 +226,9 @@ def run_job(job: Job, model: nn.Module, shape: tuple[int, ...], device: torch.de
 
         def step(net=net):
             x0, t, eps = draw()
-            fastpath.train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.9999, options=options)
+            loss = train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.9999, options=options)
+            if options.sync_every_step:
+                loss.item()  # what a host sync per step costs
 
         def flops_step():
             n = min(B, 8)

@@ -14,6 +14,7 @@ from cleardiffusion.fastpath import PLAIN, FastOptions
 from cleardiffusion.models.unet import unet_from_preset
 from cleardiffusion.objective import eps_mse_loss
 from cleardiffusion.schedule import NoiseSchedule
+from cleardiffusion.train import train_step
 
 FAST_CPU = FastOptions(amp="bf16", channels_last=True, fused_adam=True, foreach_ema=True)
 
@@ -45,7 +46,7 @@ def batch(B: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 def run_step(model: torch.nn.Module, options: FastOptions, data) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """fastpath.train_step after 3 fp32 warm-up steps; returns its loss and the update theta_new - theta_old.
+    """train.train_step after 3 fp32 warm-up steps; returns its loss and the update theta_new - theta_old.
 
     From a fresh state Adam's update is nearly sign(grad), which flips for near-zero gradients under any
     rounding; from a warm state (the normal case) it follows the gradient smoothly.
@@ -60,9 +61,9 @@ def run_step(model: torch.nn.Module, options: FastOptions, data) -> tuple[torch.
     warm = replace(options, amp="fp32")
     for seed in (10, 11, 12):
         x0, t, eps = batch(seed=seed)
-        fastpath.train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.99, options=warm)
+        train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.99, options=warm)
     before = [p.detach().clone() for p in params]
-    loss = fastpath.train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.99, options=options)
+    loss = train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.99, options=options)
     return loss, [p.detach() - b for p, b in zip(params, before, strict=True)]
 
 
@@ -91,7 +92,7 @@ def test_fast_step_with_sgd_updates_match_the_plain_gradient():
         optimizer = torch.optim.SGD(params, lr=0.1)
         ema_params = [p.detach().clone() for p in params]
         schedule = NoiseSchedule.from_name("linear", 1000)
-        fastpath.train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.5, options=options,
+        train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.5, options=options,
                             grad_clip=0.0)  # fmt: skip
         updates.append([p.detach() - b for p, b in zip(params, before, strict=True)])
     assert cosine(*updates) > 0.99

@@ -11,15 +11,13 @@ from cleardiffusion.errors import CheckpointError, UsageError
 from cleardiffusion.evaluate import feature_statistics, frechet_distance
 from cleardiffusion.features import (
     ClassifierFeatures,
-    FIDInceptionV3,
-    InceptionFeatures,
     SmallClassifier,
     _random_shift,
     load_classifier,
-    load_inception,
     save_classifier,
     train_classifier,
 )
+from cleardiffusion.inception import FIDInceptionV3, InceptionFeatures, load_inception
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from cleardiffusion.objective import EpsFromPrediction, as_eps_model, diffusion_loss, eps_mse_loss
-from cleardiffusion.schedule import NoiseSchedule
+from cleardiffusion.schedule import NoiseSchedule, eps_from_v, eps_from_x0, v_from_eps
 
 
 def oracle(target: str, schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor):
     """A 'network' that returns the exact `target` (eps, x0 or v) of the x_t it is given."""
 
     def net(x_t, t, y=None):
-        return {"eps": eps, "x0": x0, "v": schedule.v_from_eps(x0, t, eps)}[target]
+        return {"eps": eps, "x0": x0, "v": v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim))}[target]
 
     return net
 
@@ -64,8 +64,8 @@ def test_min_snr_puts_weight_min_snr_gamma_on_the_x0_error_for_every_target(batc
     snr = ab / (1 - ab)
     expected = (snr.clamp(max=5.0) * delta**2).mean()
     x0_hat = x0 + delta
-    eps_hat = schedule.eps_from_x0(x_t, t, x0_hat)
-    outputs = {"x0": x0_hat, "eps": eps_hat, "v": schedule.v_from_eps(x0_hat, t, eps_hat)}
+    eps_hat = eps_from_x0(x_t, x0_hat, *schedule.coefficients(t, x_t.ndim))
+    outputs = {"x0": x0_hat, "eps": eps_hat, "v": v_from_eps(x0_hat, eps_hat, *schedule.coefficients(t, x_t.ndim))}
     for prediction, out in outputs.items():
         loss = diffusion_loss(lambda x, t, y=None, o=out: o, schedule, x0, t, eps, prediction=prediction,
                               weighting="min-snr")  # fmt: skip
@@ -79,8 +79,12 @@ def test_unweighted_losses_are_snr_snr_plus_one_and_one_times_the_x0_error(batch
     ab = schedule.alpha_bar[t].reshape(-1, 1, 1, 1)
     snr = ab / (1 - ab)
     x0_hat = x0 + delta
-    eps_hat = schedule.eps_from_x0(x_t, t, x0_hat)
-    cases = {"x0": (x0_hat, 1.0), "eps": (eps_hat, snr), "v": (schedule.v_from_eps(x0_hat, t, eps_hat), snr + 1)}
+    eps_hat = eps_from_x0(x_t, x0_hat, *schedule.coefficients(t, x_t.ndim))
+    cases = {
+        "x0": (x0_hat, 1.0),
+        "eps": (eps_hat, snr),
+        "v": (v_from_eps(x0_hat, eps_hat, *schedule.coefficients(t, x_t.ndim)), snr + 1),
+    }
     for prediction, (out, weight) in cases.items():
         loss = diffusion_loss(lambda x, t, y=None, o=out: o, schedule, x0, t, eps, prediction=prediction)
         torch.testing.assert_close(loss, (weight * delta**2).mean(), rtol=1e-3, atol=1e-6)
@@ -112,4 +116,4 @@ def test_the_wrapper_forwards_what_guidance_reads():
     x, t, y = torch.randn(2, 1, 8, 8), torch.tensor([5, 50]), torch.tensor([0, 2])
     guided = ClassifierFreeGuidance(wrapped, y, 3.0)(x, t)
     v_guided = ClassifierFreeGuidance(net, y, 3.0)(x, t)
-    torch.testing.assert_close(guided, schedule.eps_from_v(x, t, v_guided), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(guided, eps_from_v(x, v_guided, *schedule.coefficients(t, x.ndim)), atol=1e-5, rtol=1e-5)

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from cleardiffusion.objective import EpsFromX0, eps_mse_loss
-from cleardiffusion.schedule import NoiseSchedule, cosine_betas, linear_betas, scaled_linear_betas
+from cleardiffusion.schedule import (
+    NoiseSchedule,
+    cosine_betas,
+    eps_from_v,
+    eps_from_x0,
+    linear_betas,
+    scaled_linear_betas,
+    v_from_eps,
+    x0_from_eps,
+)
 
 
 @pytest.mark.parametrize("name", ["linear", "linear-scaled", "cosine"])
@@ -71,26 +80,38 @@ def test_eps_x0_v_round_trips():
     x0, eps = torch.randn(8, 3, 4, 4, generator=g), torch.randn(8, 3, 4, 4, generator=g)
     t = torch.randint(0, 500, (8,), generator=g)
     x_t = sched.q_sample(x0, t, eps)
-    torch.testing.assert_close(sched.x0_from_eps(x_t, t, eps), x0, atol=2e-3, rtol=1e-3)
-    torch.testing.assert_close(sched.eps_from_x0(x_t, t, x0), eps, atol=2e-3, rtol=1e-3)
-    v = sched.v_from_eps(x0, t, eps)
-    torch.testing.assert_close(sched.x0_from_v(x_t, t, v), x0, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(sched.eps_from_v(x_t, t, v), eps, atol=1e-5, rtol=1e-5)
+    a, s = sched.coefficients(t)
+    torch.testing.assert_close(x0_from_eps(x_t, eps, a, s), x0, atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(eps_from_x0(x_t, x0, a, s), eps, atol=2e-3, rtol=1e-3)
+    v = v_from_eps(x0, eps, a, s)
+    torch.testing.assert_close(eps_from_v(x_t, v, a, s), eps, atol=1e-5, rtol=1e-5)
+    # one index as Python floats (the samplers' form) gives the batch form's numbers
+    a5, s5 = sched.coefficients(int(t[5]))
+    assert (a5, s5) == pytest.approx((a[5].item(), s[5].item()), rel=1e-6)
+    assert a5**2 + s5**2 == pytest.approx(1.0, abs=1e-12)
+    assert sched.coefficients(-1) == (1.0, 0.0)  # the clean end, after the last step
 
 
 def test_posterior_mean_equals_eq11_and_variance_eq7():
     """mu_tilde(x_t, x_0(eps)) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) (Ho Eq. 11)."""
-    sched = NoiseSchedule.from_name("linear", 1000)
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    sched = NoiseSchedule(betas)
+    alpha_bar = torch.cumprod(1 - betas, 0)
     g = torch.Generator().manual_seed(2)
-    x_t, eps = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
-    t = torch.randint(1, 1000, (16,), generator=g)
-    mean, var, logvar = sched.q_posterior(sched.x0_from_eps(x_t, t, eps), x_t, t)
-    b, a, ab = (sched.betas[t][:, None], sched.alphas[t][:, None], sched.alpha_bar[t][:, None])
-    torch.testing.assert_close(mean, (x_t - b / (1 - ab).sqrt() * eps) / a.sqrt(), atol=1e-4, rtol=1e-4)
-    ab_prev = sched.alpha_bar_prev[t][:, None]
-    torch.testing.assert_close(var, (1 - ab_prev) / (1 - ab) * b)
-    torch.testing.assert_close(logvar, var.log())
-    assert sched.posterior_variance[0] == 0 and torch.isfinite(sched.posterior_log_variance_clipped).all()
+    x_t, eps = torch.randn(5, dtype=torch.float64, generator=g), torch.randn(5, dtype=torch.float64, generator=g)
+    for t in (1, 10, 500, 999):
+        q = sched.posterior(t, t - 1)
+        b, ab, ab_prev = betas[t].item(), alpha_bar[t].item(), alpha_bar[t - 1].item()
+        assert q.beta == pytest.approx(b, rel=1e-9)
+        mean = q.coef_x0 * x0_from_eps(x_t, eps, *sched.coefficients(t)) + q.coef_xt * x_t
+        torch.testing.assert_close(mean, (x_t - b / (1 - ab) ** 0.5 * eps) / (1 - b) ** 0.5, atol=1e-10, rtol=1e-9)
+        assert q.variance == pytest.approx((1 - ab_prev) / (1 - ab) * b, rel=1e-9)  # beta_tilde_t, Eq. 7
+    q = sched.posterior(0, -1)  # the last step: to x_0 itself, with no variance
+    assert (q.coef_x0, q.coef_xt, q.variance) == pytest.approx((1.0, 0.0, 0.0), abs=1e-12)
+    # between two steps further apart, the posterior is Eqs. 6-7 of the subsequence (DDIM's eta = 1 case)
+    q = sched.posterior(600, 400)
+    ab_t, ab_s = alpha_bar[600].item(), alpha_bar[400].item()
+    assert q.variance == pytest.approx((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s), rel=1e-9)
 
 
 def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
@@ -105,5 +126,6 @@ def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
     assert eps_mse_loss(oracle, sched, x0, t=t, eps=eps).item() < 1e-8
     # labels reach the wrapped network: shifting its x_0 by y shifts eps by -sqrt(alpha_bar / (1 - alpha_bar)) y
     y = torch.ones(6)
-    shift = (sched.sqrt_alpha_bar / sched.sqrt_one_minus_alpha_bar)[t].reshape(-1, 1, 1, 1).double()
+    a, s = sched.coefficients(t)
+    shift = (a / s).double()
     torch.testing.assert_close(oracle(x_t, t, y), eps - shift, atol=1e-3, rtol=1e-3)

@@ -23,13 +23,12 @@ from .errors import UsageError
 from .features import (
     ClassifierFeatures,
     FeatureExtractor,
-    InceptionFeatures,
     load_classifier,
-    load_inception,
     save_classifier,
     train_classifier,
 )
 from .files import atomic_write, output_file
+from .inception import InceptionFeatures, load_inception
 from .limits import resolve_device
 
 FeatureName = Literal["classifier", "inception"]

@@ -1,4 +1,4 @@
-"""The fast path: the same training step and sampling forward as the paper's, arranged to keep a GPU busy.
+"""The fast path: options that compute the same training step (train.train_step) and sampling forward faster.
 
 Nothing here changes the mathematics of Ho et al. 2020, Algorithm 1; each option only changes how the same
 numbers are computed (docs/performance.md measures each one):
@@ -11,7 +11,7 @@ numbers are computed (docs/performance.md measures each one):
 | foreach_ema     | EMA as one `_foreach_lerp_` over every tensor instead of a Python loop of kernels     |
 | compile_mode    | torch.compile the denoiser: fused GroupNorm+SiLU+add kernels; "reduce-overhead" also  |
 |                 | replays the whole forward/backward as CUDA graphs (no per-kernel launch cost)         |
-| sync_every_step | (measurement only) read the loss with .item() every step, the host sync to avoid      |
+| sync_every_step | (measurement only: the benchmark reads the loss with .item() every step) a host sync |
 
 The hot path never synchronises with the host: the loss stays a device tensor, the U-Net's label-range check
 (a host sync on a GPU) is switched off by `prepare_denoiser` once inputs are known to be valid.
@@ -24,10 +24,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-
-from .flow import flow_matching_loss
-from .objective import LossWeighting, Objective, Prediction, diffusion_loss
-from .schedule import NoiseSchedule
 
 CompileMode = Literal["none", "default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"]
 COMPILE_MODES: tuple[str, ...] = (
@@ -111,53 +107,21 @@ def ema_update_(ema_params: Sequence[torch.Tensor], params: Sequence[torch.Tenso
         e.lerp_(p, 1.0 - decay)
 
 
-def train_step(
-    net: Callable,
-    schedule: NoiseSchedule,
-    optimizer: torch.optim.Optimizer,
-    params: Sequence[torch.Tensor],
-    ema_params: Sequence[torch.Tensor],
-    x0: torch.Tensor,
-    t: torch.Tensor,
-    eps: torch.Tensor,
-    y: torch.Tensor | None = None,
-    *,
-    decay: float,
-    options: FastOptions,
-    grad_clip: float = 1.0,
-    objective: Objective = "ddpm",
-    prediction: Prediction = "eps",
-    weighting: LossWeighting = "none",
-) -> torch.Tensor:
-    """One step of Algorithm 1 (Ho et al. 2020) + EMA, as train.py's loop runs it; returns the loss tensor.
-
-    Args:
-        net: the denoiser to call (the model, or what `prepare_denoiser` returned for it).
-        params, ema_params: the model's and the EMA copy's parameters, in the same order.
-        x0, t, eps: clean images (B, C, H, W) in [-1, 1], code timesteps (B,), noise (B, C, H, W).
-        objective: "ddpm" (t: code indices) or "flow" (t: times in [0, 1], flow.flow_matching_loss).
-        prediction, weighting: what a DDPM network predicts and how timesteps are weighted (objective.py).
-    """
+def step_begin(options: FastOptions) -> None:
+    """Mark a new step for CUDA graphs ("reduce-overhead" compile): the last step's outputs may be overwritten."""
     if options.compile_mode in ("reduce-overhead", "max-autotune"):
-        torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: last step's outputs may be overwritten
-    if options.channels_last:
-        x0 = x0.contiguous(memory_format=torch.channels_last)
-        eps = eps.contiguous(memory_format=torch.channels_last)
+        torch.compiler.cudagraph_mark_step_begin()
+
+
+def memory_format(options: FastOptions, x: torch.Tensor) -> torch.Tensor:
+    """x in the options' memory format (NHWC with channels_last, else as it is)."""
+    return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
+
+
+def autocast(options: FastOptions, device: torch.device) -> torch.autocast:
+    """The options' autocast context on `device` (disabled for fp32)."""
     amp = options.amp_dtype
-    with torch.autocast(device_type=x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        if objective == "flow":  # Lipman et al. 2023, Eq. 23
-            loss = flow_matching_loss(net, x0, t, eps, y)
-        else:  # L_simple (Eq. 14) for eps with no weighting; reduced in fp32
-            loss = diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)  # no host sync: the scale stays on device
-    optimizer.step()
-    ema_update_(ema_params, params, decay, foreach=options.foreach_ema)
-    if options.sync_every_step:
-        loss.item()
-    return loss.detach()
+    return torch.autocast(device_type=device.type, dtype=amp or torch.float32, enabled=amp is not None)
 
 
 @torch.inference_mode()
@@ -165,12 +129,9 @@ def sampling_forward(
     net: Callable, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, *, options: FastOptions
 ) -> torch.Tensor:
     """eps_theta(x_t, t, y) as one sampler step calls it: no autograd, autocast, fp32 result (B, C, H, W)."""
-    if options.compile_mode in ("reduce-overhead", "max-autotune"):
-        torch.compiler.cudagraph_mark_step_begin()
-    if options.channels_last:
-        x_t = x_t.contiguous(memory_format=torch.channels_last)
-    amp = options.amp_dtype
-    with torch.autocast(device_type=x_t.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+    step_begin(options)
+    x_t = memory_format(options, x_t)
+    with autocast(options, x_t.device):
         eps = net(x_t, t) if y is None else net(x_t, t, y)
     return eps.float()
 
@@ -184,6 +145,8 @@ __all__ = [
     "make_optimizer",
     "prepare_denoiser",
     "sampling_forward",
-    "train_step",
+    "step_begin",
+    "memory_format",
+    "autocast",
     "trusted_inputs",
 ]

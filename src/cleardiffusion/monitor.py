@@ -19,6 +19,13 @@ from .files import atomic_write
 
 EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
 EVAL_DEFAULT_EVERY = 1000  # `--eval-every` without a number
+SAMPLE_STEPS = 50  # DDIM steps for the periodic sample grids
+SAMPLES_PER_ROW = 8
+
+
+def sampler_for(config) -> dict:
+    """generate_images' deterministic sampler for this objective: DDIM for DDPM, Euler for flow matching."""
+    return {"objective": "flow", "sampler": "euler"} if config.objective == "flow" else {"sampler": "ddim"}
 
 
 def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
@@ -47,10 +54,11 @@ def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, devi
 
 
 class TrainingMonitor:
-    """Fixed-N FID of EMA samples, curves.png, optional TensorBoard; rank 0 only."""
+    """metrics.jsonl, fixed-N FID of EMA samples, sample grids, curves.png, optional TensorBoard; rank 0 only."""
 
     def __init__(self, config, dataset, out: Path, device: torch.device):
         self.config, self.dataset, self.out, self.device = config, dataset, out, device
+        self.metrics_path = out / "metrics.jsonl"
         self.scorer = None
         if config.eval_every:
             from .evaluation_runner import _classifier_or_help, reference_statistics
@@ -69,12 +77,14 @@ class TrainingMonitor:
                 ) from None
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, schedule, **sampler) -> dict:
-        """FID and confident fraction of `eval_n` samples of `model` (the same seeds every call).
+    def _sampling_model(self, ema: nn.Module, schedule) -> nn.Module:
+        from .objective import sampling_model
 
-        `sampler` is passed to generate_images (default DDIM; flow models: objective="flow", sampler="euler").
-        """
+        return sampling_model(ema, schedule, self.config.objective, self.config.prediction)
+
+    @torch.no_grad()
+    def evaluate(self, ema: nn.Module, schedule) -> dict:
+        """FID and confident fraction of `eval_n` samples of the EMA network (the same seeds every call)."""
         from .data import from_model_range
         from .evaluation_runner import _softmax
         from .generate import generate_images
@@ -83,8 +93,9 @@ class TrainingMonitor:
         n, num_classes = self.config.eval_n, self.dataset.num_classes
         labels = torch.arange(n) % num_classes if self.config.conditional else None
         shape = tuple(self.dataset.images.shape[1:])
-        batches = generate_images(model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345,
-                                  labels=labels, device=self.device, **sampler)  # fmt: skip
+        model = self._sampling_model(ema, schedule)
+        batches = generate_images(model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345, labels=labels,
+                                  device=self.device, **sampler_for(self.config))  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
         mu, sigma = M.feature_statistics(features)
@@ -92,8 +103,24 @@ class TrainingMonitor:
         confident = float((_softmax(logits).max(1) >= 0.9).mean())
         return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
 
-    def log(self, record: dict) -> None:
-        """Send a metrics.jsonl record's numbers to TensorBoard, against its step."""
+    def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:
+        """DDIM-50 (flow: Euler-50) samples of the EMA network as one PNG; conditional: one row per class."""
+        from .generate import generate_images
+        from .viz import save_grid
+
+        labels, n = None, SAMPLES_PER_ROW * SAMPLES_PER_ROW
+        if self.config.conditional:
+            labels = torch.arange(self.dataset.num_classes).repeat_interleave(SAMPLES_PER_ROW)
+            n = len(labels)
+        batches = generate_images(self._sampling_model(ema, schedule), schedule, n=n, steps=SAMPLE_STEPS,
+                                  shape=tuple(self.dataset.images.shape[1:]), seed=self.config.seed, labels=labels,
+                                  device=self.device, **sampler_for(self.config))  # fmt: skip
+        save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
+
+    def record(self, record: dict) -> None:
+        """Append a record to metrics.jsonl and send its numbers to TensorBoard, against its step."""
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
         if self.writer is None:
             return
         for key, value in record.items():
@@ -101,9 +128,9 @@ class TrainingMonitor:
                 self.writer.add_scalar(key, value, record["step"])
         self.writer.flush()
 
-    def plot(self, metrics_path: Path) -> None:
+    def plot(self) -> None:
         """OUT/curves.png: loss and FID against steps and against minutes, from metrics.jsonl."""
-        records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
         losses = [r for r in records if r.get("loss") is not None]
         fids = [r for r in records if r.get("fid") is not None]
         if not losses and not fids:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .schedule import NoiseSchedule, extract
+from .schedule import NoiseSchedule, eps_from_v, eps_from_x0, extract, v_from_eps
 
 Prediction = Literal["eps", "v", "x0"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v", "x0")
@@ -91,7 +91,7 @@ def diffusion_loss(
     elif prediction == "x0":
         target = x0
     elif prediction == "v":
-        target = schedule.v_from_eps(x0, t, eps)  # Salimans & Ho 2022, Sec. 4
+        target = v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim))  # Salimans & Ho 2022, Sec. 4
     else:
         raise ValueError(f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
     if weighting == "none":
@@ -121,9 +121,9 @@ class EpsFromPrediction(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         out = self.net(x_t, t) if y is None else self.net(x_t, t, y)
         if self.prediction == "x0":
-            return self.schedule.eps_from_x0(x_t, t, out)
+            return eps_from_x0(x_t, out, *self.schedule.coefficients(t, x_t.ndim))
         if self.prediction == "v":
-            return self.schedule.eps_from_v(x_t, t, out)
+            return eps_from_v(x_t, out, *self.schedule.coefficients(t, x_t.ndim))
         return out
 
     # what guidance and fastpath.trusted_inputs read from a denoiser

@@ -36,7 +36,7 @@ from typing import Literal
 
 import torch
 
-from .schedule import NoiseSchedule
+from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
@@ -127,7 +127,7 @@ def _steps(schedule: NoiseSchedule, timesteps: Sequence[int] | None):
     ts = check_timesteps(schedule, timesteps)
     for i, t in enumerate(ts):
         s = ts[i + 1] if i + 1 < len(ts) else -1
-        yield i, t, s, _alpha_bar(schedule, t), _alpha_bar(schedule, s)
+        yield i, t, s, schedule.alpha_bar_at(t), schedule.alpha_bar_at(s)
 
 
 def _predict(eps_model: EpsModel, x_t, i: int, t: int, alpha_bar_t: float, clip_x0: bool, callback):
@@ -138,17 +138,14 @@ def _predict(eps_model: EpsModel, x_t, i: int, t: int, alpha_bar_t: float, clip_
     """
     t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
     eps = eps_model(x_t, t_batch).to(x_t.dtype)
-    x0_pred = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    a, s = alpha_bar_t**0.5, (1 - alpha_bar_t) ** 0.5
+    x0_pred = x0_from_eps(x_t, eps, a, s)
     if clip_x0:
         x0_pred = x0_pred.clamp(-1, 1)
-        eps = (x_t - alpha_bar_t**0.5 * x0_pred) / (1 - alpha_bar_t) ** 0.5
+        eps = eps_from_x0(x_t, x0_pred, a, s)
     if callback is not None:
         callback(i, t, x_t, x0_pred)
     return eps, x0_pred
-
-
-def _alpha_bar(schedule: NoiseSchedule, t: int) -> float:
-    return 1.0 if t < 0 else schedule.alpha_bar64[t].item()
 
 
 def _lambda(alpha_bar: float) -> float:
@@ -177,16 +174,14 @@ def ddpm_sample(
     if variance not in ("beta", "posterior"):
         raise ValueError(f"unknown variance {variance!r}; choose 'beta' or 'posterior'")
     x = x_T
-    for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
-        beta_t = 1 - alpha_bar_t / alpha_bar_s  # = beta_t when s = t - 1
+    for i, t, s, alpha_bar_t, _ in _steps(schedule, timesteps):
         _, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)
-        # posterior mean mu_tilde(x_t, x_0) (Eq. 7); without clipping it equals Eq. 11's
+        # the posterior mean mu_tilde(x_t, x_0) (Eq. 7); without clipping it equals Eq. 11's
         # (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
-        coef_x0 = alpha_bar_s**0.5 * beta_t / (1 - alpha_bar_t)
-        coef_xt = (1 - beta_t) ** 0.5 * (1 - alpha_bar_s) / (1 - alpha_bar_t)
-        x = coef_x0 * x0_pred + coef_xt * x
+        q = schedule.posterior(t, s)
+        x = q.coef_x0 * x0_pred + q.coef_xt * x
         if s >= 0:  # no noise is added on the last step
-            sigma2 = beta_t if variance == "beta" else beta_t * (1 - alpha_bar_s) / (1 - alpha_bar_t)
+            sigma2 = q.beta if variance == "beta" else q.variance
             x = x + sigma2**0.5 * randn_like(x, generator)
     return x
 
@@ -287,7 +282,7 @@ def heun_sample(
     sees each step's first evaluation. `generator` is unused.
     """
     ts = check_timesteps(schedule, timesteps)
-    x_hat = x_T / _alpha_bar(schedule, ts[0]) ** 0.5  # x_hat = x / s(t)
+    x_hat = x_T / schedule.alpha_bar_at(ts[0]) ** 0.5  # x_hat = x / s(t)
     for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, ts):
         sigma_t, sigma_s = ((1 - alpha_bar_t) / alpha_bar_t) ** 0.5, ((1 - alpha_bar_s) / alpha_bar_s) ** 0.5
         d, _ = _predict(eps_model, x_hat * alpha_bar_t**0.5, i, t, alpha_bar_t, clip_x0, callback)  # d_i

@@ -9,22 +9,27 @@ Notation (code name -> paper symbol, Ho et al. 2020):
 | `betas[t]`               | beta_t                                  |
 | `alphas[t]`              | alpha_t = 1 - beta_t                    |
 | `alpha_bar[t]`           | alpha_bar_t = prod_{s<=t} alpha_s       |
-| `alpha_bar_prev[t]`      | alpha_bar_{t-1}, with alpha_bar_0 = 1   |
-| `posterior_variance[t]`  | beta_tilde_t (Eq. 7)                    |
+| `a`, `s` (coefficients)  | sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t) |
+| `posterior(t, s)`        | mu_tilde's coefficients and beta_tilde (Eqs. 6-7), between any two steps |
 | `eps`                    | epsilon ~ N(0, I)                       |
 
-Every quantity is computed in float64 and stored as a float32 buffer, so `schedule.to(device)` moves it
-with a model and nothing in the schedule loses precision to products of a thousand numbers near one.
+alpha_bar is computed in float64 and kept so (`alpha_bar64`, on the CPU): the samplers take their per-step
+coefficients from it as Python floats. Training reads float32 buffers of the same numbers on its device
+(`coefficients(t)` for a batch of indices), so `schedule.to(device)` moves them with a model.
+
+The conversions between eps, x_0 and v at one t live here once, written with a = sqrt(alpha_bar_t) and
+s = sqrt(1 - alpha_bar_t), Python floats in a sampler step or (B, 1, 1, 1) tensors in a training batch.
 """
 
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 ScheduleName = Literal["linear", "linear-scaled", "cosine"]
 SCHEDULES: tuple[str, ...] = ("linear", "linear-scaled", "cosine")
+Coef = float | Tensor  # a per-step Python float (samplers) or a (B, 1, ...) tensor (training)
 
 
 def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
@@ -60,8 +65,37 @@ def extract(a: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor
     return a.gather(0, t).reshape(t.shape[0], *((1,) * (len(shape) - 1)))
 
 
+def x0_from_eps(x_t: Tensor, eps: Tensor, a: Coef, s: Coef) -> Tensor:
+    """Eq. 4 inverted: x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+    return (x_t - s * eps) / a
+
+
+def eps_from_x0(x_t: Tensor, x0: Tensor, a: Coef, s: Coef) -> Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)."""
+    return (x_t - a * x0) / s
+
+
+def v_from_eps(x0: Tensor, eps: Tensor, a: Coef, s: Coef) -> Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022, Sec. 4)."""
+    return a * eps - s * x0
+
+
+def eps_from_v(x_t: Tensor, v: Tensor, a: Coef, s: Coef) -> Tensor:
+    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
+    return s * x_t + a * v
+
+
+class Posterior(NamedTuple):
+    """q(x_s | x_t, x_0) = N(coef_x0 x_0 + coef_xt x_t, variance I) for steps s < t (Ho et al. 2020, Eqs. 6-7)."""
+
+    coef_x0: float
+    coef_xt: float
+    variance: float  # beta_tilde between the two steps
+    beta: float  # 1 - alpha_bar_t / alpha_bar_s, which is beta_t when s = t - 1
+
+
 class NoiseSchedule(nn.Module):
-    """betas, alphas, alpha_bar and the posterior q(x_{t-1} | x_t, x_0) of a T-step diffusion."""
+    """betas, alpha_bar, the forward process q(x_t | x_0) and the posterior q(x_s | x_t, x_0) of a T-step diffusion."""
 
     def __init__(self, betas: torch.Tensor):
         super().__init__()
@@ -70,34 +104,18 @@ class NoiseSchedule(nn.Module):
             raise ValueError(f"need at least 2 diffusion steps, got betas of shape {tuple(betas.shape)}")
         if not ((betas > 0) & (betas < 1)).all():
             raise ValueError("every beta_t must lie in (0, 1)")
-        alphas = 1.0 - betas
-        alpha_bar = torch.cumprod(alphas, dim=0)
-        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
-        # Ho et al. 2020, Eq. 7: q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde I)
-        posterior_variance = betas * (1 - alpha_bar_prev) / (1 - alpha_bar)
-        # beta_tilde_1 = 0, so its log is clipped to beta_tilde_2 (as in Ho et al.'s code)
-        posterior_log_variance_clipped = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]]))
-        posterior_mean_coef1 = alpha_bar_prev.sqrt() * betas / (1 - alpha_bar)  # multiplies x_0
-        posterior_mean_coef2 = alphas.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)  # multiplies x_t
+        alpha_bar = torch.cumprod(1.0 - betas, dim=0)  # alpha_bar_t = prod_{s<=t} (1 - beta_s)
 
         def buffer(name: str, value: torch.Tensor) -> None:
             self.register_buffer(name, value.to(torch.float32), persistent=False)
 
         self.T = len(betas)
-        # float64 master copies that stay on the CPU: samplers compute their per-step coefficients from
-        # these as Python floats, so no step reads a value back from the GPU
-        self.betas64 = betas
+        # the float64 master copy stays on the CPU: samplers compute their per-step coefficients from it as
+        # Python floats, so no step reads a value back from the GPU
         self.alpha_bar64 = alpha_bar
-        buffer("betas", betas)
-        buffer("alphas", alphas)
-        buffer("alpha_bar", alpha_bar)
-        buffer("alpha_bar_prev", alpha_bar_prev)
+        buffer("alpha_bar", alpha_bar)  # for the SNR of a batch (min-SNR weighting)
         buffer("sqrt_alpha_bar", alpha_bar.sqrt())
         buffer("sqrt_one_minus_alpha_bar", (1 - alpha_bar).sqrt())
-        buffer("posterior_variance", posterior_variance)
-        buffer("posterior_log_variance_clipped", posterior_log_variance_clipped)
-        buffer("posterior_mean_coef1", posterior_mean_coef1)
-        buffer("posterior_mean_coef2", posterior_mean_coef2)
 
     @classmethod
     def from_name(cls, name: ScheduleName, T: int) -> "NoiseSchedule":
@@ -112,52 +130,29 @@ class NoiseSchedule(nn.Module):
             return cls(cosine_betas(T))
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
+    def coefficients(self, t: torch.Tensor | int, ndim: int = 4) -> tuple[Coef, Coef]:
+        """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)): float32 (B, 1, ...) tensors with `ndim` dimensions for a
+        batch of indices t (B,), or float64 Python floats for one index (t = -1: the clean end, (1, 0))."""
+        if isinstance(t, int):
+            alpha_bar = self.alpha_bar_at(t)
+            return alpha_bar**0.5, (1 - alpha_bar) ** 0.5
+        shape = (len(t), *(1,) * (ndim - 1))
+        return extract(self.sqrt_alpha_bar, t, shape), extract(self.sqrt_one_minus_alpha_bar, t, shape)
+
+    def alpha_bar_at(self, t: int) -> float:
+        """alpha_bar_t in float64 as a Python float; alpha_bar_{-1} = 1 (no noise, after the last step)."""
+        return 1.0 if t < 0 else self.alpha_bar64[t].item()
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. 2020, Eq. 4)."""
-        return (
-            extract(self.sqrt_alpha_bar, t, x0.shape) * x0 + extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * eps
-        )
+        a, s = self.coefficients(t, x0.ndim)
+        return a * x0 + s * eps
 
-    def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Invert Eq. 4: x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
-        return (x_t - extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * eps) / extract(
-            self.sqrt_alpha_bar, t, x_t.shape
-        )
-
-    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)."""
-        return (x_t - extract(self.sqrt_alpha_bar, t, x_t.shape) * x0) / extract(
-            self.sqrt_one_minus_alpha_bar, t, x_t.shape
-        )
-
-    def v_from_eps(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0 (Salimans & Ho 2022)."""
-        return (
-            extract(self.sqrt_alpha_bar, t, x0.shape) * eps - extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * x0
-        )
-
-    def x0_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
-        return (
-            extract(self.sqrt_alpha_bar, t, x_t.shape) * x_t - extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * v
-        )
-
-    def eps_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
-        return (
-            extract(self.sqrt_one_minus_alpha_bar, t, x_t.shape) * x_t + extract(self.sqrt_alpha_bar, t, x_t.shape) * v
-        )
-
-    def q_posterior(
-        self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, Eqs. 6-7)."""
-        mean = (
-            extract(self.posterior_mean_coef1, t, x_t.shape) * x0
-            + extract(self.posterior_mean_coef2, t, x_t.shape) * x_t
-        )
-        return (
-            mean,
-            extract(self.posterior_variance, t, x_t.shape),
-            extract(self.posterior_log_variance_clipped, t, x_t.shape),
-        )
+    def posterior(self, t: int, s: int) -> Posterior:
+        """q(x_s | x_t, x_0) for any two steps s < t (s = -1: the clean end), in float64 (Ho et al. 2020, Eqs. 6-7
+        with beta = 1 - alpha_bar_t / alpha_bar_s, so it holds over a subsequence of steps as well)."""
+        alpha_bar_t, alpha_bar_s = self.alpha_bar_at(t), self.alpha_bar_at(s)
+        beta = 1 - alpha_bar_t / alpha_bar_s  # = beta_t when s = t - 1
+        coef_x0 = alpha_bar_s**0.5 * beta / (1 - alpha_bar_t)  # mu_tilde = coef_x0 x_0 + coef_xt x_t (Eq. 7)
+        coef_xt = (1 - beta) ** 0.5 * (1 - alpha_bar_s) / (1 - alpha_bar_t)
+        return Posterior(coef_x0, coef_xt, beta * (1 - alpha_bar_s) / (1 - alpha_bar_t), beta)

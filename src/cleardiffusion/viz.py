@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data.dataset import from_model_range
 from .files import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats (or uint8, unchanged) -> uint8 in [0, 255], same shape."""
+    """[-1, 1] floats (or uint8, unchanged) -> uint8 in [0, 255], same shape (data.from_model_range)."""
     if images.dtype == torch.uint8:
         return images
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return from_model_range(images.detach())
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, scale: int = 1) -> np.ndarray:

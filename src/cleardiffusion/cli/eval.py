@@ -9,7 +9,7 @@ from . import seed
 def register(subparsers) -> None:
     from ..data import DATASETS
     from ..evaluation_runner import FEATURES
-    from ..features import INCEPTION_FILE
+    from ..inception import INCEPTION_FILE
 
     p = subparsers.add_parser(
         "eval",

@@ -87,6 +87,9 @@ def register(subparsers) -> None:
     from ..monitor import EVAL_DEFAULT_EVERY
     from ..objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS
     from ..schedule import SCHEDULES
+    from ..train_config import PRECISIONS, TrainConfig
+
+    D = TrainConfig()  # the defaults live in one place: the config
 
     p = subparsers.add_parser(
         "train",
@@ -110,7 +113,7 @@ def register(subparsers) -> None:
     )
     model = p.add_argument_group("model")
     model.add_argument(
-        "--model", default="small", choices=list(PRESETS), help="U-Net preset (small: the CPU recipe, 0.62M)"
+        "--model", default=D.model, choices=list(PRESETS), help="U-Net preset (small: the CPU recipe, 0.62M)"
     )
     model.add_argument(
         "--time-embedding",
@@ -134,28 +137,31 @@ def register(subparsers) -> None:
         "--label-dropout",
         metavar="P",
         type=probability,
-        default=0.1,
-        help="probability a label becomes the null class, with --conditional (0.1)",
+        default=D.label_dropout,
+        help=f"probability a label becomes the null class, with --conditional ({D.label_dropout})",
     )
-    model.add_argument("--schedule", default="linear", choices=SCHEDULES, help="beta schedule (linear)")
-    model.add_argument("--timesteps", type=positive_int, metavar="T", default=1000, help="diffusion steps T (1000)")
+    model.add_argument("--schedule", default=D.schedule, choices=SCHEDULES, help=f"beta schedule ({D.schedule})")
+    model.add_argument(
+        "--timesteps", type=positive_int, metavar="T", default=D.timesteps, help=f"diffusion steps T ({D.timesteps})"
+    )
     model.add_argument(
         "--objective",
         choices=OBJECTIVES,
-        default="ddpm",
-        help="ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; sample with euler|heun) (ddpm)",
+        default=D.objective,
+        help=f"ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; sample with euler|heun) ({D.objective})",
     )
     model.add_argument(
         "--prediction",
         choices=PREDICTIONS,
-        default="v",
-        help="what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0 (v)",
+        default=D.prediction,
+        help=f"what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0 ({D.prediction})",
     )
     model.add_argument(
         "--loss-weighting",
         choices=LOSS_WEIGHTINGS,
-        default="min-snr",
-        help="min-snr: min(SNR, 5) on the x_0 error (Hang et al. 2023); none: plain MSE on the target (min-snr)",
+        default=D.loss_weighting,
+        help="min-snr: min(SNR, 5) on the x_0 error (Hang et al. 2023); none: plain MSE on the target "
+        f"({D.loss_weighting})",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument(
@@ -172,49 +178,72 @@ def register(subparsers) -> None:
         "--batch-size",
         metavar="B",
         type=positive_int,
-        default=64,
-        help="GLOBAL batch over all processes, divisible by their number (64)",
+        default=D.batch_size,
+        help=f"GLOBAL batch over all processes, divisible by their number ({D.batch_size})",
     )
-    opt.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (1e-3; Ho et al.: 2e-4)")
-    opt.add_argument("--warmup", type=non_negative_int, default=100, help="linear learning-rate warmup steps (100)")
-    opt.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (0)")
+    opt.add_argument("--lr", type=positive_float, default=D.lr, help=f"AdamW learning rate ({D.lr:g}; Ho et al.: 2e-4)")
+    opt.add_argument(
+        "--warmup", type=non_negative_int, default=D.warmup, help=f"linear learning-rate warmup steps ({D.warmup})"
+    )
+    opt.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=D.weight_decay,
+        help=f"AdamW weight decay ({D.weight_decay:g})",
+    )
     opt.add_argument(
         "--adam-betas",
         type=finite_float,
         nargs=2,
-        default=(0.9, 0.999),
+        default=D.adam_betas,
         metavar=("B1", "B2"),
-        help="AdamW's beta_1 beta_2 (0.9 0.999)",
+        help=f"AdamW's beta_1 beta_2 ({D.adam_betas[0]} {D.adam_betas[1]})",
     )
-    opt.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="max gradient norm, 0: off (1)")
-    opt.add_argument("--ema-decay", type=probability, default=0.999, help="EMA decay of the weights (0.999)")
-    opt.add_argument("--seed", type=seed, default=0, help="seed of the weights and of every draw (0)")
+    opt.add_argument(
+        "--grad-clip", type=non_negative_float, default=D.grad_clip, help=f"max gradient norm, 0: off ({D.grad_clip:g})"
+    )
+    opt.add_argument(
+        "--ema-decay", type=probability, default=D.ema_decay, help=f"EMA decay of the weights ({D.ema_decay})"
+    )
+    opt.add_argument("--seed", type=seed, default=D.seed, help=f"seed of the weights and of every draw ({D.seed})")
     hw = p.add_argument_group("hardware")
-    hw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA if present")
+    hw.add_argument("--device", default=D.device, choices=("auto", "cpu", "cuda"), help="auto: CUDA if present")
     hw.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    hw.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=D.precision,
+        help="autocast of the training step: auto (bf16 on CUDA, fp32 on a CPU), fp32 or bf16 (auto)",
+    )
+    hw.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=D.channels_last,
+        help="NHWC memory format for weights and activations (default: on CUDA only)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, help="run folder: config, metrics, samples, checkpoints")
     out.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     out.add_argument(
         "--log-every",
         type=positive_int,
-        default=100,
+        default=D.log_every,
         metavar="N",
-        help="steps between lines of OUT/metrics.jsonl (100)",
+        help=f"steps between lines of OUT/metrics.jsonl ({D.log_every})",
     )
     out.add_argument(
         "--sample-every",
         type=non_negative_int,
-        default=5000,
+        default=D.sample_every,
         metavar="N",
-        help="steps between DDIM-50 sample grids of the EMA model in OUT/samples, 0: never (5000)",
+        help=f"steps between DDIM-50 sample grids of the EMA model in OUT/samples, 0: never ({D.sample_every})",
     )
     out.add_argument(
         "--checkpoint-every",
         type=positive_int,
-        default=1000,
+        default=D.checkpoint_every,
         metavar="N",
-        help="steps between writes of OUT/checkpoints/last.pt (1000)",
+        help=f"steps between writes of OUT/checkpoints/last.pt ({D.checkpoint_every})",
     )
     out.add_argument("--keep-checkpoints", action="store_true", help="also keep step_XXXXXXX.pt files")
     out.add_argument(
@@ -227,7 +256,9 @@ def register(subparsers) -> None:
         help=f"every N steps (alone: {EVAL_DEFAULT_EVERY}) score EMA samples: a fixed-N FID in the features of the "
         "dataset's classifier, into metrics.jsonl and curves.png (0: never)",
     )
-    out.add_argument("--eval-n", type=positive_int, default=256, metavar="N", help="samples per evaluation (256)")
+    out.add_argument(
+        "--eval-n", type=positive_int, default=D.eval_n, metavar="N", help=f"samples per evaluation ({D.eval_n})"
+    )
     out.add_argument(
         "--classifier",
         metavar="FILE",
@@ -241,6 +272,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from ..schedule import NoiseSchedule
     from ..train import UNLIMITED_STEPS, TrainConfig, train
 
@@ -253,46 +286,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--schedule {args.schedule} --timesteps {args.timesteps}: {e}") from None
     if not all(0 <= b < 1 for b in args.adam_betas):
         raise UsageError(f"--adam-betas must both lie in [0, 1), got {args.adam_betas[0]} {args.adam_betas[1]}")
-    config = TrainConfig(
-        dataset=args.dataset,
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values.update(
         data_dir=args.data_dir or f"data/{args.dataset}",
-        download=args.download,
-        image_size=args.image_size,
-        hflip=args.hflip,
-        model=args.model,
-        time_embedding=args.time_embedding,
-        dropout=args.dropout,
-        base_channels=args.base_channels,
         model_options=options,
-        conditional=args.conditional,
-        label_dropout=args.label_dropout,
-        schedule=args.schedule,
-        timesteps=args.timesteps,
         steps=args.steps if args.steps is not None else UNLIMITED_STEPS,
-        time_budget=args.time_budget,
-        objective=args.objective,
-        prediction=args.prediction,
-        loss_weighting=args.loss_weighting,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
         adam_betas=tuple(args.adam_betas),
-        grad_clip=args.grad_clip,
-        ema_decay=args.ema_decay,
-        seed=args.seed,
-        device=args.device,
-        compile=args.compile,
-        out=args.out,
-        resume=args.resume,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints,
-        progress=args.progress,
-        eval_every=args.eval_every,
-        eval_n=args.eval_n,
-        classifier=args.classifier,
-        tensorboard=args.tensorboard,
     )
+    config = TrainConfig(**values)  # every field from the flag of the same name
     return train(config)["exit_code"]

@@ -57,6 +57,7 @@ def run_experiment(
     from ..distributed import resolve_device
     from .common import Context, resolve_data
     from .report import environment
+    from .scoring import scorer
 
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)} or all")
@@ -98,10 +99,10 @@ def run_experiment(
     report = outcome["report"]
     features = None
     if outcome.get("uses_scorer"):
-        scorer = ctx.scorer()
-        features = scorer.description
+        score = scorer(ctx)
+        features = score.description
         report.heading("FID features")
-        report.text(scorer.note())
+        report.text(score.note())
     mode = "quick (CI-sized: numbers show the plumbing, not the models)" if quick else "full"
     report.provenance(command, env, [("mode", mode), ("data", note), ("seed", seed), ("seconds", seconds)])
     results = {

@@ -13,6 +13,7 @@ import torch
 from ..viz import save_grid
 from .common import Context, sample_timed, train_config, train_run
 from .report import Report, figure, fmt, save_figure
+from .scoring import scorer
 
 TITLE = "Classifier-free guidance: label dropout x guidance scale"
 QUESTION = (
@@ -34,7 +35,7 @@ FULL = Config(dropouts=(0.1, 0.3, 0.5), scales=(0.0, 1.0, 2.0, 3.0, 5.0), ddim_s
 
 def run(ctx: Context) -> dict:
     c = QUICK if ctx.quick else FULL
-    score, n = ctx.scorer(), ctx.sizes.n_samples
+    score, n = scorer(ctx), ctx.sizes.n_samples
     num_classes = ctx.load("train").num_classes
     labels = torch.arange(n) % num_classes  # balanced: column k of a grid with num_classes per row is class k
     ctx.images.mkdir(parents=True, exist_ok=True)

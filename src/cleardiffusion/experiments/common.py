@@ -120,14 +120,6 @@ class Context:
             self.shared[key] = load_dataset(self.loader, self.data_dir, split)
         return self.shared[key]
 
-    def scorer(self):
-        from .scoring import Scorer
-
-        key = ("scorer", self.dataset, str(self.cache), self.quick, str(self.device))
-        if key not in self.shared:
-            self.shared[key] = Scorer(self)
-        return self.shared[key]
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Data: the real dataset where it exists, else synthetic digit-like images in MNIST's IDX format

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from ..viz import save_grid
 from .common import Context, base_run, sample_timed
 from .report import Report, figure, fmt, save_figure, step_axis
+from .scoring import scorer
 
 TITLE = "DDIM: number of steps against DDPM over all T steps"
 QUESTION = (
@@ -38,7 +39,7 @@ def fewest_steps_within(rows: Sequence[dict], reference_fid: float, tolerance: f
 def run(ctx: Context) -> dict:
     c = QUICK if ctx.quick else FULL
     trained = base_run(ctx)
-    T, n, score = trained.schedule.T, ctx.sizes.n_samples, ctx.scorer()
+    T, n, score = trained.schedule.T, ctx.sizes.n_samples, scorer(ctx)
     ctx.images.mkdir(parents=True, exist_ok=True)
 
     def measure(sampler: str, steps: int, spacing: str) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from ..viz import save_grid
 from .common import Context, base_run, sample_timed
 from .report import Report, figure, fmt, save_figure, step_axis
+from .scoring import scorer
 
 TITLE = "DDPM: number of sampling steps"
 QUESTION = (
@@ -31,7 +32,7 @@ FULL = Config(steps=(100, 300, 1000))
 def run(ctx: Context) -> dict:
     c = QUICK if ctx.quick else FULL
     trained = base_run(ctx)
-    score = ctx.scorer()
+    score = scorer(ctx)
     n = ctx.sizes.n_samples
     rows = []
     ctx.images.mkdir(parents=True, exist_ok=True)

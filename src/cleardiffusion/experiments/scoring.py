@@ -6,14 +6,16 @@ a few thousand images and takes a 2,000-image reference: its numbers show the pl
 """
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..data import ImageDataset
 from ..evaluation_runner import compute_metrics, reference_statistics
 from ..features import ClassifierFeatures, load_classifier, save_classifier, train_classifier
-from .common import Context
+
+if TYPE_CHECKING:  # common.py does not import this module, so there is no circle at run time
+    from .common import Context
 
 
 def subset(data: ImageDataset, n: int | None, seed: int) -> ImageDataset:
@@ -27,7 +29,7 @@ def subset(data: ImageDataset, n: int | None, seed: int) -> ImageDataset:
 class Scorer:
     """score(images uint8 (N, C, H, W), labels or None) -> fid, kid, precision, recall, accuracy."""
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: "Context"):
         s, device = ctx.sizes, str(ctx.device)
         mode = "quick" if ctx.quick else "full"
         path = ctx.classifier_path or ctx.cache / f"classifier-{ctx.dataset}-{mode}.pt"
@@ -94,3 +96,11 @@ class Scorer:
             f"reference: {d['reference']}. These are not Inception FIDs: compare them within this report "
             "only."
         )
+
+
+def scorer(ctx: "Context") -> Scorer:
+    """The experiment's Scorer, built once per `experiment all` (its classifier and reference statistics)."""
+    key = ("scorer", ctx.dataset, str(ctx.cache), ctx.quick, str(ctx.device))
+    if key not in ctx.shared:
+        ctx.shared[key] = Scorer(ctx)
+    return ctx.shared[key]

@@ -14,6 +14,7 @@ from ..objective import eps_mse_loss
 from ..viz import save_grid
 from .common import Context, TrainedRun, base_run, sample_timed, train_config, train_run
 from .report import Report, figure, fmt, save_figure
+from .scoring import scorer
 
 TITLE = "Time embedding: middle block only vs every block"
 QUESTION = (
@@ -53,7 +54,7 @@ def run(ctx: Context) -> dict:
         "middle": base_run(ctx),
         "every-block": train_run(ctx, train_config(ctx, "unconditional-every-block", time_embedding="every-block")),
     }
-    score, n = ctx.scorer(), ctx.sizes.n_samples
+    score, n = scorer(ctx), ctx.sizes.n_samples
     ctx.images.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, trained in runs.items():
