@@ -42,7 +42,7 @@ def tiny_flags(data_dir: Path, out: Path, steps: int, **extra) -> list[str]:
     flags = {
         "dataset": "mnist", "data-dir": data_dir, "out": out, "steps": steps, "base-channels": 8,
         "model-option": "norm_groups=4", "batch-size": 8, "timesteps": 100, "lr": 1e-3, "warmup": 3,
-        "log-every": 1, "checkpoint-every": 5, "sample-every": 0, "device": "cpu",
+        "log-every": 1, "checkpoint-every": 5, "sample-every": 0, "device": "cpu", "precision": "fp32",
     }  # fmt: skip
     flags.update({k.replace("_", "-"): v for k, v in extra.items()})
     args = ["train"]
@@ -58,7 +58,8 @@ def tiny_config(data_dir: Path, out: Path, steps: int, **extra) -> TrainConfig:
     """TrainConfig of the same tiny run, for calling train() directly."""
     options = dict(dataset="mnist", data_dir=str(data_dir), out=str(out), steps=steps, base_channels=8,
                    model_options={"norm_groups": 4}, batch_size=8, timesteps=100, lr=1e-3, warmup=3,
-                   log_every=1, checkpoint_every=5, sample_every=0, device="cpu", progress=False)  # fmt: skip
+                   log_every=1, checkpoint_every=5, sample_every=0, device="cpu", progress=False,
+                   precision="fp32")  # fp32: the equivalence tests compare runs to the last bit  # fmt: skip
     options.update(extra)
     return TrainConfig(**options)
 
@@ -186,3 +187,24 @@ def test_cli_integer_validation_property(flag, value, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag in err[0] and str(value) in err[0]
+
+
+def test_precision_auto_follows_the_hardware_and_bf16_keeps_fp32_weights(digits, tmp_path, monkeypatch):
+    from cleardiffusion import train_config
+    from cleardiffusion.checkpoint import load_checkpoint
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda: True)
+    assert train_config.step_options(TrainConfig(), cpu).amp == "bf16"
+    assert train_config.step_options(TrainConfig(precision="fp32"), cpu).amp == "fp32"
+    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda: False)
+    assert train_config.step_options(TrainConfig(), cpu).amp == "fp32"  # emulated bf16 would be slower
+    assert train_config.step_options(TrainConfig(), cuda).amp == "bf16"
+    assert train_config.step_options(TrainConfig(precision="bf16"), cpu).amp == "bf16"
+
+    train(tiny_config(digits, tmp_path / "run", steps=40, batch_size=16, lr=2e-3, precision="bf16"))
+    curve = losses(tmp_path / "run")
+    assert np.mean(curve[-10:]) < 0.8 * np.mean(curve[:5]), (np.mean(curve[:5]), np.mean(curve[-10:]))
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    for key in ("model", "ema"):  # autocast computes in bf16; the weights, EMA and Adam moments stay fp32
+        assert all(v.dtype == torch.float32 for v in state[key].values() if v.is_floating_point())

@@ -217,7 +217,8 @@ def _setup(config: TrainConfig, procs: distributed.Processes) -> _Run:
         what = f"resuming at step {run.start_step}" if saved else "training"
         print(f"{what}: {count_parameters(model) / 1e6:.2f}M-parameter {config.model} on {len(dataset)} "
               f"{config.dataset} images {tuple(dataset.images.shape[1:])}, {procs.world_size} process(es) on "
-              f"{dev.type}, global batch {config.batch_size}; writing to {out}", flush=True)  # fmt: skip
+              f"{dev.type} ({options.amp}), global batch {config.batch_size}; writing to {out}",
+              flush=True)  # fmt: skip
         run.monitor = TrainingMonitor(config, dataset, out, dev)  # metrics.jsonl, FID, curves, TensorBoard
     return run
 

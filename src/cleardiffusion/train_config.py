@@ -59,7 +59,7 @@ class TrainConfig:
     # ---- hardware
     device: str = "auto"  # auto | cpu | cuda; on CUDA: bf16 autocast, channels_last, fused AdamW
     compile: bool = False  # torch.compile the model (CUDA; first steps are slow while it compiles)
-    precision: str = "auto"  # autocast of the step: auto (bf16 on CUDA, fp32 on a CPU) | fp32 | bf16
+    precision: str = "auto"  # autocast of the step: auto (bf16 on CUDA and on CPUs with native bf16) | fp32 | bf16
     channels_last: bool | None = None  # NHWC weights and activations; None: on CUDA only
     # ---- output
     out: str = "runs/train"  # run folder: config.json, metrics.jsonl, samples/, checkpoints/
@@ -121,10 +121,19 @@ def validate(config: TrainConfig) -> None:
             raise UsageError(message)
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 convolutions and matmuls run natively, faster than fp32 (emulated, slower)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is not None and check() for check in checks)
+
+
 def step_options(config: TrainConfig, dev: torch.device) -> fastpath.FastOptions:
-    """The config's speed options on this device: "auto" precision is bf16 on CUDA, fp32 on a CPU."""
+    """The config's speed options on this device. "auto" precision: bf16 autocast on CUDA and on a CPU with
+    native bf16 (1.55x the steps per minute of fp32 on a Zen 4 core at the same quality per step,
+    docs/quality.md), fp32 elsewhere."""
     cuda = dev.type == "cuda"
-    amp = {"auto": "bf16" if cuda else "fp32"}.get(config.precision, config.precision)
+    auto = "bf16" if cuda or cpu_has_native_bf16() else "fp32"
+    amp = auto if config.precision == "auto" else config.precision
     channels_last = cuda if config.channels_last is None else config.channels_last
     return fastpath.FastOptions(amp=amp, channels_last=channels_last, fused_adam=cuda)
 

@@ -27,8 +27,9 @@ Ctrl-C or SIGTERM finishes the current step, writes OUT/checkpoints/last.pt and 
 CPU, bit for bit).
 
 The defaults are the CPU recipe (docs/quality.md): the small preset, v-prediction with min-SNR-5 weighting,
-batch 64, lr 1e-3 after 100 warm-up steps, EMA 0.999. Seed 000's and Ho et al.'s runs set their own
-values, as in the cifar10 example.
+batch 64, lr 1e-3 after 100 warm-up steps, EMA 0.999, bf16 autocast where the CPU computes bf16 natively
+(AVX512-BF16 or AMX; 1.55x the steps per minute at the same quality per step) and on CUDA. Seed 000's and
+Ho et al.'s runs set their own values, as in the cifar10 example.
 """
 
 
@@ -213,7 +214,8 @@ def register(subparsers) -> None:
         "--precision",
         choices=PRECISIONS,
         default=D.precision,
-        help="autocast of the training step: auto (bf16 on CUDA, fp32 on a CPU), fp32 or bf16 (auto)",
+        help="autocast of the training step: auto (bf16 on CUDA and on CPUs with native bf16, AVX512-BF16 or "
+        "AMX; else fp32), fp32 or bf16 (auto)",
     )
     hw.add_argument(
         "--channels-last",
