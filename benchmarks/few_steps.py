@@ -164,7 +164,7 @@ def report(rows: list[dict], args, out: Path) -> str:
     if best_ode:
         lines.append(
             f"Best FID of the eps model: {best['eps']:.3f} (any sampler); {best_ode:.3f} with a deterministic "
-            "(probability-flow ODE) sampler, the limit the ODE solvers converge to."
+            "(probability-flow ODE) sampler, the measured limit of the ODE solvers at these NFE."
         )
         lines.append("")
     for sampler, budget, target in (("dpm++2m", 10, 1.25), ("dpm++2m", 20, 1.1), ("ddim", 10, None)):
