@@ -28,6 +28,7 @@ from sampler_speed import device_name  # benchmarks/ is on the path of a script 
 from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
 from cleardiffusion.evaluation_runner import evaluate_samples
+from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
 from cleardiffusion.viz import save_grid
 
@@ -44,9 +45,8 @@ def draw(model, schedule, meta, objective, sampler, spacing, steps, args) -> tup
     """n samples as uint8 (n, C, H, W) and the seconds they took; class-balanced labels if conditional."""
     k = meta["num_classes"]
     labels = torch.arange(args.n) * k // args.n if k > 0 else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda"))
     start = time.perf_counter()
-    with autocast:
+    with sampling_autocast(args.device):
         batches = [
             b.float().cpu()
             for b in generate_images(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import generate_images
 from cleardiffusion.models import count_parameters
 from cleardiffusion.models.unet import unet_from_preset
@@ -44,7 +45,7 @@ def time_sampling(model, schedule, device, n, sampler, steps, labels=None, guida
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        with sampling_autocast(device):
             for _ in generate_images(model, schedule, n=n, shape=(1, 28, 28), sampler=sampler, steps=steps,
                                      labels=labels, guidance=guidance, batch_size=n, device=device):  # fmt: skip
                 pass

@@ -124,6 +124,13 @@ def autocast(options: FastOptions, device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=amp or torch.float32, enabled=amp is not None)
 
 
+def sampling_autocast(device: torch.device | str) -> torch.autocast:
+    """bf16 autocast for sampling on CUDA (the network's convolutions on tensor cores), off on a CPU; the
+    samplers' own arithmetic stays in the input dtype with float64 step coefficients."""
+    device_type = torch.device(device).type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+
+
 @torch.inference_mode()
 def sampling_forward(
     net: Callable, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, *, options: FastOptions
@@ -144,6 +151,7 @@ __all__ = [
     "ema_update_",
     "make_optimizer",
     "prepare_denoiser",
+    "sampling_autocast",
     "sampling_forward",
     "step_begin",
     "memory_format",

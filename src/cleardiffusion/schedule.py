@@ -6,9 +6,8 @@ Notation (code name -> paper symbol, Ho et al. 2020):
 |--------------------------|-----------------------------------------|
 | `T`                      | T, the number of diffusion steps        |
 | `t` (0-based index)      | t - 1: code index 0 is the paper's t = 1, index T-1 is t = T |
-| `betas[t]`               | beta_t                                  |
-| `alphas[t]`              | alpha_t = 1 - beta_t                    |
-| `alpha_bar[t]`           | alpha_bar_t = prod_{s<=t} alpha_s       |
+| `betas[t]` (the input)   | beta_t                                  |
+| `alpha_bar64[t]`         | alpha_bar_t = prod_{s<=t} (1 - beta_s)  |
 | `a`, `s` (coefficients)  | sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t) |
 | `posterior(t, s)`        | mu_tilde's coefficients and beta_tilde (Eqs. 6-7), between any two steps |
 | `eps`                    | epsilon ~ N(0, I)                       |

@@ -1,7 +1,6 @@
 """`cleardiffusion sample`: a checkpoint -> a PNG grid or an .npz of uint8 images, in bounded memory."""
 
 import argparse
-import contextlib
 import time
 from pathlib import Path
 
@@ -166,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..checkpoint import load_for_sampling
+    from ..fastpath import sampling_autocast
     from ..files import atomic_write
     from ..flow import FLOW_SPACINGS, flow_timesteps
     from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
@@ -217,7 +217,6 @@ def run(args: argparse.Namespace) -> int:
             frames.append(x_t[:keep].float().cpu())
 
     images = np.empty((args.n, *meta["image_shape"][1:], meta["image_shape"][0]), dtype=np.uint8)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     start, done = time.perf_counter(), 0
     batches = generate_images(
         model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, objective=objective,
@@ -225,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=device,
         callback=record if args.trajectory else None,
     )  # fmt: skip
-    with autocast, tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
+    with sampling_autocast(device), tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
         for batch in batches:
             images[done : done + len(batch)] = to_uint8(batch).permute(0, 2, 3, 1).cpu().numpy()
             done += len(batch)

@@ -215,7 +215,7 @@ def register(subparsers) -> None:
         choices=PRECISIONS,
         default=D.precision,
         help="autocast of the training step: auto (bf16 on CUDA and on CPUs with native bf16, AVX512-BF16 or "
-        "AMX; else fp32), fp32 or bf16 (auto)",
+        f"AMX; else fp32), fp32 or bf16 ({D.precision})",
     )
     hw.add_argument(
         "--channels-last",

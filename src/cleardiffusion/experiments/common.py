@@ -9,7 +9,6 @@ once for ddpm-steps, ddim-steps and time-embedding, and an interrupted GPU run c
 import json
 import struct
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 from ..checkpoint import load_for_sampling
 from ..data import ImageDataset, from_model_range, load_dataset
 from ..errors import UsageError
+from ..fastpath import sampling_autocast
 from ..generate import generate_images
 from ..schedule import NoiseSchedule
 from ..train import TrainConfig, train
@@ -271,13 +271,6 @@ def base_run(ctx: Context) -> TrainedRun:
 # Sampling with a stopwatch
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (as training uses), nothing on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -291,12 +284,12 @@ def sample_timed(ctx: Context, run: TrainedRun, n: int, **options: Any) -> tuple
     """
     shape = run.image_shape
     batch = min(ctx.sizes.sample_batch, n)
-    with torch.no_grad(), autocast(ctx.device):
+    with torch.no_grad(), sampling_autocast(ctx.device):
         warm = torch.zeros(batch, *shape, device=ctx.device)
         run.model(warm, torch.zeros(batch, dtype=torch.long, device=ctx.device))
     synchronize(ctx.device)
     start = time.perf_counter()
-    with autocast(ctx.device):
+    with sampling_autocast(ctx.device):
         batches = [
             b.float()
             for b in generate_images(

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..fastpath import sampling_autocast
 from ..models import count_parameters
 from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import unet_from_preset
 from ..samplers import ddpm_sample, make_timesteps
 from ..schedule import NoiseSchedule
-from .common import Context, autocast, synchronize
+from .common import Context, synchronize
 from .report import Report, figure, fmt, save_figure
 
 TITLE = "Sampling cost against parameters x pixels x steps"
@@ -116,7 +117,7 @@ def time_sampling(
     for _ in range(repeats):
         synchronize(ctx.device)
         start = time.perf_counter()
-        with autocast(ctx.device):
+        with sampling_autocast(ctx.device):
             ddpm_sample(model, schedule, x_T, timesteps, generator=g)
         synchronize(ctx.device)
         best = min(best, time.perf_counter() - start)
