@@ -21,6 +21,7 @@ from cleardiffusion.experiments.common import synthetic_digits
 from cleardiffusion.experiments.ddim_steps import fewest_steps_within
 from cleardiffusion.experiments.report import fmt, markdown_table
 from cleardiffusion.experiments.sampling_cost import fit
+from cleardiffusion.train_config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # KID compares 100 subsets of min(1000, reference) vectors: 400 reference images cut its cost six-fold
@@ -32,7 +33,7 @@ def quick_all(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("experiments")
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(common, "QUICK", TEST_SIZES)
+        patch.setitem(common.SIZES, "quick", TEST_SIZES)
         assert main(["experiment", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
     assert torch.get_num_threads() == threads, "the run must restore torch's thread count"
     return out
@@ -86,6 +87,13 @@ def test_overfit_one_image(quick_all):
     assert r["reconstructs"] == (r["mean_mse"] < r["threshold"])
     assert 0 < r["nearest_other_digit_mse"] <= r["baseline_mse_other_digits"]
     assert_in_report(report, r["mean_mse"], r["baseline_mse_other_digits"], *r["sample_mse"])
+    stages = r["stages"]
+    assert [st["steps"] for st in stages] == list(results["config"]["stages"])
+    assert stages[-1]["mean_mse"] == pytest.approx(r["mean_mse"])  # the last stage is the final model
+    below = [st["steps"] for st in stages if st["mean_mse"] < r["threshold"]]
+    assert r["steps_to_reconstruct"] == (below[0] if below else None)
+    assert r["trajectory_timesteps"][0] > r["trajectory_timesteps"][-1] == 0  # from noise to t = 0
+    assert (quick_all / "overfit-one-image" / "images" / "trajectory.png").is_file()
 
 
 def test_ddpm_steps(quick_all):
@@ -113,7 +121,13 @@ def test_ddim_steps_answer_is_computed(quick_all):
         assert f"**{expected['steps']}** ({expected['spacing']} spacing" in report
     for row in r["ddim"]:
         assert row["speedup"] == pytest.approx(r["ddpm"]["seconds"] / row["seconds"])
-        assert f"| ddim | {row['spacing']} | {row['steps']} | {fmt(row['fid'])} |" in report
+        assert f"| ddim | {row['spacing']} | {row['steps']} | {row['nfe']} | {fmt(row['fid'])} |" in report
+    assert {row["sampler"] for row in r["solvers"]} == {s for s, _ in c["solvers"]}
+    for row in r["solvers"]:  # Heun's NFE is odd: an even budget gets the odd one below it
+        assert row["nfe"] in (*c["solver_nfe"], *(b - 1 for b in c["solver_nfe"]))
+    noise = r["noise_floor"]
+    assert noise["spread"] == pytest.approx(abs(noise["fid_seed"] - noise["fid_next_seed"]))
+    assert noise["fid_seed"] == r["ddim"][len(c["ddim_steps"]) - 1]["fid"]
     assert (quick_all / "ddim-steps" / "images" / "ddim_speedup.png").is_file()
 
 
@@ -169,6 +183,45 @@ def test_fewest_steps_within_picks_fewest_qualifying():
     assert fewest_steps_within(rows, reference_fid=10.0, tolerance=0.10)["steps"] == 10
     assert fewest_steps_within(rows, reference_fid=10.0, tolerance=0.05)["steps"] == 20
     assert fewest_steps_within(rows, reference_fid=5.0, tolerance=0.10) is None
+
+
+def test_every_experiment_has_every_size():
+    import importlib
+
+    from cleardiffusion.experiments import EXPERIMENTS
+
+    for module in EXPERIMENTS.values():
+        configs = importlib.import_module(f"cleardiffusion.experiments.{module}").CONFIGS
+        assert set(configs) == set(common.SIZES), module
+    # the CPU size trains the CPU recipe: what `cleardiffusion train` does by default, for fewer steps
+    recipe = TrainConfig()
+    cpu = common.SIZES["cpu"]
+    assert (cpu.model, cpu.prediction, cpu.loss_weighting, cpu.ema_decay, cpu.lr, cpu.batch_size) == (
+        recipe.model,
+        recipe.prediction,
+        recipe.loss_weighting,
+        recipe.ema_decay,
+        recipe.lr,
+        recipe.batch_size,
+    )
+
+
+def test_cli_size_reaches_the_experiment_and_its_command(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake(name, out, **options):
+        seen.update(options, name=name)
+
+    monkeypatch.setattr("cleardiffusion.experiments.run_experiment", fake)
+    assert main(["experiment", "ddim-steps", "--size", "cpu", "--out", str(tmp_path / "a")]) == 0
+    assert seen["name"] == "ddim-steps" and seen["size"] == "cpu" and "--size cpu" in seen["command"]
+    assert main(["experiment", "ddim-steps", "--quick", "--out", str(tmp_path / "b")]) == 0
+    assert seen["size"] == "quick" and "--quick" in seen["command"]
+    monkeypatch.undo()
+    from cleardiffusion.experiments import run_experiment
+
+    with pytest.raises(ValueError, match="unknown experiment size"):
+        run_experiment("ddim-steps", tmp_path / "c", size="huge")
 
 
 def test_fit_recovers_a_linear_law():

@@ -18,6 +18,7 @@ experiments:
 
 examples:
   cleardiffusion experiment all --quick --out runs/experiments-quick        # about a minute on a CPU
+  cleardiffusion experiment time-embedding --size cpu --out runs/te          # under an hour on 2 CPU cores
   cleardiffusion experiment ddim-steps --data-dir ../shared/data/mnist --device cuda --out runs/ddim
 """
 
@@ -36,10 +37,14 @@ def register(subparsers) -> None:
     p.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME", help="an experiment, or all")
     p.add_argument("--out", required=True, help="output folder (all: one subfolder per experiment)")
     p.add_argument(
-        "--quick",
-        action="store_true",
-        help="CI sizes: tiny models, tens of steps, few samples (numbers show the plumbing only)",
+        "--size",
+        choices=("quick", "cpu", "full"),
+        default="full",
+        help="quick: CI sizes, tiny models, tens of steps, few samples (numbers show the plumbing only); cpu: "
+        "the CPU training recipe, each experiment within an hour on a 2-core CPU; full: sized for a GPU "
+        "(default: full)",
     )
+    p.add_argument("--quick", action="store_const", const="quick", dest="size", help="the same as --size quick")
     p.add_argument(
         "--dataset",
         choices=("mnist", "fashion-mnist", "cifar10", "synthetic"),
@@ -72,7 +77,7 @@ def register(subparsers) -> None:
 def command_of(args: argparse.Namespace) -> str:
     """The command line that reproduces this run, every option spelled out."""
     argv = ["cleardiffusion", "experiment", args.name, "--out", args.out]
-    argv += ["--quick"] if args.quick else []
+    argv += ["--quick"] if args.size == "quick" else ["--size", args.size]
     argv += ["--dataset", args.dataset] + (["--data-dir", args.data_dir] if args.data_dir else [])
     argv += ["--device", args.device, "--seed", str(args.seed)]
     argv += ["--threads", str(args.threads)] if args.threads else []
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                          "--dataset mnist, fashion-mnist or synthetic")  # fmt: skip
     output_dir(args.out)
     options = dict(
-        quick=args.quick,
+        size=args.size,
         dataset=args.dataset,
         data_dir=args.data_dir,
         device=args.device,

@@ -9,8 +9,11 @@
 | `cfg-dropout`       | label dropout x guidance scale: FID and class accuracy (cfg_dropout.py)      |
 | `sampling-cost`     | sampling time against params x pixels x steps, seed 003 (sampling_cost.py)   |
 
-`quick=True` shrinks every size (tiny U-Nets, tens of training steps, a few sampler steps, 48 samples) so
-all six run in about a minute on a CPU; the full sizes are for a GPU (minutes of training, 10k samples).
+Three sizes (common.SIZES and each module's CONFIGS): `quick` shrinks everything (tiny U-Nets, tens of
+training steps, a few sampler steps, 48 samples) so all six run in about a minute on a CPU, for CI; `cpu`
+trains the CPU recipe (the `small` U-Net, 2,000 steps, about 9 minutes a model on one core) and scores 500
+samples, so that each experiment finishes within an hour on a 2-core CPU; `full` is sized for a GPU (the
+seeds' networks, 6,000 steps of 128, 10k samples).
 """
 
 import importlib
@@ -33,6 +36,7 @@ def run_experiment(
     name: str,
     out: str | Path,
     *,
+    size: str = "full",
     quick: bool = False,
     dataset: str = "mnist",
     data_dir: str | Path | None = None,
@@ -47,6 +51,7 @@ def run_experiment(
     """Run one experiment into `out`; returns what it wrote to OUT/results.json.
 
     Args:
+        size: quick | cpu | full (common.SIZES); `quick=True` is the same as size="quick".
         threads: torch CPU threads while it runs (default: 1 in quick mode on the CPU, where tiny models
             gain nothing from more and lose much on a shared machine; else PyTorch's default).
         cache: folder for trained runs, the FID classifier, reference statistics (default: OUT/cache).
@@ -55,12 +60,15 @@ def run_experiment(
     import torch
 
     from ..distributed import resolve_device
-    from .common import Context, resolve_data
+    from .common import SIZES, Context, resolve_data
     from .report import environment
     from .scoring import scorer
 
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)} or all")
+    size = "quick" if quick else size
+    if size not in SIZES:
+        raise ValueError(f"unknown experiment size {size!r}; choose one of {', '.join(SIZES)}")
     module = importlib.import_module(f".{EXPERIMENTS[name]}", __name__)
     out = Path(out)
     cache = Path(cache) if cache else out / "cache"
@@ -72,7 +80,7 @@ def run_experiment(
         name=name,
         out=out,
         cache=cache,
-        quick=quick,
+        size=size,
         dataset=dataset,
         loader=loader,
         data_dir=folder,
@@ -85,7 +93,7 @@ def run_experiment(
         shared={} if shared is None else shared,
     )
     previous = torch.get_num_threads()
-    wanted = threads or (1 if quick and dev.type == "cpu" else None)
+    wanted = threads or (1 if size == "quick" and dev.type == "cpu" else None)
     try:
         if wanted:
             torch.set_num_threads(wanted)
@@ -103,11 +111,15 @@ def run_experiment(
         features = score.description
         report.heading("FID features")
         report.text(score.note())
-    mode = "quick (CI-sized: numbers show the plumbing, not the models)" if quick else "full"
+    mode = {
+        "quick": "quick (CI-sized: numbers show the plumbing, not the models)",
+        "cpu": "cpu (the CPU recipe; each experiment sized to finish within an hour on a 2-core CPU)",
+        "full": "full (sized for a GPU)",
+    }[size]
     report.provenance(command, env, [("mode", mode), ("data", note), ("seed", seed), ("seconds", seconds)])
     results = {
         "experiment": name,
-        "mode": "quick" if quick else "full",
+        "mode": size,
         "command": command,
         "environment": env,
         "data": note,

@@ -1,14 +1,16 @@
 """What the experiments share: their context (sizes, device, data), training through `train.train`,
 sampling with a stopwatch, and FID/KID/precision/recall/accuracy from the project's classifier features.
 
-Trained runs live under CACHE/runs[-quick]/NAME. A run whose checkpoint is already there is reused (train
+Trained runs live under CACHE/runs[-quick|-cpu]/NAME. A run whose checkpoint is already there is reused (train
 resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared unconditional model
 once for ddpm-steps, ddim-steps and time-embedding, and an interrupted GPU run continues where it stopped.
 """
 
+import hashlib
 import json
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,15 @@ from ..checkpoint import load_for_sampling
 from ..data import ImageDataset, from_model_range, load_dataset
 from ..errors import UsageError
 from ..fastpath import sampling_autocast
+from ..features import atomic_torch_save
 from ..generate import generate_images
 from ..schedule import NoiseSchedule
 from ..train import TrainConfig, train
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -31,9 +39,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 @dataclass(frozen=True)
 class Sizes:
-    """Training and evaluation sizes of one mode (quick for CI on a CPU, full for a GPU)."""
+    """Training and evaluation sizes of one size: quick (CI), cpu (<= 60 min per experiment), full (a GPU)."""
 
-    model: str  # U-Net preset for 1-channel data (3-channel data uses seed-cifar in full mode)
+    model: str  # U-Net preset for 1-channel data (3-channel data uses seed-cifar in full size)
     base_channels: int | None  # None: the preset's width
     norm_groups: int | None  # None: the preset's
     timesteps: int  # T of the shared unconditional model
@@ -48,6 +56,11 @@ class Sizes:
     reference_images: int | None  # real images for the FID statistics (None: the whole train split)
     classifier_images: int | None  # classifier training images (None: all)
     classifier_epochs: int
+    # the training objective: the seeds' (eps, unweighted, Ho et al.'s EMA) or the CPU recipe's
+    prediction: str = "eps"
+    loss_weighting: str = "none"
+    ema_decay: float = 0.9999
+    base_embedding: str = "middle"  # time embedding of the shared unconditional model (the seed's: middle)
 
 
 QUICK = Sizes(
@@ -67,6 +80,30 @@ QUICK = Sizes(
     classifier_images=3000,
     classifier_epochs=1,
 )
+# The CPU size: the CPU recipe of `cleardiffusion train` (the `small` U-Net, v prediction with min-SNR
+# weighting, EMA 0.999, bf16 where the CPU has it) for 2,000 steps of 64 (about 9 minutes on one core of
+# this project's 2-core CPU), scored on 500 samples so that DDPM-1000 fits in an hour with the rest.
+CPU = Sizes(
+    model="small",
+    base_channels=None,
+    norm_groups=None,
+    timesteps=1000,
+    schedule="linear",
+    train_steps=2000,
+    batch_size=64,
+    lr=1e-3,
+    warmup=100,
+    log_every=20,
+    n_samples=500,
+    sample_batch=250,
+    reference_images=None,
+    classifier_images=None,
+    classifier_epochs=2,
+    prediction="v",
+    loss_weighting="min-snr",
+    ema_decay=0.999,
+    base_embedding="every-block",
+)
 FULL = Sizes(
     model="seed-minimal",
     base_channels=None,
@@ -84,6 +121,7 @@ FULL = Sizes(
     classifier_images=None,
     classifier_epochs=3,
 )
+SIZES = {"quick": QUICK, "cpu": CPU, "full": FULL}
 
 
 @dataclass
@@ -93,7 +131,7 @@ class Context:
     name: str
     out: Path  # this experiment's folder: report.md, results.json, images/
     cache: Path  # shared by `experiment all`: trained runs, classifier, reference statistics, data
-    quick: bool
+    size: str  # quick | cpu | full (SIZES)
     dataset: str  # as asked: mnist | fashion-mnist | cifar10 | synthetic
     loader: str  # the name load_dataset reads it with (synthetic digits are written as MNIST IDX files)
     data_dir: Path
@@ -106,8 +144,12 @@ class Context:
     shared: dict = field(default_factory=dict)  # objects reused across the experiments of `all`
 
     @property
+    def quick(self) -> bool:
+        return self.size == "quick"
+
+    @property
     def sizes(self) -> Sizes:
-        return QUICK if self.quick else FULL
+        return SIZES[self.size]
 
     @property
     def images(self) -> Path:
@@ -209,7 +251,7 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
     """The TrainConfig of run `name` at this mode's sizes; overrides replace any field."""
     s = ctx.sizes
     data = ctx.load("train")
-    preset = s.model if data.channels == 1 or ctx.quick else "seed-cifar"
+    preset = s.model if data.channels == 1 or ctx.size != "full" else "seed-cifar"
     options = {"norm_groups": s.norm_groups} if s.norm_groups else {}
     fields = dict(
         dataset=ctx.loader,
@@ -223,10 +265,10 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         batch_size=s.batch_size,
         lr=s.lr,
         warmup=s.warmup,
-        # the seeds' objective, whatever `cleardiffusion train` defaults to: eps, unweighted, Ho et al.'s EMA
-        prediction="eps",
-        loss_weighting="none",
-        ema_decay=0.9999,
+        # the size's objective, whatever `cleardiffusion train` defaults to
+        prediction=s.prediction,
+        loss_weighting=s.loss_weighting,
+        ema_decay=s.ema_decay,
         log_every=s.log_every,
         checkpoint_every=max(s.train_steps // 4, 1),
         sample_every=0,
@@ -234,17 +276,25 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         device=ctx.device_arg,
         hflip=ctx.dataset == "cifar10",
         progress=not ctx.quick,
-        out=str(ctx.cache / ("runs-quick" if ctx.quick else "runs") / name),
+        out=str(ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / name),
     )
     fields.update(overrides)
     return TrainConfig(**fields)
 
 
 def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
-    """Train (or reuse a finished checkpoint of) `config` and load its EMA model for sampling."""
+    """Train (or reuse a finished checkpoint of) `config` and load its EMA model for sampling.
+
+    Experiments run in parallel on one cache (one per core, say) may ask for the same run: an exclusive
+    lock on CACHE/runs*/NAME.lock makes the second wait for the first and then reuse its checkpoint.
+    """
     out = Path(config.out)
-    config.resume = (out / "checkpoints" / "last.pt").is_file()
-    summary = train(config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        if fcntl is not None:  # POSIX; elsewhere runs sharing a cache must not train the same model at once
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        config.resume = (out / "checkpoints" / "last.pt").is_file()
+        summary = train(config)
     if summary["exit_code"]:
         raise KeyboardInterrupt
     model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt", ctx.device, use_ema=True)
@@ -263,8 +313,9 @@ def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
 
 
 def base_run(ctx: Context) -> TrainedRun:
-    """The shared unconditional model (the seed's middle time embedding): ddpm/ddim-steps, time-embedding."""
-    return train_run(ctx, train_config(ctx, "unconditional-middle", time_embedding="middle"))
+    """The shared unconditional model of ddpm/ddim-steps and time-embedding (its embedding: the size's)."""
+    embedding = ctx.sizes.base_embedding
+    return train_run(ctx, train_config(ctx, f"unconditional-{embedding}", time_embedding=embedding))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -276,12 +327,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def sample_timed(ctx: Context, run: TrainedRun, n: int, **options: Any) -> tuple[torch.Tensor, float]:
+def sample_timed(
+    ctx: Context, run: TrainedRun, n: int, *, seed: int | None = None, **options: Any
+) -> tuple[torch.Tensor, float]:
     """n samples as uint8 (n, C, H, W) on the CPU and the wall-clock seconds the sampler took.
 
     `options` go to `generate_images` (sampler, steps, spacing, timesteps, labels, guidance, ...). One
-    warm-up forward pass runs first, so the clock measures sampling, not lazy initialisation.
+    warm-up forward pass runs first, so the clock measures sampling, not lazy initialisation. Outside quick
+    size the samples and their seconds are kept under CACHE/samples/, so experiments sharing a model and a
+    sampler (ddpm-steps and ddim-steps both draw DDPM-1000) draw them once; a callback is never cached.
     """
+    seed = ctx.seed if seed is None else seed
+    key = json.dumps([run.config, n, seed, ctx.sizes.sample_batch, repr(sorted(options.items()))])
+    path = ctx.cache / "samples" / f"{run.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    cacheable = not ctx.quick and "callback" not in options
+    if cacheable and path.is_file():
+        kept = torch.load(path, weights_only=True)
+        return kept["images"], float(kept["seconds"])
     shape = run.image_shape
     batch = min(ctx.sizes.sample_batch, n)
     with torch.no_grad(), sampling_autocast(ctx.device):
@@ -297,7 +359,7 @@ def sample_timed(ctx: Context, run: TrainedRun, n: int, **options: Any) -> tuple
                 run.schedule,
                 n=n,
                 shape=shape,
-                seed=ctx.seed,
+                seed=seed,
                 batch_size=batch,
                 device=ctx.device,
                 **options,
@@ -305,4 +367,20 @@ def sample_timed(ctx: Context, run: TrainedRun, n: int, **options: Any) -> tuple
         ]
     synchronize(ctx.device)
     seconds = time.perf_counter() - start
-    return from_model_range(torch.cat(batches).cpu()), seconds
+    images = from_model_range(torch.cat(batches).cpu())
+    if cacheable:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"images": images, "seconds": seconds}, path)
+    return images, seconds
+
+
+def sampling_noise(ctx: Context, run: TrainedRun, score: Callable, fid: float, **options: Any) -> dict:
+    """The noise floor of an FID at this n: the same model and sampler redrawn with the next sampling seed.
+
+    `fid` is the first draw's; returns both FIDs, their spread |a - b| and the spread relative to their mean.
+    """
+    images, _ = sample_timed(ctx, run, ctx.sizes.n_samples, seed=ctx.seed + 1, **options)
+    other = score(images, options.get("labels"))["fid"]
+    spread = abs(fid - other)
+    return {"options": repr(options), "fid_seed": fid, "fid_next_seed": other, "spread": spread,
+            "relative_spread": 2 * spread / (fid + other)}  # fmt: skip

@@ -1,14 +1,16 @@
 """ddim-steps: seed 000's third experiment and open question 3. DDIM with 5-100 steps against DDPM-1000.
 
-Same checkpoint for every sampler; DDIM (eta = 0) over uniform and quadratic step spacings. Reports FID, wall
-clock per image, the speed-up over DDPM-T, and the fewest DDIM steps whose FID is within 10% of DDPM-T's.
+Same checkpoint for every sampler; DDIM (eta = 0) over uniform and quadratic step spacings, and the
+few-step solvers (DPM-Solver++(2M), Heun) beside it. Reports FID, wall clock per image, the speed-up over
+DDPM-T, the fewest DDIM steps whose FID is within 10% of DDPM-T's, and the FID's sampling noise floor.
 """
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from ..generate import count_nfe, steps_for_budget
 from ..viz import save_grid
-from .common import Context, base_run, sample_timed
+from .common import Context, base_run, sample_timed, sampling_noise
 from .report import Report, figure, fmt, save_figure, step_axis
 from .scoring import scorer
 
@@ -24,20 +26,28 @@ class Config:
     ddim_steps: tuple[int, ...]
     spacings: tuple[str, ...]
     tolerance: float  # "within 10%": FID <= (1 + tolerance) * FID(DDPM-T)
+    solvers: tuple[tuple[str, str], ...] = ()  # (sampler, spacing) drawn beside DDIM at the same NFE budgets
+    solver_nfe: tuple[int, ...] = ()  # their NFE budgets (Heun: steps = budget // 2 + 1, NFE = 2 steps - 1)
 
 
-QUICK = Config(ddim_steps=(2, 5, 10), spacings=("uniform", "quadratic"), tolerance=0.10)
-FULL = Config(ddim_steps=(5, 10, 20, 50, 100), spacings=("uniform", "quadratic"), tolerance=0.10)
+SOLVERS = (("dpm++2m", "logsnr"), ("heun", "karras"))
+QUICK = Config((2, 5, 10), ("uniform", "quadratic"), 0.10, SOLVERS, (5,))
+CPU = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
+FULL = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
+CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
 
 
-def fewest_steps_within(rows: Sequence[dict], reference_fid: float, tolerance: float) -> dict | None:
-    """The row with the fewest steps whose FID <= (1 + tolerance) * reference (ties: lower FID), or None."""
+def fewest_steps_within(
+    rows: Sequence[dict], reference_fid: float, tolerance: float, key: str = "steps"
+) -> dict | None:
+    """The row with the fewest `key` (steps or nfe) whose FID <= (1 + tolerance) * reference (ties: lower
+    FID), or None."""
     ok = [r for r in rows if r["fid"] <= (1 + tolerance) * reference_fid]
-    return min(ok, key=lambda r: (r["steps"], r["fid"])) if ok else None
+    return min(ok, key=lambda r: (r[key], r["fid"])) if ok else None
 
 
 def run(ctx: Context) -> dict:
-    c = QUICK if ctx.quick else FULL
+    c = CONFIGS[ctx.size]
     trained = base_run(ctx)
     T, n, score = trained.schedule.T, ctx.sizes.n_samples, scorer(ctx)
     ctx.images.mkdir(parents=True, exist_ok=True)
@@ -50,6 +60,7 @@ def run(ctx: Context) -> dict:
             "sampler": sampler,
             "spacing": spacing,
             "steps": steps,
+            "nfe": count_nfe("ddpm", sampler, steps),
             **score(images),
             "seconds": seconds,
             "ms_per_image": 1000 * seconds / n,
@@ -58,7 +69,16 @@ def run(ctx: Context) -> dict:
 
     ddpm = measure("ddpm", T, "uniform")
     rows = [measure("ddim", steps, spacing) for spacing in c.spacings for steps in c.ddim_steps]
-    for r in [ddpm, *rows]:
+    solver_rows = [
+        measure(sampler, steps_for_budget("ddpm", sampler, nfe - (sampler == "heun" and nfe % 2 == 0)), spacing)
+        for sampler, spacing in c.solvers
+        for nfe in c.solver_nfe
+    ]
+    last = rows[len(c.ddim_steps) - 1]  # the most DDIM steps, first spacing: its FID's sampling noise floor
+    noise = sampling_noise(
+        ctx, trained, score, last["fid"], sampler="ddim", steps=last["steps"], spacing=last["spacing"]
+    )
+    for r in [ddpm, *rows, *solver_rows]:
         r["fid_ratio"] = r["fid"] / ddpm["fid"]
         r["speedup"] = ddpm["seconds"] / r["seconds"]
     best = {
@@ -66,6 +86,12 @@ def run(ctx: Context) -> dict:
         for spacing in c.spacings
     }
     overall = fewest_steps_within(rows, ddpm["fid"], c.tolerance)
+    solver_best = {
+        f"{sampler} ({spacing})": fewest_steps_within(
+            [r for r in solver_rows if r["sampler"] == sampler], ddpm["fid"], c.tolerance, key="nfe"
+        )
+        for sampler, spacing in c.solvers
+    }
 
     # ---- the plot: FID (with DDPM-T's +-10% band) and the measured speed-up against the ideal T / steps
     fig, (ax_fid, ax_speed) = figure(2, 5, 3.8)
@@ -73,10 +99,13 @@ def run(ctx: Context) -> dict:
         sub = [r for r in rows if r["spacing"] == spacing]
         ax_fid.plot([r["steps"] for r in sub], [r["fid"] for r in sub], "o-", label=f"DDIM {spacing}")
         ax_speed.plot([r["steps"] for r in sub], [r["speedup"] for r in sub], "o-", label=f"DDIM {spacing}")
+    for sampler, spacing in c.solvers:
+        sub = [r for r in solver_rows if r["sampler"] == sampler]
+        ax_fid.plot([r["nfe"] for r in sub], [r["fid"] for r in sub], "s--", label=f"{sampler} {spacing}")
     ax_fid.axhline(ddpm["fid"], color="k", linestyle="--", label=f"DDPM-{T}")
     ax_fid.axhspan(0, (1 + c.tolerance) * ddpm["fid"], color="g", alpha=0.1, label=f"within {c.tolerance:.0%}")
     ax_fid.set(ylabel="FID (classifier features)", title="quality")
-    step_axis(ax_fid, sorted({*c.ddim_steps, T}), "sampler steps (DDPM-T drawn as the dashed line)")
+    step_axis(ax_fid, sorted({*c.ddim_steps, T}), "network evaluations (DDPM-T drawn as the dashed line)")
     ax_speed.plot(c.ddim_steps, [T / s for s in c.ddim_steps], "k:", label=f"ideal {T} / steps")
     ax_speed.axhspan(10, 50, color="orange", alpha=0.15, label="seed's 10-50x")
     ax_speed.set(yscale="log", ylabel=f"speed-up over DDPM-{T}", title="wall clock")
@@ -90,7 +119,10 @@ def run(ctx: Context) -> dict:
         "tolerance": c.tolerance,
         "ddpm": strip(ddpm),
         "ddim": [strip(r) for r in rows],
+        "solvers": [strip(r) for r in solver_rows],
         "fewest_steps_within_tolerance": {s: (b["steps"] if b else None) for s, b in best.items()},
+        "fewest_nfe_within_tolerance_solvers": {s: (b["nfe"] if b else None) for s, b in solver_best.items()},
+        "noise_floor": noise,
         "fewest_overall": {
             "steps": overall["steps"],
             "spacing": overall["spacing"],
@@ -116,8 +148,15 @@ def run(ctx: Context) -> dict:
         )
     report.text(answer)
     report.table(
-        ["spacing", f"fewest steps within {c.tolerance:.0%}"],
-        [(s, b["steps"] if b else None) for s, b in best.items()],
+        ["sampler (spacing)", f"fewest NFE within {c.tolerance:.0%}"],
+        [(f"ddim ({s})", b["steps"] if b else None) for s, b in best.items()]
+        + [(s, b["nfe"] if b else f"none of {list(c.solver_nfe)}") for s, b in solver_best.items()],
+    )
+    report.text(
+        f"Noise floor: DDIM-{last['steps']} ({last['spacing']}) redrawn with the next sampling seed gives FID "
+        f"{fmt(noise['fid_next_seed'])} against {fmt(noise['fid_seed'])}: FIDs of {n} samples differ by about "
+        f"{fmt(100 * noise['relative_spread'])}% from the draw alone, so differences smaller than that are "
+        "not real."
     )
     speedups = [r["speedup"] for r in rows]
     report.text(
@@ -126,24 +165,25 @@ def run(ctx: Context) -> dict:
         "forward passes)."
     )
     report.table(
-        ["sampler", "spacing", "steps", "FID", "FID / DDPM", "KID", "ms / image", "speed-up"],
+        ["sampler", "spacing", "steps", "NFE", "FID", "FID / DDPM", "KID", "ms / image", "speed-up"],
         [
             (
                 r["sampler"],
                 r["spacing"],
                 r["steps"],
+                r["nfe"],
                 r["fid"],
                 r["fid_ratio"],
                 r["kid"],
                 r["ms_per_image"],
                 r["speedup"],
             )
-            for r in [ddpm, *rows]
+            for r in [ddpm, *rows, *solver_rows]
         ],
     )
     report.image(plot, "FID and speed-up against steps")
     report.heading("Samples")
-    for r in [ddpm, *rows]:
+    for r in [ddpm, *rows, *solver_rows]:
         report.image(ctx.out / r["grid"], f"{r['sampler']}-{r['steps']} {r['spacing']}")
         report.text(f"{r['sampler'].upper()}-{r['steps']} ({r['spacing']})")
     report.heading("Setup")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..data import to_model_range
+from ..data import from_model_range, to_model_range
 from ..viz import save_grid
 from .common import Context, sample_timed, train_config, train_run, write_idx
 from .report import Report, figure, fmt, save_figure
@@ -28,7 +28,7 @@ class Config:
     image_index: int  # which training image to memorise
     timesteps: int
     schedule: str
-    train_steps: int
+    stages: tuple[int, ...]  # sample after this many training steps (the last: the whole run)
     batch_size: int  # noisy copies of the one image per step
     lr: float
     warmup: int
@@ -36,12 +36,15 @@ class Config:
     baseline_images: int  # other real digits for the baseline MSE
 
 
-QUICK = Config(0, 100, "linear-scaled", 100, 16, 1e-3, 10, 8, 256)
-FULL = Config(0, 1000, "linear", 5000, 64, 5e-4, 100, 64, 5000)
+QUICK = Config(0, 100, "linear-scaled", (50, 100), 16, 1e-3, 10, 8, 256)
+CPU = Config(0, 1000, "linear", (250, 500, 1000, 1500), 64, 1e-3, 100, 16, 5000)
+FULL = Config(0, 1000, "linear", (500, 1000, 2500, 5000), 64, 5e-4, 100, 64, 5000)
+CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+TRAJECTORY_FRAMES = 8  # columns of the denoising-trajectory figure
 
 
 def run(ctx: Context) -> dict:
-    c = QUICK if ctx.quick else FULL
+    c = CONFIGS[ctx.size]
     data = ctx.load("train")
     target, label = data.images[c.image_index], int(data.labels[c.image_index])  # (C, H, W) uint8
 
@@ -50,25 +53,46 @@ def run(ctx: Context) -> dict:
     if target.shape[0] != 1:
         raise ValueError("overfit-one-image supports 1-channel data (mnist, fashion-mnist, synthetic)")
     write_idx(folder, "train", target.numpy()[None, 0], np.array([label]))
-    config = train_config(
-        ctx,
-        f"overfit-one-image-{c.image_index}",
-        dataset="mnist",
-        data_dir=str(folder),
-        timesteps=c.timesteps,
-        schedule=c.schedule,
-        steps=c.train_steps,
-        batch_size=c.batch_size,
-        lr=c.lr,
-        warmup=c.warmup,
-        log_every=max(c.train_steps // 50, 1),
-    )
-    trained = train_run(ctx, config)
-
-    # ---- sample with DDPM over all T steps; compare each sample with the target in [-1, 1]
-    images, seconds = sample_timed(ctx, trained, c.n_samples, sampler="ddpm", steps=c.timesteps)
     x0 = to_model_range(target)  # (C, H, W)
-    samples = to_model_range(images)  # (n, C, H, W)
+
+    # ---- train in stages (each resumes the last) and sample with DDPM over all T steps after each
+    stages = []
+    for steps in c.stages:
+        config = train_config(
+            ctx,
+            f"overfit-one-image-{c.image_index}",
+            dataset="mnist",
+            data_dir=str(folder),
+            timesteps=c.timesteps,
+            schedule=c.schedule,
+            steps=steps,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            warmup=c.warmup,
+            log_every=max(c.stages[-1] // 50, 1),
+            checkpoint_every=steps,
+        )
+        trained = train_run(ctx, config)
+        images, seconds = sample_timed(ctx, trained, c.n_samples, sampler="ddpm", steps=c.timesteps)
+        mse = ((to_model_range(images) - x0) ** 2).flatten(1).mean(1).tolist()
+        stages.append({"steps": steps, "mean_mse": float(np.mean(mse)), "max_mse": float(max(mse))})
+        print(f"overfit-one-image: {steps} steps: mean MSE {stages[-1]['mean_mse']:.4f}", flush=True)
+    reconstructed = [st["steps"] for st in stages if st["mean_mse"] < THRESHOLD]
+    steps_to_reconstruct = reconstructed[0] if reconstructed else None
+
+    # ---- the denoising trajectory of two samples: x_t and the predicted x_0 at evenly spaced steps
+    frames: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    every = max(c.timesteps // (TRAJECTORY_FRAMES - 1), 1)
+
+    def keep(i: int, t: int, x_t: torch.Tensor, x0_pred: torch.Tensor) -> None:
+        if i % every == 0 or i == c.timesteps - 1:
+            frames[t] = (x_t.float().cpu().clone(), x0_pred.float().cpu().clone())
+
+    sample_timed(ctx, trained, 2, sampler="ddpm", steps=c.timesteps, callback=keep)
+    shown = sorted(frames, reverse=True)
+    strip = [frames[t][k][j] for j in range(2) for k in range(2) for t in shown]
+    strip = from_model_range(torch.stack(strip).clamp(-1, 1))
+    samples = to_model_range(images)  # (n, C, H, W): the last stage's
     mse = ((samples - x0) ** 2).flatten(1).mean(1).tolist()
     others = data.images[torch.randperm(len(data), generator=torch.Generator().manual_seed(ctx.seed))]
     others = others[: c.baseline_images + 1]
@@ -84,6 +108,7 @@ def run(ctx: Context) -> dict:
     ax.plot(trained.steps, trained.losses)
     ax.set(xlabel="step", ylabel="eps MSE", yscale="log", title="training loss on one image")
     loss_plot = save_figure(fig, ctx.images / "loss.png")
+    trajectory = save_grid(strip, ctx.images / "trajectory.png", nrow=len(shown), scale=3)
 
     results = {
         "target": {"index": c.image_index, "label": label},
@@ -94,6 +119,9 @@ def run(ctx: Context) -> dict:
         "nearest_other_digit_mse": nearest_other,
         "threshold": THRESHOLD,
         "reconstructs": bool(mean_mse < THRESHOLD),
+        "stages": stages,
+        "steps_to_reconstruct": steps_to_reconstruct,
+        "trajectory_timesteps": shown,
         "final_loss": trained.final_loss,
         "train_seconds": trained.seconds,
         "sample_seconds": seconds,
@@ -120,6 +148,19 @@ def run(ctx: Context) -> dict:
             ("sampling seconds", seconds),
             ("parameters", trained.parameters),
         ],
+    )
+    report.heading("Steps to reconstruct")
+    when = f"after **{steps_to_reconstruct}** training steps" if steps_to_reconstruct else "at none of the stages"
+    report.text(f"The mean reconstruction MSE first falls below {fmt(THRESHOLD)} {when}.")
+    report.table(
+        ["training steps", "mean MSE", "worst MSE", "below the bar"],
+        [(st["steps"], st["mean_mse"], st["max_mse"], st["mean_mse"] < THRESHOLD) for st in stages],
+    )
+    report.heading("The trajectory")
+    report.image(trajectory, "denoising trajectory")
+    report.text(
+        f"Two samples, left to right t = {', '.join(str(t) for t in shown)}: for each, the first row is x_t "
+        "and the second the network's prediction of x_0 at that step (clipped to [-1, 1] for display)."
     )
     report.table(["sample", "MSE to target"], [(i, v) for i, v in enumerate(mse)])
     report.image(grid, "target (first) and samples")

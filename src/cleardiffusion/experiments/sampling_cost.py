@@ -60,6 +60,7 @@ MODELS_FULL = [
     ("MLP 3072-2048", "mlp", (3, 32, 32), {"hidden_dim": 2048}),
     ("U-Net seed-minimal c32", "unet", (1, 28, 28), {"preset": "seed-minimal", "base_channels": 32}),
     ("U-Net seed-minimal", "unet", (1, 28, 28), {"preset": "seed-minimal"}),
+    ("U-Net small (the CPU recipe)", "unet", (1, 28, 28), {"preset": "small"}),
     ("U-Net seed-minimal @56", "unet", (1, 56, 56), {"preset": "seed-minimal"}),
     ("U-Net seed-cifar", "unet", (3, 32, 32), {"preset": "seed-cifar"}),
     ("U-Net ddpm-cifar10", "unet", (3, 32, 32), {"preset": "ddpm-cifar10"}),
@@ -74,7 +75,9 @@ class Config:
 
 
 QUICK = Config(steps=(2, 4), batches=(1, 8), repeats=2)
+CPU = Config(steps=(10, 50), batches=(1, 16), repeats=2)
 FULL = Config(steps=(10, 50, 100), batches=(1, 64), repeats=3)
+CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
 
 
 def build(kind: str, shape: tuple[int, int, int], options: dict) -> nn.Module:
@@ -134,10 +137,10 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    c = QUICK if ctx.quick else FULL
+    c = CONFIGS[ctx.size]
     schedule = NoiseSchedule.from_name("linear", 1000).to(ctx.device)
     rows = []
-    for name, kind, shape, options in MODELS_QUICK if ctx.quick else MODELS_FULL:
+    for name, kind, shape, options in MODELS_QUICK if ctx.quick else MODELS_FULL:  # cpu: the full list
         torch.manual_seed(ctx.seed)
         model = build(kind, shape, options).to(ctx.device).eval()
         params, pixels = count_parameters(model), shape[1] * shape[2]

@@ -31,7 +31,7 @@ class Scorer:
 
     def __init__(self, ctx: "Context"):
         s, device = ctx.sizes, str(ctx.device)
-        mode = "quick" if ctx.quick else "full"
+        mode = ctx.size
         path = ctx.classifier_path or ctx.cache / f"classifier-{ctx.dataset}-{mode}.pt"
         train_data, test_data = ctx.load("train"), ctx.load("test")
         start = time.perf_counter()
@@ -100,7 +100,7 @@ class Scorer:
 
 def scorer(ctx: "Context") -> Scorer:
     """The experiment's Scorer, built once per `experiment all` (its classifier and reference statistics)."""
-    key = ("scorer", ctx.dataset, str(ctx.cache), ctx.quick, str(ctx.device))
+    key = ("scorer", ctx.dataset, str(ctx.cache), ctx.size, str(ctx.device))
     if key not in ctx.shared:
         ctx.shared[key] = Scorer(ctx)
     return ctx.shared[key]

@@ -12,7 +12,7 @@ import torch
 from ..data import to_model_range
 from ..objective import eps_mse_loss
 from ..viz import save_grid
-from .common import Context, TrainedRun, base_run, sample_timed, train_config, train_run
+from .common import Context, TrainedRun, sample_timed, train_config, train_run
 from .report import Report, figure, fmt, save_figure
 from .scoring import scorer
 
@@ -28,10 +28,13 @@ class Config:
     ddim_steps: int  # sampler for the FID
     bands: int  # timestep bands of the held-out loss
     heldout_images: int  # test images for the held-out loss
+    repeat: bool  # train every-block again with the next seed: the noise floor of a training run
 
 
-QUICK = Config(ddim_steps=5, bands=5, heldout_images=64)
-FULL = Config(ddim_steps=50, bands=10, heldout_images=2000)
+QUICK = Config(ddim_steps=5, bands=5, heldout_images=64, repeat=False)
+CPU = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
+FULL = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
+CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
 
 
 @torch.no_grad()
@@ -49,17 +52,25 @@ def heldout_loss_by_band(ctx: Context, run: TrainedRun, bands: int, n: int) -> l
 
 
 def run(ctx: Context) -> dict:
-    c = QUICK if ctx.quick else FULL
+    c = CONFIGS[ctx.size]
     runs = {
-        "middle": base_run(ctx),
+        "middle": train_run(ctx, train_config(ctx, "unconditional-middle", time_embedding="middle")),
         "every-block": train_run(ctx, train_config(ctx, "unconditional-every-block", time_embedding="every-block")),
     }
+    if c.repeat:
+        runs["every-block, next seed"] = train_run(
+            ctx,
+            train_config(
+                ctx, f"unconditional-every-block-seed{ctx.seed + 1}", time_embedding="every-block", seed=ctx.seed + 1
+            ),
+        )
     score, n = scorer(ctx), ctx.sizes.n_samples
     ctx.images.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, trained in runs.items():
         images, seconds = sample_timed(ctx, trained, n, sampler="ddim", steps=c.ddim_steps)
-        grid = save_grid(images[:64], ctx.images / f"samples_{name}.png", nrow=8, scale=2)
+        slug = name.replace(", ", "_").replace(" ", "-")
+        grid = save_grid(images[:64], ctx.images / f"samples_{slug}.png", nrow=8, scale=2)
         rows[name] = {
             "parameters": trained.parameters,
             "final_loss": trained.final_loss,
@@ -94,6 +105,16 @@ def run(ctx: Context) -> dict:
         "fid_ratio_middle_over_every_block": mid["fid"] / every["fid"],
         "loss_curves": {k: {"step": r.steps, "loss": r.losses} for k, r in runs.items()},
     }
+    repeat = rows.get("every-block, next seed")
+    if repeat:
+        spread = abs(repeat["fid"] - every["fid"])
+        results["training_noise_floor"] = {
+            "fid_seed": every["fid"],
+            "fid_next_seed": repeat["fid"],
+            "spread": spread,
+            "difference_middle_every_block": abs(mid["fid"] - every["fid"]),
+            "difference_exceeds_noise": abs(mid["fid"] - every["fid"]) > spread,
+        }
     report = Report(ctx.out, TITLE, QUESTION)
     report.heading("Result")
     report.text(
@@ -103,6 +124,15 @@ def run(ctx: Context) -> dict:
         "training "
         f"loss {fmt(mid['final_loss'])} (middle) vs {fmt(every['final_loss'])} (every-block)."
     )
+    if repeat:
+        noise = results["training_noise_floor"]
+        verdict = "larger" if noise["difference_exceeds_noise"] else "NOT larger"
+        report.text(
+            f"Noise floor: every-block trained again with the next seed (new initialisation, batches and "
+            f"noise) scores FID {fmt(repeat['fid'])} against {fmt(every['fid'])}, a spread of "
+            f"{fmt(noise['spread'])}; the middle / every-block difference "
+            f"({fmt(noise['difference_middle_every_block'])}) is {verdict} than that."
+        )
     report.table(
         [
             "injection",
