@@ -81,11 +81,12 @@ def generate_images(
 
     Each sample draws x_T and any per-step noise from its own CPU generator (see `sample_generator`), so
     it is the same whatever the batch size or device. The price: samplers that add noise at every step
-    (DDPM, DDIM with eta > 0) draw it on the CPU, one sample at a time; DDIM with eta = 0 draws none.
+    (DDPM, DDIM with eta > 0, dpm++2m-sde) draw it on the CPU, one sample at a time; the ODE solvers draw none.
 
     Args:
         schedule: the DDPM noise schedule; unused (may be None) for a flow model.
-        sampler: 'ddpm', 'ddim', 'dpm++2m' or 'heun' for objective 'ddpm'; 'euler' or 'heun' for 'flow'.
+        sampler: 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-sde' or 'heun' for objective 'ddpm'; 'euler' or 'heun'
+            for 'flow'.
         spacing: 'uniform', 'quadratic', 'logsnr' or 'karras' (`samplers.make_timesteps`); flow:
             'uniform' or 'quadratic' (`flow.flow_timesteps`).
         timesteps: an explicit descending list of step indices (flow: times from 1 to 0); overrides

@@ -1,5 +1,5 @@
-"""Reverse-process samplers: DDPM (Ho et al. 2020), DDIM (Song et al. 2021), DPM-Solver++(2M) (Lu et al. 2022)
-and Heun's method on the probability-flow ODE (Karras et al. 2022).
+"""Reverse-process samplers: DDPM (Ho et al. 2020), DDIM (Song et al. 2021), DPM-Solver++(2M) and its SDE
+variant (Lu et al. 2022) and Heun's method on the probability-flow ODE (Karras et al. 2022).
 
 Every sampler shares one signature, k-diffusion style:
 
@@ -229,15 +229,19 @@ def dpmpp_2m_sample(
     clip_x0: bool = False,
     callback: Callback | None = None,
     order: int = 2,
+    eta: float = 0.0,
 ) -> torch.Tensor:
-    """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2; deterministic, one NFE per step (`generator` is unused).
+    """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2; one NFE per step, deterministic with eta = 0.
 
     The first step is first order (Algorithm 2 starts so: no earlier x_theta yet). The last step goes from the
     last index to sigma = 0, where lambda = +inf, h = inf and r = 0, so it is first order too: it returns
     x_theta there, as DDIM's last step does. `order=1` makes every step first order, which is DDIM (eta = 0).
+    eta = 1 is its SDE variant (SDE-DPM-Solver++(2M), Lu et al. 2022; diffusers' sde-dpmsolver++):
+    the same D_i, a step e^{-eta h} closer to x_theta and fresh noise of variance sigma_s^2 (1 - e^{-2 eta h});
+    with order=1 it is DDIM with eta = 1 (DDPM with the posterior variance) drawing the same noise.
     """
-    if order not in (1, 2):
-        raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
+    if order not in (1, 2) or eta < 0:
+        raise ValueError(f"DPM-Solver++ needs order 1 or 2 and eta >= 0, got order {order}, eta {eta}")
     x, x0_prev, h_prev = x_T, None, None
     for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
         _, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)  # x_theta(x_{t_{i-1}}, t_{i-1})
@@ -249,8 +253,10 @@ def dpmpp_2m_sample(
         if order == 2 and x0_prev is not None:
             r = h_prev / h  # r_i = h_{i-1} / h_i
             D = (1 + 1 / (2 * r)) * x0_pred - 1 / (2 * r) * x0_prev  # D_i
-        # x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i
-        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * D
+        # x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i  (eta = 0)
+        x = (sigma_s / sigma_t) * math.exp(-eta * h) * x - alpha_s * math.expm1(-(1 + eta) * h) * D
+        if eta > 0:
+            x = x + sigma_s * (-math.expm1(-2 * eta * h)) ** 0.5 * randn_like(x, generator)
         x0_prev, h_prev = x0_pred, h
     return x
 
@@ -294,7 +300,29 @@ def heun_sample(
     return x_hat  # s(0) = 1 after the last step: x_hat = x_0
 
 
-SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample, "dpm++2m": dpmpp_2m_sample, "heun": heun_sample}
+def dpmpp_2m_sde_sample(
+    eps_model: EpsModel,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    timesteps: Sequence[int] | None = None,
+    *,
+    generator: Generator = None,
+    clip_x0: bool = False,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M): `dpmpp_2m_sample` with eta = 1, fresh noise on every step but the last."""
+    return dpmpp_2m_sample(
+        eps_model, schedule, x_T, timesteps, generator=generator, clip_x0=clip_x0, callback=callback, eta=1.0
+    )
+
+
+SAMPLERS = {
+    "ddpm": ddpm_sample,
+    "ddim": ddim_sample,
+    "dpm++2m": dpmpp_2m_sample,
+    "dpm++2m-sde": dpmpp_2m_sde_sample,
+    "heun": heun_sample,
+}
 
 
 def sampler_nfe(sampler: str, steps: int) -> int:

@@ -8,7 +8,7 @@ from ..errors import UsageError
 from . import finite_float, positive_int, seed, unit_interval
 
 # literal copies (importing the library here would slow down every --help); tests check they match it
-SAMPLER_CHOICES = ("ddpm", "ddim", "dpm++2m", "heun", "euler")
+SAMPLER_CHOICES = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun", "euler")
 SPACING_CHOICES = ("uniform", "quadratic", "logsnr", "karras")
 
 EPILOG = """\
@@ -28,20 +28,21 @@ examples:
 Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
 s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
 
-Samplers: a DDPM (eps) checkpoint takes ddpm, ddim, dpm++2m (DPM-Solver++(2M), Lu et al. 2022) or heun
-(Karras et al. 2022, Algorithm 1); a flow matching checkpoint takes euler or heun on its ODE. NFE, the number
-of network evaluations, is one per step except heun: 2 per step, and on a DDPM checkpoint 1 on its last
-(Euler) step, so 2 * steps - 1; flow heun is 2 * steps. Spacings for DDPM checkpoints: uniform, quadratic,
-logsnr (uniform in log-SNR; dpm++2m's default) or karras (rho = 7; heun's default); for flow checkpoints:
+Samplers: a DDPM (eps) checkpoint takes ddpm, ddim, dpm++2m (DPM-Solver++(2M), Lu et al. 2022), dpm++2m-sde
+(its SDE variant: fresh noise every step) or heun (Karras et al. 2022, Algorithm 1); a flow matching
+checkpoint takes euler or heun on its ODE. NFE, the number of network evaluations, is one per step except
+heun: 2 per step, and on a DDPM checkpoint 1 on its last (Euler) step, so 2 * steps - 1; flow heun is
+2 * steps. Spacings for DDPM checkpoints: uniform, quadratic,
+logsnr (uniform in log-SNR; the dpm++ solvers' default) or karras (rho = 7; heun's default); for flow checkpoints:
 uniform or quadratic in t.
 The .npz also records sampler, spacing, steps and nfe.
 """
 
 # (objective, sampler) -> steps when neither --steps nor --nfe is given; DDPM takes all T steps
-DEFAULT_STEPS = {("ddpm", "ddim"): 50, ("ddpm", "dpm++2m"): 20, ("ddpm", "heun"): 18, ("flow", "euler"): 50,
-                 ("flow", "heun"): 25}  # fmt: skip
+DEFAULT_STEPS = {("ddpm", "ddim"): 50, ("ddpm", "dpm++2m"): 20, ("ddpm", "dpm++2m-sde"): 20, ("ddpm", "heun"): 18,
+                 ("flow", "euler"): 50, ("flow", "heun"): 25}  # fmt: skip
 # each solver's paper's spacing (DPM-Solver: uniform in log-SNR; Karras et al. 2022, Eq. 5) unless --spacing
-DEFAULT_SPACING = {("ddpm", "dpm++2m"): "logsnr", ("ddpm", "heun"): "karras"}
+DEFAULT_SPACING = {("ddpm", "dpm++2m"): "logsnr", ("ddpm", "dpm++2m-sde"): "logsnr", ("ddpm", "heun"): "karras"}
 
 
 def register(subparsers) -> None:
@@ -59,14 +60,16 @@ def register(subparsers) -> None:
         "--sampler",
         choices=SAMPLER_CHOICES,
         default=None,
-        help="ddpm|ddim|dpm++2m|heun for DDPM checkpoints (default: ddim), euler|heun for flow (default: euler)",
+        help="ddpm|ddim|dpm++2m|dpm++2m-sde|heun for DDPM checkpoints (default: ddim), euler|heun for flow "
+        "(default: euler)",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--steps",
         type=positive_int,
         default=None,
-        help="sampling steps, at most T (default: T for ddpm, 50 ddim, 20 dpm++2m, 18 heun, 50 euler, 25 flow heun)",
+        help="sampling steps, at most T (default: T for ddpm, 50 ddim, 20 dpm++2m and dpm++2m-sde, 18 heun, 50 "
+        "euler, 25 flow heun)",
     )
     budget.add_argument(
         "--nfe",
