@@ -30,7 +30,7 @@ class Config:
     solver_nfe: tuple[int, ...] = ()  # their NFE budgets (Heun: steps = budget // 2 + 1, NFE = 2 steps - 1)
 
 
-SOLVERS = (("dpm++2m", "logsnr"), ("heun", "karras"))
+SOLVERS = (("dpm++2m", "logsnr"), ("dpm++2m-sde", "logsnr"), ("heun", "karras"))
 QUICK = Config((2, 5, 10), ("uniform", "quadratic"), 0.10, SOLVERS, (5,))
 CPU = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
 FULL = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
