@@ -32,8 +32,9 @@ from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
 from cleardiffusion.viz import save_grid
 
-DDPM_RUNS = ("ddim:uniform", "dpm++2m:logsnr", "heun:karras")  # sampler:spacing, each solver's paper's spacing
+DDPM_RUNS = ("ddim:uniform", "dpm++2m:logsnr", "dpm++2m-sde:logsnr", "heun:karras")  # sampler:spacing
 FLOW_RUNS = ("euler:uniform", "heun:uniform")
+DETERMINISTIC = ("ddim", "dpm++2m", "heun")  # the probability-flow ODE solvers (DDIM with eta = 0)
 
 
 def steps_within(objective: str, sampler: str, budget: int) -> int:
@@ -159,7 +160,7 @@ def report(rows: list[dict], args, out: Path) -> str:
             f"| {r['fid'] / best[r['model']]:.2f} | {r['kid']:.4f} | {r['seconds']:.1f} |"
         )
     lines += ["", "## Targets", ""]
-    ode = [r["fid"] for r in rows if r["model"] == "eps" and r["sampler"] != "ddpm"]
+    ode = [r["fid"] for r in rows if r["model"] == "eps" and r["sampler"] in DETERMINISTIC]
     best_ode = min(ode) if ode else None
     if best_ode:
         lines.append(
@@ -167,7 +168,8 @@ def report(rows: list[dict], args, out: Path) -> str:
             "(probability-flow ODE) sampler, the measured limit of the ODE solvers at these NFE."
         )
         lines.append("")
-    for sampler, budget, target in (("dpm++2m", 10, 1.25), ("dpm++2m", 20, 1.1), ("ddim", 10, None)):
+    targets = (("dpm++2m", 10, 1.25), ("dpm++2m", 20, 1.1), ("dpm++2m-sde", 10, 1.25), ("dpm++2m-sde", 20, 1.1))
+    for sampler, budget, target in (*targets, ("ddim", 10, None)):
         r = at(rows, "eps", sampler, budget)
         if r:
             goal = f" (target <= {target})" if target else ""

@@ -85,18 +85,26 @@ def test_conditional_labels_and_guidance(checkpoints, tmp_path):
     "sampler, flags, steps, nfe, spacing",
     [
         ("dpm++2m", ["--steps", 6], 6, 6, "logsnr"),
+        ("dpm++2m-sde", ["--steps", 6], 6, 6, "logsnr"),
         ("heun", ["--nfe", 9], 5, 9, "karras"),
         ("heun", ["--steps", 4, "--spacing", "uniform"], 4, 7, "uniform"),
         ("ddim", ["--nfe", 7, "--spacing", "karras"], 7, 7, "karras"),
     ],
 )
-def test_ode_solvers_record_their_nfe(checkpoints, tmp_path, capsys, sampler, flags, steps, nfe, spacing):
+def test_solvers_record_their_nfe(checkpoints, tmp_path, capsys, sampler, flags, steps, nfe, spacing):
     out = tmp_path / "s.npz"
     assert run_sample(checkpoints[0], out, "--n", 3, "--sampler", sampler, *flags) == 0
     z = np.load(out)
     assert z["images"].shape == (3, 8, 8, 1)
     assert (str(z["sampler"]), int(z["steps"]), int(z["nfe"]), str(z["spacing"])) == (sampler, steps, nfe, spacing)
     assert f"NFE {nfe}" in capsys.readouterr().out
+
+
+def test_default_sampler_is_dpm_solver_pp_sde_at_most_t_steps(checkpoints, tmp_path):
+    assert run_sample(checkpoints[0], tmp_path / "d.npz", "--n", 2) == 0
+    z = np.load(tmp_path / "d.npz")
+    T = torch.load(checkpoints[0], weights_only=False)["config"]["timesteps"]
+    assert (str(z["sampler"]), str(z["spacing"]), int(z["steps"])) == ("dpm++2m-sde", "logsnr", min(50, T))
 
 
 def test_flow_checkpoint_takes_flow_samplers(flow_checkpoint, tmp_path):

@@ -238,7 +238,8 @@ def register(subparsers) -> None:
         type=non_negative_int,
         default=D.sample_every,
         metavar="N",
-        help=f"steps between DDIM-50 sample grids of the EMA model in OUT/samples, 0: never ({D.sample_every})",
+        help=f"steps between sample grids (dpm++2m-sde, 50 steps) of the EMA model in OUT/samples, 0: never "
+        f"({D.sample_every})",
     )
     out.add_argument(
         "--checkpoint-every",
