@@ -155,7 +155,9 @@ class TrainingMonitor:
                 ax.set_yscale("log")
                 ax.grid(alpha=0.3)
         fig.suptitle(f"{self.config.model} on {self.config.dataset}")
-        fig.tight_layout()
+        # fixed margins: tight_layout measured every log-axis tick label and cost ~0.5 s a plot, at every checkpoint
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.5 / (1.6 * len(rows)), top=1 - 0.3 / (1.6 * len(rows)),
+                            wspace=0.25, hspace=0.35)  # fmt: skip
         with atomic_write(self.out / "curves.png") as f:  # never half a PNG
             fig.savefig(f, format="png")
         plt.close(fig)
