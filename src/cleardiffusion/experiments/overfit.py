@@ -36,7 +36,7 @@ class Config:
     baseline_images: int  # other real digits for the baseline MSE
 
 
-QUICK = Config(0, 100, "linear-scaled", (50, 100), 16, 1e-3, 10, 8, 256)
+QUICK = Config(0, 100, "linear-scaled", (30, 60), 16, 1e-3, 10, 8, 256)
 CPU = Config(0, 1000, "linear", (250, 500, 1000, 1500), 64, 1e-3, 100, 16, 5000)
 FULL = Config(0, 1000, "linear", (500, 1000, 2500, 5000), 64, 5e-4, 100, 64, 5000)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
