@@ -177,12 +177,13 @@ def report(rows: list[dict], args, out: Path) -> str:
             lines.append(
                 f"- eps {sampler} at NFE {r['nfe']}: FID / best = {r['fid'] / best['eps']:.2f}{goal}{against_ode}"
             )
-    dpm, flows = at(rows, "eps", "dpm++2m", 10), [r for r in rows if r["model"] == "flow" and r["budget"] == 10]
-    for r in flows:
-        if dpm:
+    flows = [r for r in rows if r["model"] == "flow" and r["budget"] == 10]
+    for name, label in (("dpm++2m", "DPM-Solver++(2M)"), ("dpm++2m-sde", "DPM-Solver++(2M) SDE")):
+        dpm = at(rows, "eps", name, 10)
+        for r in flows if dpm else []:
             verdict = "better" if r["fid"] < dpm["fid"] else f"worse by {r['fid'] / dpm['fid']:.2f}x"
             lines.append(
-                f"- flow {r['sampler']} at NFE {r['nfe']}: FID {r['fid']:.3f} against eps DPM-Solver++(2M) "
+                f"- flow {r['sampler']} at NFE {r['nfe']}: FID {r['fid']:.3f} against eps {label} "
                 f"at NFE {dpm['nfe']}: {dpm['fid']:.3f} ({verdict})"
             )
     lines += ["", "![FID against NFE](fid_vs_nfe.png)", ""]
