@@ -85,7 +85,7 @@ def register(subparsers) -> None:
         choices=SPACING_CHOICES,
         default=None,
         help="which timesteps a shorter run visits: uniform, quadratic, logsnr, karras (default: logsnr for "
-        "dpm++2m, karras for heun, else uniform; flow: uniform or quadratic, default uniform)",
+        "dpm++2m and dpm++2m-sde, karras for heun, else uniform; flow: uniform or quadratic, default uniform)",
     )
     p.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise in [0, 1]: 0 deterministic, 1 DDPM-like")
     p.add_argument(
