@@ -149,7 +149,7 @@ def run(ctx: Context) -> dict:
     report.text(answer)
     report.table(
         ["sampler (spacing)", f"fewest NFE within {c.tolerance:.0%}"],
-        [(f"ddim ({s})", b["steps"] if b else None) for s, b in best.items()]
+        [(f"ddim ({s})", b["steps"] if b else f"none of {list(c.ddim_steps)}") for s, b in best.items()]
         + [(s, b["nfe"] if b else f"none of {list(c.solver_nfe)}") for s, b in solver_best.items()],
     )
     report.text(
