@@ -338,7 +338,8 @@ def sample_timed(
     sampler (ddpm-steps and ddim-steps both draw DDPM-1000) draw them once; a callback is never cached.
     """
     seed = ctx.seed if seed is None else seed
-    key = json.dumps([run.config, n, seed, ctx.sizes.sample_batch, repr(sorted(options.items()))])
+    plain = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in options.items()}  # no "..." reprs
+    key = json.dumps([run.config, n, seed, ctx.sizes.sample_batch, repr(sorted(plain.items()))])
     path = ctx.cache / "samples" / f"{run.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     cacheable = not ctx.quick and "callback" not in options
     if cacheable and path.is_file():
@@ -382,5 +383,6 @@ def sampling_noise(ctx: Context, run: TrainedRun, score: Callable, fid: float, *
     images, _ = sample_timed(ctx, run, ctx.sizes.n_samples, seed=ctx.seed + 1, **options)
     other = score(images, options.get("labels"))["fid"]
     spread = abs(fid - other)
-    return {"options": repr(options), "fid_seed": fid, "fid_next_seed": other, "spread": spread,
+    shown = {k: v for k, v in options.items() if k != "labels"}
+    return {"options": repr(shown), "fid_seed": fid, "fid_next_seed": other, "spread": spread,
             "relative_spread": 2 * spread / (fid + other)}  # fmt: skip
