@@ -1,7 +1,7 @@
 """What the experiments share: their context (sizes, device, data), training through `train.train`,
 sampling with a stopwatch, and FID/KID/precision/recall/accuracy from the project's classifier features.
 
-Trained runs live under CACHE/runs[-quick|-cpu]/NAME. A run whose checkpoint is already there is reused (train
+Trained runs live under CACHE/runs[-quick|-cpu]/DATASET/NAME. A run whose checkpoint is already there is reused (train
 resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared unconditional model
 once for ddpm-steps, ddim-steps and time-embedding, and an interrupted GPU run continues where it stopped.
 """
@@ -276,7 +276,7 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         device=ctx.device_arg,
         hflip=ctx.dataset == "cifar10",
         progress=not ctx.quick,
-        out=str(ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / name),
+        out=str(ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / ctx.dataset / name),
     )
     fields.update(overrides)
     return TrainConfig(**fields)
@@ -286,7 +286,7 @@ def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
     """Train (or reuse a finished checkpoint of) `config` and load its EMA model for sampling.
 
     Experiments run in parallel on one cache (one per core, say) may ask for the same run: an exclusive
-    lock on CACHE/runs*/NAME.lock makes the second wait for the first and then reuse its checkpoint.
+    lock on CACHE/runs*/DATASET/NAME.lock makes the second wait for the first and then reuse its checkpoint.
     """
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
