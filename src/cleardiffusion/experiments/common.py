@@ -1,9 +1,10 @@
 """What the experiments share: their context (sizes, device, data), training through `train.train`,
 sampling with a stopwatch, and FID/KID/precision/recall/accuracy from the project's classifier features.
 
-Trained runs live under CACHE/runs[-quick|-cpu]/DATASET/NAME. A run whose checkpoint is already there is reused (train
-resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared unconditional model
-once for ddpm-steps, ddim-steps and time-embedding, and an interrupted GPU run continues where it stopped.
+Trained runs live under CACHE/runs[-quick|-cpu]/DATASET/NAME. A run whose checkpoint is already there is
+reused (train resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared
+unconditional model once for ddpm-steps, ddim-steps and time-embedding, and an interrupted run continues
+where it stopped.
 """
 
 import hashlib

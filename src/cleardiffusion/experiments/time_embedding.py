@@ -1,8 +1,9 @@
 """time-embedding: seed 000's open question 2. Timestep embedding in the middle block only vs every block.
 
-Two runs of the seed's U-Net that differ only in `time_embedding` (same data, seed, steps, batch, learning
-rate: equal training budget). Compared by their loss curves, a held-out eps-MSE per timestep band (where in
-the diffusion the embedding matters), and FID of DDIM samples.
+Two runs of the size's U-Net (quick and full: the seed's; cpu: the CPU recipe's `small`) that differ only in
+`time_embedding` (same data, seed, steps, batch, learning rate: equal training budget). Compared by their
+loss curves, a held-out eps-MSE per timestep band (where in the diffusion the embedding matters), and FID of
+DDIM samples. The cpu and full sizes train every-block again with the next seed: the training noise floor.
 """
 
 from dataclasses import asdict, dataclass
