@@ -106,7 +106,7 @@ def run(ctx: Context) -> dict:
     grid = save_grid(torch.cat([target[None], images[:15]]), ctx.images / "target_and_samples.png", nrow=8, scale=3)
     fig, (ax,) = figure()
     ax.plot(trained.steps, trained.losses)
-    ax.set(xlabel="step", ylabel="eps MSE", yscale="log", title="training loss on one image")
+    ax.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss on one image")
     loss_plot = save_figure(fig, ctx.images / "loss.png")
     trajectory = save_grid(strip, ctx.images / "trajectory.png", nrow=len(shown), scale=3)
 
