@@ -236,9 +236,8 @@ def dpmpp_2m_sample(
     The first step is first order (Algorithm 2 starts so: no earlier x_theta yet). The last step goes from the
     last index to sigma = 0, where lambda = +inf, h = inf and r = 0, so it is first order too: it returns
     x_theta there, as DDIM's last step does. `order=1` makes every step first order, which is DDIM (eta = 0).
-    eta = 1 is its SDE variant (SDE-DPM-Solver++(2M), Lu et al. 2022; diffusers' sde-dpmsolver++):
-    the same D_i, a step e^{-eta h} closer to x_theta and fresh noise of variance sigma_s^2 (1 - e^{-2 eta h});
-    with order=1 it is DDIM with eta = 1 (DDPM with the posterior variance) drawing the same noise.
+    eta = 1 is the SDE variant (Lu et al. 2022; diffusers' sde-dpmsolver++): the same D_i, a step e^{-eta h}
+    closer to x_theta, fresh noise of variance sigma_s^2 (1 - e^{-2 eta h}); order 1 is then DDIM, eta = 1.
     """
     if order not in (1, 2) or eta < 0:
         raise ValueError(f"DPM-Solver++ needs order 1 or 2 and eta >= 0, got order {order}, eta {eta}")
