@@ -253,3 +253,31 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     code = main(["experiment", "ddpm-steps", "--quick", "--out", str(tmp_path), "--data-dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "--data-dir" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_cache_reuses_a_draw_only_for_the_same_model_sampler_seed_and_labels(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_generate(model, schedule, *, n, shape, seed, batch_size, device, **options):
+        calls.append((seed, options))
+        yield torch.full((n, *shape), float(len(calls)) / 10)
+
+    monkeypatch.setattr(common, "generate_images", fake_generate)
+    ctx = common.Context(
+        name="x", out=tmp_path, cache=tmp_path, size="cpu", dataset="mnist", loader="mnist", data_dir=tmp_path,
+        data_note="", device=torch.device("cpu"), device_arg="cpu", seed=0, command="",
+    )  # fmt: skip
+    run = common.TrainedRun("m", {"steps": 1}, torch.nn.Identity(), None, (1, 2, 2), [], [], 0.0, 0)
+    run.model = lambda x, t: x  # the warm-up pass
+    first, _ = common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
+    again, _ = common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
+    assert len(calls) == 1 and torch.equal(first, again)  # drawn once
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, seed=1)
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, labels=torch.tensor([0, 1, 2]))
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, labels=torch.tensor([0, 1, 3]))
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, callback=lambda *a: None)  # never cached
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, callback=lambda *a: None)
+    assert len(calls) == 6
+    ctx.size = "quick"  # CI sizes never cache
+    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
+    assert len(calls) == 7
