@@ -89,7 +89,7 @@ def run(ctx: Context) -> dict:
     for name, trained in runs.items():
         ax_loss.plot(trained.steps, trained.losses, label=name, linewidth=1)
         ax_band.plot(range(c.bands), rows[name]["heldout_loss_by_band"], "o-", label=name)
-    ax_loss.set(xlabel="step", ylabel="training eps-MSE", yscale="log", title="loss curves (equal budget)")
+    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="loss curves (equal budget)")
     ax_band.set(
         xlabel=f"timestep band (of {c.bands}, small t first)",
         ylabel="held-out eps-MSE",
