@@ -12,7 +12,7 @@ import torch
 
 from ..viz import save_grid
 from .common import Context, sample_timed, sampling_noise, train_config, train_run
-from .report import Report, figure, fmt, save_figure
+from .report import Report, figure, fmt, noise_floor_text, save_figure
 from .scoring import scorer
 
 TITLE = "Classifier-free guidance: label dropout x guidance scale"
@@ -112,11 +112,7 @@ def run(ctx: Context) -> dict:
         f"s = {fmt(best_acc['guidance'])} (accuracy {fmt(best_acc['accuracy'])}). s = 0 samples the "
         "unconditional model, so its accuracy is the chance level the guidance has to beat."
     )
-    report.text(
-        f"Noise floor: the lowest-FID setting redrawn with the next sampling seed scores FID "
-        f"{fmt(noise['fid_next_seed'])} against {fmt(noise['fid_seed'])} ({fmt(100 * noise['relative_spread'])}% "
-        f"apart): FID differences smaller than that, at {n} samples, are not real."
-    )
+    report.text(noise_floor_text(noise, "the lowest-FID setting", n))
     header = ["label dropout p"] + [f"s = {fmt(s)}" for s in c.scales]
     report.heading("FID", 3)
     report.table(header, [(p, *[cell[p, s]["fid"] for s in c.scales]) for p in c.dropouts])

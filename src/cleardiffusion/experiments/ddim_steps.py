@@ -1,8 +1,9 @@
 """ddim-steps: seed 000's third experiment and open question 3. DDIM with 5-100 steps against DDPM-1000.
 
 Same checkpoint for every sampler; DDIM (eta = 0) over uniform and quadratic step spacings, and the
-few-step solvers (DPM-Solver++(2M), Heun) beside it. Reports FID, wall clock per image, the speed-up over
-DDPM-T, the fewest DDIM steps whose FID is within 10% of DDPM-T's, and the FID's sampling noise floor.
+few-step solvers (DPM-Solver++(2M), its SDE variant, Heun) beside it. Reports FID, wall clock per image, the
+speed-up over DDPM-T, the fewest DDIM steps whose FID is within 10% of DDPM-T's, and the FID's sampling
+noise floor.
 """
 
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass
 from ..generate import count_nfe, steps_for_budget
 from ..viz import save_grid
 from .common import Context, base_run, sample_timed, sampling_noise
-from .report import Report, figure, fmt, save_figure, step_axis
+from .report import Report, figure, fmt, noise_floor_text, save_figure, step_axis
 from .scoring import scorer
 
 TITLE = "DDIM: number of steps against DDPM over all T steps"
@@ -27,7 +28,7 @@ class Config:
     spacings: tuple[str, ...]
     tolerance: float  # "within 10%": FID <= (1 + tolerance) * FID(DDPM-T)
     solvers: tuple[tuple[str, str], ...] = ()  # (sampler, spacing) drawn beside DDIM at the same NFE budgets
-    solver_nfe: tuple[int, ...] = ()  # their NFE budgets (Heun: steps = budget // 2 + 1, NFE = 2 steps - 1)
+    solver_nfe: tuple[int, ...] = ()  # their NFE budgets (Heun, whose NFE is odd: the budget or one below)
 
 
 SOLVERS = (("dpm++2m", "logsnr"), ("dpm++2m-sde", "logsnr"), ("heun", "karras"))
@@ -153,12 +154,7 @@ def run(ctx: Context) -> dict:
         [(f"ddim ({s})", b["steps"] if b else f"none of {list(c.ddim_steps)}") for s, b in best.items()]
         + [(s, b["nfe"] if b else f"none of {list(c.solver_nfe)}") for s, b in solver_best.items()],
     )
-    report.text(
-        f"Noise floor: DDIM-{last['steps']} ({last['spacing']}) redrawn with the next sampling seed gives FID "
-        f"{fmt(noise['fid_next_seed'])} against {fmt(noise['fid_seed'])}: FIDs of {n} samples differ by about "
-        f"{fmt(100 * noise['relative_spread'])}% from the draw alone, so differences smaller than that are "
-        "not real."
-    )
+    report.text(noise_floor_text(noise, f"DDIM-{last['steps']} ({last['spacing']})", n))
     speedups = [r["speedup"] for r in rows]
     report.text(
         f"Measured speed-ups over DDPM-{T} range from {fmt(min(speedups))}x to {fmt(max(speedups))}x "

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from ..viz import save_grid
 from .common import Context, base_run, sample_timed, sampling_noise
-from .report import Report, figure, fmt, save_figure, step_axis
+from .report import Report, figure, fmt, noise_floor_text, save_figure, step_axis
 from .scoring import scorer
 
 TITLE = "DDPM: number of sampling steps"
@@ -84,11 +84,10 @@ def run(ctx: Context) -> dict:
     report.text(
         f"FID {trend} with the number of DDPM steps over {list(c.steps)}; the best is DDPM-{best['steps']} "
         f"(FID {fmt(best['fid'])}). {n} samples per setting, sampler batch {ctx.sizes.sample_batch}. "
-        f"Noise floor: DDPM-{first['steps']} redrawn with the next sampling seed scores FID "
-        f"{fmt(noise['fid_next_seed'])} against {fmt(noise['fid_seed'])} ({fmt(100 * noise['relative_spread'])}% "
-        "apart); smaller differences are not real. Seconds of a setting another experiment drew first (the "
-        "shared DDPM-T samples of ddim-steps) are the seconds measured then."
+        "Seconds of a setting another experiment drew first (the shared DDPM-T samples of ddim-steps) are the "
+        "seconds measured then."
     )
+    report.text(noise_floor_text(noise, f"DDPM-{first['steps']}", n))
     report.table(
         ["DDPM steps", "FID", "KID", "precision", "recall", "seconds", "ms / image"],
         [(r["steps"], r["fid"], r["kid"], r["precision"], r["recall"], r["seconds"], r["ms_per_image"]) for r in rows],

@@ -31,6 +31,15 @@ def fmt(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def noise_floor_text(noise: dict, what: str, n: int) -> str:
+    """One sentence for a report: `what`, redrawn with the next sampling seed (`common.sampling_noise`)."""
+    return (
+        f"Noise floor: {what} redrawn with the next sampling seed scores FID {fmt(noise['fid_next_seed'])} "
+        f"against {fmt(noise['fid_seed'])}: FIDs of {n} samples differ by about "
+        f"{fmt(100 * noise['relative_spread'])}% from the draw alone, so smaller differences are not real."
+    )
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor()."""
     try:
