@@ -11,7 +11,8 @@
 # arguments: DATA_ROOT (holding mnist/ and fashion-mnist/ IDX files), STEPS per dataset (about 5 minutes
 # of an H100 at batch 256 is what the issue asks; measure images/s first), RESULTS folder.
 # environment (defaults in brackets): DEVICE [cuda], N_FID DDIM-50 samples scored [10000], N_DDPM DDPM-1000
-# samples scored [2000], CLF_EPOCHS classifier epochs [the CLI's default]. A CPU plumbing check of the whole
+# samples scored [2000], CLF_EPOCHS classifier epochs [the CLI's default], TRAIN_MINUTES wall-clock cap on each
+# training run (train --time-budget; STEPS is then an upper bound) [none]. A CPU plumbing check of the whole
 # script: DEVICE=cpu N_FID=200 N_DDPM=20 CLF_EPOCHS=1 bash benchmarks/gpu_quality.sh ../shared/data 20 /tmp/q
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}
@@ -22,21 +23,23 @@ STEPS=${2:-20000}
 RESULTS=${3:-${OUT:-benchmarks/results/gpu_quality}}
 mkdir -p "$RESULTS"
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
-CD="python -m cleardiffusion"
+PY=${PYTHON:-python3}
+CD="$PY -m cleardiffusion"
 {
   echo "# GPU quality runs (issues 3 and 4)"
-  echo "- device: $(python -c 'import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")'); torch $(python -c 'import torch; print(torch.__version__)')"
+  echo "- device: $($PY -c 'import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")'); torch $($PY -c 'import torch; print(torch.__version__)')"
   echo "- date: $(date -u +%F); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- command: bash benchmarks/gpu_quality.sh $*"
+  echo "- environment: DEVICE=$DEVICE N_FID=$N_FID N_DDPM=$N_DDPM CLF_EPOCHS=${CLF_EPOCHS:-default} TRAIN_MINUTES=${TRAIN_MINUTES:-none}"
 } > "$RESULTS/README.md"
 for D in mnist fashion-mnist; do
   RUN=/tmp/run-$D
   $CD train --dataset $D --data-dir "$DATA/$D" --model seed-minimal --conditional --label-dropout 0.1 \
       --steps "$STEPS" --batch-size 256 --lr 2e-4 --warmup 500 --ema-decay 0.9999 --prediction eps \
       --loss-weighting none --sample-every 0 --checkpoint-every 5000 \
-      --log-every 200 --device "$DEVICE" --no-progress --out $RUN
+      --log-every 200 --device "$DEVICE" --no-progress --out $RUN ${TRAIN_MINUTES:+--time-budget "$TRAIN_MINUTES"}
   cp $RUN/metrics.jsonl "$RESULTS/$D-metrics.jsonl"
-  python - "$RUN/metrics.jsonl" "$D" >> "$RESULTS/README.md" <<'PY'
+  $PY - "$RUN/metrics.jsonl" "$D" >> "$RESULTS/README.md" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 ips = sorted(r["images_per_sec"] for r in rows[1:] or rows)  # the first row includes start-up
