@@ -25,7 +25,9 @@ from cleardiffusion.train_config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # KID compares 100 subsets of min(1000, reference) vectors: 400 reference images cut its cost six-fold
-TEST_SIZES = replace(common.QUICK, train_steps=20, reference_images=400, classifier_images=1000)
+TEST_SIZES = replace(
+    common.QUICK, train={**common.QUICK.train, "steps": 20}, reference_images=400, classifier_images=1000
+)
 
 
 @pytest.fixture(scope="module")
@@ -194,16 +196,11 @@ def test_every_experiment_has_every_size():
         configs = importlib.import_module(f"cleardiffusion.experiments.{module}").CONFIGS
         assert set(configs) == set(common.SIZES), module
     # the CPU size trains the CPU recipe: what `cleardiffusion train` does by default, for fewer steps
-    recipe = TrainConfig()
-    cpu = common.SIZES["cpu"]
-    assert (cpu.model, cpu.prediction, cpu.loss_weighting, cpu.ema_decay, cpu.lr, cpu.batch_size) == (
-        recipe.model,
-        recipe.prediction,
-        recipe.loss_weighting,
-        recipe.ema_decay,
-        recipe.lr,
-        recipe.batch_size,
-    )
+    recipe = {"model", "base_channels", "model_options", "prediction", "loss_weighting", "ema_decay", "lr",
+              "batch_size", "warmup", "schedule", "timesteps", "time_embedding"}  # fmt: skip
+    assert not recipe & set(common.SIZES["cpu"].train)
+    for size in common.SIZES.values():  # every training field is one TrainConfig takes
+        TrainConfig(**size.train)
 
 
 def test_cli_size_reaches_the_experiment_and_its_command(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ unconditional model once for ddpm-steps, ddim-steps and time-embedding, and an i
 where it stopped.
 """
 
+import copy
 import hashlib
 import json
 import struct
@@ -40,82 +41,49 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 @dataclass(frozen=True)
 class Sizes:
-    """Training and evaluation sizes of one size: quick (CI), cpu (<= 60 min per experiment), full (a GPU)."""
+    """One size of every experiment: how its models train and how their samples are scored.
 
-    model: str  # U-Net preset for 1-channel data (3-channel data uses seed-cifar in full size)
-    base_channels: int | None  # None: the preset's width
-    norm_groups: int | None  # None: the preset's
-    timesteps: int  # T of the shared unconditional model
-    schedule: str  # its beta schedule
-    train_steps: int  # optimisation steps of every trained model (equal budget)
-    batch_size: int
-    lr: float
-    warmup: int
-    log_every: int  # metrics.jsonl resolution, i.e. of the loss curves
+    quick (CI), cpu (<= 60 min per experiment on this project's CPU), full (a GPU). `train` holds TrainConfig
+    fields, passed as they are: every model an experiment trains at this size shares them (an equal budget),
+    and a recipe changes only the fields it studies (train_config's overrides). What each experiment varies
+    (its steps, scales, ...) is its own module's CONFIGS[size].
+    """
+
+    train: dict[str, Any]  # TrainConfig fields; the rest are `cleardiffusion train`'s defaults
     n_samples: int  # samples per FID
     sample_batch: int  # batch of the sampler
     reference_images: int | None  # real images for the FID statistics (None: the whole train split)
     classifier_images: int | None  # classifier training images (None: all)
     classifier_epochs: int
-    # the training objective: the seeds' (eps, unweighted, Ho et al.'s EMA) or the CPU recipe's
-    prediction: str = "eps"
-    loss_weighting: str = "none"
-    ema_decay: float = 0.9999
     base_embedding: str = "middle"  # time embedding of the shared unconditional model (the seed's: middle)
 
 
+# the seeds' objective: eps prediction, plain MSE, Ho et al.'s EMA
+SEED_OBJECTIVE = dict(prediction="eps", loss_weighting="none", ema_decay=0.9999)
 QUICK = Sizes(
-    model="seed-minimal",
-    base_channels=16,
-    norm_groups=8,
-    timesteps=50,
-    schedule="linear-scaled",
-    train_steps=60,
-    batch_size=32,
-    lr=1e-3,
-    warmup=5,
-    log_every=2,
+    train=dict(model="seed-minimal", base_channels=16, model_options={"norm_groups": 8}, schedule="linear-scaled",
+               timesteps=50, steps=60, batch_size=32, lr=1e-3, warmup=5, log_every=2, **SEED_OBJECTIVE),
     n_samples=48,
     sample_batch=48,
     reference_images=2000,
     classifier_images=3000,
     classifier_epochs=1,
-)
-# The CPU size: the CPU recipe of `cleardiffusion train` (the `small` U-Net, v prediction with min-SNR
-# weighting, EMA 0.999, bf16 where the CPU has it) for 2,000 steps of 64 (about 9 minutes on one core of
-# this project's 2-core CPU), scored on 500 samples so that DDPM-1000 fits in an hour with the rest.
+)  # fmt: skip
+# The CPU size: the CPU recipe exactly as `cleardiffusion train` defaults it (the `small` U-Net, v prediction
+# with min-SNR weighting, EMA 0.999, bf16 where the CPU has it) for 2,000 steps of 64 (about 9 minutes on one
+# core of this project's 2-core CPU), scored on 500 samples so that DDPM-1000 fits in an hour with the rest.
 CPU = Sizes(
-    model="small",
-    base_channels=None,
-    norm_groups=None,
-    timesteps=1000,
-    schedule="linear",
-    train_steps=2000,
-    batch_size=64,
-    lr=1e-3,
-    warmup=100,
-    log_every=20,
+    train=dict(steps=2000, log_every=20),
     n_samples=500,
     sample_batch=250,
     reference_images=None,
     classifier_images=None,
     classifier_epochs=2,
-    prediction="v",
-    loss_weighting="min-snr",
-    ema_decay=0.999,
     base_embedding="every-block",
 )
+# The full size: seed 000's network and objective (seed-cifar on 3-channel data), linear betas, T = 1000
 FULL = Sizes(
-    model="seed-minimal",
-    base_channels=None,
-    norm_groups=None,
-    timesteps=1000,
-    schedule="linear",
-    train_steps=6000,
-    batch_size=128,
-    lr=2e-4,
-    warmup=500,
-    log_every=50,
+    train=dict(model="seed-minimal", steps=6000, batch_size=128, lr=2e-4, warmup=500, log_every=50, **SEED_OBJECTIVE),
     n_samples=10_000,
     sample_batch=1000,
     reference_images=None,
@@ -249,29 +217,14 @@ class TrainedRun:
 
 
 def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
-    """The TrainConfig of run `name` at this mode's sizes; overrides replace any field."""
-    s = ctx.sizes
-    data = ctx.load("train")
-    preset = s.model if data.channels == 1 or ctx.size != "full" else "seed-cifar"
-    options = {"norm_groups": s.norm_groups} if s.norm_groups else {}
-    fields = dict(
+    """The TrainConfig of run `name`: the size's training fields, this context's, then `overrides`."""
+    fields = copy.deepcopy(ctx.sizes.train)  # model_options is a dict: no run may share it
+    if ctx.size == "full" and ctx.load("train").channels == 3:
+        fields["model"] = "seed-cifar"  # seed 000's deeper network for CIFAR-10
+    fields.update(
         dataset=ctx.loader,
         data_dir=str(ctx.data_dir),
-        model=preset,
-        base_channels=s.base_channels,
-        model_options=options,
-        schedule=s.schedule,
-        timesteps=s.timesteps,
-        steps=s.train_steps,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        warmup=s.warmup,
-        # the size's objective, whatever `cleardiffusion train` defaults to
-        prediction=s.prediction,
-        loss_weighting=s.loss_weighting,
-        ema_decay=s.ema_decay,
-        log_every=s.log_every,
-        checkpoint_every=max(s.train_steps // 4, 1),
+        checkpoint_every=max(fields.get("steps", TrainConfig.steps) // 4, 1),
         sample_every=0,
         seed=ctx.seed,
         device=ctx.device_arg,
@@ -279,8 +232,7 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         progress=not ctx.quick,
         out=str(ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / ctx.dataset / name),
     )
-    fields.update(overrides)
-    return TrainConfig(**fields)
+    return TrainConfig(**{**fields, **overrides})
 
 
 def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
