@@ -9,12 +9,12 @@
 | `cfg-dropout`       | label dropout x guidance scale: FID and class accuracy (cfg_dropout.py)      |
 | `sampling-cost`     | sampling time against params x pixels x steps, seed 003 (sampling_cost.py)   |
 
-Three sizes, each two tables: common.SIZES (the TrainConfig fields every model of the size shares, and
-the scoring sizes) and each module's CONFIGS (what that experiment varies). `quick` shrinks everything (tiny U-Nets, tens of
-training steps, a few sampler steps, 48 samples) so all six run in about a minute on a CPU, for CI; `cpu`
-trains the CPU recipe (the `small` U-Net, 2,000 steps, about 9 minutes a model on one core) and scores 500
-samples, so that each experiment finishes within an hour on a 2-core CPU; `full` is sized for a GPU (the
-seeds' networks, 6,000 steps of 128, 10k samples).
+Three sizes, each two tables: common.SIZES (the TrainConfig fields every model of the size shares, and the
+scoring sizes) and each module's CONFIGS (what that experiment varies). `quick` shrinks everything (tiny U-Nets,
+tens of training steps, a few sampler steps, 48 samples) so all six run in about a minute on a CPU, for CI;
+`cpu` trains the CPU recipe (the `small` U-Net, 2,000 steps, about 9 minutes a model on one core) and scores 500
+samples, so that each experiment finishes within an hour on a 2-core CPU; `full` is sized for a GPU (the seeds'
+networks, 6,000 steps of 128, 10k samples).
 """
 
 import importlib
