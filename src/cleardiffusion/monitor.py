@@ -156,8 +156,8 @@ class TrainingMonitor:
                 ax.grid(alpha=0.3)
         fig.suptitle(f"{self.config.model} on {self.config.dataset}")
         # fixed margins: tight_layout measured every log-axis tick label and cost ~0.5 s a plot, at every checkpoint
-        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.5 / (1.6 * len(rows)), top=1 - 0.3 / (1.6 * len(rows)),
-                            wspace=0.25, hspace=0.35)  # fmt: skip
+        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.5 / (1.6 * len(rows)), top=1 - 0.3 / (1.6 * len(rows)),
+                            wspace=0.32, hspace=0.35)  # fmt: skip
         with atomic_write(self.out / "curves.png") as f:  # never half a PNG
             fig.savefig(f, format="png")
         plt.close(fig)
