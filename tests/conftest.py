@@ -1,7 +1,32 @@
 """Fixtures shared by the test modules."""
 
+import os
+
 import pytest
 import torch
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most 8 (each imports torch; the slowest module takes ~20 s anyway)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 8)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: torch's own threads would oversubscribe them
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Caches (classifiers, reference statistics) in this session's temporary folder: never the user's, and
+    never another pytest-xdist worker's, which may be writing the same file at the same moment."""
+    old = os.environ.get("CLEARDIFFUSION_CACHE")
+    os.environ["CLEARDIFFUSION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("CLEARDIFFUSION_CACHE")
+    else:
+        os.environ["CLEARDIFFUSION_CACHE"] = old
 
 
 @pytest.fixture
