@@ -20,13 +20,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: torch's own thre
 def private_cache(tmp_path_factory):
     """Caches (classifiers, reference statistics) in this session's temporary folder: never the user's, and
     never another pytest-xdist worker's, which may be writing the same file at the same moment."""
-    old = os.environ.get("CLEARDIFFUSION_CACHE")
-    os.environ["CLEARDIFFUSION_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CLEARDIFFUSION_CACHE")
-    else:
-        os.environ["CLEARDIFFUSION_CACHE"] = old
+    with pytest.MonkeyPatch.context() as patch:  # restores the variable (or its absence) afterwards
+        patch.setenv("CLEARDIFFUSION_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture
