@@ -32,9 +32,17 @@ from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
 from cleardiffusion.viz import save_grid
 
-DDPM_RUNS = ("ddim:uniform", "dpm++2m:logsnr", "dpm++2m-sde:logsnr", "heun:karras")  # sampler:spacing
+# sampler:spacing[:solver type]; the solver type (midpoint, the paper's, or exact) is for the dpm++ solvers
+DDPM_RUNS = ("ddim:trailing", "dpm++2m:trailing", "dpm++2m-sde:trailing", "dpm++2m-sde:trailing:exact", "heun:karras")
+SOLVER_TYPED = ("dpm++2m", "dpm++2m-sde")
 FLOW_RUNS = ("euler:uniform", "heun:uniform")
 DETERMINISTIC = ("ddim", "dpm++2m", "heun")  # the probability-flow ODE solvers (DDIM with eta = 0)
+
+
+def label(row: dict) -> str:
+    """The sampler's name, with its solver type unless that is the paper's (midpoint)."""
+    solver = row.get("solver_type")
+    return row["sampler"] + (f" {solver}" if solver not in (None, "midpoint") else "")
 
 
 def steps_within(objective: str, sampler: str, budget: int) -> int:
@@ -42,7 +50,7 @@ def steps_within(objective: str, sampler: str, budget: int) -> int:
     return max((s for s in range(1, budget + 1) if count_nfe(objective, sampler, s) <= budget), default=0)
 
 
-def draw(model, schedule, meta, objective, sampler, spacing, steps, args) -> tuple[torch.Tensor, float]:
+def draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args) -> tuple[torch.Tensor, float]:
     """n samples as uint8 (n, C, H, W) and the seconds they took; class-balanced labels if conditional."""
     k = meta["num_classes"]
     labels = torch.arange(args.n) * k // args.n if k > 0 else None
@@ -52,8 +60,8 @@ def draw(model, schedule, meta, objective, sampler, spacing, steps, args) -> tup
             b.float().cpu()
             for b in generate_images(
                 model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, steps=steps,
-                spacing=spacing, objective=objective, seed=args.seed, labels=labels, guidance=args.guidance,
-                batch_size=args.batch_size, device=args.device,
+                spacing=spacing, solver_type=solver or "midpoint", objective=objective, seed=args.seed,
+                labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=args.device,
             )
         ]  # fmt: skip
     if args.device.startswith("cuda"):
@@ -67,40 +75,46 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
     objective = checkpoint_objective(meta)
     plan = []
     for run in runs:
-        sampler, spacing = run.split(":")
+        sampler, spacing, solver = (run.split(":") + [None])[:3]
         if sampler not in SAMPLERS_FOR[objective]:
             sys.exit(f"few_steps: {sampler} does not fit the {objective} checkpoint {path}")
+        if sampler in SOLVER_TYPED:
+            solver = solver or "midpoint"
+        elif solver:
+            sys.exit(f"few_steps: {run}: only {' and '.join(SOLVER_TYPED)} take a solver type")
         for budget in args.nfe:
             steps = steps_within(objective, sampler, budget)
             if objective == "ddpm":
                 steps = min(steps, schedule.T)
             if steps > 0:
-                plan.append((sampler, spacing, steps, budget))
+                plan.append((sampler, spacing, solver, steps, budget))
     if objective == "ddpm" and args.reference_steps != 0:
-        plan.append(("ddpm", "uniform", args.reference_steps or schedule.T, None))
+        plan.append(("ddpm", "uniform", None, args.reference_steps or schedule.T, None))
     rows = []
-    for sampler, spacing, steps, budget in plan:
-        key = (name, sampler, spacing, steps, meta["step"], args.n, args.seed)
+    for sampler, spacing, solver, steps, budget in plan:
+        key = (name, sampler, spacing, solver, steps, meta["step"], args.n, args.seed)
         if key in args.earlier:  # the same samples (per-sample seeds), already scored by an earlier run
             rows.append({**args.earlier[key], "budget": budget, "reused": True})
-            print(f"{name} {sampler}-{steps} ({spacing}): reused from {args.reuse}", flush=True)
+            print(f"{name} {sampler}-{steps} ({spacing}, {solver}): reused from {args.reuse}", flush=True)
             continue
-        images, seconds = draw(model, schedule, meta, objective, sampler, spacing, steps, args)
+        images, seconds = draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args)
         labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
         metrics = evaluate_samples(
             images, labels, args.dataset or meta["dataset"], args.data_dir,
             classifier_path=args.classifier, device=args.device, cache_dir=args.cache_dir,
         )  # fmt: skip
         nfe = count_nfe(objective, sampler, steps)
-        row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "steps": steps,
+        row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "solver_type": solver,
+               "steps": steps,
                "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
                "seconds": round(seconds, 2), "checkpoint_step": meta["step"]}  # fmt: skip
         if budget == args.grid_nfe or budget is None:
-            grid = out / f"grid_{name}_{sampler.replace('+', 'p')}_nfe{nfe}.png"
+            tag = "_".join(v for v in (sampler.replace("+", "p"), spacing, solver) if v and v != "midpoint")
+            grid = out / f"grid_{name}_{tag}_nfe{nfe}.png"
             save_grid(images[:64], grid, nrow=8, scale=2)
             row["grid"] = grid.name
         rows.append(row)
-        print(f"{name} {sampler}-{steps} ({spacing}, NFE {nfe}): FID {row['fid']:.3f}, {seconds:.1f} s", flush=True)
+        print(f"{name} {label(row)}-{steps} ({spacing}, NFE {nfe}): FID {row['fid']:.3f}, {seconds:.1f} s", flush=True)
     return rows
 
 
@@ -114,7 +128,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     lines: dict[tuple, list[dict]] = {}
     for r in rows:
-        lines.setdefault((r["model"], r["sampler"], r["spacing"], r["budget"] is None), []).append(r)
+        lines.setdefault((r["model"], label(r), r["spacing"], r["budget"] is None), []).append(r)
     for (model, sampler, spacing, reference), rs in lines.items():
         if reference:
             ax.axhline(rs[0]["fid"], linestyle="--", color="gray", label=f"{model} {sampler}-{rs[0]['steps']}")
@@ -129,8 +143,11 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def at(rows: list[dict], model: str, sampler: str, budget: int) -> dict | None:
-    return next((r for r in rows if (r["model"], r["sampler"], r["budget"]) == (model, sampler, budget)), None)
+def best_at(rows: list[dict], model: str, sampler: str, budget: int, solver: str | None = None) -> dict | None:
+    """The lowest-FID row of `sampler` at `budget` over every spacing (and solver type, unless given)."""
+    rs = [r for r in rows if (r["model"], r["sampler"], r["budget"]) == (model, sampler, budget)]
+    rs = [r for r in rs if solver is None or r.get("solver_type", "midpoint") == solver]
+    return min(rs, key=lambda r: r["fid"], default=None)
 
 
 def report(rows: list[dict], args, out: Path) -> str:
@@ -155,7 +172,7 @@ def report(rows: list[dict], args, out: Path) -> str:
     best = {m: min(r["fid"] for r in rows if r["model"] == m) for m in {r["model"] for r in rows}}
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['sampler']}{'*' if r.get('reused') else ''} | {r['spacing']} | {r['steps']} "
+            f"| {r['model']} | {label(r)}{'*' if r.get('reused') else ''} | {r['spacing']} | {r['steps']} "
             f"| {r['nfe']} | {r['fid']:.3f} "
             f"| {r['fid'] / best[r['model']]:.2f} | {r['kid']:.4f} | {r['seconds']:.1f} |"
         )
@@ -168,23 +185,27 @@ def report(rows: list[dict], args, out: Path) -> str:
             "(probability-flow ODE) sampler, the measured limit of the ODE solvers at these NFE."
         )
         lines.append("")
+    lines += ["Each line takes the lowest FID of a sampler at a budget over the spacings run (the table has all):", ""]
     targets = (("dpm++2m", 10, 1.25), ("dpm++2m", 20, 1.1), ("dpm++2m-sde", 10, 1.25), ("dpm++2m-sde", 20, 1.1))
     for sampler, budget, target in (*targets, ("ddim", 10, None)):
-        r = at(rows, "eps", sampler, budget)
-        if r:
+        found = [best_at(rows, "eps", sampler, budget)]
+        if sampler in SOLVER_TYPED:  # also the paper's own D_i, if the best used the exact one
+            found.append(best_at(rows, "eps", sampler, budget, solver="midpoint"))
+        for r in {id(r): r for r in found if r}.values():  # each distinct row once
             goal = f" (target <= {target})" if target else ""
             against_ode = f"; against the best deterministic sampler: {r['fid'] / best_ode:.2f}" if best_ode else ""
             lines.append(
-                f"- eps {sampler} at NFE {r['nfe']}: FID / best = {r['fid'] / best['eps']:.2f}{goal}{against_ode}"
+                f"- eps {label(r)} ({r['spacing']}) at NFE {r['nfe']}: FID {r['fid']:.3f}, "
+                f"FID / best = {r['fid'] / best['eps']:.2f}{goal}{against_ode}"
             )
     flows = [r for r in rows if r["model"] == "flow" and r["budget"] == 10]
-    for name, label in (("dpm++2m", "DPM-Solver++(2M)"), ("dpm++2m-sde", "DPM-Solver++(2M) SDE")):
-        dpm = at(rows, "eps", name, 10)
+    for name, title in (("dpm++2m", "DPM-Solver++(2M)"), ("dpm++2m-sde", "DPM-Solver++(2M) SDE")):
+        dpm = best_at(rows, "eps", name, 10)
         for r in flows if dpm else []:
             verdict = "better" if r["fid"] < dpm["fid"] else f"worse by {r['fid'] / dpm['fid']:.2f}x"
             lines.append(
-                f"- flow {r['sampler']} at NFE {r['nfe']}: FID {r['fid']:.3f} against eps {label} "
-                f"at NFE {dpm['nfe']}: {dpm['fid']:.3f} ({verdict})"
+                f"- flow {r['sampler']} at NFE {r['nfe']}: FID {r['fid']:.3f} against eps {title} "
+                f"({label(dpm)}, {dpm['spacing']}) at NFE {dpm['nfe']}: {dpm['fid']:.3f} ({verdict})"
             )
     lines += ["", "![FID against NFE](fid_vs_nfe.png)", ""]
     lines += [f"![{r['model']} {r['sampler']} NFE {r['nfe']}]({r['grid']})" for r in rows if "grid" in r]
@@ -201,7 +222,10 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--n", type=int, default=10_000, help="samples per setting")
     parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20, 50, 100], help="NFE budgets")
-    parser.add_argument("--runs", nargs="+", default=list(DDPM_RUNS), help="sampler:spacing for the DDPM checkpoint")
+    parser.add_argument(
+        "--runs", nargs="+", default=list(DDPM_RUNS),
+        help="sampler:spacing[:midpoint|exact] for the DDPM checkpoint (the solver type: dpm++ solvers only)",
+    )  # fmt: skip
     parser.add_argument("--flow-runs", nargs="+", default=list(FLOW_RUNS), help="sampler:spacing for flow")
     parser.add_argument("--reference-steps", type=int, default=None, help="DDPM reference steps (default T; 0: none)")
     parser.add_argument("--grid-nfe", type=int, default=10, help="budget whose samples are saved as grids")
@@ -222,7 +246,9 @@ def main() -> None:
         earlier = json.loads(Path(args.reuse).read_text())
         n, seed = earlier["args"]["n"], earlier["args"]["seed"]
         for row in earlier["rows"]:
-            key = (row["model"], row["sampler"], row["spacing"], row["steps"], row["checkpoint_step"], n, seed)
+            solver = row.get("solver_type", "midpoint" if row["sampler"] in SOLVER_TYPED else None)
+            row["solver_type"] = solver  # rows written before the solver type was recorded used the midpoint one
+            key = (row["model"], row["sampler"], row["spacing"], solver, row["steps"], row["checkpoint_step"], n, seed)
             args.earlier[key] = row
 
     out = Path(args.out)

@@ -113,6 +113,18 @@ def test_make_timesteps():
     assert q[-2] - q[-1] < q[0] - q[1]  # denser near t = 0
 
 
+def test_trailing_spacing_starts_at_pure_noise_and_ends_a_stride_above_zero():
+    """Lin et al. 2024, Table 2: round(T - i T / steps) - 1 for i = 0..steps-1, diffusers' 'trailing'."""
+    assert make_timesteps(1000, 10, "trailing") == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
+    assert make_timesteps(1000, 3, "trailing") == [999, 666, 332]
+    for T in (7, 100, 1000):
+        for steps in range(1, T + 1, max(T // 37, 1)):
+            ts = make_timesteps(T, steps, "trailing")
+            assert len(ts) == steps and ts[0] == T - 1 and all(a > b for a, b in zip(ts, ts[1:])) and ts[-1] >= 0
+            assert ts[-1] == round(T / steps) - 1  # one stride above the clean end
+        assert make_timesteps(T, T, "trailing") == list(range(T - 1, -1, -1))
+
+
 @pytest.mark.parametrize("steps", [0, -3, 1001])
 def test_impossible_step_counts_raise(steps):
     with pytest.raises(ValueError, match="between 1 and T = 1000"):

@@ -8,6 +8,7 @@ integrate this ODE from the first index to index 0 and then take the same last s
 """
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -37,7 +38,10 @@ def exact_ode_solution(schedule: NoiseSchedule, x_T: torch.Tensor, t0: int) -> t
     return (x_1 - (1 - ab1) ** 0.5 * eps) / ab1**0.5
 
 
-@pytest.mark.parametrize("sampler, order", [(ddim_sample, 1), (dpmpp_2m_sample, 2), (heun_sample, 2)])
+@pytest.mark.parametrize(
+    "sampler, order",
+    [(ddim_sample, 1), (dpmpp_2m_sample, 2), (partial(dpmpp_2m_sample, solver_type="exact"), 2), (heun_sample, 2)],
+)
 def test_error_against_the_exact_ode_solution_shrinks_at_the_solvers_order(sampler, order):
     """Doubling the steps divides the final error by ~2 (first order) or ~4 (second order)."""
     schedule = NoiseSchedule.from_name("linear", 1000)
@@ -109,6 +113,41 @@ def test_dpm_solver_pp_first_order_is_ddim():
     ts = make_timesteps(schedule, 12, "logsnr")
     second = dpmpp_2m_sample(eps_model, schedule, x_T, ts)
     assert (second - ddim_sample(eps_model, schedule, x_T, ts)).abs().max() > 1e-4  # order 2 really differs
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_exact_solver_type_integrates_a_straight_line_in_lambda_exactly(monkeypatch, eta):
+    """A denoiser whose x_theta is a + b lambda, whatever x: after the first (first-order) step, every step of
+    solver_type 'exact' is the exact solution x_s = (sigma_s / sigma_t) e^{-eta h} x_t + alpha_s int_0^1
+    k e^{-k (1 - u)} (a + b (lambda_t + u h)) du, k = (1 + eta) h (noise set to 0); 'midpoint' is not."""
+    monkeypatch.setattr(samplers, "randn_like", lambda x, generator: torch.zeros_like(x))
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    ab = schedule.alpha_bar64
+    lam = 0.5 * (ab.log() - (1 - ab).log())
+    a, b = 0.3, -0.2
+
+    def eps_model(x, t):  # eps such that (x - sqrt(1 - ab) eps) / sqrt(ab) = a + b lambda_t
+        x_theta = (a + b * lam[t]).reshape(-1, 1)
+        return (x - ab[t].sqrt().reshape(-1, 1) * x_theta) / (1 - ab[t]).sqrt().reshape(-1, 1)
+
+    ts = make_timesteps(schedule, 8, "trailing")
+    x_T = torch.linspace(-1, 1, 5, dtype=torch.float64)[:, None]
+    for solver_type in ("exact", "midpoint"):
+        states = []
+        dpmpp_2m_sample(eps_model, schedule, x_T, ts, eta=eta, solver_type=solver_type,
+                        callback=lambda i, t, x_t, x0, states=states: states.append(x_t))  # fmt: skip
+        errors = []
+        for i in range(1, len(ts) - 1):  # the step ts[i] -> ts[i + 1], from the state the solver reached
+            t, s = ts[i], ts[i + 1]
+            h, k = (lam[s] - lam[t]).item(), (1 + eta) * (lam[s] - lam[t]).item()
+            m0, m1 = -math.expm1(-k), 1 + math.expm1(-k) / k  # int k e^{-k(1-u)} u^j du, j = 0, 1
+            integral = m0 * (a + b * lam[t].item()) + m1 * b * h
+            exact = ((1 - ab[s]) / (1 - ab[t])).sqrt() * math.exp(-eta * h) * states[i] + ab[s].sqrt() * integral
+            errors.append((states[i + 1] - exact).abs().max().item())
+        if solver_type == "exact":
+            assert max(errors) < 1e-12, errors
+        else:
+            assert max(errors) > 1e-4, errors  # the midpoint rule is only second order
 
 
 @pytest.mark.parametrize("sampler", [dpmpp_2m_sample, heun_sample])

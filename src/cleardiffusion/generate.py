@@ -65,6 +65,7 @@ def generate_images(
     sampler: str = "ddim",
     steps: int = 50,
     eta: float = 0.0,
+    solver_type: str = "midpoint",
     spacing: str = "uniform",
     timesteps: list[int] | list[float] | None = None,
     variance: Literal["beta", "posterior"] = "beta",
@@ -87,7 +88,9 @@ def generate_images(
         schedule: the DDPM noise schedule; unused (may be None) for a flow model.
         sampler: 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-sde' or 'heun' for objective 'ddpm'; 'euler' or 'heun'
             for 'flow'.
-        spacing: 'uniform', 'quadratic', 'logsnr' or 'karras' (`samplers.make_timesteps`); flow:
+        solver_type: dpm++2m and dpm++2m-sde: 'midpoint' (Lu et al. 2022, Algorithm 2) or 'exact'
+            (`samplers.dpmpp_2m_sample`).
+        spacing: 'uniform', 'trailing', 'quadratic', 'logsnr' or 'karras' (`samplers.make_timesteps`); flow:
             'uniform' or 'quadratic' (`flow.flow_timesteps`).
         timesteps: an explicit descending list of step indices (flow: times from 1 to 0); overrides
             `steps` and `spacing`.
@@ -106,7 +109,9 @@ def generate_images(
         timesteps = flow_timesteps(steps, spacing) if timesteps is None else timesteps
     else:
         timesteps = make_timesteps(schedule, steps, spacing) if timesteps is None else timesteps
-        options = {"ddim": {"eta": eta}, "ddpm": {"variance": variance}}.get(sampler, {})
+        dpm = {"solver_type": solver_type}
+        per_sampler = {"ddim": {"eta": eta}, "ddpm": {"variance": variance}, "dpm++2m": dpm, "dpm++2m-sde": dpm}
+        options = per_sampler.get(sampler, {})
         schedule = schedule.to(device)
     model.eval()
     for start in range(0, n, batch_size):

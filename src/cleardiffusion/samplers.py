@@ -41,16 +41,22 @@ from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 Generator = torch.Generator | list[torch.Generator] | None
-Spacing = Literal["uniform", "quadratic", "logsnr", "karras"]
-SPACINGS: tuple[str, ...] = ("uniform", "quadratic", "logsnr", "karras")
+Spacing = Literal["uniform", "trailing", "quadratic", "logsnr", "karras"]
+SPACINGS: tuple[str, ...] = ("uniform", "trailing", "quadratic", "logsnr", "karras")
+SolverType = Literal["midpoint", "exact"]
+SOLVER_TYPES: tuple[str, ...] = ("midpoint", "exact")
 KARRAS_RHO = 7.0  # Karras et al. 2022, Eq. 5 and Table 1
 
 
 def make_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: Spacing = "uniform") -> list[int]:
     """Descending step indices for a `steps`-step sampler over a T-step schedule.
 
-    'uniform' takes every (T / steps)-th index and 'quadratic' spaces them as i^2, denser near t = 0 (both
-    Song et al. 2021, App. D.2; neither visits index T-1). 'logsnr' is uniform in lambda_t = log(alpha_t /
+    'uniform' takes every (T / steps)-th index from 0 and 'quadratic' spaces them as i^2, denser near t = 0 (both
+    Song et al. 2021, App. D.2; neither visits index T-1). 'trailing' takes every (T / steps)-th index counting
+    down from T-1, so it starts from pure noise and its last index is about T / steps, not 0 (Lin et al. 2024,
+    "Common Diffusion Noise Schedules and Sample Steps are Flawed", Table 2; diffusers' timestep_spacing=
+    "trailing"): the last step jumps from there to the predicted x_0 instead of spending a network evaluation
+    at index 0, where almost no noise is left. 'logsnr' is uniform in lambda_t = log(alpha_t /
     sigma_t) (Lu et al. 2022a, DPM-Solver's step schedule) and 'karras' uniform in sigma^(1/rho), rho = 7, with
     sigma = sqrt((1 - alpha_bar) / alpha_bar) (Karras et al. 2022, Eq. 5); both run from index T-1 to 0 and
     take each point's nearest index in lambda, so they need the schedule, not just T. With the cosine schedule,
@@ -62,6 +68,8 @@ def make_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: Spacing
         raise ValueError(f"steps must be between 1 and T = {T}, got {steps}")
     if spacing == "uniform":
         ts = [int(i * T / steps) for i in range(steps)]
+    elif spacing == "trailing":
+        ts = [round(T - i * T / steps) - 1 for i in range(steps - 1, -1, -1)]
     elif spacing == "quadratic":
         ts = [int((i * (0.8 * T) ** 0.5 / steps) ** 2) for i in range(steps)]
         # the quadratic formula can repeat small indices when steps is close to T: keep them distinct
@@ -216,6 +224,10 @@ def ddim_sample(
 # ----------------------------------------------------------------------------------------------------------
 # Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
 # Algorithm 2 (DPM-Solver++(2M)): multistep, second order, in the data prediction x_theta = x0_pred.
+# Its D_i = x_theta_i + w (x_theta_i - x_theta_{i-1}) / r_i with w = 1/2 ('midpoint') approximates the
+# integral of the line through the last two x_theta (in lambda) against the step's weight e^{-k (1 - u)},
+# u in [0, 1], k = (1 + eta) h; solver_type 'exact' takes that integral exactly: w = 1 / (1 - e^{-k}) - 1 / k,
+# which tends to 1/2 as h -> 0 (diffusers' and k-diffusion's solver_type 'heun').
 
 
 @torch.no_grad()
@@ -230,17 +242,17 @@ def dpmpp_2m_sample(
     callback: Callback | None = None,
     order: int = 2,
     eta: float = 0.0,
+    solver_type: SolverType = "midpoint",
 ) -> torch.Tensor:
     """DPM-Solver++(2M), Lu et al. 2022 Algorithm 2; one NFE per step, deterministic with eta = 0.
 
-    The first step is first order (Algorithm 2 starts so: no earlier x_theta yet). The last step goes from the
-    last index to sigma = 0, where lambda = +inf, h = inf and r = 0, so it is first order too: it returns
-    x_theta there, as DDIM's last step does. `order=1` makes every step first order, which is DDIM (eta = 0).
+    The first step is first order (no earlier x_theta yet); so is the last, to sigma = 0 (lambda = +inf, h = inf,
+    r = 0): it returns x_theta, as DDIM's last step does. `order=1` makes every step first order: DDIM (eta = 0).
     eta = 1 is the SDE variant (Lu et al. 2022; diffusers' sde-dpmsolver++): the same D_i, a step e^{-eta h}
     closer to x_theta, fresh noise of variance sigma_s^2 (1 - e^{-2 eta h}); order 1 is then DDIM, eta = 1.
-    """
-    if order not in (1, 2) or eta < 0:
-        raise ValueError(f"DPM-Solver++ needs order 1 or 2 and eta >= 0, got order {order}, eta {eta}")
+    `solver_type` 'midpoint' is Algorithm 2's D_i; 'exact' is explained above."""
+    if order not in (1, 2) or eta < 0 or solver_type not in SOLVER_TYPES:
+        raise ValueError(f"need order 1|2, eta >= 0, solver_type midpoint|exact; got {order}, {eta}, {solver_type!r}")
     x, x0_prev, h_prev = x_T, None, None
     for i, t, s, alpha_bar_t, alpha_bar_s in _steps(schedule, timesteps):
         _, x0_pred = _predict(eps_model, x, i, t, alpha_bar_t, clip_x0, callback)  # x_theta(x_{t_{i-1}}, t_{i-1})
@@ -251,7 +263,8 @@ def dpmpp_2m_sample(
         D = x0_pred
         if order == 2 and x0_prev is not None:
             r = h_prev / h  # r_i = h_{i-1} / h_i
-            D = (1 + 1 / (2 * r)) * x0_pred - 1 / (2 * r) * x0_prev  # D_i
+            w = 0.5 if solver_type == "midpoint" else -1 / math.expm1(-(1 + eta) * h) - 1 / ((1 + eta) * h)
+            D = (1 + w / r) * x0_pred - w / r * x0_prev  # D_i = (1 + 1/(2r)) x_theta_i - 1/(2r) x_theta_{i-1} (w = 1/2)
         # x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i  (eta = 0)
         x = (sigma_s / sigma_t) * math.exp(-eta * h) * x - alpha_s * math.expm1(-(1 + eta) * h) * D
         if eta > 0:
@@ -308,11 +321,13 @@ def dpmpp_2m_sde_sample(
     generator: Generator = None,
     clip_x0: bool = False,
     callback: Callback | None = None,
+    solver_type: SolverType = "midpoint",
 ) -> torch.Tensor:
     """SDE-DPM-Solver++(2M): `dpmpp_2m_sample` with eta = 1, fresh noise on every step but the last."""
     return dpmpp_2m_sample(
-        eps_model, schedule, x_T, timesteps, generator=generator, clip_x0=clip_x0, callback=callback, eta=1.0
-    )
+        eps_model, schedule, x_T, timesteps, generator=generator, clip_x0=clip_x0, callback=callback, eta=1.0,
+        solver_type=solver_type,
+    )  # fmt: skip
 
 
 SAMPLERS = {
