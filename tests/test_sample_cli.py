@@ -84,8 +84,9 @@ def test_conditional_labels_and_guidance(checkpoints, tmp_path):
 @pytest.mark.parametrize(
     "sampler, flags, steps, nfe, spacing",
     [
-        ("dpm++2m", ["--steps", 6], 6, 6, "logsnr"),
-        ("dpm++2m-sde", ["--steps", 6], 6, 6, "logsnr"),
+        ("dpm++2m", ["--steps", 6], 6, 6, "trailing"),
+        ("dpm++2m-sde", ["--steps", 6, "--solver-type", "exact"], 6, 6, "trailing"),
+        ("dpm++2m", ["--steps", 6, "--spacing", "logsnr"], 6, 6, "logsnr"),
         ("heun", ["--nfe", 9], 5, 9, "karras"),
         ("heun", ["--steps", 4, "--spacing", "uniform"], 4, 7, "uniform"),
         ("ddim", ["--nfe", 7, "--spacing", "karras"], 7, 7, "karras"),
@@ -98,13 +99,17 @@ def test_solvers_record_their_nfe(checkpoints, tmp_path, capsys, sampler, flags,
     assert z["images"].shape == (3, 8, 8, 1)
     assert (str(z["sampler"]), int(z["steps"]), int(z["nfe"]), str(z["spacing"])) == (sampler, steps, nfe, spacing)
     assert f"NFE {nfe}" in capsys.readouterr().out
+    if sampler.startswith("dpm++"):  # the solver type is recorded for the dpm++ solvers only
+        assert str(z["solver_type"]) == ("exact" if "exact" in flags else "midpoint")
+    else:
+        assert "solver_type" not in z
 
 
 def test_default_sampler_is_dpm_solver_pp_sde_at_most_t_steps(checkpoints, tmp_path):
     assert run_sample(checkpoints[0], tmp_path / "d.npz", "--n", 2) == 0
     z = np.load(tmp_path / "d.npz")
     T = torch.load(checkpoints[0], weights_only=False)["config"]["timesteps"]
-    assert (str(z["sampler"]), str(z["spacing"]), int(z["steps"])) == ("dpm++2m-sde", "logsnr", min(50, T))
+    assert (str(z["sampler"]), str(z["spacing"]), int(z["steps"])) == ("dpm++2m-sde", "trailing", min(50, T))
 
 
 def test_flow_checkpoint_takes_flow_samplers(flow_checkpoint, tmp_path):
@@ -144,6 +149,8 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--spacing", "cubic"], "invalid choice"),
         (0, ["--sampler", "euler"], "trained with the ddpm objective"),
         (0, ["--sampler", "dpm++2m", "--eta", "1"], "--eta is DDIM's"),
+        (0, ["--sampler", "ddim", "--solver-type", "exact"], "--solver-type is for dpm++2m"),
+        (0, ["--solver-type", "rk4"], "invalid choice"),
         (0, ["--steps", "5", "--nfe", "5"], "not allowed with"),
         (1, ["--class-label", "10"], "out of range"),
         (1, ["--class-label", "cat"], "class index"),

@@ -26,10 +26,10 @@ SAMPLES_PER_ROW = 8
 def sampler_for(config, grid: bool = False) -> dict:
     """generate_images' sampler for this objective. For FIDs the deterministic one (DDIM; flow: Euler), whose
     curve the committed runs share; for grids `cleardiffusion sample`'s default, dpm++2m-sde (flow: Euler),
-    which draws the cleaner images at 50 NFE (benchmarks/results/few_steps_cpu)."""
+    which draws the cleaner images at 50 NFE (benchmarks/results/few_steps_cpu_n1000)."""
     if config.objective == "flow":
         return {"objective": "flow", "sampler": "euler"}
-    return {"sampler": "dpm++2m-sde", "spacing": "logsnr"} if grid else {"sampler": "ddim"}
+    return {"sampler": "dpm++2m-sde", "spacing": "trailing"} if grid else {"sampler": "ddim"}
 
 
 def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
