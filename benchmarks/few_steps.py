@@ -10,8 +10,10 @@ spent is what the table and plot show. DDPM over all T steps is the reference.
         [--flow-checkpoint runs/mnist-flow/checkpoints/last.pt] --data-dir ../shared/data/mnist \\
         --classifier clf-mnist.pt --n 10000 --device cuda --out benchmarks/results/few_steps_gpu
 
-Writes OUT/results.json, OUT/README.md (table, the issue's targets), OUT/fid_vs_nfe.png and a grid of 64 samples
-per sampler at --grid-nfe (default 10) NFE, OUT/grid_<model>_<sampler>_nfe<N>.png.
+A run is sampler:spacing, or sampler:spacing:exact for DPM-Solver++ with its second-order term integrated
+exactly (the default, midpoint, is the paper's). Writes OUT/results.json, OUT/README.md (table, the issue's
+targets), OUT/fid_vs_nfe.png and a grid of 64 samples per run at --grid-nfe (default 10) NFE,
+OUT/grid_<model>_<sampler>[_<spacing>][_exact]_nfe<N>.png.
 """
 
 import argparse
@@ -208,7 +210,8 @@ def report(rows: list[dict], args, out: Path) -> str:
                 f"({label(dpm)}, {dpm['spacing']}) at NFE {dpm['nfe']}: {dpm['fid']:.3f} ({verdict})"
             )
     lines += ["", "![FID against NFE](fid_vs_nfe.png)", ""]
-    lines += [f"![{r['model']} {r['sampler']} NFE {r['nfe']}]({r['grid']})" for r in rows if "grid" in r]
+    grids = [r for r in rows if "grid" in r]
+    lines += [f"![{r['model']} {label(r)} ({r['spacing']}) NFE {r['nfe']}]({r['grid']})" for r in grids]
     return "\n".join(lines) + "\n"
 
 

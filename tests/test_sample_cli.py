@@ -85,7 +85,7 @@ def test_conditional_labels_and_guidance(checkpoints, tmp_path):
     "sampler, flags, steps, nfe, spacing",
     [
         ("dpm++2m", ["--steps", 6], 6, 6, "trailing"),
-        ("dpm++2m-sde", ["--steps", 6, "--solver-type", "exact"], 6, 6, "trailing"),
+        ("dpm++2m-sde", ["--steps", 6, "--solver-type", "midpoint"], 6, 6, "trailing"),
         ("dpm++2m", ["--steps", 6, "--spacing", "logsnr"], 6, 6, "logsnr"),
         ("heun", ["--nfe", 9], 5, 9, "karras"),
         ("heun", ["--steps", 4, "--spacing", "uniform"], 4, 7, "uniform"),
@@ -100,7 +100,7 @@ def test_solvers_record_their_nfe(checkpoints, tmp_path, capsys, sampler, flags,
     assert (str(z["sampler"]), int(z["steps"]), int(z["nfe"]), str(z["spacing"])) == (sampler, steps, nfe, spacing)
     assert f"NFE {nfe}" in capsys.readouterr().out
     if sampler.startswith("dpm++"):  # the solver type is recorded for the dpm++ solvers only
-        assert str(z["solver_type"]) == ("exact" if "exact" in flags else "midpoint")
+        assert str(z["solver_type"]) == ("midpoint" if "midpoint" in flags else "exact")
     else:
         assert "solver_type" not in z
 
@@ -149,7 +149,7 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--spacing", "cubic"], "invalid choice"),
         (0, ["--sampler", "euler"], "trained with the ddpm objective"),
         (0, ["--sampler", "dpm++2m", "--eta", "1"], "--eta is DDIM's"),
-        (0, ["--sampler", "ddim", "--solver-type", "exact"], "--solver-type is for dpm++2m"),
+        (0, ["--sampler", "ddim", "--solver-type", "midpoint"], "--solver-type is for dpm++2m"),
         (0, ["--solver-type", "rk4"], "invalid choice"),
         (0, ["--steps", "5", "--nfe", "5"], "not allowed with"),
         (1, ["--class-label", "10"], "out of range"),

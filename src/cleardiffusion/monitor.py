@@ -29,7 +29,7 @@ def sampler_for(config, grid: bool = False) -> dict:
     which draws the cleaner images at 50 NFE (benchmarks/results/few_steps_cpu_n1000)."""
     if config.objective == "flow":
         return {"objective": "flow", "sampler": "euler"}
-    return {"sampler": "dpm++2m-sde", "spacing": "trailing"} if grid else {"sampler": "ddim"}
+    return {"sampler": "dpm++2m-sde", "spacing": "trailing", "solver_type": "exact"} if grid else {"sampler": "ddim"}
 
 
 def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
