@@ -126,8 +126,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9.5, 4.8), dpi=110)
     lines: dict[tuple, list[dict]] = {}
     for r in rows:
         lines.setdefault((r["model"], label(r), r["spacing"], r["budget"] is None), []).append(r)
@@ -138,8 +139,19 @@ def plot(rows: list[dict], path: Path) -> None:
             rs.sort(key=lambda r: r["nfe"])
             ax.plot([r["nfe"] for r in rs], [r["fid"] for r in rs], marker="o", label=f"{model} {sampler} ({spacing})")
     ax.set(xscale="log", yscale="log", xlabel="NFE (network evaluations)", ylabel="FID (classifier features)")
+    nfes = sorted({r["nfe"] for r in rows if r["budget"] is not None})
+    fids = [r["fid"] for r in rows]
+    yticks = [
+        v
+        for v in (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 15, 20, 30, 50, 100, 200, 500)
+        if min(fids) <= v <= max(fids)
+    ]
+    ax.set_xticks(nfes, [str(n) for n in nfes])
+    ax.set_yticks(yticks, [f"{v:g}" for v in yticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: no line hidden
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
