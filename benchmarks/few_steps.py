@@ -97,7 +97,7 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
         key = (name, sampler, spacing, solver, steps, meta["step"], args.n, args.seed)
         if key in args.earlier:  # the same samples (per-sample seeds), already scored by an earlier run
             rows.append({**args.earlier[key], "budget": budget, "reused": True})
-            print(f"{name} {sampler}-{steps} ({spacing}, {solver}): reused from {args.reuse}", flush=True)
+            print(f"{name} {label(args.earlier[key])}-{steps} ({spacing}): reused from {args.reuse}", flush=True)
             continue
         images, seconds = draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args)
         labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
@@ -107,8 +107,7 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
         )  # fmt: skip
         nfe = count_nfe(objective, sampler, steps)
         row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "solver_type": solver,
-               "steps": steps,
-               "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
+               "steps": steps, "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
                "seconds": round(seconds, 2), "checkpoint_step": meta["step"]}  # fmt: skip
         if budget == args.grid_nfe or budget is None:
             tag = "_".join(v for v in (sampler.replace("+", "p"), spacing, solver) if v and v != "midpoint")
