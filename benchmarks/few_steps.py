@@ -32,11 +32,11 @@ from cleardiffusion.data import from_model_range
 from cleardiffusion.evaluation_runner import evaluate_samples
 from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
+from cleardiffusion.samplers import SOLVER_TYPED
 from cleardiffusion.viz import save_grid
 
 # sampler:spacing[:solver type]; the solver type (midpoint, the paper's, or exact) is for the dpm++ solvers
 DDPM_RUNS = ("ddim:trailing", "dpm++2m:trailing", "dpm++2m-sde:trailing", "dpm++2m-sde:trailing:exact", "heun:karras")
-SOLVER_TYPED = ("dpm++2m", "dpm++2m-sde")
 FLOW_RUNS = ("euler:uniform", "heun:uniform")
 DETERMINISTIC = ("ddim", "dpm++2m", "heun")  # the probability-flow ODE solvers (DDIM with eta = 0)
 

@@ -6,9 +6,9 @@ import torch
 
 from cleardiffusion.checkpoint import load_checkpoint, save_checkpoint
 from cleardiffusion.cli import main
-from cleardiffusion.cli.sample import SAMPLER_CHOICES, SPACING_CHOICES
+from cleardiffusion.cli.sample import SAMPLER_CHOICES, SOLVER_TYPE_CHOICES, SPACING_CHOICES
 from cleardiffusion.generate import SAMPLERS_FOR
-from cleardiffusion.samplers import SPACINGS
+from cleardiffusion.samplers import SOLVER_TYPES, SPACINGS
 from test_train import tiny_flags, write_digits
 
 
@@ -125,6 +125,7 @@ def test_flow_checkpoint_takes_flow_samplers(flow_checkpoint, tmp_path):
 def test_cli_choices_match_the_library():
     assert set(SAMPLER_CHOICES) == {s for names in SAMPLERS_FOR.values() for s in names}
     assert SPACING_CHOICES == SPACINGS
+    assert SOLVER_TYPE_CHOICES == SOLVER_TYPES
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from torch import nn
 from .fastpath import trusted_inputs
 from .flow import FLOW_SAMPLERS, flow_nfe, flow_steps_for_nfe, flow_timesteps
 from .guidance import guided_model
-from .samplers import SAMPLERS, make_timesteps, sampler_nfe, steps_for_nfe
+from .samplers import SAMPLERS, SOLVER_TYPED, make_timesteps, sampler_nfe, steps_for_nfe
 from .schedule import NoiseSchedule
 
 Objective = Literal["ddpm", "flow"]
@@ -109,9 +109,9 @@ def generate_images(
         timesteps = flow_timesteps(steps, spacing) if timesteps is None else timesteps
     else:
         timesteps = make_timesteps(schedule, steps, spacing) if timesteps is None else timesteps
-        dpm = {"solver_type": solver_type}
-        per_sampler = {"ddim": {"eta": eta}, "ddpm": {"variance": variance}, "dpm++2m": dpm, "dpm++2m-sde": dpm}
-        options = per_sampler.get(sampler, {})
+        options = {"ddim": {"eta": eta}, "ddpm": {"variance": variance}}.get(sampler, {})
+        if sampler in SOLVER_TYPED:
+            options = {"solver_type": solver_type}
         schedule = schedule.to(device)
     model.eval()
     for start in range(0, n, batch_size):

@@ -337,6 +337,7 @@ SAMPLERS = {
     "dpm++2m-sde": dpmpp_2m_sde_sample,
     "heun": heun_sample,
 }
+SOLVER_TYPED: tuple[str, ...] = ("dpm++2m", "dpm++2m-sde")  # the samplers that take `solver_type`
 
 
 def sampler_nfe(sampler: str, steps: int) -> int:

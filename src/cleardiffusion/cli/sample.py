@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
     from ..guidance import check_guidance
     from ..limits import resolve_device
-    from ..samplers import make_timesteps
+    from ..samplers import SOLVER_TYPED, make_timesteps
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
 
     device = resolve_device(args.device)
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.eta != 0 and sampler != "ddim":
         raise UsageError(f"--eta is DDIM's noise level: drop it, or use --sampler ddim (got --sampler {sampler})")
-    dpm = objective == "ddpm" and sampler in ("dpm++2m", "dpm++2m-sde")
+    dpm = objective == "ddpm" and sampler in SOLVER_TYPED
     if args.solver_type and not dpm:
         raise UsageError(
             f"--solver-type is for dpm++2m and dpm++2m-sde: drop it, or pick one of them (got --sampler {sampler})"
