@@ -31,8 +31,9 @@ from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
 from cleardiffusion.evaluation_runner import evaluate_samples
 from cleardiffusion.fastpath import sampling_autocast
-from cleardiffusion.generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images
-from cleardiffusion.samplers import SOLVER_TYPED
+from cleardiffusion.generate import generate_images
+from cleardiffusion.recipe import SamplingRecipe
+from cleardiffusion.samplers import SAMPLERS, SOLVER_TYPED, sampler_nfe
 from cleardiffusion.viz import save_grid
 
 # sampler:spacing[:solver type]; the solver type (midpoint, the paper's, or exact) is for the dpm++ solvers
@@ -47,12 +48,12 @@ def label(row: dict) -> str:
     return row["sampler"] + (f" {solver}" if solver not in (None, "midpoint") else "")
 
 
-def steps_within(objective: str, sampler: str, budget: int) -> int:
+def steps_within(path, sampler: str, budget: int) -> int:
     """The most steps whose NFE fits in `budget` (0 if even one step does not)."""
-    return max((s for s in range(1, budget + 1) if count_nfe(objective, sampler, s) <= budget), default=0)
+    return max((s for s in range(1, budget + 1) if sampler_nfe(sampler, s, path) <= budget), default=0)
 
 
-def draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args) -> tuple[torch.Tensor, float]:
+def draw(model, path, meta, sampler, spacing, solver, steps, args) -> tuple[torch.Tensor, float]:
     """n samples as uint8 (n, C, H, W) and the seconds they took; class-balanced labels if conditional."""
     k = meta["num_classes"]
     labels = torch.arange(args.n) * k // args.n if k > 0 else None
@@ -61,9 +62,10 @@ def draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args
         batches = [
             b.float().cpu()
             for b in generate_images(
-                model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, steps=steps,
-                spacing=spacing, solver_type=solver or "midpoint", objective=objective, seed=args.seed,
-                labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=args.device,
+                model, path, n=args.n, shape=tuple(meta["image_shape"]), seed=args.seed, labels=labels,
+                recipe=SamplingRecipe(sampler=sampler, steps=steps, spacing=spacing, solver_type=solver,
+                                      guidance=args.guidance),
+                batch_size=args.batch_size, device=args.device,
             )
         ]  # fmt: skip
     if args.device.startswith("cuda"):
@@ -73,21 +75,20 @@ def draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args
 
 def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict]:
     """Every (sampler, spacing, budget) of one checkpoint, plus DDPM-T for a DDPM checkpoint."""
-    model, schedule, meta = load_for_sampling(path, device=args.device)
-    objective = checkpoint_objective(meta)
+    model, schedule, meta = load_for_sampling(path, device=args.device)  # schedule: the checkpoint's path
+    objective = meta["objective"]
     plan = []
     for run in runs:
         sampler, spacing, solver = (run.split(":") + [None])[:3]
-        if sampler not in SAMPLERS_FOR[objective]:
-            sys.exit(f"few_steps: {sampler} does not fit the {objective} checkpoint {path}")
+        if sampler not in SAMPLERS:
+            sys.exit(f"few_steps: unknown sampler {sampler} ({path})")
         if sampler in SOLVER_TYPED:
             solver = solver or "midpoint"
         elif solver:
             sys.exit(f"few_steps: {run}: only {' and '.join(SOLVER_TYPED)} take a solver type")
         for budget in args.nfe:
-            steps = steps_within(objective, sampler, budget)
-            if objective == "ddpm":
-                steps = min(steps, schedule.T)
+            steps = steps_within(schedule, sampler, budget)
+            steps = min(steps, schedule.max_steps)
             if steps > 0:
                 plan.append((sampler, spacing, solver, steps, budget))
     if objective == "ddpm" and args.reference_steps != 0:
@@ -99,13 +100,13 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
             rows.append({**args.earlier[key], "budget": budget, "reused": True})
             print(f"{name} {label(args.earlier[key])}-{steps} ({spacing}): reused from {args.reuse}", flush=True)
             continue
-        images, seconds = draw(model, schedule, meta, objective, sampler, spacing, solver, steps, args)
+        images, seconds = draw(model, schedule, meta, sampler, spacing, solver, steps, args)
         labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
         metrics = evaluate_samples(
             images, labels, args.dataset or meta["dataset"], args.data_dir,
             classifier_path=args.classifier, device=args.device, cache_dir=args.cache_dir,
         )  # fmt: skip
-        nfe = count_nfe(objective, sampler, steps)
+        nfe = sampler_nfe(sampler, steps, schedule)
         row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "solver_type": solver,
                "steps": steps, "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
                "seconds": round(seconds, 2), "checkpoint_step": meta["step"]}  # fmt: skip

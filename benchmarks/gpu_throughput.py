@@ -44,14 +44,17 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing the package
 
-from cleardiffusion import fastpath  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_fastpath as fastpath  # noqa: E402  (the library's FastOptions plus compile modes)
+
+from cleardiffusion.denoiser import training_parts  # noqa: E402
 from cleardiffusion.models import count_parameters  # noqa: E402
 from cleardiffusion.models.unet import unet_from_preset  # noqa: E402
 from cleardiffusion.schedule import NoiseSchedule  # noqa: E402
-from cleardiffusion.train import train_step  # noqa: E402
+from cleardiffusion.train import make_optimizer, train_step  # noqa: E402
 
-BF16_CL = fastpath.FastOptions()  # bf16 autocast, channels_last, fused AdamW, foreach EMA, eager
-VARIANTS: dict[str, fastpath.FastOptions] = {
+BF16_CL = fastpath.BenchOptions()  # bf16 autocast, channels_last, fused AdamW, foreach EMA, eager
+VARIANTS: dict[str, fastpath.BenchOptions] = {
     "eager-fp32": fastpath.PLAIN,  # the reference: fp32, NCHW, AdamW(foreach), EMA as a Python loop
     "eager-bf16": replace(BF16_CL, channels_last=False),
     "eager-bf16-cl": BF16_CL,
@@ -215,7 +218,8 @@ def run_job(job: Job, model: nn.Module, shape: tuple[int, ...], device: torch.de
         net = fastpath.prepare_denoiser(model, options)
         if options.channels_last:
             ema.to(memory_format=torch.channels_last)
-        optimizer = fastpath.make_optimizer(model, options)
+        optimizer = make_optimizer(model, options)
+        loss_fn, _ = training_parts("ddpm", "eps", "none", schedule)  # L_simple
         params, ema_params = list(model.parameters()), list(ema.parameters())
 
         def draw():  # the batch's randomness, drawn on the device as train.draw_batch does
@@ -226,7 +230,8 @@ def run_job(job: Job, model: nn.Module, shape: tuple[int, ...], device: torch.de
 
         def step(net=net):
             x0, t, eps = draw()
-            loss = train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.9999, options=options)
+            fastpath.step_begin(options)
+            loss = train_step(net, loss_fn, optimizer, params, ema_params, x0, t, eps, decay=0.9999, options=options)
             if options.sync_every_step:
                 loss.item()  # what a host sync per step costs
 

@@ -22,6 +22,7 @@ from cleardiffusion.data import from_model_range, load_dataset
 from cleardiffusion.evaluation_runner import default_classifier_path, reference_statistics
 from cleardiffusion.features import ClassifierFeatures, load_classifier
 from cleardiffusion.generate import generate_images
+from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.train import UNLIMITED_STEPS, TrainConfig, train
 from cleardiffusion.viz import save_grid
 
@@ -51,7 +52,8 @@ def main() -> None:
 
     model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt")
     start = time.perf_counter()
-    batches = generate_images(model, schedule, n=args.n, shape=meta["image_shape"], steps=args.sample_steps, seed=1)
+    recipe = SamplingRecipe(sampler="ddim", steps=args.sample_steps)  # the sampler its results were measured with
+    batches = generate_images(model, schedule, n=args.n, shape=meta["image_shape"], recipe=recipe, seed=1)
     x = torch.cat(list(batches))  # (N, C, H, W) in [-1, 1]
     sample_s = time.perf_counter() - start
     save_grid(x[:100], out / "grid.png", nrow=10)

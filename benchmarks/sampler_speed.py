@@ -25,6 +25,7 @@ from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.generate import generate_images
 from cleardiffusion.models import count_parameters
 from cleardiffusion.models.unet import unet_from_preset
+from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.schedule import NoiseSchedule
 
 
@@ -46,8 +47,9 @@ def time_sampling(model, schedule, device, n, sampler, steps, labels=None, guida
             torch.cuda.synchronize()
         start = time.perf_counter()
         with sampling_autocast(device):
-            for _ in generate_images(model, schedule, n=n, shape=(1, 28, 28), sampler=sampler, steps=steps,
-                                     labels=labels, guidance=guidance, batch_size=n, device=device):  # fmt: skip
+            recipe = SamplingRecipe(sampler=sampler, steps=steps, guidance=guidance)
+            for _ in generate_images(model, schedule, n=n, shape=(1, 28, 28), recipe=recipe, labels=labels,
+                                     batch_size=n, device=device):  # fmt: skip
                 pass
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -1,8 +1,6 @@
 """The fast path computes the paper's step: same loss, same update direction, exact EMA, no host reads."""
 
 import copy
-import os
-import shutil
 from dataclasses import replace
 
 import pytest
@@ -10,13 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from cleardiffusion import fastpath
+from cleardiffusion.denoiser import training_parts
 from cleardiffusion.fastpath import PLAIN, FastOptions
 from cleardiffusion.models.unet import unet_from_preset
-from cleardiffusion.objective import eps_mse_loss
+from cleardiffusion.objective import diffusion_loss
 from cleardiffusion.schedule import NoiseSchedule
-from cleardiffusion.train import train_step
+from cleardiffusion.train import ema_decay, ema_update_, make_optimizer, train_step
 
 FAST_CPU = FastOptions(amp="bf16", channels_last=True, fused_adam=True, foreach_ema=True)
+L_SIMPLE = training_parts("ddpm", "eps", "none", NoiseSchedule.from_name("linear", 1000))[0]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -37,6 +37,14 @@ def tiny_unet(num_classes: int = 0, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def prepare(model: torch.nn.Module, options: FastOptions) -> torch.nn.Module:
+    """The model as the training run sets it up: the options' memory format, no per-call label check."""
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.validate_labels = False
+    return model
+
+
 def batch(B: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x0 = torch.rand((B, 3, 8, 8), generator=g) * 2 - 1
@@ -51,19 +59,18 @@ def run_step(model: torch.nn.Module, options: FastOptions, data) -> tuple[torch.
     From a fresh state Adam's update is nearly sign(grad), which flips for near-zero gradients under any
     rounding; from a warm state (the normal case) it follows the gradient smoothly.
     """
-    schedule = NoiseSchedule.from_name("linear", 1000)
     ema = copy.deepcopy(model).requires_grad_(False)
-    net = fastpath.prepare_denoiser(model, options)
+    net = prepare(model, options)
     if options.channels_last:
         ema.to(memory_format=torch.channels_last)
-    optimizer = fastpath.make_optimizer(model, options, lr=1e-3)
+    optimizer = make_optimizer(model, options, lr=1e-3)
     params, ema_params = list(model.parameters()), list(ema.parameters())
     warm = replace(options, amp="fp32")
     for seed in (10, 11, 12):
         x0, t, eps = batch(seed=seed)
-        train_step(net, schedule, optimizer, params, ema_params, x0, t, eps, decay=0.99, options=warm)
+        train_step(net, L_SIMPLE, optimizer, params, ema_params, x0, t, eps, decay=0.99, options=warm)
     before = [p.detach().clone() for p in params]
-    loss = train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.99, options=options)
+    loss = train_step(net, L_SIMPLE, optimizer, params, ema_params, *data, decay=0.99, options=options)
     return loss, [p.detach() - b for p, b in zip(params, before, strict=True)]
 
 
@@ -86,13 +93,12 @@ def test_fast_step_with_sgd_updates_match_the_plain_gradient():
     data, updates = batch(seed=3), []
     for options in (PLAIN, FAST_CPU):
         model = tiny_unet(seed=2)
-        net = fastpath.prepare_denoiser(model, options)
+        net = prepare(model, options)
         params = list(model.parameters())
         before = [p.detach().clone() for p in params]
         optimizer = torch.optim.SGD(params, lr=0.1)
         ema_params = [p.detach().clone() for p in params]
-        schedule = NoiseSchedule.from_name("linear", 1000)
-        train_step(net, schedule, optimizer, params, ema_params, *data, decay=0.5, options=options,
+        train_step(net, L_SIMPLE, optimizer, params, ema_params, *data, decay=0.5, options=options,
                             grad_clip=0.0)  # fmt: skip
         updates.append([p.detach() - b for p, b in zip(params, before, strict=True)])
     assert cosine(*updates) > 0.99
@@ -114,8 +120,8 @@ def test_foreach_ema_equals_a_per_parameter_loop_exactly(channels_last):
     reference = [p.detach().clone() for p in ema.parameters()]
     params = list(model.parameters())
     for step in range(1, 4):
-        decay = fastpath.ema_decay(step, 0.9999)
-        fastpath.ema_update_(list(ema.parameters()), params, decay, foreach=True)
+        decay = ema_decay(step, 0.9999)
+        ema_update_(list(ema.parameters()), params, decay, foreach=True)
         for e, p in zip(reference, params, strict=True):  # the reference: one tensor at a time
             e.lerp_(p.detach(), 1.0 - decay)
     for e, r in zip(ema.parameters(), reference, strict=True):
@@ -126,17 +132,16 @@ def test_ema_update_is_the_convex_combination():
     g = torch.Generator().manual_seed(0)
     ema, theta = [torch.randn(5, 3, generator=g)], [torch.randn(5, 3, generator=g)]
     expected = 0.9 * ema[0] + 0.1 * theta[0]
-    fastpath.ema_update_(ema, theta, 0.9)
+    ema_update_(ema, theta, 0.9)
     torch.testing.assert_close(ema[0], expected, rtol=0, atol=1e-6)
-    assert fastpath.ema_decay(1, 0.9999) == pytest.approx(2 / 11)
-    assert fastpath.ema_decay(10**7, 0.9999) == 0.9999
+    assert ema_decay(1, 0.9999) == pytest.approx(2 / 11)
+    assert ema_decay(10**7, 0.9999) == 0.9999
 
 
 def test_the_hot_path_reads_nothing_back_to_the_host(monkeypatch):
     """No bool()/item()/int() on a tensor in forward, loss, backward, clipping, EMA: no GPU host sync."""
     model = tiny_unet(num_classes=10)
     ema = copy.deepcopy(model).requires_grad_(False)
-    schedule = NoiseSchedule.from_name("linear", 1000)
     x0, t, eps = batch()
     y = torch.tensor([0, 1, 2, 3, 10, 10, 9, 8])  # 10 = the null class
 
@@ -148,10 +153,10 @@ def test_the_hot_path_reads_nothing_back_to_the_host(monkeypatch):
     with pytest.raises(AssertionError, match="read back"):  # the checked forward does read the labels
         model(x0, t, y)
     with fastpath.trusted_inputs(model):
-        loss = eps_mse_loss(model, schedule, x0, y=y, t=t, eps=eps)
+        loss = diffusion_loss(model, NoiseSchedule.from_name("linear", 1000), x0, t, eps, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
-        fastpath.ema_update_(list(ema.parameters()), list(model.parameters()), 0.99)
+        ema_update_(list(ema.parameters()), list(model.parameters()), 0.99)
     monkeypatch.undo()
     assert model.validate_labels is True  # trusted_inputs restores the check
     assert torch.isfinite(loss)
@@ -164,41 +169,6 @@ def test_label_check_still_guards_the_public_forward():
         model(x0, t, torch.tensor([0, 11]))
 
 
-def test_prepare_denoiser_and_option_errors():
-    model = tiny_unet(num_classes=3)
-    assert fastpath.prepare_denoiser(model, FAST_CPU) is model  # eager: nothing wrapped
-    assert model.validate_labels is False
-    conv = model.encoder[0][0].conv.weight
-    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    with pytest.raises(ValueError, match="compile_mode='fast' is not one of none, default"):
-        FastOptions(compile_mode="fast")
+def test_option_errors():
     with pytest.raises(ValueError, match="amp='int8' is not one of fp32, bf16, fp16"):
         FastOptions(amp="int8")
-
-
-def test_sampling_forward_matches_the_plain_forward():
-    model = tiny_unet().eval()
-    x_t, t, _ = batch()
-    with torch.no_grad():
-        expected = model(x_t, t)
-    fast = fastpath.sampling_forward(fastpath.prepare_denoiser(model, FAST_CPU), x_t, t, options=FAST_CPU)
-    assert fast.dtype == torch.float32 and fast.shape == expected.shape
-    assert (fast - expected).norm() / expected.norm() < 2e-2  # bf16 autocast
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs C++")
-@pytest.mark.skipif(
-    os.environ.get("CLEARDIFFUSION_COMPILE_TESTS") != "1",
-    reason="torch.compile takes 1-3 minutes on a busy 2-core CPU; CLEARDIFFUSION_COMPILE_TESTS=1 runs it",
-)
-def test_compiled_forward_matches_eager():
-    model = tiny_unet(num_classes=10).eval()
-    x_t, t, _ = batch(B=4)
-    y = torch.tensor([0, 3, 10, 9])
-    with torch.no_grad():
-        expected = model(x_t, t, y)
-        compiled = fastpath.prepare_denoiser(model, FastOptions(amp="fp32", channels_last=False,
-                                                                compile_mode="default"))  # fmt: skip
-        got = compiled(x_t, t, y)
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

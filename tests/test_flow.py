@@ -8,22 +8,23 @@ ODE moves every point along x(t) = (1 - t) MU + sigma_t z, so x_1 ends at x(0) =
 import pytest
 import torch
 
-from cleardiffusion.flow import (
-    FLOW_SAMPLERS,
-    TIME_SCALE,
-    check_flow_timesteps,
-    flow_euler_sample,
-    flow_heun_sample,
-    flow_interpolate,
-    flow_matching_loss,
-    flow_nfe,
-    flow_steps_for_nfe,
-    flow_timesteps,
-)
+from cleardiffusion.flow import TIME_SCALE, FlowPath, flow_interpolate, flow_matching_loss
 from cleardiffusion.guidance import guided_model
 from cleardiffusion.models.unet import UNet, UNetConfig
+from cleardiffusion.samplers import (
+    SAMPLERS,
+    ddim_sample,
+    ddpm_sample,
+    dpmpp_2m_sample,
+    dpmpp_2m_sde_sample,
+    euler_sample,
+    heun_sample,
+    sampler_nfe,
+    steps_for_nfe,
+)
 
 MU, S = 0.5, 0.3
+PATH = FlowPath()
 
 
 def gaussian_velocity(x, t_in):
@@ -32,23 +33,43 @@ def gaussian_velocity(x, t_in):
     return -MU + (t - (1 - t) * S**2) / ((1 - t) ** 2 * S**2 + t**2) * (x - (1 - t) * MU)
 
 
-@pytest.mark.parametrize("sampler, ratio", [(flow_euler_sample, (1.7, 2.3)), (flow_heun_sample, (3.3, 4.7))])
+@pytest.mark.parametrize("sampler, ratio", [(euler_sample, (1.7, 2.3)), (heun_sample, (3.3, 4.7))])
 def test_error_against_the_exact_flow_shrinks_at_the_samplers_order(sampler, ratio):
     x_1 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
     exact = MU + S * x_1
     errors = []
     for steps in (10, 20, 40, 80):
-        errors.append((sampler(gaussian_velocity, x_1, flow_timesteps(steps)) - exact).abs().max().item())
+        errors.append((sampler(gaussian_velocity, PATH, x_1, PATH.timesteps(steps)) - exact).abs().max().item())
     ratios = [a / b for a, b in zip(errors, errors[1:])]
     assert all(ratio[0] < r < ratio[1] for r in ratios), (errors, ratios)
 
 
-def test_samplers_reproduce_the_data_distribution():
-    x_1 = torch.randn(20_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for sampler in (flow_euler_sample, flow_heun_sample):
-        x0 = sampler(gaussian_velocity, x_1, flow_timesteps(50))
-        assert x0.mean().item() == pytest.approx(MU, abs=0.01)
-        assert x0.std().item() == pytest.approx(S, rel=0.03)
+@pytest.mark.parametrize("sampler, shrink", [(ddim_sample, 1.8), (dpmpp_2m_sample, 3.0)])
+def test_ddim_and_dpm_solver_converge_to_the_exact_flow(sampler, shrink):
+    """DDIM and DPM-Solver++(2M), written once for any path, solve the flow's ODE (x_1 -> MU + S x_1): doubling
+    the steps divides the error by about 2 (first order) or by 3 and more (second order, near 4 asymptotically)."""
+    x_1 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    errors = [(sampler(gaussian_velocity, PATH, x_1, PATH.timesteps(n)) - (MU + S * x_1)).abs().max().item()
+              for n in (100, 200)]  # fmt: skip
+    assert errors[1] < 0.01 and errors[0] / errors[1] > shrink, errors
+
+
+def test_ddim_on_the_flow_path_is_euler():
+    """x_s = (1 - s) x0 + s eps = x_t + (s - t) v: DDIM's update is Euler's on the straight path (to rounding)."""
+    x_1 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    ts = PATH.timesteps(7, "quadratic")
+    torch.testing.assert_close(ddim_sample(gaussian_velocity, PATH, x_1, ts), euler_sample(gaussian_velocity, PATH,
+                               x_1, ts), atol=1e-12, rtol=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", [ddpm_sample, dpmpp_2m_sde_sample])
+def test_stochastic_samplers_reproduce_the_data_distribution_on_the_flow_path(sampler):
+    """Ancestral DDPM and SDE-DPM-Solver++ on the flow path: the exact model's samples have the data's moments."""
+    g = torch.Generator().manual_seed(0)
+    x_1 = torch.randn(20_000, 1, dtype=torch.float64, generator=g)
+    x0 = sampler(gaussian_velocity, PATH, x_1, PATH.timesteps(100), generator=g)
+    assert x0.mean().item() == pytest.approx(MU, abs=0.01)
+    assert x0.std().item() == pytest.approx(S, rel=0.03)
 
 
 def test_loss_is_zero_for_the_oracle_velocity_of_a_single_point():
@@ -97,29 +118,31 @@ def test_unet_takes_float_time_and_guidance_wraps_a_velocity_model():
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     net.eval()
-    ts = flow_timesteps(3)
-    plain = flow_euler_sample(lambda x, t: net(x, t, y), eps, ts)
-    torch.testing.assert_close(flow_euler_sample(guided_model(net, y, 1.0), eps, ts), plain)
-    guided = flow_heun_sample(guided_model(net, y, 2.0), eps, ts)
+    ts = PATH.timesteps(3)
+    plain = euler_sample(lambda x, t: net(x, t, y), PATH, eps, ts)
+    torch.testing.assert_close(euler_sample(guided_model(net, y, 1.0), PATH, eps, ts), plain)
+    guided = heun_sample(guided_model(net, y, 2.0), PATH, eps, ts)
     assert guided.shape == eps.shape and torch.isfinite(guided).all()
 
 
 def test_time_grids_and_nfe():
-    assert flow_timesteps(4) == [1.0, 0.75, 0.5, 0.25, 0.0]
-    q = flow_timesteps(4, "quadratic")
-    assert q[0] == 1 and q[-1] == 0 and q[-2] - q[-1] < q[0] - q[1]
-    with pytest.raises(ValueError, match="unknown flow spacing"):
-        flow_timesteps(4, "karras")
+    assert PATH.timesteps(4) == [1.0, 0.75, 0.5, 0.25]  # the clean end t = 0 is implied
+    q = PATH.timesteps(4, "quadratic")
+    assert q[0] == 1 and q[-1] == 1 / 16 and q[-2] - q[-1] < q[0] - q[1]
+    with pytest.raises(ValueError, match="not for the flow path"):
+        PATH.timesteps(4, "karras")
     with pytest.raises(ValueError, match="strictly decreasing"):
-        check_flow_timesteps([0.0, 1.0])
+        PATH.check_timesteps([0.5, 1.0])
+    with pytest.raises(ValueError, match="between 1 and 10000"):
+        PATH.timesteps(5_000_000)
     calls = []
-    for name, sampler in FLOW_SAMPLERS.items():
+    for name, sampler in SAMPLERS.items():
         calls.clear()
-        sampler(lambda x, t: calls.append(t) or x, torch.zeros(2, 1), flow_timesteps(5))
-        assert len(calls) == flow_nfe(name, 5)
-    assert flow_steps_for_nfe("heun", 10) == 5 and flow_steps_for_nfe("euler", 7) == 7
+        sampler(lambda x, t: calls.append(t) or x, PATH, torch.zeros(2, 1), PATH.timesteps(5))
+        assert len(calls) == sampler_nfe(name, 5, PATH) == (10 if name == "heun" else 5)
+    assert steps_for_nfe("heun", 10, PATH) == 5 and steps_for_nfe("euler", 7, PATH) == 7
     with pytest.raises(ValueError, match="even"):
-        flow_steps_for_nfe("heun", 9)
+        steps_for_nfe("heun", 9, PATH)
 
 
 def test_clip_x0_clamps_the_straight_line_endpoint():
@@ -127,11 +150,11 @@ def test_clip_x0_clamps_the_straight_line_endpoint():
     x_1 = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     seen = []
     far = lambda x, t_in: x - 5.0  # noqa: E731  (x0_pred = x - t (x - 5) leaves [-1, 1])
-    out = flow_euler_sample(far, x_1, flow_timesteps(6), clip_x0=True, callback=lambda i, t, x, x0: seen.append(x0))
+    out = euler_sample(far, PATH, x_1, PATH.timesteps(6), clip_x0=True, callback=lambda i, t, x, x0: seen.append(x0))
     assert all(x0.abs().max() <= 1 for x0 in seen) and out.abs().max() <= 1 + 1e-12
     inside = lambda x, t_in: x - 0.5 * x.tanh()  # noqa: E731  (|x| <= 1 stays so, and x0_pred with it)
     x_1 = x_1.clamp(-1, 1)
-    for sampler in FLOW_SAMPLERS.values():
+    for sampler in (euler_sample, heun_sample):
         torch.testing.assert_close(
-            sampler(inside, x_1, flow_timesteps(6), clip_x0=True), sampler(inside, x_1, flow_timesteps(6))
+            sampler(inside, PATH, x_1, PATH.timesteps(6), clip_x0=True), sampler(inside, PATH, x_1, PATH.timesteps(6))
         )

@@ -6,6 +6,7 @@ import torch
 from cleardiffusion.errors import UsageError
 from cleardiffusion.guidance import ClassifierFreeGuidance, Conditioned, guided_model
 from cleardiffusion.models.mlp import MLPConfig, MLPDenoiser
+from cleardiffusion.schedule import NoiseSchedule
 from cleardiffusion.train import TrainConfig, draw_batch
 
 
@@ -81,7 +82,7 @@ def test_label_dropout_rate_matches_p(p):
     g = torch.Generator().manual_seed(0)
     dropped = total = 0
     for _ in range(40):
-        _, y, _, _ = draw_batch(g, data, config, 100, False, slice(None))
+        _, y, _, _ = draw_batch(g, data, config, NoiseSchedule.from_name("linear", 100), False, slice(None))
         assert ((y == 10) | (y == labels[:10].unsqueeze(1)).any(0)).all()
         dropped += (y == 10).sum().item()
         total += len(y)
@@ -89,5 +90,6 @@ def test_label_dropout_rate_matches_p(p):
     assert abs(dropped / total - p) < 4 * sigma
     # the draws come from the run's generator: the same seed gives the same labels
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(draw_batch(g1, data, config, 100, False, slice(None))[1],
-                       draw_batch(g2, data, config, 100, False, slice(None))[1])  # fmt: skip
+    path = NoiseSchedule.from_name("linear", 100)
+    assert torch.equal(draw_batch(g1, data, config, path, False, slice(None))[1],
+                       draw_batch(g2, data, config, path, False, slice(None))[1])  # fmt: skip

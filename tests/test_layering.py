@@ -12,8 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cleardiffusion"
 
 LAYERS = {
-    0: ["errors", "limits", "files"],
+    0: ["errors", "limits", "files", "recipe"],
     1: [
+        "denoiser",
         "schedule",
         "objective",
         "flow",
@@ -36,6 +37,7 @@ LAYERS = {
         "evaluation_runner",
         "monitor",
         "train",
+        "train_run",
         "experiments",
     ],  # fmt: skip
     3: ["cli", "__main__"],

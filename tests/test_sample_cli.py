@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from cleardiffusion import recipe, schedule
 from cleardiffusion.checkpoint import load_checkpoint, save_checkpoint
 from cleardiffusion.cli import main
-from cleardiffusion.cli.sample import SAMPLER_CHOICES, SOLVER_TYPE_CHOICES, SPACING_CHOICES
-from cleardiffusion.generate import SAMPLERS_FOR
-from cleardiffusion.samplers import SOLVER_TYPES, SPACINGS
+from cleardiffusion.flow import FlowPath
+from cleardiffusion.samplers import SAMPLERS
 from test_train import tiny_flags, write_digits
 
 
@@ -122,17 +122,25 @@ def test_flow_checkpoint_takes_flow_samplers(flow_checkpoint, tmp_path):
                       tmp_path / "traj.png") == 0  # fmt: skip
 
 
-def test_cli_choices_match_the_library():
-    assert set(SAMPLER_CHOICES) == {s for names in SAMPLERS_FOR.values() for s in names}
-    assert SPACING_CHOICES == SPACINGS
-    assert SOLVER_TYPE_CHOICES == SOLVER_TYPES
+def test_every_sampler_runs_on_a_flow_checkpoint(flow_checkpoint, tmp_path):
+    """The samplers are written once for any path: DDIM, DPM-Solver++ and ancestral DDPM sample a flow model."""
+    for sampler in ("ddim", "dpm++2m", "dpm++2m-sde", "ddpm"):
+        out = tmp_path / f"{sampler}.npz"
+        assert run_sample(flow_checkpoint, out, "--n", 2, "--sampler", sampler, "--steps", 3) == 0
+        z = np.load(out)
+        assert str(z["sampler"]) == sampler and z["images"].shape[0] == 2 and z["images"].std() > 0
+
+
+def test_the_recipe_names_what_the_library_has():
+    assert recipe.SAMPLER_NAMES == tuple(SAMPLERS)
+    assert schedule.SPACINGS == recipe.SPACINGS and FlowPath.spacings == recipe.FLOW_SPACINGS
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--sampler", "ddim"], "trained with the flow objective"),
-        (["--spacing", "karras"], "flow checkpoint takes uniform"),
+        (["--spacing", "karras"], "does not fit a flow model"),
+        (["--sampler", "ddim", "--variance", "posterior"], "is for the ddpm sampler"),
         (["--sampler", "heun", "--nfe", "7"], "NFE is even"),
     ],
 )
@@ -148,16 +156,15 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--steps", "0"], "must be at least 1"),
         (0, ["--sampler", "heun", "--nfe", "10"], "NFE is odd"),
         (0, ["--spacing", "cubic"], "invalid choice"),
-        (0, ["--sampler", "euler"], "trained with the ddpm objective"),
-        (0, ["--sampler", "dpm++2m", "--eta", "1"], "--eta is DDIM's"),
-        (0, ["--sampler", "ddim", "--solver-type", "midpoint"], "--solver-type is for dpm++2m"),
+        (0, ["--sampler", "dpm++2m", "--eta", "1"], "(--eta) is DDIM's noise level"),
+        (0, ["--sampler", "ddim", "--solver-type", "midpoint"], "(--solver-type) is for dpm++2m"),
         (0, ["--solver-type", "rk4"], "invalid choice"),
         (0, ["--steps", "5", "--nfe", "5"], "not allowed with"),
         (1, ["--class-label", "10"], "out of range"),
         (1, ["--class-label", "cat"], "class index"),
         (0, ["--class-label", "3"], "unconditional"),
         (0, ["--guidance", "3"], "conditional"),
-        (0, ["--steps", "101"], "between 1 and T = 100"),
+        (0, ["--steps", "101"], "between 1 and 100 (T, the checkpoint's diffusion steps)"),
         (0, ["--out-suffix", ".jpg"], "--out must end in .png or .npz"),
     ],
 )
@@ -175,3 +182,33 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert run_sample(bad, tmp_path / "x.png") == 2
     assert "bad.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["ddpm", "flow"])
+def test_python_users_get_the_command_lines_default_sampler(checkpoints, flow_checkpoint, tmp_path, which):
+    """generate_images with no recipe draws exactly what `cleardiffusion sample` draws with no sampler flags."""
+    from cleardiffusion.checkpoint import load_for_sampling
+    from cleardiffusion.generate import generate_images
+    from cleardiffusion.viz import to_uint8
+
+    checkpoint = checkpoints[0] if which == "ddpm" else flow_checkpoint
+    assert run_sample(checkpoint, tmp_path / "cli.npz", "--n", 3, "--seed", 4) == 0
+    cli = np.load(tmp_path / "cli.npz")
+    model, path, meta = load_for_sampling(checkpoint)
+    default = recipe.SamplingRecipe().resolve(path)
+    assert (str(cli["sampler"]), str(cli["spacing"]), int(cli["steps"])) == (default.sampler, default.spacing,
+                                                                            default.steps)  # fmt: skip
+    images = torch.cat(list(generate_images(model, path, n=3, shape=meta["image_shape"], seed=4)))
+    np.testing.assert_array_equal(to_uint8(images).permute(0, 2, 3, 1).numpy(), cli["images"])
+
+
+def test_recipe_defaults_per_objective():
+    ddpm, flow = schedule.NoiseSchedule.from_name("linear", 100), FlowPath()
+    r = recipe.SamplingRecipe().resolve(ddpm)
+    assert (r.sampler, r.steps, r.spacing, r.solver_type) == ("dpm++2m-sde", 50, "trailing", "exact")
+    r = recipe.SamplingRecipe().resolve(flow)
+    assert (r.sampler, r.steps, r.spacing, r.solver_type) == ("euler", 50, "uniform", None)
+    assert recipe.SamplingRecipe(sampler="ddpm").resolve(ddpm).steps == 100  # every step of the schedule
+    assert recipe.SamplingRecipe(sampler="heun").resolve(flow).steps == 25
+    with pytest.raises(ValueError, match="between 1 and 10000"):
+        recipe.SamplingRecipe(steps=5_000_000).resolve(flow)

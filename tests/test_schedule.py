@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cleardiffusion.objective import EpsFromX0, eps_mse_loss
+from cleardiffusion.objective import EpsFromX0, diffusion_loss
 from cleardiffusion.schedule import (
     NoiseSchedule,
     cosine_betas,
@@ -123,7 +123,7 @@ def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
     x_t = sched.q_sample(x0, t, eps)
     oracle = EpsFromX0(lambda x, t, y=None: x0 if y is None else x0 + y.reshape(-1, 1, 1, 1), sched)
     torch.testing.assert_close(oracle(x_t, t), eps, atol=1e-4, rtol=1e-4)
-    assert eps_mse_loss(oracle, sched, x0, t=t, eps=eps).item() < 1e-8
+    assert diffusion_loss(oracle, sched, x0, t, eps).item() < 1e-8  # L_simple
     # labels reach the wrapped network: shifting its x_0 by y shifts eps by -sqrt(alpha_bar / (1 - alpha_bar)) y
     y = torch.ones(6)
     a, s = sched.coefficients(t)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleardiffusion.cli import main
+from cleardiffusion.schedule import NoiseSchedule
 from cleardiffusion.train import TrainConfig, draw_batch, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -112,10 +113,15 @@ def test_a_process_slice_of_the_global_draw_is_what_a_single_process_draws():
     images = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
     data = {"images": images, "labels": torch.arange(50) % 10, "null_label": 10}
     config = TrainConfig(batch_size=12, conditional=True, label_dropout=0.3)
-    whole = draw_batch(torch.Generator().manual_seed(5), data, config, 100, True, slice(0, 12))
+    whole = draw_batch(
+        torch.Generator().manual_seed(5), data, config, NoiseSchedule.from_name("linear", 100), True, slice(0, 12)
+    )
     for world in (2, 3, 4):
         slices = [slice(r * 12 // world, (r + 1) * 12 // world) for r in range(world)]
-        parts = [draw_batch(torch.Generator().manual_seed(5), data, config, 100, True, s) for s in slices]
+        parts = [
+            draw_batch(torch.Generator().manual_seed(5), data, config, NoiseSchedule.from_name("linear", 100), True, s)
+            for s in slices
+        ]
         for i in range(4):  # x0, y, t, eps
             assert torch.equal(torch.cat([p[i] for p in parts]), whole[i])
 
@@ -125,11 +131,15 @@ def test_label_dropout_and_flips_follow_their_probabilities():
     images[:, :, :, 0] = 255  # left column bright: a flip moves it to the right
     data = {"images": images, "labels": torch.tensor([1, 2, 3, 4]), "null_label": 9}
     config = TrainConfig(batch_size=4000, conditional=True, label_dropout=0.25)
-    x0, y, t, eps = draw_batch(torch.Generator().manual_seed(0), data, config, 10, True, slice(0, 4000))
+    x0, y, t, eps = draw_batch(
+        torch.Generator().manual_seed(0), data, config, NoiseSchedule.from_name("linear", 10), True, slice(0, 4000)
+    )
     assert abs((y == 9).float().mean().item() - 0.25) < 0.03  # label dropout -> null class
     assert abs((x0[:, 0, 0, 1] > 0).float().mean().item() - 0.5) < 0.03  # half of them mirrored
     assert t.min() >= 0 and t.max() <= 9 and abs(eps.std().item() - 1) < 0.05
-    x0, y, _, _ = draw_batch(torch.Generator(), data, TrainConfig(batch_size=8), 10, False, slice(0, 8))
+    x0, y, _, _ = draw_batch(
+        torch.Generator(), data, TrainConfig(batch_size=8), NoiseSchedule.from_name("linear", 10), False, slice(0, 8)
+    )
     assert y is None and (x0[:, 0, :, 0] == 1).all()  # unconditional, never flipped
 
 

@@ -31,11 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .denoiser import Path as NoisePath
+from .denoiser import sampling_parts
 from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
 from .limits import check_memory, schedule_bytes
 from .models import build_model
-from .objective import OBJECTIVES, PREDICTIONS, sampling_model
+from .objective import OBJECTIVES, PREDICTIONS
 from .schedule import NoiseSchedule
 
 FORMAT = "cleardiffusion-checkpoint"
@@ -225,13 +227,14 @@ def load_for_resume(path: str | Path, map_location: str | torch.device, steps: i
 
 def load_for_sampling(
     path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True
-) -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
-    """Rebuild the (EMA) denoiser and its noise schedule from a checkpoint, in eval mode on `device`.
+) -> tuple[nn.Module, NoisePath, dict[str, Any]]:
+    """Rebuild the (EMA) denoiser and its noise path from a checkpoint, in eval mode on `device`.
 
-    Returns (model, schedule, meta); for a DDPM checkpoint the model outputs eps whatever the network was
-    trained to predict (objective.sampling_model). meta has "dataset", "image_shape" (C, H, W), "num_classes"
-    (the model's conditioning classes, 0 for an unconditional model), "class_names", "step", "config",
-    "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
+    Returns (model, path, meta), what `generate.generate_images` and every sampler take: for a DDPM checkpoint
+    an eps-model, whatever the network was trained to predict, and its NoiseSchedule; for a flow checkpoint
+    the velocity network and a FlowPath (`denoiser.sampling_parts`). meta has "dataset", "image_shape"
+    (C, H, W), "num_classes" (the model's conditioning classes, 0 for an unconditional model), "class_names",
+    "step", "config", "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
     Missing keys, wrong types and NaN/inf weights are CheckpointErrors.
     """
     state = load_checkpoint(path)
@@ -264,8 +267,8 @@ def load_for_sampling(
     if meta["objective"] not in OBJECTIVES or meta["prediction"] not in PREDICTIONS:
         raise CheckpointError(f"{path} names an unknown objective {meta['objective']!r} or prediction "
                               f"{meta['prediction']!r}; was it written by a newer cleardiffusion?")  # fmt: skip
-    model = sampling_model(model, schedule, meta["objective"], meta["prediction"])  # DDPM: always an eps-model
-    return model.to(device).eval(), schedule.to(device), meta
+    model, path = sampling_parts(model, meta["objective"], meta["prediction"], schedule)  # the objective, decided
+    return model.to(device).eval(), path.to(device), meta
 
 
 def check_same_run(saved: dict, current: dict, may_change: Collection[str], path: str | Path) -> None:

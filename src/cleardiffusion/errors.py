@@ -9,6 +9,10 @@ class CheckpointError(UsageError):
     """A checkpoint that is missing, truncated, corrupt, or from another model or configuration."""
 
 
+class NonFiniteLossError(UsageError):
+    """The training loss became NaN or infinite (train and toy); the last good checkpoint is kept."""
+
+
 class DataError(UsageError):
     """A dataset directory or file that is missing, truncated or in the wrong format."""
 

@@ -9,24 +9,25 @@ matching with the optimal-transport path (Lipman et al. 2023), on the same U-Net
 | `v_model`   | v_theta(x_t, TIME_SCALE * t): the network, called with the scaled time               |
 
 Loss (Lipman et al. Eq. 23; Liu et al. Eq. 1): E_{t, x_0, eps} || v_theta(x_t, t) - (eps - x_0) ||^2.
-Sampling solves the ODE dx / dt = v_theta(x, t) from x_1 ~ N(0, I) at t = 1 down to t = 0.
+Sampling solves the ODE dx / dt = v_theta(x, t) from x_1 ~ N(0, I) at t = 1 down to t = 0: `FlowPath` gives
+the samplers of samplers.py this path (alpha_t = 1 - t, sigma_t = t), so Euler, Heun, DDIM, DPM-Solver++ and
+ancestral sampling all run on a flow model; Euler on this path is DDIM's update (x_s = (1 - s) x_0 + s eps).
 
 The network sees `TIME_SCALE * t`, a float in [0, 1000], so its sinusoidal time embedding covers the same
 range as DDPM's integer indices. A wrapper such as `guidance.guided_model` works unchanged: it only binds
 class labels to `model(x_t, t, y)`.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Literal
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-VModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-FlowCallback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
+from .recipe import FLOW_SPACINGS
+from .schedule import Posterior
+
 TIME_SCALE = 1000.0  # the network's time input is TIME_SCALE * t
-FLOW_SPACINGS: tuple[str, ...] = ("uniform", "quadratic")
 
 
 def flow_interpolate(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -51,111 +52,81 @@ def flow_matching_loss(
     return F.mse_loss(v_pred.float(), (eps - x0).float())
 
 
-def flow_timesteps(steps: int, spacing: Literal["uniform", "quadratic"] = "uniform") -> list[float]:
-    """steps + 1 descending times from 1 to 0: uniform, or quadratic (t = (i / steps)^2, denser near the data)."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if spacing == "uniform":
-        ts = [i / steps for i in range(steps + 1)]
-    elif spacing == "quadratic":
-        ts = [(i / steps) ** 2 for i in range(steps + 1)]
-    else:
-        raise ValueError(f"unknown flow spacing {spacing!r}; choose one of {', '.join(FLOW_SPACINGS)}")
-    return ts[::-1]
+class FlowPath:
+    """The straight path x_t = (1 - t) x_0 + t eps, t in [0, 1], with the methods every sampler reads of a path
+    (`schedule.NoiseSchedule` has the same ones for DDPM's variance-preserving path): alpha_t = 1 - t,
+    sigma_t = t, the clean end t = 0. Its model returns the velocity v = eps - x_0 (`native`), its ODE is
+    integrated in (x_t, t) itself (`ode_scale_tau`), and the network sees TIME_SCALE * t."""
 
+    objective = "flow"
+    native = "velocity"
+    clean = 0.0
+    max_steps = 10_000  # a bound, so that no request runs for ever; far finer than any grid that helps
+    spacings = FLOW_SPACINGS
 
-def check_flow_timesteps(timesteps: Sequence[float]) -> list[float]:
-    """Validate a time grid: at least two strictly decreasing floats in [0, 1]."""
-    ts = [float(t) for t in timesteps]
-    if len(ts) < 2 or any(not 0 <= t <= 1 for t in ts) or any(a <= b for a, b in zip(ts, ts[1:], strict=False)):
-        raise ValueError(f"flow timesteps must be >= 2 strictly decreasing times in [0, 1], got {ts[:10]}")
-    return ts
+    def to(self, device) -> "FlowPath":
+        """Nothing to move (NoiseSchedule.to moves its buffers)."""
+        return self
 
+    def coefficients(self, t: float) -> tuple[float, float]:
+        """(alpha_t, sigma_t) = (1 - t, t)."""
+        return 1 - t, t
 
-def _velocity(v_model: VModel, x: torch.Tensor, t: float, clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """v_theta(x, t) for a batch at one time t (the network sees TIME_SCALE * t) and x0_pred = x - t v.
+    def alpha_sigma2(self, t: float) -> tuple[float, float]:
+        return (1 - t) ** 2, t**2
 
-    With `clip_x0` (and t > 0), x0_pred is clamped to [-1, 1] and v re-derived from it, v = (x - x0_pred) / t,
-    so the step moves towards the clamped x_0, as the DDPM samplers' `clip_x0` does.
-    """
-    t_batch = torch.full((x.shape[0],), TIME_SCALE * t, device=x.device, dtype=x.dtype)
-    v = v_model(x, t_batch).to(x.dtype)
-    x0_pred = x - t * v
-    if clip_x0 and t > 0:
-        x0_pred = x0_pred.clamp(-1, 1)
-        v = (x - x0_pred) / t
-    return v, x0_pred
+    def lambda_at(self, t: float) -> float:
+        """lambda_t = log(alpha_t / sigma_t) = log((1 - t) / t): +inf at t = 0, -inf at t = 1."""
+        if t <= 0:
+            return math.inf
+        return -math.inf if t >= 1 else math.log1p(-t) - math.log(t)
 
+    def posterior(self, t: float, s: float) -> Posterior:
+        """q(x_s | x_t, x_0) for s < t on any Gaussian path (Kingma et al. 2021, Eqs. 32-34): with
+        alpha_{t|s} = alpha_t / alpha_s and sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2, the mean is
+        alpha_{t|s} sigma_s^2 / sigma_t^2 x_t + alpha_s sigma_{t|s}^2 / sigma_t^2 x_0."""
+        (alpha_t, sigma_t), (alpha_s, sigma_s) = self.coefficients(t), self.coefficients(s)
+        alpha_ts = alpha_t / alpha_s
+        beta = sigma_t**2 - alpha_ts**2 * sigma_s**2  # sigma_{t|s}^2
+        return Posterior(alpha_s * beta / sigma_t**2, alpha_ts * sigma_s**2 / sigma_t**2,
+                         beta * sigma_s**2 / sigma_t**2, beta)  # fmt: skip
 
-# ----------------------------------------------------------------------------------------------------------
-# Samplers: x_1 ~ N(0, I) at t = 1 integrated to t = 0 by Euler or Heun (Karras et al. 2022, Algorithm 1 in
-# t instead of sigma). The velocity is defined at t = 0 (x_t = x_0 there), so unlike the VP Heun sampler every
-# step, the last included, is a Heun step: NFE = 2 * steps. `callback(i, t, x_t, x0_pred)` sees each step,
-# with x0_pred = x_t - t v, the endpoint of a straight line through x_t. Same signature as the DDPM samplers
-# less the schedule; x_1 plays x_T's part and `timesteps` are times in [0, 1].
+    def ode_scale_tau(self, t: float) -> tuple[float, float]:
+        """The ODE dx_t / dt = v is integrated in x_t and t themselves: scale 1, tau = t."""
+        return 1.0, t
 
+    def evaluable(self, t: float) -> bool:
+        """The velocity is defined at every t in [0, 1], the clean end included."""
+        return True
 
-@torch.no_grad()
-def flow_euler_sample(
-    v_model: VModel,
-    x_1: torch.Tensor,
-    timesteps: Sequence[float],
-    *,
-    generator: torch.Generator | list[torch.Generator] | None = None,
-    clip_x0: bool = False,
-    callback: FlowCallback | None = None,
-) -> torch.Tensor:
-    """Euler's method on dx / dt = v_theta(x, t) over `timesteps` (1 -> 0); NFE = steps. `generator` is unused."""
-    ts = check_flow_timesteps(timesteps)
-    x = x_1
-    for i, (t, s) in enumerate(zip(ts, ts[1:])):
-        v, x0_pred = _velocity(v_model, x, t, clip_x0)
-        if callback is not None:
-            callback(i, t, x, x0_pred)
-        x = x + (s - t) * v
-    return x
+    def network_time(self, t: float, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0],), TIME_SCALE * t, device=x.device, dtype=x.dtype)
 
+    def draw_t(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Training times t ~ U[0, 1): (n,)."""
+        return torch.rand(n, generator=generator, device=generator.device)
 
-@torch.no_grad()
-def flow_heun_sample(
-    v_model: VModel,
-    x_1: torch.Tensor,
-    timesteps: Sequence[float],
-    *,
-    generator: torch.Generator | list[torch.Generator] | None = None,
-    clip_x0: bool = False,
-    callback: FlowCallback | None = None,
-) -> torch.Tensor:
-    """Heun's method (trapezoidal predictor-corrector) on dx / dt = v_theta(x, t); NFE = 2 * steps."""
-    ts = check_flow_timesteps(timesteps)
-    x = x_1
-    for i, (t, s) in enumerate(zip(ts, ts[1:])):
-        v, x0_pred = _velocity(v_model, x, t, clip_x0)
-        if callback is not None:
-            callback(i, t, x, x0_pred)
-        x_next = x + (s - t) * v  # Euler predictor
-        v_next, _ = _velocity(v_model, x_next, s, clip_x0)
-        x = x + (s - t) * (0.5 * v + 0.5 * v_next)  # trapezoidal corrector
-    return x
+    def timesteps(self, steps: int, spacing: str = "uniform") -> list[float]:
+        """`steps` descending times from 1, the clean end 0 implied: uniform, or quadratic (t = (i / steps)^2,
+        denser near the data)."""
+        if not 1 <= steps <= self.max_steps:
+            raise ValueError(f"steps must be between 1 and {self.max_steps} on the flow path, got {steps}")
+        if spacing == "uniform":
+            return [i / steps for i in range(steps, 0, -1)]
+        if spacing == "quadratic":
+            return [(i / steps) ** 2 for i in range(steps, 0, -1)]
+        raise ValueError(f"spacing {spacing!r} is not for the flow path; choose one of {', '.join(self.spacings)}")
 
-
-FLOW_SAMPLERS = {"euler": flow_euler_sample, "heun": flow_heun_sample}
-
-
-def flow_nfe(sampler: str, steps: int) -> int:
-    """Network evaluations of a flow sampler over `steps` steps: Euler 1 per step, Heun 2 per step."""
-    if sampler not in FLOW_SAMPLERS:
-        raise ValueError(f"unknown flow sampler {sampler!r}; choose one of {', '.join(FLOW_SAMPLERS)}")
-    return 2 * steps if sampler == "heun" else steps
-
-
-def flow_steps_for_nfe(sampler: str, nfe: int) -> int:
-    """The step count whose NFE is exactly `nfe`; a ValueError for an odd budget with Heun."""
-    flow_nfe(sampler, 1)  # validates the name
-    if nfe < 1:
-        raise ValueError(f"NFE must be at least 1, got {nfe}")
-    if sampler == "heun":
-        if nfe % 2:
-            raise ValueError(f"flow heun makes 2 evaluations per step, so its NFE is even; got {nfe}: use {nfe + 1}")
-        return nfe // 2
-    return nfe
+    def check_timesteps(self, timesteps) -> list[float]:
+        """A time grid: strictly decreasing floats in (0, 1], at most MAX_STEPS (the clean end 0 is implied)."""
+        if timesteps is None:
+            raise ValueError("the flow path has no default grid: pass timesteps (FlowPath.timesteps)")
+        ts = [float(t) for t in timesteps]
+        if (
+            not 1 <= len(ts) <= self.max_steps
+            or any(not 0 < t <= 1 for t in ts)
+            or any(a <= b for a, b in zip(ts, ts[1:], strict=False))
+        ):
+            raise ValueError(f"flow timesteps must be 1..{self.max_steps} strictly decreasing times in (0, 1], "
+                             f"got {ts[:10]}")  # fmt: skip
+        return ts

@@ -1,7 +1,8 @@
 """What a training run reports besides its loss: a cheap FID of EMA samples, curves.png, TensorBoard events.
 
-`--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with DDIM and
-scores them against the training split's statistics in the feature space of the dataset's small classifier
+`--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with the library's
+sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow) and scores
+them against the training split's statistics in the feature space of the dataset's small classifier
 (features.py): a fixed-N FID, biased upwards at small N, but comparable along one run and between runs with
 the same N. It also reports the fraction of samples the classifier calls with >= 90% confidence.
 """
@@ -14,22 +15,17 @@ import torch
 from torch import nn
 
 from . import evaluate as M
+from .denoiser import sampling_parts
 from .errors import UsageError
 from .files import atomic_write
+from .recipe import SamplingRecipe
 
-EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
+EVAL_STEPS = 20  # steps of the evaluation samples: cheap, and enough to rank checkpoints
 EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
-SAMPLE_STEPS = 50  # steps of the periodic sample grids (`sample`'s default sampler: dpm++2m-sde, flow: Euler)
+SAMPLE_STEPS = 50  # steps of the periodic sample grids
 SAMPLES_PER_ROW = 8
-
-
-def sampler_for(config, grid: bool = False) -> dict:
-    """generate_images' sampler for this objective. For FIDs the deterministic one (DDIM; flow: Euler), whose
-    curve the committed runs share; for grids `cleardiffusion sample`'s default, dpm++2m-sde (flow: Euler),
-    which draws the cleaner images at 50 NFE (benchmarks/results/few_steps_cpu_n1000)."""
-    if config.objective == "flow":
-        return {"objective": "flow", "sampler": "euler"}
-    return {"sampler": "dpm++2m-sde", "spacing": "trailing", "solver_type": "exact"} if grid else {"sampler": "ddim"}
+EVAL_RECIPE = SamplingRecipe(steps=EVAL_STEPS)  # the library's default sampler for the objective
+GRID_RECIPE = SamplingRecipe(steps=SAMPLE_STEPS)
 
 
 def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
@@ -81,10 +77,8 @@ class TrainingMonitor:
                 ) from None
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
-    def _sampling_model(self, ema: nn.Module, schedule) -> nn.Module:
-        from .objective import sampling_model
-
-        return sampling_model(ema, schedule, self.config.objective, self.config.prediction)
+    def _sampling_parts(self, ema: nn.Module, schedule):
+        return sampling_parts(ema, self.config.objective, self.config.prediction, schedule)
 
     @torch.no_grad()
     def evaluate(self, ema: nn.Module, schedule) -> dict:
@@ -97,9 +91,9 @@ class TrainingMonitor:
         n, num_classes = self.config.eval_n, self.dataset.num_classes
         labels = torch.arange(n) % num_classes if self.config.conditional else None
         shape = tuple(self.dataset.images.shape[1:])
-        model = self._sampling_model(ema, schedule)
-        batches = generate_images(model, schedule, n=n, shape=shape, steps=EVAL_STEPS, seed=12345, labels=labels,
-                                  device=self.device, **sampler_for(self.config))  # fmt: skip
+        model, path = self._sampling_parts(ema, schedule)
+        batches = generate_images(model, path, n=n, shape=shape, recipe=EVAL_RECIPE, seed=12345, labels=labels,
+                                  device=self.device)  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
         mu, sigma = M.feature_statistics(features)
@@ -108,7 +102,7 @@ class TrainingMonitor:
         return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
 
     def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:
-        """50-step samples (dpm++2m-sde; flow: Euler) of the EMA network as one PNG; conditional: a row per class."""
+        """50-step samples (the default recipe) of the EMA network as one PNG; conditional: a row per class."""
         from .generate import generate_images
         from .viz import save_grid
 
@@ -116,9 +110,9 @@ class TrainingMonitor:
         if self.config.conditional:
             labels = torch.arange(self.dataset.num_classes).repeat_interleave(SAMPLES_PER_ROW)
             n = len(labels)
-        batches = generate_images(self._sampling_model(ema, schedule), schedule, n=n, steps=SAMPLE_STEPS,
-                                  shape=tuple(self.dataset.images.shape[1:]), seed=self.config.seed, labels=labels,
-                                  device=self.device, **sampler_for(self.config, grid=True))  # fmt: skip
+        model, noise_path = self._sampling_parts(ema, schedule)
+        batches = generate_images(model, noise_path, n=n, recipe=GRID_RECIPE, shape=tuple(self.dataset.images.shape[1:]),
+                                  seed=self.config.seed, labels=labels, device=self.device)  # fmt: skip
         save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
     def record(self, record: dict) -> None:

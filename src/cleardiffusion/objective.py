@@ -39,34 +39,6 @@ LossWeighting = Literal["none", "min-snr"]
 LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min-snr")
 
 
-def eps_mse_loss(
-    model: nn.Module,
-    schedule: NoiseSchedule,
-    x0: torch.Tensor,
-    generator: torch.Generator | None = None,
-    y: torch.Tensor | None = None,
-    t: torch.Tensor | None = None,
-    eps: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """L_simple = E_{t,x_0,eps} || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2.
-
-    Args:
-        x0: clean data, (B, ...), scaled to [-1, 1].
-        generator: draws t ~ Uniform{1..T} (code index 0..T-1) and eps ~ N(0, I); on x0's device.
-        y: class labels (B,) for a conditional model, already with any label dropout applied.
-        t, eps: pre-drawn timesteps (B,) and noise (B, ...); drawn from `generator` when None. The trainer
-            draws them for the global batch and passes each process its slice.
-    """
-    B = x0.shape[0]
-    if t is None:
-        t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)  # (B,)
-    if eps is None:
-        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)  # (B, ...)
-    x_t = schedule.q_sample(x0, t, eps)
-    eps_pred = model(x_t, t) if y is None else model(x_t, t, y)
-    return F.mse_loss(eps_pred.float(), eps.float())
-
-
 def diffusion_loss(
     net: nn.Module,
     schedule: NoiseSchedule,
@@ -81,8 +53,8 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The weighted MSE between the network's output and its `prediction` target at x_t (see the tables above).
 
-    With prediction "eps" and weighting "none" this is L_simple (Ho et al. 2020, Eq. 14), computed exactly
-    as `eps_mse_loss` computes it. t (B,) and eps (B, C, H, W) are drawn by the caller.
+    With prediction "eps" and weighting "none" this is L_simple (Ho et al. 2020, Eq. 14), the library's one
+    L_simple (the toy's too). t (B,) and eps (B, C, H, W) are drawn by the caller.
     """
     x_t = schedule.q_sample(x0, t, eps)  # Eq. 4
     out = (net(x_t, t) if y is None else net(x_t, t, y)).float()
@@ -145,15 +117,10 @@ def as_eps_model(net: nn.Module, schedule: NoiseSchedule, prediction: Prediction
     return net if prediction == "eps" else EpsFromPrediction(net, schedule, prediction)
 
 
-def sampling_model(net: nn.Module, schedule: NoiseSchedule, objective: Objective, prediction: Prediction) -> nn.Module:
-    """What the samplers call: an eps-model for DDPM (whatever the network predicts), the velocity net for flow."""
-    return net if objective == "flow" else as_eps_model(net, schedule, prediction)
-
-
 class EpsFromX0(EpsFromPrediction):
     """An eps-model made of a network f that predicts x_0: eps = (x_t - sqrt(alpha_bar_t) f) / sqrt(1 - alpha_bar_t).
 
-    The loss (`eps_mse_loss`) and every sampler still see an eps prediction; only what the network's output
+    The loss (`diffusion_loss` with prediction eps) and every sampler still see an eps prediction; only what the network's output
     means changes (Ho et al. 2020, Sec. 3.2, compare predicting mu, eps or x_0). For the red-square toy this
     decides everything: the ideal x_0-predictor of a one-image dataset is that image, a constant the MLP
     learns in a few hundred steps and that stays right for inputs it never saw, while the ideal

@@ -21,14 +21,19 @@ s = sqrt(1 - alpha_bar_t), Python floats in a sampler step or (B, 1, 1, 1) tenso
 """
 
 import math
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from .recipe import SPACINGS
+
 ScheduleName = Literal["linear", "linear-scaled", "cosine"]
 SCHEDULES: tuple[str, ...] = ("linear", "linear-scaled", "cosine")
 Coef = float | Tensor  # a per-step Python float (samplers) or a (B, 1, ...) tensor (training)
+Spacing = Literal["uniform", "trailing", "quadratic", "logsnr", "karras"]  # recipe.SPACINGS
+KARRAS_RHO = 7.0  # Karras et al. 2022, Eq. 5 and Table 1
 
 
 def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
@@ -142,6 +147,51 @@ class NoiseSchedule(nn.Module):
         """alpha_bar_t in float64 as a Python float; alpha_bar_{-1} = 1 (no noise, after the last step)."""
         return 1.0 if t < 0 else self.alpha_bar64[t].item()
 
+    # ---- the noise path as the samplers read it (flow.FlowPath has the same methods; see samplers.py)
+    objective = "ddpm"  # the models trained on this path (recipe.py's defaults are per objective)
+    native = "eps"  # what a sampler's model returns on this path: eps_theta(x_t, t)
+    clean = -1  # the index after the last step: alpha_bar_{-1} = 1, no noise
+    spacings = SPACINGS  # the grids `timesteps` makes
+
+    @property
+    def max_steps(self) -> int:
+        return self.T
+
+    def alpha_sigma2(self, t: int) -> tuple[float, float]:
+        """(alpha_t^2, sigma_t^2) = (alpha_bar_t, 1 - alpha_bar_t) as float64 Python floats."""
+        alpha_bar = self.alpha_bar_at(t)
+        return alpha_bar, 1 - alpha_bar
+
+    def lambda_at(self, t: int) -> float:
+        """lambda_t = log(alpha_t / sigma_t), half the log-SNR (Lu et al. 2022); +inf at the clean end."""
+        alpha_bar = self.alpha_bar_at(t)
+        return math.inf if alpha_bar >= 1 else 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
+
+    def ode_scale_tau(self, t: int) -> tuple[float, float]:
+        """Karras et al. 2022's coordinates of the probability-flow ODE: x_hat = x_t / s(t) with
+        s(t) = sqrt(alpha_bar_t) and tau = sigma(t) = sqrt((1 - alpha_bar_t) / alpha_bar_t) (Table 1, VP)."""
+        alpha_bar = self.alpha_bar_at(t)
+        return alpha_bar**0.5, ((1 - alpha_bar) / alpha_bar) ** 0.5
+
+    def evaluable(self, t: int) -> bool:
+        """Whether the network takes this index: 0..T-1, not the clean end -1."""
+        return t >= 0
+
+    def network_time(self, t: int, x: torch.Tensor) -> torch.Tensor:
+        """The network's time input for a batch at index t: (B,) long."""
+        return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+
+    def timesteps(self, steps: int, spacing: Spacing = "uniform") -> list[int]:
+        """A descending grid of `steps` indices (`discrete_timesteps`)."""
+        return discrete_timesteps(self, steps, spacing)
+
+    def check_timesteps(self, timesteps: Sequence[int] | None) -> list[int]:
+        return check_discrete_timesteps(self, timesteps)
+
+    def draw_t(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Training times t ~ Uniform{1..T}: (n,) code indices 0..T-1 (Ho et al. 2020, Algorithm 1)."""
+        return torch.randint(0, self.T, (n,), generator=generator, device=generator.device)
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. 2020, Eq. 4)."""
         a, s = self.coefficients(t, x0.ndim)
@@ -155,3 +205,75 @@ class NoiseSchedule(nn.Module):
         coef_x0 = alpha_bar_s**0.5 * beta / (1 - alpha_bar_t)  # mu_tilde = coef_x0 x_0 + coef_xt x_t (Eq. 7)
         coef_xt = (1 - beta) ** 0.5 * (1 - alpha_bar_s) / (1 - alpha_bar_t)
         return Posterior(coef_x0, coef_xt, beta * (1 - alpha_bar_s) / (1 - alpha_bar_t), beta)
+
+
+def discrete_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: str = "uniform") -> list[int]:
+    """Descending step indices for a `steps`-step sampler over a T-step schedule.
+
+    'uniform' takes every (T / steps)-th index from 0 and 'quadratic' spaces them as i^2, denser near t = 0 (both
+    Song et al. 2021, App. D.2; neither visits index T-1). 'trailing' takes every (T / steps)-th index counting
+    down from T-1, so it starts from pure noise and its last index is about T / steps, not 0 (Lin et al. 2024,
+    "Common Diffusion Noise Schedules and Sample Steps are Flawed", Table 2; diffusers' timestep_spacing=
+    "trailing"): the last step jumps from there to the predicted x_0 instead of spending a network evaluation
+    at index 0, where almost no noise is left. 'logsnr' is uniform in lambda_t = log(alpha_t /
+    sigma_t) (Lu et al. 2022a, DPM-Solver's step schedule) and 'karras' uniform in sigma^(1/rho), rho = 7, with
+    sigma = sqrt((1 - alpha_bar) / alpha_bar) (Karras et al. 2022, Eq. 5); both run from index T-1 to 0 and
+    take each point's nearest index in lambda, so they need the schedule, not just T. With the cosine schedule,
+    whose last beta is clipped to 0.999 (alpha_bar_{T-1} ~ 2e-9, lambda ~ -10), both spend a few steps on the
+    top few indices; pass an explicit list to skip them.
+    """
+    T = schedule if isinstance(schedule, int) else schedule.T
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be between 1 and T = {T}, got {steps}")
+    if spacing == "uniform":
+        ts = [int(i * T / steps) for i in range(steps)]
+    elif spacing == "trailing":
+        ts = [round(T - i * T / steps) - 1 for i in range(steps - 1, -1, -1)]
+    elif spacing == "quadratic":
+        ts = [int((i * (0.8 * T) ** 0.5 / steps) ** 2) for i in range(steps)]
+        # the quadratic formula can repeat small indices when steps is close to T: keep them distinct
+        for i in range(1, steps):
+            ts[i] = max(ts[i], ts[i - 1] + 1)
+        if ts[-1] >= T:
+            raise ValueError(f"quadratic spacing cannot place {steps} steps in T = {T}; use 'uniform'")
+    elif spacing in ("logsnr", "karras"):
+        if isinstance(schedule, int):
+            raise ValueError(f"{spacing} spacing needs the noise schedule, not only T: pass the NoiseSchedule")
+        ts = _continuous_spacing(schedule, steps, spacing)
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    return ts[::-1]
+
+
+def _continuous_spacing(schedule: "NoiseSchedule", steps: int, spacing: str) -> list[int]:
+    """Ascending distinct indices nearest (in lambda) to `steps` points spaced in log-SNR or Karras's sigma."""
+    lambdas = 0.5 * (schedule.alpha_bar64.log() - (1 - schedule.alpha_bar64).log())  # lambda_t, decreasing in t
+    lambda_min, lambda_max = lambdas[-1].item(), lambdas[0].item()
+    u = torch.linspace(1, 0, steps, dtype=torch.float64).flip(0)  # 0 at index 0 (least noise), 1 at T-1
+    if spacing == "logsnr":
+        targets = lambda_max + u * (lambda_min - lambda_max)
+    else:  # sigma_i = (sigma_min^(1/rho) + u (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho, lambda = -log sigma
+        lo, hi = math.exp(-lambda_max / KARRAS_RHO), math.exp(-lambda_min / KARRAS_RHO)
+        targets = -KARRAS_RHO * torch.log(lo + u * (hi - lo))
+    ts = (lambdas[None, :] - targets[:, None]).abs().argmin(dim=1).tolist()
+    # neighbours can round to one index where the schedule is coarse: push them apart, staying in 0..T-1
+    for i in range(1, steps):
+        ts[i] = max(ts[i], ts[i - 1] + 1)
+    ts[-1] = min(ts[-1], schedule.T - 1)
+    for i in range(steps - 2, -1, -1):
+        ts[i] = min(ts[i], ts[i + 1] - 1)
+    return ts
+
+
+def check_discrete_timesteps(schedule: "NoiseSchedule", timesteps: Sequence[int] | None) -> list[int]:
+    """Validate an explicit timestep list: strictly decreasing indices in 0..T-1 (None means all T)."""
+    if timesteps is None:
+        return list(range(schedule.T - 1, -1, -1))
+    ts = [int(t) for t in timesteps]
+    if not ts:
+        raise ValueError("timesteps is empty: give at least one step")
+    if any(not 0 <= t < schedule.T for t in ts):
+        raise ValueError(f"timesteps must be indices in 0..{schedule.T - 1} (T = {schedule.T}), got {ts}")
+    if any(a <= b for a, b in zip(ts, ts[1:], strict=False)):
+        raise ValueError(f"timesteps must be strictly decreasing, got {ts}")
+    return ts

@@ -21,12 +21,14 @@ from typing import Literal
 
 import torch
 
-from .errors import UsageError
+from .denoiser import training_parts
+from .errors import NonFiniteLossError, UsageError
 from .limits import FLOAT32, check_memory, schedule_bytes
 from .models.mlp import MLPConfig, MLPDenoiser
-from .objective import EpsFromX0, eps_mse_loss
+from .objective import EpsFromX0
 from .samplers import ddpm_sample
 from .schedule import SCHEDULES, NoiseSchedule
+from .train import train_step
 
 
 @dataclass
@@ -72,10 +74,6 @@ def red_square(image_size: int = 16, square_size: int = 8) -> torch.Tensor:
     return image
 
 
-class NonFiniteLossError(UsageError):
-    """The toy's loss became NaN or infinite (a learning rate too large)."""
-
-
 def validate(config: ToyConfig) -> None:
     """Raise a UsageError naming the fix for a configuration that cannot run (or cannot fit in memory)."""
     if config.steps < 1:
@@ -113,7 +111,7 @@ class ToyRun:
 
 
 def train_toy(config: ToyConfig) -> ToyRun:
-    """Train the MLP denoiser on the one image; one explicit loop, one AdamW step per iteration."""
+    """Train the MLP denoiser on the one image through `train.train_step` (no EMA, no gradient clipping)."""
     validate(config)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -129,19 +127,20 @@ def train_toy(config: ToyConfig) -> ToyRun:
     # fused AdamW: the same update as AdamW, in one kernel (5x faster per step on a CPU for this MLP)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, fused=True)
     x0 = image.reshape(1, -1).expand(config.batch_size, -1)  # (B, 768): copies of the one image
+    loss_fn, _ = training_parts("ddpm", "eps", "none", schedule)  # L_simple on eps (EpsFromX0 converts x_0)
+    params = list(model.parameters())
 
     losses = torch.empty(config.steps)
     start = time.perf_counter()
     for step in range(config.steps):
-        loss = eps_mse_loss(model, schedule, x0, generator)  # t ~ U{1..T}, eps ~ N(0, I), MSE
+        t = schedule.draw_t(config.batch_size, generator)  # t ~ Uniform{1..T}
+        eps = torch.randn(x0.shape, generator=generator)  # eps ~ N(0, I)
+        loss = train_step(model, loss_fn, optimizer, params, None, x0, t, eps, decay=0.0, grad_clip=0.0)
         if not torch.isfinite(loss):  # as `train` does: stop, never write NaN results
             raise NonFiniteLossError(
                 f"the loss became non-finite (NaN/inf) at step {step + 1}; lower --lr (now {config.lr:g})"
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses[step] = loss.detach()
+        losses[step] = loss
     train_seconds = time.perf_counter() - start
     return ToyRun(model, schedule, image, losses.tolist(), train_seconds)
 

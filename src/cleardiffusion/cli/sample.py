@@ -5,12 +5,8 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..recipe import DEFAULT_SOLVER_TYPE, SAMPLER_NAMES, SOLVER_TYPES, SPACINGS, VARIANCES, SamplingRecipe
 from . import finite_float, positive_int, seed, unit_interval
-
-# literal copies (importing the library here would slow down every --help); tests check they match it
-SAMPLER_CHOICES = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun", "euler")
-SPACING_CHOICES = ("uniform", "trailing", "quadratic", "logsnr", "karras")
-SOLVER_TYPE_CHOICES = ("midpoint", "exact")
 
 EPILOG = """\
 examples:
@@ -29,29 +25,19 @@ examples:
 Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
 s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
 
-Samplers: a DDPM (eps) checkpoint takes ddpm, ddim, dpm++2m (DPM-Solver++(2M), Lu et al. 2022), dpm++2m-sde
-(its SDE variant: fresh noise every step) or heun (Karras et al. 2022, Algorithm 1); a flow matching
-checkpoint takes euler or heun on its ODE. NFE, the number of network evaluations, is one per step except
-heun: 2 per step, and on a DDPM checkpoint 1 on its last (Euler) step, so 2 * steps - 1; flow heun is
-2 * steps. Spacings for DDPM checkpoints: uniform (from t = 0), trailing (uniform from t = T-1, ending a stride
-above 0; the dpm++ solvers' default), quadratic, logsnr (uniform in log-SNR) or karras (rho = 7; heun's
-default); for flow checkpoints: uniform or quadratic in t. The dpm++ solvers integrate their second-order
-term exactly by default (--solver-type exact), which at 10 steps beats the paper's midpoint rule
-(--solver-type midpoint) and equals it at 50 (benchmarks/results/few_steps_cpu_n1000).
+Samplers: ddpm (Ho et al. 2020), ddim, dpm++2m (DPM-Solver++(2M), Lu et al. 2022), dpm++2m-sde (its SDE
+variant: fresh noise every step), heun (Karras et al. 2022, Algorithm 1) and euler run on every checkpoint,
+DDPM or flow matching (samplers.py: each is written once for any noise path). The defaults come from the
+library's sampling recipe (recipe.py), the same for `generate_images` in Python. NFE, the number of network
+evaluations, is one per step except heun: 2 per step, and on a DDPM checkpoint 1 on its last (Euler) step,
+so 2 * steps - 1; on a flow checkpoint 2 * steps. Spacings for DDPM checkpoints: uniform (from t = 0),
+trailing (uniform from t = T-1, ending a stride above 0; the dpm++ solvers' default), quadratic, logsnr
+(uniform in log-SNR) or karras (rho = 7; heun's default); for flow checkpoints: uniform or quadratic in t.
+The dpm++ solvers integrate their second-order term exactly by default (--solver-type exact), which at 10
+steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 50
+(benchmarks/results/few_steps_cpu_n1000).
 The .npz also records sampler, spacing, steps, nfe and, for the dpm++ solvers, the solver type.
 """
-
-# (objective, sampler) -> steps when neither --steps nor --nfe is given; DDPM takes all T steps
-DEFAULT_STEPS = {("ddpm", "ddim"): 50, ("ddpm", "dpm++2m"): 20, ("ddpm", "dpm++2m-sde"): 50, ("ddpm", "heun"): 18,
-                 ("flow", "euler"): 50, ("flow", "heun"): 25}  # fmt: skip
-# the default sampler of each objective: on MNIST (benchmarks/results/few_steps_cpu_n1000) dpm++2m-sde with
-# trailing spacing beats DDPM over all 1000 steps in FID from 20 NFE on, where every deterministic sampler
-# stays at least 30% short of DDPM
-DEFAULT_SAMPLER = {"ddpm": "dpm++2m-sde", "flow": "euler"}
-# unless --spacing: trailing for the dpm++ solvers (measured best at 10, 20 and 50 NFE in the same benchmark),
-# Karras et al.'s own for heun (Eq. 5)
-DEFAULT_SPACING = {("ddpm", "dpm++2m"): "trailing", ("ddpm", "dpm++2m-sde"): "trailing", ("ddpm", "heun"): "karras"}
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -66,28 +52,28 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument(
         "--sampler",
-        choices=SAMPLER_CHOICES,
+        choices=SAMPLER_NAMES,
         default=None,
-        help="ddpm|ddim|dpm++2m|dpm++2m-sde|heun for DDPM checkpoints (default: dpm++2m-sde), euler|heun for "
-        "flow (default: euler)",
+        help="any of them on any checkpoint (default: the recipe's, dpm++2m-sde for DDPM checkpoints, euler "
+        "for flow matching ones)",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--steps",
         type=positive_int,
         default=None,
-        help="sampling steps, at most T (default, capped at T: T for ddpm, 50 ddim, 20 dpm++2m, 50 dpm++2m-sde, "
-        "18 heun, 50 euler, 25 flow heun)",
+        help="sampling steps, at most T (default, capped at T: T for ddpm (flow: 1000), 50 ddim, 20 dpm++2m, 50 "
+        "dpm++2m-sde, 18 heun (flow: 25), 50 euler)",
     )
     budget.add_argument(
         "--nfe",
         type=positive_int,
         default=None,
-        help="network evaluations instead of steps (heun on a DDPM checkpoint: odd; flow heun: even)",
+        help="network evaluations instead of steps (heun on a DDPM checkpoint: odd; on a flow one: even)",
     )
     p.add_argument(
         "--spacing",
-        choices=SPACING_CHOICES,
+        choices=SPACINGS,
         default=None,
         help="which timesteps a shorter run visits: uniform, trailing, quadratic, logsnr, karras (default: "
         "trailing for dpm++2m and dpm++2m-sde, karras for heun, else uniform; flow: uniform or quadratic, "
@@ -95,17 +81,18 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--solver-type",
-        choices=SOLVER_TYPE_CHOICES,
+        choices=SOLVER_TYPES,
         default=None,
-        help="dpm++2m and dpm++2m-sde: exact (the second-order term integrated exactly; default) or midpoint "
+        help=f"dpm++2m and dpm++2m-sde: exact (the second-order term integrated exactly; default "
+        f"{DEFAULT_SOLVER_TYPE}) or midpoint "
         "(Lu et al. 2022, Algorithm 2; as good at 50 steps, worse at 10)",
     )
     p.add_argument("--eta", type=unit_interval, default=0.0, help="DDIM noise in [0, 1]: 0 deterministic, 1 DDPM-like")
     p.add_argument(
         "--variance",
-        choices=("beta", "posterior"),
+        choices=VARIANCES,
         default="beta",
-        help="DDPM reverse variance: beta_t or the posterior beta_tilde_t",
+        help="the ddpm sampler's reverse variance: beta_t (default) or the posterior beta_tilde_t",
     )
     p.add_argument(
         "--clip-x0",
@@ -186,53 +173,29 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_for_sampling
     from ..fastpath import sampling_autocast
     from ..files import atomic_write
-    from ..flow import FLOW_SPACINGS, flow_timesteps
-    from ..generate import SAMPLERS_FOR, checkpoint_objective, count_nfe, generate_images, steps_for_budget
+    from ..generate import generate_images
     from ..guidance import check_guidance
     from ..limits import resolve_device
-    from ..samplers import SOLVER_TYPED, make_timesteps
+    from ..samplers import make_timesteps, sampler_nfe, steps_for_nfe
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
 
     device = resolve_device(args.device)
-    model, schedule, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
+    model, path, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
     out = check_outputs(args, meta["image_shape"], device, model)  # before any sampling, so no work is lost
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
-    objective = checkpoint_objective(meta)  # "ddpm" or "flow"
-    sampler = args.sampler or DEFAULT_SAMPLER[objective]
-    if sampler not in SAMPLERS_FOR[objective]:
-        raise UsageError(
-            f"this checkpoint was trained with the {objective} objective: --sampler {sampler} does not fit it; "
-            f"use one of {', '.join(SAMPLERS_FOR[objective])}"
-        )
-    if args.eta != 0 and sampler != "ddim":
-        raise UsageError(f"--eta is DDIM's noise level: drop it, or use --sampler ddim (got --sampler {sampler})")
-    dpm = objective == "ddpm" and sampler in SOLVER_TYPED
-    if args.solver_type and not dpm:
-        raise UsageError(
-            f"--solver-type is for dpm++2m and dpm++2m-sde: drop it, or pick one of them (got --sampler {sampler})"
-        )
-    solver_type = args.solver_type or "exact"  # measured better at 10 NFE, equal at 50 (few_steps_cpu_n1000)
-    try:
-        steps = steps_for_budget(objective, sampler, args.nfe) if args.nfe else args.steps
-    except ValueError as e:
-        raise UsageError(f"--nfe {args.nfe}: {e}") from None
-    spacing = args.spacing or DEFAULT_SPACING.get((objective, sampler), "uniform")
-    if objective == "flow":
-        if spacing not in FLOW_SPACINGS:
-            raise UsageError(
-                f"--spacing {spacing} is for DDPM checkpoints; a flow checkpoint takes uniform or quadratic"
-            )
-        steps = steps or DEFAULT_STEPS[objective, sampler]
-        timesteps = flow_timesteps(steps, spacing)
-    else:
-        steps = steps or min(DEFAULT_STEPS.get((objective, sampler), schedule.T), schedule.T)
+    recipe = SamplingRecipe(sampler=args.sampler, steps=args.steps, spacing=args.spacing, solver_type=args.solver_type,
+                            eta=args.eta, variance=args.variance, clip_x0=args.clip_x0, guidance=args.guidance)
+    if args.nfe:
         try:
-            timesteps = make_timesteps(schedule, steps, spacing)  # validates steps <= T
+            recipe = recipe.replace(steps=steps_for_nfe(recipe.resolve(path).sampler, args.nfe, path))
         except ValueError as e:
-            raise UsageError(f"--steps {steps}: {e}") from None
-    nfe = count_nfe(objective, sampler, steps)
+            raise UsageError(f"--nfe {args.nfe}: {e}") from None
+    recipe = recipe.resolve(path)  # the objective's defaults; a UsageError names a setting that does not fit
+    sampler, steps, spacing, solver_type = recipe.sampler, recipe.steps, recipe.spacing, recipe.solver_type
+    timesteps = make_timesteps(path, steps, spacing)
+    nfe = sampler_nfe(sampler, steps, path)
 
     frames = []  # trajectory: (x_t of the first samples) at every step of the first batch
     keep = min(8, args.n)
@@ -244,10 +207,8 @@ def run(args: argparse.Namespace) -> int:
     images = np.empty((args.n, *meta["image_shape"][1:], meta["image_shape"][0]), dtype=np.uint8)
     start, done = time.perf_counter(), 0
     batches = generate_images(
-        model, schedule, n=args.n, shape=tuple(meta["image_shape"]), sampler=sampler, objective=objective,
-        timesteps=timesteps, eta=args.eta, solver_type=solver_type, variance=args.variance, clip_x0=args.clip_x0,
-        seed=args.seed, labels=labels, guidance=args.guidance, batch_size=args.batch_size, device=device,
-        callback=record if args.trajectory else None,
+        model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, timesteps=timesteps, seed=args.seed,
+        labels=labels, batch_size=args.batch_size, device=device, callback=record if args.trajectory else None,
     )  # fmt: skip
     with sampling_autocast(device), tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
         for batch in batches:
@@ -258,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
 
     if out.suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
-        run_info = {"objective": objective, "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe}
-        run_info.update({"solver_type": solver_type} if dpm else {})
+        run_info = {"objective": meta["objective"], "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe}
+        run_info.update({"solver_type": solver_type} if solver_type else {})
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         with atomic_write(out) as f:
             np.savez(f, **arrays)
@@ -273,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         save_grid(columns, args.trajectory, nrow=len(picks), scale=2)
         save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
     print(
-        f"wrote {args.n} samples to {out} ({sampler}{f' {solver_type}' if dpm else ''}, {steps} steps, "
+        f"wrote {args.n} samples to {out} ({sampler}{f' {solver_type}' if solver_type else ''}, {steps} steps, "
         f"{spacing} spacing, NFE {nfe}, "
         f"{args.n / seconds:.1f} images/s on {device})"
     )

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..data import to_model_range
-from ..objective import eps_mse_loss
+from ..objective import diffusion_loss
 from ..viz import save_grid
 from .common import Context, TrainedRun, sample_timed, train_config, train_run
 from .report import Report, figure, fmt, save_figure
@@ -48,7 +48,7 @@ def heldout_loss_by_band(ctx: Context, run: TrainedRun, bands: int, n: int) -> l
         lo, hi = k * T // bands, (k + 1) * T // bands
         t = torch.randint(lo, hi, (n,), generator=g, device=ctx.device)
         eps = torch.randn(x0.shape, generator=g, device=ctx.device)
-        losses.append(float(eps_mse_loss(run.model, run.schedule, x0, t=t, eps=eps)))
+        losses.append(float(diffusion_loss(run.model, run.schedule, x0, t, eps)))
     return losses
 
 

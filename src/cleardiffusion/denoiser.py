@@ -1,0 +1,97 @@
+"""One interface between a trained network and every sampler: the prediction at (x_t, t) on a noise path.
+
+A sampler never asks which objective trained the model. It holds a *model* (the network with its labels and
+guidance bound, `guidance.py`), a *path* (the noise schedule it was trained on) and calls
+
+    predict(model, path, x_t, t) -> Prediction(x0, eps, d)
+
+which turns the model's native output into the three quantities any sampler reads. This is the one place a
+network's output is interpreted (as k-diffusion's `denoiser(x, sigma) -> x0` is; here the native quantity is
+kept, so that each sampler reads exactly the numbers it did before the paths were unified).
+
+| code             | meaning                                                                                  |
+|------------------|------------------------------------------------------------------------------------------|
+| `path`           | `schedule.NoiseSchedule` (DDPM's VP path, t an index 0..T-1) or `flow.FlowPath` (t in [0, 1]) |
+| `alpha_t, sigma_t` | `path.coefficients(t)`: x_t = alpha_t x_0 + sigma_t eps                                  |
+| `x0`             | the predicted clean image                                                                |
+| `eps`            | the predicted noise, consistent with x_t: x_t = alpha_t x0 + sigma_t eps                  |
+| `d`              | dx_hat / dtau, the probability-flow ODE's derivative in the path's ODE coordinates          |
+|                  | x_hat = x_t / scale(t), tau(t) (`path.ode_scale_tau`): eps on the VP path (Karras et al.  |
+|                  | 2022, Table 1), the velocity v = eps - x_0 on the flow path                                |
+
+The native output (`path.native`): an eps-model on the VP path (a v- or x_0-network is converted to eps by
+`objective.EpsFromPrediction`, in the same float32 arithmetic as its training loss), a velocity model on the
+flow path. `sampling_parts` decides, once, which path and native model a trained network has, and
+`training_parts` which loss trains it and where its t is drawn.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from torch import Tensor, nn
+
+from .flow import FlowPath, flow_matching_loss
+from .objective import OBJECTIVES, as_eps_model, diffusion_loss
+from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
+
+Model = Callable[[Tensor, Tensor], Tensor]  # model(x_t, t_network) -> the path's native quantity
+Path = NoiseSchedule | FlowPath
+
+
+class Prediction(NamedTuple):
+    x0: Tensor
+    eps: Tensor
+    d: Tensor
+
+
+def predict(model: Model, path: Path, x_t: Tensor, t, clip_x0: bool = False) -> Prediction:
+    """x0, eps and the ODE derivative at (x_t, t) from the model's native output (see the table above).
+
+    With `clip_x0`, x0 is clamped to [-1, 1] and eps and d are re-derived from the clamped x0, so all three
+    stay consistent with x_t and a step moves towards the clamped x0.
+    """
+    out = model(x_t, path.network_time(t, x_t)).to(x_t.dtype)
+    a, s = path.coefficients(t)
+    if path.native == "eps":  # eps_theta (Ho et al. 2020); Eq. 4 inverted for x0
+        eps = out
+        x0 = x0_from_eps(x_t, eps, a, s)
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = eps_from_x0(x_t, x0, a, s)
+        return Prediction(x0, eps, eps)
+    v = out  # the velocity eps - x_0 (flow matching): x_0 = x_t - t v, eps = x_t + (1 - t) v
+    x0 = x_t - t * v
+    if clip_x0 and t > 0:
+        x0 = x0.clamp(-1, 1)
+        v = (x_t - x0) / t
+    return Prediction(x0, x_t + (1 - t) * v, v)
+
+
+def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: NoiseSchedule) -> tuple[nn.Module, Path]:
+    """(the model a sampler calls, its path) for a network trained with `objective`: the one place that decides.
+
+    'ddpm': an eps-model on the DDPM schedule, whatever the network predicts (eps, v or x0); 'flow': the
+    velocity network on the straight path (`schedule` unused).
+    """
+    if objective == "ddpm":
+        return as_eps_model(net, schedule, prediction), schedule
+    if objective == "flow":
+        return net, FlowPath()
+    raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+
+
+def training_parts(objective: str, prediction: str, weighting: str, schedule: NoiseSchedule) -> tuple[Callable, Path]:
+    """(loss_fn(net, x0, t, eps, y), the path that draws t) for training with `objective`.
+
+    'ddpm': `objective.diffusion_loss` with the prediction target and weighting (L_simple for eps, none);
+    'flow': `flow.flow_matching_loss` (prediction and weighting do not apply).
+    """
+    if objective == "ddpm":
+
+        def loss_fn(net, x0, t, eps, y=None):
+            return diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
+
+        return loss_fn, schedule
+    if objective == "flow":
+        return flow_matching_loss, FlowPath()
+    raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
