@@ -35,7 +35,7 @@ def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_pat
                  "--out", str(tmp_path / "grid.png")]) == 0  # fmt: skip
 
 
-def test_flow_matching_trains_and_samples_with_its_own_samplers(digits, tmp_path, capsys):
+def test_flow_matching_trains_and_samples_with_any_sampler(digits, tmp_path, capsys):
     out = tmp_path / "run"
     summary = train(tiny_config(digits, out, steps=60, batch_size=16, lr=2e-3, objective="flow", sample_every=60))
     curve = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -46,7 +46,9 @@ def test_flow_matching_trains_and_samples_with_its_own_samplers(digits, tmp_path
     ckpt = str(out / "checkpoints" / "last.pt")
     assert main(["sample", "--checkpoint", ckpt, "--sampler", "euler", "--n", "4", "--steps", "5",
                  "--out", str(tmp_path / "grid.png")]) == 0  # fmt: skip
-    assert main(["sample", "--checkpoint", ckpt, "--sampler", "ddim", "--n", "4", "--out",
+    assert main(["sample", "--checkpoint", ckpt, "--sampler", "dpm++2m", "--n", "4", "--steps", "5", "--out",
+                 str(tmp_path / "dpm.png")]) == 0  # fmt: skip
+    assert main(["sample", "--checkpoint", ckpt, "--spacing", "karras", "--n", "4", "--out",
                  str(tmp_path / "bad.png")]) == 2  # fmt: skip
     assert "flow" in capsys.readouterr().err
 
