@@ -25,6 +25,7 @@ LAYERS = {
         "distributed",
         "evaluate",
         "viz",
+        "options",
     ],  # fmt: skip
     2: [
         "checkpoint",

@@ -16,9 +16,9 @@ from torch import nn
 from . import evaluate as M
 from .errors import UsageError
 from .files import atomic_write
+from .train_config import EVAL_DEFAULT_EVERY  # noqa: F401  (declared with --eval-every; kept importable here)
 
 EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
-EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
 SAMPLE_STEPS = 50  # steps of the periodic sample grids (`sample`'s default sampler: dpm++2m-sde, flow: Euler)
 SAMPLES_PER_ROW = 8
 
