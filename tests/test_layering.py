@@ -26,6 +26,7 @@ LAYERS = {
         "distributed",
         "evaluate",
         "viz",
+        "options",
     ],  # fmt: skip
     2: [
         "checkpoint",

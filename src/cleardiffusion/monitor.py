@@ -19,9 +19,9 @@ from .denoiser import sampling_parts
 from .errors import UsageError
 from .files import atomic_write
 from .recipe import SamplingRecipe
+from .train_config import EVAL_DEFAULT_EVERY  # noqa: F401  (declared with --eval-every; kept importable here)
 
 EVAL_STEPS = 20  # steps of the evaluation samples: cheap, and enough to rank checkpoints
-EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
 SAMPLE_STEPS = 50  # steps of the periodic sample grids
 SAMPLES_PER_ROW = 8
 EVAL_RECIPE = SamplingRecipe(steps=EVAL_STEPS)  # the library's default sampler for the objective

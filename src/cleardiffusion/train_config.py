@@ -1,24 +1,37 @@
 """What a training run depends on (`TrainConfig`, stored in OUT/config.json and in every checkpoint) and its checks.
 
-The command line builds a TrainConfig from its flags field by field name (cli/train.py); the defaults here are
-the CPU recipe of docs/quality.md.
+Each field is declared once: its type (a `Literal` where it has choices), default, `--help` text, group and
+bounds (options.py); `cleardiffusion train` builds its flags from the fields, and `validate` is the one place
+every value and combination is checked, for the command line and the Python API alike. The defaults are the
+CPU recipe of docs/quality.md.
 """
 
-import math
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from . import fastpath
-from .data import DATASETS, ImageDataset
+from .data import ImageDataset
+from .data.dataset import DatasetName
+from .distributed import DeviceName
 from .errors import UsageError
-from .models.unet import PRESETS, unet_from_preset
-from .objective import LOSS_WEIGHTINGS, OBJECTIVES, PREDICTIONS
-from .schedule import SCHEDULES
+from .limits import FLOAT32, check_memory
+from .models.unet import PRESETS, UNetConfig, unet_from_preset
+from .objective import LossWeighting, Objective, Prediction
+from .options import check_fields, option
+from .schedule import NoiseSchedule, ScheduleName
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+Precision = typing.Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+TimeEmbedding = typing.get_type_hints(UNetConfig)["time_embedding"]  # the U-Net's own Literal
 UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
+TIMESTEPS_MAX = 10_000  # T beyond it: float32 alpha_bar_T underflows (linear: e^-0.01T) and samplers divide by 0
+EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
+SEED_MAX = 2**63 - 1  # torch.Generator's seeds
+DATA, MODEL, OPTIMISATION, HARDWARE, OUTPUT = "data", "model", "optimisation", "hardware", "output"  # --help groups
 
 
 @dataclass
@@ -26,53 +39,144 @@ class TrainConfig:
     """Everything a training run depends on; stored in OUT/config.json and in every checkpoint."""
 
     # ---- data
-    dataset: str = "mnist"  # mnist | fashion-mnist | cifar10 | folder
-    data_dir: str = "data/mnist"  # folder holding the dataset's files (downloaded into it with `download`)
-    download: bool = False  # fetch the official files when they are missing (not for image folders)
-    image_size: int | None = None  # image folders only: resize every image to this square size
-    hflip: bool | None = None  # random left-right flips; None: on for cifar10 / folder, off for the digits
+    dataset: DatasetName = option("mnist", "which dataset to train on", DATA, required=True)
+    data_dir: str = option(
+        "data/mnist", "folder with the dataset's files (default: data/DATASET)", DATA, show_default=False
+    )
+    download: bool = option(False, "download the official files if missing (not for image folders)", DATA)
+    image_size: int | None = option(None, "image folders: resize every image to SIZE", DATA, metavar="SIZE", at_least=1)
+    hflip: bool | None = option(
+        None, "random left-right flips (default: on for cifar10/folder, off for the digits)", DATA
+    )
     # ---- model
-    model: str = "small"  # U-Net preset: small (the CPU recipe) | seed-minimal | seed-cifar | ddpm-cifar10
-    time_embedding: str | None = None  # override the preset: "middle" (the seed) or "every-block" (Ho et al.)
-    dropout: float | None = None  # override the preset's dropout probability inside blocks
-    base_channels: int | None = None  # override the preset's width of the first level
-    model_options: dict = field(default_factory=dict)  # any other UNetConfig field, e.g. {"norm_groups": 8}
-    conditional: bool = False  # class-conditional model (num_classes from the dataset) for guidance
-    label_dropout: float = 0.1  # conditional only: probability a label becomes the null class (Ho & Salimans)
+    model: str = option("small", "U-Net preset (small: the CPU recipe, 0.62M)", MODEL, choices=tuple(PRESETS))
+    time_embedding: TimeEmbedding | None = option(
+        None, "where t enters the U-Net: middle (seed 000) or every-block (Ho et al.) (default: the preset's)", MODEL
+    )
+    dropout: float | None = option(
+        None, "dropout inside blocks (default: the preset's)", MODEL, metavar="P", at_least=0, below=1
+    )
+    base_channels: int | None = option(
+        None, "width of the first U-Net level (default: the preset's)", MODEL, metavar="C", at_least=1
+    )
+    model_options: dict = option(
+        help="any other UNetConfig field, e.g. norm_groups=8 (repeatable)",
+        group=MODEL,
+        flag="--model-option",
+        metavar="KEY=VALUE",
+        default_factory=dict,
+    )
+    conditional: bool = option(False, "class-conditional model (num_classes from the dataset) for guidance", MODEL)
+    label_dropout: float = option(
+        0.1,
+        "with --conditional: probability a label becomes the null class (Ho & Salimans)",
+        MODEL,
+        metavar="P",
+        at_least=0,
+        below=1,
+    )
     # ---- diffusion
-    schedule: str = "linear"  # beta schedule: linear | linear-scaled | cosine
-    timesteps: int = 1000  # T, the number of diffusion steps
-    objective: str = "ddpm"  # ddpm (Ho et al.) | flow (flow matching, flow.py: prediction/weighting unused)
-    prediction: str = "v"  # what the network predicts: eps (Ho et al.) | v | x0 (objective.py); samplers get eps
-    loss_weighting: str = "min-snr"  # min-snr (Hang et al. 2023, gamma = 5) | none (plain MSE on the target)
+    schedule: ScheduleName = option("linear", "beta schedule", MODEL)
+    timesteps: int = option(
+        1000, f"diffusion steps T (at most {TIMESTEPS_MAX:,})", MODEL, metavar="T", at_least=2, at_most=TIMESTEPS_MAX
+    )
+    objective: Objective = option(
+        "ddpm", "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; sample with euler|heun)", MODEL
+    )
+    prediction: Prediction = option(
+        "v", "what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0", MODEL
+    )
+    loss_weighting: LossWeighting = option(
+        "min-snr",
+        "ddpm: min-snr weighs the x_0 error by min(SNR, 5) (Hang et al. 2023); none: plain MSE on the target",
+        MODEL,
+    )
     # ---- optimisation
-    steps: int = 10_000  # optimisation steps in total (a resumed run continues up to this number)
-    time_budget: float | None = None  # minutes of training wall clock in total (resumes included); then stop
-    batch_size: int = 64  # GLOBAL batch: summed over all processes; must be divisible by their number
-    lr: float = 1e-3  # AdamW learning rate after warmup (the CPU recipe; Ho et al.: 2e-4 on CIFAR-10)
-    warmup: int = 100  # steps of linear learning-rate warmup from 0 (Ho et al.: 5000)
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay
-    adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta_1, beta_2)
-    grad_clip: float = 1.0  # clip the global gradient norm to this (0: no clipping)
-    ema_decay: float = 0.999  # EMA of the weights; the decay used at step s is min(ema_decay, (1+s)/(10+s))
-    seed: int = 0  # seeds the weights and the one generator of every training draw
+    steps: int = option(
+        10_000,
+        "optimisation steps in total (needed unless --time-budget; a resumed run continues up to this number)",
+        OPTIMISATION,
+        metavar="N",
+        at_least=1,
+        show_default=False,
+    )
+    time_budget: float | None = option(
+        None,
+        "stop after this much training wall clock (resumes included), "
+        "checkpoint written; with --steps, whichever comes first",
+        OPTIMISATION,
+        metavar="MINUTES",
+        above=0,
+    )
+    batch_size: int = option(
+        64, "GLOBAL batch over all processes, divisible by their number", OPTIMISATION, metavar="B", at_least=1
+    )
+    lr: float = option(1e-3, "AdamW learning rate after warmup (Ho et al.: 2e-4)", OPTIMISATION, above=0)
+    warmup: int = option(100, "steps of linear learning-rate warmup from 0 (Ho et al.: 5000)", OPTIMISATION, at_least=0)
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay", OPTIMISATION, at_least=0)
+    adam_betas: tuple[float, float] = option(
+        (0.9, 0.999), "AdamW's beta_1 beta_2", OPTIMISATION, metavar=("B1", "B2"), at_least=0, below=1
+    )
+    grad_clip: float = option(1.0, "clip the global gradient norm to this, 0: off", OPTIMISATION, at_least=0)
+    ema_decay: float = option(
+        0.999, "EMA decay of the weights (at step s: min(ema_decay, (1+s)/(10+s)))", OPTIMISATION, at_least=0, below=1
+    )
+    seed: int = option(0, "seed of the weights and of every training draw", OPTIMISATION, at_least=0, at_most=SEED_MAX)
     # ---- hardware
-    device: str = "auto"  # auto | cpu | cuda; on CUDA: bf16 autocast, channels_last, fused AdamW
-    compile: bool = False  # torch.compile the model (CUDA; first steps are slow while it compiles)
-    precision: str = "auto"  # autocast of the step: auto (bf16 on CUDA and on CPUs with native bf16) | fp32 | bf16
-    channels_last: bool | None = None  # NHWC weights and activations; None: on CUDA only
+    device: DeviceName = option(
+        "auto", "auto: CUDA if present; on CUDA bf16 autocast, channels_last, fused AdamW", HARDWARE
+    )
+    compile: bool = option(
+        False, "torch.compile the model (CUDA; the first steps are slow while it compiles)", HARDWARE
+    )
+    precision: Precision = option(
+        "auto",
+        "autocast of the training step: auto (bf16 on CUDA and on CPUs with "
+        "native bf16, AVX512-BF16 or AMX; else fp32), fp32 or bf16",
+        HARDWARE,
+    )
+    channels_last: bool | None = option(
+        None, "NHWC memory format for weights and activations (default: on CUDA only)", HARDWARE
+    )
     # ---- output
-    out: str = "runs/train"  # run folder: config.json, metrics.jsonl, samples/, checkpoints/
-    resume: bool = False  # continue from OUT/checkpoints/last.pt
-    log_every: int = 100  # append a line to OUT/metrics.jsonl every this many steps
-    sample_every: int = 5000  # write an EMA sample grid every this many steps (0: never)
-    checkpoint_every: int = 1000  # write OUT/checkpoints/last.pt every this many steps (and at the end)
-    keep_checkpoints: bool = False  # also keep OUT/checkpoints/step_XXXXXXX.pt at every checkpoint
-    eval_every: int = 0  # score EMA samples (fixed-N FID, classifier features) every this many steps (0: never)
-    eval_n: int = 256  # samples per evaluation (the same seeds every time, so the curve is comparable)
-    classifier: str | None = None  # feature classifier for --eval-every (default: the cached one, trained if absent)
-    tensorboard: bool = False  # also write TensorBoard events to OUT/tensorboard (needs the tensorboard package)
-    progress: bool = True  # tqdm progress bar on rank 0 (when stderr is a terminal; else log lines)
+    out: str = option(
+        "runs/train", "run folder: config.json, metrics.jsonl, samples/, checkpoints/", OUTPUT, required=True
+    )
+    resume: bool = option(False, "continue from OUT/checkpoints/last.pt", OUTPUT)
+    log_every: int = option(100, "steps between lines of OUT/metrics.jsonl", OUTPUT, metavar="N", at_least=1)
+    sample_every: int = option(
+        5000,
+        "steps between sample grids (dpm++2m-sde, 50 steps) of the EMA model in OUT/samples, 0: never",
+        OUTPUT,
+        metavar="N",
+        at_least=0,
+    )
+    checkpoint_every: int = option(
+        1000, "steps between writes of OUT/checkpoints/last.pt (and at the end)", OUTPUT, metavar="N", at_least=1
+    )
+    keep_checkpoints: bool = option(False, "also keep OUT/checkpoints/step_XXXXXXX.pt at every checkpoint", OUTPUT)
+    eval_every: int = option(
+        0,
+        f"every N steps (alone: {EVAL_DEFAULT_EVERY}) score EMA samples: a fixed-N FID in "
+        "the features of the dataset's classifier, into metrics.jsonl and curves.png (0: never)",
+        OUTPUT,
+        metavar="N",
+        const=EVAL_DEFAULT_EVERY,
+        at_least=0,
+    )
+    eval_n: int = option(
+        256, "with --eval-every: samples per evaluation (the same seeds every time)", OUTPUT, metavar="N", at_least=4
+    )
+    classifier: str | None = option(
+        None,
+        "with --eval-every: feature classifier (default: the cached one; trained first if there is none)",
+        OUTPUT,
+        metavar="FILE",
+    )
+    tensorboard: bool = option(
+        False, "also write TensorBoard events to OUT/tensorboard (pip install tensorboard)", OUTPUT
+    )
+    progress: bool = option(True, "no tqdm progress bar (else one on rank 0 when stderr is a terminal)", OUTPUT)
 
 
 # fields a resumed run may change; every other field must equal the checkpoint's
@@ -83,42 +187,88 @@ MAY_CHANGE_ON_RESUME = frozenset(
 )  # fmt: skip
 # what a checkpoint written before these fields existed was trained with
 FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none"}
+# UNetConfig fields that come from the dataset and --conditional, not from --model-option
+FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",
+                 "num_classes": "the dataset, with --conditional"}  # fmt: skip
+# (channels, height, width) of the official datasets' images, for estimates made before they are loaded
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+FEATURES = 128 + 10  # floats per evaluation sample: the classifier's features (features.py) and logits
 
 
-def validate(config: TrainConfig) -> None:
-    """Raise a one-line UsageError for a value no run can use."""
-    checks = [
-        (config.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}"),
-        (config.model in PRESETS, f"--model must be one of {', '.join(PRESETS)}"),
-        (config.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-        (config.time_embedding in (None, "middle", "every-block"), "--time-embedding: middle or every-block"),
-        (config.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-        (config.objective in OBJECTIVES, f"--objective must be one of {', '.join(OBJECTIVES)}"),
-        (config.prediction in PREDICTIONS, f"--prediction must be one of {', '.join(PREDICTIONS)}"),
-        (config.loss_weighting in LOSS_WEIGHTINGS, f"--loss-weighting must be one of {', '.join(LOSS_WEIGHTINGS)}"),
-        (
-            config.time_budget is None or (math.isfinite(config.time_budget) and config.time_budget > 0),
-            f"--time-budget must be a positive number of minutes, got {config.time_budget}",
-        ),
-        (config.eval_every >= 0, f"--eval-every must be >= 0 (0: never), got {config.eval_every}"),
-        (config.eval_n >= 4, f"--eval-n must be at least 4 samples, got {config.eval_n}"),
-        (config.steps >= 1, f"--steps must be at least 1, got {config.steps}"),
-        (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
-        (config.timesteps >= 2, f"--timesteps must be at least 2, got {config.timesteps}"),
-        (math.isfinite(config.lr) and config.lr > 0, f"--lr must be a positive number, got {config.lr}"),
-        (config.warmup >= 0 and config.grad_clip >= 0, "--warmup and --grad-clip must be >= 0"),
-        (0 <= config.ema_decay < 1, f"--ema-decay must lie in [0, 1), got {config.ema_decay}"),
-        (0 <= config.label_dropout < 1, f"--label-dropout must lie in [0, 1), got {config.label_dropout}"),
-        (config.log_every >= 1, f"--log-every must be at least 1, got {config.log_every}"),
-        (
-            config.checkpoint_every >= 1,
-            f"--checkpoint-every must be at least 1, got {config.checkpoint_every}",
-        ),
-        (config.sample_every >= 0, f"--sample-every must be >= 0 (0: never), got {config.sample_every}"),
-    ]
-    for ok, message in checks:
+def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
+    """Raise a one-line UsageError, naming the flag and the fix, for a value or combination no run can use.
+
+    Args:
+        given: the fields the user set (the command line passes its flags); None: those that differ from
+            their defaults. A field set to no effect in the combination given is refused, not ignored.
+    """
+    if given is None:
+        default = TrainConfig()
+        given = {f.name for f in fields(config) if getattr(config, f.name) != getattr(default, f.name)}
+    check_fields(config)  # every field within its Literal's choices and its declared bounds
+    if config.steps == UNLIMITED_STEPS and config.time_budget is None:
+        raise UsageError("say how long to train: --steps N, --time-budget MINUTES, or both")
+    if config.objective == "flow":
+        refuse_unused(given, ("prediction", "loss_weighting"), "with --objective flow (it regresses the velocity "
+                      "with plain MSE)")  # fmt: skip
+    if not config.eval_every:
+        refuse_unused(given, ("eval_n", "classifier"), "without --eval-every", "add --eval-every [N] or ")
+    try:  # a schedule that cannot exist (linear-scaled below T = 21)
+        NoiseSchedule.from_name(config.schedule, config.timesteps)
+    except ValueError as e:
+        raise UsageError(f"--schedule {config.schedule} --timesteps {config.timesteps}: {e}") from None
+    check_model_options(config.model_options)
+    if config.eval_every:
+        check_eval_memory(config)
+
+
+def refuse_unused(given: Collection[str], names: tuple[str, ...], why: str, fix: str = "") -> None:
+    """UsageError when fields that do nothing in this combination were set: "--x does nothing WHY; drop --x"."""
+    flags = " and ".join(f"--{name.replace('_', '-')}" for name in names if name in given)
+    if flags:
+        verb = "do" if " and " in flags else "does"
+        raise UsageError(f"{flags} {verb} nothing {why}; {fix}drop {flags}")
+
+
+def check_model_options(options: dict) -> None:
+    """UsageError for a --model-option that is not a UNetConfig field, comes from the data, or has the wrong type.
+
+    A list of whole numbers becomes the tuple the U-Net takes (`options` is updated in place)."""
+    types = typing.get_type_hints(UNetConfig)
+    allowed = sorted(set(types) - set(FROM_THE_DATA))
+    for key, value in options.items():
+        if key in FROM_THE_DATA:
+            raise UsageError(f"--model-option {key} cannot be set: it comes from {FROM_THE_DATA[key]}")
+        if key not in types:
+            raise UsageError(f"--model-option {key} is not a U-Net setting; choose from {', '.join(allowed)}")
+        kind = types[key]
+        if typing.get_origin(kind) is typing.Literal:
+            ok, want = value in typing.get_args(kind), " or ".join(map(str, typing.get_args(kind)))
+        elif kind is bool:
+            ok, want = isinstance(value, bool), "True or False"
+        elif kind is int:
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "a whole number"
+        elif kind is float:
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:  # tuple[int, ...]
+            ok = isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            want = "a tuple of whole numbers such as (1, 2, 2)"
+            value = tuple(value) if ok else value
         if not ok:
-            raise UsageError(message)
+            raise UsageError(f"--model-option {key}={value!r}: expected {want}")
+        options[key] = value
+
+
+def check_eval_memory(config: TrainConfig) -> None:
+    """Refuse an --eval-n whose samples cannot fit in memory before training starts, not when it evaluates.
+
+    A lower bound: the samples in float32 and as uint8 images (C, H, W each) and the classifier's features.
+    """
+    size = config.image_size or 1  # an image folder's size is unknown before it is read: 1 pixel, a lower bound
+    channels, height, width = IMAGE_SHAPES.get(config.dataset, (1, size, size))
+    need = config.eval_n * ((FLOAT32 + 1) * channels * height * width + FLOAT32 * FEATURES)
+    check_memory(need, f"--eval-n {config.eval_n} ({channels}x{height}x{width} samples and their features)",
+                 "lower --eval-n")  # fmt: skip
 
 
 def cpu_has_native_bf16() -> bool:
