@@ -65,14 +65,28 @@ class FakeScorer:
 
     def __call__(self, images, labels=None):
         x = images.float() / 255
-        return {"fid": float(x.mean() * 100 + x.std()), "kid": float(x.std()), "precision": float((x > 0.5).float().mean()),
-                "recall": float((x < 0.5).float().mean()), "accuracy": None if labels is None else float(x.max() / 2),
+        bright = (x > 0.5).float().mean()
+        return {"fid": float(x.mean() * 100 + x.std()), "kid": float(x.std()), "precision": float(bright),
+                "recall": float(1 - bright), "accuracy": None if labels is None else float(x.max() / 2),
                 "n": len(images)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def fake_all(tmp_path_factory) -> Path:
+def synthetic(tmp_path_factory) -> Path:
+    """The synthetic digits, drawn once (seconds of PIL) and copied into each test's cache."""
+    cache = tmp_path_factory.mktemp("synthetic")
+    return common.resolve_data("synthetic", None, cache)[1]
+
+
+def cache_with(synthetic: Path, cache: Path) -> Path:
+    shutil.copytree(synthetic, cache / synthetic.name)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def fake_all(tmp_path_factory, synthetic) -> Path:
     out = tmp_path_factory.mktemp("experiments") / "all"
+    cache_with(synthetic, out / "cache")
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
         for name in ("common", "scoring", *EXPERIMENTS.values()):  # wherever a module bound the names
@@ -224,8 +238,11 @@ def test_render_only_refuses_what_it_cannot_render(fake_all, tmp_path, capsys):
 TINY = overfit.Config(0, 25, "linear-scaled", (6, 12), 8, 1e-3, 2, 4, 32)
 
 
-def test_rerun_into_the_same_out_reuses_its_models_and_another_seed_trains_its_own(tmp_path, monkeypatch, capsys):
+def test_rerun_into_the_same_out_reuses_its_models_and_another_seed_trains_its_own(
+    tmp_path, monkeypatch, capsys, synthetic
+):
     monkeypatch.setitem(overfit.CONFIGS, "quick", TINY)
+    cache_with(synthetic, tmp_path / "o" / "cache")
     argv = ["experiment", "overfit-one-image", "--quick", "--dataset", "synthetic", "--out", str(tmp_path / "o"),
             "--device", "cpu"]  # fmt: skip
     (tmp_path / "o" / "images").mkdir(parents=True)
@@ -288,7 +305,8 @@ def test_cache_keys_hold_data_seed_size_and_recipe(tmp_path):
     assert common.data_key("mnist", tmp_path) != common.data_key("fashion-mnist", tmp_path)
 
 
-def test_experiment_checks_its_classifier_as_eval_does(tmp_path, capsys):
+def test_experiment_checks_its_classifier_as_eval_does(tmp_path, capsys, synthetic):
+    cache_with(synthetic, tmp_path / "o" / "cache")
     rgb = tmp_path / "rgb.pt"
     save_classifier(rgb, SmallClassifier(3, 10, 28), {"dataset": "synthetic"})
     other = tmp_path / "cifar.pt"
