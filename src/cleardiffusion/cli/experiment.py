@@ -99,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments import EXPERIMENTS, render, run_all, run_experiment
     from ..files import output_dir
 
-    if args.render_only:
+    if args.render_only:  # all: the index, then every experiment folder that holds results
+        written = [render(args.out, args.name)]
         for name in EXPERIMENTS if args.name == "all" else ():
             if (Path(args.out) / name / "results.json").is_file():
-                render(Path(args.out) / name, name)
-        print(f"wrote {render(args.out, args.name)}")
+                written.append(render(Path(args.out) / name, name))
+        print(f"wrote {', '.join(map(str, written))}")
         return 0
     if args.name in ("overfit-one-image", "all") and args.dataset == "cifar10":
         raise UsageError("overfit-one-image (also part of `all`) needs 1-channel images, not cifar10; use "

@@ -100,11 +100,7 @@ def run_experiment(
         cache: folder for trained runs, the FID classifier, reference statistics (default: OUT/cache).
         shared: objects reused between experiments (datasets, the scorer); `run_all` passes one dict.
     """
-    import torch
-
-    from ..distributed import resolve_device
-    from .common import SIZES, Context, data_key, resolve_data
-    from .report import environment
+    from .common import SIZES
     from .scoring import check_classifier, scorer
 
     module = _module(name)
@@ -113,33 +109,17 @@ def run_experiment(
         raise UsageError(f"unknown experiment size {size!r}; choose one of {', '.join(SIZES)}")
     out = Path(out)
     check_out(out, name)
-    cache = Path(cache) if cache else out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    loader, folder, note = resolve_data(dataset, None if data_dir is None else str(data_dir), cache)
-    ctx = Context(name=name, out=out, cache=cache, size=size, dataset=dataset, loader=loader, data_dir=folder,
-                  data_note=note, data_key=data_key(dataset, folder), device=dev, device_arg=device, seed=seed,
-                  command=command, classifier_path=Path(classifier) if classifier else None,
-                  shared={} if shared is None else shared)  # fmt: skip
+    ctx = _context(name, out, Path(cache) if cache else out / "cache", size, dataset, data_dir, device, seed,
+                   classifier, command, {} if shared is None else shared)  # fmt: skip
     ctx.load("train")  # unreadable data stops here, before any training
     check_classifier(ctx)  # so does a --classifier `eval` would refuse
-    previous = torch.get_num_threads()
-    wanted = threads or (1 if size == "quick" and dev.type == "cpu" else None)
-    try:
-        if wanted:
-            torch.set_num_threads(wanted)
-        start = time.perf_counter()
-        outcome = module.measure(ctx)
-        seconds = time.perf_counter() - start
-        env = environment(dev)
-    finally:
-        torch.set_num_threads(previous)
+    outcome, seconds, env = _measure(module, ctx, threads)
     results = {
         "experiment": name,
         "mode": size,
         "command": command,
         "environment": env,
-        "data": note,
+        "data": ctx.data_note,
         "seed": seed,
         "seconds": seconds,
         "headline": outcome["headline"],
@@ -152,6 +132,38 @@ def run_experiment(
     render(out, name)
     print(f"{name}: {outcome['headline']} ({seconds:.1f} s); wrote {out}/report.md", flush=True)
     return results
+
+
+def _context(name, out, cache, size, dataset, data_dir, device, seed, classifier, command, shared):
+    """The experiment's Context: resolved data (refused when missing), device and cache folder."""
+    from ..distributed import resolve_device
+    from .common import Context, data_key, resolve_data
+
+    cache.mkdir(parents=True, exist_ok=True)
+    loader, folder, note = resolve_data(dataset, None if data_dir is None else str(data_dir), cache)
+    return Context(name=name, out=out, cache=cache, size=size, dataset=dataset, loader=loader, data_dir=folder,
+                   data_note=note, data_key=data_key(dataset, folder), device=resolve_device(device),
+                   device_arg=device, seed=seed, command=command,
+                   classifier_path=Path(classifier) if classifier else None, shared=shared)  # fmt: skip
+
+
+def _measure(module, ctx, threads: int | None) -> tuple[dict, float, dict]:
+    """module.measure(ctx) with `threads` torch threads (restored after); its outcome, seconds, environment."""
+    import torch
+
+    from .report import environment
+
+    previous = torch.get_num_threads()
+    wanted = threads or (1 if ctx.quick and ctx.device.type == "cpu" else None)
+    try:
+        if wanted:
+            torch.set_num_threads(wanted)
+        start = time.perf_counter()
+        outcome = module.measure(ctx)
+        seconds = time.perf_counter() - start
+        return outcome, seconds, environment(ctx.device)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def write_results(out: Path, results: dict[str, Any]) -> None:
