@@ -224,6 +224,18 @@ def test_a_committed_report_renders_again_from_its_results_json(tmp_path):
     assert (tmp_path / "sc" / "report.md").read_text() == (folder / "report.md").read_text()
 
 
+def test_results_json_older_than_its_renderer_is_a_one_line_error(tmp_path, capsys):
+    folder = COMMITTED / "ddim-steps"  # written before results.json held the model's `training` summary
+    if not (folder / "results.json").is_file():
+        pytest.skip(f"{folder} is not in this checkout")
+    shutil.copytree(folder, tmp_path / "d")
+    assert main(["experiment", "ddim-steps", "--render-only", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lacks 'training'" in err and len(err.splitlines()) == 1
+    for kept in ("report.md", "images/ddim_speedup.png"):  # nothing written over
+        assert (tmp_path / "d" / kept).read_bytes() == (folder / kept).read_bytes()
+
+
 def test_render_only_refuses_what_it_cannot_render(fake_all, tmp_path, capsys):
     assert main(["experiment", "ddpm-steps", "--render-only", "--out", str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err

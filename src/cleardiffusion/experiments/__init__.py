@@ -184,8 +184,13 @@ def render(out: str | Path, name: str | None = None) -> Path:
     results = json.loads((out / "results.json").read_text())
     if owner == "all":
         return _index(out, results).write()
+    module = _module(owner)
+    missing = [key for key in module.RENDER_NEEDS if key not in results.get("results", {})]
+    if missing:  # checked before any plot is written over
+        raise UsageError(f"{out}/results.json lacks {', '.join(map(repr, missing))}: an older cleardiffusion wrote it; "
+                         "run the experiment again")  # fmt: skip
     try:
-        report = _module(owner).render(results, out)
+        report = module.render(results, out)
     except KeyError as e:
         raise UsageError(
             f"{out}/results.json lacks {e}: an older cleardiffusion wrote it; run the experiment again"

@@ -34,6 +34,14 @@ QUICK = Config(dropouts=(0.1, 0.5), scales=(0.0, 1.0, 3.0), ddim_steps=5)
 CPU = Config(dropouts=(0.1, 0.3, 0.5), scales=(0.0, 1.0, 2.0, 3.0, 5.0), ddim_steps=20)  # guided: 2 NFE a step
 FULL = Config(dropouts=(0.1, 0.3, 0.5), scales=(0.0, 1.0, 2.0, 3.0, 5.0), ddim_steps=50)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "settings",
+    "best_fid",
+    "best_accuracy",
+    "n_samples",
+    "noise_floor",
+    "num_classes",
+)  # keys of results.json["results"] that render reads
 
 
 def grid(p: float, s: float) -> str:

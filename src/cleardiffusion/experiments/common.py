@@ -176,8 +176,8 @@ def synthetic_digits(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.
 
 
 def data_key(dataset: str, folder: Path) -> str:
-    """A digest of the dataset's name, its folder and the names and sizes of the files in it."""
-    files = sorted((p.name, p.stat().st_size) for p in folder.iterdir()) if folder.is_dir() else []
+    """A digest of the dataset's name, its folder (or archive) and the names and sizes of the files in it."""
+    files = sorted((p.name, p.stat().st_size) for p in (folder.iterdir() if folder.is_dir() else [folder]))
     return Context.key(dataset, str(folder.resolve()), files)
 
 
@@ -194,7 +194,7 @@ def resolve_data(dataset: str, data_dir: str | None, cache: Path) -> tuple[str, 
                 write_idx(folder, prefix, *synthetic_digits(n, seed))
         return "mnist", folder, "synthetic digit-like images (PIL glyphs 0-9, 28x28), as asked"
     folder = Path(data_dir if data_dir is not None else f"data/{dataset}")
-    if not folder.is_dir() or not any(folder.iterdir()):
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):  # (an archive is a file)
         raise UsageError(
             f"no {dataset} in {folder}; pass --data-dir with the folder of its files, or --dataset synthetic "
             "for synthetic digit-like images"

@@ -37,6 +37,19 @@ QUICK = Config((2, 5, 10), ("uniform", "quadratic"), 0.10, SOLVERS, (5,))
 CPU = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
 FULL = Config((5, 10, 20, 50, 100), ("uniform", "quadratic"), 0.10, SOLVERS, (5, 10, 20))
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "T",
+    "n_samples",
+    "tolerance",
+    "ddpm",
+    "ddim",
+    "solvers",
+    "fewest_overall",
+    "fewest_steps_within_tolerance",
+    "fewest_nfe_within_tolerance_solvers",
+    "noise_floor",
+    "training",
+)  # keys of results.json["results"] that render reads
 
 
 def fewest_steps_within(

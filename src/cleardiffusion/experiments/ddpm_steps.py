@@ -30,6 +30,17 @@ QUICK = Config(steps=(5, 10, 50))
 CPU = Config(steps=(100, 300, 1000))
 FULL = Config(steps=(100, 300, 1000))
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "settings",
+    "n_samples",
+    "best_steps",
+    "fid_decreases_with_steps",
+    "noise_floor",
+    "T",
+    "parameters",
+    "train_seconds",
+    "training",
+)  # keys of results.json["results"] that render reads
 
 
 def grid(steps: int) -> str:

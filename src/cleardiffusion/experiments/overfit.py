@@ -41,6 +41,24 @@ QUICK = Config(0, 100, "linear-scaled", (30, 60), 16, 1e-3, 10, 8, 256)
 CPU = Config(0, 1000, "linear", (250, 500, 1000, 1500), 64, 1e-3, 100, 16, 5000)
 FULL = Config(0, 1000, "linear", (500, 1000, 2500, 5000), 64, 5e-4, 100, 64, 5000)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "target",
+    "sample_mse",
+    "mean_mse",
+    "max_mse",
+    "baseline_mse_other_digits",
+    "nearest_other_digit_mse",
+    "threshold",
+    "reconstructs",
+    "stages",
+    "steps_to_reconstruct",
+    "trajectory_timesteps",
+    "final_loss",
+    "train_seconds",
+    "sample_seconds",
+    "parameters",
+    "loss_curve",
+)  # keys of results.json["results"] that render reads
 TRAJECTORY_FRAMES = 8  # columns of the denoising-trajectory figure
 
 

@@ -79,6 +79,12 @@ QUICK = Config(steps=(2, 4), batches=(1, 8), repeats=2)
 CPU = Config(steps=(10, 50), batches=(1, 16), repeats=2)
 FULL = Config(steps=(10, 50, 100), batches=(1, 64), repeats=3)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "timings",
+    "fits",
+    "seed_mlp_100_steps_seconds",
+    "extrapolation_86M_256px_100_steps_seconds",
+)  # keys of results.json["results"] that render reads
 
 
 def build(kind: str, shape: tuple[int, int, int], options: dict) -> nn.Module:

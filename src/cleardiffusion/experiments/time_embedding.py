@@ -37,6 +37,13 @@ QUICK = Config(ddim_steps=5, bands=5, heldout_images=64, repeat=False)
 CPU = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
 FULL = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "runs",
+    "lower_fid",
+    "fid_ratio_middle_over_every_block",
+    "loss_curves",
+    "training",
+)  # keys of results.json["results"] that render reads
 
 
 @torch.no_grad()
