@@ -6,8 +6,9 @@
 | `kernel_inception_distance` | KID, unbiased MMD^2, cubic kernel       | Binkowski et al. 2018, Sec. 3      |
 | `precision_recall`          | improved precision and recall (k-NN)    | Kynkaanniemi et al. 2019, Eq. 1-3  |
 | `inception_score`           | IS = exp(E_x KL(p(y|x) || p(y)))        | Salimans et al. 2016, Sec. 4       |
-| `score_features`            | FID (+ KID, precision/recall): the one scorer | `eval`, `--eval-every`, experiments |
+| `score_features`            | FID (+ KID, precision and recall)       | the first three, in one call       |
 
+`score_features` is the one scorer: `eval`, `train --eval-every` and the experiments all compute their FID there.
 Features are (N, D) arrays (numpy or torch); all arithmetic that accumulates (means, covariances, matrix
 square roots, kernel sums, distances) runs in float64. Bad input raises ValueError naming the problem.
 """
