@@ -19,8 +19,8 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_N
 mkdir -p "$CACHE_DIR"
 
 one() {  # one() DATASET NAME: one experiment, one thread
-  cleardiffusion experiment "$2" --size cpu --dataset "$1" --device cpu --threads 1 --cache-dir "$CACHE_DIR" \
-    --out "$RESULTS/$1/$2"
+  cleardiffusion experiment "$2" --size cpu --dataset "$1" --data-dir "../shared/data/$1" --device cpu --threads 1 \
+    --cache-dir "$CACHE_DIR" --out "$RESULTS/$1/$2"
 }
 queue() {  # queue CORE DATASET:NAME ...: the experiments in order, pinned to one core
   local core=$1; shift

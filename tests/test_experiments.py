@@ -1,62 +1,108 @@
-"""`cleardiffusion experiment`: every quick recipe writes a report whose tables come from its results.json.
+"""`cleardiffusion experiment`: measure -> results.json -> report.md, reruns, data and cache keys.
 
-One module-scoped run of `experiment all --quick` feeds one test per experiment. It reads MNIST from
-../shared/data/mnist when it exists, synthetic digits otherwise. The run uses quick mode with smaller training
-and scoring sizes (TEST_SIZES): the tests check that every table and figure comes from results.json, which no
-size changes, and the quick sizes' 2,000-image KID reference alone took half of the suite's time.
+`experiment all --quick` runs once with fake training and scoring (an untrained one-parameter denoiser, metrics
+from the pixels): that every report table comes from results.json, and that --render-only writes the same report
+again, does not depend on what was trained. One real quick run (overfit-one-image) trains and reruns.
 """
 
+import importlib
 import json
 import re
-from dataclasses import replace
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from cleardiffusion.cli import main
-from cleardiffusion.experiments import EXPERIMENTS, common
+from cleardiffusion.errors import UsageError
+from cleardiffusion.experiments import EXPERIMENTS, common, overfit, scoring
 from cleardiffusion.experiments.common import synthetic_digits
 from cleardiffusion.experiments.ddim_steps import fewest_steps_within
 from cleardiffusion.experiments.report import fmt, markdown_table
 from cleardiffusion.experiments.sampling_cost import fit
+from cleardiffusion.features import SmallClassifier, save_classifier
+from cleardiffusion.schedule import NoiseSchedule
 from cleardiffusion.train_config import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# KID compares 100 subsets of min(1000, reference) vectors: 400 reference images cut its cost six-fold
-TEST_SIZES = replace(
-    common.QUICK, train={**common.QUICK.train, "steps": 20}, reference_images=400, classifier_images=1000
-)
+COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "experiments_cpu" / "mnist"
+
+
+class FakeDenoiser(nn.Module):
+    """eps = w x: untrained, one parameter, conditional when asked (guidance needs config.num_classes)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.5))
+        self.config, self.null_label = SimpleNamespace(num_classes=num_classes), num_classes
+
+    def forward(self, x, t, y=None):
+        return self.w * x
+
+
+def fake_train_run(ctx, config):
+    shape = tuple(ctx.load("train").images.shape[1:])
+    steps = list(range(1, config.steps + 1, max(config.log_every, 1)))
+    return common.TrainedRun(
+        Path(config.out).name, json.loads(json.dumps(asdict(config))),
+        FakeDenoiser(10 if config.conditional else 0), NoiseSchedule.from_name(config.schedule, config.timesteps),
+        shape, steps, [1.0 / s for s in steps], 0.5, 100 + (config.time_embedding == "every-block"),
+    )  # fmt: skip
+
+
+class FakeScorer:
+    """Metrics from the pixels: different samples score differently, no classifier is trained."""
+
+    description = {"features": "fake", "classifier_test_accuracy": None, "classifier_epochs": 0,
+                   "classifier_train_images": 0, "reference": "none"}  # fmt: skip
+
+    def __call__(self, images, labels=None):
+        x = images.float() / 255
+        bright = (x > 0.5).float().mean()
+        return {"fid": float(x.mean() * 100 + x.std()), "kid": float(x.std()), "precision": float(bright),
+                "recall": float(1 - bright), "accuracy": None if labels is None else float(x.max() / 2),
+                "n": len(images)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def quick_all(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("experiments")
+def synthetic(tmp_path_factory) -> Path:
+    """The synthetic digits, drawn once (seconds of PIL) and copied into the caches of the tests that use them."""
+    cache = tmp_path_factory.mktemp("synthetic")
+    return common.resolve_data("synthetic", None, cache)[1]
+
+
+@pytest.fixture(scope="module")
+def fake_all(tmp_path_factory, synthetic) -> Path:
+    out = tmp_path_factory.mktemp("experiments") / "all"
+    shutil.copytree(synthetic, out / "cache" / synthetic.name)
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(common.SIZES, "quick", TEST_SIZES)
-        assert main(["experiment", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+        for name in ("common", "scoring", *EXPERIMENTS.values()):  # wherever a module bound the names
+            module = importlib.import_module(f"cleardiffusion.experiments.{name}")
+            if hasattr(module, "train_run"):
+                patch.setattr(module, "train_run", fake_train_run)
+            if hasattr(module, "scorer"):
+                patch.setattr(module, "scorer", lambda ctx: FakeScorer())
+        argv = ["experiment", "all", "--quick", "--dataset", "synthetic", "--out", str(out), "--device", "cpu"]
+        assert main(argv) == 0
     assert torch.get_num_threads() == threads, "the run must restore torch's thread count"
     return out
 
 
-def load(out: Path, name: str) -> tuple[dict, str]:
-    folder = out / name
-    assert (folder / "report.md").is_file() and (folder / "results.json").is_file()
-    return json.loads((folder / "results.json").read_text()), (folder / "report.md").read_text()
-
-
 def check_common(out: Path, name: str) -> tuple[dict, str]:
     """Provenance, a markdown table, and every linked image is a PNG on disk."""
-    results, report = load(out, name)
-    for key in ("experiment", "mode", "command", "environment", "config", "sizes", "results", "seconds"):
-        assert key in results, key
+    results = json.loads((out / name / "results.json").read_text())
+    report = (out / name / "report.md").read_text()
     assert results["experiment"] == name and results["mode"] == "quick"
     assert results["command"].startswith("cleardiffusion experiment all") and results["command"] in report
     env = results["environment"]
     assert env["torch"] == torch.__version__ and env["device"].startswith("cpu: ")
-    for value in (env["device"], env["torch"], env["date"]):
+    for value in (env["device"], env["torch"], env["date"], results["data"]):
         assert value in report
     assert re.search(r"^\| .+ \|\n\|(---\|)+$", report, re.M), "no markdown table header"
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
@@ -67,131 +113,217 @@ def check_common(out: Path, name: str) -> tuple[dict, str]:
     return results, report
 
 
-def assert_in_report(report: str, *values) -> None:
-    for value in values:
-        assert f"| {fmt(value)} |" in report or f"| {fmt(value)}\n" in report or fmt(value) in report, value
-
-
-def test_index_links_every_experiment(quick_all):
-    index = (quick_all / "report.md").read_text()
-    summary = json.loads((quick_all / "results.json").read_text())
+def test_index_links_every_experiment(fake_all):
+    index = (fake_all / "report.md").read_text()
+    summary = json.loads((fake_all / "results.json").read_text())
     assert set(summary["experiments"]) == set(EXPERIMENTS)
     for name, entry in summary["experiments"].items():
         assert f"]({name}/report.md)" in index
         assert f"| {name} | {fmt(entry['seconds'])} |" in index
 
 
-def test_overfit_one_image(quick_all):
-    results, report = check_common(quick_all, "overfit-one-image")
+def test_overfit_one_image_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "overfit-one-image")
     r = results["results"]
     assert len(r["sample_mse"]) == results["config"]["n_samples"]
-    assert r["mean_mse"] == pytest.approx(np.mean(r["sample_mse"]))
-    assert r["reconstructs"] == (r["mean_mse"] < r["threshold"])
-    assert 0 < r["nearest_other_digit_mse"] <= r["baseline_mse_other_digits"]
-    assert_in_report(report, r["mean_mse"], r["baseline_mse_other_digits"], *r["sample_mse"])
-    stages = r["stages"]
-    assert [st["steps"] for st in stages] == list(results["config"]["stages"])
-    assert stages[-1]["mean_mse"] == pytest.approx(r["mean_mse"])  # the last stage is the final model
-    below = [st["steps"] for st in stages if st["mean_mse"] < r["threshold"]]
-    assert r["steps_to_reconstruct"] == (below[0] if below else None)
+    assert [st["steps"] for st in r["stages"]] == list(results["config"]["stages"])
     assert r["trajectory_timesteps"][0] > r["trajectory_timesteps"][-1] == 0  # from noise to t = 0
-    assert (quick_all / "overfit-one-image" / "images" / "trajectory.png").is_file()
+    for i, mse in enumerate(r["sample_mse"]):
+        assert f"| {i} | {fmt(mse)} |" in report
+    assert f"**{fmt(r['mean_mse'])}**" in report and fmt(r["baseline_mse_other_digits"]) in report
 
 
-def test_ddpm_steps(quick_all):
-    results, report = check_common(quick_all, "ddpm-steps")
-    r = results["results"]
-    assert [s["steps"] for s in r["settings"]] == list(results["config"]["steps"])
-    fids = [s["fid"] for s in r["settings"]]
-    assert r["fid_decreases_with_steps"] == all(a >= b for a, b in zip(fids, fids[1:], strict=False))
-    for s in r["settings"]:
-        assert s["fid"] >= 0 and s["seconds"] > 0
-        assert f"| {s['steps']} | {fmt(s['fid'])} | {fmt(s['kid'])} |" in report
-    assert results["features"]["features"].startswith("SmallClassifier")
+def test_ddpm_steps_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "ddpm-steps")
+    settings = results["results"]["settings"]
+    assert [s["steps"] for s in settings] == list(results["config"]["steps"])
+    for s in settings:
+        assert f"| {s['steps']} | {fmt(s['fid'])} | {fmt(s['kid'])} | {fmt(s['precision'])} |" in report
+    assert "FID features" in report and results["features"]["features"] == "fake"
 
 
-def test_ddim_steps_answer_is_computed(quick_all):
-    results, report = check_common(quick_all, "ddim-steps")
+def test_ddim_steps_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "ddim-steps")
     r, c = results["results"], results["config"]
-    assert len(r["ddim"]) == len(c["ddim_steps"]) * len(c["spacings"])
-    assert r["ddpm"]["steps"] == r["T"] and r["ddpm"]["speedup"] == pytest.approx(1.0)
+    grid = [(s, n) for s in c["spacings"] for n in c["ddim_steps"]]
+    assert [(row["spacing"], row["steps"]) for row in r["ddim"]] == grid
+    assert r["ddpm"]["steps"] == r["T"]
     expected = fewest_steps_within(r["ddim"], r["ddpm"]["fid"], c["tolerance"])
     if expected is None:
         assert r["fewest_overall"] is None and "None of the DDIM step counts" in report
     else:
-        assert r["fewest_overall"]["steps"] == expected["steps"]
         assert f"**{expected['steps']}** ({expected['spacing']} spacing" in report
-    for row in r["ddim"]:
-        assert row["speedup"] == pytest.approx(r["ddpm"]["seconds"] / row["seconds"])
-        assert f"| ddim | {row['spacing']} | {row['steps']} | {row['nfe']} | {fmt(row['fid'])} |" in report
+    for row in [r["ddpm"], *r["ddim"], *r["solvers"]]:
+        assert f"| {row['sampler']} | {row['spacing']} | {row['steps']} | {row['nfe']} | {fmt(row['fid'])} |" in report
     assert {row["sampler"] for row in r["solvers"]} == {s for s, _ in c["solvers"]}
     for row in r["solvers"]:  # Heun's NFE is odd: an even budget gets the odd one below it
         assert row["nfe"] in (*c["solver_nfe"], *(b - 1 for b in c["solver_nfe"]))
-    noise = r["noise_floor"]
-    assert noise["spread"] == pytest.approx(abs(noise["fid_seed"] - noise["fid_next_seed"]))
-    assert noise["fid_seed"] == r["ddim"][len(c["ddim_steps"]) - 1]["fid"]
-    assert (quick_all / "ddim-steps" / "images" / "ddim_speedup.png").is_file()
 
 
-def test_time_embedding(quick_all):
-    results, report = check_common(quick_all, "time-embedding")
+def test_time_embedding_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "time-embedding")
     runs = results["results"]["runs"]
-    assert set(runs) == {"middle", "every-block"}
-    assert runs["every-block"]["parameters"] > runs["middle"]["parameters"]  # one projection per block
-    curves = results["results"]["loss_curves"]
-    assert curves["middle"]["step"] == curves["every-block"]["step"]  # equal budget, same logging
+    assert set(runs) == {"middle", "every-block"}  # quick size: no repeat with the next seed
     for name, run in runs.items():
         assert len(run["heldout_loss_by_band"]) == results["config"]["bands"]
         assert f"| {name} | {run['parameters']} | {fmt(run['final_loss'])} |" in report
-    lower = min(runs, key=lambda k: runs[k]["fid"])
-    assert results["results"]["lower_fid"] == lower
+    assert f"**{results['results']['lower_fid']}**" in report
 
 
-def test_cfg_dropout(quick_all):
-    results, report = check_common(quick_all, "cfg-dropout")
+def test_cfg_dropout_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "cfg-dropout")
     c, rows = results["config"], results["results"]["settings"]
     assert {(r["label_dropout"], r["guidance"]) for r in rows} == {(p, s) for p in c["dropouts"] for s in c["scales"]}
     for r in rows:
-        assert 0 <= r["accuracy"] <= 1
-        assert (
-            f"| {fmt(r['label_dropout'])} | {fmt(r['guidance'])} | {fmt(r['fid'])} | {fmt(r['accuracy'])} |" in report
-        )
-    assert results["results"]["best_fid"]["fid"] == min(r["fid"] for r in rows)
+        cells = (r["label_dropout"], r["guidance"], r["fid"], r["accuracy"])
+        assert "| " + " | ".join(fmt(v) for v in cells) + " |" in report
 
 
-def test_sampling_cost_fit(quick_all):
-    results, report = check_common(quick_all, "sampling-cost")
+def test_sampling_cost_report_shows_its_results(fake_all):
+    results, report = check_common(fake_all, "sampling-cost")
     r, c = results["results"], results["config"]
-    kinds = {row["kind"] for row in r["timings"]}
-    assert kinds == {"mlp", "unet"}
+    assert {row["kind"] for row in r["timings"]} == {"mlp", "unet"}
     assert {row["batch"] for row in r["timings"]} == set(c["batches"])
     for batch in c["batches"]:
         f = r["fits"][str(batch)]["params_x_pixels_x_steps"]
         assert f"| {batch} | params_x_pixels_x_steps | {fmt(f['a'])} | {fmt(f['b'])} | {fmt(f['r2'])} |" in report
-    for row in r["timings"]:
-        assert row["seconds"] > 0 and row["macs"] > 0
+    assert all(row["seconds"] > 0 and row["macs"] > 0 for row in r["timings"])
+
+
+def test_render_only_writes_the_same_reports_from_results_json(fake_all, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(fake_all, copy, ignore=shutil.ignore_patterns("cache"))
+    plots = ("ddim-steps/images/ddim_speedup.png", "cfg-dropout/images/cfg.png", "overfit-one-image/images/loss.png")
+    for path in (*[Path(name) / "report.md" for name in ("", *EXPERIMENTS)], *plots):
+        (copy / path).unlink()
+    assert main(["experiment", "all", "--render-only", "--out", str(copy)]) == 0
+    for name in ("", *EXPERIMENTS):
+        assert (copy / name / "report.md").read_text() == (fake_all / name / "report.md").read_text(), name
+    for plot in plots:
+        assert (copy / plot).read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="benchmarks/results/experiments_cpu is not in this checkout")
+def test_committed_results_render_again_or_are_refused_in_one_line(tmp_path, capsys):
+    for name in ("sampling-cost", "ddim-steps"):
+        shutil.copytree(COMMITTED / name, tmp_path / name)
+    (tmp_path / "sampling-cost" / "report.md").unlink()
+    assert main(["experiment", "sampling-cost", "--render-only", "--out", str(tmp_path / "sampling-cost")]) == 0
+    assert (tmp_path / "sampling-cost" / "report.md").read_text() == (COMMITTED / "sampling-cost/report.md").read_text()
+    # ddim-steps was written before results.json held the model's `training` summary
+    assert main(["experiment", "ddim-steps", "--render-only", "--out", str(tmp_path / "ddim-steps")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lacks 'training'" in err and len(err.splitlines()) == 1
+    for kept in ("report.md", "images/ddim_speedup.png"):  # nothing written over
+        assert (tmp_path / "ddim-steps" / kept).read_bytes() == (COMMITTED / "ddim-steps" / kept).read_bytes()
+
+
+def test_render_only_refuses_what_it_cannot_render(fake_all, tmp_path, capsys):
+    assert main(["experiment", "ddpm-steps", "--render-only", "--out", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    shutil.copytree(fake_all / "ddim-steps", tmp_path / "d", ignore=shutil.ignore_patterns("images"))
+    assert main(["experiment", "ddpm-steps", "--render-only", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "not written by `experiment ddpm-steps`" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- a real quick run: trains, reruns into the same --out, and again with another seed
+
+TINY = overfit.Config(0, 25, "linear-scaled", (6, 12), 8, 1e-3, 2, 4, 32)
+
+
+def test_rerun_into_the_same_out_reuses_its_models_and_another_seed_trains_its_own(
+    tmp_path, monkeypatch, capsys, synthetic
+):
+    monkeypatch.setitem(overfit.CONFIGS, "quick", TINY)
+    shutil.copytree(synthetic, tmp_path / "o" / "cache" / synthetic.name)
+    argv = ["experiment", "overfit-one-image", "--quick", "--dataset", "synthetic", "--out", str(tmp_path / "o"),
+            "--device", "cpu"]  # fmt: skip
+    (tmp_path / "o" / "images").mkdir()
+    (tmp_path / "o" / "images" / "mine.png").write_bytes(b"not ours")
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "o" / "results.json").read_text())
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "training:" not in out and "resuming" not in out  # the cached runs answer: nothing trains again
+    again = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert again["results"]["sample_mse"] == first["results"]["sample_mse"]  # the same model, the same seeds
+    assert main([*argv, "--seed", "1"]) == 0
+    assert "training:" in capsys.readouterr().out  # seed 1 is another model, trained into its own folder
+    runs = sorted(p.name for p in (tmp_path / "o" / "cache").glob("runs-quick/*/overfit-one-image-*") if p.is_dir())
+    assert len(runs) == 2 and {r.split("-seed")[1][0] for r in runs} == {"0", "1"}
+    assert (tmp_path / "o" / "images" / "mine.png").read_bytes() == b"not ours"
+
+
+def test_an_out_holding_files_the_experiment_did_not_write_is_refused(tmp_path, capsys):
+    (tmp_path / "report.md").write_text("my notes")
+    code = main(["experiment", "ddpm-steps", "--quick", "--dataset", "synthetic", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "report.md" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "report.md").read_text() == "my notes"
+
+
+# ---- data, cache keys and the classifier
+
+
+def test_a_named_dataset_that_is_missing_is_refused_not_replaced(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/mnist here
+    for extra in ([], ["--data-dir", str(tmp_path / "nowhere")]):
+        code = main(["experiment", "ddpm-steps", "--quick", "--out", str(tmp_path / "o"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1
+        assert "--data-dir" in err and "--dataset synthetic" in err
+    assert not (tmp_path / "o" / "cache" / "synthetic-digits").exists()
+
+
+def context(tmp_path, **changes) -> common.Context:
+    ctx = common.Context(
+        name="x", out=tmp_path, cache=tmp_path, size="cpu", dataset="mnist", loader="mnist", data_dir=tmp_path,
+        data_note="", data_key="d0", device=torch.device("cpu"), device_arg="cpu", seed=0, command="",
+    )  # fmt: skip
+    ctx.shared[("data", "mnist", str(tmp_path), "train")] = SimpleNamespace(channels=1)
+    return replace(ctx, **changes)
+
+
+def test_cache_keys_hold_data_seed_size_and_recipe(tmp_path):
+    base = context(tmp_path)
+    out = common.train_config(base, "m").out
+    assert common.train_config(base, "m").out == out  # the same request finds the same run
+    for other in (context(tmp_path, seed=1), context(tmp_path, data_key="d1"), context(tmp_path, size="quick")):
+        assert common.train_config(other, "m").out != out
+    assert common.train_config(base, "m", lr=1e-4).out != out
+    assert common.train_config(base, "m", steps=10).out == out  # a longer run resumes a shorter one
+    files = {scoring.classifier_file(c) for c in (base, context(tmp_path, seed=1), context(tmp_path, data_key="d1"))}
+    assert len(files) == 3
+    assert common.data_key("mnist", tmp_path) != common.data_key("fashion-mnist", tmp_path)
+
+
+def test_experiment_checks_its_classifier_as_eval_does(tmp_path, capsys, synthetic):
+    shutil.copytree(synthetic, tmp_path / "o" / "cache" / synthetic.name)
+    rgb, other = tmp_path / "rgb.pt", tmp_path / "cifar.pt"
+    save_classifier(rgb, SmallClassifier(3, 10, 28), {"dataset": "synthetic"})
+    save_classifier(other, SmallClassifier(1, 10, 28), {"dataset": "cifar10"})
+    for path, why in ((rgb, "3-channel"), (other, "cifar10"), (tmp_path / "none.pt", "no classifier")):
+        argv = ["experiment", "ddpm-steps", "--quick", "--dataset", "synthetic", "--classifier", str(path),
+                "--out", str(tmp_path / "o")]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert why in err and len(err.splitlines()) == 1
+    assert not list((tmp_path / "o" / "cache").glob("runs*"))  # refused before any training
 
 
 # ---- fast checks of the pieces
 
 
 def test_fewest_steps_within_picks_fewest_qualifying():
-    rows = [
-        {"steps": 5, "fid": 30.0},
-        {"steps": 10, "fid": 10.9},
-        {"steps": 20, "fid": 9.0},
-        {"steps": 50, "fid": 10.0},
-    ]
+    rows = [{"steps": s, "fid": f} for s, f in ((5, 30.0), (10, 10.9), (20, 9.0), (50, 10.0))]
     assert fewest_steps_within(rows, reference_fid=10.0, tolerance=0.10)["steps"] == 10
     assert fewest_steps_within(rows, reference_fid=10.0, tolerance=0.05)["steps"] == 20
     assert fewest_steps_within(rows, reference_fid=5.0, tolerance=0.10) is None
 
 
 def test_every_experiment_has_every_size():
-    import importlib
-
-    from cleardiffusion.experiments import EXPERIMENTS
-
     for module in EXPERIMENTS.values():
         configs = importlib.import_module(f"cleardiffusion.experiments.{module}").CONFIGS
         assert set(configs) == set(common.SIZES), module
@@ -217,7 +349,7 @@ def test_cli_size_reaches_the_experiment_and_its_command(tmp_path, monkeypatch):
     monkeypatch.undo()
     from cleardiffusion.experiments import run_experiment
 
-    with pytest.raises(ValueError, match="unknown experiment size"):
+    with pytest.raises(UsageError, match="unknown experiment size"):
         run_experiment("ddim-steps", tmp_path / "c", size="huge")
 
 
@@ -243,15 +375,6 @@ def test_synthetic_digits_differ_by_class():
     assert distances[~np.eye(10, dtype=bool)].min() > 5  # every class has its own glyph
 
 
-def test_cli_rejects_bad_input(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["experiment", "no-such-experiment", "--out", str(tmp_path)])
-    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
-    code = main(["experiment", "ddpm-steps", "--quick", "--out", str(tmp_path), "--data-dir", str(tmp_path / "x")])
-    err = capsys.readouterr().err
-    assert code == 2 and "--data-dir" in err and len(err.strip().splitlines()) == 1
-
-
 def test_sample_cache_reuses_a_draw_only_for_the_same_model_sampler_seed_and_labels(tmp_path, monkeypatch):
     calls = []
 
@@ -260,20 +383,16 @@ def test_sample_cache_reuses_a_draw_only_for_the_same_model_sampler_seed_and_lab
         yield torch.full((n, *shape), float(len(calls)) / 10)
 
     monkeypatch.setattr(common, "generate_images", fake_generate)
-    ctx = common.Context(
-        name="x", out=tmp_path, cache=tmp_path, size="cpu", dataset="mnist", loader="mnist", data_dir=tmp_path,
-        data_note="", device=torch.device("cpu"), device_arg="cpu", seed=0, command="",
-    )  # fmt: skip
+    ctx = context(tmp_path)
     run = common.TrainedRun("m", {"steps": 1}, torch.nn.Identity(), None, (1, 2, 2), [], [], 0.0, 0)
     run.model = lambda x, t: x  # the warm-up pass
     first, _ = common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
     again, _ = common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
     assert len(calls) == 1 and torch.equal(first, again)  # drawn once
-    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, seed=1)
-    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, labels=torch.tensor([0, 1, 2]))
-    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, labels=torch.tensor([0, 1, 3]))
-    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, callback=lambda *a: None)  # never cached
-    common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, callback=lambda *a: None)
+    never = lambda *a: None  # noqa: E731  (a callback is never cached)
+    for other in ({"seed": 1}, {"labels": torch.tensor([0, 1, 2])}, {"labels": torch.tensor([0, 1, 3])},
+                  {"callback": never}, {"callback": never}):  # fmt: skip
+        common.sample_timed(ctx, run, 3, sampler="ddim", steps=5, **other)
     assert len(calls) == 6
     ctx.size = "quick"  # CI sizes never cache
     common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)

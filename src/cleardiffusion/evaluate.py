@@ -6,10 +6,15 @@
 | `kernel_inception_distance` | KID, unbiased MMD^2, cubic kernel       | Binkowski et al. 2018, Sec. 3      |
 | `precision_recall`          | improved precision and recall (k-NN)    | Kynkaanniemi et al. 2019, Eq. 1-3  |
 | `inception_score`           | IS = exp(E_x KL(p(y|x) || p(y)))        | Salimans et al. 2016, Sec. 4       |
+| `score_features`            | FID (+ KID, precision and recall)       | the first three, in one call       |
 
+`score_features` is the one scorer: `eval`, `train --eval-every` and the experiments all compute their FID there.
 Features are (N, D) arrays (numpy or torch); all arithmetic that accumulates (means, covariances, matrix
 square roots, kernel sums, distances) runs in float64. Bad input raises ValueError naming the problem.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -189,7 +194,52 @@ def precision_recall(
 
 
 # ----------------------------------------------------------------------------------------------------------
+# The one scorer: every caller (`eval`, `train --eval-every`, the experiments) computes its FID here
+
+
+def score_features(
+    reference: ArrayLike | Mapping[str, Any],
+    fake: ArrayLike,
+    *,
+    kid: bool = True,
+    pr: bool = True,
+    k: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """FID of `fake` (N, D) features against a reference, plus KID and precision/recall when asked.
+
+    `reference` is either real features (M, D) or precomputed statistics {"mu", "sigma"[, "features"]} (what
+    `evaluation_runner.reference_statistics` caches): mu and sigma then give the FID, and "features" (a subset of
+    the real features) KID and precision/recall. Returns {"fid"} plus {"kid": {"mean", "std"}} when `kid` and
+    {"precision", "recall"} when `pr`; `seed` fixes KID's random subsets.
+    """
+    f_fake = _as_matrix(fake, "fake features")
+    if isinstance(reference, Mapping):
+        mu_real, sigma_real, f_real = reference["mu"], reference["sigma"], reference.get("features")
+    else:
+        f_real = _as_matrix(reference, "real features")
+        mu_real, sigma_real = feature_statistics(f_real)
+    if (kid or pr) and f_real is None:
+        raise ValueError("KID and precision/recall need real feature vectors, not only mu and sigma")
+    mu, sigma = feature_statistics(f_fake)
+    result: dict[str, Any] = {"fid": frechet_distance(mu_real, sigma_real, mu, sigma)}
+    if kid:
+        kid_mean, kid_std = kernel_inception_distance(f_real, f_fake, generator=torch.Generator().manual_seed(seed))
+        result["kid"] = {"mean": kid_mean, "std": kid_std}
+    if pr:
+        result["precision"], result["recall"] = precision_recall(f_real, f_fake, k=k)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Classifier-based scores
+
+
+def softmax(logits: ArrayLike) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits in float64 (max subtracted first, so no overflow)."""
+    z = _as_matrix(logits, "logits")
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _as_probs(probs: ArrayLike) -> np.ndarray:

@@ -171,16 +171,14 @@ def reference_statistics(
 # Evaluation
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _classifier_or_help(
+def classifier_or_help(
     dataset: str, channels: int, classifier_path: str | Path | None, cache_dir, device: str
 ) -> ClassifierFeatures:
-    """The dataset's classifier as a feature extractor, or an error that says how to train one."""
+    """The dataset's classifier as a feature extractor, or an error that says how to train one.
+
+    The checks `eval`, `--eval-every` and `experiment --classifier` share: the file exists, it was trained on
+    `dataset` (when it says) and takes `channels`-channel images.
+    """
     path = Path(classifier_path) if classifier_path else default_classifier_path(dataset, cache_dir)
     if not path.is_file():
         raise UsageError(
@@ -234,7 +232,7 @@ def evaluate_samples(
 
     classifier = None
     if features == "classifier" or classifier_path is not None:
-        classifier = _classifier_or_help(dataset_name, reference.channels, classifier_path, cache_dir, device)
+        classifier = classifier_or_help(dataset_name, reference.channels, classifier_path, cache_dir, device)
     extractor = classifier if features == "classifier" else InceptionFeatures(load_inception(inception_path, device))
     start = time.perf_counter()
     ref = reference_statistics(reference, split, extractor, cache_dir)
@@ -255,16 +253,9 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Every metric of uint8 samples (N, C, H, W) against reference statistics from `reference_statistics`."""
     f_fake, logits = extractor.features_and_logits(samples)  # (N, D), (N, K)
-    mu, sigma = M.feature_statistics(f_fake)
-    g = torch.Generator().manual_seed(seed)
-    kid_mean, kid_std = M.kernel_inception_distance(ref["features"], f_fake, generator=g)
-    precision, recall = M.precision_recall(ref["features"], f_fake, k=3)
-    score_mean, score_std = M.inception_score(_softmax(logits), splits=min(10, len(samples)))
+    score_mean, score_std = M.inception_score(M.softmax(logits), splits=min(10, len(samples)))
     result: dict[str, Any] = {
-        "fid": M.frechet_distance(ref["mu"], ref["sigma"], mu, sigma),
-        "kid": {"mean": kid_mean, "std": kid_std},
-        "precision": precision,
-        "recall": recall,
+        **M.score_features(ref, f_fake, k=3, seed=seed),  # fid, kid {mean, std}, precision, recall
         "score": {"mean": score_mean, "std": score_std, "from": extractor.name},
         "class_histogram": None,
         "accuracy": None,

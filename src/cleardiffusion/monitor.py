@@ -61,11 +61,11 @@ class TrainingMonitor:
         self.metrics_path = out / "metrics.jsonl"
         self.scorer = None
         if config.eval_every:
-            from .evaluation_runner import _classifier_or_help, reference_statistics
+            from .evaluation_runner import classifier_or_help, reference_statistics
 
             path = resolve_classifier(config.dataset, config.data_dir, config.classifier, device)
             # the same checks (dataset, channels) as `cleardiffusion eval` makes of its --classifier
-            self.scorer = _classifier_or_help(config.dataset, dataset.channels, path, None, str(device))
+            self.scorer = classifier_or_help(config.dataset, dataset.channels, path, None, str(device))
             self.reference = reference_statistics(dataset, "train", self.scorer)
         self.writer = None
         if config.tensorboard:
@@ -84,7 +84,6 @@ class TrainingMonitor:
     def evaluate(self, ema: nn.Module, schedule) -> dict:
         """FID and confident fraction of `eval_n` samples of the EMA network (the same seeds every call)."""
         from .data import from_model_range
-        from .evaluation_runner import _softmax
         from .generate import generate_images
 
         start = time.perf_counter()
@@ -96,9 +95,8 @@ class TrainingMonitor:
                                   device=self.device)  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
-        mu, sigma = M.feature_statistics(features)
-        fid = M.frechet_distance(self.reference["mu"], self.reference["sigma"], mu, sigma)
-        confident = float((_softmax(logits).max(1) >= 0.9).mean())
+        fid = M.score_features(self.reference, features, kid=False, pr=False)["fid"]
+        confident = float((M.softmax(logits).max(1) >= 0.9).mean())
         return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
 
     def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:

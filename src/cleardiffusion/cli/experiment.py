@@ -2,6 +2,7 @@
 
 import argparse
 import shlex
+from pathlib import Path
 
 from ..errors import UsageError
 from . import seed, thread_count
@@ -17,9 +18,10 @@ experiments:
   all                every one of them, into OUT/NAME/, sharing trained models and the FID classifier
 
 examples:
-  cleardiffusion experiment all --quick --out runs/experiments-quick        # about a minute on a CPU
-  cleardiffusion experiment time-embedding --size cpu --out runs/te          # under an hour on 2 CPU cores
-  cleardiffusion experiment ddim-steps --data-dir ../shared/data/mnist --device cuda --out runs/ddim
+  cleardiffusion experiment all --quick --dataset synthetic --out runs/experiments-quick   # a minute on a CPU
+  cleardiffusion experiment time-embedding --size cpu --data-dir data/mnist --out runs/te   # < 1 h, 2 CPU cores
+  cleardiffusion experiment ddim-steps --data-dir data/mnist --device cuda --out runs/ddim
+  cleardiffusion experiment ddim-steps --render-only --out runs/ddim   # report.md again from results.json
 """
 
 
@@ -29,8 +31,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "experiment",
         help="run a recipe answering a seed's open question; writes report.md and results.json",
-        description="Train, sample and measure as one experiment describes; write OUT/report.md (tables, "
-        "plots, sample grids, the command, device and versions) and OUT/results.json.",
+        description="Train, sample and measure as one experiment describes; write OUT/results.json, then "
+        "OUT/report.md (tables, plots, sample grids, the command, device and versions) from it alone. Running "
+        "again into the same OUT overwrites what the experiment wrote there and reuses the models of its cache "
+        "that match the data, seed, size and recipe.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,10 +53,9 @@ def register(subparsers) -> None:
         "--dataset",
         choices=("mnist", "fashion-mnist", "cifar10", "synthetic"),
         default="mnist",
-        help="data (default: mnist, read from ../shared/data/mnist beside the repository when "
-        "--data-dir is not given, else synthetic digits)",
+        help="data (default: mnist); synthetic: digit-like glyphs drawn by the experiment, no files needed",
     )
-    p.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's files (default: data/DATASET)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     p.add_argument("--seed", type=seed, default=0, help="seeds training, sampling and subsets (default: 0)")
     p.add_argument(
@@ -69,7 +72,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--classifier",
         default=None,
-        help="FID feature classifier from train-classifier (default: train one into the cache)",
+        help="FID feature classifier from train-classifier, checked as `eval` checks it (default: train one "
+        "into the cache)",
+    )
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="write OUT/report.md and its plots again from OUT/results.json: no training, sampling or scoring",
     )
     p.set_defaults(func=run)
 
@@ -87,9 +96,16 @@ def command_of(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import run_all, run_experiment
+    from ..experiments import EXPERIMENTS, render, run_all, run_experiment
     from ..files import output_dir
 
+    if args.render_only:  # all: the index, then every experiment folder that holds results
+        written = [render(args.out, args.name)]
+        for name in EXPERIMENTS if args.name == "all" else ():
+            if (Path(args.out) / name / "results.json").is_file():
+                written.append(render(Path(args.out) / name, name))
+        print(f"wrote {', '.join(map(str, written))}")
+        return 0
     if args.name in ("overfit-one-image", "all") and args.dataset == "cifar10":
         raise UsageError("overfit-one-image (also part of `all`) needs 1-channel images, not cifar10; use "
                          "--dataset mnist, fashion-mnist or synthetic")  # fmt: skip

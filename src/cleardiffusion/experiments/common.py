@@ -1,19 +1,23 @@
 """What the experiments share: their context (sizes, device, data), training through `train.train`,
 sampling with a stopwatch, and FID/KID/precision/recall/accuracy from the project's classifier features.
 
-Trained runs live under CACHE/runs[-quick|-cpu]/DATASET/NAME. A run whose checkpoint is already there is
-reused (train resumes it, and a finished run resumes to nothing), so `experiment all` trains the shared
-unconditional model once for ddpm-steps, ddim-steps and time-embedding, and an interrupted run continues
-where it stopped.
+Data is read from --data-dir (default: data/DATASET below the working directory); synthetic digit-like glyphs
+only when asked for with --dataset synthetic. Trained runs live under CACHE/runs[-quick|-cpu]/DATASET-DATAKEY/
+NAME-seedS-CONFIGKEY, where DATAKEY names the data folder and its files and CONFIGKEY every training field that
+shapes the model, so a cached run answers only for the data, seed, size and recipe it was trained with. A run
+trained to the asked number of steps is reused (its checkpoint is kept as step_XXXXXXX.pt), a shorter one is
+resumed, so `experiment all` trains the shared unconditional model once for ddpm-steps, ddim-steps and
+time-embedding, an interrupted run continues where it stopped, and the same command runs again.
 """
 
 import copy
 import hashlib
 import json
+import shutil
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_for_sampling
+from ..checkpoint import load_checkpoint, load_for_sampling
 from ..data import ImageDataset, from_model_range, load_dataset
 from ..errors import UsageError
 from ..fastpath import sampling_autocast
 from ..features import atomic_torch_save
 from ..generate import generate_images
+from ..models import count_parameters
 from ..schedule import NoiseSchedule
 from ..train import TrainConfig, train
 
@@ -36,7 +41,6 @@ except ImportError:  # Windows
     fcntl = None
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "synthetic")
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Context:
     loader: str  # the name load_dataset reads it with (synthetic digits are written as MNIST IDX files)
     data_dir: Path
     data_note: str  # one line for the report: where the data came from
+    data_key: str  # short digest of the dataset, its folder and files: part of every cache key
     device: torch.device
     device_arg: str  # auto | cpu | cuda, as TrainConfig takes it
     seed: int
@@ -123,6 +128,11 @@ class Context:
     @property
     def images(self) -> Path:
         return self.out / "images"
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        """A short digest of JSON-able parts, for cache names."""
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
     def load(self, split: str) -> ImageDataset:
         """The dataset's split, read once per `experiment all`."""
@@ -165,30 +175,31 @@ def synthetic_digits(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.
     return images, labels
 
 
+def data_key(dataset: str, folder: Path) -> str:
+    """A digest of the dataset's name, its folder (or archive) and the names and sizes of the files in it."""
+    files = sorted((p.name, p.stat().st_size) for p in (folder.iterdir() if folder.is_dir() else [folder]))
+    return Context.key(dataset, str(folder.resolve()), files)
+
+
 def resolve_data(dataset: str, data_dir: str | None, cache: Path) -> tuple[str, Path, str]:
-    """(loader name, data folder, note): the data as asked, the shared copy beside the repo, or synthetic."""
+    """(loader name, data folder, note): --data-dir (default data/DATASET), or synthetic digits when asked for."""
     if dataset not in DATASET_CHOICES:
         raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASET_CHOICES)}")
-    if dataset != "synthetic":
+    if dataset == "synthetic":
         if data_dir is not None:
-            if not Path(data_dir).exists():
-                raise FileNotFoundError(f"--data-dir {data_dir} does not exist; pass the folder of {dataset}")
-            return dataset, Path(data_dir), f"{dataset} from {data_dir}"
-        stem = {"cifar10": "cifar10-jpeg"}.get(dataset, dataset)
-        for candidate in (
-            REPO_ROOT.parent / "shared" / "data" / stem,
-            Path.cwd().parent / "shared" / "data" / stem,
-        ):
-            if candidate.is_dir() and any(candidate.iterdir()):
-                return dataset, candidate, f"{dataset} from {candidate}"
-        if dataset == "cifar10":
-            raise UsageError("no CIFAR-10 found beside the repository; pass --data-dir with its files")
-    folder = cache / "synthetic-digits"
-    if not (folder / "t10k-labels-idx1-ubyte").is_file():
-        for prefix, n, seed in (("train", 3000, 0), ("t10k", 1000, 1)):
-            write_idx(folder, prefix, *synthetic_digits(n, seed))
-    why = "as asked" if dataset == "synthetic" else f"because no {dataset} was found beside the repository"
-    return "mnist", folder, f"synthetic digit-like images (PIL glyphs 0-9, 28x28), {why}"
+            raise UsageError("--dataset synthetic draws its own digit-like images; drop --data-dir")
+        folder = cache / "synthetic-digits"
+        if not (folder / "t10k-labels-idx1-ubyte").is_file():
+            for prefix, n, seed in (("train", 3000, 0), ("t10k", 1000, 1)):
+                write_idx(folder, prefix, *synthetic_digits(n, seed))
+        return "mnist", folder, "synthetic digit-like images (PIL glyphs 0-9, 28x28), as asked"
+    folder = Path(data_dir if data_dir is not None else f"data/{dataset}")
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):  # (an archive is a file)
+        raise UsageError(
+            f"no {dataset} in {folder}; pass --data-dir with the folder of its files, or --dataset synthetic "
+            "for synthetic digit-like images"
+        )
+    return dataset, folder, f"{dataset} from {folder}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -216,8 +227,17 @@ class TrainedRun:
         return float(sum(tail) / len(tail))
 
 
+# TrainConfig fields that do not shape the trained model (where and how long it runs, what it logs): left out of
+# a run's cache key. `steps` is left out on purpose: a longer run resumes a shorter one.
+NOT_IN_RUN_KEY = frozenset({"out", "steps", "resume", "progress", "device", "data_dir", "log_every", "checkpoint_every",
+                            "keep_checkpoints", "sample_every", "time_budget", "compile"})  # fmt: skip
+
+
 def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
-    """The TrainConfig of run `name`: the size's training fields, this context's, then `overrides`."""
+    """The TrainConfig of run `name`: the size's training fields, this context's, then `overrides`.
+
+    Its folder, CACHE/runs[-SIZE]/DATASET-DATAKEY/NAME-seedS-CONFIGKEY, names everything the model depends on.
+    """
     fields = copy.deepcopy(ctx.sizes.train)  # model_options is a dict: no run may share it
     if ctx.size == "full" and ctx.load("train").channels == 3:
         fields["model"] = "seed-cifar"  # seed 000's deeper network for CIFAR-10
@@ -230,28 +250,36 @@ def train_config(ctx: Context, name: str, **overrides: Any) -> TrainConfig:
         device=ctx.device_arg,
         hflip=ctx.dataset == "cifar10",
         progress=not ctx.quick,
-        out=str(ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / ctx.dataset / name),
     )
-    return TrainConfig(**{**fields, **overrides})
+    config = TrainConfig(**{**fields, **overrides})
+    shaping = {k: v for k, v in asdict(config).items() if k not in NOT_IN_RUN_KEY}
+    folder = ctx.cache / ("runs" if ctx.size == "full" else f"runs-{ctx.size}") / f"{ctx.dataset}-{ctx.data_key}"
+    config.out = str(folder / f"{name}-seed{config.seed}-{ctx.key(shaping)}")
+    return config
 
 
 def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
-    """Train (or reuse a finished checkpoint of) `config` and load its EMA model for sampling.
+    """Train `config` (resuming a shorter run of it), or reuse its checkpoint at `config.steps`, and load its EMA.
 
     Experiments run in parallel on one cache (one per core, say) may ask for the same run: an exclusive
-    lock on CACHE/runs*/DATASET/NAME.lock makes the second wait for the first and then reuse its checkpoint.
+    lock on CACHE/runs*/DATASET-DATAKEY/NAME.lock makes the second wait for the first and then reuse its checkpoint.
     """
     out = Path(config.out)
+    kept = out / "checkpoints" / f"step_{config.steps:07d}.pt"  # this run at exactly config.steps
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         if fcntl is not None:  # POSIX; elsewhere runs sharing a cache must not train the same model at once
             fcntl.flock(lock, fcntl.LOCK_EX)
-        config.resume = (out / "checkpoints" / "last.pt").is_file()
-        summary = train(config)
-    if summary["exit_code"]:
-        raise KeyboardInterrupt
-    model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt", ctx.device, use_ema=True)
+        if not kept.is_file():
+            summary = train(replace(config, resume=(out / "checkpoints" / "last.pt").is_file()))
+            if summary["exit_code"]:
+                raise KeyboardInterrupt
+            partial = kept.with_name(f".{kept.name}.partial")
+            shutil.copyfile(out / "checkpoints" / "last.pt", partial)
+            partial.replace(kept)  # never half a checkpoint under the kept name
+    model, schedule, meta = load_for_sampling(kept, ctx.device, use_ema=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = [r for r in records if "loss" in r and r["step"] <= config.steps]
     return TrainedRun(
         out.name,
         json.loads(json.dumps(asdict(config))),
@@ -260,9 +288,17 @@ def train_run(ctx: Context, config: TrainConfig) -> TrainedRun:
         tuple(meta["image_shape"]),
         [r["step"] for r in records],
         [r["loss"] for r in records],
-        float(summary["elapsed"]),
-        int(summary["parameters"]),
+        float(load_checkpoint(kept)["elapsed"]),
+        count_parameters(model),
     )
+
+
+def describe(run: TrainedRun) -> dict[str, Any]:
+    """What a report says about a trained model (results.json's `training`)."""
+    c = run.config
+    return {"model": c["model"], "time_embedding": c["time_embedding"], "schedule": c["schedule"], "T": run.schedule.T,
+            "steps": c["steps"], "batch_size": c["batch_size"], "log_every": c["log_every"],
+            "parameters": run.parameters, "train_seconds": run.seconds}  # fmt: skip
 
 
 def base_run(ctx: Context) -> TrainedRun:

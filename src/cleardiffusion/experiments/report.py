@@ -1,12 +1,11 @@
-"""Write an experiment's report.md and results.json: every table is built from the run's own numbers.
+"""Write an experiment's report.md: every table is built from the numbers of its results.json.
 
 A `Report` collects markdown blocks (headings, text, tables, images linked by relative path) and writes
-them next to results.json, atomically. `fmt` is the one number format used in every table, so a reader
+them to OUT/report.md, next to results.json, atomically. `fmt` is the one number format used in every table, so a reader
 (or a test) can find each number of results.json in the report as `fmt(value)`.
 """
 
 import datetime
-import json
 import os
 import platform
 from collections.abc import Sequence
@@ -77,12 +76,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    write_text(path, text)  # files.atomic_write: unique temp name, fsync, rename
-
-
 class Report:
-    """Markdown blocks of one experiment, written with its results to OUT/report.md and OUT/results.json."""
+    """Markdown blocks of one experiment's report, written to OUT/report.md."""
 
     def __init__(self, out: Path, title: str, question: str):
         self.out, self.blocks = Path(out), [f"# {title}", f"> {question}"]
@@ -125,12 +120,9 @@ class Report:
         ]
         self.table(["", "value"], rows)
 
-    def write(self, results: dict[str, Any]) -> Path:
-        """Write report.md and results.json (NaN-free JSON); returns the report's path."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.out / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
-        _atomic_write(self.out / "report.md", "\n\n".join(self.blocks) + "\n")
-        return self.out / "report.md"
+    def write(self) -> Path:
+        """Write OUT/report.md atomically (files.write_text: unique temp name, fsync, rename); returns its path."""
+        return write_text(self.out / "report.md", "\n\n".join(self.blocks) + "\n")
 
 
 def figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
@@ -164,10 +156,3 @@ def save_figure(fig, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """`cleardiffusion ARGS` as a shell-quoted line."""
-    import shlex
-
-    return shlex.join(["cleardiffusion", *argv])

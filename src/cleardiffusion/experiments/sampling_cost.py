@@ -11,6 +11,7 @@ predicts cost. pixels = H * W (the seed's "pixel count").
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,6 +79,12 @@ QUICK = Config(steps=(2, 4), batches=(1, 8), repeats=2)
 CPU = Config(steps=(10, 50), batches=(1, 16), repeats=2)
 FULL = Config(steps=(10, 50, 100), batches=(1, 64), repeats=3)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "timings",
+    "fits",
+    "seed_mlp_100_steps_seconds",
+    "extrapolation_86M_256px_100_steps_seconds",
+)  # keys of results.json["results"] that render reads
 
 
 def build(kind: str, shape: tuple[int, int, int], options: dict) -> nn.Module:
@@ -136,7 +143,8 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict:
     return {"a": float(a), "b": float(b), "r2": float(r2), "loglog_slope": float(slope)}
 
 
-def run(ctx: Context) -> dict:
+def measure(ctx: Context) -> dict:
+    """Time DDPM sampling of every model at every batch and step count; fit time against the two proxies."""
     c = CONFIGS[ctx.size]
     schedule = NoiseSchedule.from_name("linear", 1000).to(ctx.device)
     rows = []
@@ -150,77 +158,59 @@ def run(ctx: Context) -> dict:
             time_sampling(ctx, model, schedule, x_T, 1, 1)  # warm-up
             for steps in c.steps:
                 seconds = time_sampling(ctx, model, schedule, x_T, steps, c.repeats)
-                rows.append(
-                    {
-                        "model": name,
-                        "kind": kind,
-                        "shape": list(shape),
-                        "params": params,
-                        "pixels": pixels,
-                        "macs": macs,
-                        "batch": batch,
-                        "steps": steps,
-                        "seconds": seconds,
-                        "ms_per_step_per_sample": 1000 * seconds / steps / batch,
-                    }
-                )
+                rows.append({"model": name, "kind": kind, "shape": list(shape), "params": params, "pixels": pixels,
+                             "macs": macs, "batch": batch, "steps": steps, "seconds": seconds,
+                             "ms_per_step_per_sample": 1000 * seconds / steps / batch})  # fmt: skip
         print(f"sampling-cost: {name}: {params} parameters timed", flush=True)
-
     fits = {}
     for batch in c.batches:
         sub = [r for r in rows if r["batch"] == batch]
         y = np.array([r["seconds"] for r in sub])
-        fits[str(batch)] = {
-            "params_x_pixels_x_steps": fit(np.array([r["params"] * r["pixels"] * r["steps"] for r in sub], float), y),
-            "macs_x_steps": fit(np.array([r["macs"] * r["steps"] for r in sub], float), y),
-        }
+        fits[str(batch)] = {key: fit(np.array([proxy(r, key) for r in sub], float), y) for key in PROXIES}
     # seed 003's extrapolation: an 86 M-parameter model at 256x256, 100 steps, batch 1, by the fitted law
     law = fits[str(c.batches[0])]["params_x_pixels_x_steps"]
-    predicted = law["a"] * 86e6 * 256 * 256 * 100 + law["b"]
     seed_mlp = [r for r in rows if r["model"].startswith("MLP seed") and r["batch"] == 1]
-    seed_mlp_100 = 100 * min(r["seconds"] / r["steps"] for r in seed_mlp) if seed_mlp else None
-
-    ctx.images.mkdir(parents=True, exist_ok=True)
-    fig, axes = figure(2, 5, 4)
-    for ax, key, label in (
-        (axes[0], "params_x_pixels_x_steps", "params x pixels x steps"),
-        (axes[1], "macs_x_steps", "multiply-adds x steps"),
-    ):
-        for batch, color in zip(c.batches, ("C0", "C1", "C2"), strict=False):
-            for family, marker in (("mlp", "s"), ("unet", "o")):
-                sub = [r for r in rows if r["batch"] == batch and r["kind"] == family]
-                xs = [(r["params"] * r["pixels"] if key.startswith("params") else r["macs"]) * r["steps"] for r in sub]
-                ax.scatter(
-                    xs,
-                    [r["seconds"] for r in sub],
-                    color=color,
-                    marker=marker,
-                    label=f"{family}, batch {batch}",
-                )
-            f = fits[str(batch)][key]
-            xs_all = [
-                (r["params"] * r["pixels"] if key.startswith("params") else r["macs"]) * r["steps"]
-                for r in rows
-                if r["batch"] == batch
-            ]
-            grid = np.geomspace(min(xs_all), max(xs_all), 50)
-            ax.plot(
-                grid,
-                np.maximum(f["a"] * grid + f["b"], 1e-6),
-                color=color,
-                linewidth=1,
-                label=f"fit batch {batch}: R^2 {f['r2']:.2f}",
-            )
-        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="sampling seconds")
-    plot = save_figure(fig, ctx.images / "sampling_cost.png")
-
     results = {
         "timings": rows,
         "fits": fits,
-        "extrapolation_86M_256px_100_steps_seconds": float(predicted),
-        "seed_mlp_100_steps_seconds": seed_mlp_100,
+        "extrapolation_86M_256px_100_steps_seconds": float(law["a"] * 86e6 * 256 * 256 * 100 + law["b"]),
+        "seed_mlp_100_steps_seconds": 100 * min(r["seconds"] / r["steps"] for r in seed_mlp) if seed_mlp else None,
     }
-    report = Report(ctx.out, TITLE, QUESTION)
+    headline = f"R^2 params*pixels*steps {fmt(law['r2'])}, slope {fmt(law['loglog_slope'])}"
+    return {"results": results, "config": asdict(c), "headline": headline}
+
+
+PROXIES = {"params_x_pixels_x_steps": "params x pixels x steps", "macs_x_steps": "multiply-adds x steps"}
+
+
+def proxy(row: dict, key: str) -> float:
+    """A timing's cost proxy: params x pixels x steps, or multiply-adds x steps."""
+    return (row["params"] * row["pixels"] if key.startswith("params") else row["macs"]) * row["steps"]
+
+
+def plot(results: dict, out: Path) -> Path:
+    """Sampling seconds against each proxy, log-log, with the fitted line per batch size."""
+    rows, fits = results["results"]["timings"], results["results"]["fits"]
+    fig, axes = figure(2, 5, 4)
+    for ax, (key, label) in zip(axes, PROXIES.items(), strict=True):
+        for batch, color in zip(results["config"]["batches"], ("C0", "C1", "C2"), strict=False):
+            for family, marker in (("mlp", "s"), ("unet", "o")):
+                sub = [r for r in rows if r["batch"] == batch and r["kind"] == family]
+                ax.scatter([proxy(r, key) for r in sub], [r["seconds"] for r in sub], color=color, marker=marker,
+                           label=f"{family}, batch {batch}")  # fmt: skip
+            f = fits[str(batch)][key]
+            xs = [proxy(r, key) for r in rows if r["batch"] == batch]
+            grid = np.geomspace(min(xs), max(xs), 50)
+            ax.plot(grid, np.maximum(f["a"] * grid + f["b"], 1e-6), color=color, linewidth=1,
+                    label=f"fit batch {batch}: R^2 {f['r2']:.2f}")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="sampling seconds")
+    return save_figure(fig, out / "images" / "sampling_cost.png")
+
+
+def render(results: dict, out: Path) -> Report:
+    """The report and its plot from results.json."""
+    r, c = results["results"], results["config"]
+    report = Report(out, TITLE, QUESTION)
     report.heading("Fits")
     report.text(
         "time = a * x + b by least squares over every model and step count, per batch size, with x either "
@@ -229,17 +219,18 @@ def run(ctx: Context) -> dict:
     )
     report.table(
         ["batch", "x", "a (s per unit)", "b (s)", "R^2", "log-log slope"],
-        [(b, key, f["a"], f["b"], f["r2"], f["loglog_slope"]) for b, d in fits.items() for key, f in d.items()],
+        [(b, key, f["a"], f["b"], f["r2"], f["loglog_slope"]) for b, d in r["fits"].items() for key, f in d.items()],
     )
-    report.image(plot, "sampling time against the two cost proxies")
+    report.image(plot(results, out), "sampling time against the two cost proxies")
     report.heading("Seed 003's numbers on this device")
     report.table(
         ["quantity", "value"],
         [
-            ("seed MLP, 100 DDPM steps, batch 1 (s; seed: ~0.8 on an M2 CPU)", seed_mlp_100),
-            ("86 M params at 256x256, 100 steps, batch 1, by the params x pixels fit (s)", float(predicted)),
+            ("seed MLP, 100 DDPM steps, batch 1 (s; seed: ~0.8 on an M2 CPU)", r["seed_mlp_100_steps_seconds"]),
+            ("86 M params at 256x256, 100 steps, batch 1, by the params x pixels fit (s)",
+             r["extrapolation_86M_256px_100_steps_seconds"]),
         ],
-    )
+    )  # fmt: skip
     report.text(
         "The MLP's parameter count already contains its pixel count (its first layer is pixels wide), "
         "so params x pixels counts pixels twice for it; for a convolutional U-Net the weights are reused "
@@ -247,29 +238,13 @@ def run(ctx: Context) -> dict:
         "Compare the R^2 of the two proxies above before trusting an extrapolation."
     )
     report.heading("Timings")
+    keys = ("model", "params", "pixels", "macs", "batch", "steps", "seconds", "ms_per_step_per_sample")
     report.table(
         ["model", "params", "pixels", "MACs / sample", "batch", "steps", "seconds", "ms / step / sample"],
-        [
-            (
-                r["model"],
-                r["params"],
-                r["pixels"],
-                r["macs"],
-                r["batch"],
-                r["steps"],
-                r["seconds"],
-                r["ms_per_step_per_sample"],
-            )
-            for r in rows
-        ],
+        [tuple(row[k] for k in keys) for row in r["timings"]],
     )
     report.text(
-        f"Each time is the fastest of {c.repeats} DDPM samplings (untrained weights, respaced steps of a "
+        f"Each time is the fastest of {c['repeats']} DDPM samplings (untrained weights, respaced steps of a "
         "T = 1000 linear schedule) after a warm-up, with the device synchronised around the clock."
     )
-    return {
-        "results": results,
-        "config": asdict(c),
-        "report": report,
-        "headline": f"R^2 params*pixels*steps {fmt(law['r2'])}, slope {fmt(law['loglog_slope'])}",
-    }
+    return report

@@ -1,8 +1,10 @@
 """FID and friends for the experiments, from the project's classifier features (features.py, evaluate.py).
 
-The classifier is read from --classifier when given, else trained once and cached under CACHE/; the
-reference statistics are cached under CACHE/reference/. Quick mode trains the classifier for one epoch on
-a few thousand images and takes a 2,000-image reference: its numbers show the plumbing, not the models.
+The classifier is read from --classifier when given (checked as `eval` checks it: dataset and channels), else
+trained once and cached under CACHE/classifiers/, in a file whose name holds the dataset, its folder, the size
+and the seed; the reference statistics are cached under CACHE/reference/. Quick mode trains the classifier
+for one epoch on a few thousand images and takes a 2,000-image reference: its numbers show the plumbing, not
+the models. The metrics themselves are `evaluate.score_features`, the scorer of `eval` and `--eval-every`.
 """
 
 import time
@@ -10,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .. import evaluate as M
 from ..data import ImageDataset
-from ..evaluation_runner import compute_metrics, reference_statistics
+from ..evaluation_runner import classifier_or_help, reference_statistics
 from ..features import ClassifierFeatures, load_classifier, save_classifier, train_classifier
 
 if TYPE_CHECKING:  # common.py does not import this module, so there is no circle at run time
@@ -26,20 +29,35 @@ def subset(data: ImageDataset, n: int | None, seed: int) -> ImageDataset:
     return ImageDataset(data.images[index], data.labels[index], data.class_names, data.name, data.source)
 
 
+def check_classifier(ctx: "Context") -> ClassifierFeatures | None:
+    """The --classifier as a feature extractor after `eval`'s checks (dataset, channels); None when not given."""
+    if ctx.classifier_path is None:
+        return None
+    return classifier_or_help(ctx.dataset, ctx.load("train").channels, ctx.classifier_path, None, str(ctx.device))
+
+
+def classifier_file(ctx: "Context"):
+    """CACHE/classifiers/DATASET-DATAKEY-SIZEKEY-seedS.pt: a cached classifier answers only for what it learnt."""
+    s = ctx.sizes
+    what = ctx.key(s.classifier_images, s.classifier_epochs)
+    return ctx.cache / "classifiers" / f"{ctx.dataset}-{ctx.data_key}-{ctx.size}-{what}-seed{ctx.seed}.pt"
+
+
 class Scorer:
     """score(images uint8 (N, C, H, W), labels or None) -> fid, kid, precision, recall, accuracy."""
 
     def __init__(self, ctx: "Context"):
         s, device = ctx.sizes, str(ctx.device)
-        mode = ctx.size
-        path = ctx.classifier_path or ctx.cache / f"classifier-{ctx.dataset}-{mode}.pt"
         train_data, test_data = ctx.load("train"), ctx.load("test")
+        path = ctx.classifier_path or classifier_file(ctx)
         start = time.perf_counter()
-        if path.is_file():
+        if ctx.classifier_path is not None or path.is_file():
+            given = check_classifier(ctx)  # a --classifier passes `eval`'s checks first
             model, meta = load_classifier(path, device)
+            self.classifier = given or ClassifierFeatures(model, ctx.dataset, device=device)
             origin = f"read from {path}"
         else:
-            print(f"training the FID feature classifier ({mode}) -> {path}", flush=True)
+            print(f"training the FID feature classifier ({ctx.size}) -> {path}", flush=True)
             model, accuracy = train_classifier(
                 subset(train_data, s.classifier_images, ctx.seed),
                 subset(test_data, 2000 if ctx.quick else None, 1),
@@ -49,25 +67,19 @@ class Scorer:
                 device=device,
                 progress=not ctx.quick,
             )
-            meta = {
-                "dataset": ctx.dataset,
-                "test_accuracy": accuracy,
-                "epochs": s.classifier_epochs,
-                "train_images": s.classifier_images or len(train_data),
-                "seed": ctx.seed,
-            }
+            meta = {**model.config, "dataset": ctx.dataset, "test_accuracy": accuracy, "epochs": s.classifier_epochs,
+                    "train_images": s.classifier_images or len(train_data), "seed": ctx.seed}  # fmt: skip
             save_classifier(path, model, meta)
+            self.classifier = ClassifierFeatures(model, ctx.dataset, device=device)
             origin = f"trained by this run and cached at {path}"
-        self.classifier = ClassifierFeatures(model, ctx.dataset, device=device)
         if ctx.quick:
             reference, split = subset(test_data, s.reference_images, 2), "test"
         else:
             reference, split = train_data, "train"
         self.reference = reference_statistics(reference, split, self.classifier, ctx.cache)
-        self.num_classes = train_data.num_classes
         self.seconds = time.perf_counter() - start
         self.description = {
-            "features": f"SmallClassifier penultimate layer ({model.config['feature_dim']}-d), {origin}",
+            "features": f"SmallClassifier penultimate layer ({meta['feature_dim']}-d), {origin}",
             "classifier_test_accuracy": meta.get("test_accuracy"),
             "classifier_epochs": meta.get("epochs"),
             "classifier_train_images": meta.get("train_images"),
@@ -75,32 +87,33 @@ class Scorer:
         }
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
-        m = compute_metrics(images, labels, self.classifier, self.reference, self.num_classes, self.classifier, seed=0)
+        features, logits = self.classifier.features_and_logits(images)  # (N, D), (N, K)
+        m = M.score_features(self.reference, features, seed=0)
         return {
             "fid": m["fid"],
             "kid": m["kid"]["mean"],
             "precision": m["precision"],
             "recall": m["recall"],
-            "accuracy": m["accuracy"],
-            "n": m["n"],
+            "accuracy": None if labels is None else M.class_accuracy(logits, labels),
+            "n": len(images),
         }
 
-    def note(self) -> str:
-        """One paragraph for a report: what the FID numbers are computed from."""
-        d = self.description
-        acc = d["classifier_test_accuracy"]
-        acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""
-        return (
-            f"FID, KID and precision/recall use the project's classifier features: {d['features']} "
-            f"({d['classifier_epochs']} epoch(s) on {d['classifier_train_images']} images{acc_text}); "
-            f"reference: {d['reference']}. These are not Inception FIDs: compare them within this report "
-            "only."
-        )
+
+def note(description: dict[str, Any]) -> str:
+    """One paragraph for a report: what the FID numbers are computed from (results.json's `features`)."""
+    d = description
+    acc = d["classifier_test_accuracy"]
+    acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""
+    return (
+        f"FID, KID and precision/recall use the project's classifier features: {d['features']} "
+        f"({d['classifier_epochs']} epoch(s) on {d['classifier_train_images']} images{acc_text}); "
+        f"reference: {d['reference']}. These are not Inception FIDs: compare them within this report only."
+    )
 
 
 def scorer(ctx: "Context") -> Scorer:
     """The experiment's Scorer, built once per `experiment all` (its classifier and reference statistics)."""
-    key = ("scorer", ctx.dataset, str(ctx.cache), ctx.size, str(ctx.device))
+    key = ("scorer", ctx.dataset, ctx.data_key, str(ctx.cache), ctx.size, ctx.seed, str(ctx.classifier_path))
     if key not in ctx.shared:
         ctx.shared[key] = Scorer(ctx)
     return ctx.shared[key]

@@ -7,13 +7,14 @@ DDIM samples. The cpu and full sizes train every-block again with the next seed:
 """
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
 from ..data import to_model_range
 from ..objective import diffusion_loss
 from ..viz import save_grid
-from .common import Context, TrainedRun, sample_timed, train_config, train_run
+from .common import Context, TrainedRun, describe, sample_timed, train_config, train_run
 from .report import Report, figure, fmt, save_figure
 from .scoring import scorer
 
@@ -36,6 +37,13 @@ QUICK = Config(ddim_steps=5, bands=5, heldout_images=64, repeat=False)
 CPU = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
 FULL = Config(ddim_steps=50, bands=10, heldout_images=2000, repeat=True)
 CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
+RENDER_NEEDS = (
+    "runs",
+    "lower_fid",
+    "fid_ratio_middle_over_every_block",
+    "loss_curves",
+    "training",
+)  # keys of results.json["results"] that render reads
 
 
 @torch.no_grad()
@@ -52,26 +60,26 @@ def heldout_loss_by_band(ctx: Context, run: TrainedRun, bands: int, n: int) -> l
     return losses
 
 
-def run(ctx: Context) -> dict:
+def grid(name: str) -> str:
+    """A run's sample grid, relative to OUT."""
+    return f"images/samples_{name.replace(', ', '_').replace(' ', '-')}.png"
+
+
+def measure(ctx: Context) -> dict:
+    """Train middle and every-block (and every-block with the next seed); FID, held-out loss by band, curves."""
     c = CONFIGS[ctx.size]
     runs = {
         "middle": train_run(ctx, train_config(ctx, "unconditional-middle", time_embedding="middle")),
         "every-block": train_run(ctx, train_config(ctx, "unconditional-every-block", time_embedding="every-block")),
     }
     if c.repeat:
-        runs["every-block, next seed"] = train_run(
-            ctx,
-            train_config(
-                ctx, f"unconditional-every-block-seed{ctx.seed + 1}", time_embedding="every-block", seed=ctx.seed + 1
-            ),
-        )
+        again = train_config(ctx, "unconditional-every-block", time_embedding="every-block", seed=ctx.seed + 1)
+        runs["every-block, next seed"] = train_run(ctx, again)
     score, n = scorer(ctx), ctx.sizes.n_samples
-    ctx.images.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, trained in runs.items():
         images, seconds = sample_timed(ctx, trained, n, sampler="ddim", steps=c.ddim_steps)
-        slug = name.replace(", ", "_").replace(" ", "-")
-        grid = save_grid(images[:64], ctx.images / f"samples_{slug}.png", nrow=8, scale=2)
+        save_grid(images[:64], ctx.out / grid(name), nrow=8, scale=2)
         rows[name] = {
             "parameters": trained.parameters,
             "final_loss": trained.final_loss,
@@ -79,54 +87,54 @@ def run(ctx: Context) -> dict:
             **score(images),
             "sample_seconds": seconds,
             "heldout_loss_by_band": heldout_loss_by_band(ctx, trained, c.bands, c.heldout_images),
-            "grid": grid,
         }
         print(f"time-embedding: {name}: FID {rows[name]['fid']:.3f}", flush=True)
-    T = runs["middle"].schedule.T
-    band_names = [f"t in [{k * T // c.bands}, {(k + 1) * T // c.bands})" for k in range(c.bands)]
-
-    fig, (ax_loss, ax_band) = figure(2, 5, 3.8)
-    for name, trained in runs.items():
-        ax_loss.plot(trained.steps, trained.losses, label=name, linewidth=1)
-        ax_band.plot(range(c.bands), rows[name]["heldout_loss_by_band"], "o-", label=name)
-    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="loss curves (equal budget)")
-    ax_band.set(
-        xlabel=f"timestep band (of {c.bands}, small t first)",
-        ylabel="held-out eps-MSE",
-        yscale="log",
-        title="held-out loss by timestep",
-    )
-    plot = save_figure(fig, ctx.images / "time_embedding.png")
-
     mid, every = rows["middle"], rows["every-block"]
     winner = "every-block" if every["fid"] < mid["fid"] else "middle"
     results = {
-        "runs": {k: {kk: vv for kk, vv in v.items() if kk != "grid"} for k, v in rows.items()},
+        "runs": rows,
         "lower_fid": winner,
         "fid_ratio_middle_over_every_block": mid["fid"] / every["fid"],
         "loss_curves": {k: {"step": r.steps, "loss": r.losses} for k, r in runs.items()},
+        "training": describe(runs["middle"]),
     }
     repeat = rows.get("every-block, next seed")
     if repeat:
-        spread = abs(repeat["fid"] - every["fid"])
-        results["training_noise_floor"] = {
-            "fid_seed": every["fid"],
-            "fid_next_seed": repeat["fid"],
-            "spread": spread,
-            "difference_middle_every_block": abs(mid["fid"] - every["fid"]),
-            "difference_exceeds_noise": abs(mid["fid"] - every["fid"]) > spread,
-        }
-    report = Report(ctx.out, TITLE, QUESTION)
+        spread, difference = abs(repeat["fid"] - every["fid"]), abs(mid["fid"] - every["fid"])
+        results["training_noise_floor"] = {"fid_seed": every["fid"], "fid_next_seed": repeat["fid"], "spread": spread,
+                                           "difference_middle_every_block": difference,
+                                           "difference_exceeds_noise": difference > spread}  # fmt: skip
+    headline = f"lower FID: {winner} (FID ratio middle / every-block {fmt(mid['fid'] / every['fid'])})"
+    return {"results": results, "config": asdict(c), "uses_scorer": True, "headline": headline}
+
+
+def plot(results: dict, out: Path) -> Path:
+    """Loss curves and the held-out loss by timestep band, a line per run."""
+    r, bands = results["results"], results["config"]["bands"]
+    fig, (ax_loss, ax_band) = figure(2, 5, 3.8)
+    for name, curve in r["loss_curves"].items():
+        ax_loss.plot(curve["step"], curve["loss"], label=name, linewidth=1)
+        ax_band.plot(range(bands), r["runs"][name]["heldout_loss_by_band"], "o-", label=name)
+    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="loss curves (equal budget)")
+    ax_band.set(xlabel=f"timestep band (of {bands}, small t first)", ylabel="held-out eps-MSE", yscale="log",
+                title="held-out loss by timestep")  # fmt: skip
+    return save_figure(fig, out / "images" / "time_embedding.png")
+
+
+def render(results: dict, out: Path) -> Report:
+    """The report and its plot from results.json."""
+    r, c, train = results["results"], results["config"], results["results"]["training"]
+    rows, T, bands = r["runs"], train["T"], c["bands"]
+    mid, every, repeat = rows["middle"], rows["every-block"], rows.get("every-block, next seed")
+    report = Report(out, TITLE, QUESTION)
     report.heading("Result")
     report.text(
-        f"At equal training budget ({runs['middle'].config['steps']} steps, batch "
-        f"{runs['middle'].config['batch_size']}), **{winner}** injection gives the lower FID "
-        f"(middle / every-block FID ratio {fmt(results['fid_ratio_middle_over_every_block'])}); final "
-        "training "
-        f"loss {fmt(mid['final_loss'])} (middle) vs {fmt(every['final_loss'])} (every-block)."
+        f"At equal training budget ({train['steps']} steps, batch {train['batch_size']}), **{r['lower_fid']}** "
+        f"injection gives the lower FID (middle / every-block FID ratio {fmt(r['fid_ratio_middle_over_every_block'])}"
+        f"); final training loss {fmt(mid['final_loss'])} (middle) vs {fmt(every['final_loss'])} (every-block)."
     )
     if repeat:
-        noise = results["training_noise_floor"]
+        noise = r["training_noise_floor"]
         verdict = "larger" if noise["difference_exceeds_noise"] else "NOT larger"
         report.text(
             f"Noise floor: every-block trained again with the next seed (new initialisation, batches and "
@@ -134,52 +142,26 @@ def run(ctx: Context) -> dict:
             f"{fmt(noise['spread'])}; the middle / every-block difference "
             f"({fmt(noise['difference_middle_every_block'])}) is {verdict} than that."
         )
+    keys = ("parameters", "final_loss", "train_seconds", "fid", "kid", "precision", "recall")
     report.table(
-        [
-            "injection",
-            "parameters",
-            "final loss",
-            "train s",
-            f"FID (DDIM-{c.ddim_steps})",
-            "KID",
-            "precision",
-            "recall",
-        ],
-        [
-            (
-                k,
-                r["parameters"],
-                r["final_loss"],
-                r["train_seconds"],
-                r["fid"],
-                r["kid"],
-                r["precision"],
-                r["recall"],
-            )
-            for k, r in rows.items()
-        ],
-    )
-    report.image(plot, "loss curves and held-out loss by timestep band")
+        ["injection", "parameters", "final loss", "train s", f"FID (DDIM-{c['ddim_steps']})", "KID", "precision",
+         "recall"],
+        [(k, *[row[key] for key in keys]) for k, row in rows.items()],
+    )  # fmt: skip
+    report.image(plot(results, out), "loss curves and held-out loss by timestep band")
     report.heading("Held-out eps-MSE by timestep band")
+    band_names = [f"t in [{k * T // bands}, {(k + 1) * T // bands})" for k in range(bands)]
     report.table(
         ["timestep band", "middle", "every-block", "middle / every-block"],
-        [
-            (b, m, e, m / e)
-            for b, m, e in zip(band_names, mid["heldout_loss_by_band"], every["heldout_loss_by_band"], strict=True)
-        ],
-    )
+        [(b, m, e, m / e)
+         for b, m, e in zip(band_names, mid["heldout_loss_by_band"], every["heldout_loss_by_band"], strict=True)],
+    )  # fmt: skip
     report.heading("Samples")
-    for name, r in rows.items():
-        report.image(r["grid"], f"samples, time embedding {name}")
+    for name in rows:
+        report.image(out / grid(name), f"samples, time embedding {name}")
         report.text(f"time embedding: {name}")
     report.text(
-        f"Loss curves: the mean training loss of each {runs['middle'].config['log_every']}-step window "
+        f"Loss curves: the mean training loss of each {train['log_every']}-step window "
         "from metrics.jsonl. Held-out loss: test images, the same t and eps for both models."
     )
-    return {
-        "results": results,
-        "config": asdict(c),
-        "report": report,
-        "uses_scorer": True,
-        "headline": f"lower FID: {winner} (FID ratio middle / every-block {fmt(mid['fid'] / every['fid'])})",
-    }
+    return report
