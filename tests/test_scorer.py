@@ -92,7 +92,7 @@ def test_eval_monitor_and_experiments_give_the_same_fid_for_the_same_samples(tmp
     config = TrainConfig(dataset="mnist", data_dir=str(folder), eval_every=1, eval_n=len(samples),
                          classifier=str(classifier))  # fmt: skip
     monitor = TrainingMonitor(config, load_dataset("mnist", folder, "train"), Path(tmp_path), torch.device("cpu"))
-    monkeypatch.setattr(TrainingMonitor, "_sampling_model", lambda self, ema, schedule: ema)
+    monkeypatch.setattr(TrainingMonitor, "_sampling_parts", lambda self, ema, schedule: (ema, schedule))
     monkeypatch.setattr("cleardiffusion.generate.generate_images", lambda *a, **k: iter([to_model_range(samples)]))
     by_monitor = monitor.evaluate(torch.nn.Identity(), None)
 

@@ -109,8 +109,9 @@ class TrainingMonitor:
             labels = torch.arange(self.dataset.num_classes).repeat_interleave(SAMPLES_PER_ROW)
             n = len(labels)
         model, noise_path = self._sampling_parts(ema, schedule)
-        batches = generate_images(model, noise_path, n=n, recipe=GRID_RECIPE, shape=tuple(self.dataset.images.shape[1:]),
-                                  seed=self.config.seed, labels=labels, device=self.device)  # fmt: skip
+        shape = tuple(self.dataset.images.shape[1:])
+        batches = generate_images(model, noise_path, n=n, recipe=GRID_RECIPE, shape=shape, seed=self.config.seed,
+                                  labels=labels, device=self.device)  # fmt: skip
         save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
     def record(self, record: dict) -> None:

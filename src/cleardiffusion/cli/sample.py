@@ -39,6 +39,7 @@ steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 
 The .npz also records sampler, spacing, steps, nfe and, for the dpm++ solvers, the solver type.
 """
 
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
@@ -185,8 +186,16 @@ def run(args: argparse.Namespace) -> int:
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
-    recipe = SamplingRecipe(sampler=args.sampler, steps=args.steps, spacing=args.spacing, solver_type=args.solver_type,
-                            eta=args.eta, variance=args.variance, clip_x0=args.clip_x0, guidance=args.guidance)
+    recipe = SamplingRecipe(
+        sampler=args.sampler,
+        steps=args.steps,
+        spacing=args.spacing,
+        solver_type=args.solver_type,
+        eta=args.eta,
+        variance=args.variance,
+        clip_x0=args.clip_x0,
+        guidance=args.guidance,
+    )
     if args.nfe:
         try:
             recipe = recipe.replace(steps=steps_for_nfe(recipe.resolve(path).sampler, args.nfe, path))

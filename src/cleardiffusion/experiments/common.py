@@ -11,6 +11,7 @@ time-embedding, an interrupted run continues where it stopped, and the same comm
 """
 
 import copy
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -32,6 +33,7 @@ from ..fastpath import sampling_autocast
 from ..features import atomic_torch_save
 from ..generate import generate_images
 from ..models import count_parameters
+from ..recipe import SamplingRecipe
 from ..schedule import NoiseSchedule
 from ..train import TrainConfig, train
 
@@ -41,6 +43,7 @@ except ImportError:  # Windows
     fcntl = None
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "synthetic")
+RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(SamplingRecipe))
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,8 @@ def sample_timed(
 ) -> tuple[torch.Tensor, float]:
     """n samples as uint8 (n, C, H, W) on the CPU and the wall-clock seconds the sampler took.
 
-    `options` go to `generate_images` (sampler, steps, spacing, timesteps, labels, guidance, ...). One
+    `options` are a `SamplingRecipe`'s fields (sampler, steps, spacing, guidance, ...) and `generate_images`'
+    other arguments (timesteps, labels, callback). One
     warm-up forward pass runs first, so the clock measures sampling, not lazy initialisation. Outside quick
     size the samples and their seconds are kept under CACHE/samples/, so experiments sharing a model and a
     sampler (ddpm-steps and ddim-steps both draw DDPM-1000) draw them once; a callback is never cached.
@@ -352,7 +356,8 @@ def sample_timed(
                 seed=seed,
                 batch_size=batch,
                 device=ctx.device,
-                **options,
+                recipe=SamplingRecipe(**{k: v for k, v in options.items() if k in RECIPE_FIELDS}),
+                **{k: v for k, v in options.items() if k not in RECIPE_FIELDS},  # labels, callback, timesteps
             )
         ]
     synchronize(ctx.device)

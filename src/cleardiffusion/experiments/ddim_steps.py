@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..generate import count_nfe, steps_for_budget
+from ..recipe import SOLVER_TYPED
+from ..samplers import sampler_nfe, steps_for_nfe
 from ..viz import save_grid
 from .common import Context, base_run, describe, sample_timed, sampling_noise
 from .report import Report, figure, fmt, noise_floor_text, save_figure, step_axis
@@ -73,8 +74,9 @@ def measure(ctx: Context) -> dict:
     T, n, score = trained.schedule.T, ctx.sizes.n_samples, scorer(ctx)
 
     def sample(sampler: str, steps: int, spacing: str) -> dict:
-        images, seconds = sample_timed(ctx, trained, n, sampler=sampler, steps=steps, spacing=spacing)
-        row = {"sampler": sampler, "spacing": spacing, "steps": steps, "nfe": count_nfe("ddpm", sampler, steps)}
+        solver = {"solver_type": "midpoint"} if sampler in SOLVER_TYPED else {}  # the paper's, as measured
+        images, seconds = sample_timed(ctx, trained, n, sampler=sampler, steps=steps, spacing=spacing, **solver)
+        row = {"sampler": sampler, "spacing": spacing, "steps": steps, "nfe": sampler_nfe(sampler, steps)}
         save_grid(images[:64], ctx.out / grid(row), nrow=8, scale=2)
         print(f"ddim-steps: {sampler.upper()}-{steps} ({spacing}): {seconds:.1f} s", flush=True)
         return {**row, **score(images), "seconds": seconds, "ms_per_image": 1000 * seconds / n}
@@ -82,7 +84,7 @@ def measure(ctx: Context) -> dict:
     ddpm = sample("ddpm", T, "uniform")
     rows = [sample("ddim", steps, spacing) for spacing in c.spacings for steps in c.ddim_steps]
     solver_rows = [
-        sample(sampler, steps_for_budget("ddpm", sampler, nfe - (sampler == "heun" and nfe % 2 == 0)), spacing)
+        sample(sampler, steps_for_nfe(sampler, nfe - (sampler == "heun" and nfe % 2 == 0)), spacing)
         for sampler, spacing in c.solvers
         for nfe in c.solver_nfe
     ]
