@@ -120,12 +120,13 @@ def as_eps_model(net: nn.Module, schedule: NoiseSchedule, prediction: Prediction
 class EpsFromX0(EpsFromPrediction):
     """An eps-model made of a network f that predicts x_0: eps = (x_t - sqrt(alpha_bar_t) f) / sqrt(1 - alpha_bar_t).
 
-    The loss (`diffusion_loss` with prediction eps) and every sampler still see an eps prediction; only what the
-    network's output means changes (Ho et al. 2020, Sec. 3.2, compare predicting mu, eps or x_0). For the
-    red-square toy this decides everything: the ideal x_0-predictor of a one-image dataset is that image, a constant the MLP
-    learns in a few hundred steps and that stays right for inputs it never saw, while the ideal
-    eps-predictor is the map (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t), whose gain on the noise
-    reaches 1 / sqrt(1 - alpha_bar_1) (about 32 with the scaled linear schedule at T = 100) and which the MLP
+    The loss (`diffusion_loss` with prediction eps) and every sampler still see an eps prediction; only what
+    the network's output means changes (Ho et al. 2020, Sec. 3.2, compare predicting mu, eps or x_0). For the
+    red-square toy this decides everything: the ideal x_0-predictor of a one-image dataset is that image, a
+    constant the MLP learns in a few hundred steps and that stays right for inputs it never saw, while the
+    ideal eps-predictor is the map (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t), whose gain on the
+    noise reaches 1 / sqrt(1 - alpha_bar_1) (about 32 with the scaled linear schedule at T = 100) and which
+    the MLP
     learns slowly (benchmarks/results/toy_cpu.md).
     """
 
