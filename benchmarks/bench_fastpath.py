@@ -52,7 +52,8 @@ def sampling_forward(
 ) -> torch.Tensor:
     """eps_theta(x_t, t, y) as one sampler step calls it: no autograd, autocast, fp32 result (B, C, H, W)."""
     step_begin(options)
-    x_t = fastpath.memory_format(options, x_t)
-    with fastpath.autocast(options, x_t.device):
+    x_t = x_t.contiguous(memory_format=torch.channels_last) if options.channels_last else x_t
+    amp = options.amp_dtype
+    with torch.autocast(x_t.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         eps = net(x_t, t) if y is None else net(x_t, t, y)
     return eps.float()

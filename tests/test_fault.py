@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cleardiffusion import denoiser
+from cleardiffusion import objective
 from cleardiffusion import train as train_module
 from cleardiffusion.checkpoint import load_checkpoint
 from cleardiffusion.cli import main
@@ -125,7 +125,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 
 
 def test_non_finite_loss_from_the_model_is_caught_at_the_first_sync_point(digits, tmp_path, monkeypatch):
-    real_loss = denoiser.diffusion_loss  # the loss train.train_step calls (denoiser.training_parts)
+    real_loss = objective.diffusion_loss  # what train.train_step's loss (objective.DiffusionLoss) calls
 
     def nan_from_step_3(*args, **kwargs):
         loss = real_loss(*args, **kwargs)
@@ -133,7 +133,7 @@ def test_non_finite_loss_from_the_model_is_caught_at_the_first_sync_point(digits
         return loss * float("nan") if nan_from_step_3.calls >= 3 else loss
 
     nan_from_step_3.calls = 0
-    monkeypatch.setattr(denoiser, "diffusion_loss", nan_from_step_3)
+    monkeypatch.setattr(objective, "diffusion_loss", nan_from_step_3)
     with pytest.raises(train_module.NonFiniteLossError, match="at step 3;"):
         train_module.train(tiny_config(digits, tmp_path / "run", steps=20, log_every=4, checkpoint_every=2))
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2

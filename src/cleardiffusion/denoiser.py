@@ -31,7 +31,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from .flow import FlowPath, flow_matching_loss
-from .objective import OBJECTIVES, as_eps_model, diffusion_loss
+from .objective import OBJECTIVES, DiffusionLoss, as_eps_model
 from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 
 Model = Callable[[Tensor, Tensor], Tensor]  # model(x_t, t_network) -> the path's native quantity
@@ -83,15 +83,11 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
 def training_parts(objective: str, prediction: str, weighting: str, schedule: NoiseSchedule) -> tuple[Callable, Path]:
     """(loss_fn(net, x0, t, eps, y), the path that draws t) for training with `objective`.
 
-    'ddpm': `objective.diffusion_loss` with the prediction target and weighting (L_simple for eps, none);
+    'ddpm': `objective.DiffusionLoss`, the prediction target and weighting bound (L_simple for eps, none);
     'flow': `flow.flow_matching_loss` (prediction and weighting do not apply).
     """
     if objective == "ddpm":
-
-        def loss_fn(net, x0, t, eps, y=None):
-            return diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction, weighting=weighting)
-
-        return loss_fn, schedule
+        return DiffusionLoss(schedule, prediction, weighting), schedule
     if objective == "flow":
         return flow_matching_loss, FlowPath()
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")

@@ -61,17 +61,6 @@ def trusted_inputs(model: nn.Module) -> Iterator[nn.Module]:
             model.validate_labels = before
 
 
-def memory_format(options: FastOptions, x: torch.Tensor) -> torch.Tensor:
-    """x in the options' memory format (NHWC with channels_last, else as it is)."""
-    return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
-
-
-def autocast(options: FastOptions, device: torch.device) -> torch.autocast:
-    """The options' autocast context on `device` (disabled for fp32)."""
-    amp = options.amp_dtype
-    return torch.autocast(device_type=device.type, dtype=amp or torch.float32, enabled=amp is not None)
-
-
 def sampling_autocast(device: torch.device | str) -> torch.autocast:
     """bf16 autocast for sampling on CUDA (the network's convolutions on tensor cores), off on a CPU; the
     samplers' own arithmetic stays in the input dtype with float64 step coefficients."""
@@ -79,4 +68,4 @@ def sampling_autocast(device: torch.device | str) -> torch.autocast:
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 
 
-__all__ = ["PLAIN", "FastOptions", "autocast", "memory_format", "sampling_autocast", "trusted_inputs"]
+__all__ = ["AMP_DTYPES", "PLAIN", "FastOptions", "sampling_autocast", "trusted_inputs"]

@@ -76,6 +76,18 @@ def diffusion_loss(
     return ((x0_weight / target_scale) * (out - target.float()) ** 2).mean()
 
 
+class DiffusionLoss:
+    """`diffusion_loss` with its schedule, prediction and weighting bound: loss_fn(net, x0, t, eps, y), the form
+    train.train_step calls (flow.flow_matching_loss has the same)."""
+
+    def __init__(self, schedule: NoiseSchedule, prediction: Prediction = "eps", weighting: LossWeighting = "none"):
+        self.schedule, self.prediction, self.weighting = schedule, prediction, weighting
+
+    def __call__(self, net: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                 y: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        return diffusion_loss(net, self.schedule, x0, t, eps, y, prediction=self.prediction, weighting=self.weighting)
+
+
 class EpsFromPrediction(nn.Module):
     """An eps-model made of a network that predicts `prediction` (eps, x_0 or v) at (x_t, t[, y]).
 

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from . import distributed, fastpath
-from .data import to_model_range
 from .errors import NonFiniteLossError, UsageError
 from .files import RunLock, output_dir
 from .train_config import UNLIMITED_STEPS, TrainConfig, validate
@@ -47,7 +46,7 @@ def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, path, hflip:
     index = torch.randint(0, len(images), (B,), generator=g, device=dev)[part]  # (b,) with replacement
     t = path.draw_t(B, g)[part]  # (b,) t ~ Uniform{1..T} (Algorithm 1), or U[0, 1) on the flow path
     eps = torch.randn((B, *images.shape[1:]), generator=g, device=dev)[part]  # (b, C, H, W)
-    x0 = to_model_range(images[index])  # uint8 on the device -> float32 in [-1, 1]
+    x0 = images[index].float() / 127.5 - 1.0  # uint8 on the device -> float32 in [-1, 1] (data.to_model_range)
     if hflip:
         flip = torch.rand(B, generator=g, device=dev)[part] < 0.5  # (b,)
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
@@ -93,8 +92,10 @@ def train_step(net, loss_fn, optimizer, params, ema_params, x0, t, eps, y=None, 
     the same order (None: no EMA). `options` (fastpath.py) changes only how the same numbers are computed: bf16
     autocast, channels_last, fused AdamW, one EMA kernel.
     """
-    x0, eps = fastpath.memory_format(options, x0), fastpath.memory_format(options, eps)
-    with fastpath.autocast(options, x0.device):
+    if options.channels_last:  # NHWC, the layout GPU convolutions prefer
+        x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
+    amp = fastpath.AMP_DTYPES[options.amp]  # bf16 autocast: convs and matmuls in bf16, weights and loss in fp32
+    with torch.autocast(x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         loss = loss_fn(net, x0, t, eps, y)  # || target - net(x_t, t) ||^2, Eq. 14 for eps
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # "take a gradient descent step on grad_theta ..."
