@@ -142,6 +142,7 @@ def test_the_hot_path_reads_nothing_back_to_the_host(monkeypatch):
     """No bool()/item()/int() on a tensor in forward, loss, backward, clipping, EMA: no GPU host sync."""
     model = tiny_unet(num_classes=10)
     ema = copy.deepcopy(model).requires_grad_(False)
+    schedule = NoiseSchedule.from_name("linear", 1000)
     x0, t, eps = batch()
     y = torch.tensor([0, 1, 2, 3, 10, 10, 9, 8])  # 10 = the null class
 
@@ -153,10 +154,10 @@ def test_the_hot_path_reads_nothing_back_to_the_host(monkeypatch):
     with pytest.raises(AssertionError, match="read back"):  # the checked forward does read the labels
         model(x0, t, y)
     with fastpath.trusted_inputs(model):
-        loss = diffusion_loss(model, NoiseSchedule.from_name("linear", 1000), x0, t, eps, y)
+        loss = diffusion_loss(model, schedule, x0, t, eps, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
-        ema_update_(list(ema.parameters()), list(model.parameters()), 0.99)
+        ema_update_(list(ema.parameters()), list(model.parameters()), 0.99)  # train.py
     monkeypatch.undo()
     assert model.validate_labels is True  # trusted_inputs restores the check
     assert torch.isfinite(loss)

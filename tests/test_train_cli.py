@@ -198,6 +198,7 @@ def test_cli_integer_validation_property(trained, capsys, flag, value):
 def test_every_sampler_and_spacing_works_at_the_largest_T():
     """TIMESTEPS_MAX is not arbitrary: at T = 10,000 the linear schedule's alpha_bar_T (e^-100) still samples."""
     from cleardiffusion.generate import generate_images
+    from cleardiffusion.recipe import SamplingRecipe
     from cleardiffusion.samplers import SAMPLERS, SPACINGS
     from cleardiffusion.schedule import NoiseSchedule
 
@@ -208,6 +209,6 @@ def test_every_sampler_and_spacing_works_at_the_largest_T():
     schedule = NoiseSchedule.from_name("linear", TIMESTEPS_MAX)
     for sampler in SAMPLERS:
         for spacing in SPACINGS:
-            images = torch.cat(list(generate_images(Zero(), schedule, n=2, shape=(1, 4, 4), steps=10, seed=0,
-                                                    sampler=sampler, spacing=spacing)))  # fmt: skip
+            recipe = SamplingRecipe(sampler=sampler, steps=10, spacing=spacing)
+            images = torch.cat(list(generate_images(Zero(), schedule, n=2, shape=(1, 4, 4), recipe=recipe)))
             assert torch.isfinite(images).all(), (sampler, spacing)
