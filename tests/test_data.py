@@ -3,12 +3,14 @@
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import struct
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,9 @@ from cleardiffusion.data import (
     DATASETS,
     ChecksumError,
     DataError,
+    check_labels,
+    data_fingerprint,
+    decode_image,
     folders,
     from_model_range,
     load_dataset,
@@ -143,6 +148,19 @@ def test_corrupt_gzip(tmp_path):
     with pytest.raises(DataError, match="corrupt gzip.*re-download") as info:
         load_dataset("mnist", tmp_path)
     assert "train-images-idx3-ubyte.gz" in str(info.value)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 4), (2**32 - 1, 2**32 - 1, 2**32 - 1), (1, 2**20, 2**20)])
+def test_an_idx_header_claiming_more_than_the_file_holds_is_refused_before_reading(tmp_path, gz, dims):
+    """2^31 x 2^31 x 4 wraps numpy's int64 product to 0: the size must be exact and checked against the file."""
+    header = struct.pack(">IIII", 0x803, *dims)
+    raw = header + bytes(100)
+    write_idx_set(tmp_path, "train", *small_digits(), gz=False)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(gzip.compress(raw) if gz else raw)  # gzip: found by magic
+    with pytest.raises(DataError, match="header promises") as info:
+        load_dataset("mnist", tmp_path)
+    assert str(math.prod(dims)) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_files_message(tmp_path):
@@ -318,6 +336,76 @@ def test_folder_channels(tmp_path):
     assert one.channels == 1 and one.images[0, 0, 0, 0].item() == round(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
 
 
+def png_bytes(width: int, height: int, bit_depth: int, color_type: int, rows: np.ndarray) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit colour): rows (H, W * samples) big-endian samples."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on every row
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def image_file(kind: str) -> tuple[bytes, np.ndarray]:
+    """(file bytes, the uint8 array it must decode to) for one storage format."""
+    ramp16 = (np.arange(12, dtype=np.uint32).reshape(3, 4) * 5957).astype(np.uint16)  # 0 .. 65527
+    expected16 = np.round(ramp16 / 257).astype(np.uint8)
+    buf = io.BytesIO()
+    if kind == "grey16":
+        return png_bytes(4, 3, 16, 0, ramp16.astype(">u2")), expected16
+    if kind == "rgb16":
+        rgb = np.stack([ramp16, 65535 - ramp16, np.full_like(ramp16, 40000)], axis=-1)  # (3, 4, 3)
+        return png_bytes(4, 3, 16, 2, rgb.astype(">u2").reshape(3, 12)), (rgb >> 8).astype(np.uint8)
+    if kind == "grey16-tiff":
+        Image.fromarray(ramp16).save(buf, format="TIFF")
+        return buf.getvalue(), expected16
+    if kind == "palette":
+        rgb = np.zeros((3, 4, 3), np.uint8)
+        rgb[:, 2:] = [200, 10, 30]
+        Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4).save(buf, format="PNG")
+        return buf.getvalue(), rgb
+    if kind in ("rgba", "la"):
+        grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+        colour = np.stack([grey, grey // 2, 255 - grey], -1) if kind == "rgba" else grey
+        alpha = np.zeros((3, 4, 1), np.uint8)  # fully transparent: the colours are still what is stored
+        Image.fromarray(np.concatenate([colour.reshape(3, 4, -1), alpha], -1)).save(buf, format="PNG")
+        return buf.getvalue(), colour
+    if kind == "one-bit":
+        bits = np.arange(12).reshape(3, 4) % 2 == 0
+        Image.fromarray(bits).save(buf, format="PNG")
+        return buf.getvalue(), bits.astype(np.uint8) * 255
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["grey16", "rgb16", "grey16-tiff", "palette", "rgba", "la", "one-bit"])
+def test_every_bit_depth_and_mode_decodes_to_the_right_8_bit_values(kind):
+    data, expected = image_file(kind)
+    decoded = decode_image(data, f"x.{kind}")
+    assert decoded.dtype == np.uint8 and decoded.shape == expected.shape
+    np.testing.assert_array_equal(decoded, expected)  # 16 bits scaled: 65535 -> 255, never clipped at 255
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_pixels_without_a_known_range_are_refused_in_one_line(mode):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((3, 4), 70000, np.int32 if mode == "I" else np.float32), mode).save(buf, format="TIFF")
+    with pytest.raises(DataError, match="range cannot be told") as info:
+        decode_image(buf.getvalue(), "deep.png")
+    assert "deep.png" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_of_16_bit_pngs_is_scaled_like_its_8_bit_twin(tmp_path):
+    data, expected = image_file("grey16")
+    for i in range(2):
+        (tmp_path / "deep" / "a").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "deep" / "a" / f"{i}.png").write_bytes(data)
+        write_png(tmp_path / "flat" / "a" / f"{i}.png", expected)
+    deep, flat = load_dataset("folder", tmp_path / "deep"), load_dataset("folder", tmp_path / "flat")
+    assert deep.channels == 1 and torch.equal(deep.images, flat.images)
+    assert deep.images.max() == 255 and deep.images.unique().numel() == 12  # the ramp survives, not clipped
+
+
 def test_folder_mixed_sizes(tmp_path):
     write_png(tmp_path / "a" / "0.png", np.zeros((8, 8, 3), np.uint8))
     write_png(tmp_path / "b" / "odd.png", np.zeros((6, 9, 3), np.uint8))
@@ -353,7 +441,7 @@ def test_folder_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(folders, "_decode", no_decoding)
+    monkeypatch.setattr(folders, "decode_image", no_decoding)
     again = load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
     assert torch.equal(again.images, first.images) and again.class_names == ["a"]
     write_png(tmp_path / "src" / "a" / "1.png", np.zeros((2, 2, 3), np.uint8))  # the source changed
@@ -372,6 +460,32 @@ def test_unknown_names():
 # ------------------------------------------------------------------------------------------------------------
 # Pixel range and flips
 # ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 10, 1500])
+def test_labels_outside_the_classes_are_refused_naming_the_first(bad):
+    labels = torch.tensor([0, 9, 3, bad, 2, bad])
+    with pytest.raises(DataError, match=f"label {bad} \\(at index 3\\).*10 classes 0..9"):
+        check_labels(labels, 10, "--samples")
+    check_labels(torch.tensor([0, 9, 3]), 10, "--samples")  # in range: no error
+    check_labels(torch.zeros(0, dtype=torch.long), 10, "--samples")
+
+
+def test_the_data_fingerprint_tells_datasets_apart_and_is_stable(tmp_path):
+    images, labels = small_digits(50)
+    write_idx_set(tmp_path / "a", "train", images, labels)
+    first = data_fingerprint(load_dataset("mnist", tmp_path / "a"))
+    assert first == data_fingerprint(load_dataset("mnist", tmp_path / "a"))  # the same files, read again
+    assert first["n"] == 50 and first["image_shape"] == [1, 4, 3] and first["num_classes"] == 10
+    other_pixels = images.copy()
+    other_pixels[7] ^= 1
+    other_labels = (labels + 1) % 10
+    for name, (im, lab) in {"pixels": (other_pixels, labels), "labels": (images, other_labels),
+                            "fewer": (images[:49], labels[:49])}.items():  # fmt: skip
+        write_idx_set(tmp_path / name, "train", im, lab)
+        assert data_fingerprint(load_dataset("mnist", tmp_path / name))["sha256"] != first["sha256"], name
+    fashion = data_fingerprint(load_dataset("fashion-mnist", tmp_path / "a"))  # other class names
+    assert fashion["sha256"] != first["sha256"]
 
 
 def test_model_range_round_trip():
