@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import evaluate as M
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .files import atomic_write
 
 EVAL_STEPS = 20  # DDIM steps of the evaluation samples: cheap, and enough to rank checkpoints
@@ -75,10 +75,10 @@ class TrainingMonitor:
         if config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UsageError(
-                    "--tensorboard needs the tensorboard package: pip install 'cleardiffusion[tensorboard]'"
-                ) from None
+            except Exception as e:  # not installed, or installed but broken (an incompatible protobuf)
+                cause = f"{type(e).__name__}: {first_line(e, 100)}"
+                raise UsageError(f"--tensorboard: TensorBoard cannot be imported ({cause}); install a working one: "
+                                 "pip install 'cleardiffusion[tensorboard]'") from None  # fmt: skip
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
     def _sampling_model(self, ema: nn.Module, schedule) -> nn.Module:
