@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes that a failure never damages, safe loading, clear errors, sampling from one."""
 
+import contextlib
 import errno
 import io
 import os
@@ -262,3 +263,13 @@ def test_check_same_data_refuses_other_data_and_accepts_older_checkpoints(tmp_pa
     assert "aaaaaaaaaaaa" in str(info.value) and "bbbbbbbbbbbb" in str(info.value)
     with pytest.raises(CheckpointError, match="damaged"):
         check_same_data({"data_fingerprint": "x"}, a, "last.pt")
+
+
+def test_an_interrupt_during_a_failing_write_stays_an_interrupt(tmp_path, monkeypatch):
+    monkeypatch.setattr(FullDisk, "room", 0)
+    monkeypatch.setattr(io, "FileIO", FullDisk)
+    with pytest.raises(KeyboardInterrupt), atomic_write(tmp_path / "x") as f:
+        with contextlib.suppress(OSError):
+            f.write(bytes(10**5))  # fails with ENOSPC, swallowed like torch's writer does
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []

@@ -71,6 +71,8 @@ _TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
 
 def _write_error(path: Path, error: BaseException, cause: OSError | None) -> WriteError | None:
     """The one-line WriteError for a failed write, or None when `error` is not one (a bug, an interrupt)."""
+    if not isinstance(error, Exception):  # Ctrl-C, SystemExit: never hidden behind a write error
+        return None
     if cause is None and isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
         cause = error
     if cause is None and not (isinstance(error, RuntimeError) and any(w in str(error) for w in _TORCH_WRITER)):
