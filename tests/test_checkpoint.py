@@ -223,11 +223,13 @@ def _edit(state: dict, case: str) -> None:
         state["config"]["objective"] = "score"
     elif case == "unknown prediction":
         state["config"]["prediction"] = "score"
+    elif case == "config says unconditional":
+        state["config"]["conditional"] = False
 
 
 INCONSISTENT = ["3 channels recorded, 1-channel network", "other image size recorded", "other number of classes",
                 "class names do not match", "T above the maximum", "config T differs", "unknown schedule",
-                "unknown objective", "unknown prediction"]  # fmt: skip
+                "unknown objective", "unknown prediction", "config says unconditional"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", INCONSISTENT)

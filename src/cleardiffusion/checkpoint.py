@@ -231,6 +231,9 @@ def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
         problems.append(f"its dataset has {dataset['num_classes']} classes but {len(dataset['class_names'])} names")
     if net.num_classes not in (0, dataset["num_classes"]):
         problems.append(f"its network has {net.num_classes} classes, its dataset {dataset['num_classes']}")
+    if "conditional" in config and bool(config["conditional"]) != (net.num_classes > 0):
+        problems.append(f"its config says conditional={config['conditional']} but its network has "
+                        f"{net.num_classes} classes")  # fmt: skip
     for key, saved in (("timesteps", schedule["T"]), ("schedule", schedule["name"])):
         if key in config and config[key] != saved:
             problems.append(f"its config says --{key} {config[key]!r} but its schedule has {saved!r}")
