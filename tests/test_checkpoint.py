@@ -263,8 +263,9 @@ def test_check_same_data_refuses_other_data_and_accepts_older_checkpoints(tmp_pa
     with pytest.raises(CheckpointError, match="other data.*--data-dir") as info:
         check_same_data({"data_fingerprint": a}, b, "last.pt")
     assert "aaaaaaaaaaaa" in str(info.value) and "bbbbbbbbbbbb" in str(info.value)
-    with pytest.raises(CheckpointError, match="damaged"):
-        check_same_data({"data_fingerprint": "x"}, a, "last.pt")
+    for damaged in ("x", {**a, "image_shape": 5}, {**a, "sha256": None}):
+        with pytest.raises(CheckpointError, match="damaged"):
+            check_same_data({"data_fingerprint": damaged}, a, "last.pt")
 
 
 def test_an_interrupt_during_a_failing_write_stays_an_interrupt(tmp_path, monkeypatch):

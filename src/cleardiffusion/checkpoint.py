@@ -247,7 +247,12 @@ def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
 
 
 def _is_fingerprint(v) -> bool:
-    return isinstance(v, dict) and _is_int(v.get("n")) and isinstance(v.get("sha256"), str)
+    return (
+        isinstance(v, dict)
+        and _is_int(v.get("n"))
+        and isinstance(v.get("sha256"), str)
+        and isinstance(v.get("image_shape"), (list, tuple))
+    )
 
 
 def _describe_data(f: dict) -> str:
