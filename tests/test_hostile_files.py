@@ -21,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cleardiffusion.errors import UsageError
 from cleardiffusion.features import load_classifier, save_classifier
 from cleardiffusion.limits import MAX_TIMESTEPS
 from test_reliability import make_world, refused, status, temporaries, tiny_train
@@ -219,3 +220,57 @@ def test_a_tensorboard_that_fails_at_import_is_one_line(world, tmp_path, monkeyp
     broken.__getattr__ = fail  # `from torch.utils.tensorboard import SummaryWriter` raises like a bad protobuf
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", broken)
     refused(tiny_train(world["data"], tmp_path / "run", 1, "--tensorboard"), "--tensorboard", str(error))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# eval's samples (from the issue-15 campaign)
+
+
+def test_eval_samples_that_are_not_images_are_one_line_errors(world, tmp_path):
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    (folder / "a.png").write_text("not an image")
+    evaluate = ["eval", "--dataset", "mnist", "--data-dir", world["data"], "--classifier", world["classifier"]]
+    refused(evaluate + ["--samples", folder], "a.png", "not a readable")
+    from PIL import Image
+
+    Image.new("L", (12, 12)).save(tmp_path / "one.png")
+    err = refused(evaluate + ["--samples", tmp_path / "one.png"], "not an .npz")
+    assert "pickle" not in err
+
+
+def test_eval_accepts_the_pytorch_layout_when_unambiguous(world, tmp_path):
+    from cleardiffusion.evaluation_runner import load_samples
+
+    rng = np.random.default_rng(0)
+    nhwc = rng.integers(0, 256, (6, 12, 12, 1), dtype=np.uint8)
+    np.savez(tmp_path / "nhwc.npz", images=nhwc)
+    np.savez(tmp_path / "nchw.npz", images=nhwc.transpose(0, 3, 1, 2))
+    a, _ = load_samples(tmp_path / "nhwc.npz")
+    b, _ = load_samples(tmp_path / "nchw.npz")
+    assert a.shape == (6, 1, 12, 12) and torch.equal(a, b)
+    np.savez(tmp_path / "odd.npz", images=np.zeros((6, 5, 12, 7), np.uint8))  # neither layout
+    with pytest.raises(UsageError, match="N x H x W x C"):
+        load_samples(tmp_path / "odd.npz")
+    out = tmp_path / "metrics.json"
+    assert (
+        status(
+            [
+                "eval",
+                "--samples",
+                tmp_path / "nchw.npz",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                world["data"],
+                "--classifier",
+                world["classifier"],
+                "--cache-dir",
+                tmp_path / "cache",
+                "--out",
+                out,
+            ]
+        )[0]
+        == 0
+    )
+    assert json.loads(out.read_text())["n"] == 6

@@ -20,9 +20,8 @@ checkpoint or the new one, never a half-written file.
 | `dataset`        | {"name", "image_shape": [C, H, W], "num_classes", "class_names"}         |
 | `data_fingerprint` | `data.data_fingerprint` of the training images (optional: older files lack it) |
 
-Every load checks the file against itself (`check_consistency`): the dataset's image shape and classes
-against the network's, the schedule's name and T, the objective and prediction; a resume also checks that
-`--data-dir` holds the data the run trained on (`check_same_data`).
+Every load checks the file against itself (`check_consistency`); a resume also checks that `--data-dir`
+holds the data the run trained on (`check_same_data`).
 """
 
 import json
@@ -215,12 +214,10 @@ def _check_schedule_fits(state: dict, path: str | Path) -> None:
 
 
 def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
-    """CheckpointError when the checkpoint disagrees with itself: its dataset's image shape or classes and its
-    network (`model`, rebuilt from `model_spec`, may live on the meta device), its schedule and its
-    configuration, or an objective / prediction this cleardiffusion does not know."""
+    """CheckpointError when the file disagrees with itself: dataset vs network (`model`, on any device), schedule
+    vs configuration, or an objective / prediction this cleardiffusion does not know."""
     dataset, config, schedule, net = state["dataset"], state["config"], state["schedule"], model.config
-    C, H, W = dataset["image_shape"]
-    problems = []
+    (C, H, W), problems = dataset["image_shape"], []
     if hasattr(net, "in_channels"):  # a U-Net: C and H = W are its in_channels and image_size
         if not (net.in_channels == C and net.image_size == H == W):
             takes = f"{net.in_channels}-channel {net.image_size}x{net.image_size} images"
@@ -232,8 +229,7 @@ def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
     if net.num_classes not in (0, dataset["num_classes"]):
         problems.append(f"its network has {net.num_classes} classes, its dataset {dataset['num_classes']}")
     if "conditional" in config and bool(config["conditional"]) != (net.num_classes > 0):
-        problems.append(f"its config says conditional={config['conditional']} but its network has "
-                        f"{net.num_classes} classes")  # fmt: skip
+        problems.append(f"its config says conditional={config['conditional']}, its network {net.num_classes} classes")
     for key, saved in (("timesteps", schedule["T"]), ("schedule", schedule["name"])):
         if key in config and config[key] != saved:
             problems.append(f"its config says --{key} {config[key]!r} but its schedule has {saved!r}")
@@ -247,24 +243,19 @@ def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
 
 
 def _is_fingerprint(v) -> bool:
-    return (
-        isinstance(v, dict)
-        and _is_int(v.get("n"))
-        and isinstance(v.get("sha256"), str)
-        and isinstance(v.get("image_shape"), (list, tuple))
-    )
+    n, sha, shape = (v.get("n"), v.get("sha256"), v.get("image_shape")) if isinstance(v, dict) else (None,) * 3
+    return _is_int(n) and isinstance(sha, str) and isinstance(shape, (list, tuple))
 
 
 def _describe_data(f: dict) -> str:
-    shape = "x".join(map(str, f.get("image_shape", [])))
+    shape = "x".join(map(str, f["image_shape"]))
     return f"{f['n']} {shape} images in {f.get('num_classes', '?')} classes, digest {f['sha256'][:12]}"
 
 
 def check_same_data(saved: dict, fingerprint: dict, path: str | Path) -> None:
-    """CheckpointError when the training data now (`data.data_fingerprint`) is not what the checkpoint was
-    trained on; a checkpoint older than fingerprints is accepted unchecked."""
+    """CheckpointError when `fingerprint` (of the data now) differs from the data the checkpoint trained on."""
     if "data_fingerprint" not in saved:
-        return
+        return  # written before fingerprints existed: nothing to compare
     if not _is_fingerprint(saved["data_fingerprint"]):
         raise CheckpointError(f"{path} holds a damaged 'data_fingerprint'; use an intact checkpoint")
     if saved["data_fingerprint"] != fingerprint:
