@@ -1,14 +1,25 @@
 """Checkpoints: atomic writes that a failure never damages, safe loading, clear errors, sampling from one."""
 
+import contextlib
+import errno
+import io
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from cleardiffusion.checkpoint import load_checkpoint, load_for_sampling, save_checkpoint
+from cleardiffusion.checkpoint import (
+    check_same_data,
+    load_checkpoint,
+    load_for_resume,
+    load_for_sampling,
+    save_checkpoint,
+)
 from cleardiffusion.cli import main
-from cleardiffusion.errors import CheckpointError
+from cleardiffusion.errors import CheckpointError, WriteError
+from cleardiffusion.files import atomic_write
+from cleardiffusion.limits import MAX_TIMESTEPS
 from test_train import tiny_flags, write_digits
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -149,3 +160,119 @@ def test_resume_errors_are_one_line(trained, tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(errors) == 3, errors
     assert "no checkpoint" in errors[0] and "--resume" in errors[1] and "truncated" in errors[2]
+
+
+# ---- a disk that fills while a checkpoint is written
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk with `room` bytes left: a larger write fails with ENOSPC, like a 2 MB filesystem."""
+
+    room = 0
+
+    def write(self, data) -> int:
+        if len(data) > FullDisk.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        FullDisk.room -= len(data)
+        return super().write(data)
+
+
+@pytest.mark.parametrize("room", [0, 500, 3000])
+def test_a_disk_that_fills_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, room):
+    """torch's zip writer swallows the OSError and raises RuntimeError('unexpected pos'): still one WriteError."""
+    path, before = _write_good(tmp_path)
+    monkeypatch.setattr(FullDisk, "room", room)
+    monkeypatch.setattr(io, "FileIO", FullDisk)
+    with pytest.raises(WriteError) as info:
+        save_checkpoint(path, {"step": 2, "w": torch.zeros(1000)})
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and os.strerror(errno.ENOSPC) in message, message
+    assert "unchanged" in message and "free" in message
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC  # `except OSError` still catches it
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_errors_inside_a_write_that_are_not_write_failures_pass_unchanged(tmp_path):
+    with pytest.raises(KeyError), atomic_write(tmp_path / "x"):
+        raise KeyError("a bug")  # not turned into a user error: it keeps its traceback
+    with pytest.raises(RuntimeError, match="unrelated"), atomic_write(tmp_path / "x"):
+        raise RuntimeError("unrelated")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- a checkpoint is checked against itself on every load
+
+
+def _edit(state: dict, case: str) -> None:
+    """Make a well-formed checkpoint disagree with itself in one way."""
+    if case == "3 channels recorded, 1-channel network":
+        state["dataset"]["image_shape"] = [3, 8, 8]
+    elif case == "other image size recorded":
+        state["dataset"]["image_shape"] = [1, 16, 16]
+    elif case == "other number of classes":
+        state["dataset"] |= {"num_classes": 5, "class_names": list("abcde")}
+    elif case == "class names do not match":
+        state["dataset"]["class_names"] = ["0", "1"]
+    elif case == "T above the maximum":
+        state["schedule"]["T"] = state["config"]["timesteps"] = 100_000
+    elif case == "config T differs":
+        state["config"]["timesteps"] = 1000
+    elif case == "unknown schedule":
+        state["schedule"]["name"] = state["config"]["schedule"] = "sigmoid"
+    elif case == "unknown objective":
+        state["config"]["objective"] = "score"
+    elif case == "unknown prediction":
+        state["config"]["prediction"] = "score"
+    elif case == "config says unconditional":
+        state["config"]["conditional"] = False
+
+
+INCONSISTENT = ["3 channels recorded, 1-channel network", "other image size recorded", "other number of classes",
+                "class names do not match", "T above the maximum", "config T differs", "unknown schedule",
+                "unknown objective", "unknown prediction", "config says unconditional"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", INCONSISTENT)
+def test_a_checkpoint_that_disagrees_with_itself_is_refused_on_every_load(trained, tmp_path, case):
+    state = load_checkpoint(trained / "run" / "checkpoints" / "last.pt")
+    _edit(state, case)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    for load in (load_for_sampling, lambda p: load_for_resume(p, "cpu", 100)):
+        with pytest.raises(CheckpointError) as info:
+            load(path)
+        assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_maximum_T_is_accepted(trained, tmp_path):
+    state = load_checkpoint(trained / "run" / "checkpoints" / "last.pt")
+    state["schedule"]["T"] = state["config"]["timesteps"] = MAX_TIMESTEPS
+    torch.save(state, tmp_path / "big_T.pt")
+    _, schedule, _ = load_for_sampling(tmp_path / "big_T.pt")
+    assert schedule.T == MAX_TIMESTEPS
+
+
+# ---- a resume must see the data the run trained on
+
+
+def test_check_same_data_refuses_other_data_and_accepts_older_checkpoints(tmp_path):
+    a = {"n": 64, "image_shape": [1, 8, 8], "num_classes": 10, "sha256": "a" * 64}
+    b = {**a, "sha256": "b" * 64}
+    check_same_data({"data_fingerprint": a}, a, "last.pt")
+    check_same_data({}, b, "last.pt")  # written before fingerprints: nothing to compare
+    with pytest.raises(CheckpointError, match="other data.*--data-dir") as info:
+        check_same_data({"data_fingerprint": a}, b, "last.pt")
+    assert "aaaaaaaaaaaa" in str(info.value) and "bbbbbbbbbbbb" in str(info.value)
+    for damaged in ("x", {**a, "image_shape": 5}, {**a, "sha256": None}):
+        with pytest.raises(CheckpointError, match="damaged"):
+            check_same_data({"data_fingerprint": damaged}, a, "last.pt")
+
+
+def test_an_interrupt_during_a_failing_write_stays_an_interrupt(tmp_path, monkeypatch):
+    monkeypatch.setattr(FullDisk, "room", 0)
+    monkeypatch.setattr(io, "FileIO", FullDisk)
+    with pytest.raises(KeyboardInterrupt), atomic_write(tmp_path / "x") as f:
+        with contextlib.suppress(OSError):
+            f.write(bytes(10**5))  # fails with ENOSPC, swallowed like torch's writer does
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []

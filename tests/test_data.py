@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import struct
@@ -14,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cleardiffusion.data import (
     CLASS_NAMES,
     DATASETS,
     ChecksumError,
     DataError,
-    folders,
+    check_labels,
+    data_fingerprint,
     from_model_range,
     load_dataset,
     official,
@@ -84,11 +85,6 @@ def write_cifar(folder: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
     return batches
 
 
-def write_png(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # MNIST / Fashion-MNIST
 # ------------------------------------------------------------------------------------------------------------
@@ -143,6 +139,19 @@ def test_corrupt_gzip(tmp_path):
     with pytest.raises(DataError, match="corrupt gzip.*re-download") as info:
         load_dataset("mnist", tmp_path)
     assert "train-images-idx3-ubyte.gz" in str(info.value)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 4), (2**32 - 1, 2**32 - 1, 2**32 - 1), (1, 2**20, 2**20)])
+def test_an_idx_header_claiming_more_than_the_file_holds_is_refused_before_reading(tmp_path, gz, dims):
+    """2^31 x 2^31 x 4 wraps numpy's int64 product to 0: the size must be exact and checked against the file."""
+    header = struct.pack(">IIII", 0x803, *dims)
+    raw = header + bytes(100)
+    write_idx_set(tmp_path, "train", *small_digits(), gz=False)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(gzip.compress(raw) if gz else raw)  # gzip: found by magic
+    with pytest.raises(DataError, match="header promises") as info:
+        load_dataset("mnist", tmp_path)
+    assert str(math.prod(dims)) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_files_message(tmp_path):
@@ -289,78 +298,6 @@ def test_cifar_refuses_unsafe_pickle(tmp_path):
         load_dataset("cifar10", tmp_path, "test")
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Image folders
-# ------------------------------------------------------------------------------------------------------------
-
-
-def test_png_folder_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {f"{c}/{i}.png": rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for c in ("zebra", "ant") for i in (1, 0)}
-    for rel, a in arrays.items():
-        write_png(tmp_path / rel, a)
-    (tmp_path / "ant" / "notes.txt").write_text("not an image")
-    ds = load_dataset("folder", tmp_path)
-    assert ds.class_names == ["ant", "zebra"] and ds.labels.tolist() == [0, 0, 1, 1]
-    assert ds.images.shape == (4, 3, 5, 7) and ds.images.dtype == torch.uint8
-    for k, rel in enumerate(["ant/0.png", "ant/1.png", "zebra/0.png", "zebra/1.png"]):
-        assert torch.equal(ds.images[k], torch.from_numpy(arrays[rel]).permute(2, 0, 1))  # (H, W, C) -> (C, H, W)
-
-
-def test_folder_channels(tmp_path):
-    gray, rgb = np.arange(12, dtype=np.uint8).reshape(3, 4), np.full((3, 4, 3), [10, 20, 30], np.uint8)
-    write_png(tmp_path / "g" / "a.png", gray)
-    assert load_dataset("folder", tmp_path).images.shape == (1, 1, 3, 4)  # all grayscale -> 1 channel
-    write_png(tmp_path / "c" / "b.png", rgb)
-    ds = load_dataset("folder", tmp_path)
-    assert ds.channels == 3 and torch.equal(ds.images[1], torch.from_numpy(gray).expand(3, 3, 4))
-    one = load_dataset("folder", tmp_path, channels=1)
-    assert one.channels == 1 and one.images[0, 0, 0, 0].item() == round(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
-
-
-def test_folder_mixed_sizes(tmp_path):
-    write_png(tmp_path / "a" / "0.png", np.zeros((8, 8, 3), np.uint8))
-    write_png(tmp_path / "b" / "odd.png", np.zeros((6, 9, 3), np.uint8))
-    with pytest.raises(DataError, match=r"odd\.png has \(H, W\) = \(6, 9\).*--image-size"):
-        load_dataset("folder", tmp_path)
-    assert load_dataset("folder", tmp_path, image_size=4).images.shape == (2, 3, 4, 4)
-
-
-def test_folder_tar_gz_with_splits(tmp_path):
-    tree = tmp_path / "tree" / "mydata"
-    for split, n in (("train", 3), ("test", 2)):
-        for c in ("cat", "dog"):
-            for i in range(n):
-                write_png(tree / split / c / f"{i:04d}.png", np.full((4, 4, 3), i, np.uint8))
-    archive = tmp_path / "archive" / "mydata.tar.gz"
-    archive.parent.mkdir()
-    with tarfile.open(archive, "w:gz") as tf:
-        tf.add(tree, arcname="mydata")  # wrapped in one top folder, as `tar czf x.tar.gz mydata/` does
-    for data_dir in (archive, archive.parent):
-        train, test = load_dataset("folder", data_dir, "train"), load_dataset("folder", data_dir, "test")
-        assert (len(train), len(test)) == (6, 4) and train.class_names == ["cat", "dog"]
-        assert test.labels.tolist() == [0, 0, 1, 1] and test.images[:, 0, 0, 0].tolist() == [0, 1, 0, 1]
-    with pytest.raises(DataError, match="only a train split"):
-        load_dataset("folder", tree / "train", "test")
-
-
-def test_folder_cache_is_used_and_invalidated(tmp_path, monkeypatch):
-    write_png(tmp_path / "src" / "a" / "0.png", np.full((2, 2, 3), 7, np.uint8))
-    monkeypatch.setattr(folders, "CACHE_MIN_SECONDS", -1.0)  # cache even this tiny folder
-    first = load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
-    assert [p.suffix for p in (tmp_path / "c").iterdir()] == [".npz"]  # no temporary file left behind
-
-    def no_decoding(*args):
-        raise AssertionError("decoded although cached")
-
-    monkeypatch.setattr(folders, "_decode", no_decoding)
-    again = load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
-    assert torch.equal(again.images, first.images) and again.class_names == ["a"]
-    write_png(tmp_path / "src" / "a" / "1.png", np.zeros((2, 2, 3), np.uint8))  # the source changed
-    with pytest.raises(AssertionError, match="decoded although cached"):
-        load_dataset("folder", tmp_path / "src", cache_dir=tmp_path / "c")
-
-
 def test_unknown_names():
     with pytest.raises(ValueError, match="mnist, fashion-mnist, cifar10, folder"):
         load_dataset("imagenet", ".")
@@ -372,6 +309,32 @@ def test_unknown_names():
 # ------------------------------------------------------------------------------------------------------------
 # Pixel range and flips
 # ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 10, 1500])
+def test_labels_outside_the_classes_are_refused_naming_the_first(bad):
+    labels = torch.tensor([0, 9, 3, bad, 2, bad])
+    with pytest.raises(DataError, match=f"label {bad} \\(at index 3\\).*10 classes 0..9"):
+        check_labels(labels, 10, "--samples")
+    check_labels(torch.tensor([0, 9, 3]), 10, "--samples")  # in range: no error
+    check_labels(torch.zeros(0, dtype=torch.long), 10, "--samples")
+
+
+def test_the_data_fingerprint_tells_datasets_apart_and_is_stable(tmp_path):
+    images, labels = small_digits(50)
+    write_idx_set(tmp_path / "a", "train", images, labels)
+    first = data_fingerprint(load_dataset("mnist", tmp_path / "a"))
+    assert first == data_fingerprint(load_dataset("mnist", tmp_path / "a"))  # the same files, read again
+    assert first["n"] == 50 and first["image_shape"] == [1, 4, 3] and first["num_classes"] == 10
+    other_pixels = images.copy()
+    other_pixels[7] ^= 1
+    other_labels = (labels + 1) % 10
+    for name, (im, lab) in {"pixels": (other_pixels, labels), "labels": (images, other_labels),
+                            "fewer": (images[:49], labels[:49])}.items():  # fmt: skip
+        write_idx_set(tmp_path / name, "train", im, lab)
+        assert data_fingerprint(load_dataset("mnist", tmp_path / name))["sha256"] != first["sha256"], name
+    fashion = data_fingerprint(load_dataset("fashion-mnist", tmp_path / "a"))  # other class names
+    assert fashion["sha256"] != first["sha256"]
 
 
 def test_model_range_round_trip():

@@ -167,3 +167,22 @@ def test_inception_missing_or_foreign_file(tmp_path):
     save_classifier(tmp_path / "clf.pt", SmallClassifier(1, 10, 28), {"dataset": "mnist"})
     with pytest.raises(CheckpointError, match="not the FID Inception"):
         load_inception(tmp_path / "clf.pt")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_classifier_with_non_finite_weights_is_refused_when_loaded(tmp_path, value):
+    model = SmallClassifier(1, 10, 16)
+    with torch.no_grad():
+        model.head.weight[3, 5] = value  # one weight is enough to make every feature or logit non-finite
+    save_classifier(tmp_path / "clf.pt", model, {"dataset": "mnist"})
+    with pytest.raises(CheckpointError, match="NaN or inf.*head.weight.*train-classifier") as info:
+        load_classifier(tmp_path / "clf.pt")
+    assert "\n" not in str(info.value)
+
+
+def test_inception_weights_with_nan_are_refused_when_loaded(tmp_path):
+    state = FIDInceptionV3().state_dict()
+    state["fc.bias"] = state["fc.bias"] * float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    with pytest.raises(CheckpointError, match="NaN or inf.*fc.bias"):
+        load_inception(tmp_path / "nan.pth")

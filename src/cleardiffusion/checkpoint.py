@@ -18,6 +18,10 @@ checkpoint or the new one, never a half-written file.
 | `rng`            | {"device": str, "generator": ByteTensor, "torch": ByteTensor, ...}       |
 | `config`         | the full `TrainConfig` as a dict                                         |
 | `dataset`        | {"name", "image_shape": [C, H, W], "num_classes", "class_names"}         |
+| `data_fingerprint` | `data.data_fingerprint` of the training images (optional: older files lack it) |
+
+Every load checks the file against itself (`check_consistency`); a resume also checks that `--data-dir`
+holds the data the run trained on (`check_same_data`).
 """
 
 import json
@@ -35,10 +39,10 @@ from .denoiser import Path as NoisePath
 from .denoiser import sampling_parts
 from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
-from .limits import check_memory, schedule_bytes
+from .limits import MAX_TIMESTEPS, check_memory, schedule_bytes
 from .models import build_model
 from .objective import OBJECTIVES, PREDICTIONS
-from .schedule import NoiseSchedule
+from .schedule import SCHEDULES, NoiseSchedule
 
 FORMAT = "cleardiffusion-checkpoint"
 FORMAT_VERSION = 1
@@ -199,10 +203,69 @@ def _check_shapes(model: nn.Module, weights: dict, what: str, path: str | Path) 
 
 
 def _check_schedule_fits(state: dict, path: str | Path) -> None:
-    T = state["schedule"]["T"]
-    if T < 2:
-        raise CheckpointError(f"{path} holds a noise schedule of T = {T} steps; use an intact checkpoint")
+    name, T = state["schedule"]["name"], state["schedule"]["T"]
+    if name not in SCHEDULES:
+        raise CheckpointError(f"{path} holds an unknown noise schedule {name!r} (known: {', '.join(SCHEDULES)}); "
+                              "was it written by a newer cleardiffusion?")  # fmt: skip
+    if not 2 <= T <= MAX_TIMESTEPS:
+        raise CheckpointError(
+            f"{path} holds a noise schedule of T = {T} steps, outside the 2..{MAX_TIMESTEPS} this cleardiffusion "
+            "supports; use a checkpoint trained with --timesteps in that range"
+        )
     check_memory(schedule_bytes(T), f"the noise schedule of {path} (T = {T})", "use an intact checkpoint")
+
+
+def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
+    """CheckpointError when the file disagrees with itself: dataset vs network (`model`, on any device), schedule
+    vs configuration, or an objective / prediction this cleardiffusion does not know."""
+    dataset, config, schedule, net = state["dataset"], state["config"], state["schedule"], model.config
+    (C, H, W), problems = dataset["image_shape"], []
+    if hasattr(net, "in_channels"):  # a U-Net: C and H = W are its in_channels and image_size
+        if not (net.in_channels == C and net.image_size == H == W):
+            takes = f"{net.in_channels}-channel {net.image_size}x{net.image_size} images"
+            problems.append(f"its dataset records {C}-channel {H}x{W} images but its network takes {takes}")
+    elif net.data_dim != C * H * W:  # the MLP: flat vectors of data_dim numbers
+        problems.append(f"its dataset records {C}x{H}x{W} images but its network takes {net.data_dim} numbers")
+    if len(dataset["class_names"]) != dataset["num_classes"]:
+        problems.append(f"its dataset has {dataset['num_classes']} classes but {len(dataset['class_names'])} names")
+    if net.num_classes not in (0, dataset["num_classes"]):
+        problems.append(f"its network has {net.num_classes} classes, its dataset {dataset['num_classes']}")
+    if "conditional" in config and bool(config["conditional"]) != (net.num_classes > 0):
+        problems.append(f"its config says conditional={config['conditional']}, its network {net.num_classes} classes")
+    for key, saved in (("timesteps", schedule["T"]), ("schedule", schedule["name"])):
+        if key in config and config[key] != saved:
+            problems.append(f"its config says --{key} {config[key]!r} but its schedule has {saved!r}")
+    objective, prediction = config.get("objective", "ddpm"), config.get("prediction", "eps")  # older files: ddpm/eps
+    if objective not in OBJECTIVES or prediction not in PREDICTIONS:
+        known = f"{'/'.join(OBJECTIVES)}, {'/'.join(PREDICTIONS)}"
+        problems.append(f"it names objective {objective!r}, prediction {prediction!r} (known: {known}): was it "
+                        "written by a newer cleardiffusion?")  # fmt: skip
+    if problems:
+        raise CheckpointError(f"{path} is inconsistent: {problems[0]}; use an intact checkpoint")
+
+
+def _is_fingerprint(v) -> bool:
+    n, sha, shape = (v.get("n"), v.get("sha256"), v.get("image_shape")) if isinstance(v, dict) else (None,) * 3
+    return _is_int(n) and isinstance(sha, str) and isinstance(shape, (list, tuple))
+
+
+def _describe_data(f: dict) -> str:
+    shape = "x".join(map(str, f["image_shape"]))
+    return f"{f['n']} {shape} images in {f.get('num_classes', '?')} classes, digest {f['sha256'][:12]}"
+
+
+def check_same_data(saved: dict, fingerprint: dict, path: str | Path) -> None:
+    """CheckpointError when `fingerprint` (of the data now) differs from the data the checkpoint trained on."""
+    if "data_fingerprint" not in saved:
+        return  # written before fingerprints existed: nothing to compare
+    if not _is_fingerprint(saved["data_fingerprint"]):
+        raise CheckpointError(f"{path} holds a damaged 'data_fingerprint'; use an intact checkpoint")
+    if saved["data_fingerprint"] != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on other data ({_describe_data(saved['data_fingerprint'])}) than "
+            f"--data-dir holds now ({_describe_data(fingerprint)}); pass that run's --data-dir to resume it, "
+            "or use a new --out to start a new run"
+        )
 
 
 def load_for_resume(path: str | Path, map_location: str | torch.device, steps: int) -> dict[str, Any]:
@@ -212,6 +275,7 @@ def load_for_resume(path: str | Path, map_location: str | torch.device, steps: i
     _check_schedule_fits(state, path)
     with torch.device("meta"):  # the shapes only: checks the weights fit without allocating a model
         model = _rebuild(state, path)
+    check_consistency(state, model, path)
     for key, what in (("model", "raw weights"), ("ema", "EMA weights")):
         _check_shapes(model, state[key], what, path)
         check_finite(state[key], what, path, "resume from an earlier checkpoint (--keep-checkpoints)")
@@ -235,7 +299,7 @@ def load_for_sampling(
     the velocity network and a FlowPath (`denoiser.sampling_parts`). meta has "dataset", "image_shape"
     (C, H, W), "num_classes" (the model's conditioning classes, 0 for an unconditional model), "class_names",
     "step", "config", "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
-    Missing keys, wrong types and NaN/inf weights are CheckpointErrors.
+    Missing keys, wrong types, NaN/inf weights and a file that disagrees with itself are CheckpointErrors.
     """
     state = load_checkpoint(path)
     check_keys(state, SAMPLING_KEYS, path)
@@ -245,7 +309,9 @@ def load_for_sampling(
     check_finite(weights, what, path, f"try {other} or an earlier checkpoint")
     _check_schedule_fits(state, path)
     with torch.device("meta"):
-        _check_shapes(_rebuild(state, path), weights, what, path)
+        skeleton = _rebuild(state, path)
+    check_consistency(state, skeleton, path)
+    _check_shapes(skeleton, weights, what, path)
     model = _rebuild(state, path)
     _load_weights(model, weights, what, path)
     try:
@@ -264,9 +330,6 @@ def load_for_sampling(
         "objective": state["config"].get("objective", "ddpm"),
         "prediction": state["config"].get("prediction", "eps"),
     }
-    if meta["objective"] not in OBJECTIVES or meta["prediction"] not in PREDICTIONS:
-        raise CheckpointError(f"{path} names an unknown objective {meta['objective']!r} or prediction "
-                              f"{meta['prediction']!r}; was it written by a newer cleardiffusion?")  # fmt: skip
     model, path = sampling_parts(model, meta["objective"], meta["prediction"], schedule)  # the objective, decided
     return model.to(device).eval(), path.to(device), meta
 

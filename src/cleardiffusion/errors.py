@@ -17,6 +17,13 @@ class DataError(UsageError):
     """A dataset directory or file that is missing, truncated or in the wrong format."""
 
 
+class WriteError(UsageError, OSError):
+    """A file that could not be written (disk full, quota, I/O error); the previous file is kept.
+
+    An OSError too, so code that tolerates a failed optional write (a cache) still catches it.
+    """
+
+
 def first_line(error: BaseException, limit: int = 160) -> str:
     """An exception's message as one clean line for a UsageError: first line, no terminal escape codes."""
     import re

@@ -15,10 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import evaluate as M
-from .data import default_cache_dir, load_dataset
+from .data import check_labels, decode_image, default_cache_dir, load_dataset
 from .errors import UsageError
 from .features import (
     ClassifierFeatures,
@@ -114,14 +113,8 @@ def _load_png_dir(path: Path) -> torch.Tensor:
     if not files:
         raise UsageError(f"{path} holds no .png files; pass a folder of PNG samples or an .npz")
     arrays = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                mode = "L" if im.mode in ("1", "L", "I;16", "I") else "RGB"
-                arrays.append(np.asarray(im.convert(mode)))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UsageError(f"{f} is not a readable PNG ({reason[:120]}); delete or replace it") from None
+    for f in files:  # any bit depth scaled to 8 bits, or a one-line refusal (data.decode_image)
+        arrays.append(decode_image(f.read_bytes(), str(f)))
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise UsageError(f"{path}: PNG files differ in size or channels ({sorted(shapes)}); all samples must match")
@@ -229,6 +222,8 @@ def evaluate_samples(
         raise UsageError(f"samples are {tuple(samples.shape[2:])} pixels but {dataset_name} is {reference.image_size}")
     if labels is not None and labels.shape != (len(samples),):
         raise UsageError(f"labels must have shape ({len(samples)},), got {tuple(labels.shape)}")
+    if labels is not None:
+        check_labels(labels, reference.num_classes, "--samples labels")
 
     classifier = None
     if features == "classifier" or classifier_path is not None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import read_torch_file
+from .checkpoint import check_finite, read_torch_file
 from .data.dataset import to_model_range
 from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
@@ -192,7 +192,7 @@ def save_classifier(path: str | Path, model: SmallClassifier, meta: dict[str, An
 
 
 def load_classifier(path: str | Path, device: str = "cpu") -> tuple[SmallClassifier, dict[str, Any]]:
-    """Load a file written by save_classifier; a missing, corrupt or foreign file raises CheckpointError."""
+    """Load a file written by save_classifier; a missing, corrupt, foreign or NaN/inf file raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -211,6 +211,8 @@ def load_classifier(path: str | Path, device: str = "cpu") -> tuple[SmallClassif
         model.load_state_dict(ckpt.get("state_dict"))
     except (RuntimeError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: weights do not match the saved configuration ({first_line(e)})") from None
+    # NaN weights (a diverged training run) would make every feature NaN and every metric fail later
+    check_finite(model.state_dict(), "classifier weights", path, "train it with `cleardiffusion train-classifier`")
     return model.eval(), config
 
 

@@ -3,7 +3,9 @@
 - `atomic_write` is the only way a file is written: a temporary file with a unique name in the target
   folder (created exclusively), flushed and fsynced, then `os.replace`d over the target and the folder
   fsynced. A crash, kill or full disk at any instant leaves the old file or the new one, never half of
-  one, and the temporary file is removed on any error it can catch.
+  one, and the temporary file is removed on any error it can catch. A write that fails (a full disk, a
+  quota, an I/O error, also when torch's zip writer swallows the OSError and reports "unexpected pos") is
+  one `WriteError` naming the file, the cause and the free space.
 - `output_file` / `output_dir` check a path the user gave (not a folder where a file is meant, parent
   created, writable) BEFORE the expensive work starts, so no work is lost to an unwritable path.
 - `RunLock` makes a run folder belong to one run: a lock file created exclusively, removed at exit; a lock
@@ -13,6 +15,7 @@
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import shutil
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import UsageError
+from .errors import UsageError, WriteError
 
 TEMP_SUFFIX = ".tmp"  # temporary files are named .NAME.PID.RANDOM.tmp next to their target
 
@@ -40,12 +43,61 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class _Writer(io.BufferedWriter):
+    """A buffered file that remembers the first OSError of a write, even one its caller swallows."""
+
+    error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return super().write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+
+# errors of a write that the user fixes with space or another disk (not a wrong path: that is checked before)
+WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "EIO") if hasattr(errno, n))
+# torch.save reports a failed write of its zip writer as RuntimeError("[enforce fail at inline_container.cc...]")
+_TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
+
+
+def _write_error(path: Path, error: BaseException, cause: OSError | None) -> WriteError | None:
+    """The one-line WriteError for a failed write, or None when `error` is not one (a bug, an interrupt)."""
+    if not isinstance(error, Exception):  # Ctrl-C, SystemExit: never hidden behind a write error
+        return None
+    if cause is None and isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        cause = error
+    if cause is None and not (isinstance(error, RuntimeError) and any(w in str(error) for w in _TORCH_WRITER)):
+        return None
+    from .limits import format_bytes
+
+    try:
+        free = f"{format_bytes(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    reason = (cause.strerror or str(cause)) if cause is not None else str(error).splitlines()[0][:120]
+    kept = f"the previous {path.name} is unchanged" if path.exists() else f"no partial {path.name} was left"
+    out = WriteError(f"could not write {path}: {reason} ({free}); {kept}: free some space or write elsewhere")
+    out.errno = cause.errno if cause is not None else errno.EIO
+    return out
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to `path`; on success it replaces `path`, on any error it is removed.
 
     with atomic_write(out / "metrics.json", "w") as f:
         f.write(text)
+
+    A failed write (full disk, quota, I/O error) raises a one-line WriteError; other errors pass unchanged.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', got {mode!r}")
@@ -53,14 +105,18 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    writer = _Writer(io.FileIO(fd, "w"))
     try:
-        with os.fdopen(fd, mode) as f:
+        with writer if mode == "wb" else io.TextIOWrapper(writer) as f:  # text: the locale's encoding, as open()
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a failed or interrupted write leaves the previous file untouched
+    except BaseException as e:  # a failed or interrupted write leaves the previous file untouched
         tmp.unlink(missing_ok=True)
+        failed = _write_error(path, e, writer.error)
+        if failed is not None:
+            raise failed from None
         raise
     _fsync_directory(path.parent)
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import read_torch_file
+from .checkpoint import check_finite, read_torch_file
 from .errors import CheckpointError, UsageError, first_line
 from .features import _BatchedFeatures
 
@@ -190,8 +190,9 @@ def load_inception(path: str | Path | None, device: str = "cpu") -> FIDInception
         raise CheckpointError(f"{path} is not the FID Inception state dict ({INCEPTION_FILE} from pytorch-fid)")
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: keys or shapes differ from the FID Inception-v3 ({first_line(e)})") from None
+    check_finite(model.state_dict(), "Inception weights", path, f"download {INCEPTION_FILE} again")
     return model.to(device).eval()
 
 

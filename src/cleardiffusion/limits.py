@@ -16,6 +16,9 @@ from .errors import UsageError
 FLOAT32 = 4
 FLOAT64 = 8
 SCHEDULE_BUFFERS = 12  # float64 arrays of length T a NoiseSchedule holds (a generous count)
+# The largest number of diffusion steps T the library supports: a T of 100,000 made the linear schedule's
+# alpha_bar underflow to 0 and sampling divide by zero. Checkpoints above it are refused when loaded.
+MAX_TIMESTEPS = 10_000
 
 
 def format_bytes(n: float) -> str:

@@ -8,6 +8,7 @@ the same N. It also reports the fraction of samples the classifier calls with >=
 """
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from . import evaluate as M
 from .denoiser import sampling_parts
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .files import atomic_write
 from .recipe import SamplingRecipe
 from .train_config import EVAL_DEFAULT_EVERY  # noqa: F401  (declared with --eval-every; kept importable here)
@@ -24,6 +25,7 @@ from .train_config import EVAL_DEFAULT_EVERY  # noqa: F401  (declared with --eva
 EVAL_STEPS = 20  # steps of the evaluation samples: cheap, and enough to rank checkpoints
 SAMPLE_STEPS = 50  # steps of the periodic sample grids
 SAMPLES_PER_ROW = 8
+PLOT_EVERY_S = 30.0  # curves.png is redrawn at a checkpoint at most this often (0.3 s a plot), and at the end
 EVAL_RECIPE = SamplingRecipe(steps=EVAL_STEPS)  # the library's default sampler for the objective
 GRID_RECIPE = SamplingRecipe(steps=SAMPLE_STEPS)
 
@@ -71,10 +73,10 @@ class TrainingMonitor:
         if config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UsageError(
-                    "--tensorboard needs the tensorboard package: pip install 'cleardiffusion[tensorboard]'"
-                ) from None
+            except Exception as e:  # not installed, or installed but broken (an incompatible protobuf)
+                cause = f"{type(e).__name__}: {first_line(e, 100)}"
+                raise UsageError(f"--tensorboard: TensorBoard cannot be imported ({cause}); install a working one: "
+                                 "pip install 'cleardiffusion[tensorboard]'") from None  # fmt: skip
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
     def _sampling_parts(self, ema: nn.Module, schedule):
@@ -125,8 +127,13 @@ class TrainingMonitor:
                 self.writer.add_scalar(key, value, record["step"])
         self.writer.flush()
 
-    def plot(self) -> None:
-        """OUT/curves.png: loss and FID against steps and against minutes, from metrics.jsonl."""
+    def plot(self, force: bool = False) -> None:
+        """OUT/curves.png: loss and FID against steps and against minutes, from metrics.jsonl; skipped unless
+        `force` or PLOT_EVERY_S have passed since the last plot (so --checkpoint-every 1 stays cheap)."""
+        now = time.perf_counter()
+        if not force and now - getattr(self, "_last_plot", -math.inf) < PLOT_EVERY_S:
+            return
+        self._last_plot = now
         records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
         losses = [r for r in records if r.get("loss") is not None]
         fids = [r for r in records if r.get("fid") is not None]

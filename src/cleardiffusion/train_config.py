@@ -18,7 +18,7 @@ from .data import ImageDataset
 from .data.dataset import DatasetName
 from .distributed import DeviceName
 from .errors import UsageError
-from .limits import FLOAT32, check_memory
+from .limits import FLOAT32, MAX_TIMESTEPS, check_memory
 from .models.unet import PRESETS, UNetConfig, unet_from_preset
 from .objective import LossWeighting, Objective, Prediction
 from .options import check_fields, option
@@ -28,7 +28,7 @@ Precision = typing.Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 TimeEmbedding = typing.get_type_hints(UNetConfig)["time_embedding"]  # the U-Net's own Literal
 UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
-TIMESTEPS_MAX = 10_000  # T beyond it: float32 alpha_bar_T underflows (linear: e^-0.01T) and samplers divide by 0
+TIMESTEPS_MAX = MAX_TIMESTEPS  # limits.py: T beyond it, float32 alpha_bar_T underflows and samplers divide by 0
 EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
 SEED_MAX = 2**63 - 1  # torch.Generator's seeds
 DATA, MODEL, OPTIMISATION, HARDWARE, OUTPUT = "data", "model", "optimisation", "hardware", "output"  # --help groups

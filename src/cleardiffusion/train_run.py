@@ -20,8 +20,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, fastpath
-from .checkpoint import check_run_folder, check_same_run, load_for_resume, metrics_until, save_checkpoint
-from .data import ImageDataset, load_dataset
+from .checkpoint import (
+    check_run_folder,
+    check_same_data,
+    check_same_run,
+    load_for_resume,
+    metrics_until,
+    save_checkpoint,
+)
+from .data import ImageDataset, data_fingerprint, load_dataset
 from .denoiser import training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
@@ -62,6 +69,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     options: fastpath.FastOptions
     g: torch.Generator  # ONE generator: every draw of every step
+    fingerprint: dict | None = None  # data.data_fingerprint of the training data, kept in every checkpoint
     start_step: int = 0
     elapsed_before: float = 0.0
     monitor: TrainingMonitor | None = None  # rank 0 only
@@ -92,6 +100,8 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     dataset = load_dataset(config.dataset, config.data_dir, "train", config.download, **folder_options)
     if len(dataset) == 0:
         raise UsageError(f"{config.dataset} in {config.data_dir} holds no images; check --data-dir")
+    if saved is not None:  # --resume on other data than the run trained on is refused
+        check_same_data(saved, data_fingerprint(dataset), last_path)
     hflip = config.hflip if config.hflip is not None else config.dataset in ("cifar10", "folder")
 
     # model, EMA copy, noise schedule, the objective's loss, optimiser
@@ -113,7 +123,7 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     g = torch.Generator(device=dev).manual_seed(config.seed)
     torch.manual_seed(config.seed + 1 + procs.rank)  # the global RNG only feeds dropout
     run = Run(config, procs, out, part, dataset, data, hflip, model, ema, model, schedule, path, loss_fn, optimizer,
-              options, g)  # fmt: skip
+              options, g, data_fingerprint(dataset))  # fmt: skip
     if saved is not None:
         _resume(run, saved)
     if procs.distributed:
@@ -170,6 +180,7 @@ def checkpoint_state(run: Run, step: int, elapsed: float) -> dict:
         "config": json.loads(json.dumps(asdict(config))),
         "dataset": {"name": config.dataset, "image_shape": list(dataset.images.shape[1:]),
                     "num_classes": dataset.num_classes, "class_names": list(dataset.class_names)},
+        "data_fingerprint": run.fingerprint,
     }  # fmt: skip
 
 
@@ -258,7 +269,7 @@ class Bookkeeping:
             save_checkpoint(run.last_path, state)
             if config.keep_checkpoints:
                 save_checkpoint(run.out / "checkpoints" / f"step_{step:07d}.pt", state)
-            monitor.plot()
+            monitor.plot(force=finished)  # curves.png at most every PLOT_EVERY_S, and at the end
         distributed.barrier(procs)  # the other ranks wait for rank 0's files
         if due["log"] or finished:
             self.window_start = time.perf_counter()  # images/s measures training, not sampling or saving

@@ -24,11 +24,14 @@ from .dataset import (
     DatasetNotFoundError,
     ImageDataset,
     Split,
+    check_labels,
+    data_fingerprint,
     from_model_range,
     random_hflip,
     to_model_range,
 )
 from .folders import default_cache_dir, load_image_folder
+from .images import decode_image
 from .official import download_file, load_cifar10, load_idx_dataset, read_idx
 
 __all__ = [
@@ -41,6 +44,9 @@ __all__ = [
     "DatasetNotFoundError",
     "ImageDataset",
     "Split",
+    "check_labels",
+    "data_fingerprint",
+    "decode_image",
     "default_cache_dir",
     "download_file",
     "from_model_range",

@@ -1,5 +1,7 @@
-"""The in-memory dataset type, dataset names and class names, and the model's pixel range."""
+"""The in-memory dataset type, dataset names and class names, the model's pixel range, checks of labels and data."""
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,3 +88,38 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image of x (B, C, H, W) left-right with probability 1/2, drawn on x's device."""
     flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5  # (B,)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)  # (B, C, H, W)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checks: labels within the classes, and a fingerprint that tells one dataset from another
+# ------------------------------------------------------------------------------------------------------------
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
+    """DataError naming the first label outside 0..num_classes-1 (e.g. -1, or 1500 for ten classes)."""
+    if labels.numel() == 0:
+        return
+    bad = (labels < 0) | (labels >= num_classes)  # (N,)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise DataError(
+            f"{where}: label {int(labels[i])} (at index {i}) is not one of the dataset's {num_classes} classes "
+            f"0..{num_classes - 1}; fix the labels, or evaluate without them"
+        )
+
+
+FINGERPRINT_IMAGES = 1024  # images hashed, evenly spaced over the dataset: a few milliseconds for any dataset
+
+
+def data_fingerprint(dataset: ImageDataset) -> dict:
+    """{"n", "image_shape", "num_classes", "sha256"} of a dataset: its size, shape, every label, the class names
+    and FINGERPRINT_IMAGES evenly spaced images, hashed. Equal for the same files read again; a dataset
+    that differs only in images outside the sample is not told apart (cheap enough for every checkpoint)."""
+    n = len(dataset)
+    index = torch.linspace(0, n - 1, min(n, FINGERPRINT_IMAGES)).round().long() if n else torch.zeros(0).long()
+    h = hashlib.sha256()
+    h.update(json.dumps([list(dataset.images.shape), dataset.class_names]).encode())
+    h.update(dataset.labels.cpu().numpy().tobytes())
+    h.update(dataset.images[index].cpu().contiguous().numpy().tobytes())
+    shape = list(dataset.images.shape[1:])
+    return {"n": n, "image_shape": shape, "num_classes": dataset.num_classes, "sha256": h.hexdigest()}

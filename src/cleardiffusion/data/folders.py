@@ -1,13 +1,13 @@
 """Image folders, root/[train|test/]<class>/*.png|jpg|jpeg, as a directory or a tar(.gz) archive, with a cache.
 
-Decoding 50,000 JPEGs takes seconds, so a decode slower than `CACHE_MIN_SECONDS` is written once (atomically)
-to an .npz under `default_cache_dir()`, keyed by the source's paths, sizes and mtimes and the options.
+Every file is decoded by `images.decode_image` (any bit depth to uint8). Decoding 50,000 JPEGs takes seconds,
+so a decode slower than `CACHE_MIN_SECONDS` is written once (atomically) to an .npz under `default_cache_dir()`,
+keyed by the source's paths, sizes and mtimes and the options.
 """
 
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -20,18 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import DataError, UsageError, first_line
 from ..files import atomic_write
 from .dataset import SPLITS, DatasetNotFoundError, ImageDataset, Split
+from .images import decode_image
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARCHIVES = (".tar.gz", ".tgz", ".tar")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _FOLDER_FIX = "pass --data-dir pointing at root/<class>/*.png|jpg (or a .tar.gz of it)"
 CACHE_MIN_SECONDS = 2.0  # decoding slower than this is cached (50,000 CIFAR-10 JPEGs: about 10 s on 2 cores)
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: 16-bit images scaled to 8 bits (data/images.py), no longer clipped
 
 
 def default_cache_dir() -> Path:
@@ -99,19 +98,6 @@ def _select_split(relpaths: list[str], split: str, source: Path) -> dict[str, st
     return {rel: p[0] for rel, p in parts.items()}
 
 
-def _decode(data: bytes, where: str, channels: int | None, size: tuple[int, int] | None) -> np.ndarray:
-    """One image file -> uint8 (H, W) if grayscale (or channels=1), else (H, W, 3); resized if size given."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            gray = channels == 1 or (channels is None and im.mode in _GRAY_MODES)
-            im = im.convert("L" if gray else "RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)  # PIL sizes are (W, H)
-            return np.asarray(im)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{where} is not a readable image ({first_line(e)}); delete or replace it") from e
-
-
 def _cache_path(source: Path, split: str, options: tuple, cache_dir: str | Path | None) -> Path:
     """Cache file keyed by the source's path, sizes and mtimes, the split and the decoding options."""
     if source.is_dir():
@@ -172,7 +158,7 @@ def load_image_folder(
     start = time.perf_counter()
     with _open_images(source) as readers:
         class_of = _select_split(list(readers), split, source)
-        arrays = {rel: _decode(readers[rel](), f"{source}/{rel}", channels, size) for rel in class_of}
+        arrays = {rel: decode_image(readers[rel](), f"{source}/{rel}", channels, size) for rel in class_of}
     class_names = sorted(set(class_of.values()))
     label_of = {c: i for i, c in enumerate(class_names)}
     rels = sorted(arrays, key=lambda rel: (label_of[class_of[rel]], rel))  # by class, then by file name

@@ -1,7 +1,9 @@
 """The official files: verified downloads, MNIST / Fashion-MNIST IDX files and CIFAR-10 python batches."""
 
+import contextlib
 import gzip
 import hashlib
+import math
 import pickle
 import struct
 import tarfile
@@ -16,6 +18,7 @@ import torch
 
 from ..errors import DataError, UsageError, first_line
 from ..files import atomic_write
+from ..limits import available_memory
 from .dataset import CLASS_NAMES, DISPLAY_NAMES, REFETCH_HINT, ChecksumError, DatasetNotFoundError, ImageDataset
 from .folders import ARCHIVES, load_image_folder
 
@@ -85,39 +88,58 @@ _IDX_FILES = {
 _IDX_IMAGES, _IDX_LABELS = 0x00000803, 0x00000801  # uint8 with 3 dims, uint8 with 1 dim
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
-    """The bytes of path, gunzipped when it starts with the gzip magic 1f 8b (whatever its name)."""
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path} is a corrupt gzip file ({first_line(e)}); {REFETCH_HINT}") from e
+def _read_at_most(f: BinaryIO, n: int) -> bytes:
+    """Up to n bytes, read in chunks: memory grows with what the file holds, never with what a header claims."""
+    chunks, left = [], n
+    while left > 0 and (chunk := f.read(min(left, 1 << 24))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
-    """One IDX file (gzipped or not) with the expected magic -> uint8 (count, rows, cols) or (count,)."""
+    """One IDX file (gzipped or not) with the expected magic -> uint8 (count, rows, cols) or (count,).
+
+    The header is checked before the data is read (a damaged one can claim 2^31 x 2^31 x 4 bytes): the size
+    it promises is computed exactly and compared with the file's size; a gzipped file (recognised by its
+    magic 1f 8b, whatever its name) is decompressed only up to that size.
+    """
     path = Path(path)
-    raw = _read_maybe_gzip(path)
     ndim, header = magic & 0xFF, 4 + 4 * (magic & 0xFF)
-    found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
-    if found is not None and found != magic:
-        kind = "images" if magic == _IDX_IMAGES else "labels"
-        raise DataError(
-            f"{path} is not an IDX {kind} file (magic 0x{found:08x}, expected 0x{magic:08x}); {REFETCH_HINT}"
-        )
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte header; {REFETCH_HINT}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected, payload = int(np.prod(dims)), len(raw) - header
-    if payload != expected:
-        problem = "is truncated" if payload < expected else "has trailing bytes"
+    kind = "images" if magic == _IDX_IMAGES else "labels"
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        size = raw.seek(0, 2)  # bytes on disk
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") if compressed else contextlib.nullcontext(raw) as f:
+                head = _read_at_most(f, header)
+                found = struct.unpack(">I", head[:4])[0] if len(head) >= 4 else None
+                if found is not None and found != magic:
+                    raise DataError(f"{path} is not an IDX {kind} file (magic 0x{found:08x}, expected "
+                                    f"0x{magic:08x}); {REFETCH_HINT}")  # fmt: skip
+                if len(head) < header:
+                    raise DataError(f"{path} is truncated: {len(head)} bytes, shorter than its {header}-byte "
+                                    f"header; {REFETCH_HINT}")  # fmt: skip
+                dims = struct.unpack(f">{ndim}I", head[4:header])
+                expected = math.prod(dims)  # exact: numpy's int64 product of 2^31 x 2^31 x 4 wraps around to 0
+                if compressed and expected > available_memory():  # a gzip "bomb" that would hold all it claims
+                    raise DataError(f"{path}: its header promises {' x '.join(map(str, dims))} = {expected} "
+                                    f"bytes, more than this machine's memory; {REFETCH_HINT}")  # fmt: skip
+                if not compressed and size - header != expected:
+                    held = size - header
+                else:  # read one byte more than promised, to see trailing bytes
+                    held = len(payload := _read_at_most(f, expected + 1))
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path} is a corrupt gzip file ({first_line(e)}); {REFETCH_HINT}") from e
+    if held != expected:
+        problem = "is truncated" if held < expected else "has trailing bytes"
+        holds = f"more than {expected}" if compressed and held > expected else str(held)
         raise DataError(
             f"{path} {problem}: header promises {' x '.join(map(str, dims))} = {expected} bytes of data, "
-            f"file holds {payload}; {REFETCH_HINT}"
+            f"file holds {holds}; {REFETCH_HINT}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims).copy()
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims).copy()
 
 
 def load_idx_dataset(name: str, data_dir: Path, split: str, download: bool) -> ImageDataset:
