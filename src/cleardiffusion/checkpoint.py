@@ -13,15 +13,13 @@ checkpoint or the new one, never a half-written file.
 | `schedule`       | {"name": "linear" / "linear-scaled" / "cosine", "T": int}                 |
 | `model`, `ema`   | state dicts of the trained weights and of their exponential moving average |
 | `optimizer`      | AdamW's state dict                                                       |
-| `step`           | optimisation steps done; `elapsed`: training seconds so far               |
-| `world_size`     | number of processes that wrote it (a resume may use another number)      |
+| `step`, `elapsed`, `world_size` | optimisation steps done, training seconds so far, processes that wrote it |
 | `rng`            | {"device": str, "generator": ByteTensor, "torch": ByteTensor, ...}       |
 | `config`         | the full `TrainConfig` as a dict                                         |
 | `dataset`        | {"name", "image_shape": [C, H, W], "num_classes", "class_names"}         |
 | `data_fingerprint` | `data.data_fingerprint` of the training images (optional: older files lack it) |
 
-Every load checks the file against itself (`check_consistency`); a resume also checks that `--data-dir`
-holds the data the run trained on (`check_same_data`).
+Every load checks the file against itself (`check_consistency`); a resume also checks `--data-dir` (`check_same_data`).
 """
 
 import json
@@ -35,8 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .denoiser import Path as NoisePath
-from .denoiser import sampling_parts
+from . import denoiser
 from .errors import CheckpointError, UsageError, first_line
 from .files import atomic_write
 from .limits import MAX_TIMESTEPS, check_memory, schedule_bytes
@@ -208,10 +205,8 @@ def _check_schedule_fits(state: dict, path: str | Path) -> None:
         raise CheckpointError(f"{path} holds an unknown noise schedule {name!r} (known: {', '.join(SCHEDULES)}); "
                               "was it written by a newer cleardiffusion?")  # fmt: skip
     if not 2 <= T <= MAX_TIMESTEPS:
-        raise CheckpointError(
-            f"{path} holds a noise schedule of T = {T} steps, outside the 2..{MAX_TIMESTEPS} this cleardiffusion "
-            "supports; use a checkpoint trained with --timesteps in that range"
-        )
+        raise CheckpointError(f"{path} holds a noise schedule of T = {T} steps, outside the 2..{MAX_TIMESTEPS} "
+                              "supported; use a checkpoint trained with --timesteps in that range")  # fmt: skip
     check_memory(schedule_bytes(T), f"the noise schedule of {path} (T = {T})", "use an intact checkpoint")
 
 
@@ -291,7 +286,7 @@ def load_for_resume(path: str | Path, map_location: str | torch.device, steps: i
 
 def load_for_sampling(
     path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True
-) -> tuple[nn.Module, NoisePath, dict[str, Any]]:
+) -> tuple[nn.Module, denoiser.Path, dict[str, Any]]:
     """Rebuild the (EMA) denoiser and its noise path from a checkpoint, in eval mode on `device`.
 
     Returns (model, path, meta), what `generate.generate_images` and every sampler take: for a DDPM checkpoint
@@ -330,7 +325,9 @@ def load_for_sampling(
         "objective": state["config"].get("objective", "ddpm"),
         "prediction": state["config"].get("prediction", "eps"),
     }
-    model, path = sampling_parts(model, meta["objective"], meta["prediction"], schedule)  # the objective, decided
+    model, path = denoiser.sampling_parts(
+        model, meta["objective"], meta["prediction"], schedule
+    )  # the objective, decided
     return model.to(device).eval(), path.to(device), meta
 
 
