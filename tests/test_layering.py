@@ -39,6 +39,7 @@ LAYERS = {
         "monitor",
         "train",
         "train_run",
+        "api",
         "experiments",
     ],  # fmt: skip
     3: ["cli", "__main__"],
