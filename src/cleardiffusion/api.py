@@ -7,8 +7,10 @@ defaults, from the same code.
     images = model.sample(16, seed=0)                        # uint8 (16, C, H, W), the CLI's default sampler
     images = model.sample(10, labels=range(10), guidance=3)  # a conditional model, guided
     images = model.sample(16, recipe=cd.SamplingRecipe(sampler="ddim", steps=20))
-    summary = cd.train(cd.TrainConfig(dataset="mnist", data_dir="data/mnist", time_budget=15, out="runs/mnist"))
-    scores = cd.evaluate(images, None, "mnist", "data/mnist")  # FID, KID, precision/recall, ...
+    summary = cd.train_model(cd.TrainConfig(dataset="mnist", data_dir="data/mnist", time_budget=15, out="runs/m"))
+    scores = cd.evaluate_samples(images, None, "mnist", "data/mnist")  # FID, KID, precision/recall, ...
+
+(`train_model` and `evaluate_samples`, not `train` and `evaluate`: those names are the package's modules.)
 """
 
 from collections.abc import Iterable
@@ -21,14 +23,14 @@ from torch import nn
 from .checkpoint import load_for_sampling
 from .data import from_model_range
 from .denoiser import Path as NoisePath
-from .evaluation_runner import evaluate_samples
+from .evaluation_runner import evaluate_samples as _evaluate_samples
 from .generate import generate_images
 from .limits import resolve_device
 from .recipe import SamplingRecipe
-from .train import train
+from .train import train as train_model
 from .train_config import TrainConfig
 
-__all__ = ["Model", "SamplingRecipe", "TrainConfig", "evaluate", "load", "train"]
+__all__ = ["Model", "SamplingRecipe", "TrainConfig", "evaluate_samples", "load", "train_model"]
 
 
 @dataclass
@@ -66,8 +68,8 @@ def load(checkpoint: str | Path, *, device: str = "cpu", ema: bool = True) -> Mo
     return Model(model, path, meta, device)
 
 
-def evaluate(samples: torch.Tensor | str | Path, labels: torch.Tensor | None, dataset: str, data_dir: str | Path,
-             **options) -> dict:  # fmt: skip
+def evaluate_samples(samples: torch.Tensor | str | Path, labels: torch.Tensor | None, dataset: str,
+                     data_dir: str | Path, **options) -> dict:  # fmt: skip
     """FID, KID, precision/recall, classifier score and class accuracy of uint8 samples (N, C, H, W) or of an
     .npz / PNG folder, against `dataset`'s training split (`evaluation_runner.evaluate_samples`'s options)."""
-    return evaluate_samples(samples, labels, dataset, data_dir, **options)
+    return _evaluate_samples(samples, labels, dataset, data_dir, **options)
