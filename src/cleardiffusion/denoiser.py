@@ -36,6 +36,11 @@ from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 
 Model = Callable[[Tensor, Tensor], Tensor]  # model(x_t, t_network) -> the path's native quantity
 Path = NoiseSchedule | FlowPath
+# the training options each objective's loss never reads (train_config.validate refuses them when set), and why
+UNUSED_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "ddpm": ((), ""),
+    "flow": (("prediction", "loss_weighting"), "it regresses the velocity with plain MSE"),
+}
 
 
 class Prediction(NamedTuple):

@@ -62,6 +62,7 @@ class FlowPath:
     native = "velocity"
     clean = 0.0
     max_steps = 10_000  # a bound, so that no request runs for ever; far finer than any grid that helps
+    max_steps_meaning = "the flow path's bound"
     spacings = FLOW_SPACINGS
 
     def to(self, device) -> "FlowPath":

@@ -13,6 +13,7 @@ the command line gives. A field left None takes the default of the model's objec
 
 Other samplers' default steps are in `DEFAULT_STEPS`: DDPM takes every step of its schedule (1000 on the
 flow path), Heun 18 on the DDPM path and 25 on the flow path (Karras et al.'s budget of 35 and 50 NFE).
+Every table is keyed by objective: the recipe never asks which objective it serves beyond a lookup.
 This module imports nothing heavy, so the command line's --help reads its tables without loading torch.
 """
 
@@ -29,14 +30,18 @@ VARIANCES: tuple[str, ...] = ("beta", "posterior")
 SPACINGS: tuple[str, ...] = ("uniform", "trailing", "quadratic", "logsnr", "karras")  # the DDPM path's grids
 FLOW_SPACINGS: tuple[str, ...] = ("uniform", "quadratic")  # the flow path's grids
 DEFAULT_SAMPLER = {"ddpm": "dpm++2m-sde", "flow": "euler"}
-# steps when none are given; None: every step of a DDPM schedule (FULL_FLOW_STEPS on the flow path)
-DEFAULT_STEPS: dict[str, int | None] = {"ddpm": None, "ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 50, "heun": 18,
-                                        "euler": 50}  # fmt: skip
-DEFAULT_STEPS_FLOW = {"heun": 25}  # where the flow path's default differs
-FULL_FLOW_STEPS = 1000
-# spacing when none is given, DDPM path only (the flow path: uniform): trailing for the dpm++ solvers (measured
-# best at 10, 20 and 50 NFE), Karras et al.'s own for heun (Eq. 5); uniform otherwise
-DEFAULT_SPACING = {"dpm++2m": "trailing", "dpm++2m-sde": "trailing", "heun": "karras"}
+# steps when none are given, per objective and sampler (capped at the path's max_steps); DDPM: every step of
+# the schedule (None), 1000 on the flow path
+DEFAULT_STEPS: dict[str, dict[str, int | None]] = {
+    "ddpm": {"ddpm": None, "ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 50, "heun": 18, "euler": 50},
+    "flow": {"ddpm": 1000, "ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 50, "heun": 25, "euler": 50},
+}
+# spacing when none is given (else uniform): trailing for the dpm++ solvers on the DDPM path (measured best at
+# 10, 20 and 50 NFE), Karras et al.'s own for heun (Eq. 5); the flow path takes uniform or quadratic only
+DEFAULT_SPACING: dict[str, dict[str, str]] = {
+    "ddpm": {"dpm++2m": "trailing", "dpm++2m-sde": "trailing", "heun": "karras"},
+    "flow": {},
+}
 DEFAULT_SOLVER_TYPE = "exact"  # better at 10 NFE, equal at 50 (benchmarks/results/few_steps_cpu_n1000)
 
 
@@ -78,15 +83,12 @@ class SamplingRecipe:
             raise UsageError(f"solver type must be one of {', '.join(SOLVER_TYPES)}, got {self.solver_type!r}")
         if not math.isfinite(self.guidance):
             raise UsageError(f"guidance must be a finite number, got {self.guidance}")
-        flow = objective == "flow"
         steps = self.steps
         if steps is None:
-            steps = DEFAULT_STEPS_FLOW.get(sampler, DEFAULT_STEPS[sampler]) if flow else DEFAULT_STEPS[sampler]
-            steps = min(steps or (FULL_FLOW_STEPS if flow else path.max_steps), path.max_steps)
+            steps = min(DEFAULT_STEPS[objective][sampler] or path.max_steps, path.max_steps)
         if not 1 <= steps <= path.max_steps:
-            limit = "T, the checkpoint's diffusion steps" if not flow else "the flow path's limit"
-            raise UsageError(f"steps must be between 1 and {path.max_steps} ({limit}), got {steps}")
-        spacing = self.spacing or ("uniform" if flow else DEFAULT_SPACING.get(sampler, "uniform"))
+            raise UsageError(f"steps must be between 1 and {path.max_steps} ({path.max_steps_meaning}), got {steps}")
+        spacing = self.spacing or DEFAULT_SPACING[objective].get(sampler, "uniform")
         if spacing not in path.spacings:
             raise UsageError(f"spacing {spacing!r} does not fit a {objective} model; choose one of "
                              f"{', '.join(path.spacings)}")  # fmt: skip

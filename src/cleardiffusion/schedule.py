@@ -153,6 +153,8 @@ class NoiseSchedule(nn.Module):
     clean = -1  # the index after the last step: alpha_bar_{-1} = 1, no noise
     spacings = SPACINGS  # the grids `timesteps` makes
 
+    max_steps_meaning = "T, the checkpoint's diffusion steps"
+
     @property
     def max_steps(self) -> int:
         return self.T

@@ -16,6 +16,7 @@ from torch import nn
 from . import fastpath
 from .data import ImageDataset
 from .data.dataset import DatasetName
+from .denoiser import UNUSED_OPTIONS
 from .distributed import DeviceName
 from .errors import UsageError
 from .limits import FLOAT32, MAX_TIMESTEPS, check_memory
@@ -208,9 +209,8 @@ def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
     check_fields(config)  # every field within its Literal's choices and its declared bounds
     if config.steps == UNLIMITED_STEPS and config.time_budget is None:
         raise UsageError("say how long to train: --steps N, --time-budget MINUTES, or both")
-    if config.objective == "flow":
-        refuse_unused(given, ("prediction", "loss_weighting"), "with --objective flow (it regresses the velocity "
-                      "with plain MSE)")  # fmt: skip
+    unused, why = UNUSED_OPTIONS[config.objective]  # options this objective's loss never reads
+    refuse_unused(given, unused, f"with --objective {config.objective} ({why})")
     if not config.eval_every:
         refuse_unused(given, ("eval_n", "classifier"), "without --eval-every", "add --eval-every [N] or ")
     try:  # a schedule that cannot exist (linear-scaled below T = 21)
