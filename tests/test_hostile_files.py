@@ -102,16 +102,7 @@ def labelled_samples(path: Path, labels: list[int]) -> Path:
 # A disk that fills while a checkpoint is written
 
 
-class FullDisk(io.FileIO):
-    """Files on a disk with `room` bytes left (a 2 MB filesystem): a write past it fails with ENOSPC."""
-
-    room = 0
-
-    def write(self, data) -> int:
-        if len(data) > FullDisk.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        FullDisk.room -= len(data)
-        return super().write(data)
+from test_checkpoint import FullDisk  # noqa: E402  (a file on a disk with FullDisk.room bytes left)
 
 
 @pytest.mark.parametrize("resume", [False, True])

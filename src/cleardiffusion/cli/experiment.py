@@ -2,6 +2,7 @@
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 from ..errors import UsageError
@@ -43,10 +44,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--size",
         choices=("quick", "cpu", "full"),
-        default="full",
+        default=None,
         help="quick: CI sizes, tiny models, tens of steps, few samples (numbers show the plumbing only); cpu: "
         "the CPU training recipe, each experiment within an hour on a 2-core CPU; full: sized for a GPU "
-        "(default: full)",
+        "(default: full where PyTorch sees a CUDA GPU, else cpu, said on one line)",
     )
     p.add_argument("--quick", action="store_const", const="quick", dest="size", help="the same as --size quick")
     p.add_argument(
@@ -106,6 +107,14 @@ def run(args: argparse.Namespace) -> int:
                 written.append(render(Path(args.out) / name, name))
         print(f"wrote {', '.join(map(str, written))}")
         return 0
+    if args.size is None:  # never start hours of GPU-sized work on a CPU unasked
+        import torch
+
+        gpu = torch.cuda.is_available()
+        args.size = "full" if gpu else "cpu"
+        why = ("a CUDA GPU is present" if gpu else "no GPU: each experiment takes up to about an hour on a 2-core "
+               "CPU; --size quick checks the plumbing in about a minute")  # fmt: skip
+        print(f"--size not given: {args.size} ({why})", file=sys.stderr, flush=True)
     if args.name in ("overfit-one-image", "all") and args.dataset == "cifar10":
         raise UsageError("overfit-one-image (also part of `all`) needs 1-channel images, not cifar10; use "
                          "--dataset mnist, fashion-mnist or synthetic")  # fmt: skip

@@ -1,6 +1,7 @@
 """`cleardiffusion sample`: a checkpoint -> a PNG grid or an .npz of uint8 images, in bounded memory."""
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -186,16 +187,7 @@ def run(args: argparse.Namespace) -> int:
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     check_guidance(labels, args.guidance)  # before any sampling starts
-    recipe = SamplingRecipe(
-        sampler=args.sampler,
-        steps=args.steps,
-        spacing=args.spacing,
-        solver_type=args.solver_type,
-        eta=args.eta,
-        variance=args.variance,
-        clip_x0=args.clip_x0,
-        guidance=args.guidance,
-    )
+    recipe = SamplingRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingRecipe)})
     if args.nfe:
         try:
             recipe = recipe.replace(steps=steps_for_nfe(recipe.resolve(path).sampler, args.nfe, path))
