@@ -82,7 +82,7 @@ class TrainConfig:
         1000, f"diffusion steps T (at most {TIMESTEPS_MAX:,})", MODEL, metavar="T", at_least=2, at_most=TIMESTEPS_MAX
     )
     objective: Objective = option(
-        "ddpm", "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; sample with euler|heun)", MODEL
+        "ddpm", "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; any sampler runs on it)", MODEL
     )
     prediction: Prediction = option(
         "v", "what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0", MODEL
