@@ -5,6 +5,14 @@ import json
 
 from . import seed
 
+EPILOG = """\
+examples:
+  cleardiffusion eval --samples samples.npz --dataset mnist --data-dir data/mnist --classifier clf-mnist.pt
+  cleardiffusion eval --samples pngs/ --dataset cifar10 --data-dir data/cifar10 --out metrics.json
+  cleardiffusion eval --samples samples.npz --dataset cifar10 --data-dir data/cifar10 --features inception \\
+      --inception pt_inception-2015-12-05-6726825d.pth
+"""
+
 
 def register(subparsers) -> None:
     from ..data import DATASETS
@@ -17,6 +25,8 @@ def register(subparsers) -> None:
         description="Compare generated samples with a real dataset split in the feature space of the "
         "project's classifier (train it once with train-classifier) or of the Inception-v3 FID network "
         "(weights from a path you give; never downloaded). Reference statistics are cached.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--samples",

@@ -4,6 +4,12 @@ import argparse
 
 from . import positive_float, positive_int, seed
 
+EPILOG = """\
+examples:
+  cleardiffusion train-classifier --dataset mnist --data-dir data/mnist --out clf-mnist.pt
+  cleardiffusion train-classifier --dataset cifar10 --data-dir data/cifar10 --device cuda --out clf-cifar10.pt
+"""
+
 
 def register(subparsers) -> None:
     from ..data import DATASETS
@@ -13,6 +19,8 @@ def register(subparsers) -> None:
         help="train the small classifier used for FID features and class accuracy (CPU-friendly)",
         description="Train a small CNN on a dataset's train split and report its test accuracy; `eval` "
         "uses its penultimate layer as features and its softmax for the score and class accuracy.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "folder"])
     p.add_argument("--data-dir", required=True)
