@@ -108,10 +108,28 @@ def t_headline() -> str:
     for name, file in HEADLINE_EVALS.items():
         m = load_json(f"{HEADLINE}/{file}")
         acc = "-" if name.startswith("guidance 0") else f"{m['accuracy']:.0%}"
-        rows.append([name, thousands(m["n"]), f2(m["fid"]), f"{m['kid']['mean']:.3f}", f"{m['precision']:.2f}",
-                     f"{m['recall']:.2f}", acc, m["features"]])
-    header = ["samples (dpm++2m-sde, 50 steps)", "N", "FID", "KID", "precision", "recall", "class accuracy",
-              "scored by"]
+        rows.append(
+            [
+                name,
+                thousands(m["n"]),
+                f2(m["fid"]),
+                f"{m['kid']['mean']:.3f}",
+                f"{m['precision']:.2f}",
+                f"{m['recall']:.2f}",
+                acc,
+                m["features"],
+            ]
+        )
+    header = [
+        "samples (dpm++2m-sde, 50 steps)",
+        "N",
+        "FID",
+        "KID",
+        "precision",
+        "recall",
+        "class accuracy",
+        "scored by",
+    ]
     return table(header, rows)
 
 
@@ -123,13 +141,30 @@ def t_cpu_quality() -> str:
         ours, peer = d["ours"], d["diffusers"]
         bf = md_row("bf16_cpu/README.md", "precision" if bf16_table == 0 else "run", "bf16", bf16_table)
         bf_precision = bf["precision#2"] if bf16_table == 0 else bf["precision"]
-        rows.append([label, "cleardiffusion, bf16 (the default where the CPU has native bf16)",
-                     bf["steps in 15 min"], f2(num(bf["FID (2,000)"])), bf_precision, bf["recall"],
-                     "not run beside diffusers"])
+        rows.append(
+            [
+                label,
+                "cleardiffusion, bf16 (the default where the CPU has native bf16)",
+                bf["steps in 15 min"],
+                f2(num(bf["FID (2,000)"])),
+                bf_precision,
+                bf["recall"],
+                "not run beside diffusers",
+            ]
+        )
         for name, s in (("cleardiffusion, fp32", ours), ("diffusers UNet2DModel (eps, fp32, its own loop)", peer)):
             m = s["metrics"]
-            rows.append([label, name, thousands(s["steps"]), f2(m["fid"]), f"{m['precision']:.3f}",
-                         f"{m['recall']:.3f}", ratio(m["fid"], peer["metrics"]["fid"])])
+            rows.append(
+                [
+                    label,
+                    name,
+                    thousands(s["steps"]),
+                    f2(m["fid"]),
+                    f"{m['precision']:.3f}",
+                    f"{m['recall']:.3f}",
+                    ratio(m["fid"], peer["metrics"]["fid"]),
+                ]
+            )
     header = ["dataset", "system", "steps in 15 min", "FID (2,000)", "precision", "recall", "FID / diffusers, same run"]
     return table(header, rows, right=2)
 
@@ -174,8 +209,11 @@ def few_steps_best() -> float:
 
 
 def few_steps_other_spacings_10() -> float:
-    return min(r["fid"] for r in few_steps_rows() if r["sampler"] == "dpm++2m-sde" and r["nfe"] == 10
-               and r["spacing"] != "trailing")
+    return min(
+        r["fid"]
+        for r in few_steps_rows()
+        if r["sampler"] == "dpm++2m-sde" and r["nfe"] == 10 and r["spacing"] != "trailing"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- GPU
@@ -190,8 +228,15 @@ def t_gpu_headline() -> str:
             g = gpu_rows(file)
             ours, peer = g[("ddpm-cifar10", "compile-bf16-cl", case)], g[("diffusers", "compile-bf16-cl", case)]
             if ours is None or peer is None:
-                out.append([case, label, thousands(ours) if ours else "not measured",
-                            thousands(peer) if peer else "not measured", "-"])
+                out.append(
+                    [
+                        case,
+                        label,
+                        thousands(ours) if ours else "not measured",
+                        thousands(peer) if peer else "not measured",
+                        "-",
+                    ]
+                )
                 continue
             out.append([case, label, thousands(ours), thousands(peer), ratio(ours, peer)])
     header = ["case", "pass", "ours compile-bf16-cl (img/s)", "diffusers compile-bf16-cl (img/s)", "ours / diffusers"]
@@ -208,8 +253,9 @@ def t_gpu_pairs() -> str:
                 if (peer, variant, case) not in g or ("ddpm-cifar10", variant, case) not in g:
                     continue
                 cell = ratio(ours, theirs) if ours and theirs else "not measured"
-                out.append([case, variant, peer, thousands(ours) if ours else "-", thousands(theirs) if theirs else "-",
-                            cell])
+                out.append(
+                    [case, variant, peer, thousands(ours) if ours else "-", thousands(theirs) if theirs else "-", cell]
+                )
     header = ["case", "variant (both sides)", "peer", "ours (img/s)", "peer (img/s)", "ours / peer"]
     return table(header, out, right=3)
 
@@ -257,7 +303,9 @@ NUMBERS = {
     "headline.fid_s0": lambda: f2(headline_eval(1)["fid"]),
     "few.best": lambda: f2(few_steps_best()),
     "few.sde10_trailing": lambda: f2(few_steps_fid("dpm++2m-sde", "trailing", "midpoint", 10)),
-    "few.sde10_trailing_ratio": lambda: ratio(few_steps_fid("dpm++2m-sde", "trailing", "midpoint", 10), few_steps_best()),
+    "few.sde10_trailing_ratio": lambda: ratio(
+        few_steps_fid("dpm++2m-sde", "trailing", "midpoint", 10), few_steps_best()
+    ),
     "few.sde10_exact": lambda: f2(few_steps_fid("dpm++2m-sde", "trailing", "exact", 10)),
     "few.sde10_exact_ratio": lambda: ratio(few_steps_fid("dpm++2m-sde", "trailing", "exact", 10), few_steps_best()),
     "few.sde10_other": lambda: f2(few_steps_other_spacings_10()),
@@ -295,8 +343,11 @@ def render(text: str, where: str) -> str:
 
 
 def documents(root: Path = ROOT) -> list[Path]:
-    return [root / "README.md", *sorted((root / "docs").glob("*.md")),
-            *sorted((root / "benchmarks" / "results").glob("*/README.md"))]
+    return [
+        root / "README.md",
+        *sorted((root / "docs").glob("*.md")),
+        *sorted((root / "benchmarks" / "results").glob("*/README.md")),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
