@@ -372,6 +372,8 @@ NUMBERS = {
     "headline.steps": lambda: thousands(headline_training()["steps"]),
     "headline.minutes": lambda: f"{headline_training()['elapsed'] / 60:.0f}",
     "headline.eval_share": lambda: f"{headline_training()['eval_seconds'] / headline_training()['elapsed']:.1%}",
+    "cpu.mnist_fp32_fid": lambda: f2(load_json("cpu_quality_mnist.json")["systems"]["ours"]["metrics"]["fid"]),
+    "cpu.mnist_bf16_fid": lambda: f2(num(md_row("bf16_cpu/README.md", "precision", "bf16", 0)["FID (2,000)"])),
     "few.best": lambda: f2(few_steps_best()),
     "few.sde10_trailing": lambda: f2(few_steps_fid("dpm++2m-sde", "trailing", "midpoint", 10)),
     "few.sde10_trailing_ratio": lambda: ratio(
