@@ -98,13 +98,14 @@ def t_headline() -> str:
     rows = []
     for name, file in HEADLINE_EVALS.items():
         m = load_json(f"{HEADLINE}/{file}")
-        acc = "-" if name.startswith("guidance 0") else f"{m['accuracy']:.0%}"
+        acc = "-" if name.startswith("guidance 0") or m.get("accuracy") is None else f"{m['accuracy']:.0%}"
+        kid = m["kid"]["mean"] if isinstance(m["kid"], dict) else m["kid"]
         rows.append(
             [
                 name,
                 thousands(m["n"]),
                 f2(m["fid"]),
-                f"{m['kid']['mean']:.3f}",
+                f"{kid:.3f}",
                 f"{m['precision']:.2f}",
                 f"{m['recall']:.2f}",
                 acc,
