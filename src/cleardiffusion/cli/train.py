@@ -13,7 +13,7 @@ rounding).
 
 examples:
   cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --time-budget 15 --eval-every \\
-      --out runs/mnist                                    # the CPU recipe: clean digits in 15 minutes
+      --out runs/mnist                                    # the CPU recipe: the README's 15-minute run
   cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --steps 20000 --out runs/mnist
   cleardiffusion train --dataset cifar10 --data-dir data/cifar10 --model ddpm-cifar10 --conditional \\
       --steps 800000 --batch-size 128 --lr 2e-4 --warmup 5000 --ema-decay 0.9999 --prediction eps \\
@@ -28,8 +28,9 @@ CPU, bit for bit).
 
 The defaults are the CPU recipe (docs/quality.md): the small preset, v-prediction with min-SNR-5 weighting,
 batch 64, lr 1e-3 after 100 warm-up steps, EMA 0.999, bf16 autocast where the CPU computes bf16 natively
-(AVX512-BF16 or AMX; 1.55x the steps per minute at the same quality per step) and on CUDA. Seed 000's and
-Ho et al.'s runs set their own values, as in the cifar10 example.
+(AVX512-BF16 or AMX; on an AVX512-BF16 Zen 4 core 1.55x the steps per minute at the same quality per
+step; AMX was not measured) and on CUDA. Seed 000's and Ho et al.'s runs set their own values, as in the
+cifar10 example.
 """
 
 
