@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import UsageError
+from .limits import resolve_device
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -40,22 +40,13 @@ class Processes:
         return self.world_size > 1
 
 
-def resolve_device(name: DeviceName, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is a UsageError."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
-
-
 def start(device: DeviceName = "auto") -> Processes:
     """Join the process group when launched by torchrun (NCCL on CUDA, gloo on CPU); else one process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = torch.device(resolve_device(device))  # the library's one device check (limits.py)
+    if dev.type == "cuda" and dev.index is None:  # under torchrun each process takes its local rank's GPU
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
     if world_size > 1:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

@@ -136,13 +136,15 @@ def run_experiment(
 
 def _context(name, out, cache, size, dataset, data_dir, device, seed, classifier, command, shared):
     """The experiment's Context: resolved data (refused when missing), device and cache folder."""
-    from ..distributed import resolve_device
+    import torch
+
+    from ..limits import resolve_device
     from .common import Context, data_key, resolve_data
 
     cache.mkdir(parents=True, exist_ok=True)
     loader, folder, note = resolve_data(dataset, None if data_dir is None else str(data_dir), cache)
     return Context(name=name, out=out, cache=cache, size=size, dataset=dataset, loader=loader, data_dir=folder,
-                   data_note=note, data_key=data_key(dataset, folder), device=resolve_device(device),
+                   data_note=note, data_key=data_key(dataset, folder), device=torch.device(resolve_device(device)),
                    device_arg=device, seed=seed, command=command,
                    classifier_path=Path(classifier) if classifier else None, shared=shared)  # fmt: skip
 
