@@ -3,12 +3,17 @@
 import gzip
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cleardiffusion import features
 from cleardiffusion.cli import main
+from cleardiffusion.features import REFERENCE_DIR, REFERENCE_SHA256
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def write_split(folder, prefix, n, seed):
@@ -77,3 +82,44 @@ def test_eval_rejects_wrong_channels_and_non_finite_samples(digits, tmp_path, ca
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "error" in err
+
+
+def test_eval_of_mnist_uses_the_shipped_network_by_default(tmp_path, capsys):
+    """Real digits (400 of MNIST's test split, as a small MNIST folder) scored without --classifier."""
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST not found under {MNIST}")
+    from cleardiffusion.data import load_dataset
+
+    test = load_dataset("mnist", MNIST, "test")
+    images, labels = test.images[:400, 0].numpy(), test.labels[:400].numpy().astype(np.uint8)
+    for prefix, part in (("train", slice(0, 200)), ("t10k", slice(200, 400))):
+        (tmp_path / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">IIII", 0x803, 200, 28, 28) + images[part].tobytes())
+        )
+        (tmp_path / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 0x801, 200) + labels[part].tobytes())
+        )
+    np.savez(tmp_path / "s.npz", images=images[200:, ..., None], labels=labels[200:])
+    argv = ["eval", "--dataset", "mnist", "--data-dir", str(tmp_path), "--samples", str(tmp_path / "s.npz"),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["features_sha256"] == REFERENCE_SHA256["mnist"]
+    assert result["accuracy"] > 0.95  # real digits through the reference network
+
+
+def test_eval_refuses_a_tampered_reference_network_or_data_it_does_not_fit(digits, tmp_path, capsys, monkeypatch):
+    folder, _, images, _ = digits
+    np.savez(tmp_path / "s.npz", images=images[..., None])
+    argv = ["eval", "--dataset", "mnist", "--data-dir", str(folder), "--samples", str(tmp_path / "s.npz"),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 2  # 12x12 digits: the shipped 28x28 network does not fit them
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "28x28" in err and "--classifier" in err
+    data = bytearray((REFERENCE_DIR / "mnist.pt").read_bytes())
+    data[-100] ^= 1
+    (tmp_path / "mnist.pt").write_bytes(bytes(data))
+    monkeypatch.setattr(features, "REFERENCE_DIR", tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SHA-256" in err and "Traceback" not in err

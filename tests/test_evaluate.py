@@ -19,8 +19,8 @@ from cleardiffusion.evaluate import (
     kernel_inception_distance,
     precision_recall,
 )
-from cleardiffusion.evaluation_runner import evaluate_samples, load_samples
-from cleardiffusion.features import SmallClassifier, save_classifier
+from cleardiffusion.evaluation_runner import classifier_or_help, evaluate_samples, load_samples
+from cleardiffusion.features import SmallClassifier, file_sha256, save_classifier
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -251,6 +251,7 @@ def test_evaluate_samples_end_to_end_and_cache(tmp_path, mnist_classifier):
     result = evaluate_samples(tmp_path / "s.npz", None, "mnist", MNIST, **kwargs)
     json.dumps(result)  # JSON-serialisable
     assert result["n"] == 500 and result["features"] == "classifier:mnist"
+    assert result["features_sha256"] == file_sha256(mnist_classifier)  # the network behind the numbers
     assert result["reference"] == {"dataset": "mnist", "split": "test", "n": 10000}
     assert sum(result["class_histogram"]) == 500 and result["accuracy"] is not None
     assert result["precision"] > 0.9 and result["recall"] > 0.5
@@ -274,11 +275,15 @@ def test_evaluate_samples_rejects_mismatched_samples(tmp_path, mnist_classifier)
         evaluate_samples(torch.zeros(8, 1, 28, 28, dtype=torch.uint8), None, "mnist", MNIST, features="vgg")
 
 
-def test_evaluate_samples_without_classifier_says_how_to_get_one(tmp_path):
+def test_other_data_without_classifier_says_how_to_get_one():
+    """Only mnist, fashion-mnist and cifar10 have a shipped network; an image folder needs --classifier."""
+    with pytest.raises(UsageError, match="cleardiffusion train-classifier --dataset folder.*--classifier FILE"):
+        classifier_or_help("folder", 3, None, "cpu", (32, 32))
+
+
+def test_evaluate_samples_without_inception_weights_says_how_to_get_them(tmp_path):
     if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST not found under {MNIST}")
     images = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
-    with pytest.raises(UsageError, match="cleardiffusion train-classifier --dataset mnist"):
-        evaluate_samples(images, None, "mnist", MNIST, split="test", cache_dir=tmp_path)
     with pytest.raises(UsageError, match="--inception PATH"):
         evaluate_samples(images, None, "mnist", MNIST, features="inception", split="test", cache_dir=tmp_path)

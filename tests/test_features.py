@@ -6,14 +6,20 @@ import numpy as np
 import pytest
 import torch
 
+from cleardiffusion import features as features_module
 from cleardiffusion.data import ImageDataset, load_dataset
 from cleardiffusion.errors import CheckpointError, UsageError
 from cleardiffusion.evaluate import feature_statistics, frechet_distance
 from cleardiffusion.features import (
+    REFERENCE_DIR,
+    REFERENCE_SHA256,
     ClassifierFeatures,
     SmallClassifier,
     _random_shift,
+    classifier_accuracy,
+    file_sha256,
     load_classifier,
+    reference_classifier_path,
     save_classifier,
     train_classifier,
 )
@@ -186,3 +192,41 @@ def test_inception_weights_with_nan_are_refused_when_loaded(tmp_path):
     torch.save(state, tmp_path / "nan.pth")
     with pytest.raises(CheckpointError, match="NaN or inf.*fc.bias"):
         load_inception(tmp_path / "nan.pth")
+
+
+# ---- the reference networks shipped with the package
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "cifar10"])
+def test_shipped_reference_networks_match_their_digests(dataset):
+    path = REFERENCE_DIR / f"{dataset}.pt"
+    assert file_sha256(path) == REFERENCE_SHA256[dataset]
+    assert reference_classifier_path(dataset) == path
+    _, config = load_classifier(path)
+    assert config["dataset"] == dataset and config["in_channels"] == (3 if dataset == "cifar10" else 1)
+    assert config["image_size"] == (32 if dataset == "cifar10" else 28)
+    assert path.stat().st_size < 1_500_000  # small enough to ship in the package
+
+
+def test_no_reference_network_for_other_data():
+    assert reference_classifier_path("folder") is None and reference_classifier_path("synthetic") is None
+
+
+def test_a_tampered_or_missing_reference_network_is_refused_in_one_line(tmp_path, monkeypatch):
+    data = bytearray((REFERENCE_DIR / "mnist.pt").read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit in the weights
+    (tmp_path / "mnist.pt").write_bytes(bytes(data))
+    monkeypatch.setattr(features_module, "REFERENCE_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="SHA-256 .* not the reference") as info:
+        reference_classifier_path("mnist")
+    assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError, match="missing; reinstall"):
+        reference_classifier_path("fashion-mnist")
+
+
+def test_shipped_mnist_network_classifies_real_digits():
+    if not (DATA / "mnist" / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST not found under {DATA / 'mnist'}")
+    test = load_dataset("mnist", DATA / "mnist", "test")
+    model, _ = load_classifier(reference_classifier_path("mnist"))
+    assert classifier_accuracy(model, test.images[:2000], test.labels[:2000]) > 0.98

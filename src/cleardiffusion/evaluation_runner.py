@@ -1,9 +1,10 @@
 """The I/O side of evaluation: read samples, cache reference statistics, run every metric (flags: cli/eval.py).
 
-Default locations (override with --cache-dir or the CLEARDIFFUSION_CACHE environment variable):
-    <cache>/classifiers/<dataset>.pt  written by `train-classifier`, read by `eval`
-    <cache>/reference/<...>.npz       real-data feature statistics, keyed by data checksum + extractor weights
-where <cache> is $CLEARDIFFUSION_CACHE or ~/.cache/cleardiffusion.
+Feature networks: the classifier shipped with the package for mnist, fashion-mnist and cifar10
+(features.reference_classifier_path, SHA-256 checked), else the --classifier FILE given (required for image
+folders); every result names the network file's SHA-256 as "features_sha256".
+Cached: <cache>/reference/<...>.npz, real-data feature statistics keyed by data checksum + extractor weights,
+where <cache> is --cache-dir, else $CLEARDIFFUSION_CACHE, else ~/.cache/cleardiffusion.
 """
 
 import hashlib
@@ -22,7 +23,9 @@ from .errors import UsageError
 from .features import (
     ClassifierFeatures,
     FeatureExtractor,
+    file_sha256,
     load_classifier,
+    reference_classifier_path,
     save_classifier,
     train_classifier,
 )
@@ -33,10 +36,6 @@ from .limits import resolve_device
 FeatureName = Literal["classifier", "inception"]
 FEATURES: tuple[str, ...] = ("classifier", "inception")
 REFERENCE_SUBSET = 10_000  # real features kept for KID and precision/recall
-
-
-def default_classifier_path(dataset: str, cache_dir: str | Path | None = None) -> Path:
-    return Path(cache_dir or default_cache_dir()) / "classifiers" / f"{dataset}.pt"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -165,26 +164,42 @@ def reference_statistics(
 
 
 def classifier_or_help(
-    dataset: str, channels: int, classifier_path: str | Path | None, cache_dir, device: str
+    dataset: str, channels: int, classifier_path: str | Path | None, device: str, image_size: tuple | None = None
 ) -> ClassifierFeatures:
-    """The dataset's classifier as a feature extractor, or an error that says how to train one.
+    """The --classifier FILE, else the dataset's shipped reference network, as a feature extractor; or an error
+    that says how to get one.
 
-    The checks `eval`, `--eval-every` and `experiment --classifier` share: the file exists, it was trained on
-    `dataset` (when it says) and takes `channels`-channel images.
+    The checks `eval`, `--eval-every` and `experiment --classifier` share: the file exists (and, for the
+    shipped one, has its SHA-256), it was trained on `dataset` (when it says) and takes `channels`-channel
+    images of `image_size` (H, W) when given.
     """
-    path = Path(classifier_path) if classifier_path else default_classifier_path(dataset, cache_dir)
-    if not path.is_file():
-        raise UsageError(
-            f"no classifier for {dataset} at {path}; run `cleardiffusion train-classifier "
-            f"--dataset {dataset} --data-dir PATH --out FILE` and pass --classifier FILE"
-            f" (without --out it saves to {path})"
-        )
+    if classifier_path is None:
+        path = reference_classifier_path(dataset)
+        if path is None:
+            raise UsageError(
+                f"no reference classifier ships for {dataset} data (only for mnist, fashion-mnist, cifar10); "
+                f"train one with `cleardiffusion train-classifier --dataset folder --data-dir PATH --out FILE` "
+                "and pass --classifier FILE"
+            )
+    else:
+        path = Path(classifier_path)
+        if not path.is_file():
+            raise UsageError(
+                f"--classifier {path} not found; train one with `cleardiffusion train-classifier --dataset D "
+                "--data-dir PATH --out FILE`, or drop --classifier to use the shipped network of a known dataset"
+            )
     model, config = load_classifier(path, device)
     if config.get("dataset") not in (None, dataset):
         raise UsageError(f"{path} is a classifier for {config['dataset']}, not {dataset}; pass the right --classifier")
     if config["in_channels"] != channels:
         raise UsageError(f"{path} expects {config['in_channels']}-channel images; {dataset} has {channels}")
-    return ClassifierFeatures(model, dataset, device=device)
+    if image_size is not None and tuple(image_size) != (config["image_size"],) * 2:
+        which = f"the reference {dataset} classifier" if classifier_path is None else str(path)
+        raise UsageError(
+            f"{which} takes {config['image_size']}x{config['image_size']} images, these are "
+            f"{'x'.join(map(str, image_size))}; pass --classifier FILE trained on images of this size"
+        )
+    return ClassifierFeatures(model, dataset, device=device, file_sha256=file_sha256(path))
 
 
 def evaluate_samples(
@@ -227,11 +242,18 @@ def evaluate_samples(
 
     classifier = None
     if features == "classifier" or classifier_path is not None:
-        classifier = classifier_or_help(dataset_name, reference.channels, classifier_path, cache_dir, device)
-    extractor = classifier if features == "classifier" else InceptionFeatures(load_inception(inception_path, device))
+        classifier = classifier_or_help(
+            dataset_name, reference.channels, classifier_path, device, tuple(reference.image_size)
+        )
+    if features == "classifier":
+        extractor, digest = classifier, classifier.file_sha256
+    else:
+        extractor = InceptionFeatures(load_inception(inception_path, device))
+        digest = file_sha256(inception_path)
     start = time.perf_counter()
     ref = reference_statistics(reference, split, extractor, cache_dir)
     result = compute_metrics(samples, labels, extractor, ref, reference.num_classes, classifier, seed)
+    result["features_sha256"] = digest  # the network file behind the numbers: same digest, same scale
     result["reference"] = {"dataset": dataset_name, "split": split, "n": int(ref["n"])}
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
@@ -268,32 +290,36 @@ def compute_metrics(
 def train_classifier_main(
     dataset: str,
     data_dir: str | Path,
-    out: str | Path | None = None,
+    out: str | Path,
     epochs: int = 3,
     batch_size: int = 128,
     lr: float = 2e-3,
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train the dataset's SmallClassifier, save it (default: where eval looks) and print test accuracy."""
-    out = output_file(out or default_classifier_path(dataset), "--out")  # before the work, not after it
+    """Train the dataset's SmallClassifier, save it to `out` and print its test accuracy and SHA-256."""
+    out = output_file(out, "--out")  # before the work, not after it
     device = resolve_device(device)
     train, test = load_dataset(dataset, data_dir, "train"), load_dataset(dataset, data_dir, "test")
     start = time.perf_counter()
     model, accuracy = train_classifier(train, test, epochs, batch_size, lr, seed, device)
     seconds = time.perf_counter() - start
     save_classifier(out, model, {"dataset": dataset, "test_accuracy": accuracy, "epochs": epochs, "seed": seed})
+    digest = file_sha256(out)
     print(
-        f"{dataset} classifier: test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.0f} s); saved {out}",
+        f"{dataset} classifier: test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.0f} s); saved {out} "
+        f"(SHA-256 {digest}); score with it: --classifier {out}",
         flush=True,
     )
     return {
         "dataset": dataset,
         "test_accuracy": accuracy,
         "epochs": epochs,
+        "seed": seed,
         "seconds": seconds,
         "out": str(out),
+        "sha256": digest,
     }
 
 
-DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 6, "cifar10": 10}
+DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 6, "cifar10": 10, "folder": 6}

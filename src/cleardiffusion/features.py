@@ -2,6 +2,8 @@
 
 - `SmallClassifier`: a CPU-friendly CNN trained on the dataset itself; its penultimate layer (D = 128) gives
   features for FID/KID/precision-recall on MNIST-sized data, its softmax the classifier score and accuracy.
+  The package ships one trained network per known dataset (reference/<dataset>.pt, SHA-256 in
+  REFERENCE_SHA256, checked on every load), so every user's FIDs are on the same scale.
 - `inception.FIDInceptionV3`: the network of pytorch-fid, whose 2048-d features make FIDs comparable with
   published numbers (for RGB data at least).
 """
@@ -242,12 +244,65 @@ class _BatchedFeatures:
 
 
 class ClassifierFeatures(_BatchedFeatures):
-    """FeatureExtractor from a trained SmallClassifier: features (B, D) and logits (B, K)."""
+    """FeatureExtractor from a trained SmallClassifier: features (B, D) and logits (B, K).
 
-    def __init__(self, model: SmallClassifier, dataset: str, batch_size: int = 1000, device: str = "cpu"):
+    `file_sha256` is the SHA-256 of the file the network was read from (None for a network built in memory):
+    every JSON of scores names it as "features_sha256".
+    """
+
+    def __init__(
+        self,
+        model: SmallClassifier,
+        dataset: str,
+        batch_size: int = 1000,
+        device: str = "cpu",
+        file_sha256: str | None = None,
+    ):
         super().__init__(model, batch_size, device)
         self.name = f"classifier:{dataset}"
+        self.file_sha256 = file_sha256
 
     def _batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.model.features(to_model_range(images))  # (b, C, H, W) in [-1, 1]
         return f, self.model.head(f)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The reference networks shipped with the package (benchmarks/reference_classifiers.py trains them)
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+REFERENCE_SHA256 = {  # sha256sum of src/cleardiffusion/reference/<dataset>.pt
+    "mnist": "a979a5fc5b84b323a20c7a3861acd9d7d088e0f0d22179d6bb9a1b7f01d8b9f0",
+    "fashion-mnist": "FASHION_SHA",
+    "cifar10": "CIFAR_SHA",
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (what `sha256sum` prints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def reference_classifier_path(dataset: str) -> Path | None:
+    """The shipped classifier of mnist, fashion-mnist or cifar10 after its SHA-256 check; None for other data.
+
+    A missing or altered file raises a one-line CheckpointError: scores from another network would silently
+    be on another scale.
+    """
+    expected = REFERENCE_SHA256.get(dataset)
+    if expected is None:
+        return None
+    path = REFERENCE_DIR / f"{dataset}.pt"
+    if not path.is_file():
+        raise CheckpointError(f"the reference {dataset} classifier {path} is missing; reinstall cleardiffusion")
+    digest = file_sha256(path)
+    if digest != expected:
+        raise CheckpointError(
+            f"{path} has SHA-256 {digest[:16]}..., not the reference {expected[:16]}...: the file was changed; "
+            "reinstall cleardiffusion, or pass --classifier FILE to score with another network"
+        )
+    return path

@@ -3,8 +3,10 @@
 `--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with the library's
 sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow) and scores
 them against the training split's statistics in the feature space of the dataset's small classifier
-(features.py): a fixed-N FID, biased upwards at small N, but comparable along one run and between runs with
-the same N. It also reports the fraction of samples the classifier calls with >= 90% confidence.
+(features.py: the network shipped for mnist, fashion-mnist and cifar10, or --classifier FILE; each record
+names the file's SHA-256 as features_sha256): a fixed-N FID, biased upwards at small N, but comparable along
+one run and between runs with the same N and features_sha256. It also reports the fraction of samples the
+classifier calls with >= 90% confidence.
 """
 
 import json
@@ -30,29 +32,16 @@ EVAL_RECIPE = SamplingRecipe(steps=EVAL_STEPS)  # the library's default sampler 
 GRID_RECIPE = SamplingRecipe(steps=SAMPLE_STEPS)
 
 
-def resolve_classifier(dataset: str, data_dir: str, classifier: str | None, device) -> Path:
-    """The classifier file `--eval-every` scores with: the given one, the cached one, or a freshly trained one.
+def resolve_classifier(name: str, dataset, classifier: str | None, device):
+    """The features `--eval-every` scores with: --classifier FILE, else the network shipped for mnist,
+    fashion-mnist and cifar10 (features.REFERENCE_SHA256); an image folder needs --classifier.
 
-    Called before training starts, so a missing classifier for an image folder stops the run at once.
+    Called before training starts, so a missing or unfit classifier stops the run at once.
     """
-    from .evaluation_runner import default_classifier_path, train_classifier_main
+    from .evaluation_runner import classifier_or_help
 
-    if classifier is not None:
-        path = Path(classifier)
-        if not path.is_file():
-            raise UsageError(f"--classifier {path} does not exist; train one with `cleardiffusion train-classifier`")
-        return path
-    path = default_classifier_path(dataset)
-    if path.is_file():
-        return path
-    if dataset == "folder":
-        raise UsageError(
-            "--eval-every needs a feature classifier, and none is trained automatically for image folders; "
-            "pass --classifier FILE (a classifier of the same image size and channels) or drop --eval-every"
-        )
-    print(f"--eval-every: no {dataset} classifier at {path}; training one first (about a minute)", flush=True)
-    train_classifier_main(dataset, data_dir, path, epochs=1 if dataset != "cifar10" else 4, device=str(device))
-    return path
+    size = tuple(dataset.images.shape[2:])  # (H, W)
+    return classifier_or_help(name, dataset.channels, classifier, str(device), size)
 
 
 class TrainingMonitor:
@@ -63,11 +52,10 @@ class TrainingMonitor:
         self.metrics_path = out / "metrics.jsonl"
         self.scorer = None
         if config.eval_every:
-            from .evaluation_runner import classifier_or_help, reference_statistics
+            from .evaluation_runner import reference_statistics
 
-            path = resolve_classifier(config.dataset, config.data_dir, config.classifier, device)
-            # the same checks (dataset, channels) as `cleardiffusion eval` makes of its --classifier
-            self.scorer = classifier_or_help(config.dataset, dataset.channels, path, None, str(device))
+            # the same network and checks (dataset, channels, size) as `cleardiffusion eval`
+            self.scorer = resolve_classifier(config.dataset, dataset, config.classifier, device)
             self.reference = reference_statistics(dataset, "train", self.scorer)
         self.writer = None
         if config.tensorboard:
@@ -99,7 +87,8 @@ class TrainingMonitor:
         features, logits = self.scorer.features_and_logits(samples)
         fid = M.score_features(self.reference, features, kid=False, pr=False)["fid"]
         confident = float((M.softmax(logits).max(1) >= 0.9).mean())
-        return {"fid": fid, "confident": confident, "eval_seconds": time.perf_counter() - start}
+        seconds = time.perf_counter() - start
+        return {"fid": fid, "confident": confident, "eval_seconds": seconds, "features_sha256": self.scorer.file_sha256}
 
     def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:
         """50-step samples (the default recipe) of the EMA network as one PNG; conditional: a row per class."""

@@ -7,8 +7,9 @@ from . import seed
 
 EPILOG = """\
 examples:
-  cleardiffusion eval --samples samples.npz --dataset mnist --data-dir data/mnist --classifier clf-mnist.pt
+  cleardiffusion eval --samples samples.npz --dataset mnist --data-dir data/mnist
   cleardiffusion eval --samples pngs/ --dataset cifar10 --data-dir data/cifar10 --out metrics.json
+  cleardiffusion eval --samples samples.npz --dataset folder --data-dir my_images --classifier clf-my_images.pt
   cleardiffusion eval --samples samples.npz --dataset cifar10 --data-dir data/cifar10 --features inception \\
       --inception pt_inception-2015-12-05-6726825d.pth
 """
@@ -22,9 +23,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval",
         help="measure samples against a dataset: FID, KID, precision/recall, accuracy (one JSON object)",
-        description="Compare generated samples with a real dataset split in the feature space of the "
-        "project's classifier (train it once with train-classifier) or of the Inception-v3 FID network "
-        "(weights from a path you give; never downloaded). Reference statistics are cached.",
+        description="Compare generated samples with a real dataset split in the feature space of the\n"
+        "project's classifier or of the Inception-v3 FID network (weights from a path you give; never\n"
+        "downloaded). The classifier ships with the package for mnist,\nfashion-mnist and cifar10 (its SHA-256 "
+        "checked on every load); an image folder needs one\nfrom train-classifier (--classifier FILE). The JSON "
+        "names the network file's SHA-256\n(features_sha256): scores are comparable when it is the same. "
+        "Reference statistics are cached.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -36,10 +40,15 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir", required=True, help="folder with the dataset's files")
     p.add_argument("--features", choices=FEATURES, default="classifier")
-    p.add_argument("--classifier", default=None, help="file from train-classifier (default: the cache)")
+    p.add_argument(
+        "--classifier",
+        default=None,
+        help="file from train-classifier (default: the network shipped for mnist, fashion-mnist, cifar10; "
+        "required for an image folder)",
+    )
     p.add_argument("--inception", default=None, help=f"path to pytorch-fid's {INCEPTION_FILE}")
     p.add_argument("--split", choices=("train", "test"), default="train", help="reference split")
-    p.add_argument("--cache-dir", default=None, help="where reference statistics and classifiers live")
+    p.add_argument("--cache-dir", default=None, help="where reference statistics are cached")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the KID subsets")
     p.add_argument("--out", default=None, help="also write the metrics JSON here")

@@ -1,10 +1,12 @@
 """FID and friends for the experiments, from the project's classifier features (features.py, evaluate.py).
 
-The classifier is read from --classifier when given (checked as `eval` checks it: dataset and channels), else
-trained once and cached under CACHE/classifiers/, in a file whose name holds the dataset, its folder, the size
-and the seed; the reference statistics are cached under CACHE/reference/. Quick mode trains the classifier
-for one epoch on a few thousand images and takes a 2,000-image reference: its numbers show the plumbing, not
-the models. The metrics themselves are `evaluate.score_features`, the scorer of `eval` and `--eval-every`.
+The classifier is the --classifier FILE when given, else the network shipped for mnist, fashion-mnist and
+cifar10 (both checked as `eval` checks them: SHA-256, dataset, channels, size); only other data (the
+synthetic digits) gets one trained once and cached under CACHE/classifiers/, in a file whose name holds the
+dataset, its folder, the size and the seed. results.json names the network file's SHA-256 (features_sha256).
+Reference statistics are cached under CACHE/reference/; quick mode takes a 2,000-image reference (and
+trains a synthetic-data classifier for one epoch on a few thousand images): its numbers show the plumbing,
+not the models. The metrics themselves are `evaluate.score_features`, the scorer of `eval` and `--eval-every`.
 """
 
 import time
@@ -15,7 +17,14 @@ import torch
 from .. import evaluate as M
 from ..data import ImageDataset
 from ..evaluation_runner import classifier_or_help, reference_statistics
-from ..features import ClassifierFeatures, load_classifier, save_classifier, train_classifier
+from ..features import (
+    ClassifierFeatures,
+    file_sha256,
+    load_classifier,
+    reference_classifier_path,
+    save_classifier,
+    train_classifier,
+)
 
 if TYPE_CHECKING:  # common.py does not import this module, so there is no circle at run time
     from .common import Context
@@ -30,10 +39,13 @@ def subset(data: ImageDataset, n: int | None, seed: int) -> ImageDataset:
 
 
 def check_classifier(ctx: "Context") -> ClassifierFeatures | None:
-    """The --classifier as a feature extractor after `eval`'s checks (dataset, channels); None when not given."""
-    if ctx.classifier_path is None:
+    """The --classifier, else the shipped network of a known dataset, as a feature extractor after `eval`'s
+    checks (SHA-256, dataset, channels, size); None for other data without --classifier."""
+    if ctx.classifier_path is None and reference_classifier_path(ctx.dataset) is None:
         return None
-    return classifier_or_help(ctx.dataset, ctx.load("train").channels, ctx.classifier_path, None, str(ctx.device))
+    train = ctx.load("train")
+    size = tuple(train.images.shape[2:])  # (H, W)
+    return classifier_or_help(ctx.dataset, train.channels, ctx.classifier_path, str(ctx.device), size)
 
 
 def classifier_file(ctx: "Context"):
@@ -49,13 +61,15 @@ class Scorer:
     def __init__(self, ctx: "Context"):
         s, device = ctx.sizes, str(ctx.device)
         train_data, test_data = ctx.load("train"), ctx.load("test")
-        path = ctx.classifier_path or classifier_file(ctx)
+        path = ctx.classifier_path or reference_classifier_path(ctx.dataset) or classifier_file(ctx)
         start = time.perf_counter()
-        if ctx.classifier_path is not None or path.is_file():
-            given = check_classifier(ctx)  # a --classifier passes `eval`'s checks first
+        given = check_classifier(ctx)  # --classifier or the shipped network, after `eval`'s checks
+        if given is not None or path.is_file():
             model, meta = load_classifier(path, device)
-            self.classifier = given or ClassifierFeatures(model, ctx.dataset, device=device)
-            origin = f"read from {path}"
+            digest = file_sha256(path)
+            self.classifier = given or ClassifierFeatures(model, ctx.dataset, device=device, file_sha256=digest)
+            shipped = ctx.classifier_path is None and given is not None
+            origin = f"the network shipped with the package ({path.name})" if shipped else f"read from {path}"
         else:
             print(f"training the FID feature classifier ({ctx.size}) -> {path}", flush=True)
             model, accuracy = train_classifier(
@@ -70,7 +84,7 @@ class Scorer:
             meta = {**model.config, "dataset": ctx.dataset, "test_accuracy": accuracy, "epochs": s.classifier_epochs,
                     "train_images": s.classifier_images or len(train_data), "seed": ctx.seed}  # fmt: skip
             save_classifier(path, model, meta)
-            self.classifier = ClassifierFeatures(model, ctx.dataset, device=device)
+            self.classifier = ClassifierFeatures(model, ctx.dataset, device=device, file_sha256=file_sha256(path))
             origin = f"trained by this run and cached at {path}"
         if ctx.quick:
             reference, split = subset(test_data, s.reference_images, 2), "test"
@@ -80,6 +94,7 @@ class Scorer:
         self.seconds = time.perf_counter() - start
         self.description = {
             "features": f"SmallClassifier penultimate layer ({meta['feature_dim']}-d), {origin}",
+            "features_sha256": self.classifier.file_sha256,
             "classifier_test_accuracy": meta.get("test_accuracy"),
             "classifier_epochs": meta.get("epochs"),
             "classifier_train_images": meta.get("train_images"),
@@ -102,12 +117,14 @@ class Scorer:
 def note(description: dict[str, Any]) -> str:
     """One paragraph for a report: what the FID numbers are computed from (results.json's `features`)."""
     d = description
-    acc = d["classifier_test_accuracy"]
-    acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""
+    acc, images = d["classifier_test_accuracy"], d["classifier_train_images"]
+    training = f"{d['classifier_epochs']} epoch(s)" + (f" on {images} images" if images else "")
+    training += f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""
+    digest = f", SHA-256 {d['features_sha256'][:16]}..." if d.get("features_sha256") else ""
     return (
         f"FID, KID and precision/recall use the project's classifier features: {d['features']} "
-        f"({d['classifier_epochs']} epoch(s) on {d['classifier_train_images']} images{acc_text}); "
-        f"reference: {d['reference']}. These are not Inception FIDs: compare them within this report only."
+        f"({training}{digest}); reference: {d['reference']}. These are not Inception FIDs: compare them only "
+        "between results that name the same features_sha256."
     )
 
 
