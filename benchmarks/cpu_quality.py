@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sequential", action="store_true", help="one system after another, each on every core")
     p.add_argument("--our-sampler", default="ddim", help="our 50-NFE sampler (ddim)")
     p.add_argument("--our-flags", default="", help="extra `cleardiffusion train` flags for ours (default: none)")
-    p.add_argument("--classifier", help="feature classifier (default: trained into WORK first)")
+    p.add_argument("--classifier", help="feature classifier (default: the one shipped for DATASET)")
     p.add_argument("--work", help="working folder (default: runs/cpu_quality/DATASET)")
     p.add_argument("--out", help="markdown results (default: benchmarks/results/cpu_quality_DATASET.md)")
     p.add_argument("--rescore", action="store_true", help="only score and report what WORK already holds")
@@ -193,11 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     peer_python = ensure_peers() if "diffusers" in names and not args.rescore else None
     if "diffusers" in names and peer_python is None and not args.rescore:
         names.remove("diffusers")
-    classifier = Path(args.classifier) if args.classifier else work / f"classifier-{args.dataset}.pt"
+    from cleardiffusion.features import file_sha256, reference_classifier_path
+
+    classifier = Path(args.classifier) if args.classifier else reference_classifier_path(args.dataset)
+    if classifier is None or not classifier.is_file():
+        p.error(f"no classifier for {args.dataset}: pass --classifier FILE (from `cleardiffusion train-classifier`)")
     args.classifier = classifier.resolve()
-    if not classifier.is_file():
-        subprocess.run([sys.executable, "-m", "cleardiffusion", "train-classifier", "--dataset", args.dataset,
-                        "--data-dir", args.data_dir, "--out", str(classifier)], check=True, cwd=ROOT)  # fmt: skip
 
     started = datetime.datetime.now(datetime.timezone.utc)
     if args.rescore:
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/cpu_quality.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "budget": f"{args.budget:g} min of training per system; N = {args.n} samples each; features: the "
-        f"{args.dataset} classifier ({classifier.name})",
+        f"{args.dataset} classifier ({classifier.name}, SHA-256 {file_sha256(classifier)})",
     }  # fmt: skip
     lines = [f"# Quality per CPU-minute: {args.dataset}", ""] + [f"- {k}: {v}" for k, v in header.items()] + [""]
     lines += ["| system | parameters | steps | train min | sampler | FID | KID x1e3 | precision | recall | "

@@ -1,11 +1,11 @@
 """Calibrate the metrics: what do FID, KID, precision and recall read for real, degraded and noise images?
 
-For each dataset: train (or load) the small classifier, cache the real train-split statistics, then score
-10k test images as they are (the floor: finite-sample noise only), with Gaussian noise of std 0.1 and 0.2
-in [-1, 1] pixel units (i.e. 0.05 and 0.1 of the [0, 1] range), blurred by a 3x3 box filter, and pure noise
-(N(0, 1) in [-1, 1] units, clipped). The time per row is the whole `compute_metrics` call on 10k images
-(features, FID, KID, precision/recall, score, histogram); classifier training and the one-off reference
-statistics are reported separately.
+For each dataset: load the small classifier shipped with the package (features.reference_classifier_path),
+cache the real train-split statistics, then score 10k test images as they are (the floor: finite-sample noise
+only), with Gaussian noise of std 0.1 and 0.2 in [-1, 1] pixel units (i.e. 0.05 and 0.1 of the [0, 1] range),
+blurred by a 3x3 box filter, and pure noise (N(0, 1) in [-1, 1] units, clipped). The time per row is the whole
+`compute_metrics` call on 10k images (features, FID, KID, precision/recall, score, histogram); the one-off
+reference statistics are reported separately.
 
     PYTHONPATH=src python benchmarks/eval_calibration.py --datasets mnist fashion-mnist \
         --out benchmarks/results/eval_calibration_cpu.md
@@ -24,13 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from cleardiffusion.data import from_model_range, load_dataset, to_model_range
-from cleardiffusion.evaluation_runner import (
-    DEFAULT_EPOCHS,
-    compute_metrics,
-    default_classifier_path,
-    reference_statistics,
-)
-from cleardiffusion.features import ClassifierFeatures, load_classifier, save_classifier, train_classifier
+from cleardiffusion.evaluation_runner import compute_metrics, reference_statistics
+from cleardiffusion.features import ClassifierFeatures, load_classifier, reference_classifier_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA_DIRS = {
@@ -53,21 +48,12 @@ def degraded(images: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor
     }
 
 
-def calibrate(name: str, n: int, cache_dir: Path | None, epochs: int | None) -> tuple[list[str], dict]:
+def calibrate(name: str, n: int, cache_dir: Path | None) -> tuple[list[str], dict]:
     train = load_dataset(name, DATA_DIRS[name], "train")
     test = load_dataset(name, DATA_DIRS[name], "test")
-    path = default_classifier_path(name, cache_dir)
-    info: dict = {}
-    if path.is_file():
-        model, config = load_classifier(path)
-        info["classifier"] = f"loaded {path} (test accuracy {config['test_accuracy']:.4f})"
-    else:
-        start = time.perf_counter()
-        model, acc = train_classifier(train, test, epochs=epochs or DEFAULT_EPOCHS[name])
-        config = {"dataset": name, "test_accuracy": acc, "epochs": epochs or DEFAULT_EPOCHS[name]}
-        save_classifier(path, model, config)
-        info["classifier"] = f"trained {config['epochs']} epochs in {time.perf_counter() - start:.0f} s"
-    info["accuracy"] = config["test_accuracy"]
+    path = reference_classifier_path(name)  # shipped with the package, SHA-256 checked
+    model, config = load_classifier(path)
+    info: dict = {"classifier": f"the shipped {path.name}", "accuracy": config["test_accuracy"]}
     extractor = ClassifierFeatures(model, name)
     start = time.perf_counter()
     ref = reference_statistics(train, "train", extractor, cache_dir)
@@ -89,8 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=sorted(DATA_DIRS))
     parser.add_argument("--n", type=int, default=10_000, help="test images per row")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="classifiers and reference statistics")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="reference statistics")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
@@ -102,7 +87,7 @@ def main() -> int:
     ]
     rows, notes = [], []
     for name in args.datasets:
-        r, info = calibrate(name, args.n, args.cache_dir, args.epochs)
+        r, info = calibrate(name, args.n, args.cache_dir)
         rows += r
         notes.append(
             f"- {name}: classifier test accuracy {info['accuracy']:.4f} ({info['classifier']}); "

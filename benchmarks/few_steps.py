@@ -2,13 +2,14 @@
 
 For each checkpoint and each sampler, samples are drawn at every NFE budget (default 5, 10, 20, 50, 100) from the
 same per-sample seeds and scored with the project's evaluator (`evaluation_runner.evaluate_samples`, classifier
-features, the same N everywhere). A budget is spent as the largest step count whose NFE fits in it: Heun on a
+features: the network shipped for the dataset unless --classifier; each row names its features_sha256; the same
+N everywhere). A budget is spent as the largest step count whose NFE fits in it: Heun on a
 DDPM checkpoint costs 2 * steps - 1 (so budget 10 runs 5 steps, NFE 9), flow Heun 2 * steps; the NFE actually
 spent is what the table and plot show. DDPM over all T steps is the reference.
 
     python benchmarks/few_steps.py --checkpoint runs/mnist/checkpoints/last.pt \\
         [--flow-checkpoint runs/mnist-flow/checkpoints/last.pt] --data-dir ../shared/data/mnist \\
-        --classifier clf-mnist.pt --n 10000 --device cuda --out benchmarks/results/few_steps_gpu
+        --n 10000 --device cuda --out benchmarks/results/few_steps_gpu
 
 A run is sampler:spacing, or sampler:spacing:exact for DPM-Solver++ with its second-order term integrated
 exactly (the default, midpoint, is the paper's). Writes OUT/results.json, OUT/README.md (table, the issue's
@@ -31,6 +32,7 @@ from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
 from cleardiffusion.evaluation_runner import evaluate_samples
 from cleardiffusion.fastpath import sampling_autocast
+from cleardiffusion.features import REFERENCE_SHA256, file_sha256
 from cleardiffusion.generate import generate_images
 from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.samplers import SAMPLERS, SOLVER_TYPED, sampler_nfe
@@ -94,8 +96,10 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
     if objective == "ddpm" and args.reference_steps != 0:
         plan.append(("ddpm", "uniform", None, args.reference_steps or schedule.T, None))
     rows = []
+    dataset = args.dataset or meta["dataset"]
+    features = file_sha256(args.classifier) if args.classifier else REFERENCE_SHA256.get(dataset)
     for sampler, spacing, solver, steps, budget in plan:
-        key = (name, sampler, spacing, solver, steps, meta["step"], args.n, args.seed)
+        key = (name, sampler, spacing, solver, steps, meta["step"], args.n, args.seed, features)
         if key in args.earlier:  # the same samples (per-sample seeds), already scored by an earlier run
             rows.append({**args.earlier[key], "budget": budget, "reused": True})
             print(f"{name} {label(args.earlier[key])}-{steps} ({spacing}): reused from {args.reuse}", flush=True)
@@ -103,13 +107,14 @@ def measure(name: str, path: str, runs: list[str], args, out: Path) -> list[dict
         images, seconds = draw(model, schedule, meta, sampler, spacing, solver, steps, args)
         labels = torch.arange(args.n) * meta["num_classes"] // args.n if meta["num_classes"] else None
         metrics = evaluate_samples(
-            images, labels, args.dataset or meta["dataset"], args.data_dir,
+            images, labels, dataset, args.data_dir,
             classifier_path=args.classifier, device=args.device, cache_dir=args.cache_dir,
         )  # fmt: skip
         nfe = sampler_nfe(sampler, steps, schedule)
         row = {"model": name, "objective": objective, "sampler": sampler, "spacing": spacing, "solver_type": solver,
                "steps": steps, "nfe": nfe, "budget": budget, "fid": metrics["fid"], "kid": metrics["kid"]["mean"],
-               "seconds": round(seconds, 2), "checkpoint_step": meta["step"]}  # fmt: skip
+               "seconds": round(seconds, 2), "checkpoint_step": meta["step"],
+               "features_sha256": metrics["features_sha256"]}  # fmt: skip
         if budget == args.grid_nfe or budget is None:
             tag = "_".join(v for v in (sampler.replace("+", "p"), spacing, solver) if v and v != "midpoint")
             grid = out / f"grid_{name}_{tag}_nfe{nfe}.png"
@@ -172,6 +177,7 @@ def report(rows: list[dict], args, out: Path) -> str:
         f"- device: {device_name(args.device)}; torch {torch.__version__}; {date.today()}; commit {commit}",
         f"- command: `python benchmarks/few_steps.py {' '.join(sys.argv[1:])}`",
         f"- {args.n} samples per setting, the same per-sample seeds everywhere; FID with classifier features "
+        f"(features_sha256 {', '.join(sorted({str(r.get('features_sha256'))[:16] for r in rows}))}) "
         "against the training split; NFE = network evaluations actually spent (a guided one counts once)",
         *(
             [f"- rows marked * are reused from `{args.reuse}` (the same samples: every sample has its own seed)"]
@@ -233,7 +239,7 @@ def main() -> None:
     parser.add_argument("--flow-checkpoint", default=None, help="optional: a `train --objective flow` checkpoint")
     parser.add_argument("--dataset", default=None, help="dataset of the reference statistics (default: checkpoint's)")
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--classifier", default=None, help="features for FID (default: the eval cache's)")
+    parser.add_argument("--classifier", default=None, help="features for FID (default: the shipped one)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--n", type=int, default=10_000, help="samples per setting")
     parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20, 50, 100], help="NFE budgets")
@@ -252,8 +258,9 @@ def main() -> None:
     parser.add_argument(
         "--reuse",
         metavar="RESULTS_JSON",
-        help="take rows of an earlier results.json with the same checkpoint step, sampler, spacing, steps, N and "
-        "seed instead of drawing them again (every sample has its own seed, so they are the same samples)",
+        help="take rows of an earlier results.json with the same checkpoint step, sampler, spacing, steps, N, "
+        "seed and features_sha256 instead of drawing them again (every sample has its own seed, so they are the "
+        "same samples)",
     )
     args = parser.parse_args()
     args.earlier = {}
@@ -263,7 +270,8 @@ def main() -> None:
         for row in earlier["rows"]:
             solver = row.get("solver_type", "midpoint" if row["sampler"] in SOLVER_TYPED else None)
             row["solver_type"] = solver  # rows written before the solver type was recorded used the midpoint one
-            key = (row["model"], row["sampler"], row["spacing"], solver, row["steps"], row["checkpoint_step"], n, seed)
+            key = (row["model"], row["sampler"], row["spacing"], solver, row["steps"], row["checkpoint_step"], n, seed,
+                   row.get("features_sha256"))  # fmt: skip
             args.earlier[key] = row
 
     out = Path(args.out)

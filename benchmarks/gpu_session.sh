@@ -11,7 +11,7 @@
 # Device call: carry [".whl", ".data"], timeout_s 590, command: bash benchmarks/gpu_session.sh
 # Then unpack the archive into benchmarks/results/gpu_<device>/ and commit it.
 # environment: TOTAL_S seconds for both parts [560], THROUGHPUT_S of them for part 1 [300], TRAIN_MINUTES,
-# N_FID, N_DDPM, CLF_EPOCHS as in gpu_quality.sh [1, 5000, 1000, 2].
+# N_FID, N_DDPM as in gpu_quality.sh [1, 5000, 1000].
 set -uo pipefail
 TOTAL_S=${TOTAL_S:-560}
 THROUGHPUT_S=${THROUGHPUT_S:-300}
@@ -28,7 +28,7 @@ timeout "$THROUGHPUT_S" python3 benchmarks/gpu_throughput.py --plan headline --c
   --budget-s $((THROUGHPUT_S - 90)) --out "$R/headline.md" 2>&1 | tee "$R/throughput.log"
 LEFT=$((TOTAL_S - SECONDS))
 echo "gpu_session: ${SECONDS}s spent, ${LEFT}s left for gpu_quality.sh"
-TRAIN_MINUTES=${TRAIN_MINUTES:-1} N_FID=${N_FID:-5000} N_DDPM=${N_DDPM:-1000} CLF_EPOCHS=${CLF_EPOCHS:-2} \
+TRAIN_MINUTES=${TRAIN_MINUTES:-1} N_FID=${N_FID:-5000} N_DDPM=${N_DDPM:-1000} \
   timeout "$LEFT" bash benchmarks/gpu_quality.sh .data 100000 "$R/quality" 2>&1 | tee "$R/quality.log"
 echo "gpu_session: done after ${SECONDS}s"
 tar czf "$OUT/gpu_session.tgz" -C "$R" .

@@ -19,8 +19,8 @@ import torch
 from cleardiffusion import evaluate as M
 from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range, load_dataset
-from cleardiffusion.evaluation_runner import default_classifier_path, reference_statistics
-from cleardiffusion.features import ClassifierFeatures, load_classifier
+from cleardiffusion.evaluation_runner import reference_statistics
+from cleardiffusion.features import ClassifierFeatures, load_classifier, reference_classifier_path
 from cleardiffusion.generate import generate_images
 from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.train import UNLIMITED_STEPS, TrainConfig, train
@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=6.0, help="training minutes (6)")
     p.add_argument("--n", type=int, default=1000, help="samples scored (1000)")
     p.add_argument("--sample-steps", type=int, default=25, help="DDIM steps (25)")
-    p.add_argument("--classifier", help="feature classifier (default: the cached one)")
+    p.add_argument("--classifier", help="feature classifier (default: the shipped one)")
     p.add_argument("--work", default=str(ROOT / "runs" / "quality_ablation"))
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def main() -> None:
     sample_s = time.perf_counter() - start
     save_grid(x[:100], out / "grid.png", nrow=10)
 
-    classifier, _ = load_classifier(args.classifier or default_classifier_path(args.dataset))
+    classifier, _ = load_classifier(args.classifier or reference_classifier_path(args.dataset))
     features = ClassifierFeatures(classifier, args.dataset)
     ref = reference_statistics(load_dataset(args.dataset, data_dir, "train"), "train", features)
     f, logits = features.features_and_logits(from_model_range(x))

@@ -123,3 +123,31 @@ def test_eval_refuses_a_tampered_reference_network_or_data_it_does_not_fit(digit
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "SHA-256" in err and "Traceback" not in err
+
+
+def test_a_classifier_for_an_image_folder_is_the_reference_its_digest_names(tmp_path, capsys):
+    """Other data: train-classifier --dataset folder, then eval with --classifier FILE (required there)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        for k, name in enumerate(("dark", "light")):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(n // 2):
+                pixels = rng.integers(0, 100, (16, 16)) + 120 * k
+                Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / split / name / f"{i}.png")
+    data, clf = str(tmp_path / "data"), str(tmp_path / "clf.pt")
+    assert main(["train-classifier", "--dataset", "folder", "--data-dir", data, "--out", clf, "--epochs", "1",
+                 "--batch-size", "8"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    digest = features.file_sha256(clf)
+    assert digest in printed and f"--classifier {clf}" in printed
+    samples = np.stack([np.asarray(Image.open(p)) for p in sorted((tmp_path / "data" / "test").rglob("*.png"))])
+    np.savez(tmp_path / "s.npz", images=samples[..., None])
+    argv = ["eval", "--dataset", "folder", "--data-dir", data, "--samples", str(tmp_path / "s.npz"),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 2  # no network ships for an image folder
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--classifier FILE" in err
+    assert main([*argv, "--classifier", clf]) == 0
+    assert json.loads(capsys.readouterr().out)["features_sha256"] == digest

@@ -185,8 +185,9 @@ def classifier_or_help(
         path = Path(classifier_path)
         if not path.is_file():
             raise UsageError(
-                f"--classifier {path} not found; train one with `cleardiffusion train-classifier --dataset D "
-                "--data-dir PATH --out FILE`, or drop --classifier to use the shipped network of a known dataset"
+                f"no classifier file {path} (--classifier); train one with `cleardiffusion train-classifier "
+                "--dataset D --data-dir PATH --out FILE`, or drop --classifier to use the shipped network of a known "
+                "dataset"
             )
     model, config = load_classifier(path, device)
     if config.get("dataset") not in (None, dataset):
