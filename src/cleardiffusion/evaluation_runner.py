@@ -21,6 +21,7 @@ from . import evaluate as M
 from .data import check_labels, decode_image, default_cache_dir, load_dataset
 from .errors import UsageError
 from .features import (
+    REFERENCE_SHA256,
     ClassifierFeatures,
     FeatureExtractor,
     file_sha256,
@@ -177,7 +178,7 @@ def classifier_or_help(
         path = reference_classifier_path(dataset)
         if path is None:
             raise UsageError(
-                f"no reference classifier ships for {dataset} data (only for mnist, fashion-mnist, cifar10); "
+                f"no reference classifier ships for {dataset} data (only for {', '.join(REFERENCE_SHA256)}); "
                 f"train one with `cleardiffusion train-classifier --dataset folder --data-dir PATH --out FILE` "
                 "and pass --classifier FILE"
             )
