@@ -197,7 +197,7 @@ def test_inception_weights_with_nan_are_refused_when_loaded(tmp_path):
 # ---- the reference networks shipped with the package
 
 
-@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "cifar10"])
 def test_shipped_reference_networks_match_their_digests(dataset):
     path = REFERENCE_DIR / f"{dataset}.pt"
     assert file_sha256(path) == REFERENCE_SHA256[dataset]

@@ -274,6 +274,7 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 REFERENCE_SHA256 = {  # sha256sum of src/cleardiffusion/reference/<dataset>.pt
     "mnist": "a979a5fc5b84b323a20c7a3861acd9d7d088e0f0d22179d6bb9a1b7f01d8b9f0",
     "fashion-mnist": "6cdfd8336c69d94907d4f811dfd7555c1f3d087b4f5a58f3f77c94c105eca37e",
+    "cifar10": "ed3065b9bf1d584ee8dfc141f69882ce655f2ca76897e0ae4dc16ef943adc471",
 }
 
 
