@@ -107,6 +107,40 @@ def test_feature_statistics_rejects_bad_input():
 # ---------------------------------------------------------------------------------------------- KID
 
 
+def naive_kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Binkowski et al. 2018, Eq. 4 term by term: the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3."""
+    d, m, n = x.shape[1], len(x), len(y)
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_a_term_by_term_implementation():
+    """Whole sets as the one subset (subset_size >= N): exactly Eq. 4 with the cubic kernel, unequal sizes."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(7, 3)), 0.5 + 1.5 * rng.normal(size=(5, 3))
+    mean, std = kernel_inception_distance(x, y, num_subsets=2, subset_size=50)
+    assert mean == pytest.approx(naive_kid(x, y), rel=1e-12) and std == pytest.approx(0.0, abs=1e-12)
+    assert kernel_inception_distance(y, x, num_subsets=1)[0] == pytest.approx(naive_kid(y, x), rel=1e-12)
+
+
+def test_kid_subsets_are_draws_without_replacement_from_the_generator():
+    """With subsets smaller than the sets, each is a random permutation's first m (resp. n) rows; mean and
+    (population) std are over the subsets' MMD^2."""
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(6, 4)) + 0.3
+    mean, std = kernel_inception_distance(x, y, num_subsets=4, subset_size=5, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    values = []
+    for _ in range(4):
+        i, j = torch.randperm(9, generator=g)[:5], torch.randperm(6, generator=g)[:5]
+        values.append(naive_kid(x[i.numpy()], y[j.numpy()]))
+    assert mean == pytest.approx(np.mean(values), rel=1e-12) and std == pytest.approx(np.std(values), rel=1e-9)
+    assert std > 0  # the subsets really differ
+
+
 def test_kid_near_zero_for_one_distribution_and_positive_for_two():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(1000, 16)), rng.normal(size=(1000, 16))
@@ -137,6 +171,27 @@ def test_kid_caps_subsets_and_validates():
 
 
 # -------------------------------------------------------------------------------- precision / recall
+
+
+def naive_precision_recall(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """Kynkaanniemi et al. 2019, Eqs. 1-3 with loops: a sample is on a manifold when it lies within the distance
+    from some reference point to that point's k-th nearest neighbour among the other reference points."""
+
+    def on_manifold(q, refs):
+        radii = [sorted(np.linalg.norm(refs - r, axis=1))[k] for r in refs]  # [0] is the point itself
+        return any(np.linalg.norm(q - r) <= radius for r, radius in zip(refs, radii))
+
+    return np.mean([on_manifold(f, real) for f in fake]), np.mean([on_manifold(r, fake) for r in real])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_precision_recall_match_a_loop_over_the_definition(k):
+    rng = np.random.default_rng(25)
+    real, fake = rng.normal(size=(15, 3)), 0.6 * rng.normal(size=(12, 3)) + 1.2
+    expected = naive_precision_recall(real, fake, k)
+    # partial coverage that moves with the radius: the (k-1)-th or (k+1)-th neighbour gives other values
+    assert expected != naive_precision_recall(real, fake, k - 1) and expected != naive_precision_recall(real, fake, k + 1)
+    assert precision_recall(real, fake, k=k, block=4) == pytest.approx(expected, abs=1e-12)
 
 
 def test_precision_recall_identical_sets_are_one():
@@ -172,6 +227,29 @@ def test_inception_score_extremes():
     assert inception_score(constant)[0] == pytest.approx(1.0)
     uniform = np.full((1000, k), 1 / k)  # unconfident
     assert inception_score(uniform)[0] == pytest.approx(1.0)
+
+
+def naive_inception_score(probs: np.ndarray, splits: int) -> tuple[float, float]:
+    """Salimans et al. 2016: exp of the MEAN over samples of KL(p(y|x) || p(y)), per split (numpy's
+    array_split sizes); then the mean and std of the splits' scores. 0 log 0 = 0."""
+    scores = []
+    for part in np.array_split(probs, splits):
+        p_y = part.mean(axis=0)
+        kls = [sum(p * np.log(p / q) for p, q in zip(row, p_y) if p > 0) for row in part]
+        scores.append(np.exp(np.mean(kls)))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def test_inception_score_matches_a_loop_over_the_definition():
+    rng = np.random.default_rng(13)
+    probs = rng.dirichlet(np.full(5, 0.4), size=23)
+    probs[:4, 2] = 0.0  # exact zeros: the 0 log 0 = 0 convention
+    probs /= probs.sum(axis=1, keepdims=True)
+    for splits in (1, 4):  # 4 splits of 23: sizes 6, 6, 6, 5
+        mean, std = inception_score(probs, splits=splits)
+        expected = naive_inception_score(probs, splits)
+        assert mean == pytest.approx(expected[0], rel=1e-12) and std == pytest.approx(expected[1], rel=1e-9, abs=1e-15)
+    assert inception_score(probs, splits=4)[1] > 0
 
 
 def test_inception_score_rejects_logits():
