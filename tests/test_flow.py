@@ -114,9 +114,15 @@ def test_unet_takes_float_time_and_guidance_wraps_a_velocity_model():
     net = UNet(UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1,), num_res_blocks=1,
                           attention_resolutions=(), middle_attention=False, norm_groups=4, num_classes=3))  # fmt: skip
     x0, eps, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
-    loss = flow_matching_loss(net, x0, torch.rand(4), eps, y)
+    t = torch.tensor([0.0, 0.3, 0.7, 1.0])
+    loss = flow_matching_loss(net, x0, t, eps, y)
     loss.backward()
-    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    # the loss by hand: x_t on the straight line, the network at time 1000 t, the target eps - x_0
+    x_t = torch.stack([(1 - t[i]) * x0[i] + t[i] * eps[i] for i in range(4)])
+    with torch.no_grad():
+        expected = ((net(x_t, 1000 * t, y) - (eps - x0)) ** 2).mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())  # every weight learns
     net.eval()
     ts = PATH.timesteps(3)
     plain = euler_sample(lambda x, t: net(x, t, y), PATH, eps, ts)

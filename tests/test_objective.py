@@ -8,11 +8,19 @@ from cleardiffusion.objective import EpsFromPrediction, as_eps_model, diffusion_
 from cleardiffusion.schedule import NoiseSchedule, eps_from_v, eps_from_x0, v_from_eps
 
 
+def v_by_angle(schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """v by its definition (Salimans & Ho 2022, Sec. 4), not by schedule.v_from_eps: with x_t = cos(phi) x_0 +
+    sin(phi) eps and phi = atan(sqrt(1 - alpha_bar_t) / sqrt(alpha_bar_t)), v = dx_t / dphi."""
+    ab = schedule.alpha_bar64[t].reshape(-1, *([1] * (x0.ndim - 1)))
+    phi = torch.atan2((1 - ab).sqrt(), ab.sqrt())
+    return (phi.cos() * eps.double() - phi.sin() * x0.double()).to(x0.dtype)
+
+
 def oracle(target: str, schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor):
     """A 'network' that returns the exact `target` (eps, x0 or v) of the x_t it is given."""
 
     def net(x_t, t, y=None):
-        return {"eps": eps, "x0": x0, "v": v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim))}[target]
+        return {"eps": eps, "x0": x0, "v": v_by_angle(schedule, x0, eps, t)}[target]
 
     return net
 
