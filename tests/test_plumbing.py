@@ -1,0 +1,201 @@
+"""Plumbing that a wrong line could break silently: every option of `generate_images` reaches its sampler,
+per-sample seeds differ per sample, and the training loop's EMA, warm-up, gradient clipping, timesteps and
+resume do what they say. Each test compares against a direct computation, not against "it ran"."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from cleardiffusion.checkpoint import load_checkpoint
+from cleardiffusion.flow import FLOW_SAMPLERS, flow_timesteps
+from cleardiffusion.generate import generate_images, sample_generator
+from cleardiffusion.guidance import ClassifierFreeGuidance
+from cleardiffusion.monitor import TrainingMonitor
+from cleardiffusion.samplers import SAMPLERS, make_timesteps
+from cleardiffusion.schedule import NoiseSchedule
+from cleardiffusion.train import TrainConfig, draw_batch, train, train_step
+from test_train import tiny_config, write_digits
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+SHAPE = (1, 4, 4)
+
+
+class StubDenoiser(nn.Module):
+    """A conditional 'network' whose conditional and unconditional outputs differ, elementwise (so batching
+    cannot change a bit) and steep enough that x_0 clipping binds."""
+
+    config = SimpleNamespace(num_classes=3)
+    null_label = 3
+
+    def forward(self, x, t, y=None):
+        shift = 0.0 if y is None else 0.4 * (y.to(x.dtype) - 1.5).reshape(-1, 1, 1, 1)  # null label: +0.6
+        return -0.6 * torch.tanh(x) + shift + 0.002 * t.to(x.dtype).reshape(-1, 1, 1, 1)
+
+
+def direct(sampler: str, n: int, seed: int, labels, guidance: float, schedule, timesteps, **options):
+    """What `generate_images` promises: x_T and all noise of sample i from sample_generator(seed, i), the
+    guided model, the sampler called once on the whole batch."""
+    generators = [sample_generator(seed, i) for i in range(n)]
+    x_T = torch.stack([torch.randn(SHAPE, generator=g) for g in generators])
+    model = ClassifierFreeGuidance(StubDenoiser(), labels, guidance)
+    if schedule is None:
+        return FLOW_SAMPLERS[sampler](model, x_T, timesteps, generator=generators, **options)
+    return SAMPLERS[sampler](model, schedule, x_T, timesteps, generator=generators, **options)
+
+
+def generated(schedule, **kwargs) -> torch.Tensor:
+    return torch.cat(list(generate_images(StubDenoiser(), schedule, shape=SHAPE, **kwargs)))
+
+
+# option -> (generate_images's keyword arguments, the sampler's own options); the default differs from each
+CASES = {
+    "ddpm-posterior": (dict(sampler="ddpm", variance="posterior"), dict(variance="posterior")),
+    "ddim-eta": (dict(sampler="ddim", eta=0.6), dict(eta=0.6)),
+    "dpm-exact": (dict(sampler="dpm++2m", solver_type="exact"), dict(solver_type="exact")),
+    "dpm-sde-exact": (dict(sampler="dpm++2m-sde", solver_type="exact"), dict(solver_type="exact")),
+    "heun": (dict(sampler="heun"), {}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("clip_x0", [True, False])
+def test_generate_passes_every_option_to_the_sampler(case, clip_x0):
+    """Bitwise equal to a direct sampler call with the same guidance, seeds, steps and options; and each
+    option matters: leaving it (or the guidance, or the clipping) out changes the samples."""
+    schedule = NoiseSchedule.from_name("linear", 100)
+    kwargs, options = CASES[case]
+    sampler, labels, ts = kwargs["sampler"], torch.tensor([0, 2, 1, 2, 0]), make_timesteps(100, 6, "trailing")
+    ours = generated(schedule, n=5, steps=6, spacing="trailing", labels=labels, guidance=2.5, seed=7,
+                     clip_x0=clip_x0, batch_size=2, **kwargs)  # fmt: skip
+    expected = direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=clip_x0, **options)
+    assert torch.equal(ours, expected)
+    changed = [direct(sampler, 5, 7, labels, 1.0, schedule, ts, clip_x0=clip_x0, **options),  # no guidance
+               direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=not clip_x0, **options)]  # fmt: skip
+    if options:
+        changed.append(direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=clip_x0))  # sampler defaults
+    assert all((ours - other).abs().max() > 1e-4 for other in changed)
+
+
+def test_generate_flow_passes_its_options_to_the_flow_sampler():
+    labels = torch.tensor([1, 0, 2])
+    for sampler in FLOW_SAMPLERS:
+        for clip_x0 in (True, False):
+            ours = generated(None, n=3, steps=5, spacing="quadratic", labels=labels, guidance=3.0, seed=2,
+                             clip_x0=clip_x0, objective="flow", sampler=sampler)  # fmt: skip
+            expected = direct(sampler, 3, 2, labels, 3.0, None, flow_timesteps(5, "quadratic"), clip_x0=clip_x0)
+            assert torch.equal(ours, expected)
+
+
+def test_per_sample_seeds_give_distinct_samples_whatever_the_batch():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    kwargs = dict(sampler="ddpm", steps=5, seed=3)
+    whole = generated(schedule, n=6, batch_size=6, **kwargs)
+    assert torch.equal(generated(schedule, n=6, batch_size=4, **kwargs), whole)  # batching changes nothing
+    assert torch.equal(generated(schedule, n=3, batch_size=1, **kwargs), whole[:3])  # nor the sample count
+    flat = whole.flatten(1)
+    assert (torch.cdist(flat, flat) + torch.eye(6)).min() > 0.1  # every sample differs from every other
+    other_seed = generated(schedule, n=6, batch_size=6, sampler="ddpm", steps=5, seed=4)
+    assert (other_seed - whole).flatten(1).abs().max(1).values.min() > 0.1
+    states = {tuple(sample_generator(s, i).get_state().tolist()) for s in (0, 1) for i in range(50)}
+    assert len(states) == 100
+
+
+def test_generate_rejects_bad_requests():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    with pytest.raises(ValueError, match="does not fit"):
+        generated(schedule, n=2, sampler="euler")
+    with pytest.raises(ValueError, match="at least 1"):
+        generated(schedule, n=0)
+    with pytest.raises(ValueError, match="3 labels for 2 samples"):
+        generated(schedule, n=2, labels=torch.tensor([0, 1, 2]), guidance=2.0)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def test_timesteps_cover_0_to_T_minus_1_uniformly():
+    data = {"images": torch.zeros(8, 1, 2, 2, dtype=torch.uint8), "labels": torch.zeros(8), "null_label": 1}
+    _, _, t, _ = draw_batch(torch.Generator().manual_seed(0), data, TrainConfig(batch_size=5000), 10, False,
+                            slice(None))  # fmt: skip
+    counts = torch.bincount(t, minlength=10)
+    assert len(counts) == 10 and t.min() == 0 and t.max() == 9  # the paper's t = 1..T, every one of them
+    assert ((counts - 500).abs() < 4 * (5000 * 0.1 * 0.9) ** 0.5).all()  # uniform: binomial 4-sigma band
+
+
+def test_train_step_clips_the_gradient_norm():
+    """After the step the gradients are still there: their global norm is the clip value when the raw norm is
+    larger, and the raw norm (unclipped) with grad_clip = 0."""
+    torch.manual_seed(0)
+    schedule = NoiseSchedule.from_name("linear", 100)
+    x0, t = torch.rand(8, 1, 4, 4) * 2 - 1, torch.randint(0, 100, (8,))
+    eps = 50 * torch.randn(8, 1, 4, 4)  # a large target: a large gradient
+
+    def norm_after(grad_clip):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.SiLU(), nn.Conv2d(4, 1, 3, padding=1))
+        model = lambda x, t, y=None: net(x)  # noqa: E731
+        params = list(net.parameters())
+        ema = [p.detach().clone() for p in params]
+        optimizer = torch.optim.SGD(params, lr=0.0)  # lr 0: the weights stay, the gradients are what we read
+        train_step(model, schedule, optimizer, params, ema, x0, t, eps, decay=0.9, grad_clip=grad_clip)
+        return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item()
+
+    raw = norm_after(0.0)
+    assert raw > 5
+    assert norm_after(2.0) == pytest.approx(2.0, rel=1e-5)
+    assert norm_after(10 * raw) == pytest.approx(raw, rel=1e-6)  # below the limit: untouched
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """A 6-step tiny run with a checkpoint at every step, and a 3-step run resumed to 6 steps."""
+    root = tmp_path_factory.mktemp("plumbing")
+    digits = write_digits(root / "digits")
+    extra = dict(steps=6, checkpoint_every=1, keep_checkpoints=True, ema_decay=0.5, warmup=4, lr=1e-2)
+    with pytest.MonkeyPatch.context() as patch:  # the loss-curve PNG at every checkpoint is most of the time
+        patch.setattr(TrainingMonitor, "plot", lambda self: None)
+        train(tiny_config(digits, root / "full", **extra))
+        train(tiny_config(digits, root / "split", **{**extra, "steps": 3, "checkpoint_every": 3}))
+        train(tiny_config(digits, root / "split", **{**extra, "checkpoint_every": 3}, resume=True))
+    return root
+
+
+def checkpoint(root, run, step):
+    return load_checkpoint(root / run / "checkpoints" / f"step_{step:07d}.pt")
+
+
+def test_ema_follows_its_warm_started_recurrence(straight_run):
+    """ema_s = d_s ema_{s-1} + (1 - d_s) theta_s with d_s = min(decay, (1 + s) / (10 + s)), checkpoint by
+    checkpoint; with decay 0.5 the warm-up value (1 + s) / (10 + s) < 0.5 rules at steps 1..7."""
+    for s in range(2, 7):
+        before, now = checkpoint(straight_run, "full", s - 1), checkpoint(straight_run, "full", s)
+        d = min(0.5, (1 + s) / (10 + s))
+        for name, ema in now["ema"].items():
+            if ema.is_floating_point():
+                expected = d * before["ema"][name] + (1 - d) * now["model"][name]
+                torch.testing.assert_close(ema, expected, rtol=1e-5, atol=1e-6, msg=f"{name} at step {s}")
+        assert any(not torch.equal(now["ema"][k], before["ema"][k]) for k in now["ema"])  # it moved
+
+
+def test_learning_rate_warms_up_linearly_then_stays(straight_run):
+    """The learning rate the optimiser held at step s: lr * min(1, s / warmup), warmup = 4, lr = 1e-2."""
+    for s in range(1, 7):
+        lr = checkpoint(straight_run, "full", s)["optimizer"]["param_groups"][0]["lr"]
+        assert lr == pytest.approx(1e-2 * min(1.0, s / 4), rel=1e-12), s
+
+
+def test_resume_is_bitwise_on_model_ema_and_optimizer(straight_run):
+    full, split = (load_checkpoint(straight_run / run / "checkpoints" / "last.pt") for run in ("full", "split"))
+    assert full["step"] == split["step"] == 6
+    for key in ("model", "ema"):
+        assert full[key].keys() == split[key].keys()
+        assert all(torch.equal(full[key][k], split[key][k]) for k in full[key]), key
+    a, b = full["optimizer"], split["optimizer"]
+    assert a["param_groups"] == b["param_groups"]
+    for i, state in a["state"].items():
+        assert all(torch.equal(state[k], b["state"][i][k]) for k in state), i
+    # and the resumed half really started from step 3's checkpoint, not from scratch
+    assert not torch.equal(checkpoint(straight_run, "split", 3)["ema"][next(iter(full["ema"]))],
+                           full["ema"][next(iter(full["ema"]))])  # fmt: skip
