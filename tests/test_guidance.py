@@ -1,5 +1,7 @@
 """Classifier-free guidance (Ho & Salimans 2022): the wrapper's limits, one batched pass, label dropout."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -73,6 +75,9 @@ def test_bad_labels_and_guidance_on_unconditional_models_raise():
     unconditional = MLPDenoiser(MLPConfig(data_dim=12, hidden_dim=8))
     with pytest.raises(UsageError, match="unconditional"):
         guided_model(unconditional, torch.tensor([0]), 3.0)
+    for bare in (torch.nn.Identity(), SimpleNamespace(config=SimpleNamespace())):  # no config / no num_classes
+        with pytest.raises(UsageError, match="unconditional"):
+            Conditioned(bare, torch.tensor([0]))
     with pytest.raises(UsageError, match="class labels"):
         guided_model(model, None, 3.0)
 

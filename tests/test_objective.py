@@ -126,3 +126,83 @@ def test_the_wrapper_forwards_what_guidance_reads():
     guided = ClassifierFreeGuidance(wrapped, y, 3.0)(x, t)
     v_guided = ClassifierFreeGuidance(net, y, 3.0)(x, t)
     torch.testing.assert_close(guided, eps_from_v(x, v_guided, *schedule.coefficients(t, x.ndim)), atol=1e-5, rtol=1e-5)
+
+
+class Recorder:
+    """Wraps a 'network' and records the arguments of every call, to check what reaches it."""
+
+    def __init__(self, net):
+        self.net, self.calls = net, []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.net(*args)
+
+
+def x_t_by_hand(schedule, x0, t, eps):
+    ab = schedule.alpha_bar64[t].reshape(-1, *([1] * (x0.ndim - 1)))
+    return (ab.sqrt() * x0.double() + (1 - ab).sqrt() * eps.double()).to(x0.dtype)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_the_network_sees_x_t_t_and_the_labels(batch, prediction, with_labels):
+    """Both losses and the eps wrapper call the network with x_t (Eq. 4), t and y when given, else (x_t, t)."""
+    schedule, x0, eps, t = batch
+    y = torch.tensor([0, 1, 2, 0, 1, 2]) if with_labels else None
+    expected_args = 3 if with_labels else 2
+    x_t = x_t_by_hand(schedule, x0, t, eps)
+    runs = [lambda net: diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction),
+            lambda net: EpsFromPrediction(net, schedule, prediction)(x_t, t, y)]  # fmt: skip
+    if prediction == "eps":
+        runs.append(lambda net: eps_mse_loss(net, schedule, x0, y=y, t=t, eps=eps))
+    for run in runs:
+        net = Recorder(oracle(prediction, schedule, x0, eps))
+        run(net)
+        ((x_seen, t_seen, *rest),) = net.calls
+        assert len(net.calls[0]) == expected_args and (not rest or torch.equal(rest[0], y))
+        torch.testing.assert_close(x_seen, x_t)
+        assert torch.equal(t_seen, t)
+
+
+def test_eps_mse_loss_draws_t_over_0_to_T_minus_1_and_eps_from_the_generator():
+    """Without t and eps it draws t ~ U{0..T-1} (B,) then eps ~ N(0, I) like x_0, both from `generator`."""
+    schedule = NoiseSchedule.from_name("linear", 10)
+    x0 = torch.rand(4000, 2, dtype=torch.float64) * 2 - 1  # float64 data: eps must follow its dtype
+    net = Recorder(lambda x, t: torch.zeros_like(x))
+    loss = eps_mse_loss(net, schedule, x0, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    t = torch.randint(0, 10, (4000,), generator=g)
+    eps = torch.randn(x0.shape, dtype=torch.float64, generator=g)
+    ((x_t, t_seen),) = net.calls
+    assert torch.equal(t_seen, t) and t.min() == 0 and t.max() == 9 and x_t.dtype == torch.float64
+    torch.testing.assert_close(x_t, x_t_by_hand(schedule, x0, t, eps))
+    torch.testing.assert_close(loss, (eps**2).mean().float())  # the zero network's loss is E[eps^2]
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_flat_data_converts_per_sample(prediction):
+    """(B, D) data (an MLP's): the coefficients broadcast per sample, not as (B, 1, 1, 1)."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    g = torch.Generator().manual_seed(4)
+    x0, eps, t = (
+        torch.rand(5, 7, generator=g) * 2 - 1,
+        torch.randn(5, 7, generator=g),
+        torch.tensor([0, 9, 99, 500, 999]),
+    )
+    net = oracle(prediction, schedule, x0, eps)
+    eps_pred = EpsFromPrediction(net, schedule, prediction)(x_t_by_hand(schedule, x0, t, eps), t)
+    assert eps_pred.shape == (5, 7)
+    torch.testing.assert_close(eps_pred, eps, atol=2e-4, rtol=1e-4)
+    assert diffusion_loss(net, schedule, x0, t, eps, prediction=prediction).item() < 1e-10
+
+
+def test_which_model_the_samplers_call():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    net = torch.nn.Identity()
+    assert sampling_model(net, schedule, "flow", "eps") is net  # the velocity network itself
+    assert as_eps_model(net, schedule, "eps") is net and sampling_model(net, schedule, "ddpm", "eps") is net
+    for prediction in ("x0", "v"):
+        wrapped = sampling_model(net, schedule, "ddpm", prediction)
+        assert isinstance(wrapped, EpsFromPrediction) and wrapped.net is net and wrapped.schedule is schedule
+        assert wrapped.prediction == prediction
