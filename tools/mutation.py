@@ -19,6 +19,7 @@ raised and names the fix, not its every word. docs/testing.md says which survivo
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import platform
@@ -52,6 +53,8 @@ MODULE_TESTS: dict[str, list[str]] = {
     "evaluate": ["tests/test_evaluate.py"],
     "checkpoint": ["tests/test_checkpoint.py"],
 }
+# modules whose run is limited to some functions (the rest is I/O and bookkeeping, or too slow to test per mutant)
+MODULE_FUNCTIONS: dict[str, list[str]] = {"train": ["draw_batch", "train_step"]}
 UNWRAPPED_DECORATORS = ("torch.no_grad()", "torch.inference_mode()")
 STRING = re.compile(r"""(?:[rbfu]{0,2})("[^"]*"|'[^']*')""", re.IGNORECASE)
 
@@ -96,12 +99,18 @@ def unwrap_decorators(path: Path) -> list[str]:
     return [name for _, _, name, _ in edits]
 
 
-def run_mutmut(work: Path, max_children: int, time_limit: float, log: Path) -> tuple[float, bool]:
+def mutant_patterns(module: str, functions: list[str]) -> list[str]:
+    """mutmut's names of the mutants of these functions ("f" or "Class.method"), as fnmatch patterns."""
+    names = [f"x{'ǁ'.join(['', *f.split('.')])}" if "." in f else f"x_{f}" for f in functions]
+    return [f"cleardiffusion.{module}.{name}__mutmut_*" for name in names]
+
+
+def run_mutmut(work: Path, max_children: int, time_limit: float, log: Path, patterns: list[str]) -> tuple[float, bool]:
     """`mutmut run` in `work`, niced, one torch thread per child; stopped after `time_limit` seconds."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutated copy, never the original
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     mutmut = Path(sys.executable).with_name("mutmut")
-    command = [str(mutmut), "run", "--max-children", str(max_children)]
+    command = [str(mutmut), "run", "--max-children", str(max_children), *patterns]
     start = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -137,7 +146,7 @@ def message_only(diff: str) -> bool:
     return True
 
 
-def collect(work: Path, module: str) -> dict:
+def collect(work: Path, module: str, patterns: list[str]) -> dict:
     """Status counts and surviving mutants (with diffs) from mutmut's metadata in `work`."""
     here = Path.cwd()
     os.chdir(work)  # mutmut reads its configuration and mutants/ from the current folder
@@ -150,7 +159,13 @@ def collect(work: Path, module: str) -> dict:
         source = Path(f"{PACKAGE}/{module}.py")
         meta_path = Path("mutants") / f"{source}.meta"
         codes = json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.exists() else {}
+        if patterns:
+            codes = {k: v for k, v in codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
         counts = Counter(status_by_exit_code[code] for code in codes.values())
+        by_function: dict[str, Counter] = {}
+        for name, code in codes.items():
+            function = name.split(".")[-1].rsplit("__mutmut_", 1)[0][2:].replace("ǁ", ".")  # x_f, xǁClassǁmethod
+            by_function.setdefault(function, Counter())[status_by_exit_code[code]] += 1
         survivors = []
         for name, code in codes.items():
             if status_by_exit_code[code] in ("survived", "no tests", "timeout", "suspicious"):
@@ -160,7 +175,8 @@ def collect(work: Path, module: str) -> dict:
                                   "message_only": message_only(diff), "diff": changed})  # fmt: skip
     finally:
         os.chdir(here)
-    return {"counts": dict(counts), "total": len(codes), "survivors": survivors}
+    functions = {f: dict(c) for f, c in by_function.items()}
+    return {"counts": dict(counts), "total": len(codes), "by_function": functions, "survivors": survivors}
 
 
 def summarise(result: dict) -> dict:
@@ -201,15 +217,18 @@ def run_module(module: str, args) -> dict:
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     write_pyproject(work, module, tests)
     unwrapped = unwrap_decorators(work / PACKAGE / f"{module}.py")
-    print(f"{module}: mutating {PACKAGE}/{module}.py against {' '.join(tests)} (log: {work / 'mutmut.log'})")
-    seconds, finished = run_mutmut(work, args.max_children, args.time_limit, work / "mutmut.log")
-    result = collect(work, module)
+    functions = MODULE_FUNCTIONS.get(module, [])
+    patterns = mutant_patterns(module, functions)
+    only = f" (functions {', '.join(functions)})" if functions else ""
+    print(f"{module}: mutating {PACKAGE}/{module}.py{only} against {' '.join(tests)} (log: {work / 'mutmut.log'})")
+    seconds, finished = run_mutmut(work, args.max_children, args.time_limit, work / "mutmut.log", patterns)
+    result = collect(work, module, patterns)
     import mutmut
     import torch
 
     result.update(
         module=module, label=args.label, ref=args.ref or "working tree", tests=tests, missing_tests=missing,
-        unwrapped_decorators=unwrapped,
+        functions=functions or "all", unwrapped_decorators=unwrapped,
         finished=finished, seconds=round(seconds), date=time.strftime("%Y-%m-%d", time.gmtime()),
         mutmut=mutmut.__version__ if hasattr(mutmut, "__version__") else "3", torch=torch.__version__,
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, max_children={args.max_children}",
