@@ -88,7 +88,10 @@ def test_feature_statistics_matches_numpy():
     [
         ((np.zeros(3), np.eye(3), np.zeros(4), np.eye(3)), "mu2 must have length 3"),
         ((np.zeros(3), np.eye(2), np.zeros(3), np.eye(3)), r"sigma1 must be \(3, 3\)"),
-        ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "1-D mean"),
+        ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "mu1 must be a 1-D mean"),
+        ((np.zeros(3), np.eye(3), np.zeros((3, 1)), np.eye(3)), "mu2 must be a 1-D mean"),
+        ((np.zeros(3), np.zeros(3), np.zeros(3), np.eye(3)), "sigma1 must be a 2-D"),
+        ((np.zeros(3), np.eye(3), np.zeros(3), np.zeros(3)), "sigma2 must be a 2-D"),
         ((np.array([0, np.nan, 0]), np.eye(3), np.zeros(3), np.eye(3)), "NaN"),
     ],
 )
@@ -98,12 +101,27 @@ def test_frechet_distance_rejects_bad_input(args, match):
 
 
 def test_feature_statistics_rejects_bad_input():
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="features must be a 2-D"):
         feature_statistics(np.zeros((4, 2, 2)))
     with pytest.raises(ValueError, match="NaN or inf"):
         feature_statistics(np.array([[0.0, np.inf], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="at least 2"):
         feature_statistics(np.zeros((1, 3)))
+    for empty in ((0, 3), (3, 0)):
+        with pytest.raises(ValueError, match=r"features is empty"):
+            feature_statistics(np.zeros(empty))
+    with pytest.raises(ValueError, match="features must be numeric"):
+        feature_statistics(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_smallest_valid_inputs_and_tensors_that_require_grad():
+    """Two vectors of one feature are enough for a covariance; a tensor fresh from a network (requires_grad)
+    is detached, not refused; the frechet distance of such tensors is the numpy one."""
+    f = torch.tensor([[1.0], [3.0]], requires_grad=True)
+    mu, sigma = feature_statistics(f)
+    assert mu.tolist() == [2.0] and sigma.tolist() == [[2.0]]
+    d = frechet_distance(torch.tensor([0.0, 1.0], requires_grad=True), np.eye(2), np.zeros(2), 4 * np.eye(2))
+    assert d == pytest.approx(1 + 2 * (1 + 4 - 2 * 2), rel=1e-12)  # ||mu||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)
 
 
 # ---------------------------------------------------------------------------------------------- KID
@@ -161,6 +179,30 @@ def test_kid_unbiased_where_the_biased_estimator_is_not():
     assert abs(mean) < 4 * std / np.sqrt(2000)
 
 
+def test_kid_defaults_and_limits():
+    """The defaults are Binkowski et al.'s 100 subsets of 1,000; one subset of two vectors of one feature is
+    the least that works; fewer refuses, naming the set."""
+    rng = np.random.default_rng(14)
+    x, y = rng.normal(size=(1001, 2)), rng.normal(size=(1002, 2)) + 0.2
+    default = kernel_inception_distance(x, y, generator=torch.Generator().manual_seed(0))
+    assert default == kernel_inception_distance(x, y, 100, 1000, generator=torch.Generator().manual_seed(0))
+    tiny = np.array([[0.0], [1.0]])
+    assert kernel_inception_distance(tiny, tiny + 1, 1, 2)[0] == pytest.approx(naive_kid(tiny, tiny + 1), rel=1e-12)
+    for bad in ((0, 2), (1, 1)):
+        with pytest.raises(ValueError, match="num_subsets >= 1 and subset_size >= 2"):
+            kernel_inception_distance(tiny, tiny, *bad)
+    for a, b in ((tiny[:1], tiny), (tiny, tiny[:1])):
+        with pytest.raises(ValueError, match="at least 2 feature vectors in each set"):
+            kernel_inception_distance(a, b)
+    with pytest.raises(ValueError, match="f1 has feature dimension 1 but f2 has 2"):
+        kernel_inception_distance(tiny, x)
+    for bad, name in ((x[:, :1] * np.nan, "f1"), (np.zeros((0, 1)), "f1")):
+        with pytest.raises(ValueError, match=name):
+            kernel_inception_distance(bad, tiny)
+    with pytest.raises(ValueError, match="f2 is empty"):
+        kernel_inception_distance(tiny, np.zeros((0, 1)))
+
+
 def test_kid_caps_subsets_and_validates():
     x = np.random.default_rng(7).normal(size=(30, 8))
     y = x + 0.1
@@ -194,6 +236,25 @@ def test_precision_recall_match_a_loop_over_the_definition(k):
     # partial coverage that moves with the radius: the (k-1)-th or (k+1)-th neighbour gives other values
     assert all(expected != naive_precision_recall(real, fake, other) for other in (k - 1, k + 1))
     assert precision_recall(real, fake, k=k, block=4) == pytest.approx(expected, abs=1e-12)
+
+
+def test_precision_recall_boundary_and_defaults():
+    """A sample exactly at a reference point's k-NN radius is inside (Eq. 2's <=), in float64: 0.1^2 is
+    not a float32 number. k defaults to 3 and may go up to min(N_real, N_fake) - 1."""
+    real = np.array([[0.0], [0.1]])
+    assert precision_recall(real, np.array([[-0.1], [5.0]]), k=1)[0] == 0.5  # -0.1 in, 5.0 out
+    rng = np.random.default_rng(15)
+    a, b = rng.normal(size=(15, 3)), rng.normal(size=(12, 3)) + 0.8
+    assert precision_recall(a, b) == pytest.approx(naive_precision_recall(a, b, 3), abs=1e-12)
+    assert precision_recall(a, b, k=11) == pytest.approx(naive_precision_recall(a, b, 11), abs=1e-12)
+    for k in (0, 12):
+        with pytest.raises(ValueError, match=r"k must be in \[1, min\(N_real, N_fake\) - 1\]"):
+            precision_recall(a, b, k=k)
+    with pytest.raises(ValueError, match="real_features has feature dimension 3 but fake_features has 2"):
+        precision_recall(a, b[:, :2])
+    for args, name in (((a[:0], b), "real_features"), ((a, b[:0]), "fake_features")):
+        with pytest.raises(ValueError, match=f"{name} is empty"):
+            precision_recall(*args)
 
 
 def test_precision_recall_identical_sets_are_one():
@@ -254,9 +315,24 @@ def test_inception_score_matches_a_loop_over_the_definition():
     assert inception_score(probs, splits=4)[1] > 0
 
 
-def test_inception_score_rejects_logits():
+def test_inception_score_defaults_limits_and_bad_input():
+    probs = np.random.default_rng(16).dirichlet(np.ones(5), size=23)
+    assert inception_score(probs) == inception_score(probs, splits=10)
+    assert inception_score(probs, splits=23)[0] == pytest.approx(1.0)  # one sample per split: p(y) = p(y|x)
+    assert inception_score(probs, splits=1) == pytest.approx(naive_inception_score(probs, 1), rel=1e-12)
+    for splits in (0, 24):
+        with pytest.raises(ValueError, match=r"splits must be in \[1, N=23\]"):
+            inception_score(probs, splits=splits)
     with pytest.raises(ValueError, match="softmax"):
         inception_score(np.random.default_rng(0).normal(size=(20, 10)))
+    negative = np.array([[1.5, -0.5], [0.5, 0.5]])  # rows sum to 1, one entry below 0
+    off = np.array([[0.5, 0.51], [0.5, 0.5]])  # non-negative, a row sums to 1.01
+    for bad in (negative, off):
+        with pytest.raises(ValueError, match="softmax"):
+            inception_score(bad, splits=1)
+    assert inception_score(np.array([[0.5, 0.5005], [0.5, 0.5]]), splits=1)[0] > 0  # float32 round-off passes
+    with pytest.raises(ValueError, match="probs contains NaN"):
+        inception_score(np.full((2, 2), np.nan))
 
 
 def test_class_accuracy_and_histogram():
@@ -265,8 +341,15 @@ def test_class_accuracy_and_histogram():
     assert class_histogram(np.array([0, 2, 2, 1, 2]), 4) == [1, 1, 3, 0]
     with pytest.raises(ValueError, match=r"\[0, 2\]"):
         class_histogram(np.array([0, 3]), 3)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         class_accuracy(logits, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
+        class_accuracy(logits, np.array([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="probs_or_logits must be a 2-D"):
+        class_accuracy(logits[0], np.array([0]))
+    for bad in (np.zeros((2, 2), dtype=int), np.array([0.0, 1.0])):
+        with pytest.raises(ValueError, match="1-D integer array"):
+            class_histogram(bad, 3)
 
 
 # -------------------------------------------------------------------------------- evaluation_runner (I/O)
