@@ -264,13 +264,15 @@ def write_readme() -> None:
         "caught; `message` those among them that only change the text of a string (an error message);",
         "`% survived` is (survived - message) / (tried - message). Each JSON file lists every survivor's diff.",
         "",
-        "| module | label | tests | tried | killed | survived | message | timeout | % survived | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "`untried`: mutants left when the run hit its time limit (`--time-limit`).",
+        "",
+        "| module | label | tests | tried | killed | survived | message | timeout | % survived | untried | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, _, r, s in sorted(rows, key=lambda row: row[:2]):
         tests = ", ".join(Path(t).name for t in r["tests"])
         cells = [r["module"], r["label"], tests, s["tried"], s["killed"], s["survived"], s["message_only"],
-                 s["timeout"], s["survived_pct_of_behavioural"], r["seconds"]]  # fmt: skip
+                 s["timeout"], s["survived_pct_of_behavioural"], s["not_checked"], r["seconds"]]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (OUT / "README.md").write_text("\n".join(lines) + "\n")
 
