@@ -192,6 +192,12 @@ def summarise(result: dict) -> dict:
             "survived_pct_of_behavioural": round(100 * (survived - messages) / behavioural, 1)}  # fmt: skip
 
 
+def _describe(ref: str | None) -> str:
+    """The commit that was mutated: REF's short hash, or HEAD's plus "+ working tree"."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref or "HEAD"], capture_output=True)
+    return head.stdout.decode().strip() + ("" if ref else " + working tree")
+
+
 def _committed(ref: str, path: str) -> bool:
     check = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{ref}:{path}"], capture_output=True)
     return check.returncode == 0
@@ -227,7 +233,7 @@ def run_module(module: str, args) -> dict:
     import torch
 
     result.update(
-        module=module, label=args.label, ref=args.ref or "working tree", tests=tests, missing_tests=missing,
+        module=module, label=args.label, ref=_describe(args.ref), tests=tests, missing_tests=missing,
         functions=functions or "all", unwrapped_decorators=unwrapped,
         finished=finished, seconds=round(seconds), date=time.strftime("%Y-%m-%d", time.gmtime()),
         mutmut=mutmut.__version__ if hasattr(mutmut, "__version__") else "3", torch=torch.__version__,
