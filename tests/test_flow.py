@@ -186,7 +186,7 @@ def test_clipped_flow_samplers_by_hand(sampler):
     """With clip_x0, x0_pred = x - t v is clamped to [-1, 1] on both sides and v re-derived as (x - x0) / t at
     every evaluation (Heun's second included), except at t = 0; the callback sees (i, t, x_t, clamped x0_pred)."""
     v_model = lambda x, t_in: 3 * torch.sin(2 * x) + x  # noqa: E731  (x0_pred leaves [-1, 1] on both sides)
-    ts = [1.0, 0.6, 0.3, 0.0]
+    ts = [1.0, 0.6, 0.3]  # then the clean end 0
     x_1 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
 
     def velocity(x, t):
@@ -195,7 +195,7 @@ def test_clipped_flow_samplers_by_hand(sampler):
         return ((x - x0.clamp(-1, 1)) / t if t > 0 else v), x0.clamp(-1, 1) if t > 0 else x0
 
     x, expected_calls, low, high = x_1, [], False, False
-    for i, (t, s) in enumerate(zip(ts, ts[1:])):
+    for i, (t, s) in enumerate(zip(ts, ts[1:] + [0.0])):
         v, x0 = velocity(x, t)
         raw = x - t * v_model(x, None)
         low, high = low or bool((raw < -1).any()), high or bool((raw > 1).any())
@@ -204,25 +204,28 @@ def test_clipped_flow_samplers_by_hand(sampler):
         x = x_next if sampler == "euler" else x + (s - t) * (v + velocity(x_next, s)[0]) / 2
     assert low and high  # the clamp bound on both sides
     calls = []
-    out = FLOW_SAMPLERS[sampler](v_model, x_1, ts, clip_x0=True, callback=lambda *args: calls.append(args))
+    out = SAMPLERS[sampler](v_model, PATH, x_1, ts, clip_x0=True, callback=lambda *args: calls.append(args))
     torch.testing.assert_close(out, x, rtol=1e-12, atol=1e-12)
     assert [(i, t) for i, t, _, _ in calls] == [(i, t) for i, t, _, _ in expected_calls]
     for (_, _, x_seen, x0_seen), (_, _, x_hand, x0_hand) in zip(calls, expected_calls):
         torch.testing.assert_close(x_seen, x_hand, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(x0_seen, x0_hand, rtol=1e-12, atol=1e-12)
-    assert (out - FLOW_SAMPLERS[sampler](v_model, x_1, ts)).abs().max() > 1e-2  # clipping changed the result
+    assert (out - SAMPLERS[sampler](v_model, PATH, x_1, ts)).abs().max() > 1e-2  # clipping changed the result
 
 
 def test_time_grid_limits_and_step_counts():
-    assert flow_timesteps(1) == [1.0, 0.0] and check_flow_timesteps([1, 0]) == [1.0, 0.0]
-    assert flow_timesteps(4, "quadratic") == [1.0, 0.5625, 0.25, 0.0625, 0.0]
-    with pytest.raises(ValueError, match="steps must be at least 1"):
-        flow_timesteps(0)
-    for bad in ([1.0], [1.5, 0.0], [1.0, -0.1], [0.5, 0.5], [1.0, 0.2, 0.5]):
-        with pytest.raises(ValueError, match="strictly decreasing"):
-            check_flow_timesteps(bad)
-    assert flow_steps_for_nfe("euler", 1) == 1 and isinstance(flow_steps_for_nfe("heun", 10), int)
+    assert PATH.timesteps(1) == [1.0] and PATH.check_timesteps([1]) == [1.0]
+    assert PATH.timesteps(4, "quadratic") == [1.0, 0.5625, 0.25, 0.0625]
+    for steps in (0, 10_001):
+        with pytest.raises(ValueError, match="between 1 and 10000"):
+            PATH.timesteps(steps)
+    for bad in ([], [1.5], [1.0, 0.0], [0.5, 0.5], [1.0, 0.2, 0.5], [1.0] * 2 + [0.5] * 9_999):
+        with pytest.raises(ValueError, match="strictly decreasing times in"):
+            PATH.check_timesteps(bad)
+    with pytest.raises(ValueError, match="no default grid"):
+        PATH.check_timesteps(None)
+    assert steps_for_nfe("euler", 1, PATH) == 1 and isinstance(steps_for_nfe("heun", 10, PATH), int)
     with pytest.raises(ValueError, match="NFE must be at least 1"):
-        flow_steps_for_nfe("euler", 0)
-    with pytest.raises(ValueError, match="unknown flow sampler"):
-        flow_steps_for_nfe("rk4", 4)
+        steps_for_nfe("euler", 0, PATH)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        steps_for_nfe("rk4", 4, PATH)

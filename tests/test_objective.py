@@ -4,7 +4,9 @@ prediction type turns into the exact eps for the samplers."""
 import pytest
 import torch
 
-from cleardiffusion.objective import EpsFromPrediction, as_eps_model, diffusion_loss
+from cleardiffusion.denoiser import sampling_parts, training_parts
+from cleardiffusion.flow import FlowPath, flow_matching_loss
+from cleardiffusion.objective import DiffusionLoss, EpsFromPrediction, as_eps_model, diffusion_loss
 from cleardiffusion.schedule import NoiseSchedule, eps_from_v, eps_from_x0, v_from_eps
 
 
@@ -51,6 +53,18 @@ def test_the_oracle_has_zero_loss(batch, prediction, weighting):
     net = oracle(prediction, schedule, x0, eps)
     loss = diffusion_loss(net, schedule, x0, t, eps, prediction=prediction, weighting=weighting)
     assert loss.item() < 1e-10
+
+
+def test_v_target_is_the_angular_velocity(batch):
+    """The loss's v target is dx_t / dphi: a network off by delta in v has loss mean(delta^2) exactly."""
+    schedule, x0, eps, t = batch
+    torch.testing.assert_close(
+        v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim)), v_by_angle(schedule, x0, eps, t)
+    )
+    delta = 0.1 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    out = v_by_angle(schedule, x0, eps, t) + delta
+    loss = diffusion_loss(lambda x, t, y=None: out, schedule, x0, t, eps, prediction="v")
+    torch.testing.assert_close(loss, (delta**2).mean(), rtol=1e-4, atol=1e-7)
 
 
 def test_eps_without_weighting_is_l_simple(batch):
@@ -154,8 +168,7 @@ def test_the_network_sees_x_t_t_and_the_labels(batch, prediction, with_labels):
     x_t = x_t_by_hand(schedule, x0, t, eps)
     runs = [lambda net: diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction),
             lambda net: EpsFromPrediction(net, schedule, prediction)(x_t, t, y)]  # fmt: skip
-    if prediction == "eps":
-        runs.append(lambda net: eps_mse_loss(net, schedule, x0, y=y, t=t, eps=eps))
+    runs.append(lambda net: DiffusionLoss(schedule, prediction)(net, x0, t, eps, y))  # what train_step calls
     for run in runs:
         net = Recorder(oracle(prediction, schedule, x0, eps))
         run(net)
@@ -163,21 +176,6 @@ def test_the_network_sees_x_t_t_and_the_labels(batch, prediction, with_labels):
         assert len(net.calls[0]) == expected_args and (not rest or torch.equal(rest[0], y))
         torch.testing.assert_close(x_seen, x_t)
         assert torch.equal(t_seen, t)
-
-
-def test_eps_mse_loss_draws_t_over_0_to_T_minus_1_and_eps_from_the_generator():
-    """Without t and eps it draws t ~ U{0..T-1} (B,) then eps ~ N(0, I) like x_0, both from `generator`."""
-    schedule = NoiseSchedule.from_name("linear", 10)
-    x0 = torch.rand(4000, 2, dtype=torch.float64) * 2 - 1  # float64 data: eps must follow its dtype
-    net = Recorder(lambda x, t: torch.zeros_like(x))
-    loss = eps_mse_loss(net, schedule, x0, generator=torch.Generator().manual_seed(3))
-    g = torch.Generator().manual_seed(3)
-    t = torch.randint(0, 10, (4000,), generator=g)
-    eps = torch.randn(x0.shape, dtype=torch.float64, generator=g)
-    ((x_t, t_seen),) = net.calls
-    assert torch.equal(t_seen, t) and t.min() == 0 and t.max() == 9 and x_t.dtype == torch.float64
-    torch.testing.assert_close(x_t, x_t_by_hand(schedule, x0, t, eps))
-    torch.testing.assert_close(loss, (eps**2).mean().float())  # the zero network's loss is E[eps^2]
 
 
 @pytest.mark.parametrize("prediction", ["x0", "v"])
@@ -197,12 +195,20 @@ def test_flat_data_converts_per_sample(prediction):
     assert diffusion_loss(net, schedule, x0, t, eps, prediction=prediction).item() < 1e-10
 
 
-def test_which_model_the_samplers_call():
-    schedule = NoiseSchedule.from_name("linear", 100)
+def test_which_model_the_samplers_call_and_which_loss_trains_it(batch):
+    schedule, x0, eps, t = batch
     net = torch.nn.Identity()
-    assert sampling_model(net, schedule, "flow", "eps") is net  # the velocity network itself
-    assert as_eps_model(net, schedule, "eps") is net and sampling_model(net, schedule, "ddpm", "eps") is net
+    model, path = sampling_parts(net, "flow", "eps", schedule)
+    assert model is net and isinstance(path, FlowPath)  # the velocity network itself
+    assert as_eps_model(net, schedule, "eps") is net and sampling_parts(net, "ddpm", "eps", schedule) == (net, schedule)
     for prediction in ("x0", "v"):
-        wrapped = sampling_model(net, schedule, "ddpm", prediction)
+        wrapped, path = sampling_parts(net, "ddpm", prediction, schedule)
         assert isinstance(wrapped, EpsFromPrediction) and wrapped.net is net and wrapped.schedule is schedule
-        assert wrapped.prediction == prediction
+        assert wrapped.prediction == prediction and path is schedule
+    loss_fn, path = training_parts("flow", "eps", "none", schedule)
+    assert loss_fn is flow_matching_loss and isinstance(path, FlowPath)
+    loss_fn, path = training_parts("ddpm", "v", "min-snr", schedule)
+    assert path is schedule and (loss_fn.schedule, loss_fn.prediction, loss_fn.weighting) == (schedule, "v", "min-snr")
+    for parts in (sampling_parts, training_parts):
+        with pytest.raises(ValueError, match="unknown objective 'gan'"):
+            parts(net, "gan", "eps", schedule) if parts is sampling_parts else parts("gan", "eps", "none", schedule)

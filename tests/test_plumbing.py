@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from cleardiffusion.checkpoint import load_checkpoint
-from cleardiffusion.flow import FLOW_SAMPLERS, flow_timesteps
+from cleardiffusion.flow import FlowPath
 from cleardiffusion.generate import generate_images, sample_generator
 from cleardiffusion.guidance import ClassifierFreeGuidance
-from cleardiffusion.monitor import TrainingMonitor
+from cleardiffusion.objective import DiffusionLoss
+from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.samplers import SAMPLERS, make_timesteps
 from cleardiffusion.schedule import NoiseSchedule
-from cleardiffusion.train import TrainConfig, draw_batch, train, train_step
+from cleardiffusion.train import TrainConfig, draw_batch, ema_decay, ema_update_, learning_rate, train, train_step
 from test_train import tiny_config, write_digits
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -34,69 +35,64 @@ class StubDenoiser(nn.Module):
         return -0.6 * torch.tanh(x) + shift + 0.002 * t.to(x.dtype).reshape(-1, 1, 1, 1)
 
 
-def direct(sampler: str, n: int, seed: int, labels, guidance: float, schedule, timesteps, **options):
+def direct(sampler: str, n: int, seed: int, labels, guidance: float, path, timesteps, **options):
     """What `generate_images` promises: x_T and all noise of sample i from sample_generator(seed, i), the
     guided model, the sampler called once on the whole batch."""
     generators = [sample_generator(seed, i) for i in range(n)]
     x_T = torch.stack([torch.randn(SHAPE, generator=g) for g in generators])
     model = ClassifierFreeGuidance(StubDenoiser(), labels, guidance)
-    if schedule is None:
-        return FLOW_SAMPLERS[sampler](model, x_T, timesteps, generator=generators, **options)
-    return SAMPLERS[sampler](model, schedule, x_T, timesteps, generator=generators, **options)
+    return SAMPLERS[sampler](model, path, x_T, timesteps, generator=generators, **options)
 
 
-def generated(schedule, **kwargs) -> torch.Tensor:
-    return torch.cat(list(generate_images(StubDenoiser(), schedule, shape=SHAPE, **kwargs)))
+def generated(path, recipe: SamplingRecipe, **kwargs) -> torch.Tensor:
+    return torch.cat(list(generate_images(StubDenoiser(), path, shape=SHAPE, recipe=recipe, **kwargs)))
 
 
-# option -> (generate_images's keyword arguments, the sampler's own options); the default differs from each
+# option -> (the recipe's fields, the sampler's own options); each differs from the sampler's default
 CASES = {
     "ddpm-posterior": (dict(sampler="ddpm", variance="posterior"), dict(variance="posterior")),
     "ddim-eta": (dict(sampler="ddim", eta=0.6), dict(eta=0.6)),
     "dpm-exact": (dict(sampler="dpm++2m", solver_type="exact"), dict(solver_type="exact")),
     "dpm-sde-exact": (dict(sampler="dpm++2m-sde", solver_type="exact"), dict(solver_type="exact")),
     "heun": (dict(sampler="heun"), {}),
+    "euler": (dict(sampler="euler"), {}),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("clip_x0", [True, False])
-def test_generate_passes_every_option_to_the_sampler(case, clip_x0):
+@pytest.mark.parametrize("flow", [False, True])
+def test_generate_passes_every_option_to_the_sampler(case, clip_x0, flow):
     """Bitwise equal to a direct sampler call with the same guidance, seeds, steps and options; and each
     option matters: leaving it (or the guidance, or the clipping) out changes the samples."""
-    schedule = NoiseSchedule.from_name("linear", 100)
-    kwargs, options = CASES[case]
-    sampler, labels, ts = kwargs["sampler"], torch.tensor([0, 2, 1, 2, 0]), make_timesteps(100, 6, "trailing")
-    ours = generated(schedule, n=5, steps=6, spacing="trailing", labels=labels, guidance=2.5, seed=7,
-                     clip_x0=clip_x0, batch_size=2, **kwargs)  # fmt: skip
-    expected = direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=clip_x0, **options)
+    path = FlowPath() if flow else NoiseSchedule.from_name("linear", 100)
+    fields, options = CASES[case]
+    sampler, labels = fields["sampler"], torch.tensor([0, 2, 1, 2, 0])
+    spacing = "quadratic" if flow else "trailing"
+    ts = make_timesteps(path, 6, spacing)
+    recipe = SamplingRecipe(steps=6, spacing=spacing, guidance=2.5, clip_x0=clip_x0, **fields)
+    ours = generated(path, recipe, n=5, labels=labels, seed=7, batch_size=2)
+    expected = direct(sampler, 5, 7, labels, 2.5, path, ts, clip_x0=clip_x0, **options)
     assert torch.equal(ours, expected)
-    changed = [direct(sampler, 5, 7, labels, 1.0, schedule, ts, clip_x0=clip_x0, **options),  # no guidance
-               direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=not clip_x0, **options)]  # fmt: skip
+    changed = [
+        direct(sampler, 5, 7, labels, 1.0, path, ts, clip_x0=clip_x0, **options),  # no guidance
+        direct(sampler, 5, 7, labels, 2.5, path, ts, clip_x0=not clip_x0, **options),  # the other clip
+        direct(sampler, 5, 7, labels, 2.5, path, make_timesteps(path, 6), clip_x0=clip_x0, **options),
+    ]  # fmt: skip  (the last: the default spacing)
     if options:
-        changed.append(direct(sampler, 5, 7, labels, 2.5, schedule, ts, clip_x0=clip_x0))  # sampler defaults
+        changed.append(direct(sampler, 5, 7, labels, 2.5, path, ts, clip_x0=clip_x0))  # the sampler's defaults
     assert all((ours - other).abs().max() > 1e-4 for other in changed)
-
-
-def test_generate_flow_passes_its_options_to_the_flow_sampler():
-    labels = torch.tensor([1, 0, 2])
-    for sampler in FLOW_SAMPLERS:
-        for clip_x0 in (True, False):
-            ours = generated(None, n=3, steps=5, spacing="quadratic", labels=labels, guidance=3.0, seed=2,
-                             clip_x0=clip_x0, objective="flow", sampler=sampler)  # fmt: skip
-            expected = direct(sampler, 3, 2, labels, 3.0, None, flow_timesteps(5, "quadratic"), clip_x0=clip_x0)
-            assert torch.equal(ours, expected)
 
 
 def test_per_sample_seeds_give_distinct_samples_whatever_the_batch():
     schedule = NoiseSchedule.from_name("linear", 100)
-    kwargs = dict(sampler="ddpm", steps=5, seed=3)
-    whole = generated(schedule, n=6, batch_size=6, **kwargs)
-    assert torch.equal(generated(schedule, n=6, batch_size=4, **kwargs), whole)  # batching changes nothing
-    assert torch.equal(generated(schedule, n=3, batch_size=1, **kwargs), whole[:3])  # nor the sample count
+    recipe = SamplingRecipe(sampler="ddpm", steps=5)
+    whole = generated(schedule, recipe, n=6, batch_size=6, seed=3)
+    assert torch.equal(generated(schedule, recipe, n=6, batch_size=4, seed=3), whole)  # batching changes nothing
+    assert torch.equal(generated(schedule, recipe, n=3, batch_size=1, seed=3), whole[:3])  # nor the sample count
     flat = whole.flatten(1)
     assert (torch.cdist(flat, flat) + torch.eye(6)).min() > 0.1  # every sample differs from every other
-    other_seed = generated(schedule, n=6, batch_size=6, sampler="ddpm", steps=5, seed=4)
+    other_seed = generated(schedule, recipe, n=6, batch_size=6, seed=4)
     assert (other_seed - whole).flatten(1).abs().max(1).values.min() > 0.1
     states = {tuple(sample_generator(s, i).get_state().tolist()) for s in (0, 1) for i in range(50)}
     assert len(states) == 100
@@ -104,12 +100,12 @@ def test_per_sample_seeds_give_distinct_samples_whatever_the_batch():
 
 def test_generate_rejects_bad_requests():
     schedule = NoiseSchedule.from_name("linear", 100)
-    with pytest.raises(ValueError, match="does not fit"):
-        generated(schedule, n=2, sampler="euler")
     with pytest.raises(ValueError, match="at least 1"):
-        generated(schedule, n=0)
+        generated(schedule, SamplingRecipe(), n=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        generated(schedule, SamplingRecipe(), n=2, batch_size=0)
     with pytest.raises(ValueError, match="3 labels for 2 samples"):
-        generated(schedule, n=2, labels=torch.tensor([0, 1, 2]), guidance=2.0)
+        generated(schedule, SamplingRecipe(guidance=2.0), n=2, labels=torch.tensor([0, 1, 2]))
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -117,8 +113,8 @@ def test_generate_rejects_bad_requests():
 
 def test_timesteps_cover_0_to_T_minus_1_uniformly():
     data = {"images": torch.zeros(8, 1, 2, 2, dtype=torch.uint8), "labels": torch.zeros(8), "null_label": 1}
-    _, _, t, _ = draw_batch(torch.Generator().manual_seed(0), data, TrainConfig(batch_size=5000), 10, False,
-                            slice(None))  # fmt: skip
+    _, _, t, _ = draw_batch(torch.Generator().manual_seed(0), data, TrainConfig(batch_size=5000),
+                            NoiseSchedule.from_name("linear", 10), False, slice(None))  # fmt: skip
     counts = torch.bincount(t, minlength=10)
     assert len(counts) == 10 and t.min() == 0 and t.max() == 9  # the paper's t = 1..T, every one of them
     assert ((counts - 500).abs() < 4 * (5000 * 0.1 * 0.9) ** 0.5).all()  # uniform: binomial 4-sigma band
@@ -139,7 +135,7 @@ def test_train_step_clips_the_gradient_norm():
         params = list(net.parameters())
         ema = [p.detach().clone() for p in params]
         optimizer = torch.optim.SGD(params, lr=0.0)  # lr 0: the weights stay, the gradients are what we read
-        train_step(model, schedule, optimizer, params, ema, x0, t, eps, decay=0.9, grad_clip=grad_clip)
+        train_step(model, DiffusionLoss(schedule), optimizer, params, ema, x0, t, eps, decay=0.9, grad_clip=grad_clip)
         return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item()
 
     raw = norm_after(0.0)
@@ -154,11 +150,9 @@ def straight_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("plumbing")
     digits = write_digits(root / "digits")
     extra = dict(steps=6, checkpoint_every=1, keep_checkpoints=True, ema_decay=0.5, warmup=4, lr=1e-2)
-    with pytest.MonkeyPatch.context() as patch:  # the loss-curve PNG at every checkpoint is most of the time
-        patch.setattr(TrainingMonitor, "plot", lambda self: None)
-        train(tiny_config(digits, root / "full", **extra))
-        train(tiny_config(digits, root / "split", **{**extra, "steps": 3, "checkpoint_every": 3}))
-        train(tiny_config(digits, root / "split", **{**extra, "checkpoint_every": 3}, resume=True))
+    train(tiny_config(digits, root / "full", **extra))
+    train(tiny_config(digits, root / "split", **{**extra, "steps": 3, "checkpoint_every": 3}))
+    train(tiny_config(digits, root / "split", **{**extra, "checkpoint_every": 3}, resume=True))
     return root
 
 
@@ -199,3 +193,16 @@ def test_resume_is_bitwise_on_model_ema_and_optimizer(straight_run):
     # and the resumed half really started from step 3's checkpoint, not from scratch
     assert not torch.equal(checkpoint(straight_run, "split", 3)["ema"][next(iter(full["ema"]))],
                            full["ema"][next(iter(full["ema"]))])  # fmt: skip
+
+
+def test_schedules_of_the_step_by_hand():
+    """learning_rate: lr min(1, s / warmup), or lr without warm-up; ema_decay: min(max, (1 + s) / (10 + s));
+    ema_update_: ema <- d ema + (1 - d) theta, with or without the fused kernel."""
+    assert [learning_rate(s, 0.3, 4) for s in (1, 2, 4, 9)] == pytest.approx([0.075, 0.15, 0.3, 0.3], rel=1e-15)
+    assert learning_rate(1, 0.3, 0) == 0.3
+    assert [ema_decay(s, 0.9) for s in (1, 5, 80, 81, 10**6)] == pytest.approx([2 / 11, 6 / 15, 81 / 90, 0.9, 0.9])
+    params = [torch.tensor([1.0, -2.0]), torch.tensor([[0.5]])]
+    for foreach in (True, False):
+        ema = [torch.tensor([3.0, 4.0]), torch.tensor([[-1.0]])]
+        ema_update_(ema, params, 0.75, foreach=foreach)
+        assert torch.equal(ema[0], torch.tensor([2.5, 2.5])) and torch.equal(ema[1], torch.tensor([[-0.625]]))

@@ -46,15 +46,18 @@ MODULE_TESTS: dict[str, list[str]] = {
     "schedule": ["tests/test_schedule.py", "tests/test_objective.py"],
     "objective": ["tests/test_objective.py", "tests/test_schedule.py"],
     "guidance": ["tests/test_guidance.py", "tests/test_objective.py"],
-    "samplers": ["tests/test_samplers.py", "tests/test_solvers.py"],
+    "denoiser": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py", "tests/test_objective.py"],
+    "samplers": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py"],
     "flow": ["tests/test_flow.py"],
     "generate": ["tests/test_plumbing.py"],
-    "train": ["tests/test_plumbing.py", "tests/test_train.py"],
+    "train": ["tests/test_plumbing.py"],
     "evaluate": ["tests/test_evaluate.py"],
     "checkpoint": ["tests/test_checkpoint.py"],
 }
 # modules whose run is limited to some functions (the rest is I/O and bookkeeping, or too slow to test per mutant)
-MODULE_FUNCTIONS: dict[str, list[str]] = {"train": ["draw_batch", "train_step"]}
+MODULE_FUNCTIONS: dict[str, list[str]] = {
+    "train": ["draw_batch", "learning_rate", "ema_decay", "ema_update_", "train_step"]
+}
 UNWRAPPED_DECORATORS = ("torch.no_grad()", "torch.inference_mode()")
 STRING = re.compile(r"""(?:[rbfu]{0,2})("[^"]*"|'[^']*')""", re.IGNORECASE)
 
