@@ -20,7 +20,7 @@ def gaussian_oracle(schedule):
     return eps_model
 
 
-def affine_output(monkeypatch, sampler, schedule, timesteps, **options) -> tuple[float, float, float, int]:
+def affine_output(monkeypatch, sampler, schedule, timesteps, model=None, **options) -> tuple[float, float, float, int]:
     """With the Gaussian oracle's exact (affine) eps a sampler's output is affine in x_T and its noise draws z_k:
     out = a x_T + sum_k b_k z_k + c. ONE batch reads off c (row 0: x_T = 0, no noise), b_k (row k + 1: noise 1
     at draw k only) and a (last row: x_T = 1). Returns a, c, sum_k b_k^2 and the number of draws; for x_T ~
@@ -36,7 +36,7 @@ def affine_output(monkeypatch, sampler, schedule, timesteps, **options) -> tuple
     monkeypatch.setattr(samplers, "randn_like", unit_noise)
     x_T = torch.zeros(len(timesteps) + 2, 1, dtype=torch.float64)  # rows for a draw on every step
     x_T[-1] = 1.0
-    out = sampler(gaussian_oracle(schedule), schedule, x_T, timesteps, **options)[:, 0]
+    out = sampler(model or gaussian_oracle(schedule), schedule, x_T, timesteps, **options)[:, 0]
     c, b, a = out[0], out[1 : len(draws) + 1] - out[0], out[-1] - out[0]
     assert (out[len(draws) + 1 : -1] == c).all()  # rows no draw touched stay at c
     return float(a), float(c), float((b**2).sum()), len(draws)
