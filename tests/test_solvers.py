@@ -15,10 +15,13 @@ import pytest
 import torch
 
 from cleardiffusion import samplers
+from cleardiffusion.flow import FlowPath
 from cleardiffusion.samplers import (
     SAMPLERS,
     ddim_sample,
     dpmpp_2m_sample,
+    dpmpp_2m_sde_sample,
+    euler_sample,
     heun_sample,
     make_timesteps,
     sampler_nfe,
@@ -246,3 +249,68 @@ def test_sde_dpm_solver_pp_samples_the_data_distribution_at_its_weak_order(monke
             assert mean == pytest.approx(MU, abs=1e-12)
             errors.append(abs(var / S**2 - 1))
         assert all(low < e / e_next < high for e, e_next in zip(errors, errors[1:], strict=False)), (order, errors)
+
+
+def steep(x, t):
+    """A nonlinear eps whose x_0 prediction leaves [-1, 1], so clipping binds."""
+    return -0.5 * torch.tanh(x) + 0.3 * torch.sin(3 * x) * t[:, None] / 1000
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_numbers_its_callbacks_and_honours_clip_x0_and_its_generator(name):
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    ts = make_timesteps(schedule, 6, "trailing")
+    x_T = torch.linspace(-3, 3, 8, dtype=torch.float64)[:, None]
+    run = lambda clip, seed=0, seen=None: SAMPLERS[name](  # noqa: E731
+        steep, schedule, x_T, ts, clip_x0=clip, generator=torch.Generator().manual_seed(seed),
+        callback=None if seen is None else lambda i, t, x, x0: seen.append((i, t, x0)))  # fmt: skip
+    seen = []
+    clipped = run(True, seen=seen)
+    assert [(i, t) for i, t, _ in seen] == list(enumerate(ts))  # step i at grid point t, once each
+    assert all(x0.abs().max() <= 1 for _, _, x0 in seen)
+    assert (clipped - run(False)).abs().max() > 1e-3
+    assert torch.equal(run(True, seed=0), clipped)  # the generator decides the noise, nothing else does
+    if name in ("ddpm", "dpm++2m-sde"):
+        assert (run(True, seed=1) - clipped).abs().max() > 1e-3
+
+
+def test_sde_solver_is_dpm_solver_pp_with_eta_one_and_its_solver_type():
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    ts, x_T = make_timesteps(schedule, 8, "trailing"), torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None]
+    for solver_type in ("midpoint", "exact"):
+        sde = dpmpp_2m_sde_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2),
+                                  solver_type=solver_type)  # fmt: skip
+        ref = dpmpp_2m_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2), eta=1.0,
+                              solver_type=solver_type)  # fmt: skip
+        assert torch.equal(sde, ref)
+    assert (
+        sde - dpmpp_2m_sde_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2))
+    ).abs().max() > 0
+
+
+def test_euler_on_the_ddpm_path_is_ddim():
+    """Euler in Karras's coordinates (x_hat = x / sqrt(ab), tau = sigma) is DDIM's eta = 0 update, exactly."""
+    schedule = NoiseSchedule.from_name("cosine", 500)
+    ts, x_T = make_timesteps(schedule, 9, "logsnr"), torch.linspace(-2, 2, 7, dtype=torch.float64)[:, None]
+    for clip in (False, True):
+        euler = euler_sample(steep, schedule, x_T, ts, clip_x0=clip)
+        torch.testing.assert_close(euler, ddim_sample(steep, schedule, x_T, ts, clip_x0=clip), rtol=1e-10, atol=1e-10)
+
+
+def test_dpm_solver_pp_refuses_each_bad_option_alone():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    for bad in ({"order": 3}, {"eta": -0.1}, {"solver_type": "heun"}):
+        with pytest.raises(ValueError, match=r"need order 1\|2, eta >= 0, solver_type midpoint\|exact"):
+            dpmpp_2m_sample(steep, schedule, torch.zeros(2, 1), [50, 10], **bad)
+
+
+def test_nfe_of_heun_on_each_path_and_the_advice_for_a_wrong_budget():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    assert sampler_nfe("heun", 5, schedule) == 9 and sampler_nfe("heun", 5, FlowPath()) == 10
+    assert steps_for_nfe("heun", 9, schedule) == 5 and isinstance(steps_for_nfe("heun", 9, schedule), int)
+    with pytest.raises(ValueError, match="got 2: use 1 or 3"):
+        steps_for_nfe("heun", 2, schedule)
+    with pytest.raises(ValueError, match="got 10: use 9 or 11"):
+        steps_for_nfe("heun", 10)
+    with pytest.raises(ValueError, match="even; got 9: use 10"):
+        steps_for_nfe("heun", 9, FlowPath())
