@@ -314,3 +314,39 @@ def test_nfe_of_heun_on_each_path_and_the_advice_for_a_wrong_budget():
         steps_for_nfe("heun", 10)
     with pytest.raises(ValueError, match="even; got 9: use 10"):
         steps_for_nfe("heun", 9, FlowPath())
+
+
+@pytest.mark.parametrize("eta", [0.3, 1.0, 2.0])
+def test_one_sde_step_by_hand(monkeypatch, eta):
+    """One step t -> s of DPM-Solver++ with noise eta, for a model whose eps is 0 (so x_theta = x_t / alpha_t), then
+    the last step to the clean end returns x_theta = x_s / alpha_s. From Lu et al.'s update, x_s = (sigma_s /
+    sigma_t) e^{-eta h} x_t + alpha_s (1 - e^{-(1 + eta) h}) x_t / alpha_t + sigma_s sqrt(1 - e^{-2 eta h}) z."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    t, s = 600, 300
+    (a_t, s_t), (a_s, s_s) = schedule.coefficients(t), schedule.coefficients(s)
+    h = math.log(a_s / s_s) - math.log(a_t / s_t)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    a, c, b2, draws = affine_output(monkeypatch, dpmpp_2m_sample, schedule, [t, s], model=zero, eta=eta)
+    assert draws == 1 and c == 0
+    assert a == pytest.approx(
+        (s_s / s_t * math.exp(-eta * h) + a_s * -math.expm1(-(1 + eta) * h) / a_t) / a_s, rel=1e-12
+    )
+    assert b2 == pytest.approx((s_s / a_s) ** 2 * -math.expm1(-2 * eta * h), rel=1e-12)
+
+
+def test_make_timesteps_reads_the_path():
+    assert make_timesteps(FlowPath(), 4) == [1.0, 0.75, 0.5, 0.25]
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    assert make_timesteps(schedule, 10, "logsnr") == schedule.timesteps(10, "logsnr")
+    assert make_timesteps(1000, 10) == make_timesteps(schedule, 10)  # an int T where the spacing needs no schedule
+
+
+def test_noise_is_drawn_in_the_samples_dtype_from_the_generator():
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    z = samplers.randn_like(x, torch.Generator().manual_seed(4))
+    assert torch.equal(z, torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+    per_sample = samplers.randn_like(x, [torch.Generator().manual_seed(i) for i in range(3)])
+    assert per_sample.dtype == torch.float64
+    assert torch.equal(per_sample[1], torch.randn(2, generator=torch.Generator().manual_seed(1)).double())
+    with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
+        samplers.randn_like(x, [torch.Generator()] * 2)
