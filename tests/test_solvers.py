@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from cleardiffusion import samplers
+from cleardiffusion.denoiser import predict
 from cleardiffusion.flow import FlowPath
 from cleardiffusion.samplers import (
     SAMPLERS,
@@ -350,3 +351,11 @@ def test_noise_is_drawn_in_the_samples_dtype_from_the_generator():
     assert torch.equal(per_sample[1], torch.randn(2, generator=torch.Generator().manual_seed(1)).double())
     with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
         samplers.randn_like(x, [torch.Generator()] * 2)
+
+
+def test_predict_leaves_x0_unclipped_by_default_and_returns_the_samples_dtype():
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x = torch.full((2, 3), 2.5, dtype=torch.float64)
+    pred = predict(lambda x, t: torch.zeros(x.shape), schedule, x, 10)  # a float32 model on float64 samples
+    assert pred.eps.dtype == pred.x0.dtype == torch.float64 and (pred.x0 > 2.5).all()  # x0 = x / alpha: not clamped
+    assert (predict(lambda x, t: torch.zeros(x.shape), schedule, x, 10, clip_x0=True).x0 == 1).all()
