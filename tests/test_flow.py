@@ -5,6 +5,8 @@ variance sigma_t^2 = (1 - t)^2 S^2 + t^2, and the exact velocity E[eps - x_0 | x
 ODE moves every point along x(t) = (1 - t) MU + sigma_t z, so x_1 ends at x(0) = MU + S x_1.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -229,3 +231,26 @@ def test_time_grid_limits_and_step_counts():
         steps_for_nfe("euler", 0, PATH)
     with pytest.raises(ValueError, match="unknown sampler"):
         steps_for_nfe("rk4", 4, PATH)
+
+
+def test_the_flow_path_by_its_definitions():
+    """alpha_t = 1 - t, sigma_t = t; lambda = log(alpha / sigma); the posterior of Kingma et al. 2021 (Eqs.
+    32-34) with sigma_{t|s}^2 = sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2; the ODE in (x_t, t) itself."""
+    t, s = 0.7, 0.2
+    assert PATH.coefficients(t) == (pytest.approx(0.3), 0.7) and PATH.alpha_sigma2(t) == pytest.approx((0.09, 0.49))
+    assert PATH.lambda_at(0.25) == pytest.approx(math.log(3)) and PATH.lambda_at(0.0) == math.inf
+    assert PATH.lambda_at(1.0) == -math.inf
+    q = PATH.posterior(t, s)
+    var_ts = t**2 - ((1 - t) / (1 - s)) ** 2 * s**2
+    assert q.beta == pytest.approx(var_ts, rel=1e-12)
+    assert q.variance == pytest.approx(var_ts * s**2 / t**2, rel=1e-12)  # Var(x_s | x_t, x_0)
+    assert q.coef_xt == pytest.approx((1 - t) / (1 - s) * s**2 / t**2, rel=1e-12)
+    assert q.coef_x0 == pytest.approx((1 - s) * var_ts / t**2, rel=1e-12)
+    assert PATH.ode_scale_tau(t) == (1.0, t) and PATH.evaluable(0.0) and PATH.to("cpu") is PATH
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    time = PATH.network_time(0.25, x)
+    assert time.dtype == torch.float64 and torch.equal(time, torch.full((3,), 250.0, dtype=torch.float64))
+    draws = PATH.draw_t(20_000, torch.Generator().manual_seed(0))
+    assert torch.equal(draws, torch.rand(20_000, generator=torch.Generator().manual_seed(0)))
+    assert 0 <= draws.min() and draws.max() < 1 and abs(draws.mean().item() - 0.5) < 0.01
+    assert len(PATH.timesteps(10_000)) == 10_000 and len(PATH.check_timesteps(PATH.timesteps(10_000))) == 10_000
