@@ -4,6 +4,7 @@ resume do what they say. Each test compares against a direct computation, not ag
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,7 @@ from torch import nn
 from cleardiffusion.checkpoint import load_checkpoint
 from cleardiffusion.flow import FlowPath
 from cleardiffusion.generate import generate_images, sample_generator
-from cleardiffusion.guidance import ClassifierFreeGuidance
+from cleardiffusion.guidance import guided_model
 from cleardiffusion.objective import DiffusionLoss
 from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.samplers import SAMPLERS, make_timesteps
@@ -40,7 +41,7 @@ def direct(sampler: str, n: int, seed: int, labels, guidance: float, path, times
     guided model, the sampler called once on the whole batch."""
     generators = [sample_generator(seed, i) for i in range(n)]
     x_T = torch.stack([torch.randn(SHAPE, generator=g) for g in generators])
-    model = ClassifierFreeGuidance(StubDenoiser(), labels, guidance)
+    model = guided_model(StubDenoiser(), labels, guidance)  # ClassifierFreeGuidance, Conditioned or the model
     return SAMPLERS[sampler](model, path, x_T, timesteps, generator=generators, **options)
 
 
@@ -96,6 +97,27 @@ def test_per_sample_seeds_give_distinct_samples_whatever_the_batch():
     assert (other_seed - whole).flatten(1).abs().max(1).values.min() > 0.1
     states = {tuple(sample_generator(s, i).get_state().tolist()) for s in (0, 1) for i in range(50)}
     assert len(states) == 100
+
+
+def test_generate_defaults_explicit_grid_callback_and_label_checks():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    recipe = SamplingRecipe(sampler="ddim", steps=4)
+    assert torch.equal(generated(schedule, recipe, n=2), generated(schedule, recipe, n=2, seed=0))  # seed 0
+    assert generated(schedule, recipe, n=1).shape == (1, *SHAPE)
+    ts = [90, 41, 7]  # an explicit grid overrides the recipe's steps and spacing
+    assert torch.equal(generated(schedule, recipe, n=2, timesteps=ts), direct("ddim", 2, 0, None, 1.0, schedule, ts,
+                                                                               clip_x0=True, eta=0.0))  # fmt: skip
+    seen, checks = [], []
+    model = StubDenoiser()
+    model.validate_labels = True
+    forward = model.forward
+    model.forward = lambda *a: checks.append(model.validate_labels) or forward(*a)
+    list(generate_images(model, schedule, n=3, shape=SHAPE, recipe=recipe, batch_size=2,
+                         callback=lambda i, t, x, x0: seen.append((i, t, len(x)))))  # fmt: skip
+    assert seen == [(i, t, b) for b in (2, 1) for i, t in enumerate(make_timesteps(schedule, 4))]
+    assert checks == [False] * 8 and model.validate_labels is True  # labels trusted while sampling, then restored
+    state = np.random.SeedSequence([3, 5]).generate_state(2, dtype=np.uint32)  # the documented derivation
+    assert sample_generator(3, 5).initial_seed() == int(state[0]) << 32 | int(state[1])
 
 
 def test_generate_rejects_bad_requests():
