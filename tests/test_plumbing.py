@@ -2,6 +2,7 @@
 per-sample seeds differ per sample, and the training loop's EMA, warm-up, gradient clipping, timesteps and
 resume do what they say. Each test compares against a direct computation, not against "it ran"."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from cleardiffusion import fastpath
 from cleardiffusion.checkpoint import load_checkpoint
 from cleardiffusion.flow import FlowPath
 from cleardiffusion.generate import generate_images, sample_generator
@@ -142,6 +144,24 @@ def test_timesteps_cover_0_to_T_minus_1_uniformly():
     assert ((counts - 500).abs() < 4 * (5000 * 0.1 * 0.9) ** 0.5).all()  # uniform: binomial 4-sigma band
 
 
+def test_draw_batch_takes_every_draw_from_the_run_generator_and_scales_the_data():
+    """x_0 = images[index] / 127.5 - 1, the index over the whole dataset (0 included), then t and eps, all from
+    the run's one generator in that order (so a resumed run draws what the uninterrupted one would)."""
+    images = torch.arange(6 * 4, dtype=torch.uint8).reshape(6, 1, 2, 2) * 10  # image i holds 40 i .. 40 i + 30
+    data = {"images": images, "labels": torch.arange(6), "null_label": 6}
+    schedule = NoiseSchedule.from_name("linear", 10)
+    torch.manual_seed(123)  # the global RNG must not be what draws
+    x0, y, t, eps = draw_batch(torch.Generator().manual_seed(9), data, TrainConfig(batch_size=300), schedule, False,
+                               slice(None))  # fmt: skip
+    g = torch.Generator().manual_seed(9)
+    index = torch.randint(0, 6, (300,), generator=g)
+    assert torch.equal(t, torch.randint(0, 10, (300,), generator=g))
+    assert torch.equal(eps, torch.randn((300, 1, 2, 2), generator=g))
+    assert torch.equal(x0, images[index].float() / 127.5 - 1) and y is None
+    assert set(index.tolist()) == set(range(6))  # every image, the first included
+    assert x0.min() == -1 and x0.max() == pytest.approx(230 / 127.5 - 1)
+
+
 def test_train_step_clips_the_gradient_norm():
     """After the step the gradients are still there: their global norm is the clip value when the raw norm is
     larger, and the raw norm (unclipped) with grad_clip = 0."""
@@ -164,6 +184,36 @@ def test_train_step_clips_the_gradient_norm():
     assert raw > 5
     assert norm_after(2.0) == pytest.approx(2.0, rel=1e-5)
     assert norm_after(10 * raw) == pytest.approx(raw, rel=1e-6)  # below the limit: untouched
+
+
+def test_train_step_returns_the_loss_then_steps_and_updates_the_ema():
+    """The returned loss is the objective's at the weights before the step (detached); the weights then take
+    one AdamW step and the EMA one lerp towards them; channels_last and the per-tensor EMA loop are the same
+    numbers; ema_params None skips the EMA."""
+    schedule = NoiseSchedule.from_name("linear", 100)
+    g = torch.Generator().manual_seed(1)
+    x0, t, eps = torch.rand(4, 1, 4, 4, generator=g) * 2 - 1, torch.randint(0, 100, (4,), generator=g), torch.randn(
+        4, 1, 4, 4, generator=g)  # fmt: skip
+    results = []
+    for options in (fastpath.PLAIN, replace(fastpath.PLAIN, channels_last=True, foreach_ema=True), None):
+        torch.manual_seed(0)
+        net = nn.Conv2d(1, 1, 3, padding=1)
+        model = lambda x, t, y=None, net=net: net(x)  # noqa: E731
+        params = list(net.parameters())
+        before = [p.detach().clone() for p in params]
+        ema = None if options is None else [p.detach().clone() for p in params]
+        expected = DiffusionLoss(schedule)(model, x0, t, eps).detach()
+        optimizer = torch.optim.AdamW(params, lr=0.1)
+        loss = train_step(model, DiffusionLoss(schedule), optimizer, params, ema, x0, t, eps, decay=0.75,
+                          options=options or fastpath.PLAIN)  # fmt: skip
+        assert not loss.requires_grad and torch.equal(loss, expected)
+        assert all((p - b).abs().max() > 1e-3 for p, b in zip(params, before))  # every weight moved
+        if ema is not None:
+            for e, b, p in zip(ema, before, params):
+                torch.testing.assert_close(e, 0.75 * b + 0.25 * p.detach())
+            results.append([p.detach() for p in params])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.fixture(scope="module")
