@@ -43,7 +43,12 @@ OUT = ROOT / "benchmarks" / "results" / "mutation_cpu"
 PACKAGE = "src/cleardiffusion"
 # module -> the test files that own it (a mutant survives unless one of these fails)
 MODULE_TESTS: dict[str, list[str]] = {
-    "schedule": ["tests/test_schedule.py", "tests/test_objective.py"],
+    "schedule": [
+        "tests/test_schedule.py",
+        "tests/test_samplers.py",
+        "tests/test_solvers.py",
+        "tests/test_objective.py",
+    ],
     "objective": ["tests/test_objective.py", "tests/test_schedule.py"],
     "guidance": ["tests/test_guidance.py", "tests/test_objective.py"],
     "denoiser": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py", "tests/test_objective.py"],
