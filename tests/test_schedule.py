@@ -157,3 +157,12 @@ def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
     a, s = sched.coefficients(t)
     shift = (a / s).double()
     torch.testing.assert_close(oracle(x_t, t, y), eps - shift, atol=1e-3, rtol=1e-3)
+
+
+def test_training_times_and_the_clean_end():
+    """draw_t: t ~ Uniform{0..T-1} from the run's generator; lambda is +inf at the clean end (index -1)."""
+    sched = NoiseSchedule.from_name("linear", 10)
+    t = sched.draw_t(5000, torch.Generator().manual_seed(2))
+    assert torch.equal(t, torch.randint(0, 10, (5000,), generator=torch.Generator().manual_seed(2)))
+    assert t.min() == 0 and t.max() == 9
+    assert sched.lambda_at(-1) == math.inf and sched.lambda_at(0) < math.inf
