@@ -177,12 +177,17 @@ def test_train_step_clips_the_gradient_norm():
         params = list(net.parameters())
         ema = [p.detach().clone() for p in params]
         optimizer = torch.optim.SGD(params, lr=0.0)  # lr 0: the weights stay, the gradients are what we read
-        train_step(model, DiffusionLoss(schedule), optimizer, params, ema, x0, t, eps, decay=0.9, grad_clip=grad_clip)
+        clip = {} if grad_clip is None else {"grad_clip": grad_clip}
+        seen = []
+        loss_fn = lambda *args: seen.append(args[-1]) or DiffusionLoss(schedule)(*args)  # noqa: E731
+        train_step(model, loss_fn, optimizer, params, ema, x0, t, eps, torch.arange(8), decay=0.9, **clip)
+        assert torch.equal(seen[0], torch.arange(8))  # the labels reach the loss
         return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item()
 
     raw = norm_after(0.0)
     assert raw > 5
-    assert norm_after(2.0) == pytest.approx(2.0, rel=1e-5)
+    assert norm_after(2.0) == pytest.approx(2.0, rel=1e-5) and norm_after(0.5) == pytest.approx(0.5, rel=1e-5)
+    assert norm_after(None) == pytest.approx(1.0, rel=1e-5)  # the default clips at 1
     assert norm_after(10 * raw) == pytest.approx(raw, rel=1e-6)  # below the limit: untouched
 
 
