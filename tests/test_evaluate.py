@@ -1,15 +1,11 @@
 """Metrics against closed forms: FID of Gaussians, KID unbiasedness, precision/recall, inception score."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from cleardiffusion.data import load_dataset
-from cleardiffusion.errors import UsageError
 from cleardiffusion.evaluate import (
     class_accuracy,
     class_histogram,
@@ -19,8 +15,6 @@ from cleardiffusion.evaluate import (
     kernel_inception_distance,
     precision_recall,
 )
-from cleardiffusion.evaluation_runner import classifier_or_help, evaluate_samples, load_samples
-from cleardiffusion.features import SmallClassifier, file_sha256, save_classifier
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -86,7 +80,10 @@ def test_feature_statistics_matches_numpy():
     [
         ((np.zeros(3), np.eye(3), np.zeros(4), np.eye(3)), "mu2 must have length 3"),
         ((np.zeros(3), np.eye(2), np.zeros(3), np.eye(3)), r"sigma1 must be \(3, 3\)"),
-        ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "1-D mean"),
+        ((np.zeros((3, 1)), np.eye(3), np.zeros(3), np.eye(3)), "mu1 must be a 1-D mean"),
+        ((np.zeros(3), np.eye(3), np.zeros((3, 1)), np.eye(3)), "mu2 must be a 1-D mean"),
+        ((np.zeros(3), np.zeros(3), np.zeros(3), np.eye(3)), "sigma1 must be a 2-D"),
+        ((np.zeros(3), np.eye(3), np.zeros(3), np.zeros(3)), "sigma2 must be a 2-D"),
         ((np.array([0, np.nan, 0]), np.eye(3), np.zeros(3), np.eye(3)), "NaN"),
     ],
 )
@@ -96,15 +93,64 @@ def test_frechet_distance_rejects_bad_input(args, match):
 
 
 def test_feature_statistics_rejects_bad_input():
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="features must be a 2-D"):
         feature_statistics(np.zeros((4, 2, 2)))
     with pytest.raises(ValueError, match="NaN or inf"):
         feature_statistics(np.array([[0.0, np.inf], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="at least 2"):
         feature_statistics(np.zeros((1, 3)))
+    for empty in ((0, 3), (3, 0)):
+        with pytest.raises(ValueError, match=r"features is empty"):
+            feature_statistics(np.zeros(empty))
+    with pytest.raises(ValueError, match="features must be numeric"):
+        feature_statistics(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_smallest_valid_inputs_and_tensors_that_require_grad():
+    """Two vectors of one feature are enough for a covariance; a tensor fresh from a network (requires_grad)
+    is detached, not refused; the frechet distance of such tensors is the numpy one."""
+    f = torch.tensor([[1.0], [3.0]], requires_grad=True)
+    mu, sigma = feature_statistics(f)
+    assert mu.tolist() == [2.0] and sigma.tolist() == [[2.0]]
+    d = frechet_distance(torch.tensor([0.0, 1.0], requires_grad=True), np.eye(2), np.zeros(2), 4 * np.eye(2))
+    assert d == pytest.approx(1 + 2 * (1 + 4 - 2 * 2), rel=1e-12)  # ||mu||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)
 
 
 # ---------------------------------------------------------------------------------------------- KID
+
+
+def naive_kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Binkowski et al. 2018, Eq. 4 term by term: the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3."""
+    d, m, n = x.shape[1], len(x), len(y)
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_a_term_by_term_implementation():
+    """Whole sets as the one subset (subset_size >= N): exactly Eq. 4 with the cubic kernel, unequal sizes."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(7, 3)), 0.5 + 1.5 * rng.normal(size=(5, 3))
+    mean, std = kernel_inception_distance(x, y, num_subsets=2, subset_size=50)
+    assert mean == pytest.approx(naive_kid(x, y), rel=1e-12) and std == pytest.approx(0.0, abs=1e-12)
+    assert kernel_inception_distance(y, x, num_subsets=1)[0] == pytest.approx(naive_kid(y, x), rel=1e-12)
+
+
+def test_kid_subsets_are_draws_without_replacement_from_the_generator():
+    """With subsets smaller than the sets, each is a random permutation's first m (resp. n) rows; mean and
+    (population) std are over the subsets' MMD^2."""
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(6, 4)) + 0.3
+    mean, std = kernel_inception_distance(x, y, 4, 5, generator=torch.Generator().manual_seed(3))  # 4 subsets of 5
+    g = torch.Generator().manual_seed(3)
+    values = []
+    for _ in range(4):
+        i, j = torch.randperm(9, generator=g)[:5], torch.randperm(6, generator=g)[:5]
+        values.append(naive_kid(x[i.numpy()], y[j.numpy()]))
+    assert mean == pytest.approx(np.mean(values), rel=1e-12) and std == pytest.approx(np.std(values), rel=1e-9)
+    assert std > 0  # the subsets really differ
 
 
 def test_kid_near_zero_for_one_distribution_and_positive_for_two():
@@ -125,6 +171,30 @@ def test_kid_unbiased_where_the_biased_estimator_is_not():
     assert abs(mean) < 4 * std / np.sqrt(2000)
 
 
+def test_kid_defaults_and_limits():
+    """The defaults are Binkowski et al.'s 100 subsets of 1,000; one subset of two vectors of one feature is
+    the least that works; fewer refuses, naming the set."""
+    rng = np.random.default_rng(14)
+    x, y = rng.normal(size=(1001, 2)), rng.normal(size=(1002, 2)) + 0.2
+    default = kernel_inception_distance(x, y, generator=torch.Generator().manual_seed(0))
+    assert default == kernel_inception_distance(x, y, 100, 1000, generator=torch.Generator().manual_seed(0))
+    tiny = np.array([[0.0], [1.0]])
+    assert kernel_inception_distance(tiny, tiny + 1, 1, 2)[0] == pytest.approx(naive_kid(tiny, tiny + 1), rel=1e-12)
+    for bad in ((0, 2), (1, 1)):
+        with pytest.raises(ValueError, match="num_subsets >= 1 and subset_size >= 2"):
+            kernel_inception_distance(tiny, tiny, *bad)
+    for a, b in ((tiny[:1], tiny), (tiny, tiny[:1])):
+        with pytest.raises(ValueError, match="at least 2 feature vectors in each set"):
+            kernel_inception_distance(a, b)
+    with pytest.raises(ValueError, match="f1 has feature dimension 1 but f2 has 2"):
+        kernel_inception_distance(tiny, x)
+    for bad, name in ((x[:, :1] * np.nan, "f1"), (np.zeros((0, 1)), "f1")):
+        with pytest.raises(ValueError, match=name):
+            kernel_inception_distance(bad, tiny)
+    with pytest.raises(ValueError, match="f2 is empty"):
+        kernel_inception_distance(tiny, np.zeros((0, 1)))
+
+
 def test_kid_caps_subsets_and_validates():
     x = np.random.default_rng(7).normal(size=(30, 8))
     y = x + 0.1
@@ -137,6 +207,46 @@ def test_kid_caps_subsets_and_validates():
 
 
 # -------------------------------------------------------------------------------- precision / recall
+
+
+def naive_precision_recall(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """Kynkaanniemi et al. 2019, Eqs. 1-3 with loops: a sample is on a manifold when it lies within the distance
+    from some reference point to that point's k-th nearest neighbour among the other reference points."""
+
+    def on_manifold(q, refs):
+        radii = [sorted(np.linalg.norm(refs - r, axis=1))[k] for r in refs]  # [0] is the point itself
+        return any(np.linalg.norm(q - r) <= radius for r, radius in zip(refs, radii))
+
+    return np.mean([on_manifold(f, real) for f in fake]), np.mean([on_manifold(r, fake) for r in real])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_precision_recall_match_a_loop_over_the_definition(k):
+    rng = np.random.default_rng(25)
+    real, fake = rng.normal(size=(15, 3)), 0.6 * rng.normal(size=(12, 3)) + 1.2
+    expected = naive_precision_recall(real, fake, k)
+    # partial coverage that moves with the radius: the (k-1)-th or (k+1)-th neighbour gives other values
+    assert all(expected != naive_precision_recall(real, fake, other) for other in (k - 1, k + 1))
+    assert precision_recall(real, fake, k=k, block=4) == pytest.approx(expected, abs=1e-12)
+
+
+def test_precision_recall_boundary_and_defaults():
+    """A sample exactly at a reference point's k-NN radius is inside (Eq. 2's <=), in float64: 0.1^2 is
+    not a float32 number. k defaults to 3 and may go up to min(N_real, N_fake) - 1."""
+    real = np.array([[0.0], [0.1]])
+    assert precision_recall(real, np.array([[-0.1], [5.0]]), k=1)[0] == 0.5  # -0.1 in, 5.0 out
+    rng = np.random.default_rng(15)
+    a, b = rng.normal(size=(15, 3)), rng.normal(size=(12, 3)) + 0.8
+    assert precision_recall(a, b) == pytest.approx(naive_precision_recall(a, b, 3), abs=1e-12)
+    assert precision_recall(a, b, k=11) == pytest.approx(naive_precision_recall(a, b, 11), abs=1e-12)
+    for k in (0, 12):
+        with pytest.raises(ValueError, match=r"k must be in \[1, min\(N_real, N_fake\) - 1\]"):
+            precision_recall(a, b, k=k)
+    with pytest.raises(ValueError, match="real_features has feature dimension 3 but fake_features has 2"):
+        precision_recall(a, b[:, :2])
+    for args, name in (((a[:0], b), "real_features"), ((a, b[:0]), "fake_features")):
+        with pytest.raises(ValueError, match=f"{name} is empty"):
+            precision_recall(*args)
 
 
 def test_precision_recall_identical_sets_are_one():
@@ -174,9 +284,47 @@ def test_inception_score_extremes():
     assert inception_score(uniform)[0] == pytest.approx(1.0)
 
 
-def test_inception_score_rejects_logits():
+def naive_inception_score(probs: np.ndarray, splits: int) -> tuple[float, float]:
+    """Salimans et al. 2016: exp of the MEAN over samples of KL(p(y|x) || p(y)), per split (numpy's
+    array_split sizes); then the mean and std of the splits' scores. 0 log 0 = 0."""
+    scores = []
+    for part in np.array_split(probs, splits):
+        p_y = part.mean(axis=0)
+        kls = [sum(p * np.log(p / q) for p, q in zip(row, p_y) if p > 0) for row in part]
+        scores.append(np.exp(np.mean(kls)))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def test_inception_score_matches_a_loop_over_the_definition():
+    rng = np.random.default_rng(13)
+    probs = rng.dirichlet(np.full(5, 0.4), size=23)
+    probs[:4, 2] = 0.0  # exact zeros: the 0 log 0 = 0 convention
+    probs /= probs.sum(axis=1, keepdims=True)
+    for splits in (1, 4):  # 4 splits of 23: sizes 6, 6, 6, 5
+        mean, std = inception_score(probs, splits=splits)
+        expected = naive_inception_score(probs, splits)
+        assert mean == pytest.approx(expected[0], rel=1e-12) and std == pytest.approx(expected[1], rel=1e-9, abs=1e-15)
+    assert inception_score(probs, splits=4)[1] > 0
+
+
+def test_inception_score_defaults_limits_and_bad_input():
+    probs = np.random.default_rng(16).dirichlet(np.ones(5), size=23)
+    assert inception_score(probs) == inception_score(probs, splits=10)
+    assert inception_score(probs, splits=23)[0] == pytest.approx(1.0)  # one sample per split: p(y) = p(y|x)
+    assert inception_score(probs, splits=1) == pytest.approx(naive_inception_score(probs, 1), rel=1e-12)
+    for splits in (0, 24):
+        with pytest.raises(ValueError, match=r"splits must be in \[1, N=23\]"):
+            inception_score(probs, splits=splits)
     with pytest.raises(ValueError, match="softmax"):
         inception_score(np.random.default_rng(0).normal(size=(20, 10)))
+    negative = np.array([[1.5, -0.5], [0.5, 0.5]])  # rows sum to 1, one entry below 0
+    off = np.array([[0.5, 0.51], [0.5, 0.5]])  # non-negative, a row sums to 1.01
+    for bad in (negative, off):
+        with pytest.raises(ValueError, match="softmax"):
+            inception_score(bad, splits=1)
+    assert inception_score(np.array([[0.5, 0.5005], [0.5, 0.5]]), splits=1)[0] > 0  # float32 round-off passes
+    with pytest.raises(ValueError, match="probs contains NaN"):
+        inception_score(np.full((2, 2), np.nan))
 
 
 def test_class_accuracy_and_histogram():
@@ -185,105 +333,12 @@ def test_class_accuracy_and_histogram():
     assert class_histogram(np.array([0, 2, 2, 1, 2]), 4) == [1, 1, 3, 0]
     with pytest.raises(ValueError, match=r"\[0, 2\]"):
         class_histogram(np.array([0, 3]), 3)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         class_accuracy(logits, np.array([0, 1]))
-
-
-# -------------------------------------------------------------------------------- evaluation_runner (I/O)
-
-
-def test_load_samples_npz_and_png(tmp_path):
-    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)  # N x H x W x C
-    np.savez(tmp_path / "s.npz", images=images, labels=np.arange(6))
-    x, y = load_samples(tmp_path / "s.npz")
-    assert x.shape == (6, 3, 8, 8) and x.dtype == torch.uint8 and y.tolist() == list(range(6))
-    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), images)
-    (tmp_path / "png").mkdir()
-    for i, im in enumerate(images):
-        Image.fromarray(im).save(tmp_path / "png" / f"{i:03d}.png")
-    x_png, y_png = load_samples(tmp_path / "png")
-    assert y_png is None and torch.equal(x_png, x)
-
-
-@pytest.mark.parametrize(
-    "arrays, match",
-    [
-        ({"samples": np.zeros((2, 8, 8, 1), np.uint8)}, "no 'images' array"),
-        ({"images": np.zeros((2, 8, 8, 1), np.float32)}, "must be uint8"),
-        ({"images": np.full((2, 8, 8, 1), np.nan, np.float32)}, "NaN or inf"),
-        ({"images": np.zeros((2, 8, 8, 2), np.uint8)}, "C in"),
-        ({"images": np.zeros((2, 8, 8, 1), np.uint8), "labels": np.zeros(3, np.int64)}, "labels must be"),
-    ],
-)
-def test_load_samples_rejects_bad_files(tmp_path, arrays, match):
-    np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(ValueError, match=match):
-        load_samples(tmp_path / "bad.npz")
-
-
-def test_load_samples_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
-        load_samples(tmp_path / "nothing.npz")
-
-
-@pytest.fixture
-def mnist_classifier(tmp_path):
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST not found under {MNIST}")
-    torch.manual_seed(0)  # an untrained network: the plumbing, not the numbers, is under test
-    model = SmallClassifier(1, 10, 28, width=8)
-    for m in model.modules():  # BatchNorm statistics of real digits, so random features are not all ~0
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None
-    with torch.no_grad():
-        model.train()(load_dataset("mnist", MNIST, "test").images[:2000].float() / 127.5 - 1)
-    path = tmp_path / "clf.pt"
-    save_classifier(path, model.eval(), {"dataset": "mnist", "test_accuracy": 0.0})
-    return path
-
-
-@pytest.mark.slow
-def test_evaluate_samples_end_to_end_and_cache(tmp_path, mnist_classifier):
-    test = load_dataset("mnist", MNIST, "test")
-    images, labels = test.images[:500], test.labels[:500]
-    np.savez(tmp_path / "s.npz", images=images.permute(0, 2, 3, 1).numpy(), labels=labels.numpy())
-    kwargs = dict(classifier_path=mnist_classifier, split="test", cache_dir=tmp_path / "cache")
-    result = evaluate_samples(tmp_path / "s.npz", None, "mnist", MNIST, **kwargs)
-    json.dumps(result)  # JSON-serialisable
-    assert result["n"] == 500 and result["features"] == "classifier:mnist"
-    assert result["features_sha256"] == file_sha256(mnist_classifier)  # the network behind the numbers
-    assert result["reference"] == {"dataset": "mnist", "split": "test", "n": 10000}
-    assert sum(result["class_histogram"]) == 500 and result["accuracy"] is not None
-    assert result["precision"] > 0.9 and result["recall"] > 0.5
-    (cached,) = (tmp_path / "cache" / "reference").glob("*.npz")
-    stamp = cached.stat().st_mtime_ns
-    noisy = images.float() + 80 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))
-    worse = evaluate_samples(noisy.clamp(0, 255).to(torch.uint8), None, "mnist", MNIST, **kwargs)
-    assert cached.stat().st_mtime_ns == stamp  # the reference statistics came from the cache
-    assert worse["accuracy"] is None and worse["fid"] > 10 * result["fid"] and worse["precision"] < 0.5
-
-
-def test_evaluate_samples_rejects_mismatched_samples(tmp_path, mnist_classifier):
-    kwargs = dict(classifier_path=mnist_classifier, split="test", cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="3 channels but mnist has 1"):
-        evaluate_samples(torch.zeros(8, 3, 28, 28, dtype=torch.uint8), None, "mnist", MNIST, **kwargs)
-    with pytest.raises(ValueError, match=r"\(32, 32\) pixels"):
-        evaluate_samples(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), None, "mnist", MNIST, **kwargs)
-    with pytest.raises(ValueError, match="uint8"):
-        evaluate_samples(torch.zeros(8, 1, 28, 28), None, "mnist", MNIST, **kwargs)
-    with pytest.raises(ValueError, match="unknown features"):
-        evaluate_samples(torch.zeros(8, 1, 28, 28, dtype=torch.uint8), None, "mnist", MNIST, features="vgg")
-
-
-def test_other_data_without_classifier_says_how_to_get_one():
-    """Only mnist, fashion-mnist and cifar10 have a shipped network; an image folder needs --classifier."""
-    with pytest.raises(UsageError, match="cleardiffusion train-classifier --dataset folder.*--classifier FILE"):
-        classifier_or_help("folder", 3, None, "cpu", (32, 32))
-
-
-def test_evaluate_samples_without_inception_weights_says_how_to_get_them(tmp_path):
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST not found under {MNIST}")
-    images = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
-    with pytest.raises(UsageError, match="--inception PATH"):
-        evaluate_samples(images, None, "mnist", MNIST, features="inception", split="test", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
+        class_accuracy(logits, np.array([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="probs_or_logits must be a 2-D"):
+        class_accuracy(logits[0], np.array([0]))
+    for bad in (np.zeros((2, 2), dtype=int), np.array([0.0, 1.0])):
+        with pytest.raises(ValueError, match="1-D integer array"):
+            class_histogram(bad, 3)

@@ -1,5 +1,7 @@
 """Classifier-free guidance (Ho & Salimans 2022): the wrapper's limits, one batched pass, label dropout."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -48,10 +50,13 @@ def test_guidance_is_one_batched_forward():
 
 def test_guided_model_picks_the_cheapest_wrapper():
     model = conditional_mlp()
-    y = torch.tensor([1, 2])
+    x, t, y = inputs(B=2)
     assert guided_model(model, None) is model
     assert isinstance(guided_model(model, y, 1.0), Conditioned)
     assert isinstance(guided_model(model, y, 4.0), ClassifierFreeGuidance)
+    with torch.no_grad():  # the conditional wrapper passes its labels, and only them, to the model
+        assert torch.equal(guided_model(model, y, 1.0)(x, t), model(x, t, y))
+        assert torch.equal(guided_model(model, None)(x, t), model(x, t))
 
 
 def test_null_label_is_not_a_real_class():
@@ -65,9 +70,14 @@ def test_bad_labels_and_guidance_on_unconditional_models_raise():
         ClassifierFreeGuidance(model, torch.tensor([3, 10]), 2.0)
     with pytest.raises(UsageError, match="0..9"):
         Conditioned(model, torch.tensor([-1]))
+    Conditioned(model, torch.tensor([0, 9]))  # both ends of 0..9 are real classes
+    Conditioned(model, torch.tensor([], dtype=torch.long))  # no labels: nothing to check
     unconditional = MLPDenoiser(MLPConfig(data_dim=12, hidden_dim=8))
     with pytest.raises(UsageError, match="unconditional"):
         guided_model(unconditional, torch.tensor([0]), 3.0)
+    for bare in (torch.nn.Identity(), SimpleNamespace(config=SimpleNamespace())):  # no config / no num_classes
+        with pytest.raises(UsageError, match="unconditional"):
+            Conditioned(bare, torch.tensor([0]))
     with pytest.raises(UsageError, match="class labels"):
         guided_model(model, None, 3.0)
 

@@ -4,15 +4,25 @@ prediction type turns into the exact eps for the samplers."""
 import pytest
 import torch
 
-from cleardiffusion.objective import EpsFromPrediction, as_eps_model, diffusion_loss
+from cleardiffusion.denoiser import sampling_parts, training_parts
+from cleardiffusion.flow import FlowPath, flow_matching_loss
+from cleardiffusion.objective import DiffusionLoss, EpsFromPrediction, as_eps_model, diffusion_loss
 from cleardiffusion.schedule import NoiseSchedule, eps_from_v, eps_from_x0, v_from_eps
+
+
+def v_by_angle(schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """v by its definition (Salimans & Ho 2022, Sec. 4), not by schedule.v_from_eps: with x_t = cos(phi) x_0 +
+    sin(phi) eps and phi = atan(sqrt(1 - alpha_bar_t) / sqrt(alpha_bar_t)), v = dx_t / dphi."""
+    ab = schedule.alpha_bar64[t].reshape(-1, *([1] * (x0.ndim - 1)))
+    phi = torch.atan2((1 - ab).sqrt(), ab.sqrt())
+    return (phi.cos() * eps.double() - phi.sin() * x0.double()).to(x0.dtype)
 
 
 def oracle(target: str, schedule: NoiseSchedule, x0: torch.Tensor, eps: torch.Tensor):
     """A 'network' that returns the exact `target` (eps, x0 or v) of the x_t it is given."""
 
     def net(x_t, t, y=None):
-        return {"eps": eps, "x0": x0, "v": v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim))}[target]
+        return {"eps": eps, "x0": x0, "v": v_by_angle(schedule, x0, eps, t)}[target]
 
     return net
 
@@ -43,6 +53,18 @@ def test_the_oracle_has_zero_loss(batch, prediction, weighting):
     net = oracle(prediction, schedule, x0, eps)
     loss = diffusion_loss(net, schedule, x0, t, eps, prediction=prediction, weighting=weighting)
     assert loss.item() < 1e-10
+
+
+def test_v_target_is_the_angular_velocity(batch):
+    """The loss's v target is dx_t / dphi: a network off by delta in v has loss mean(delta^2) exactly."""
+    schedule, x0, eps, t = batch
+    torch.testing.assert_close(
+        v_from_eps(x0, eps, *schedule.coefficients(t, x0.ndim)), v_by_angle(schedule, x0, eps, t)
+    )
+    delta = 0.1 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    out = v_by_angle(schedule, x0, eps, t) + delta
+    loss = diffusion_loss(lambda x, t, y=None: out, schedule, x0, t, eps, prediction="v")
+    torch.testing.assert_close(loss, (delta**2).mean(), rtol=1e-4, atol=1e-7)
 
 
 def test_eps_without_weighting_is_l_simple(batch):
@@ -118,3 +140,75 @@ def test_the_wrapper_forwards_what_guidance_reads():
     guided = ClassifierFreeGuidance(wrapped, y, 3.0)(x, t)
     v_guided = ClassifierFreeGuidance(net, y, 3.0)(x, t)
     torch.testing.assert_close(guided, eps_from_v(x, v_guided, *schedule.coefficients(t, x.ndim)), atol=1e-5, rtol=1e-5)
+
+
+class Recorder:
+    """Wraps a 'network' and records the arguments of every call, to check what reaches it."""
+
+    def __init__(self, net):
+        self.net, self.calls = net, []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.net(*args)
+
+
+def x_t_by_hand(schedule, x0, t, eps):
+    ab = schedule.alpha_bar64[t].reshape(-1, *([1] * (x0.ndim - 1)))
+    return (ab.sqrt() * x0.double() + (1 - ab).sqrt() * eps.double()).to(x0.dtype)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_the_network_sees_x_t_t_and_the_labels(batch, prediction, with_labels):
+    """Both losses and the eps wrapper call the network with x_t (Eq. 4), t and y when given, else (x_t, t)."""
+    schedule, x0, eps, t = batch
+    y = torch.tensor([0, 1, 2, 0, 1, 2]) if with_labels else None
+    expected_args = 3 if with_labels else 2
+    x_t = x_t_by_hand(schedule, x0, t, eps)
+    runs = [lambda net: diffusion_loss(net, schedule, x0, t, eps, y, prediction=prediction),
+            lambda net: EpsFromPrediction(net, schedule, prediction)(x_t, t, y)]  # fmt: skip
+    runs.append(lambda net: DiffusionLoss(schedule, prediction)(net, x0, t, eps, y))  # what train_step calls
+    for run in runs:
+        net = Recorder(oracle(prediction, schedule, x0, eps))
+        run(net)
+        ((x_seen, t_seen, *rest),) = net.calls
+        assert len(net.calls[0]) == expected_args and (not rest or torch.equal(rest[0], y))
+        torch.testing.assert_close(x_seen, x_t)
+        assert torch.equal(t_seen, t)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_flat_data_converts_per_sample(prediction):
+    """(B, D) data (an MLP's): the coefficients broadcast per sample, not as (B, 1, 1, 1)."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    g = torch.Generator().manual_seed(4)
+    x0, eps, t = (
+        torch.rand(5, 7, generator=g) * 2 - 1,
+        torch.randn(5, 7, generator=g),
+        torch.tensor([0, 9, 99, 500, 999]),
+    )
+    net = oracle(prediction, schedule, x0, eps)
+    eps_pred = EpsFromPrediction(net, schedule, prediction)(x_t_by_hand(schedule, x0, t, eps), t)
+    assert eps_pred.shape == (5, 7)
+    torch.testing.assert_close(eps_pred, eps, atol=2e-4, rtol=1e-4)
+    assert diffusion_loss(net, schedule, x0, t, eps, prediction=prediction).item() < 1e-10
+
+
+def test_which_model_the_samplers_call_and_which_loss_trains_it(batch):
+    schedule, x0, eps, t = batch
+    net = torch.nn.Identity()
+    model, path = sampling_parts(net, "flow", "eps", schedule)
+    assert model is net and isinstance(path, FlowPath)  # the velocity network itself
+    assert as_eps_model(net, schedule, "eps") is net and sampling_parts(net, "ddpm", "eps", schedule) == (net, schedule)
+    for prediction in ("x0", "v"):
+        wrapped, path = sampling_parts(net, "ddpm", prediction, schedule)
+        assert isinstance(wrapped, EpsFromPrediction) and wrapped.net is net and wrapped.schedule is schedule
+        assert wrapped.prediction == prediction and path is schedule
+    loss_fn, path = training_parts("flow", "eps", "none", schedule)
+    assert loss_fn is flow_matching_loss and isinstance(path, FlowPath)
+    loss_fn, path = training_parts("ddpm", "v", "min-snr", schedule)
+    assert path is schedule and (loss_fn.schedule, loss_fn.prediction, loss_fn.weighting) == (schedule, "v", "min-snr")
+    for parts in (sampling_parts, training_parts):
+        with pytest.raises(ValueError, match="unknown objective 'gan'"):
+            parts(net, "gan", "eps", schedule) if parts is sampling_parts else parts("gan", "eps", "none", schedule)

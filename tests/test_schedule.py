@@ -55,11 +55,39 @@ def test_cosine_alpha_bar_matches_closed_form():
         assert a[t - 1].item() == pytest.approx(f(t) / f(0), rel=1e-9)
 
 
+def test_scaled_linear_scales_both_endpoints_and_stops_where_beta_T_reaches_one():
+    betas = scaled_linear_betas(100)  # x 10
+    assert (betas[0].item(), betas[-1].item()) == pytest.approx((1e-3, 0.2), rel=1e-12)
+    assert scaled_linear_betas(21)[-1].item() == pytest.approx(20 / 21, rel=1e-12)
+    with pytest.raises(ValueError, match="T >= 21"):
+        scaled_linear_betas(20)  # beta_T = 1 exactly: alpha_bar_T = 0
+
+
 def test_bad_schedules_raise():
     with pytest.raises(ValueError, match="at least 2"):
         NoiseSchedule.from_name("linear", 1)
     with pytest.raises(ValueError, match="linear, linear-scaled, cosine"):
         NoiseSchedule.from_name("quadratic", 10)
+    with pytest.raises(ValueError, match="at least 2 diffusion steps"):
+        NoiseSchedule(torch.full((1,), 0.1))
+    with pytest.raises(ValueError, match="at least 2 diffusion steps"):
+        NoiseSchedule(torch.full((3, 3), 0.1))  # not 1-D, though long enough
+    for bad in (0.0, 1.0, -0.1, 1.5):  # beta_t must lie in the OPEN interval (0, 1)
+        with pytest.raises(ValueError, match=r"\(0, 1\)"):
+            NoiseSchedule(torch.tensor([0.1, bad, 0.2]))
+
+
+def test_float32_betas_give_the_float64_schedule_and_float32_buffers():
+    betas = linear_betas(50)
+    sched = NoiseSchedule(betas.float())
+    expected = torch.cumprod(1 - betas.float().double(), 0)
+    assert sched.alpha_bar64.dtype == torch.float64 and torch.equal(sched.alpha_bar64, expected)
+    assert sched.T == 50
+    for name, value in (("alpha_bar", expected), ("sqrt_alpha_bar", expected.sqrt()),
+                        ("sqrt_one_minus_alpha_bar", (1 - expected).sqrt())):  # fmt: skip
+        buffer = getattr(sched, name)
+        assert buffer.dtype == torch.float32 and torch.equal(buffer, value.float()), name
+    assert "alpha_bar" not in sched.state_dict()  # not persistent: rebuilt from the config, never loaded
 
 
 def test_q_sample_has_closed_form_mean_and_variance():
@@ -129,3 +157,12 @@ def test_eps_from_x0_network_gives_the_true_eps_and_zero_loss():
     a, s = sched.coefficients(t)
     shift = (a / s).double()
     torch.testing.assert_close(oracle(x_t, t, y), eps - shift, atol=1e-3, rtol=1e-3)
+
+
+def test_training_times_and_the_clean_end():
+    """draw_t: t ~ Uniform{0..T-1} from the run's generator; lambda is +inf at the clean end (index -1)."""
+    sched = NoiseSchedule.from_name("linear", 10)
+    t = sched.draw_t(5000, torch.Generator().manual_seed(2))
+    assert torch.equal(t, torch.randint(0, 10, (5000,), generator=torch.Generator().manual_seed(2)))
+    assert t.min() == 0 and t.max() == 9
+    assert sched.lambda_at(-1) == math.inf and sched.lambda_at(0) < math.inf

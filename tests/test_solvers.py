@@ -15,17 +15,21 @@ import pytest
 import torch
 
 from cleardiffusion import samplers
+from cleardiffusion.denoiser import predict
+from cleardiffusion.flow import FlowPath
 from cleardiffusion.samplers import (
     SAMPLERS,
     ddim_sample,
     dpmpp_2m_sample,
+    dpmpp_2m_sde_sample,
+    euler_sample,
     heun_sample,
     make_timesteps,
     sampler_nfe,
     steps_for_nfe,
 )
 from cleardiffusion.schedule import NoiseSchedule
-from test_samplers import MU, S, gaussian_oracle
+from test_samplers import MU, S, affine_output, gaussian_oracle
 
 
 def exact_ode_solution(schedule: NoiseSchedule, x_T: torch.Tensor, t0: int) -> torch.Tensor:
@@ -151,12 +155,12 @@ def test_exact_solver_type_integrates_a_straight_line_in_lambda_exactly(monkeypa
 
 
 @pytest.mark.parametrize("sampler", [dpmpp_2m_sample, heun_sample])
-def test_oracle_denoiser_reproduces_the_data_distribution(sampler):
+def test_oracle_denoiser_reproduces_the_data_distribution(monkeypatch, sampler):
+    """From x_T ~ N(0, 1), 40 log-SNR steps land on N(MU, S^2): exact moments (affine in x_T), no noise drawn."""
     schedule = NoiseSchedule.from_name("linear", 1000)
-    x_T = torch.randn(20_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    x0 = sampler(gaussian_oracle(schedule), schedule, x_T, make_timesteps(schedule, 40, "logsnr"))
-    assert x0.mean().item() == pytest.approx(MU, abs=0.015)
-    assert x0.std().item() == pytest.approx(S, rel=0.03)
+    a, c, b2, draws = affine_output(monkeypatch, sampler, schedule, make_timesteps(schedule, 40, "logsnr"))
+    assert draws == 0 and b2 == 0
+    assert c == pytest.approx(MU, abs=0.01) and a == pytest.approx(S, rel=0.02)  # mean c, std |a|
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -225,28 +229,14 @@ def test_sde_dpm_solver_pp_first_order_is_ddim_with_eta_one():
 
 def sde_output_moments(monkeypatch, order: int, steps: int) -> tuple[float, float]:
     """The exact mean and variance of SDE-DPM-Solver++'s output for Gaussian data N(MU, S^2), x_T drawn from
-    its exact marginal. With the exact (affine) eps the sampler is affine in x_T and its noise draws z_k:
-    out = a x_T + sum_k b_k z_k + c, so one batch reads off c (row 0: x_T = 0, no noise), b_k (row k + 1:
-    noise 1 at draw k only) and a (last row: x_T = 1), and Var = a^2 Var(x_T) + sum_k b_k^2, no Monte Carlo."""
-    draws = []
-
-    def unit_noise(x, generator):  # draw k puts noise 1 on row k + 1
-        z = torch.zeros_like(x)
-        z[len(draws) + 1] = 1.0
-        draws.append(z)
-        return z
-
-    monkeypatch.setattr(samplers, "randn_like", unit_noise)
+    its exact marginal (test_samplers.affine_output: no Monte Carlo)."""
     schedule = NoiseSchedule.from_name("linear", 1000)
     ab_T = schedule.alpha_bar64[-1].item()
-    x_T = torch.zeros(steps + 1, 1, dtype=torch.float64)
-    x_T[-1] = 1.0
     ts = make_timesteps(schedule, steps, "logsnr")
-    out = dpmpp_2m_sample(gaussian_oracle(schedule), schedule, x_T, ts, order=order, eta=1.0)[:, 0]
-    assert len(draws) == steps - 1  # fresh noise on every step but the last
-    c, b, a = out[0], out[1:steps] - out[0], out[-1] - out[0]
+    a, c, b2, draws = affine_output(monkeypatch, dpmpp_2m_sample, schedule, ts, order=order, eta=1.0)
+    assert draws == steps - 1  # fresh noise on every step but the last
     mean_T, var_T = ab_T**0.5 * MU, ab_T * S**2 + 1 - ab_T
-    return float(a * mean_T + c), float(a**2 * var_T + (b**2).sum())
+    return a * mean_T + c, a**2 * var_T + b2
 
 
 def test_sde_dpm_solver_pp_samples_the_data_distribution_at_its_weak_order(monkeypatch):
@@ -260,3 +250,112 @@ def test_sde_dpm_solver_pp_samples_the_data_distribution_at_its_weak_order(monke
             assert mean == pytest.approx(MU, abs=1e-12)
             errors.append(abs(var / S**2 - 1))
         assert all(low < e / e_next < high for e, e_next in zip(errors, errors[1:], strict=False)), (order, errors)
+
+
+def steep(x, t):
+    """A nonlinear eps whose x_0 prediction leaves [-1, 1], so clipping binds."""
+    return -0.5 * torch.tanh(x) + 0.3 * torch.sin(3 * x) * t[:, None] / 1000
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_numbers_its_callbacks_and_honours_clip_x0_and_its_generator(name):
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    ts = make_timesteps(schedule, 6, "trailing")
+    x_T = torch.linspace(-3, 3, 8, dtype=torch.float64)[:, None]
+    run = lambda clip, seed=0, seen=None: SAMPLERS[name](  # noqa: E731
+        steep, schedule, x_T, ts, clip_x0=clip, generator=torch.Generator().manual_seed(seed),
+        callback=None if seen is None else lambda i, t, x, x0: seen.append((i, t, x0)))  # fmt: skip
+    seen = []
+    clipped = run(True, seen=seen)
+    assert [(i, t) for i, t, _ in seen] == list(enumerate(ts))  # step i at grid point t, once each
+    assert all(x0.abs().max() <= 1 for _, _, x0 in seen)
+    assert (clipped - run(False)).abs().max() > 1e-3
+    assert torch.equal(run(True, seed=0), clipped)  # the generator decides the noise, nothing else does
+    if name in ("ddpm", "dpm++2m-sde"):
+        assert (run(True, seed=1) - clipped).abs().max() > 1e-3
+
+
+def test_sde_solver_is_dpm_solver_pp_with_eta_one_and_its_solver_type():
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    ts, x_T = make_timesteps(schedule, 8, "trailing"), torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None]
+    for solver_type in ("midpoint", "exact"):
+        sde = dpmpp_2m_sde_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2),
+                                  solver_type=solver_type)  # fmt: skip
+        ref = dpmpp_2m_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2), eta=1.0,
+                              solver_type=solver_type)  # fmt: skip
+        assert torch.equal(sde, ref)
+    assert (
+        sde - dpmpp_2m_sde_sample(steep, schedule, x_T, ts, generator=torch.Generator().manual_seed(2))
+    ).abs().max() > 0
+
+
+def test_euler_on_the_ddpm_path_is_ddim():
+    """Euler in Karras's coordinates (x_hat = x / sqrt(ab), tau = sigma) is DDIM's eta = 0 update, exactly."""
+    schedule = NoiseSchedule.from_name("cosine", 500)
+    ts, x_T = make_timesteps(schedule, 9, "logsnr"), torch.linspace(-2, 2, 7, dtype=torch.float64)[:, None]
+    for clip in (False, True):
+        euler = euler_sample(steep, schedule, x_T, ts, clip_x0=clip)
+        torch.testing.assert_close(euler, ddim_sample(steep, schedule, x_T, ts, clip_x0=clip), rtol=1e-10, atol=1e-10)
+
+
+def test_dpm_solver_pp_refuses_each_bad_option_alone():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    for bad in ({"order": 3}, {"eta": -0.1}, {"solver_type": "heun"}):
+        with pytest.raises(ValueError, match=r"need order 1\|2, eta >= 0, solver_type midpoint\|exact"):
+            dpmpp_2m_sample(steep, schedule, torch.zeros(2, 1), [50, 10], **bad)
+
+
+def test_nfe_of_heun_on_each_path_and_the_advice_for_a_wrong_budget():
+    schedule = NoiseSchedule.from_name("linear", 100)
+    assert sampler_nfe("heun", 5, schedule) == 9 and sampler_nfe("heun", 5, FlowPath()) == 10
+    assert steps_for_nfe("heun", 9, schedule) == 5 and isinstance(steps_for_nfe("heun", 9, schedule), int)
+    with pytest.raises(ValueError, match="got 2: use 1 or 3"):
+        steps_for_nfe("heun", 2, schedule)
+    with pytest.raises(ValueError, match="got 10: use 9 or 11"):
+        steps_for_nfe("heun", 10)
+    with pytest.raises(ValueError, match="even; got 9: use 10"):
+        steps_for_nfe("heun", 9, FlowPath())
+
+
+@pytest.mark.parametrize("eta", [0.3, 1.0, 2.0])
+def test_one_sde_step_by_hand(monkeypatch, eta):
+    """One step t -> s of DPM-Solver++ with noise eta, for a model whose eps is 0 (so x_theta = x_t / alpha_t), then
+    the last step to the clean end returns x_theta = x_s / alpha_s. From Lu et al.'s update, x_s = (sigma_s /
+    sigma_t) e^{-eta h} x_t + alpha_s (1 - e^{-(1 + eta) h}) x_t / alpha_t + sigma_s sqrt(1 - e^{-2 eta h}) z."""
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    t, s = 600, 300
+    (a_t, s_t), (a_s, s_s) = schedule.coefficients(t), schedule.coefficients(s)
+    h = math.log(a_s / s_s) - math.log(a_t / s_t)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    a, c, b2, draws = affine_output(monkeypatch, dpmpp_2m_sample, schedule, [t, s], model=zero, eta=eta)
+    assert draws == 1 and c == 0
+    assert a == pytest.approx(
+        (s_s / s_t * math.exp(-eta * h) + a_s * -math.expm1(-(1 + eta) * h) / a_t) / a_s, rel=1e-12
+    )
+    assert b2 == pytest.approx((s_s / a_s) ** 2 * -math.expm1(-2 * eta * h), rel=1e-12)
+
+
+def test_make_timesteps_reads_the_path():
+    assert make_timesteps(FlowPath(), 4) == [1.0, 0.75, 0.5, 0.25]
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    assert make_timesteps(schedule, 10, "logsnr") == schedule.timesteps(10, "logsnr")
+    assert make_timesteps(1000, 10) == make_timesteps(schedule, 10)  # an int T where the spacing needs no schedule
+
+
+def test_noise_is_drawn_in_the_samples_dtype_from_the_generator():
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    z = samplers.randn_like(x, torch.Generator().manual_seed(4))
+    assert torch.equal(z, torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+    per_sample = samplers.randn_like(x, [torch.Generator().manual_seed(i) for i in range(3)])
+    assert per_sample.dtype == torch.float64
+    assert torch.equal(per_sample[1], torch.randn(2, generator=torch.Generator().manual_seed(1)).double())
+    with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
+        samplers.randn_like(x, [torch.Generator()] * 2)
+
+
+def test_predict_leaves_x0_unclipped_by_default_and_returns_the_samples_dtype():
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    x = torch.full((2, 3), 2.5, dtype=torch.float64)
+    pred = predict(lambda x, t: torch.zeros(x.shape), schedule, x, 10)  # a float32 model on float64 samples
+    assert pred.eps.dtype == pred.x0.dtype == torch.float64 and (pred.x0 > 2.5).all()  # x0 = x / alpha: not clamped
+    assert (predict(lambda x, t: torch.zeros(x.shape), schedule, x, 10, clip_x0=True).x0 == 1).all()

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from PIL import Image
 
 from cleardiffusion.cli import main
 from cleardiffusion.models.mlp import MLPDenoiser
@@ -52,9 +53,9 @@ def test_validate_names_the_fix(change, match):
         validate(ToyConfig(**change))
 
 
-@pytest.mark.parametrize("prediction", ["eps", "x0"])
-def test_training_lowers_the_loss(prediction):
-    run = train_toy(ToyConfig(steps=120, batch_size=64, prediction=prediction, threads=1))
+def test_training_lowers_the_loss_of_the_eps_network():
+    # the x0-network's loss is checked by the default configuration's test below
+    run = train_toy(ToyConfig(steps=120, batch_size=64, prediction="eps", threads=1))
     first, last = sum(run.losses[:20]) / 20, sum(run.losses[-20:]) / 20
     assert last < first - 0.1, (first, last)
 
@@ -76,10 +77,12 @@ def test_sampling_records_every_step_and_is_seeded():
     assert reconstruction_mse(run.image[None], run.image) == 0.0
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_default_configuration_reconstructs_the_square(seed):
-    config = replace(preset("default"), seed=seed, threads=1)
+def test_default_configuration_reconstructs_the_square():
+    # one seed: benchmarks/results/toy_cpu.md measures the rest
+    config = replace(preset("default"), threads=1)
     run = train_toy(config)
+    first, last = sum(run.losses[:20]) / 20, sum(run.losses[-20:]) / 20
+    assert last < 0.5 * first, (first, last)  # the x0-network's eps loss falls
     samples, _, _ = sample_toy(run, config, n=4)
     assert reconstruction_mse(samples, run.image) < 0.01
 
@@ -89,8 +92,13 @@ def test_seed_configuration_does_not_reconstruct():
     # if this fails, the seed's own numbers have become reachable and the README's account is wrong
     config = replace(preset("seed"), threads=1)
     run = train_toy(config)
-    samples, _, _ = sample_toy(run, config, n=4)
+    samples, _, frames = sample_toy(run, config, n=4, record=True)
     assert reconstruction_mse(samples, run.image) > 0.5
+    # ... because of the model, not the sampler: all T reverse steps ran and the sample is the last step's
+    # predicted x_0 (no noise on the last step), not x_T, which was far from it
+    assert [t for t, _, _ in frames] == list(range(config.timesteps - 1, -1, -1))
+    assert torch.equal(samples, frames[-1][2])
+    assert reconstruction_mse(samples, frames[0][1]) > 0.1
 
 
 @pytest.mark.parametrize(
@@ -118,8 +126,15 @@ def test_cli_unwritable_out_exits_2(tmp_path, capsys):
 def test_cli_writes_all_outputs(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["toy", "--out", str(out), "--steps", "3", "--timesteps", "30", "--threads", "1"]) == 0
-    for name in ("metrics.json", "sample.png", "trajectory.png", "trajectory.gif", "loss.png"):
-        assert (out / name).stat().st_size > 0, name
+    assert (out / "loss.png").stat().st_size > 0
+    # sample.png: the training image beside the sample, 16 x 16 each, 2-pixel padding, scaled x16
+    sample = Image.open(out / "sample.png").convert("RGB")
+    assert sample.size == (16 * (2 * 18 + 2), 16 * 20)
+    assert sample.getpixel((16 * 10 + 8, 16 * 10 + 8)) == (255, 0, 0)  # the square's centre is red
+    assert sample.getpixel((16 * 2 + 8, 16 * 2 + 8)) == (0, 0, 0)  # its corner is black
+    trajectory = Image.open(out / "trajectory.png")
+    assert trajectory.size == (8 * (11 * 18 + 2), 8 * (2 * 18 + 2))  # 10 steps + the sample, x_t over x_0
+    assert Image.open(out / "trajectory.gif").n_frames == 30 + 1  # every reverse step, then the sample
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("final_loss", "reconstruction_mse", "train_seconds", "sample_seconds", "parameters"):
         assert isinstance(metrics[key], int | float), key
