@@ -1,6 +1,6 @@
 # Training images/s of the default recipe, old code against new, alternating on core 0 with one thread:
 #   bash benchmarks/step_speed.sh OLD_CHECKOUT [NEW_CHECKOUT] [MNIST_DIR]   (run with the venv active)
-BEFORE=${1:?a checkout of the old code}; AFTER=${2:-.}; D=${3:-../shared/data/mnist}
+BEFORE=$(realpath "${1:?a checkout of the old code}"); AFTER=$(realpath "${2:-.}"); D=$(realpath "${3:-../shared/data/mnist}")
 
 run() {  # $1 label, $2 repo, $3 extra flags, $4 out
   rm -rf $4
