@@ -187,7 +187,6 @@ def test_sampling_cost_report_shows_its_results(fake_all):
     for batch in c["batches"]:
         f = r["fits"][str(batch)]["params_x_pixels_x_steps"]
         assert f"| {batch} | params_x_pixels_x_steps | {fmt(f['a'])} | {fmt(f['b'])} | {fmt(f['r2'])} |" in report
-    assert all(row["seconds"] > 0 and row["macs"] > 0 for row in r["timings"])
 
 
 def test_render_only_writes_the_same_reports_from_results_json(fake_all, tmp_path):
