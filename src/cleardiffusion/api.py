@@ -23,7 +23,7 @@ from torch import nn
 from .checkpoint import load_for_sampling
 from .data import from_model_range
 from .denoiser import Path as NoisePath
-from .evaluation_runner import evaluate_samples as _evaluate_samples
+from .evaluation_runner import evaluate_samples  # `cleardiffusion eval`, re-exported as it is
 from .generate import generate_images
 from .limits import resolve_device
 from .recipe import SamplingRecipe
@@ -66,10 +66,3 @@ def load(checkpoint: str | Path, *, device: str = "cpu", ema: bool = True) -> Mo
     device = str(resolve_device(device))
     model, path, meta = load_for_sampling(checkpoint, device=device, use_ema=ema)
     return Model(model, path, meta, device)
-
-
-def evaluate_samples(samples: torch.Tensor | str | Path, labels: torch.Tensor | None, dataset: str,
-                     data_dir: str | Path, **options) -> dict:  # fmt: skip
-    """FID, KID, precision/recall, classifier score and class accuracy of uint8 samples (N, C, H, W) or of an
-    .npz / PNG folder, against `dataset`'s training split (`evaluation_runner.evaluate_samples`'s options)."""
-    return _evaluate_samples(samples, labels, dataset, data_dir, **options)

@@ -50,6 +50,7 @@ class TrainingMonitor:
     def __init__(self, config, dataset, out: Path, device: torch.device):
         self.config, self.dataset, self.out, self.device = config, dataset, out, device
         self.metrics_path = out / "metrics.jsonl"
+        self._last_plot = -math.inf  # perf_counter() of the last curves.png
         self.scorer = None
         if config.eval_every:
             from .evaluation_runner import reference_statistics
@@ -120,7 +121,7 @@ class TrainingMonitor:
         """OUT/curves.png: loss and FID against steps and against minutes, from metrics.jsonl; skipped unless
         `force` or PLOT_EVERY_S have passed since the last plot (so --checkpoint-every 1 stays cheap)."""
         now = time.perf_counter()
-        if not force and now - getattr(self, "_last_plot", -math.inf) < PLOT_EVERY_S:
+        if not force and now - self._last_plot < PLOT_EVERY_S:
             return
         self._last_plot = now
         records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]

@@ -242,8 +242,9 @@ def euler_sample(
 ) -> torch.Tensor:
     """Euler's method on the probability-flow ODE in the path's coordinates; NFE = steps (DDIM's update, eta = 0,
     in exact arithmetic). `generator` is unused."""
-    x_hat = x_T / path.ode_scale_tau(check_timesteps(path, timesteps)[0])[0]  # x_hat = x / s(t)
-    for i, t, s in _steps(path, timesteps):
+    ts = check_timesteps(path, timesteps)
+    x_hat = x_T / path.ode_scale_tau(ts[0])[0]  # x_hat = x / s(t)
+    for i, t, s in _steps(path, ts):
         (scale_t, tau_t), (_, tau_s) = path.ode_scale_tau(t), path.ode_scale_tau(s)
         d = _predict(model, path, x_hat * scale_t, i, t, clip_x0, callback).d
         x_hat = x_hat + (tau_s - tau_t) * d
@@ -266,8 +267,9 @@ def heun_sample(
     NFE = 2 per step, 1 on a last (Euler) step to a clean end the network cannot take (`sampler_nfe`). The
     callback sees each step's first evaluation. `generator` is unused.
     """
-    x_hat = x_T / path.ode_scale_tau(check_timesteps(path, timesteps)[0])[0]  # x_hat = x / s(t)
-    for i, t, s in _steps(path, timesteps):
+    ts = check_timesteps(path, timesteps)
+    x_hat = x_T / path.ode_scale_tau(ts[0])[0]  # x_hat = x / s(t)
+    for i, t, s in _steps(path, ts):
         (scale_t, tau_t), (scale_s, tau_s) = path.ode_scale_tau(t), path.ode_scale_tau(s)
         d = _predict(model, path, x_hat * scale_t, i, t, clip_x0, callback).d  # d_i
         x_next = x_hat + (tau_s - tau_t) * d  # Euler step
