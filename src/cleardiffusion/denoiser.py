@@ -35,12 +35,47 @@ from .objective import OBJECTIVES, DiffusionLoss, as_eps_model
 from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 
 Model = Callable[[Tensor, Tensor], Tensor]  # model(x_t, t_network) -> the path's native quantity
-Path = NoiseSchedule | FlowPath
+Path = NoiseSchedule | FlowPath  # or a FewStepPath around one
 # the training options each objective's loss never reads (train_config.validate refuses them when set), and why
 UNUSED_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "ddpm": ((), ""),
     "flow": (("prediction", "loss_weighting"), "it regresses the velocity with plain MSE"),
+    "consistency": (("loss_weighting",), "it matches the model to itself one step along its teacher's ODE"),
 }
+
+
+FEW_STEP_MAX = 8  # the most steps a few-step model samples with: past it, its teacher's solvers are better
+
+
+class FewStepPath:
+    """The path of a few-step model: a consistency model on its teacher's DDPM path, a MeanFlow model on the flow
+    path. A sampler reads only the base path (its coefficients, grids, clean end and network time); the wrapper
+    adds the model's `objective`, which picks its sampler (recipe.SAMPLERS_OF), and a bound on the steps."""
+
+    max_steps = FEW_STEP_MAX
+    max_steps_meaning = "a few-step model's bound; for more steps sample its teacher"
+
+    def __init__(self, base: "NoiseSchedule | FlowPath", objective: str):
+        self.base, self.objective = base, objective
+
+    def __getattr__(self, name: str):  # everything not defined here is the base path's
+        if name == "base":  # (not yet set: while unpickling or copying)
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def to(self, device) -> "FewStepPath":
+        return FewStepPath(self.base.to(device), self.objective)
+
+    def timesteps(self, steps: int, spacing: str = "uniform") -> list:
+        if not 1 <= steps <= self.max_steps:
+            raise ValueError(f"a {self.objective} model samples in 1 to {self.max_steps} steps, got {steps}")
+        return self.base.timesteps(steps, spacing)
+
+    def check_timesteps(self, timesteps) -> list:
+        ts = self.base.check_timesteps(timesteps)
+        if len(ts) > self.max_steps:
+            raise ValueError(f"a {self.objective} model samples in 1 to {self.max_steps} steps, got {len(ts)}")
+        return ts
 
 
 class Prediction(NamedTuple):
@@ -82,6 +117,8 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
         return as_eps_model(net, schedule, prediction), schedule
     if objective == "flow":
         return net, FlowPath()
+    if objective == "consistency":  # its x0 prediction is the consistency function (consistency.py)
+        return as_eps_model(net, schedule, prediction), FewStepPath(schedule, "consistency")
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
 

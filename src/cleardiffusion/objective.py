@@ -33,8 +33,8 @@ from .schedule import NoiseSchedule, eps_from_v, eps_from_x0, extract, v_from_ep
 
 Prediction = Literal["eps", "v", "x0"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v", "x0")
-Objective = Literal["ddpm", "flow"]
-OBJECTIVES: tuple[str, ...] = ("ddpm", "flow")  # flow matching lives in flow.py
+Objective = Literal["ddpm", "flow", "consistency"]
+OBJECTIVES: tuple[str, ...] = ("ddpm", "flow", "consistency")  # flow.py; consistency.py (`cleardiffusion distill`)
 LossWeighting = Literal["none", "min-snr"]
 LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min-snr")
 

@@ -8,12 +8,16 @@ the command line gives. A field left None takes the default of the model's objec
 |-----------|----------------|-------|----------|-------------|-------------------------------------------------------|
 | ddpm      | dpm++2m-sde    | 50    | trailing | exact       | the lowest FID at 10, 20 and 50 NFE on MNIST (1)      |
 | flow      | euler          | 50    | uniform  |             | the straight path's own integrator                    |
+| consistency | consistency  | 2     | trailing |             | a distilled few-step model's own sampler (few_step.md) |
+| meanflow  | meanflow       | 1     | uniform  |             | one jump of the average velocity (Geng et al. 2025)   |
 
 (1) benchmarks/results/few_steps_cpu_n1000: below DDPM over all 1000 steps from 20 NFE on.
 
 Other samplers' default steps are in `DEFAULT_STEPS`: DDPM takes every step of its schedule (1000 on the
 flow path), Heun 18 on the DDPM path and 25 on the flow path (Karras et al.'s budget of 35 and 50 NFE).
-Every table is keyed by objective: the recipe never asks which objective it serves beyond a lookup.
+Every table is keyed by objective: the recipe never asks which objective it serves beyond a lookup. A
+few-step model (consistency, meanflow) takes only its own sampler, and a diffusion or flow model never takes
+a few-step sampler (`SAMPLERS_OF`): asked for another, `resolve` refuses in one line.
 This module imports nothing heavy, so the command line's --help reads its tables without loading torch.
 """
 
@@ -23,24 +27,33 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun", "euler")  # samplers.SAMPLERS
+MULTISTEP: tuple[str, ...] = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde", "heun", "euler")  # any diffusion/flow model
+FEW_STEP: tuple[str, ...] = ("consistency", "meanflow")  # each only for the models trained for it
+SAMPLER_NAMES: tuple[str, ...] = MULTISTEP + FEW_STEP  # samplers.SAMPLERS
+SAMPLERS_OF: dict[str, tuple[str, ...]] = {
+    "ddpm": MULTISTEP, "flow": MULTISTEP, "consistency": ("consistency",), "meanflow": ("meanflow",)
+}  # fmt: skip
 SOLVER_TYPED: tuple[str, ...] = ("dpm++2m", "dpm++2m-sde")  # the samplers that take a solver type
 SOLVER_TYPES: tuple[str, ...] = ("midpoint", "exact")
 VARIANCES: tuple[str, ...] = ("beta", "posterior")
 SPACINGS: tuple[str, ...] = ("uniform", "trailing", "quadratic", "logsnr", "karras")  # the DDPM path's grids
 FLOW_SPACINGS: tuple[str, ...] = ("uniform", "quadratic")  # the flow path's grids
-DEFAULT_SAMPLER = {"ddpm": "dpm++2m-sde", "flow": "euler"}
+DEFAULT_SAMPLER = {"ddpm": "dpm++2m-sde", "flow": "euler", "consistency": "consistency", "meanflow": "meanflow"}
 # steps when none are given, per objective and sampler (capped at the path's max_steps); DDPM: every step of
 # the schedule (None), 1000 on the flow path
 DEFAULT_STEPS: dict[str, dict[str, int | None]] = {
     "ddpm": {"ddpm": None, "ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 50, "heun": 18, "euler": 50},
     "flow": {"ddpm": 1000, "ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 50, "heun": 25, "euler": 50},
+    "consistency": {"consistency": 2},
+    "meanflow": {"meanflow": 1},
 }
 # spacing when none is given (else uniform): trailing for the dpm++ solvers on the DDPM path (measured best at
 # 10, 20 and 50 NFE), Karras et al.'s own for heun (Eq. 5); the flow path takes uniform or quadratic only
 DEFAULT_SPACING: dict[str, dict[str, str]] = {
     "ddpm": {"dpm++2m": "trailing", "dpm++2m-sde": "trailing", "heun": "karras"},
     "flow": {},
+    "consistency": {"consistency": "trailing"},
+    "meanflow": {},
 }
 DEFAULT_SOLVER_TYPE = "exact"  # better at 10 NFE, equal at 50 (benchmarks/results/few_steps_cpu_n1000)
 
@@ -49,7 +62,7 @@ DEFAULT_SOLVER_TYPE = "exact"  # better at 10 NFE, equal at 50 (benchmarks/resul
 class SamplingRecipe:
     """How to sample a model; None fields take the defaults of its objective (module docstring)."""
 
-    sampler: str | None = None  # ddpm | ddim | dpm++2m | dpm++2m-sde | heun | euler
+    sampler: str | None = None  # ddpm | ddim | dpm++2m | dpm++2m-sde | heun | euler | consistency | meanflow
     steps: int | None = None  # grid points; see DEFAULT_STEPS
     spacing: str | None = None  # which grid: uniform | trailing | quadratic | logsnr | karras (flow: uniform|quadratic)
     solver_type: str | None = None  # dpm++ solvers: exact | midpoint
@@ -68,6 +81,10 @@ class SamplingRecipe:
         sampler = self.sampler or DEFAULT_SAMPLER[objective]
         if sampler not in SAMPLER_NAMES:
             raise UsageError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLER_NAMES)}")
+        if sampler not in SAMPLERS_OF[objective]:
+            kind = "a few-step" if objective in FEW_STEP else "a diffusion or flow"
+            raise UsageError(f"the {sampler} sampler does not fit this {objective} model ({kind} model): use "
+                             f"{' or '.join(SAMPLERS_OF[objective])}, or drop --sampler for its default")  # fmt: skip
         if self.eta != 0 and sampler != "ddim":
             raise UsageError(f"eta (--eta) is DDIM's noise level: drop it, or use the ddim sampler (got {sampler})")
         if not 0 <= self.eta <= 1:

@@ -280,6 +280,39 @@ def heun_sample(
     return x_hat * path.ode_scale_tau(path.clean)[0]  # s = 1 at the clean end: x_hat = x_0
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Song et al. 2023, "Consistency Models", Algorithm 1 (multistep consistency sampling). A consistency model's
+# x0 prediction f(x_t, t) maps any point of a probability-flow ODE trajectory to its clean end, so one
+# evaluation at t = T is a sample; each further grid point re-noises that sample to the point's noise level
+# with FRESH noise and maps it back, trading a network evaluation for a correction of the last estimate.
+
+
+@torch.no_grad()
+def consistency_sample(
+    model: Model,
+    path: Path,
+    x_T: torch.Tensor,
+    timesteps=None,
+    *,
+    generator: Generator = None,
+    clip_x0: bool = False,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Multistep consistency sampling, Song et al. 2023 Algorithm 1; NFE = steps (1 is a one-step sample).
+
+    x <- f(x_T, T); then for each next grid point s: x_s = alpha_s x + sigma_s z with z ~ N(0, I) (the paper's
+    x_hat_tau = x + sqrt(tau^2 - eps^2) z in its VE coordinates), x <- f(x_s, s).
+    """
+    x = x_T
+    for i, t, s in _steps(path, timesteps):
+        x0_pred = _predict(model, path, x, i, t, clip_x0, callback).x0  # f_theta(x_t, t)
+        if s == path.clean:
+            return x0_pred
+        alpha_s, sigma_s = path.coefficients(s)
+        x = alpha_s * x0_pred + sigma_s * randn_like(x0_pred, generator)
+    return x
+
+
 SAMPLERS = {
     "ddpm": ddpm_sample,
     "ddim": ddim_sample,
@@ -287,6 +320,7 @@ SAMPLERS = {
     "dpm++2m-sde": dpmpp_2m_sde_sample,
     "heun": heun_sample,
     "euler": euler_sample,
+    "consistency": consistency_sample,
 }
 
 
