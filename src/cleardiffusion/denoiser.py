@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from .consistency import distillation_loss
 from .flow import FlowPath, flow_matching_loss
 from .objective import OBJECTIVES, DiffusionLoss, as_eps_model
 from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
@@ -122,14 +123,19 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
 
-def training_parts(objective: str, prediction: str, weighting: str, schedule: NoiseSchedule) -> tuple[Callable, Path]:
+def training_parts(objective: str, prediction: str, weighting: str, schedule: NoiseSchedule, *,
+                   teacher: nn.Module | None = None, distill: dict | None = None) -> tuple[Callable, Path]:  # fmt: skip
     """(loss_fn(net, x0, t, eps, y), the path that draws t) for training with `objective`.
 
     'ddpm': `objective.DiffusionLoss`, the prediction target and weighting bound (L_simple for eps, none);
-    'flow': `flow.flow_matching_loss` (prediction and weighting do not apply).
+    'flow': `flow.flow_matching_loss` (prediction and weighting do not apply); 'consistency':
+    `consistency.distillation_loss` with the `distill` settings and the frozen `teacher` (an eps-model).
     """
     if objective == "ddpm":
         return DiffusionLoss(schedule, prediction, weighting), schedule
     if objective == "flow":
         return flow_matching_loss, FlowPath()
+    if objective == "consistency":  # t: an index of the schedule, or of the trajectory bank
+        loss = distillation_loss(schedule, prediction, teacher, **distill)
+        return loss, getattr(loss, "bank", schedule)
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")

@@ -21,15 +21,18 @@ from . import evaluate as M
 from .denoiser import sampling_parts
 from .errors import UsageError, first_line
 from .files import atomic_write
-from .recipe import SamplingRecipe
+from .recipe import FEW_STEP, SamplingRecipe
 from .train_config import EVAL_DEFAULT_EVERY  # noqa: F401  (declared with --eval-every; kept importable here)
 
 EVAL_STEPS = 20  # steps of the evaluation samples: cheap, and enough to rank checkpoints
 SAMPLE_STEPS = 50  # steps of the periodic sample grids
 SAMPLES_PER_ROW = 8
 PLOT_EVERY_S = 30.0  # curves.png is redrawn at a checkpoint at most this often (0.3 s a plot), and at the end
-EVAL_RECIPE = SamplingRecipe(steps=EVAL_STEPS)  # the library's default sampler for the objective
-GRID_RECIPE = SamplingRecipe(steps=SAMPLE_STEPS)
+
+
+def recipe_for(objective: str, steps: int) -> SamplingRecipe:
+    """The library's default sampler for the objective at `steps` steps; a few-step model takes its own default."""
+    return SamplingRecipe(steps=None if objective in FEW_STEP else steps)
 
 
 def resolve_classifier(name: str, dataset, classifier: str | None, device):
@@ -82,7 +85,8 @@ class TrainingMonitor:
         labels = torch.arange(n) % num_classes if self.config.conditional else None
         shape = tuple(self.dataset.images.shape[1:])
         model, path = self._sampling_parts(ema, schedule)
-        batches = generate_images(model, path, n=n, shape=shape, recipe=EVAL_RECIPE, seed=12345, labels=labels,
+        recipe = recipe_for(self.config.objective, EVAL_STEPS)
+        batches = generate_images(model, path, n=n, shape=shape, recipe=recipe, seed=12345, labels=labels,
                                   device=self.device)  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
@@ -102,7 +106,8 @@ class TrainingMonitor:
             n = len(labels)
         model, noise_path = self._sampling_parts(ema, schedule)
         shape = tuple(self.dataset.images.shape[1:])
-        batches = generate_images(model, noise_path, n=n, recipe=GRID_RECIPE, shape=shape, seed=self.config.seed,
+        recipe = recipe_for(self.config.objective, SAMPLE_STEPS)
+        batches = generate_images(model, noise_path, n=n, recipe=recipe, shape=shape, seed=self.config.seed,
                                   labels=labels, device=self.device)  # fmt: skip
         save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 

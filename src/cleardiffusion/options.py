@@ -25,6 +25,7 @@ import ast
 import math
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import MISSING, Field, field, fields
 
 from .errors import UsageError
@@ -106,23 +107,31 @@ def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _help(f: Field) -> str:
-    text, default = f.metadata["help"], f.default
+def _help(f: Field, default=MISSING) -> str:
+    text, default = f.metadata["help"], f.default if default is MISSING else default
     shown = f.metadata["show_default"] and not f.metadata["required"] and base_type(f)[0] is not bool
     if shown and default not in (None, MISSING):
         text += f" (default: {_shown(default)})"
     return text.replace("%", "%%")  # argparse %-formats help texts
 
 
-def add_arguments(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One flag per field of `config_class`, in argument groups named by the fields' `group`, in field order."""
+def add_arguments(parser: argparse.ArgumentParser, config_class: type, only: Collection[str] | None = None,
+                  defaults: dict | None = None) -> None:  # fmt: skip
+    """One flag per field of `config_class`, in argument groups named by the fields' `group`, in field order.
+
+    `only`: just these fields; `defaults`: the defaults this command uses instead of the dataclass's (shown in
+    `--help`; the command applies them to the fields not given)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
+    defaults = defaults or {}
     for f in fields(config_class):
+        if only is not None and f.name not in only:
+            continue
         m = f.metadata
         if m["group"] not in groups:
             groups[m["group"]] = parser.add_argument_group(m["group"])
         kind, optional = base_type(f)
-        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f), "required": m["required"]}
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f, defaults.get(f.name, MISSING)),
+                  "required": m["required"]}  # fmt: skip
         if kind is bool:
             store = "store_false" if f.default is True else "store_true"
             kwargs["action"] = argparse.BooleanOptionalAction if optional else store

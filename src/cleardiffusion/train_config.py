@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import fastpath
+from .consistency import Distance, Method
 from .data import ImageDataset
 from .data.dataset import DatasetName
 from .denoiser import UNUSED_OPTIONS
@@ -32,7 +33,12 @@ UNLIMITED_STEPS = 10**9  # --steps when only --time-budget bounds a run
 TIMESTEPS_MAX = MAX_TIMESTEPS  # limits.py: T beyond it, float32 alpha_bar_T underflows and samplers divide by 0
 EVAL_DEFAULT_EVERY = 1500  # `--eval-every` without a number: about 3% of the training time (docs/quality.md)
 SEED_MAX = 2**63 - 1  # torch.Generator's seeds
-DATA, MODEL, OPTIMISATION, HARDWARE, OUTPUT = "data", "model", "optimisation", "hardware", "output"  # --help groups
+DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
+    "data", "model", "distillation (objective consistency: `cleardiffusion distill`)", "optimisation", "hardware",
+    "output",
+)  # --help groups  # fmt: skip
+DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
+                  "trajectories", "teacher_steps")  # fmt: skip
 
 
 @dataclass
@@ -82,7 +88,10 @@ class TrainConfig:
         1000, f"diffusion steps T (at most {TIMESTEPS_MAX:,})", MODEL, metavar="T", at_least=2, at_most=TIMESTEPS_MAX
     )
     objective: Objective = option(
-        "ddpm", "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; any sampler runs on it)", MODEL
+        "ddpm",
+        "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; any sampler runs on it); consistency: a "
+        "1-4 step model distilled from --teacher (cleardiffusion distill)",
+        MODEL,
     )
     prediction: Prediction = option(
         "v", "what a ddpm network predicts: eps (Ho et al.), v (Salimans & Ho 2022) or x0", MODEL
@@ -92,6 +101,35 @@ class TrainConfig:
         "ddpm: min-snr weighs the x_0 error by min(SNR, 5) (Hang et al. 2023); none: plain MSE on the target",
         MODEL,
     )
+    # ---- distillation (consistency.py)
+    teacher: str | None = option(
+        None, "the DDPM checkpoint a consistency model starts from (its EMA weights)", DISTILL, metavar="CKPT"
+    )
+    distill_method: Method = option(
+        "trajectory",
+        "trajectory: regress each point of the teacher's ODE trajectories onto their ends; cd: consistency "
+        "distillation (a frozen teacher's ODE step); ect: consistency tuning (no teacher evaluations)",
+        DISTILL,
+    )
+    consistency_delta: int = option(
+        100, "cd, ect: indices between the two points the consistency loss compares (t and t - delta)", DISTILL,
+        metavar="K", at_least=1, at_most=TIMESTEPS_MAX,
+    )  # fmt: skip
+    consistency_distance: Distance = option(
+        "pseudo-huber", "distance between the two predictions: pseudo-huber (Song & Dhariwal 2023) or mse", DISTILL
+    )
+    teacher_guidance: float = option(
+        1.0, "cd, trajectory, conditional: labelled samples follow the teacher's guided ODE at this scale", DISTILL,
+        metavar="W", at_least=0,
+    )  # fmt: skip
+    trajectories: int = option(
+        2000, "trajectory: teacher trajectories made before training (their minutes count in --time-budget)",
+        DISTILL, metavar="N", at_least=1,
+    )  # fmt: skip
+    teacher_steps: int = option(
+        16, "trajectory: steps of the teacher's solver (dpm++2m, trailing) per trajectory", DISTILL, metavar="K",
+        at_least=1, at_most=TIMESTEPS_MAX,
+    )  # fmt: skip
     # ---- optimisation
     steps: int = option(
         10_000,
@@ -211,6 +249,7 @@ def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
         raise UsageError("say how long to train: --steps N, --time-budget MINUTES, or both")
     unused, why = UNUSED_OPTIONS[config.objective]  # options this objective's loss never reads
     refuse_unused(given, unused, f"with --objective {config.objective} ({why})")
+    check_distillation(config, given)
     if not config.eval_every:
         refuse_unused(given, ("eval_n", "classifier"), "without --eval-every", "add --eval-every [N] or ")
     try:  # a schedule that cannot exist (linear-scaled below T = 21)
@@ -220,6 +259,25 @@ def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
     check_model_options(config.model_options)
     if config.eval_every:
         check_eval_memory(config)
+
+
+def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
+    """The distillation fields: only with objective consistency, which needs a teacher; guidance needs labels."""
+    if config.objective != "consistency":
+        refuse_unused(given, DISTILL_FIELDS, "without --objective consistency", "use `cleardiffusion distill`, or ")
+        return
+    if not config.teacher:
+        raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
+                         "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
+    method = config.distill_method
+    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps"), "cd": ("trajectories", "teacher_steps"),
+              "trajectory": ("consistency_delta",)}[method]  # fmt: skip
+    refuse_unused(given, unused, f"with --distill-method {method}")
+    if config.teacher_guidance != 1.0 and not config.conditional:
+        raise UsageError("--teacher-guidance guides a conditional teacher; this one is unconditional: drop it")
+    if config.consistency_delta >= config.timesteps:
+        raise UsageError(f"--consistency-delta {config.consistency_delta} must be below the teacher's "
+                         f"{config.timesteps} steps")  # fmt: skip
 
 
 def refuse_unused(given: Collection[str], names: tuple[str, ...], why: str, fix: str = "") -> None:

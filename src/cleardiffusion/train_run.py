@@ -25,9 +25,11 @@ from .checkpoint import (
     check_same_data,
     check_same_run,
     load_for_resume,
+    load_for_sampling,
     metrics_until,
     save_checkpoint,
 )
+from .consistency import check_teacher
 from .data import ImageDataset, data_fingerprint, load_dataset
 from .denoiser import training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
@@ -114,8 +116,13 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     model.validate_labels = False  # batch labels are dataset labels or the null class: no per-step host sync
     schedule = NoiseSchedule.from_name(config.schedule, config.timesteps).to(dev)
-    loss_fn, path = training_parts(config.objective, config.prediction, config.loss_weighting, schedule)
     options = step_options(config, dev)
+    teacher = start_from_teacher(config, model, ema, dev) if config.teacher else None
+    started = time.perf_counter()  # a trajectory bank is made here: its minutes count in the time budget
+    distill = distill_options(config, model, dataset, dev) if config.teacher else None
+    loss_fn, path = training_parts(config.objective, config.prediction, config.loss_weighting, schedule,
+                                   teacher=teacher, distill=distill)  # fmt: skip
+    setup_seconds = time.perf_counter() - started
     if options.channels_last:
         model, ema = model.to(memory_format=torch.channels_last), ema.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options, lr=config.lr, betas=tuple(config.adam_betas),
@@ -126,6 +133,8 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
               options, g, data_fingerprint(dataset))  # fmt: skip
     if saved is not None:
         _resume(run, saved)
+    elif distill is not None:
+        run.elapsed_before = setup_seconds
     if procs.distributed:
         run.net = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
     if config.compile:
@@ -143,6 +152,35 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
               flush=True)  # fmt: skip
         run.monitor = TrainingMonitor(config, dataset, out, dev)  # metrics.jsonl, FID, curves, TensorBoard
     return run
+
+
+def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, dev) -> nn.Module:
+    """Load the teacher (a DDPM checkpoint), copy its EMA weights into the student and its EMA (a resumed run
+    overwrites them with its own), and return the frozen teacher as an eps-model."""
+    teacher, schedule, meta = load_for_sampling(config.teacher, dev)
+    check_teacher(meta, config.teacher)
+    net = getattr(teacher, "net", teacher)  # the network inside objective.EpsFromPrediction
+    if model_spec(net) != model_spec(model) or (schedule.T, meta["config"].get("schedule")) != (
+            config.timesteps, config.schedule):  # fmt: skip
+        raise UsageError(f"the teacher {config.teacher} has another network or schedule than this run: use "
+                         "`cleardiffusion distill`, which takes them from the teacher")  # fmt: skip
+    model.load_state_dict(net.state_dict())
+    ema.load_state_dict(net.state_dict())
+    return teacher.requires_grad_(False)
+
+
+def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset, dev) -> dict:
+    """consistency.distillation_loss's settings from the config (the trajectory bank's included)."""
+    bank = {"n": config.trajectories, "steps": config.teacher_steps, "shape": tuple(dataset.images.shape[1:]),
+            "num_classes": model.config.num_classes, "null_label": getattr(model, "null_label", None),
+            "label_dropout": config.label_dropout, "seed": config.seed, "device": dev}  # fmt: skip
+    return {
+        "method": config.distill_method,
+        "delta": config.consistency_delta,
+        "distance": config.consistency_distance,
+        "teacher_guidance": config.teacher_guidance,
+        "bank": bank,
+    }
 
 
 def _resume(run: Run, saved: dict) -> None:

@@ -1,0 +1,85 @@
+"""`cleardiffusion distill`: a DDPM checkpoint -> a consistency model that samples in 1-4 steps (consistency.py).
+
+The run is a training run (train.py's loop, checkpoints, --resume, Ctrl-C) of `TrainConfig(objective=
+"consistency", teacher=CKPT)`: the network, data and schedule are the teacher's, the flags below change the rest.
+"""
+
+import argparse
+import dataclasses
+
+# the fields a distillation run takes from its command line; everything else comes from the teacher's run
+FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance", "trajectories",
+         "teacher_steps", "data_dir",
+         "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "seed", "device", "precision", "out",
+         "resume", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n", "progress")  # fmt: skip
+# where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
+DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
+# what a new run does not inherit from the teacher's run (the teacher's own output, length and state)
+NOT_INHERITED = ("out", "resume", "steps", "time_budget", "eval_every", "eval_n", "classifier", "tensorboard",
+                 "compile", "keep_checkpoints", "sample_every", "checkpoint_every", "log_every", "lr",
+                 "warmup")  # fmt: skip
+
+EPILOG = """\
+examples:
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 15 --out runs/mnist-cd
+  cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 1 --n 100 --out one_step.png
+  cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 2 --class-label all \\
+      --guidance 2 --n 100 --out two_steps.png --trajectory traj.png
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method ect --steps 2000 \\
+      --out runs/mnist-ect                                 # consistency tuning: no teacher evaluations
+
+The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
+student starts from the teacher's EMA weights; its checkpoints record objective consistency, so `sample` uses
+multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers. Ctrl-C writes a
+checkpoint; rerun with --resume to continue. What was tried and measured: docs/few_step.md.
+"""
+
+
+def register(subparsers) -> None:
+    from ..options import add_arguments
+    from ..train_config import TrainConfig
+
+    parser = subparsers.add_parser(
+        "distill",
+        help="turn a DDPM checkpoint into a 1-4 step consistency model (distillation or tuning)",
+        description="Consistency distillation (Song et al. 2023) or consistency tuning (ECT, Geng et al. 2024) of "
+        "a trained\nDDPM checkpoint into a model that samples in 1 to 4 network evaluations.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser, TrainConfig, only=FLAGS, defaults=DEFAULTS)
+    parser.set_defaults(func=run)
+
+
+def config_from_teacher(teacher_config: dict, given: dict):
+    """The TrainConfig of a distillation run: the teacher's run, less what it does not pass on, then DEFAULTS,
+    then the flags given."""
+    from ..train_config import FIELDS_BEFORE_THEY_EXISTED, TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    inherited = {k: v for k, v in {**FIELDS_BEFORE_THEY_EXISTED, **teacher_config}.items()
+                 if k in names and k not in NOT_INHERITED}  # fmt: skip
+    if isinstance(inherited.get("adam_betas"), list):
+        inherited["adam_betas"] = tuple(inherited["adam_betas"])
+    values = {**inherited, **DEFAULTS, **given, "objective": "consistency"}
+    return TrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_for_sampling
+    from ..consistency import check_teacher
+    from ..errors import UsageError
+    from ..options import given_values
+    from ..train import UNLIMITED_STEPS, TrainConfig, train, validate
+
+    given = given_values(args, TrainConfig)
+    if "teacher" not in given:
+        raise UsageError("say which model to distill: --teacher CKPT (a `cleardiffusion train` checkpoint)")
+    if "steps" not in given and "time_budget" not in given:
+        raise UsageError("say how long to distill: --steps N, --time-budget MINUTES, or both")
+    given.setdefault("steps", UNLIMITED_STEPS)
+    _, _, meta = load_for_sampling(given["teacher"])  # a corrupt or unusable teacher stops here, nothing written
+    check_teacher(meta, given["teacher"])
+    config = config_from_teacher(meta["config"], given)
+    validate(config, given={*given, "objective", "teacher"})
+    return train(config)["exit_code"]

@@ -1,0 +1,271 @@
+"""Consistency models (consistency.py, samplers.consistency_sample, `cleardiffusion distill`).
+
+The mathematics on data whose probability-flow ODE is solved in closed form, in float64: for data N(mu, s^2)
+on a VP path x_t = a_t x_0 + sigma_t eps, the marginal is N(a_t mu, v_t) with v_t = a_t^2 s^2 + sigma_t^2, the
+exact noise prediction is E[eps | x_t] = sigma_t (x_t - a_t mu) / v_t, and the ODE keeps the standardised value
+(x_t - a_t mu) / sqrt(v_t) fixed, so the exact consistency function is f(x_t, t) = mu + s (x_t - a_t mu) / sqrt(v_t).
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from cleardiffusion.cli import main
+from cleardiffusion.consistency import ConsistencyLoss
+from cleardiffusion.denoiser import FewStepPath, sampling_parts
+from cleardiffusion.errors import UsageError
+from cleardiffusion.recipe import SamplingRecipe
+from cleardiffusion.samplers import consistency_sample
+from cleardiffusion.schedule import NoiseSchedule
+from test_train import tiny_flags, write_digits
+
+SCHEDULE = NoiseSchedule.from_name("linear", 1000)
+
+
+class ExactGaussian(nn.Module):
+    """For data N(mu, s^2): the exact eps-prediction (`what` eps) or the exact consistency function (x0)."""
+
+    def __init__(self, mu: float, s: float, what: str):
+        super().__init__()
+        self.mu, self.s, self.what = mu, s, what
+
+    def forward(self, x, t, y=None):
+        a, sigma = (c.double() for c in SCHEDULE.coefficients(t, x.ndim))
+        v = a**2 * self.s**2 + sigma**2
+        if self.what == "eps":
+            return sigma * (x - a * self.mu) / v
+        return self.mu + self.s * (x - a * self.mu) / v.sqrt()
+
+
+def batch(mu: float, s: float, n: int = 4096, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x0 = mu + s * torch.randn(n, 1, 2, 2, generator=g, dtype=torch.float64)
+    eps = torch.randn(n, 1, 2, 2, generator=g, dtype=torch.float64)
+    t = torch.randint(0, SCHEDULE.T, (n,), generator=g)
+    return x0, t, eps
+
+
+def loss_at(method, student, mu, s, delta, distance="mse", x0_t_eps=None):
+    teacher = ExactGaussian(mu, s, "eps") if method == "cd" else None
+    loss = ConsistencyLoss(SCHEDULE, "x0", method, delta=delta, distance=distance, teacher=teacher)
+    return loss(student, *(x0_t_eps or batch(mu, s))).item()
+
+
+@pytest.mark.parametrize("method", ["cd", "ect"])
+@pytest.mark.parametrize("distance", ["mse", "pseudo-huber"])
+def test_the_exact_map_of_one_point_data_has_zero_loss_and_a_wrong_map_does_not(method, distance):
+    """Data at one point mu: every ODE trajectory ends at mu, f = mu is exact, and a DDIM step of the exact
+    teacher is exact, so the loss of both methods is zero there; the map mu + 0.1 x_t is not consistent."""
+    exact = ExactGaussian(0.3, 0.0, "x0")
+    assert loss_at(method, exact, 0.3, 0.0, 20, distance) < 1e-12
+
+    class Off(nn.Module):
+        def forward(self, x, t, y=None):
+            return 0.3 + 0.1 * x
+
+    assert loss_at(method, Off(), 0.3, 0.0, 20, distance) > 1e-5
+
+
+@pytest.mark.parametrize("method, order", [("cd", 4), ("ect", 2)])
+def test_the_loss_at_the_exact_map_vanishes_at_the_methods_order(method, order):
+    """Gaussian data: the exact f is a zero of the loss in the limit delta -> 0, at the rate the target's error
+    dictates: cd's target is one Euler (DDIM) step of the exact ODE, a local error O(delta^2), so its squared
+    error tends to fall 16x when delta halves; ect's target moves x_t along the noise, not the trajectory,
+    O(delta), so 4x."""
+    mu, s = 0.5, 0.3
+    exact, data = ExactGaussian(mu, s, "x0"), batch(mu, s)
+    losses = [loss_at(method, exact, mu, s, d, x0_t_eps=data) for d in (40, 20, 10, 5)]
+    ratios = [a / b for a, b in zip(losses, losses[1:], strict=False)]
+    assert all(0.7 * 2**order < r < 1.1 * 2**order for r in ratios) and ratios[-1] > 0.85 * 2**order, ratios
+
+
+def test_the_exact_map_is_where_the_distillation_loss_is_least():
+    """cd at delta = 5: moving the exact f by +-0.05 x_t (a map not constant along the trajectories) raises
+    the loss by orders of magnitude, and its loss then falls only 4x per halving of delta, not 16x."""
+    mu, s = 0.5, 0.3
+    data = batch(mu, s)
+
+    class Moved(ExactGaussian):
+        def __init__(self, c):
+            super().__init__(mu, s, "x0")
+            self.c = c
+
+        def forward(self, x, t, y=None):
+            return super().forward(x, t) + self.c * x
+
+    exact = loss_at("cd", Moved(0.0), mu, s, 5, x0_t_eps=data)
+    for c in (-0.05, 0.05):
+        moved = [loss_at("cd", Moved(c), mu, s, d, x0_t_eps=data) for d in (10, 5)]
+        assert moved[1] > 100 * exact and moved[0] / moved[1] < 6
+
+
+def test_one_step_sampling_with_the_exact_map_gives_the_datas_mean_and_variance():
+    """x_T ~ N(0, I) through the exact f(., T) is affine: its offset and slope are the samples' mean and
+    standard deviation exactly (no Monte Carlo). They equal the data's, up to the prior's mismatch
+    N(0, 1) vs N(a_T mu, v_T) at T, which the closed form gives."""
+    mu, s = 0.5, 0.3
+    model, path = sampling_parts(ExactGaussian(mu, s, "x0"), "consistency", "x0", SCHEDULE)
+    x_T = torch.tensor([0.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
+    out = consistency_sample(model, path, x_T, [SCHEDULE.T - 1]).flatten()
+    mean, std = out[0].item(), (out[1] - out[0]).item()
+    a_T, sigma_T = (c.double().item() for c in SCHEDULE.coefficients(torch.tensor([SCHEDULE.T - 1])))
+    v_T = a_T**2 * s**2 + sigma_T**2  # in the float32 table's numbers, which the network reads
+    # 1e-4: the network reads the float32 table of alpha_t, the sampler the float64 one; x_0 = (x - sigma eps) / a_T
+    # magnifies their difference 1 / a_T = 160 times at T
+    assert mean == pytest.approx(mu - s * a_T * mu / v_T**0.5, abs=1e-4)
+    assert std == pytest.approx(s / v_T**0.5, abs=1e-4)
+    assert abs(mean - mu) < 2e-3 and abs(std**2 - s**2) < 2e-3  # the data's moments, to the prior's mismatch
+
+
+def test_multistep_sampling_renoises_with_fresh_noise_and_maps_back():
+    """Two steps by hand (Song et al. 2023, Algorithm 1): x = f(x_T, T); x_s = a_s x + sigma_s z; f(x_s, s)."""
+    mu, s = 0.5, 0.3
+    exact = ExactGaussian(mu, s, "x0")
+    model, path = sampling_parts(exact, "consistency", "x0", SCHEDULE)
+    x_T = torch.randn(8, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = consistency_sample(model, path, x_T, [999, 499], generator=torch.Generator().manual_seed(2))
+    x = exact(x_T, torch.full((8,), 999))
+    z = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(2))
+    a, sigma = SCHEDULE.coefficients(499)
+    want = exact(a * x + sigma * z, torch.full((8,), 499))
+    # 1e-5: the network's x_0 -> eps conversion reads the schedule's float32 table (EpsFromPrediction), the
+    # sampler's eps -> x_0 the float64 one
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_teacher_step_follows_the_guided_ode_for_labelled_samples_only():
+    """teacher_guidance w: eps = eps_u + w (eps_c - eps_u) for labelled samples, eps_u for null-labelled ones."""
+
+    class Labelled(nn.Module):
+        def forward(self, x, t, y):
+            return x * 0 + y.double().reshape(-1, 1, 1, 1)  # eps = the label, so eps_c - eps_u = y - 10
+
+    teacher, null = Labelled(), 10
+    loss = ConsistencyLoss(SCHEDULE, "eps", "cd", teacher=teacher, teacher_guidance=3.0, null_label=null)
+    x_t, t = torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.tensor([500, 500])
+    x_r = loss.teacher_step(x_t, t, t - 20, torch.tensor([4, null]))
+    a_t, s_t = SCHEDULE.coefficients(500)
+    a_r, s_r = SCHEDULE.coefficients(480)
+    for i, eps in enumerate([10 + 3.0 * (4 - 10), 10]):
+        want = a_r * (0 - s_t * eps) / a_t + s_r * eps
+        assert x_r[i].flatten()[0].item() == pytest.approx(want, rel=1e-6)
+
+
+def test_the_recipe_keeps_few_step_and_diffusion_samplers_apart():
+    path = FewStepPath(SCHEDULE, "consistency")
+    assert SamplingRecipe().resolve(path).sampler == "consistency"
+    for wrong in ("ddim", "dpm++2m-sde", "meanflow"):
+        with pytest.raises(UsageError, match="does not fit"):
+            SamplingRecipe(sampler=wrong).resolve(path)
+    with pytest.raises(UsageError, match="does not fit"):
+        SamplingRecipe(sampler="consistency").resolve(SCHEDULE)
+    for steps in (0, path.max_steps + 1):
+        with pytest.raises(UsageError, match="steps must be between 1 and"):
+            SamplingRecipe(steps=steps).resolve(path)
+    with pytest.raises(ValueError, match="1 to"):
+        path.check_timesteps(list(range(999, 0, -100)))
+
+
+# ---- the command line, on a tiny teacher
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A tiny conditional DDPM checkpoint (8x8 digits, 100 steps) and a flow one."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("distill")
+    data = write_digits(root / "data")
+    assert main(tiny_flags(data, root / "ddpm", 5, conditional=True)) == 0
+    assert main(tiny_flags(data, root / "flow", 2, objective="flow", prediction=None)) == 0
+    return root / "ddpm/checkpoints/last.pt", root / "flow/checkpoints/last.pt", data
+
+
+def distill(teacher_path, out, *extra):
+    return main(["distill", "--teacher", str(teacher_path), "--out", str(out), "--batch-size", "8",
+                 "--log-every", "1", "--device", "cpu", "--precision", "fp32", "--consistency-delta", "10",
+                 "--sample-every", "0", "--no-progress", *map(str, extra)])  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["cd", "ect"])
+def test_distill_writes_a_consistency_checkpoint_that_samples_in_few_steps(teacher, tmp_path, method):
+    import json
+
+    out = tmp_path / method
+    assert distill(teacher[0], out, "--steps", "6", "--distill-method", method) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["objective"] == "consistency" and config["distill_method"] == method
+    assert config["teacher"] == str(teacher[0]) and config["model"] == "small" and config["conditional"]
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and all(x == x for x in losses)
+    ckpt = out / "checkpoints/last.pt"
+    for steps in (1, 2, 4):
+        npz = tmp_path / f"s{steps}.npz"
+        assert main(["sample", "--checkpoint", str(ckpt), "--steps", str(steps), "--n", "6", "--out", str(npz),
+                     "--class-label", "all", "--guidance", "2"]) == 0  # fmt: skip
+    assert main(["sample", "--checkpoint", str(ckpt), "--steps", "2", "--n", "4", "--out",
+                 str(tmp_path / "g.png"), "--trajectory", str(tmp_path / "traj.png")]) == 0  # fmt: skip
+    assert (tmp_path / "traj.png").stat().st_size > 0
+
+
+def test_distilled_weights_start_from_the_teacher_and_move(teacher, tmp_path):
+    from cleardiffusion.checkpoint import load_checkpoint
+
+    assert distill(teacher[0], tmp_path / "one", "--steps", "1", "--lr", "0.01") == 0
+    before, after = load_checkpoint(teacher[0])["ema"], load_checkpoint(tmp_path / "one/checkpoints/last.pt")
+    changed = [k for k in before if not torch.equal(before[k], after["model"][k])]
+    assert changed and all(torch.isfinite(v).all() for v in after["model"].values())
+    # one step from the teacher's EMA weights: a small step, so the student is still close to them
+    k = changed[0]
+    assert (after["model"][k] - before[k]).abs().max() < 0.05
+
+
+@pytest.mark.parametrize(
+    "which, extra, message",
+    [
+        ("flow", [], "is a flow model; distill needs a DDPM teacher"),
+        ("missing", [], "no checkpoint at"),
+        ("ddpm", [], "say how long to distill"),
+        ("ddpm", ["--steps", "2", "--distill-method", "ect", "--teacher-guidance", "2"], "--teacher-guidance"),
+        ("ddpm", ["--steps", "2", "--consistency-delta", "100"], "must be below the teacher's 100 steps"),
+    ],
+)
+def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):
+    path = {"ddpm": teacher[0], "flow": teacher[1], "missing": tmp_path / "none.pt"}[which]
+    out = tmp_path / "out"
+    args = ["distill", "--teacher", str(path), "--out", str(out), *extra]
+    if "--steps" not in extra and which != "ddpm":
+        args += ["--steps", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.lower() in err.lower() and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_corrupt_teacher_is_one_line(teacher, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(teacher[0].read_bytes()[:300])
+    assert main(["distill", "--teacher", str(bad), "--steps", "2", "--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_train_refuses_consistency_without_a_teacher_and_distill_options_without_consistency(teacher, capsys):
+    data = teacher[2]
+    assert main(tiny_flags(data, data.parent / "x", 2, objective="consistency")) == 2
+    assert "--teacher" in capsys.readouterr().err
+    assert main(tiny_flags(data, data.parent / "y", 2, consistency_delta=5)) == 2
+    assert "--consistency-delta does nothing without --objective consistency" in capsys.readouterr().err
+
+
+def test_samplers_refuse_the_other_kind_of_checkpoint(teacher, tmp_path, capsys):
+    assert distill(teacher[0], tmp_path / "cm", "--steps", "1") == 0
+    cm = tmp_path / "cm/checkpoints/last.pt"
+    cases = [(cm, ["--sampler", "ddim"]), (cm, ["--steps", "0"]), (cm, ["--steps", "9"]),
+             (teacher[0], ["--sampler", "consistency"])]  # fmt: skip
+    for ckpt, extra in cases:
+        out = tmp_path / "x.png"
+        try:
+            code = main(["sample", "--checkpoint", str(ckpt), "--n", "2", "--out", str(out), *extra])
+        except SystemExit as e:
+            code = e.code
+        assert code == 2 and not out.exists(), extra
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
