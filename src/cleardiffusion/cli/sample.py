@@ -22,6 +22,8 @@ examples:
       --n 64 --out flow.png                          # a `train --objective flow` checkpoint
   cleardiffusion sample --checkpoint runs/mnist-cfg/checkpoints/last.pt --class-label all --guidance 3 \\
       --n 100 --out guided.png          # one class per row
+  cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 1 --n 100 \\
+      --out one_step.png                # a `cleardiffusion distill` checkpoint: one network evaluation
 
 Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
 s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
@@ -37,6 +39,9 @@ trailing (uniform from t = T-1, ending a stride above 0; the dpm++ solvers' defa
 The dpm++ solvers integrate their second-order term exactly by default (--solver-type exact), which at 10
 steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 50
 (benchmarks/results/few_steps_cpu_n1000).
+Few-step checkpoints take only their own sampler: consistency (Song et al. 2023, Algorithm 1: re-noise
+and map back at each step) for a `distill` checkpoint, meanflow for a `train --objective meanflow` one;
+each samples in 1 to 8 steps, and the other samplers refuse them (and they refuse DDPM and flow ones).
 The .npz also records sampler, spacing, steps, nfe and, for the dpm++ solvers, the solver type.
 """
 
@@ -56,8 +61,9 @@ def register(subparsers) -> None:
         "--sampler",
         choices=SAMPLER_NAMES,
         default=None,
-        help="any of them on any checkpoint (default: the recipe's, dpm++2m-sde for DDPM checkpoints, euler "
-        "for flow matching ones)",
+        help="ddpm to euler on any DDPM or flow checkpoint, consistency / meanflow on the few-step models "
+        "trained for them (default: the recipe's: dpm++2m-sde for DDPM checkpoints, euler for flow matching, "
+        "consistency for distilled ones, meanflow for meanflow ones)",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -65,7 +71,7 @@ def register(subparsers) -> None:
         type=positive_int,
         default=None,
         help="sampling steps, at most T (default, capped at T: T for ddpm (flow: 1000), 50 ddim, 20 dpm++2m, 50 "
-        "dpm++2m-sde, 18 heun (flow: 25), 50 euler)",
+        "dpm++2m-sde, 18 heun (flow: 25), 50 euler; few-step models 1 to 8: consistency 2, meanflow 1)",
     )
     budget.add_argument(
         "--nfe",
