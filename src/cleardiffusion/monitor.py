@@ -1,7 +1,8 @@
 """What a training run reports besides its loss: a cheap FID of EMA samples, curves.png, TensorBoard events.
 
 `--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with the library's
-sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow) and scores
+sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow; a few-step
+model, which takes fewer, with its own default: MeanFlow's 1 step) and scores
 them against the training split's statistics in the feature space of the dataset's small classifier
 (features.py: the network shipped for mnist, fashion-mnist and cifar10, or --classifier FILE; each record
 names the file's SHA-256 as features_sha256): a fixed-N FID, biased upwards at small N, but comparable along
@@ -71,6 +72,11 @@ class TrainingMonitor:
     def _sampling_parts(self, ema: nn.Module, schedule):
         return sampling_parts(ema, self.config.objective, self.config.prediction, schedule)
 
+    @staticmethod
+    def _recipe(recipe: SamplingRecipe, path) -> SamplingRecipe:
+        """`recipe`, or its objective's default steps where the model takes fewer (a few-step model's bound)."""
+        return recipe if recipe.steps <= path.max_steps else recipe.replace(steps=None)
+
     @torch.no_grad()
     def evaluate(self, ema: nn.Module, schedule) -> dict:
         """FID and confident fraction of `eval_n` samples of the EMA network (the same seeds every call)."""
@@ -82,8 +88,8 @@ class TrainingMonitor:
         labels = torch.arange(n) % num_classes if self.config.conditional else None
         shape = tuple(self.dataset.images.shape[1:])
         model, path = self._sampling_parts(ema, schedule)
-        batches = generate_images(model, path, n=n, shape=shape, recipe=EVAL_RECIPE, seed=12345, labels=labels,
-                                  device=self.device)  # fmt: skip
+        batches = generate_images(model, path, n=n, shape=shape, recipe=self._recipe(EVAL_RECIPE, path), seed=12345,
+                                  labels=labels, device=self.device)  # fmt: skip
         samples = from_model_range(torch.cat([b.cpu() for b in batches]))  # (n, C, H, W) uint8
         features, logits = self.scorer.features_and_logits(samples)
         fid = M.score_features(self.reference, features, kid=False, pr=False)["fid"]
@@ -92,7 +98,7 @@ class TrainingMonitor:
         return {"fid": fid, "confident": confident, "eval_seconds": seconds, "features_sha256": self.scorer.file_sha256}
 
     def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:
-        """50-step samples (the default recipe) of the EMA network as one PNG; conditional: a row per class."""
+        """50-step samples (few-step models: their default) of the EMA network, a PNG; conditional: a row per class."""
         from .generate import generate_images
         from .viz import save_grid
 
@@ -102,8 +108,8 @@ class TrainingMonitor:
             n = len(labels)
         model, noise_path = self._sampling_parts(ema, schedule)
         shape = tuple(self.dataset.images.shape[1:])
-        batches = generate_images(model, noise_path, n=n, recipe=GRID_RECIPE, shape=shape, seed=self.config.seed,
-                                  labels=labels, device=self.device)  # fmt: skip
+        batches = generate_images(model, noise_path, n=n, recipe=self._recipe(GRID_RECIPE, noise_path), shape=shape,
+                                  seed=self.config.seed, labels=labels, device=self.device)  # fmt: skip
         save_grid(torch.cat(list(batches)).cpu(), path, nrow=SAMPLES_PER_ROW)
 
     def record(self, record: dict) -> None:
