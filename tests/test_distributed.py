@@ -67,6 +67,17 @@ def test_two_processes_match_one_process_at_the_same_global_batch(runs):
             torch.testing.assert_close(two[key][name], tensor, atol=1e-5, rtol=0, msg=f"{key}.{name}")
 
 
+def test_two_processes_train_meanflow_as_one(tmp_path):
+    """MeanFlow's forward-mode jvp runs through DistributedDataParallel (meanflow.jvp): the same losses."""
+    digits = write_digits(tmp_path / "digits")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    flags = tiny_flags(digits, tmp_path / "two", steps=3, objective="meanflow", precision=None)
+    done = torchrun(["-m", "cleardiffusion", *flags], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train(tiny_config(digits, tmp_path / "one", steps=3, objective="meanflow", precision="auto"))
+    assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), abs=1e-5)
+
+
 def test_a_two_process_run_resumes_in_one_process(runs, tmp_path):
     """The global-batch design lets a run change its number of processes between stops."""
     import shutil

@@ -18,6 +18,7 @@ LAYERS = {
         "schedule",
         "objective",
         "flow",
+        "meanflow",
         "samplers",
         "guidance",
         "fastpath",

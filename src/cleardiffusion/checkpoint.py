@@ -293,7 +293,7 @@ def load_for_sampling(
     an eps-model, whatever the network was trained to predict, and its NoiseSchedule; for a flow checkpoint
     the velocity network and a FlowPath (`denoiser.sampling_parts`). meta has "dataset", "image_shape"
     (C, H, W), "num_classes" (the model's conditioning classes, 0 for an unconditional model), "class_names",
-    "step", "config", "objective" ("ddpm" | "flow") and "prediction" ("eps" | "v" | "x0").
+    "step", "config", "objective" (objective.OBJECTIVES) and "prediction" ("eps" | "v" | "x0").
     Missing keys, wrong types, NaN/inf weights and a file that disagrees with itself are CheckpointErrors.
     """
     state = load_checkpoint(path)

@@ -12,6 +12,7 @@ kept, so that each sampler reads exactly the numbers it did before the paths wer
 | code             | meaning                                                                                  |
 |------------------|------------------------------------------------------------------------------------------|
 | `path`           | `schedule.NoiseSchedule` (DDPM's VP path, t an index 0..T-1) or `flow.FlowPath` (t in [0, 1]) |
+|                  | (a few-step model's: a `FewStepPath` around one)                                        |
 | `alpha_t, sigma_t` | `path.coefficients(t)`: x_t = alpha_t x_0 + sigma_t eps                                  |
 | `x0`             | the predicted clean image                                                                |
 | `eps`            | the predicted noise, consistent with x_t: x_t = alpha_t x0 + sigma_t eps                  |
@@ -21,8 +22,9 @@ kept, so that each sampler reads exactly the numbers it did before the paths wer
 
 The native output (`path.native`): an eps-model on the VP path (a v- or x_0-network is converted to eps by
 `objective.EpsFromPrediction`, in the same float32 arithmetic as its training loss), a velocity model on the
-flow path. `sampling_parts` decides, once, which path and native model a trained network has, and
-`training_parts` which loss trains it and where its t is drawn.
+flow path. A MeanFlow network's output, the average velocity u(z_t, r, t) of two times, is not read here but
+by its own sampler (`samplers.meanflow_sample`). `sampling_parts` decides, once, which path and native model a
+trained network has, and `training_parts` which loss trains it and where its t is drawn.
 """
 
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 
 from .consistency import distillation_loss
 from .flow import FlowPath, flow_matching_loss
+from .meanflow import TimePairs, meanflow_loss
 from .objective import OBJECTIVES, DiffusionLoss, as_eps_model
 from .schedule import NoiseSchedule, eps_from_x0, x0_from_eps
 
@@ -42,7 +45,9 @@ UNUSED_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "ddpm": ((), ""),
     "flow": (("prediction", "loss_weighting"), "it regresses the velocity with plain MSE"),
     "consistency": (("loss_weighting",), "it matches the model to itself one step along its teacher's ODE"),
-}
+    "meanflow": (("prediction", "loss_weighting", "precision"),
+                 "it regresses the average velocity on the MeanFlow identity with its own weighting, in float32"),
+}  # fmt: skip
 
 
 FEW_STEP_MAX = 8  # the most steps a few-step model samples with: past it, its teacher's solvers are better
@@ -112,7 +117,8 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
     """(the model a sampler calls, its path) for a network trained with `objective`: the one place that decides.
 
     'ddpm': an eps-model on the DDPM schedule, whatever the network predicts (eps, v or x0); 'flow': the
-    velocity network on the straight path (`schedule` unused).
+    velocity network on the straight path (`schedule` unused); 'meanflow': the average-velocity network on the
+    straight path, as a few-step model.
     """
     if objective == "ddpm":
         return as_eps_model(net, schedule, prediction), schedule
@@ -120,6 +126,8 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
         return net, FlowPath()
     if objective == "consistency":  # its x0 prediction is the consistency function (consistency.py)
         return as_eps_model(net, schedule, prediction), FewStepPath(schedule, "consistency")
+    if objective == "meanflow":  # the average velocity u(z_t, r, t), read by samplers.meanflow_sample alone
+        return net, FewStepPath(FlowPath(), "meanflow")
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
 
@@ -128,8 +136,9 @@ def training_parts(objective: str, prediction: str, weighting: str, schedule: No
     """(loss_fn(net, x0, t, eps, y), the path that draws t) for training with `objective`.
 
     'ddpm': `objective.DiffusionLoss`, the prediction target and weighting bound (L_simple for eps, none);
-    'flow': `flow.flow_matching_loss` (prediction and weighting do not apply); 'consistency':
-    `consistency.distillation_loss` with the `distill` settings and the frozen `teacher` (an eps-model).
+    'flow': `flow.flow_matching_loss` (prediction and weighting do not apply); 'meanflow':
+    `meanflow.meanflow_loss`, its t a (B, 2) tensor of the pairs (t, r) that `meanflow.TimePairs` draws;
+    'consistency': `consistency.distillation_loss` with the `distill` settings and the frozen `teacher`.
     """
     if objective == "ddpm":
         return DiffusionLoss(schedule, prediction, weighting), schedule
@@ -138,4 +147,6 @@ def training_parts(objective: str, prediction: str, weighting: str, schedule: No
     if objective == "consistency":  # t: an index of the schedule, or of the trajectory bank
         loss = distillation_loss(schedule, prediction, teacher, **distill)
         return loss, getattr(loss, "bank", schedule)
+    if objective == "meanflow":
+        return meanflow_loss, TimePairs()
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")

@@ -36,6 +36,14 @@ def flow_interpolate(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> to
     return (1 - t) * x0 + t * eps
 
 
+def network_times(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """What a network of two times (MeanFlow, meanflow.py) sees for t, r of shape (B,): (B, 2) holding (t, t - r)
+    themselves, the paper's conditioning (Geng et al. 2025, Sec. 4.3). Not scaled by TIME_SCALE: MeanFlow's
+    target differentiates the network in t, through the sinusoid, and at 1000 t that derivative swamped the
+    target (meanflow.py, "Network time")."""
+    return torch.stack([t, t - r], dim=1)
+
+
 def flow_matching_loss(
     net: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, y: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -102,6 +110,11 @@ class FlowPath:
 
     def network_time(self, t: float, x: torch.Tensor) -> torch.Tensor:
         return torch.full((x.shape[0],), TIME_SCALE * t, device=x.device, dtype=x.dtype)
+
+    def network_times(self, t: float, s: float, x: torch.Tensor) -> torch.Tensor:
+        """A two-time network's input for a jump from t to s (`network_times`): (B, 2)."""
+        t_, s_ = (torch.full((x.shape[0],), v, device=x.device, dtype=x.dtype) for v in (t, s))
+        return network_times(t_, s_)
 
     def draw_t(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Training times t ~ U[0, 1): (n,)."""

@@ -1,7 +1,8 @@
 """What a training run reports besides its loss: a cheap FID of EMA samples, curves.png, TensorBoard events.
 
 `--eval-every N` draws the same `eval_n` samples (same seeds every time) from the EMA model with the library's
-sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow) and scores
+sampling recipe at EVAL_STEPS steps (recipe.py: DPM-Solver++(2M) SDE for DDPM, Euler for flow; a few-step
+model, which takes fewer, with its own default: MeanFlow's 1 step) and scores
 them against the training split's statistics in the feature space of the dataset's small classifier
 (features.py: the network shipped for mnist, fashion-mnist and cifar10, or --classifier FILE; each record
 names the file's SHA-256 as features_sha256): a fixed-N FID, biased upwards at small N, but comparable along
@@ -96,7 +97,7 @@ class TrainingMonitor:
         return {"fid": fid, "confident": confident, "eval_seconds": seconds, "features_sha256": self.scorer.file_sha256}
 
     def sample_grid(self, ema: nn.Module, schedule, path: Path) -> None:
-        """50-step samples (the default recipe) of the EMA network as one PNG; conditional: a row per class."""
+        """50-step samples (few-step models: their default) of the EMA network, a PNG; conditional: a row per class."""
         from .generate import generate_images
         from .viz import save_grid
 

@@ -33,8 +33,9 @@ from .schedule import NoiseSchedule, eps_from_v, eps_from_x0, extract, v_from_ep
 
 Prediction = Literal["eps", "v", "x0"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v", "x0")
-Objective = Literal["ddpm", "flow", "consistency"]
-OBJECTIVES: tuple[str, ...] = ("ddpm", "flow", "consistency")  # flow.py; consistency.py (`cleardiffusion distill`)
+Objective = Literal["ddpm", "flow", "consistency", "meanflow"]
+# flow.py; consistency.py (`cleardiffusion distill`); meanflow.py
+OBJECTIVES: tuple[str, ...] = ("ddpm", "flow", "consistency", "meanflow")
 LossWeighting = Literal["none", "min-snr"]
 LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min-snr")
 

@@ -1,5 +1,6 @@
 """Reverse-process samplers: DDPM (Ho et al. 2020), DDIM (Song et al. 2021), DPM-Solver++(2M) and its SDE
-variant (Lu et al. 2022), and Euler's and Heun's methods on the probability-flow ODE (Karras et al. 2022).
+variant (Lu et al. 2022), Euler's and Heun's methods on the probability-flow ODE (Karras et al. 2022), and the
+few-step models' own: multistep consistency sampling (Song et al. 2023) and MeanFlow jumps (Geng et al. 2025).
 
 Every sampler shares one signature, k-diffusion style, and runs on any noise path:
 
@@ -9,8 +10,8 @@ Every sampler shares one signature, k-diffusion style, and runs on any noise pat
   [0, 1]); a sampler reads it only through alpha_t, sigma_t and their functions (`coefficients`,
   `alpha_sigma2`, `posterior`, `lambda_at`, `ode_scale_tau`), so each is written once for every path.
 - `model(x_t, t) -> ` the path's native quantity (eps on the DDPM path, the velocity on the flow path), any
-  callable; `denoiser.predict` turns it into (x0, eps, d). Class labels and guidance are bound by a wrapper
-  (see `guidance.py`), so every sampler gets them for free.
+  callable; `denoiser.predict` turns it into (x0, eps, d) (a MeanFlow model: the average velocity, read by its
+  own sampler). Class labels and guidance are bound by a wrapper (`guidance.py`): every sampler gets them.
 - `timesteps` is data: a descending sequence of grid points (None = all T steps of a DDPM schedule). Build
   one with `make_timesteps`, or pass your own; a sampler visits exactly those points, then the clean end
   (`path.clean`: index -1 with alpha_bar = 1, or t = 0).
@@ -313,6 +314,44 @@ def consistency_sample(
     return x
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Geng et al. 2025, "Mean Flows for One-step Generative Modeling", Sec. 4.1 and Algorithm 2. A MeanFlow network
+# (two times in: `path.network_times`) predicts the AVERAGE velocity u(z_t, r, t) of the flow ODE over [r, t]
+# (meanflow.py): with the exact u the jump z_r = z_t - (t - r) u(z_t, r, t) is exact, and one jump from 1 to 0 is
+# a sample. Guidance (guidance.guided_model) mixes the conditional and unconditional u linearly: CFG on the
+# velocity at r = t, not the guided ODE's average velocity for r < t (the paper trains that into u, Sec. 4.2).
+
+
+@torch.no_grad()
+def meanflow_sample(
+    model: Model,
+    path: Path,
+    x_T: torch.Tensor,
+    timesteps=None,
+    *,
+    generator: Generator = None,
+    clip_x0: bool = False,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """MeanFlow sampling, Geng et al. 2025 Algorithm 2 (1 step: x_0 = z_1 - u(z_1, 0, 1)); NFE = steps.
+
+    Each step jumps from grid point t to the next, s (0 after the last): z_s = z_t - (t - s) u(z_t, s, t). The
+    callback gets x0_pred = z_t - t u(z_t, s, t), where the jump would land if u held over [0, t]: exact on the
+    last step (s = 0), an extrapolation before it, at no extra evaluation. `clip_x0` clamps that estimate to
+    [-1, 1] and re-derives u from it (as `denoiser.predict` does for a velocity). `generator` is unused."""
+    x = x_T
+    for i, t, s in _steps(path, timesteps):
+        u = model(x, path.network_times(t, s, x)).to(x.dtype)  # u_theta(z_t, r = s, t)
+        x0_pred = x - t * u
+        if clip_x0:
+            x0_pred = x0_pred.clamp(-1, 1)
+            u = (x - x0_pred) / t
+        if callback is not None:
+            callback(i, t, x, x0_pred)
+        x = x - (t - s) * u  # z_s = z_t - (t - s) u(z_t, s, t)
+    return x
+
+
 SAMPLERS = {
     "ddpm": ddpm_sample,
     "ddim": ddim_sample,
@@ -321,6 +360,7 @@ SAMPLERS = {
     "heun": heun_sample,
     "euler": euler_sample,
     "consistency": consistency_sample,
+    "meanflow": meanflow_sample,
 }
 
 

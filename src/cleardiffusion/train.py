@@ -3,7 +3,7 @@
     repeat: x_0 ~ q(x_0), t ~ Uniform{1..T}, eps ~ N(0, I); step on grad || eps - eps_theta(x_t, t) ||^2
 
 Follow one step: `draw_batch` (x_0, t, eps) -> `train_step` -> the objective's loss (`denoiser.training_loss`:
-objective.py or flow.py) -> the network (models/unet.py) -> AdamW and the EMA (`train_step`). Everything else
+objective.py, flow.py or meanflow.py) -> the network (models/unet.py) -> AdamW and the EMA (`train_step`). All else
 the loop does (logging, evaluation, sample grids, checkpoints, stopping) is bookkeeping, in train_run.py.
 
 Reproducible and distributed by design. Every random number of a step (batch indices, t, eps, flips, label
@@ -40,11 +40,11 @@ def draw_batch(g: torch.Generator, data: dict, config: TrainConfig, path, hflip:
     """Draw a step's randomness for the GLOBAL batch from `g`, return this process's slice of it.
 
     Returns x_0 (b, C, H, W) in [-1, 1], y (b,) or None, t (b,), eps (b, C, H, W) with b = B / W; t is drawn by
-    the path: a code index 0..T-1 for DDPM, a time in [0, 1) for flow matching.
+    the path: a code index 0..T-1 for DDPM, a time in [0, 1) for flow matching, (b, 2) pairs (t, r) for MeanFlow.
     """
     B, dev, images = config.batch_size, g.device, data["images"]
     index = torch.randint(0, len(images), (B,), generator=g, device=dev)[part]  # (b,) with replacement
-    t = path.draw_t(B, g)[part]  # (b,) t ~ Uniform{1..T} (Algorithm 1), or U[0, 1) on the flow path
+    t = path.draw_t(B, g)[part]  # (b,) t ~ Uniform{1..T} (Algorithm 1), or U[0, 1) on the flow path; MeanFlow (b, 2)
     eps = torch.randn((B, *images.shape[1:]), generator=g, device=dev)[part]  # (b, C, H, W)
     x0 = images[index].float() / 127.5 - 1.0  # uint8 on the device -> float32 in [-1, 1] (data.to_model_range)
     if hflip:

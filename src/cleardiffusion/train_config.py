@@ -89,8 +89,9 @@ class TrainConfig:
     )
     objective: Objective = option(
         "ddpm",
-        "ddpm (Ho et al.) or flow (flow matching, Lipman et al. 2023; any sampler runs on it); consistency: a "
-        "1-4 step model distilled from --teacher (cleardiffusion distill)",
+        "ddpm (Ho et al.), flow (flow matching, Lipman et al. 2023; any sampler runs on it) or meanflow (average "
+        "velocity, Geng et al. 2025: 1-8 steps with its own sampler); consistency: a 1-8 step model distilled "
+        "from --teacher (cleardiffusion distill)",
         MODEL,
     )
     prediction: Prediction = option(
@@ -226,9 +227,10 @@ MAY_CHANGE_ON_RESUME = frozenset(
 )  # fmt: skip
 # what a checkpoint written before these fields existed was trained with
 FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none"}
-# UNetConfig fields that come from the dataset and --conditional, not from --model-option
+# UNetConfig fields that come from the dataset, --conditional and --objective, not from --model-option
 FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",
-                 "num_classes": "the dataset, with --conditional"}  # fmt: skip
+                 "num_classes": "the dataset, with --conditional",
+                 "time_inputs": "--objective (2 for meanflow: t and t - r)"}  # fmt: skip
 # (channels, height, width) of the official datasets' images, for estimates made before they are loaded
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 FEATURES = 128 + 10  # floats per evaluation sample: the classifier's features (features.py) and logits
@@ -338,16 +340,18 @@ def cpu_has_native_bf16() -> bool:
 def step_options(config: TrainConfig, dev: torch.device) -> fastpath.FastOptions:
     """The config's speed options on this device. "auto" precision: bf16 autocast on CUDA and on a CPU with
     native bf16 (1.55x the steps per minute of fp32 on a Zen 4 core at the same quality per step,
-    docs/quality.md), fp32 elsewhere."""
+    docs/quality.md), fp32 elsewhere; always fp32 for MeanFlow."""
     cuda = dev.type == "cuda"
     auto = "bf16" if cuda or cpu_has_native_bf16() else "fp32"
     amp = auto if config.precision == "auto" else config.precision
+    amp = "fp32" if config.objective == "meanflow" else amp  # its jvp runs in float32 (meanflow.py)
     channels_last = cuda if config.channels_last is None else config.channels_last
     return fastpath.FastOptions(amp=amp, channels_last=channels_last, fused_adam=cuda)
 
 
 def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
-    """The preset U-Net for this dataset's channels and size, with the config's overrides."""
+    """The preset U-Net for this dataset's channels and size, with the config's overrides (two time inputs for
+    --objective meanflow)."""
     height, width = data.image_size
     if height != width:
         raise UsageError(f"the U-Net needs square images, got {height}x{width}; pass --image-size to resize")
@@ -355,6 +359,8 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
     for name in ("time_embedding", "dropout", "base_channels"):
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
+    if config.objective == "meanflow":  # u_theta(z_t, r, t) sees two times (meanflow.py)
+        overrides["time_inputs"] = 2
     num_classes = data.num_classes if config.conditional else 0
     try:
         return unet_from_preset(config.model, data.channels, height, num_classes, **overrides)

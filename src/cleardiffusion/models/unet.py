@@ -15,7 +15,8 @@ Two block families share one skeleton (encoder -> middle -> decoder, a stack of 
 The timestep embedding e(t) = sinusoid(t) [-> Linear -> act -> Linear] (+ E[y], the class embedding) is
 shared; every block that takes it owns a projection to its width. ``time_embedding="middle"`` gives a
 projection only to the middle block(s) (the seed), ``"every-block"`` to every conv/residual block (Ho et al.),
-with any block family.
+with any block family. ``time_inputs=2`` (MeanFlow, meanflow.py) takes t of shape (B, 2) and adds the
+embedding of the second time (t - r) to e (embedding.TimestepEmbedding).
 """
 
 from dataclasses import dataclass, fields, replace
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embedding import sinusoidal_embedding
+from .embedding import TimestepEmbedding
 
 _CHOICES = {
     "block": ("plain", "resnet"),
@@ -51,6 +52,7 @@ class UNetConfig:
     activation: Literal["relu", "silu"] = "silu"  # nonlinearity everywhere, including the embedding path
     num_classes: int = 0  # 0: unconditional; else nn.Embedding(num_classes + 1, ...), last row = null class
     block: Literal["plain", "resnet"] = "resnet"  # block family and wiring, see the module docstring
+    time_inputs: int = 1  # 1: t (B,); 2: t (B, 2), MeanFlow's (t, t - r), each embedded and added (embedding.py)
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -65,6 +67,8 @@ class UNetConfig:
             raise ValueError(f"channel_mults must be non-empty positive integers, got {self.channel_mults}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.time_inputs not in (1, 2):
+            raise ValueError(f"time_inputs must be 1 (t) or 2 (MeanFlow's t and t - r), got {self.time_inputs}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
         widths = [self.base_channels * m for m in self.channel_mults]
@@ -96,26 +100,6 @@ class UNetConfig:
     def null_label(self) -> int:
         """Index of the learned 'no label' class used by classifier-free guidance."""
         return self.num_classes
-
-
-# ---- Embeddings: e = MLP(sinusoid(t)) + E[y] (Ho et al. 2020 Appendix B; classes as in Ho & Salimans 2022)
-class TimestepEmbedding(nn.Module):
-    """e(t, y): sinusoidal features of width base_channels, an optional MLP, plus a learned class vector."""
-
-    def __init__(self, cfg: UNetConfig):
-        super().__init__()
-        self.sin_dim = cfg.base_channels
-        self.dim = 4 * cfg.base_channels if cfg.time_mlp else cfg.base_channels
-        act = _ACTIVATIONS[cfg.activation]
-        self.mlp = (nn.Sequential(nn.Linear(self.sin_dim, self.dim), act(), nn.Linear(self.dim, self.dim))
-                    if cfg.time_mlp else nn.Identity())  # fmt: skip
-        self.label_emb = nn.Embedding(cfg.num_classes + 1, self.dim) if cfg.num_classes > 0 else None
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        e = self.mlp(sinusoidal_embedding(t, self.sin_dim))  # (B, dim)
-        if self.label_emb is not None:
-            e = e + self.label_emb(y)  # (B, dim)
-        return e
 
 
 # ---- Blocks: every module below has forward(x, e), so a step is a list of them ----------------------------
@@ -221,7 +205,7 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
         self.config = cfg = config or UNetConfig()
-        self.embed = TimestepEmbedding(cfg)
+        self.embed = TimestepEmbedding(cfg, _ACTIVATIONS[cfg.activation])
         self.decoder_skips: list[bool] = []  # per decoder step: does it consume a skip?
         # range-check y on every call; reading the result is a host sync on a GPU, so hot loops whose labels
         # are already checked (training, guidance wrappers; see fastpath.trusted_inputs) switch it off
@@ -328,8 +312,10 @@ class UNet(nn.Module):
                 f"UNet expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}; "
                 f"build it with in_channels={x.shape[1] if x.ndim == 4 else '?'} and the matching image_size"
             )
-        if t.shape != (B,):
-            raise ValueError(f"t must have shape ({B},) (one timestep per image), got {tuple(t.shape)}")
+        shape = (B,) if cfg.time_inputs == 1 else (B, cfg.time_inputs)
+        if t.shape != shape:
+            what = "one timestep per image" if cfg.time_inputs == 1 else "two times per image: t and t - r"
+            raise ValueError(f"t must have shape {shape} ({what}), got {tuple(t.shape)}")
         if cfg.num_classes == 0:
             if y is not None:
                 raise ValueError("this model is unconditional; call it without y or build it with num_classes > 0")
