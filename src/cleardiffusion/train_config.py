@@ -112,9 +112,9 @@ class TrainConfig:
         "distillation (a frozen teacher's ODE step); ect: consistency tuning (no teacher evaluations)",
         DISTILL,
     )
-    consistency_delta: int = option(
-        100, "cd, ect: indices between the two points the consistency loss compares (t and t - delta)", DISTILL,
-        metavar="K", at_least=1, at_most=TIMESTEPS_MAX,
+    consistency_delta: int | None = option(
+        None, "cd, ect: indices between the two points the consistency loss compares, t and t - K (default: T / 4, "
+        "the 4-step grid's stride)", DISTILL, metavar="K", at_least=1, at_most=TIMESTEPS_MAX,
     )  # fmt: skip
     consistency_distance: Distance = option(
         "pseudo-huber", "distance between the two predictions: pseudo-huber (Song & Dhariwal 2023) or mse", DISTILL
@@ -186,7 +186,8 @@ class TrainConfig:
     log_every: int = option(100, "steps between lines of OUT/metrics.jsonl", OUTPUT, metavar="N", at_least=1)
     sample_every: int = option(
         5000,
-        "steps between sample grids (dpm++2m-sde, 50 steps) of the EMA model in OUT/samples, 0: never",
+        "steps between sample grids of the EMA model in OUT/samples (the objective's default sampler: dpm++2m-sde, "
+        "50 steps for ddpm), 0: never",
         OUTPUT,
         metavar="N",
         at_least=0,
@@ -277,7 +278,8 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
     refuse_unused(given, unused, f"with --distill-method {method}")
     if config.teacher_guidance != 1.0 and not config.conditional:
         raise UsageError("--teacher-guidance guides a conditional teacher; this one is unconditional: drop it")
-    if config.consistency_delta >= config.timesteps:
+    delta = config.consistency_delta
+    if method != "trajectory" and delta is not None and delta >= config.timesteps:
         raise UsageError(f"--consistency-delta {config.consistency_delta} must be below the teacher's "
                          f"{config.timesteps} steps")  # fmt: skip
 

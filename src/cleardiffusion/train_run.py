@@ -176,7 +176,7 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
             "label_dropout": config.label_dropout, "seed": config.seed, "device": dev}  # fmt: skip
     return {
         "method": config.distill_method,
-        "delta": config.consistency_delta,
+        "delta": config.consistency_delta or max(config.timesteps // 4, 1),  # default: the 4-step grid's stride
         "distance": config.consistency_distance,
         "teacher_guidance": config.teacher_guidance,
         "bank": bank,

@@ -21,12 +21,16 @@ NOT_INHERITED = ("out", "resume", "steps", "time_budget", "eval_every", "eval_n"
 
 EPILOG = """\
 examples:
-  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 15 --out runs/mnist-cd
-  cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 1 --n 100 --out one_step.png
-  cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 2 --class-label all \\
-      --guidance 2 --n 100 --out two_steps.png --trajectory traj.png
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 15 --teacher-guidance 3 \\
+      --out runs/mnist-trajectory                  # trajectory distillation, the default method
+  cleardiffusion sample --checkpoint runs/mnist-trajectory/checkpoints/last.pt --steps 1 --n 100 \\
+      --class-label none --out one_step.png        # one network evaluation
+  cleardiffusion sample --checkpoint runs/mnist-trajectory/checkpoints/last.pt --steps 2 --n 100 \\
+      --out two_steps.png --trajectory traj.png    # a class per row, guided by the weights (w = 3)
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method cd \\
+      --teacher-guidance 3 --time-budget 15 --out runs/mnist-cd    # consistency distillation
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method ect --steps 2000 \\
-      --out runs/mnist-ect                                 # consistency tuning: no teacher evaluations
+      --out runs/mnist-ect                         # consistency tuning: no teacher evaluations
 
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
 student starts from the teacher's EMA weights; its checkpoints record objective consistency, so `sample` uses

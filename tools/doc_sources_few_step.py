@@ -1,0 +1,102 @@
+"""The few-step tables and numbers (docs/few_step.md, the README, docs/results.md), read from
+benchmarks/results/one_step_cpu/ alone; render_docs.py merges them into doc_sources' TABLES and NUMBERS."""
+
+from doc_sources import f2, load_json, load_jsonl, table
+
+ONE_STEP = "one_step_cpu"
+ABLATION = f"{ONE_STEP}/ablation_mnist.jsonl"
+ABLATION_ROWS = {  # tag -> what it was
+    "teacher0": "teacher, no training (multistep consistency sampling of the teacher itself)",
+    "cd_k20_h_lr1e-4": "cd, delta 20, guidance 3 applied at sampling",
+    "cd_k20_tg3": "cd, delta 20, teacher on the guided ODE",
+    "cd_k100_tg3": "cd, delta 100, teacher on the guided ODE",
+    "cd_k250_tg3": "cd, delta 250, teacher on the guided ODE",
+    "kd16_tg3": "trajectory (prototype, 30% of the minutes on the bank)",
+    "lib_traj640": "trajectory (`distill`, 640 trajectories)",
+}
+
+
+def ablation_rows() -> dict:
+    return {r["tag"]: r for r in load_jsonl(ABLATION)}
+
+
+def t_ablation() -> str:
+    rows = ablation_rows()
+    out = []
+    for tag, what in ABLATION_ROWS.items():
+        r = rows[tag]
+        out.append([what, f"{r.get('steps', r.get('step', 0)):,}",
+                    *(f2(r[f"{kind}{n}"]) for n in (1, 2, 4) for kind in ("u", "g"))])  # fmt: skip
+    header = ["4 minutes of", "steps", "1 step u", "1 step g", "2 steps u", "2 steps g", "4 steps u", "4 steps g"]
+    return table(header, out)
+
+
+def results(dataset: str) -> dict:
+    return load_json(f"{ONE_STEP}/{dataset}/results.json")
+
+
+def fid(dataset: str, model: str, sampler: str, steps: int, samples: str) -> float:
+    for r in results(dataset)["rows"]:
+        if (r["model"], r["sampler"], r["steps"], r["samples"]) == (model, sampler, steps, samples):
+            return r["fid"]
+    raise KeyError(f"{dataset}: no row {model} {sampler}-{steps} {samples}")
+
+
+def row(dataset: str, model: str, sampler: str, steps: int, samples: str) -> dict:
+    return next(r for r in results(dataset)["rows"]
+                if (r["model"], r["sampler"], r["steps"], r["samples"]) == (model, sampler, steps, samples))  # fmt: skip
+
+
+def teacher50(dataset: str, samples: str) -> float:
+    return fid(dataset, "teacher", "dpm++2m-sde", 50, samples)
+
+
+def t_one_step(dataset: str) -> str:
+    """FID (unconditional, guided) and its ratio to the teacher's 50-step default, images per second."""
+    res = results(dataset)
+    settings = []
+    for r in res["rows"]:
+        key = (r["model"], r["sampler"], r["steps"])
+        if key not in settings:
+            settings.append(key)
+    out = []
+    for model, sampler, steps in settings:
+        u = row(dataset, model, sampler, steps, "unconditional")
+        g = row(dataset, model, sampler, steps, "guided")
+        out.append([model, sampler, str(steps), f2(u["fid"]), f"{u['fid'] / teacher50(dataset, 'unconditional'):.2f}x",
+                    f2(g["fid"]), f"{g['fid'] / teacher50(dataset, 'guided'):.2f}x", f"{g['guidance']:g}",
+                    f"{u['images_per_sec']:.1f}"])  # fmt: skip
+    header = ["model", "sampler", "NFE", "FID uncond.", "/ teacher-50", "FID guided", "/ teacher-50",
+              "guidance", "images/s (uncond.)"]  # fmt: skip
+    return table(header, out)
+
+
+def speedup(dataset: str, model: str) -> str:
+    one = row(dataset, model, "consistency", 1, "unconditional")["images_per_sec"]
+    fifty = row(dataset, "teacher", "dpm++2m-sde", 50, "unconditional")["images_per_sec"]
+    return f"{one / fifty:.0f}x"
+
+
+def ratio_to_teacher(dataset: str, model: str, steps: int, samples: str) -> str:
+    sampler = "meanflow" if model == "meanflow" else "consistency"
+    return f"{fid(dataset, model, sampler, steps, samples) / teacher50(dataset, samples):.2f}x"
+
+
+FEW_TABLES = {
+    "fs_ablation": t_ablation,
+    "fs_mnist": lambda: t_one_step("mnist"),
+    "fs_fashion": lambda: t_one_step("fashion-mnist"),
+}
+
+FEW_NUMBERS = {
+    "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
+    "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
+    **{f"fs.{ds}.{model}.{kind}{n}": (lambda ds=ds, model=model, kind=kind, n=n: ratio_to_teacher(
+        ds, model, n, {"u": "unconditional", "g": "guided"}[kind]))
+       for ds in ("mnist", "fashion-mnist") for model in ("trajectory", "cd", "meanflow")
+       for kind in ("u", "g") for n in (1, 2, 4)},  # fmt: skip
+    **{f"fs.{ds}.{model}.speedup": (lambda ds=ds, model=model: speedup(ds, model))
+       for ds in ("mnist", "fashion-mnist") for model in ("trajectory", "cd")},  # fmt: skip
+    **{f"fs.{ds}.teacher50.{kind}": (lambda ds=ds, kind=kind: f2(teacher50(ds, kind)))
+       for ds in ("mnist", "fashion-mnist") for kind in ("unconditional", "guided")},  # fmt: skip
+}
