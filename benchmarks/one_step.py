@@ -16,7 +16,8 @@ drawing the N unconditional samples in batches of --batch-size on this process's
 
 Writes OUT/results.json (rows, settings, device), OUT/README.md (the table), OUT/grid_<model>_<setting>.png
 (the first 100 samples: unconditional, and guided with a class per row) and OUT/fid_vs_minutes.png (each
-student's --eval-every FID, read from its run's metrics.jsonl, against minutes of distillation, when it has one).
+student's --eval-every FID, read from its run's metrics.jsonl, against total CPU minutes, its teacher's
+included; `--curves-only` redraws it).
 """
 
 import argparse
@@ -71,7 +72,7 @@ def measure(name: str, checkpoint: str, args, out: Path) -> list[dict]:
             row = {"model": name, "objective": meta["objective"], "method": config.get("distill_method"),
                    "sampler": resolved.sampler, "steps": resolved.steps, "nfe": resolved.steps, "samples": kind,
                    "guidance": scale, "fid": m["fid"], "kid": m["kid"]["mean"], "precision": m["precision"],
-                   "recall": m["recall"], "class_accuracy": m.get("class_accuracy"),
+                   "recall": m["recall"], "class_accuracy": m.get("accuracy"),
                    "images_per_sec": round(args.n / seconds, 2), "checkpoint_step": meta["step"],
                    "features_sha256": m["features_sha256"]}  # fmt: skip
             grid = out / f"grid_{name}_{resolved.sampler.replace('+', 'p')}{resolved.steps}_{kind}.png"
@@ -88,8 +89,9 @@ def first_per_class(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch
     return torch.cat([images[labels == c][:10] for c in range(min(k, 10))])
 
 
-def curves(students: dict[str, str], path: Path) -> bool:
-    """FID (--eval-every, 256 samples) against minutes of distillation, one line per student run."""
+def curves(students: dict[str, str], teacher_minutes: float, path: Path) -> bool:
+    """FID (--eval-every, 256 samples) against total CPU minutes, one line per student run: a distilled
+    student's minutes start where its teacher's training ended, a model trained from scratch's at 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,12 +104,15 @@ def curves(students: dict[str, str], path: Path) -> bool:
         if not metrics.is_file():
             continue
         records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        points = [(r["elapsed"] / 60, r["fid"]) for r in records if "fid" in r]
+        config = json.loads((metrics.parent / "config.json").read_text())
+        start = teacher_minutes if config.get("teacher") else 0.0
+        points = [(start + r["elapsed"] / 60, r["fid"]) for r in records if "fid" in r]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=name)
             drawn = True
-    ax.set(xlabel="minutes of distillation (the trajectory bank's included)", ylabel="FID (256 samples)",
-           yscale="log")  # fmt: skip
+    ax.axvline(teacher_minutes, color="gray", linestyle=":", label="teacher trained")
+    ax.set(xlabel="CPU minutes in all (a distillation's after its teacher's; the trajectory bank included)",
+           ylabel="FID (--eval-every: 256 samples, conditional)", yscale="log")  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
@@ -115,6 +120,13 @@ def curves(students: dict[str, str], path: Path) -> bool:
         fig.savefig(path)
     plt.close(fig)
     return drawn
+
+
+def default_teacher_minutes(teacher: str) -> float:
+    from cleardiffusion.checkpoint import load_checkpoint
+
+    state = load_checkpoint(teacher)
+    return state["config"].get("time_budget") or state["elapsed"] / 60
 
 
 def report(rows: list[dict], args, out: Path) -> str:
@@ -148,14 +160,25 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--teacher-minutes",
+        type=float,
+        default=None,
+        help="the teacher's training minutes (default: its --time-budget, else its checkpoint's clock)",
+    )
+    p.add_argument("--curves-only", action="store_true", help="redraw OUT/fid_vs_minutes.png only")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     students = dict(s.split("=", 1) for s in args.student)
+    teacher_minutes = args.teacher_minutes or default_teacher_minutes(args.teacher)
+    if args.curves_only:
+        curves(students, teacher_minutes, out / "fid_vs_minutes.png")
+        return
     rows = measure("teacher", args.teacher, args, out)
     for name, checkpoint in students.items():
         rows += measure(name, checkpoint, args, out)
-    has_curves = curves(students, out / "fid_vs_minutes.png")
+    has_curves = curves(students, teacher_minutes, out / "fid_vs_minutes.png")
     result = {"device": device_name("cpu"), "torch": torch.__version__, "date": str(date.today()),
               "dataset": args.dataset, "n": args.n, "teacher": args.teacher, "students": students, "rows": rows,
               "curves": "fid_vs_minutes.png" if has_curves else None}  # fmt: skip
