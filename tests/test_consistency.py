@@ -289,11 +289,12 @@ def test_the_trajectory_bank_pairs_each_ode_point_with_its_end():
     """Gaussian data, the exact eps as the teacher: every banked point lies on a teacher trajectory, so the exact
     consistency function maps it to that trajectory's end, up to the solver's error (DPM-Solver++(2M), 16
     trailing steps, second order: small against the data's spread); the loss of the exact map is as small."""
-    from cleardiffusion.consistency import TrajectoryBank, TrajectoryLoss
+    from cleardiffusion.consistency import TrajectoryLoss
+    from cleardiffusion.generate import teacher_trajectories
 
     mu, s = 0.5, 0.3
     teacher, exact = ExactGaussian(mu, s, "eps"), ExactGaussian(mu, s, "x0")
-    bank = TrajectoryBank(teacher, SCHEDULE, n=32, steps=16, guidance=1.0, shape=(1, 2, 2), num_classes=0,
+    bank = teacher_trajectories(teacher, SCHEDULE, n=32, steps=16, guidance=1.0, shape=(1, 2, 2), num_classes=0,
                           null_label=None, label_dropout=0.0, seed=0, device="cpu")  # fmt: skip
     assert len(bank) == 32 * 16 and sorted(set(bank.t.tolist()), reverse=True)[:4] == [999, 936, 874, 811]
     err = (exact(bank.x.double(), bank.t) - bank.x0).abs().max().item()

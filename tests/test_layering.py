@@ -19,6 +19,7 @@ LAYERS = {
         "objective",
         "flow",
         "meanflow",
+        "consistency",
         "samplers",
         "guidance",
         "fastpath",

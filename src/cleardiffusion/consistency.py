@@ -137,42 +137,14 @@ def check_teacher(meta: dict, path: str) -> None:
 
 
 class TrajectoryBank:
-    """`n` trajectories of the teacher's probability-flow ODE: every visited point (x_{t_k}, t_k, y) and the
-    trajectory's end x_0. `draw_t` draws indices into it, so the training loop's t (train.draw_batch) picks the
-    pairs a step trains on and a resumed run draws what the uninterrupted one would have.
+    """Points of the teacher's probability-flow ODE trajectories, each with the trajectory's end: x (N, ...) the
+    points, t (N,) their times, x0 (N, ...) the ends, y (N,) the labels (the null class for an unconditional
+    trajectory; unused for an unconditional teacher). `generate.teacher_trajectories` makes one. `draw_t` draws
+    indices into it, so the training loop's t (train.draw_batch) picks the pairs a step trains on and a resumed
+    run draws what the uninterrupted one would have."""
 
-    Labels (conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
-    labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE."""
-
-    def __init__(self, teacher: nn.Module, schedule: NoiseSchedule, *, n: int, steps: int, guidance: float,
-                 shape: tuple[int, ...], num_classes: int, null_label: int | None, label_dropout: float, seed: int,
-                 device, batch_size: int = 256):  # fmt: skip
-        from .generate import generate_images
-        from .recipe import SamplingRecipe
-
-        g = torch.Generator().manual_seed(seed)
-        y = torch.randint(0, max(num_classes, 1), (n,), generator=g)
-        if num_classes:
-            y = torch.where(torch.rand(n, generator=g) < label_dropout, null_label, y)
-        recipe = SamplingRecipe(sampler="dpm++2m", steps=steps, spacing="trailing", solver_type="exact")
-        xs, ts, x0s, ys, visited = [], [], [], [], []
-        groups = [(y != null_label, guidance), (y == null_label, 1.0)] if num_classes else [(y == y, 1.0)]
-        with torch.no_grad():  # in float32: bf16 autocast made it no faster on a Zen 4 core
-            for i, (chosen, scale) in enumerate(groups):
-                labels = y[chosen] if num_classes and i == 0 else None  # None: the null class
-                count = int(chosen.sum())
-                if count == 0:
-                    continue
-                batches = generate_images(teacher, schedule, n=count, shape=shape, recipe=recipe.replace(
-                    guidance=scale), seed=seed + i, labels=labels, batch_size=batch_size, device=device,
-                    callback=lambda k, t, x_t, x0: visited.append((t, x_t.float())))  # fmt: skip
-                for start, end in _chunks(batches, count, batch_size):
-                    for t, x_t in visited:  # every point the solver visited, with the end it reached
-                        xs.append(x_t), x0s.append(end), ts.append(torch.full((len(end),), t, device=device))
-                        ys.append(y[chosen][start : start + len(end)].to(device))
-                    visited.clear()
-        self.x, self.t, self.x0, self.y = torch.cat(xs), torch.cat(ts), torch.cat(x0s), torch.cat(ys)
-        self.conditional = num_classes > 0
+    def __init__(self, x: Tensor, t: Tensor, x0: Tensor, y: Tensor, conditional: bool):
+        self.x, self.t, self.x0, self.y, self.conditional = x, t, x0, y, conditional
 
     def __len__(self) -> int:
         return len(self.t)
@@ -180,14 +152,6 @@ class TrajectoryBank:
     def draw_t(self, n: int, generator: torch.Generator) -> Tensor:
         """(n,) indices of bank entries, uniformly."""
         return torch.randint(0, len(self), (n,), generator=generator, device=generator.device)
-
-
-def _chunks(batches, count: int, batch_size: int):
-    """(start, samples) for each batch a generator yields, in order."""
-    start = 0
-    for samples in batches:
-        yield start, samples.float()
-        start += len(samples)
 
 
 class TrajectoryLoss:
@@ -209,13 +173,12 @@ class TrajectoryLoss:
         return pseudo_huber(pred, target).mean()
 
 
-def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, method: Method,
-                      delta: int, distance: Distance, teacher_guidance: float, bank: dict):  # fmt: skip
-    """The loss_fn of a distillation run: ConsistencyLoss (cd, ect) or TrajectoryLoss over a new
-    TrajectoryBank (trajectory; `bank` holds TrajectoryBank's keyword arguments)."""
+def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
+                      delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
+                      bank: TrajectoryBank | None = None):  # fmt: skip
+    """The loss_fn of a distillation run: ConsistencyLoss (cd, ect) or TrajectoryLoss over `bank` (trajectory)."""
     if method == "trajectory":
-        return TrajectoryLoss(schedule, prediction, TrajectoryBank(teacher, schedule, guidance=teacher_guidance,
-                                                                   **bank), distance)  # fmt: skip
+        return TrajectoryLoss(schedule, prediction, bank, distance)
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
-                           null_label=bank.get("null_label"))  # fmt: skip
+                           null_label=null_label)  # fmt: skip

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .consistency import TrajectoryBank
 from .denoiser import Path
 from .fastpath import trusted_inputs
 from .guidance import guided_model
@@ -72,3 +73,36 @@ def generate_images(
             samples = sampler(guided, path, x_T, timesteps, generator=generators, clip_x0=recipe.clip_x0,
                               callback=callback, **options)  # fmt: skip
         yield samples
+
+
+def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
+                         num_classes: int, null_label: int | None, label_dropout: float, seed: int,
+                         device: str | torch.device = "cpu", batch_size: int = 256) -> TrajectoryBank:  # fmt: skip
+    """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
+    `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
+
+    Labels (a conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
+    labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, max(num_classes, 1), (n,), generator=g)
+    if num_classes:
+        y = torch.where(torch.rand(n, generator=g) < label_dropout, null_label, y)
+    recipe = SamplingRecipe(sampler="dpm++2m", steps=steps, spacing="trailing", solver_type="exact")
+    xs, ts, ends, ys, visited = [], [], [], [], []
+    groups = [(y != null_label, guidance), (y == null_label, 1.0)] if num_classes else [(y == y, 1.0)]
+    with torch.no_grad():  # in float32: bf16 autocast made it no faster on a Zen 4 core
+        for i, (chosen, scale) in enumerate(groups):
+            count = int(chosen.sum())
+            if count == 0:
+                continue
+            labels = y[chosen] if num_classes and i == 0 else None  # None: the null class
+            start = 0
+            for end in generate_images(teacher, schedule, n=count, shape=shape, recipe=recipe.replace(guidance=scale),
+                                       seed=seed + i, labels=labels, batch_size=batch_size, device=device,
+                                       callback=lambda k, t, x_t, x0: visited.append((t, x_t))):  # fmt: skip
+                for t, x_t in visited:  # every point the solver visited in this batch, with the end it reached
+                    xs.append(x_t), ends.append(end), ts.append(torch.full((len(end),), t, device=end.device))
+                    ys.append(y[chosen][start : start + len(end)].to(end.device))
+                visited.clear()
+                start += len(end)
+    return TrajectoryBank(torch.cat(xs), torch.cat(ts), torch.cat(ends), torch.cat(ys), num_classes > 0)

@@ -34,6 +34,7 @@ from .data import ImageDataset, data_fingerprint, load_dataset
 from .denoiser import training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
+from .generate import teacher_trajectories
 from .limits import check_training_fits
 from .models import count_parameters, model_spec
 from .monitor import TrainingMonitor
@@ -119,7 +120,7 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     options = step_options(config, dev)
     teacher = start_from_teacher(config, model, ema, dev) if config.teacher else None
     started = time.perf_counter()  # a trajectory bank is made here: its minutes count in the time budget
-    distill = distill_options(config, model, dataset, dev) if config.teacher else None
+    distill = distill_options(config, model, dataset, teacher, schedule, dev) if config.teacher else None
     loss_fn, path = training_parts(config.objective, config.prediction, config.loss_weighting, schedule,
                                    teacher=teacher, distill=distill)  # fmt: skip
     setup_seconds = time.perf_counter() - started
@@ -169,18 +170,20 @@ def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, de
     return teacher.requires_grad_(False)
 
 
-def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset, dev) -> dict:
-    """consistency.distillation_loss's settings from the config (the trajectory bank's included)."""
-    bank = {"n": config.trajectories, "steps": config.teacher_steps, "shape": tuple(dataset.images.shape[1:]),
-            "num_classes": model.config.num_classes, "null_label": getattr(model, "null_label", None),
-            "label_dropout": config.label_dropout, "seed": config.seed, "device": dev}  # fmt: skip
-    return {
-        "method": config.distill_method,
-        "delta": config.consistency_delta or max(config.timesteps // 4, 1),  # default: the 4-step grid's stride
-        "distance": config.consistency_distance,
-        "teacher_guidance": config.teacher_guidance,
-        "bank": bank,
-    }
+def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset, teacher: nn.Module,
+                    schedule: NoiseSchedule, dev) -> dict:  # fmt: skip
+    """consistency.distillation_loss's settings from the config; for the trajectory method, the teacher's
+    trajectories (generate.teacher_trajectories: the minutes before the first step)."""
+    null_label = getattr(model, "null_label", None)
+    bank = None
+    if config.distill_method == "trajectory":
+        bank = teacher_trajectories(teacher, schedule, n=config.trajectories, steps=config.teacher_steps,
+                                    guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
+                                    num_classes=model.config.num_classes, null_label=null_label,
+                                    label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
+    return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
+            "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
+            "null_label": null_label, "bank": bank}  # fmt: skip
 
 
 def _resume(run: Run, saved: dict) -> None:
