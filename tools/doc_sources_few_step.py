@@ -82,6 +82,10 @@ def ratio_to_teacher(dataset: str, model: str, steps: int, samples: str) -> str:
     return f"{fid(dataset, model, sampler, steps, samples) / teacher50(dataset, samples):.2f}x"
 
 
+def readable(dataset: str, grid: str) -> str:
+    return str(load_json(f"{ONE_STEP}/{dataset}/readable.json")["counts"][f"grid_{grid}.png"])
+
+
 FEW_TABLES = {
     "fs_ablation": t_ablation,
     "fs_mnist": lambda: t_one_step("mnist"),
@@ -97,6 +101,9 @@ FEW_NUMBERS = {
        for kind in ("u", "g") for n in (1, 2, 4)},  # fmt: skip
     **{f"fs.{ds}.{model}.speedup": (lambda ds=ds, model=model: speedup(ds, model))
        for ds in ("mnist", "fashion-mnist") for model in ("trajectory", "cd")},  # fmt: skip
+    **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
+       for grid in ("trajectory_consistency1_unconditional", "trajectory_consistency1_guided",
+                    "teacher_dpmpp2m-sde50_unconditional")},  # fmt: skip
     **{f"fs.{ds}.teacher50.{kind}": (lambda ds=ds, kind=kind: f2(teacher50(ds, kind)))
        for ds in ("mnist", "fashion-mnist") for kind in ("unconditional", "guided")},  # fmt: skip
 }

@@ -51,6 +51,11 @@ def pseudo_huber(a: Tensor, b: Tensor) -> Tensor:
     return (d.pow(2).sum(1) + c**2).sqrt() - c
 
 
+def distance(pred: Tensor, target: Tensor, kind: Distance) -> Tensor:
+    """The batch mean of the pseudo-Huber distance per sample, or the mean squared error."""
+    return (pred - target).pow(2).mean() if kind == "mse" else pseudo_huber(pred, target).mean()
+
+
 def full(x: Tensor) -> Tensor:
     """x in float32 when autocast computed it in a half type; float32 and float64 stay as they are."""
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
@@ -116,9 +121,7 @@ class ConsistencyLoss:
             at_clean = (r < 0).reshape(-1, *(1,) * (x0.ndim - 1))
             target = torch.where(at_clean, x_r, consistency_x0(student, self.schedule, x_r, r.clamp(min=0), y))
         pred = consistency_x0(student, self.schedule, x_t, t, y)
-        if self.distance == "mse":
-            return (pred - target).pow(2).mean()
-        return pseudo_huber(pred, target).mean()
+        return distance(pred, target, self.distance)
 
 
 def check_teacher(meta: dict, path: str) -> None:
@@ -168,9 +171,7 @@ class TrajectoryLoss:
         x_t, times, target = bank.x[t], bank.t[t], bank.x0[t]
         labels = bank.y[t] if bank.conditional else None
         pred = consistency_x0(as_eps_model(net, self.schedule, self.prediction), self.schedule, x_t, times, labels)
-        if self.distance == "mse":
-            return (pred - target).pow(2).mean()
-        return pseudo_huber(pred, target).mean()
+        return distance(pred, target, self.distance)
 
 
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
