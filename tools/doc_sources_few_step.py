@@ -13,6 +13,7 @@ ABLATION_ROWS = {  # tag -> what it was
     "cd_k250_tg3": "cd, delta 250, teacher on the guided ODE",
     "kd16_tg3": "trajectory (prototype, 30% of the minutes on the bank)",
     "lib_traj640": "trajectory (`distill`, 640 trajectories)",
+    "lib_ect_delta250": "ect (`distill`), delta 250, guidance 3 at sampling",
 }
 
 
