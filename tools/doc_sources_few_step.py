@@ -36,16 +36,15 @@ def results(dataset: str) -> dict:
     return load_json(f"{ONE_STEP}/{dataset}/results.json")
 
 
-def fid(dataset: str, model: str, sampler: str, steps: int, samples: str) -> float:
+def row(dataset: str, model: str, sampler: str, steps: int, samples: str) -> dict:
     for r in results(dataset)["rows"]:
         if (r["model"], r["sampler"], r["steps"], r["samples"]) == (model, sampler, steps, samples):
-            return r["fid"]
+            return r
     raise KeyError(f"{dataset}: no row {model} {sampler}-{steps} {samples}")
 
 
-def row(dataset: str, model: str, sampler: str, steps: int, samples: str) -> dict:
-    return next(r for r in results(dataset)["rows"]
-                if (r["model"], r["sampler"], r["steps"], r["samples"]) == (model, sampler, steps, samples))  # fmt: skip
+def fid(dataset: str, model: str, sampler: str, steps: int, samples: str) -> float:
+    return row(dataset, model, sampler, steps, samples)["fid"]
 
 
 def teacher50(dataset: str, samples: str) -> float:
@@ -96,15 +95,33 @@ FEW_TABLES = {
 FEW_NUMBERS = {
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
-    **{f"fs.{ds}.{model}.{kind}{n}": (lambda ds=ds, model=model, kind=kind, n=n: ratio_to_teacher(
-        ds, model, n, {"u": "unconditional", "g": "guided"}[kind]))
-       for ds, models in (("mnist", ("trajectory", "cd", "meanflow")), ("fashion-mnist", ("trajectory", "cd")))
-       for model in models for kind in ("u", "g") for n in (1, 2, 4)},  # fmt: skip
-    **{f"fs.{ds}.{model}.speedup": (lambda ds=ds, model=model: speedup(ds, model))
-       for ds in ("mnist", "fashion-mnist") for model in ("trajectory", "cd")},  # fmt: skip
-    **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
-       for grid in ("trajectory_consistency1_unconditional", "trajectory_consistency1_guided",
-                    "teacher_dpmpp2m-sde50_unconditional")},  # fmt: skip
-    **{f"fs.{ds}.teacher50.{kind}": (lambda ds=ds, kind=kind: f2(teacher50(ds, kind)))
-       for ds in ("mnist", "fashion-mnist") for kind in ("unconditional", "guided")},  # fmt: skip
+    **{
+        f"fs.{ds}.{model}.{kind}{n}": (
+            lambda ds=ds, model=model, kind=kind, n=n: ratio_to_teacher(
+                ds, model, n, {"u": "unconditional", "g": "guided"}[kind]
+            )
+        )
+        for ds, models in (("mnist", ("trajectory", "cd", "meanflow")), ("fashion-mnist", ("trajectory", "cd")))
+        for model in models
+        for kind in ("u", "g")
+        for n in (1, 2, 4)
+    },  # fmt: skip
+    **{
+        f"fs.{ds}.{model}.speedup": (lambda ds=ds, model=model: speedup(ds, model))
+        for ds in ("mnist", "fashion-mnist")
+        for model in ("trajectory", "cd")
+    },  # fmt: skip
+    **{
+        f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
+        for grid in (
+            "trajectory_consistency1_unconditional",
+            "trajectory_consistency1_guided",
+            "teacher_dpmpp2m-sde50_unconditional",
+        )
+    },  # fmt: skip
+    **{
+        f"fs.{ds}.teacher50.{kind}": (lambda ds=ds, kind=kind: f2(teacher50(ds, kind)))
+        for ds in ("mnist", "fashion-mnist")
+        for kind in ("unconditional", "guided")
+    },  # fmt: skip
 }
