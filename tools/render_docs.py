@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by the tests
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
-from doc_sources_few_step import FEW_NUMBERS, FEW_TABLES  # noqa: E402
+from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 
 TABLES, NUMBERS = {**TABLES, **FEW_TABLES}, {**NUMBERS, **FEW_NUMBERS}
 

@@ -1,7 +1,16 @@
-"""The few-step tables and numbers (docs/few_step.md, the README, docs/results.md), read from
-benchmarks/results/one_step_cpu/ alone; render_docs.py merges them into doc_sources' TABLES and NUMBERS."""
+"""Tables and numbers beyond doc_sources.py (which is at the project's 400-line bound): the few-step results
+(docs/few_step.md, the README, docs/results.md) from benchmarks/results/one_step_cpu/, and the README's run in
+fp32 from benchmarks/results/readme_path_fp32_cpu/; render_docs.py merges them into doc_sources' TABLES and
+NUMBERS."""
 
-from doc_sources import f2, load_json, load_jsonl, table
+from doc_sources import f2, load_json, load_jsonl, table, thousands
+
+FP32 = "readme_path_fp32_cpu"
+
+
+def fp32_steps() -> str:
+    return thousands(max(r["step"] for r in load_jsonl(f"{FP32}/metrics.jsonl") if "loss" in r))
+
 
 ONE_STEP = "one_step_cpu"
 ABLATION = f"{ONE_STEP}/ablation_mnist.jsonl"
@@ -93,6 +102,8 @@ FEW_TABLES = {
 }
 
 FEW_NUMBERS = {
+    "fp32.steps": fp32_steps,
+    "fp32.fid": lambda: f2(load_json(f"{FP32}/s3-eval.json")["fid"]),
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
     **{
