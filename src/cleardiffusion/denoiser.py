@@ -59,7 +59,7 @@ class FewStepPath:
     adds the model's `objective`, which picks its sampler (recipe.SAMPLERS_OF), and a bound on the steps."""
 
     max_steps = FEW_STEP_MAX
-    max_steps_meaning = "a few-step model's bound; for more steps sample its teacher"
+    max_steps_meaning = "a few-step model's bound: past it, a diffusion model's own solvers do better"
 
     def __init__(self, base: "NoiseSchedule | FlowPath", objective: str):
         self.base, self.objective = base, objective
