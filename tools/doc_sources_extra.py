@@ -61,22 +61,25 @@ def teacher50(dataset: str, samples: str) -> float:
 
 
 def t_one_step(dataset: str) -> str:
-    """FID (unconditional, guided) and its ratio to the teacher's 50-step default, images per second."""
+    """FID (unconditional, and guided for a conditional teacher) and its ratio to the teacher's 50-step default,
+    images per second."""
     res = results(dataset)
     settings = []
     for r in res["rows"]:
         key = (r["model"], r["sampler"], r["steps"])
         if key not in settings:
             settings.append(key)
+    guided = any(r["samples"] == "guided" for r in res["rows"])
     out = []
     for model, sampler, steps in settings:
         u = row(dataset, model, sampler, steps, "unconditional")
-        g = row(dataset, model, sampler, steps, "guided")
-        out.append([model, sampler, str(steps), f2(u["fid"]), f"{u['fid'] / teacher50(dataset, 'unconditional'):.2f}x",
-                    f2(g["fid"]), f"{g['fid'] / teacher50(dataset, 'guided'):.2f}x", f"{g['guidance']:g}",
-                    f"{u['images_per_sec']:.1f}"])  # fmt: skip
-    header = ["model", "sampler", "NFE", "FID uncond.", "/ teacher-50", "FID guided", "/ teacher-50",
-              "guidance", "images/s (uncond.)"]  # fmt: skip
+        cells = [model, sampler, str(steps), f2(u["fid"]), f"{u['fid'] / teacher50(dataset, 'unconditional'):.2f}x"]
+        if guided:
+            g = row(dataset, model, sampler, steps, "guided")
+            cells += [f2(g["fid"]), f"{g['fid'] / teacher50(dataset, 'guided'):.2f}x", f"{g['guidance']:g}"]
+        out.append([*cells, f"{u['images_per_sec']:.1f}"])
+    header = ["model", "sampler", "NFE", "FID uncond.", "/ teacher-50",
+              *(["FID guided", "/ teacher-50", "guidance"] if guided else []), "images/s (uncond.)"]  # fmt: skip
     return table(header, out)
 
 
@@ -99,6 +102,7 @@ FEW_TABLES = {
     "fs_ablation": t_ablation,
     "fs_mnist": lambda: t_one_step("mnist"),
     "fs_fashion": lambda: t_one_step("fashion-mnist"),
+    "fs_mnist_uncond": lambda: t_one_step("mnist-unconditional"),
 }
 
 FEW_NUMBERS = {
