@@ -105,38 +105,38 @@ FEW_TABLES = {
     "fs_mnist_uncond": lambda: t_one_step("mnist-unconditional"),
 }
 
+# dataset -> (the models of its results, the sample kinds: u unconditional, g guided)
+ONE_STEP_RUNS = {
+    "mnist": (("trajectory", "cd", "meanflow"), "ug"),
+    "fashion-mnist": (("trajectory", "cd"), "ug"),
+    "mnist-unconditional": (("trajectory",), "u"),
+}
+KINDS = {"u": "unconditional", "g": "guided"}
+
+
+def one_step_numbers() -> dict:
+    numbers = {}
+    for ds, (models, kinds) in ONE_STEP_RUNS.items():
+        for kind in kinds:
+            numbers[f"fs.{ds}.teacher50.{KINDS[kind]}"] = lambda ds=ds, kind=kind: f2(teacher50(ds, KINDS[kind]))
+        for model in models:
+            if model != "meanflow":
+                numbers[f"fs.{ds}.{model}.speedup"] = lambda ds=ds, model=model: speedup(ds, model)
+            for kind in kinds:
+                for n in (1, 2, 4):
+                    numbers[f"fs.{ds}.{model}.{kind}{n}"] = lambda ds=ds, model=model, kind=kind, n=n: (
+                        ratio_to_teacher(ds, model, n, KINDS[kind]))  # fmt: skip
+    return numbers
+
+
+READABLE = ("trajectory_consistency1_unconditional", "trajectory_consistency1_guided",
+            "teacher_dpmpp2m-sde50_unconditional")  # fmt: skip
+
 FEW_NUMBERS = {
     "fp32.steps": fp32_steps,
     "fp32.fid": lambda: f2(load_json(f"{FP32}/s3-eval.json")["fid"]),
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
-    **{
-        f"fs.{ds}.{model}.{kind}{n}": (
-            lambda ds=ds, model=model, kind=kind, n=n: ratio_to_teacher(
-                ds, model, n, {"u": "unconditional", "g": "guided"}[kind]
-            )
-        )
-        for ds, models in (("mnist", ("trajectory", "cd", "meanflow")), ("fashion-mnist", ("trajectory", "cd")))
-        for model in models
-        for kind in ("u", "g")
-        for n in (1, 2, 4)
-    },  # fmt: skip
-    **{
-        f"fs.{ds}.{model}.speedup": (lambda ds=ds, model=model: speedup(ds, model))
-        for ds in ("mnist", "fashion-mnist")
-        for model in ("trajectory", "cd")
-    },  # fmt: skip
-    **{
-        f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
-        for grid in (
-            "trajectory_consistency1_unconditional",
-            "trajectory_consistency1_guided",
-            "teacher_dpmpp2m-sde50_unconditional",
-        )
-    },  # fmt: skip
-    **{
-        f"fs.{ds}.teacher50.{kind}": (lambda ds=ds, kind=kind: f2(teacher50(ds, kind)))
-        for ds in ("mnist", "fashion-mnist")
-        for kind in ("unconditional", "guided")
-    },  # fmt: skip
+    **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
+    **one_step_numbers(),
 }
