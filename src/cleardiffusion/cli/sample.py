@@ -49,7 +49,7 @@ The .npz also records sampler, spacing, steps, nfe and, for the dpm++ solvers, t
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
-        help="draw samples from a checkpoint with DDPM, DDIM, DPM-Solver++, Heun or Euler (grid PNG or .npz)",
+        help="draw samples from a checkpoint: DDPM, DDIM, DPM-Solver++, Heun, Euler or a few-step model's own",
         description="Generate images from a trained checkpoint.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
