@@ -45,9 +45,10 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "distill",
-        help="turn a DDPM checkpoint into a 1-4 step consistency model (distillation or tuning)",
-        description="Consistency distillation (Song et al. 2023) or consistency tuning (ECT, Geng et al. 2024) of "
-        "a trained\nDDPM checkpoint into a model that samples in 1 to 4 network evaluations.",
+        help="turn a DDPM checkpoint into a 1-4 step consistency model (trajectory distillation, cd or ect)",
+        description="Trajectory distillation (the default; Luhman & Luhman 2021 at every solver point), consistency "
+        "distillation\n(Song et al. 2023) or consistency tuning (ECT, Geng et al. 2024) of a trained DDPM checkpoint "
+        "into a\nmodel that samples in 1 to 4 network evaluations.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
