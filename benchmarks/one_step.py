@@ -112,7 +112,7 @@ def curves(students: dict[str, str], teacher_minutes: float, path: Path) -> bool
             drawn = True
     ax.axvline(teacher_minutes, color="gray", linestyle=":", label="teacher trained")
     ax.set(xlabel="CPU minutes in all (a distillation's after its teacher's; the trajectory bank included)",
-           ylabel="FID (--eval-every: 256 samples, class-conditional if it has classes)", yscale="log")  # fmt: skip
+           ylabel="FID (--eval-every, 256 samples)", yscale="log")  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
