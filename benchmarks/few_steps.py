@@ -233,7 +233,7 @@ def report(rows: list[dict], args, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a DDPM (eps) checkpoint")
     parser.add_argument("--flow-checkpoint", default=None, help="optional: a `train --objective flow` checkpoint")
@@ -262,7 +262,7 @@ def main() -> None:
         "seed and features_sha256 instead of drawing them again (every sample has its own seed, so they are the "
         "same samples)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.earlier = {}
     if args.reuse:
         earlier = json.loads(Path(args.reuse).read_text())

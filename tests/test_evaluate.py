@@ -1,5 +1,6 @@
 """Metrics against closed forms: FID of Gaussians, KID unbiasedness, precision/recall, inception score."""
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +175,9 @@ def test_kid_unbiased_where_the_biased_estimator_is_not():
 def test_kid_defaults_and_limits():
     """The defaults are Binkowski et al.'s 100 subsets of 1,000; one subset of two vectors of one feature is
     the least that works; fewer refuses, naming the set."""
-    rng = np.random.default_rng(14)
-    x, y = rng.normal(size=(1001, 2)), rng.normal(size=(1002, 2)) + 0.2
-    default = kernel_inception_distance(x, y, generator=torch.Generator().manual_seed(0))
-    assert default == kernel_inception_distance(x, y, 100, 1000, generator=torch.Generator().manual_seed(0))
+    defaults = inspect.signature(kernel_inception_distance).parameters
+    assert (defaults["num_subsets"].default, defaults["subset_size"].default) == (100, 1000)
+    x = np.random.default_rng(14).normal(size=(5, 2))
     tiny = np.array([[0.0], [1.0]])
     assert kernel_inception_distance(tiny, tiny + 1, 1, 2)[0] == pytest.approx(naive_kid(tiny, tiny + 1), rel=1e-12)
     for bad in ((0, 2), (1, 1)):

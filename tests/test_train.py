@@ -76,7 +76,7 @@ def digits(tmp_path: Path) -> Path:
 
 
 def test_loss_falls_over_a_hundred_steps(digits, tmp_path):
-    summary = train(tiny_config(digits, tmp_path / "run", steps=100, batch_size=16, lr=2e-3))
+    summary = train(tiny_config(digits, tmp_path / "run", steps=100, batch_size=16, lr=2e-3, checkpoint_every=100))
     curve = losses(tmp_path / "run")
     assert summary["step"] == 100 and len(curve) == 100
     assert np.mean(curve[-20:]) < 0.7 * np.mean(curve[:10]), (np.mean(curve[:10]), np.mean(curve[-20:]))

@@ -25,7 +25,7 @@ def digits(tmp_path: Path) -> Path:
 def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_path, prediction):
     out = tmp_path / "run"
     summary = train(tiny_config(digits, out, steps=60, batch_size=16, lr=2e-3, prediction=prediction,
-                                loss_weighting="min-snr"))  # fmt: skip
+                                loss_weighting="min-snr", checkpoint_every=60))  # fmt: skip
     curve = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert summary["step"] == 60 and np.mean(curve[-15:]) < 0.8 * np.mean(curve[:5])
     model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt")
@@ -37,7 +37,11 @@ def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_pat
 
 def test_flow_matching_trains_and_samples_with_any_sampler(digits, tmp_path, capsys):
     out = tmp_path / "run"
-    summary = train(tiny_config(digits, out, steps=60, batch_size=16, lr=2e-3, objective="flow", sample_every=60))
+    summary = train(
+        tiny_config(
+            digits, out, steps=60, batch_size=16, lr=2e-3, objective="flow", sample_every=60, checkpoint_every=60
+        )
+    )
     curve = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert summary["step"] == 60 and np.mean(curve[-15:]) < 0.8 * np.mean(curve[:5])
     assert (out / "samples" / "step_0000060.png").is_file()

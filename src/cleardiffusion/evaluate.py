@@ -110,9 +110,12 @@ def _polynomial_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
     """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3; x (m, D), y (n, D) in float64."""
     d = x.shape[1]
     m, n = x.shape[0], y.shape[0]
-    k_xx = (x @ x.T / d + 1).pow_(3)  # (m, m)
-    k_yy = (y @ y.T / d + 1).pow_(3)  # (n, n)
-    k_xy = (x @ y.T / d + 1).pow_(3)  # (m, n)
+
+    def cubic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # k * k^2: half the time of pow_(3) here
+        k = (a @ b.T).div_(d).add_(1)
+        return k.mul_(k.square())
+
+    k_xx, k_yy, k_xy = cubic(x, x), cubic(y, y), cubic(x, y)  # (m, m), (n, n), (m, n)
     # The unbiased estimator drops the diagonal terms k(x_i, x_i) of the within-set sums.
     sum_xx = (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
     sum_yy = (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
