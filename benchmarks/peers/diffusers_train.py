@@ -44,6 +44,8 @@ so that beside `ours` only the implementation differs (issue 25). Each choice an
   step land on x_0 as ours does, clip_sample clamps x_0 to [-1, 1] as `sample --clip-x0` (the default), and
   use_clipped_model_output re-derives eps from the clamped x_0 as denoiser.predict does.
 Not matched: ours' --eval-every evaluations, paid out of its own budget (about 3%), have no counterpart here.
+benchmarks/peers/check_recipe.py checks the loss, learning rate, EMA decay, grid, bf16 test and DDIM samples
+against cleardiffusion's own functions (all equal to float rounding on 2026-12-05).
 
     python benchmarks/peers/diffusers_train.py --data-dir ../shared/data/mnist --budget 15 --n 2000 --out d.npz
     python benchmarks/peers/diffusers_train.py --recipe ours --data-dir ../shared/data/mnist --budget 15 \\
