@@ -1,29 +1,45 @@
 """Quality per CPU-minute against diffusers, in ONE run: equal training wall clock, same N, same evaluator.
 
     python benchmarks/cpu_quality.py --dataset mnist --budget 15 --n 2000
+    python benchmarks/cpu_quality.py --dataset mnist --budget 15 --n 2000 --systems ours,diffusers-recipe
     python benchmarks/cpu_quality.py --dataset fashion-mnist --budget 15 --n 2000
     python benchmarks/cpu_quality.py --dataset mnist --budget 1 --n 200 --skip-peers      # a quick check
 
 Systems (each trained for --budget minutes of wall clock, then sampled with a 50-step deterministic sampler):
-- ours: `cleardiffusion train` with its defaults (the CPU recipe: the `small` preset, docs/quality.md) and
-  `--eval-every` at its default interval (its FID curve is paid for out of ours' budget), then
-  `cleardiffusion sample --sampler OUR_SAMPLER --steps 50`;
-- diffusers: its UNet2DModel of 1.06M parameters with diffusers' own standard loop and DDIMScheduler-50
-  (benchmarks/peers/diffusers_train.py), installed by this script into its own virtual environment `.peers/`
-  (torch==2.13.0 first, then diffusers); skipped with a message when it cannot be installed.
+- ours: `cleardiffusion train` with its defaults (the CPU recipe: the `small` preset, v-prediction, min-SNR,
+  bf16 autocast where the CPU has native bf16; docs/quality.md) and `--eval-every` at its default interval
+  (its FID curve is paid for out of ours' budget), then `cleardiffusion sample --sampler OUR_SAMPLER --steps 50`;
+- diffusers: its UNet2DModel of 1.06M parameters with diffusers' own standard loop (eps, fp32) and
+  DDIMScheduler-50 (benchmarks/peers/diffusers_train.py);
+- diffusers-recipe: diffusers' own UNet2DModel at our `small` layout (619,697 parameters, as ours), trained with
+  our recipe (v-prediction, min-SNR-5, bf16 autocast as ours decides it, our AdamW, warm-up and EMA) and sampled
+  with ours' DDIM-50 grid (`diffusers_train.py --recipe ours`, whose docstring lists each choice); beside ours
+  only the implementation differs, so diffusers-recipe against diffusers is what the recipe buys and ours
+  against diffusers-recipe what the library buys. `--precision`, `--conditional` and `--label-dropout` in
+  --our-flags are passed on to it; other flags, and an --our-sampler other than ddim, are refused with it.
+The peers run in their own virtual environment `.peers/` (torch==2.13.0 first, then diffusers), which this
+script installs; they are skipped with a message when it cannot be installed.
 Every sample file is scored by `cleardiffusion eval` with the same classifier features and the same N.
 
 Fairness: by default the systems run side by side, each pinned to its own equal share of the CPU's cores
 (`taskset`, one thread per core), so each gets the same hardware for the same minutes in the same run;
---sequential runs them one after another on every core instead. The budget counts the training loop only
-(both sides start their clocks after loading data and building the network); sampling is not timed against it.
-Results: OUT (markdown), OUT.json, and a side-by-side grid OUT-grid.png.
+--sequential runs them one after another on every core instead (the cores of this script's own affinity:
+under `taskset -c 0` everything runs on core 0). The budget counts the training loop only (both sides start
+their clocks after loading data and building the network); sampling is not timed against it.
+
+Results: one run per file, never rows of several runs in one file. OUT (markdown, with the run's date,
+machine and command), OUT.json, and a side-by-side grid OUT-grid.png; OUT defaults to
+benchmarks/results/cpu_quality_DATASET.md for ours against diffusers (the 2026-11-29 runs) and
+cpu_quality_DATASET_recipe.md when diffusers-recipe runs, so a run with the new peer leaves the old one, with
+its own date and command, in place. tools/doc_sources.py builds the docs' table from both files, each row
+naming its run.
 """
 
 import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -33,7 +49,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / ".peers"
 DIFFUSERS = "diffusers==0.42.1"
-SYSTEMS = ("ours", "diffusers")
+SYSTEMS = ("ours", "diffusers", "diffusers-recipe")
+PEER_RECIPES = {"diffusers": "diffusers", "diffusers-recipe": "ours"}  # system -> diffusers_train.py --recipe
+# `cleardiffusion train` flags that diffusers-recipe takes too (with how many values); any other is refused
+CARRIED_FLAGS = {"--precision": 1, "--conditional": 0, "--label-dropout": 1}
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def recipe_flags(our_flags: str) -> list[str]:
+    """The flags of --our-flags that diffusers_train.py --recipe ours takes as well; ValueError for any other."""
+    tokens, carried = shlex.split(our_flags), []
+    while tokens:
+        flag, _, value = tokens.pop(0).partition("=")
+        if flag not in CARRIED_FLAGS:
+            raise ValueError(f"--our-flags {flag}: diffusers-recipe cannot follow it (it takes only "
+                             f"{', '.join(CARRIED_FLAGS)}); drop it or run without diffusers-recipe")  # fmt: skip
+        values = [value] if value else [tokens.pop(0) for _ in range(min(CARRIED_FLAGS[flag], len(tokens)))]
+        if len(values) != CARRIED_FLAGS[flag] or (flag == "--precision" and values[0] not in PRECISIONS):
+            raise ValueError(f"--our-flags {flag}: expected {' '.join(['VALUE'] * CARRIED_FLAGS[flag]) or 'no value'}"
+                             + (f" ({', '.join(PRECISIONS)})" if flag == "--precision" else ""))  # fmt: skip
+        carried += [flag, *values]
+    return carried
+
+
+def results_name(dataset: str, names: list[str]) -> str:
+    """The results file's stem: one per pairing, so a run with diffusers-recipe keeps the diffusers run's file."""
+    return f"cpu_quality_{dataset}" + ("_recipe" if "diffusers-recipe" in names else "")
 
 
 def ensure_peers() -> str | None:
@@ -74,9 +115,12 @@ def system_commands(name: str, args, work: Path, peer_python: str | None) -> lis
             [*cli, "sample", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--n", str(args.n), "--sampler",
              args.our_sampler, "--steps", "50", "--out", str(work / "ours.npz")],
         ]  # fmt: skip
+    recipe = PEER_RECIPES[name]
+    carried = recipe_flags(args.our_flags) if recipe == "ours" else []
     return [
-        [peer_python, str(ROOT / "benchmarks" / "peers" / "diffusers_train.py"), "--data-dir", args.data_dir,
-         "--budget", str(args.budget), "--n", str(args.n), "--steps", "50", "--out", str(work / "diffusers.npz")]
+        [peer_python, str(ROOT / "benchmarks" / "peers" / "diffusers_train.py"), "--recipe", recipe, "--data-dir",
+         args.data_dir, "--budget", str(args.budget), "--n", str(args.n), "--steps", "50", *carried, "--out",
+         str(work / f"{name}.npz")]
     ]  # fmt: skip
 
 
@@ -170,35 +214,49 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="default: ../shared/data/DATASET")
     p.add_argument("--budget", type=float, default=15.0, help="training minutes per system (15)")
     p.add_argument("--n", type=int, default=2000, help="samples per system for the evaluation (2000)")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: ours,diffusers")
+    p.add_argument("--systems", default="ours,diffusers",
+                   help=f"comma-separated, from {', '.join(SYSTEMS)} (default: ours,diffusers)")  # fmt: skip
     p.add_argument("--skip-peers", action="store_true", help="only ours (no peer environment)")
     p.add_argument("--sequential", action="store_true", help="one system after another, each on every core")
     p.add_argument("--our-sampler", default="ddim", help="our 50-NFE sampler (ddim)")
     p.add_argument("--our-flags", default="", help="extra `cleardiffusion train` flags for ours (default: none)")
     p.add_argument("--classifier", help="feature classifier (default: the one shipped for DATASET)")
-    p.add_argument("--work", help="working folder (default: runs/cpu_quality/DATASET)")
-    p.add_argument("--out", help="markdown results (default: benchmarks/results/cpu_quality_DATASET.md)")
+    p.add_argument("--work", help="working folder (default: runs/cpu_quality/OUT's name)")
+    p.add_argument("--out", help="markdown results (default: benchmarks/results/cpu_quality_DATASET[_recipe].md)")
     p.add_argument("--rescore", action="store_true", help="only score and report what WORK already holds")
     args = p.parse_args(argv)
     args.data_dir = str(Path(args.data_dir or ROOT.parent / "shared" / "data" / args.dataset).resolve())
     names = [s for s in args.systems.split(",") if s and not (args.skip_peers and s != "ours")]
     if unknown := set(names) - set(SYSTEMS):
         p.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
-    work = Path(args.work or ROOT / "runs" / "cpu_quality" / args.dataset).resolve()
-    if work.exists() and any(work.iterdir()) and not args.rescore:
-        p.error(f"{work} is not empty; remove it or pass another --work")
-    work.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"cpu_quality_{args.dataset}.md")
-
-    peer_python = ensure_peers() if "diffusers" in names and not args.rescore else None
-    if "diffusers" in names and peer_python is None and not args.rescore:
-        names.remove("diffusers")
+    if "diffusers-recipe" in names:  # it copies ours' recipe and sampler: refuse what it cannot copy
+        if args.our_sampler != "ddim":
+            p.error(f"--our-sampler {args.our_sampler}: diffusers-recipe samples with DDIM-50 on ours' grid; "
+                    "drop --our-sampler or run without diffusers-recipe")  # fmt: skip
+        try:
+            recipe_flags(args.our_flags)
+        except ValueError as e:
+            p.error(str(e))
+    if not args.sequential and len(names) > len(os.sched_getaffinity(0)):
+        p.error(f"{len(names)} systems side by side need as many cores, this process has "
+                f"{len(os.sched_getaffinity(0))}; add --sequential or run fewer --systems")  # fmt: skip
     from cleardiffusion.features import file_sha256, reference_classifier_path
 
     classifier = Path(args.classifier) if args.classifier else reference_classifier_path(args.dataset)
     if classifier is None or not classifier.is_file():
         p.error(f"no classifier for {args.dataset}: pass --classifier FILE (from `cleardiffusion train-classifier`)")
     args.classifier = classifier.resolve()
+    stem = results_name(args.dataset, names)
+    work = Path(args.work or ROOT / "runs" / "cpu_quality" / stem.removeprefix("cpu_quality_")).resolve()
+    if work.exists() and any(work.iterdir()) and not args.rescore:
+        p.error(f"{work} is not empty; remove it or pass another --work")
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"{stem}.md")
+
+    peers = [n for n in names if n in PEER_RECIPES]
+    peer_python = ensure_peers() if peers and not args.rescore else None
+    if peers and peer_python is None and not args.rescore:
+        names = [n for n in names if n not in peers]
 
     started = datetime.datetime.now(datetime.timezone.utc)
     if args.rescore:
@@ -214,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         info = {"wall_seconds": wall[name]}
         if name == "ours":
             summary = json.loads((work / "ours" / "summary.json").read_text())
+            amp = re.search(r" on cpu \((\w+)\)", (work / "ours.log").read_text())  # train's first line
             config = json.loads((work / "ours" / "config.json").read_text())
             info |= {"steps": summary["step"], "train_seconds": summary["elapsed"], "parameters": summary["parameters"],
-                     "sampler": f"{args.our_sampler}-50", "recipe": {k: config[k] for k in (
+                     "sampler": f"{args.our_sampler}-50", "precision": amp.group(1) if amp else None,
+                     "recipe": {k: config[k] for k in (
                          "model", "prediction", "loss_weighting", "schedule", "batch_size", "lr", "warmup",
                          "ema_decay")}}  # fmt: skip
         else:
@@ -229,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     from sampler_speed import device_name  # benchmarks/ is on the path of a script run from it
 
     header = {
-        "machine": f"{device_name('cpu').split(',')[0]}, {os.cpu_count()} cores ("
-        + ("sequential, all cores each)" if args.sequential else "side by side, an equal share of cores each)"),
+        "machine": f"{device_name('cpu').split(',')[0]}, {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores ("
+        + ("sequential, all of them each)" if args.sequential else "side by side, an equal share of them each)"),
         "torch": torch.__version__,
         "command": "python benchmarks/cpu_quality.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
@@ -238,16 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.dataset} classifier ({classifier.name}, SHA-256 {file_sha256(classifier)})",
     }  # fmt: skip
     lines = [f"# Quality per CPU-minute: {args.dataset}", ""] + [f"- {k}: {v}" for k, v in header.items()] + [""]
-    lines += ["| system | parameters | steps | train min | sampler | FID | KID x1e3 | precision | recall | "
-              "confident | FID / diffusers |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    ref = rows.get("diffusers", {}).get("metrics", {}).get("fid")
+    peers = [n for n in PEER_RECIPES if n in rows]  # a ratio column for each peer of this run
+    lines += ["| system | parameters | steps | train min | train dtype | sampler | FID | KID x1e3 | precision | "
+              "recall | confident |" + "".join(f" FID / {n} |" for n in peers),
+              "|---" * (11 + len(peers)) + "|"]  # fmt: skip
     for name, r in rows.items():
         m = r["metrics"]
-        ratio = f"{m['fid'] / ref:.2f}" if ref else "-"
+        ratios = "".join(f" {m['fid'] / rows[n]['metrics']['fid']:.2f} |" for n in peers)
         lines.append(
-            f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | {r['sampler']} | "
-            f"{m['fid']:.2f} | {m['kid']['mean'] * 1e3:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | "
-            f"{m['confident']:.1%} | {ratio} |"
+            f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['train_seconds'] / 60:.1f} | "
+            f"{r.get('precision') or '-'} | {r['sampler']} | {m['fid']:.2f} | {m['kid']['mean'] * 1e3:.2f} | "
+            f"{m['precision']:.3f} | {m['recall']:.3f} | {m['confident']:.1%} |{ratios}"
         )
     if "ours" in rows:
         lines += ["", f"Our recipe: `{json.dumps(rows['ours']['recipe'])}`"]

@@ -1,5 +1,7 @@
-"""The GPU throughput benchmark has never run on a GPU here; its CPU smoke mode keeps it from rotting."""
+"""The GPU throughput benchmark has never run on a GPU here; its CPU smoke mode keeps it from rotting. cpu_quality's
+command lines and refusals, checked without its peer environment."""
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -35,3 +37,51 @@ def test_gpu_throughput_quick_runs_on_the_cpu(tmp_path):
     for j in jobs:
         assert j["status"] == "ok" and j["images_per_sec"] > 0, j
     assert "bf16 matmul peak (measured)" in text
+
+
+# ------------------------------------------------------------------ cpu_quality: the diffusers-recipe system
+def cpu_quality_args(our_flags: str = "") -> argparse.Namespace:
+    return argparse.Namespace(data_dir="data", budget=15.0, n=2000, our_flags=our_flags, our_sampler="ddim")
+
+
+def test_diffusers_recipe_runs_the_peer_with_our_recipe_and_our_carried_flags():
+    cpu_quality = load_script(ROOT / "benchmarks" / "cpu_quality.py")
+    args = cpu_quality_args("--precision fp32 --conditional --label-dropout 0.2")
+    [cmd] = cpu_quality.system_commands("diffusers-recipe", args, Path("w"), "peer-python")
+    assert cmd[:2] == ["peer-python", str(ROOT / "benchmarks" / "peers" / "diffusers_train.py")]
+    flags = " ".join(cmd[2:])
+    assert "--recipe ours" in flags and "--steps 50" in flags and "--budget 15.0" in flags
+    assert "--precision fp32 --conditional --label-dropout 0.2" in flags
+    assert cmd[-2:] == ["--out", str(Path("w") / "diffusers-recipe.npz")]
+    # diffusers' own recipe ignores ours' flags: it is the recipe as diffusers ships it
+    [plain] = cpu_quality.system_commands("diffusers", args, Path("w"), "peer-python")
+    assert "--recipe diffusers" in " ".join(plain) and "--precision" not in plain and "--conditional" not in plain
+
+
+def test_recipe_flags_take_only_what_the_peer_can_follow():
+    cpu_quality = load_script(ROOT / "benchmarks" / "cpu_quality.py")
+    assert cpu_quality.recipe_flags("") == []
+    assert cpu_quality.recipe_flags("--precision=bf16") == ["--precision", "bf16"]
+    for bad, named in (("--lr 2e-3", "--lr"), ("--precision fp16", "--precision"), ("--precision", "--precision")):
+        with pytest.raises(ValueError, match=named):
+            cpu_quality.recipe_flags(bad)
+
+
+def test_a_recipe_run_has_its_own_results_file():
+    cpu_quality = load_script(ROOT / "benchmarks" / "cpu_quality.py")
+    assert cpu_quality.results_name("mnist", ["ours", "diffusers"]) == "cpu_quality_mnist"
+    assert cpu_quality.results_name("mnist", ["ours", "diffusers-recipe"]) == "cpu_quality_mnist_recipe"
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [(["--our-sampler", "dpm++2m"], "--our-sampler dpm++2m"), (["--our-flags=--lr 2e-3"], "--our-flags --lr")],
+)
+def test_cpu_quality_refuses_what_diffusers_recipe_cannot_copy_before_any_work(tmp_path, capsys, extra, message):
+    cpu_quality = load_script(ROOT / "benchmarks" / "cpu_quality.py")
+    work = tmp_path / "work"
+    argv = ["--systems", "ours,diffusers-recipe", "--sequential", "--work", str(work), *extra]
+    with pytest.raises(SystemExit) as e:
+        cpu_quality.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not work.exists()

@@ -6,6 +6,7 @@ inline code) goes through the real parser, so a renamed or required flag fails a
 """
 
 import importlib.util
+import json
 import re
 import shlex
 from pathlib import Path
@@ -44,6 +45,38 @@ def test_an_unknown_marker_is_an_error():
         render_docs.render("<!-- table:nonesuch -->\n<!-- /table:nonesuch -->", "here")
     with pytest.raises(SystemExit, match="unknown number"):
         render_docs.render("<!-- n:nonesuch -->1<!-- /n -->", "here")
+
+
+def test_a_committed_recipe_run_adds_its_rows_with_ratios_to_its_own_peer(tmp_path, monkeypatch):
+    """cpu_quality's runs live in one results file each; a diffusers-recipe run's rows join the table, each row
+    naming its run, and its ratios divide by its own peer, not by the diffusers row of the older run."""
+    import doc_sources  # loaded by render_docs (tools/ is on its path)
+    import doc_sources_extra
+
+    results = ROOT / "benchmarks" / "results"
+    (tmp_path / "bf16_cpu").mkdir()
+    for rel in ("cpu_quality_mnist.json", "cpu_quality_fashion-mnist.json", "bf16_cpu/README.md"):
+        (tmp_path / rel).write_text((results / rel).read_text())
+    old = json.loads((results / "cpu_quality_mnist.json").read_text())
+    ours, peer = json.loads(json.dumps(old["systems"]["ours"])), json.loads(json.dumps(old["systems"]["diffusers"]))
+    ours |= {"precision": "bf16", "metrics": {**ours["metrics"], "fid": 3.0}}
+    peer |= {"precision": "bf16", "metrics": {**peer["metrics"], "fid": 6.0}}
+    recipe_run = {"header": {**old["header"], "date": "2099-01-02 03:04 UTC"},
+                  "systems": {"ours": ours, "diffusers-recipe": peer}}  # fmt: skip
+    (tmp_path / "cpu_quality_mnist_recipe.json").write_text(json.dumps(recipe_run))
+    monkeypatch.setattr(doc_sources, "RESULTS", tmp_path)
+    monkeypatch.setattr(doc_sources_extra, "RESULTS", tmp_path)
+
+    before = render_docs.TABLES["cpu_quality"]()
+    rows = [r for r in before.splitlines() if "`cpu_quality_mnist_recipe` 2099-01-02" in r]
+    assert len(rows) == 2 and "given our recipe" in rows[1] and "| 6.00 |" in rows[1]
+    assert rows[0].endswith("| 0.50x |") and rows[1].endswith("| 1.00x |")  # 3.0 / 6.0: ours / its own peer
+    note = render_docs.NUMBERS["cpu.recipe_note"]()
+    plain = old["systems"]["diffusers"]["metrics"]["fid"]
+    assert f"{6.0 / plain:.2f}x, two runs" in note and "0.50x, one run" in note
+    (tmp_path / "cpu_quality_mnist_recipe.json").unlink()  # before the run: no rows, and the note says so
+    assert "cpu_quality_mnist_recipe" not in render_docs.TABLES["cpu_quality"]()
+    assert "not been run yet" in render_docs.NUMBERS["cpu.recipe_note"]()
 
 
 def test_the_readme_has_generated_tables_and_stays_short():

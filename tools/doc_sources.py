@@ -126,42 +126,6 @@ def t_headline() -> str:
     return table(header, rows)
 
 
-# ------------------------------------------------------------------------------ quality per CPU-minute
-def t_cpu_quality() -> str:
-    rows = []
-    for label, ds, bf16_table in (("MNIST", "mnist", 0), ("Fashion-MNIST", "fashion-mnist", 1)):
-        d = load_json(f"cpu_quality_{ds}.json")["systems"]
-        ours, peer = d["ours"], d["diffusers"]
-        bf = md_row("bf16_cpu/README.md", "precision" if bf16_table == 0 else "run", "bf16", bf16_table)
-        bf_precision = bf["precision#2"] if bf16_table == 0 else bf["precision"]
-        rows.append(
-            [
-                label,
-                "cleardiffusion, bf16 (the default where the CPU has native bf16)",
-                bf["steps in 15 min"],
-                f2(num(bf["FID (2,000)"])),
-                bf_precision,
-                bf["recall"],
-                "not run beside diffusers",
-            ]
-        )
-        for name, s in (("cleardiffusion, fp32", ours), ("diffusers UNet2DModel (eps, fp32, its own loop)", peer)):
-            m = s["metrics"]
-            rows.append(
-                [
-                    label,
-                    name,
-                    thousands(s["steps"]),
-                    f2(m["fid"]),
-                    f"{m['precision']:.3f}",
-                    f"{m['recall']:.3f}",
-                    ratio(m["fid"], peer["metrics"]["fid"]),
-                ]
-            )
-    header = ["dataset", "system", "steps in 15 min", "FID (2,000)", "precision", "recall", "FID / diffusers, same run"]
-    return table(header, rows)
-
-
 # ---------------------------------------------------------------------------------------- 30 minutes
 def t_mnist30_fid() -> str:
     rows = [r for r in load_jsonl("mnist_30min_cpu/metrics.jsonl") if "fid" in r]
@@ -360,7 +324,6 @@ def t_bf16_precision() -> str:
 
 TABLES = {
     "headline": t_headline,
-    "cpu_quality": t_cpu_quality,
     "mnist30_fid": t_mnist30_fid,
     "few_steps_n1000": t_few_steps_n1000,
     "gpu_headline": t_gpu_headline,

@@ -1,9 +1,72 @@
-"""Tables and numbers beyond doc_sources.py (which is at the project's 400-line bound): the few-step results
-(docs/few_step.md, the README, docs/results.md) from benchmarks/results/one_step_cpu/, and the README's run in
-fp32 from benchmarks/results/readme_path_fp32_cpu/; render_docs.py merges them into doc_sources' TABLES and
-NUMBERS."""
+"""Tables and numbers beyond doc_sources.py (which is at the project's 400-line bound): quality per CPU-minute
+against diffusers (docs/quality.md, docs/results.md) from benchmarks/results/cpu_quality_*.json, the few-step
+results (docs/few_step.md, the README, docs/results.md) from benchmarks/results/one_step_cpu/, and the README's
+run in fp32 from benchmarks/results/readme_path_fp32_cpu/; render_docs.py merges them into doc_sources' TABLES
+and NUMBERS."""
 
-from doc_sources import f2, load_json, load_jsonl, table, thousands
+from doc_sources import RESULTS, f2, load_json, load_jsonl, md_row, num, ratio, table, thousands
+
+# ------------------------------------------------------------------------------ quality per CPU-minute
+# One results file per cpu_quality.py run (its docstring): the suffix of its name -> the peer it ran beside.
+# A run's rows show their ratio to that peer only; rows of different runs are compared in the text.
+CPU_RUNS = {"": "diffusers", "_recipe": "diffusers-recipe"}
+CPU_DATASETS = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
+
+
+def cpu_runs(ds: str) -> dict[str, dict]:
+    """results-file stem -> its JSON, for each committed run on this dataset (the recipe run may not exist yet)."""
+    stems = [f"cpu_quality_{ds}{suffix}" for suffix in CPU_RUNS]
+    return {stem: load_json(f"{stem}.json") for stem in stems if (RESULTS / f"{stem}.json").is_file()}
+
+
+def cpu_system_label(name: str, s: dict) -> str:
+    precision = s.get("precision") or "fp32"  # the 2026-11-29 runs predate the field; they trained in fp32
+    return {
+        "ours": f"cleardiffusion, {precision}",
+        "diffusers": "diffusers UNet2DModel (eps, fp32, its own loop)",
+        "diffusers-recipe": f"diffusers UNet2DModel given our recipe (`small` layout, v, min-SNR, {precision})",
+    }[name]
+
+
+def t_cpu_quality() -> str:
+    rows = []
+    for label, ds in CPU_DATASETS.items():
+        bf16_table = list(CPU_DATASETS).index(label)
+        bf = md_row("bf16_cpu/README.md", "precision" if bf16_table == 0 else "run", "bf16", bf16_table)
+        bf_precision = bf["precision#2"] if bf16_table == 0 else bf["precision"]
+        rows.append([label, "cleardiffusion, bf16 (the default where the CPU has native bf16)", "`bf16_cpu/`",
+                     bf["steps in 15 min"], f2(num(bf["FID (2,000)"])), bf_precision, bf["recall"],
+                     "not run beside diffusers"])  # fmt: skip
+        for stem, run in cpu_runs(ds).items():
+            systems = run["systems"]
+            peer = systems[CPU_RUNS[stem.removeprefix(f"cpu_quality_{ds}")]]
+            for name, s in systems.items():
+                m = s["metrics"]
+                rows.append([label, cpu_system_label(name, s), f"`{stem}` {run['header']['date'][:10]}",
+                             thousands(s["steps"]), f2(m["fid"]), f"{m['precision']:.3f}", f"{m['recall']:.3f}",
+                             ratio(m["fid"], peer["metrics"]["fid"])])  # fmt: skip
+    header = ["dataset", "system", "run", "steps in 15 min", "FID (2,000)", "precision", "recall",
+              "FID / the diffusers row of its run"]  # fmt: skip
+    return table(header, rows)
+
+
+def cpu_recipe_note() -> str:
+    """What the diffusers-recipe row separates, with its numbers once that run is committed (MNIST)."""
+    runs = cpu_runs("mnist")
+    if "cpu_quality_mnist_recipe" not in runs:
+        return ("A third system, diffusers' own `UNet2DModel` at our `small` layout given this library's recipe "
+                "(`python benchmarks/cpu_quality.py --systems ours,diffusers-recipe`), would separate what the recipe "
+                "buys (diffusers-recipe against diffusers) from what the library buys (ours against diffusers-recipe); "
+                "it has not been run yet.")  # fmt: skip
+    plain = runs["cpu_quality_mnist"]["systems"]["diffusers"]["metrics"]["fid"]
+    recipe_run = runs["cpu_quality_mnist_recipe"]["systems"]
+    given, ours = recipe_run["diffusers-recipe"]["metrics"]["fid"], recipe_run["ours"]["metrics"]["fid"]
+    return (f"The diffusers-recipe row is diffusers' own `UNet2DModel` at our `small` layout trained and sampled "
+            f"with this library's recipe (`benchmarks/peers/diffusers_train.py --recipe ours`), so it separates "
+            f"what the recipe buys, diffusers-recipe against diffusers (FID {f2(given)} against {f2(plain)}, "
+            f"{ratio(given, plain)}, two runs), from what the library buys, ours against diffusers-recipe "
+            f"({f2(ours)} against {f2(given)}, {ratio(ours, given)}, one run).")  # fmt: skip
+
 
 FP32 = "readme_path_fp32_cpu"
 
@@ -99,6 +162,7 @@ def readable(dataset: str, grid: str) -> str:
 
 
 FEW_TABLES = {
+    "cpu_quality": t_cpu_quality,
     "fs_ablation": t_ablation,
     "fs_mnist": lambda: t_one_step("mnist"),
     "fs_fashion": lambda: t_one_step("fashion-mnist"),
@@ -133,6 +197,7 @@ READABLE = ("trajectory_consistency1_unconditional", "trajectory_consistency1_gu
             "teacher_dpmpp2m-sde50_unconditional")  # fmt: skip
 
 FEW_NUMBERS = {
+    "cpu.recipe_note": cpu_recipe_note,
     "fp32.steps": fp32_steps,
     "fp32.fid": lambda: f2(load_json(f"{FP32}/s3-eval.json")["fid"]),
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
