@@ -193,6 +193,9 @@ class Job:
     status: str = "ok"
 
 
+FLOPS_PER_IMAGE: dict[tuple, float] = {}  # (network, pass, shape, images counted) -> FLOPs per image
+
+
 def count_flops(step_fn) -> int:
     """Matmul/conv/attention FLOPs of one call (forward, and backward when the call runs it).
 
@@ -256,8 +259,10 @@ def run_job(job: Job, model: nn.Module, shape: tuple[int, ...], device: torch.de
             return n
 
     job.params = count_parameters(plain_model)
-    n_count = min(B, 8)
-    job.flops_per_image = count_flops(flops_step) / n_count
+    key = (job.network, kind, shape, min(B, 8))  # every variant and batch >= 8 of a pass counts the same
+    if key not in FLOPS_PER_IMAGE:
+        FLOPS_PER_IMAGE[key] = count_flops(flops_step) / min(B, 8)
+    job.flops_per_image = FLOPS_PER_IMAGE[key]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = seconds_per_call(step, device, args.steps, args.repeats, args.warmup)

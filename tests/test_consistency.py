@@ -12,7 +12,7 @@ from torch import nn
 
 from cleardiffusion.cli import main
 from cleardiffusion.consistency import ConsistencyLoss
-from cleardiffusion.denoiser import FewStepPath, sampling_parts
+from cleardiffusion.denoiser import FEW_STEP_MAX, JUMP_SIGMAS, FewStepPath, jump_grid, sampling_parts
 from cleardiffusion.errors import UsageError
 from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.samplers import consistency_sample
@@ -164,6 +164,25 @@ def test_the_recipe_keeps_few_step_and_diffusion_samplers_apart():
             SamplingRecipe(steps=steps).resolve(path)
     with pytest.raises(ValueError, match="1 to"):
         path.check_timesteps(list(range(999, 0, -100)))
+
+
+@pytest.mark.parametrize("schedule", [SCHEDULE, NoiseSchedule.from_name("cosine", 1000)])
+def test_the_jump_grid_starts_at_pure_noise_and_spaces_the_rest_geometrically_in_sigma(schedule):
+    sigma = ((1 - schedule.alpha_bar64) / schedule.alpha_bar64).sqrt()
+    hi, lo = JUMP_SIGMAS
+    for steps in range(1, FEW_STEP_MAX + 1):
+        grid = jump_grid(schedule, steps)
+        assert len(grid) == steps and grid[0] == schedule.T - 1
+        assert all(a > b for a, b in zip(grid, grid[1:], strict=False))
+        for t, target in zip(grid[1:], [hi * (lo / hi) ** (i / max(steps - 2, 1)) for i in range(steps - 1)],
+                             strict=True):  # fmt: skip
+            assert abs(sigma[t] - target) <= min(abs(sigma[t + 1] - target), abs(sigma[t - 1] - target))
+    path = FewStepPath(schedule, "consistency")
+    recipe = SamplingRecipe(steps=4).resolve(path)
+    assert recipe.spacing == "jump" and path.timesteps(4, recipe.spacing) == jump_grid(schedule, 4)
+    assert path.timesteps(2, "trailing") == schedule.timesteps(2, "trailing")  # the other grids stay
+    with pytest.raises(UsageError, match="spacing 'jump' does not fit a ddpm model"):
+        SamplingRecipe(spacing="jump").resolve(schedule)
 
 
 # ---- the command line, on a tiny teacher

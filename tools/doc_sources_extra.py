@@ -161,7 +161,21 @@ def readable(dataset: str, grid: str) -> str:
     return str(load_json(f"{ONE_STEP}/{dataset}/readable.json")["counts"][f"grid_{grid}.png"])
 
 
+GRID_SEARCH = f"{ONE_STEP}/grid_search_mnist.jsonl"
+
+
+def t_grid_search() -> str:
+    """FID per explicit grid of multistep consistency sampling (few_step_ablation/grid_search.py), best first."""
+    rows = load_jsonl(GRID_SEARCH)
+    out = []
+    for r in sorted(rows, key=lambda r: (r["samples"], len(r["grid"]), r["fid"])):
+        model = "the conditional teacher's" if "mnist-trajectory" in r["checkpoint"] else "the unconditional teacher's"
+        out.append([f"{model} ({r['samples']})", str(len(r["grid"])), ", ".join(map(str, r["grid"])), f2(r["fid"])])
+    return table(["trajectory student", "steps", "grid (t)", f"FID ({rows[0]['n']:,})"], out)
+
+
 FEW_TABLES = {
+    "fs_grid_search": t_grid_search,
     "cpu_quality": t_cpu_quality,
     "fs_ablation": t_ablation,
     "fs_mnist": lambda: t_one_step("mnist"),

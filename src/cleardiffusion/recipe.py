@@ -8,7 +8,7 @@ the command line gives. A field left None takes the default of the model's objec
 |-----------|----------------|-------|----------|-------------|-------------------------------------------------------|
 | ddpm      | dpm++2m-sde    | 50    | trailing | exact       | the lowest FID at 10, 20 and 50 NFE on MNIST (1)      |
 | flow      | euler          | 50    | uniform  |             | the straight path's own integrator                    |
-| consistency | consistency  | 2     | trailing |             | a distilled few-step model's own sampler (few_step.md) |
+| consistency | consistency  | 2     | jump     |             | a distilled few-step model's own sampler (few_step.md) |
 | meanflow  | meanflow       | 1     | uniform  |             | one jump of the average velocity (Geng et al. 2025)   |
 
 (1) benchmarks/results/few_steps_cpu_n1000: below DDPM over all 1000 steps from 20 NFE on.
@@ -38,6 +38,7 @@ SOLVER_TYPES: tuple[str, ...] = ("midpoint", "exact")
 VARIANCES: tuple[str, ...] = ("beta", "posterior")
 SPACINGS: tuple[str, ...] = ("uniform", "trailing", "quadratic", "logsnr", "karras")  # the DDPM path's grids
 FLOW_SPACINGS: tuple[str, ...] = ("uniform", "quadratic")  # the flow path's grids
+JUMP_SPACINGS: tuple[str, ...] = ("jump",)  # a consistency model's own grid on the DDPM path (denoiser.jump_grid)
 DEFAULT_SAMPLER = {"ddpm": "dpm++2m-sde", "flow": "euler", "consistency": "consistency", "meanflow": "meanflow"}
 # steps when none are given, per objective and sampler (capped at the path's max_steps); DDPM: every step of
 # the schedule (None), 1000 on the flow path
@@ -52,7 +53,7 @@ DEFAULT_STEPS: dict[str, dict[str, int | None]] = {
 DEFAULT_SPACING: dict[str, dict[str, str]] = {
     "ddpm": {"dpm++2m": "trailing", "dpm++2m-sde": "trailing", "heun": "karras"},
     "flow": {},
-    "consistency": {"consistency": "trailing"},
+    "consistency": {"consistency": "jump"},
     "meanflow": {},
 }
 DEFAULT_SOLVER_TYPE = "exact"  # better at 10 NFE, equal at 50 (benchmarks/results/few_steps_cpu_n1000)

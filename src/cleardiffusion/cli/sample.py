@@ -6,7 +6,15 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ..recipe import DEFAULT_SOLVER_TYPE, SAMPLER_NAMES, SOLVER_TYPES, SPACINGS, VARIANCES, SamplingRecipe
+from ..recipe import (
+    DEFAULT_SOLVER_TYPE,
+    JUMP_SPACINGS,
+    SAMPLER_NAMES,
+    SOLVER_TYPES,
+    SPACINGS,
+    VARIANCES,
+    SamplingRecipe,
+)
 from . import finite_float, positive_int, seed, unit_interval
 
 EPILOG = """\
@@ -81,11 +89,12 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--spacing",
-        choices=SPACINGS,
+        choices=SPACINGS + JUMP_SPACINGS,
         default=None,
         help="which timesteps a shorter run visits: uniform, trailing, quadratic, logsnr, karras (default: "
         "trailing for dpm++2m and dpm++2m-sde, karras for heun, else uniform; flow: uniform or quadratic, "
-        "default uniform)",
+        "default uniform); consistency models also jump (their default: one step from pure noise, the rest "
+        "at low noise)",
     )
     p.add_argument(
         "--solver-type",
