@@ -67,10 +67,20 @@ def measure(name: str, checkpoint: str, args, out: Path) -> list[dict]:
         for kind in ("unconditional", "guided") if k else ("unconditional",):
             labels = torch.arange(args.n) * k // args.n if kind == "guided" else None
             scale = guided_scale if kind == "guided" else 1.0
+            setting = (name, resolved.sampler, resolved.steps, kind, scale, meta["step"])
+            grid = path.timesteps(resolved.steps, resolved.spacing)
+            same = [r for r in args.earlier if path.timesteps(r["steps"], r["spacing"]) == grid
+                    and setting == tuple(r[f] for f in ("model", "sampler", "steps", "samples", "guidance",
+                                                        "checkpoint_step"))]  # fmt: skip
+            if same:  # --reuse: these samples (the same grid and seeds) were drawn and scored before
+                rows.append({**same[0], "spacing": resolved.spacing})
+                print(f"{name} {resolved.sampler}-{resolved.steps} {kind}: reused", flush=True)
+                continue
             images, seconds = draw(model, path, meta, recipe.replace(guidance=scale), labels, args)
             m = evaluate_samples(images, labels, args.dataset, args.data_dir)
             row = {"model": name, "objective": meta["objective"], "method": config.get("distill_method"),
-                   "sampler": resolved.sampler, "steps": resolved.steps, "nfe": resolved.steps, "samples": kind,
+                   "sampler": resolved.sampler, "spacing": resolved.spacing, "steps": resolved.steps,
+                   "nfe": resolved.steps, "samples": kind,
                    "guidance": scale, "fid": m["fid"], "kid": m["kid"]["mean"], "precision": m["precision"],
                    "recall": m["recall"], "class_accuracy": m.get("accuracy"),
                    "images_per_sec": round(args.n / seconds, 2), "checkpoint_step": meta["step"],
@@ -82,6 +92,20 @@ def measure(name: str, checkpoint: str, args, out: Path) -> list[dict]:
             print(f"{name} {resolved.sampler}-{resolved.steps} {kind} (guidance {scale:g}): FID {row['fid']:.3f}, "
                   f"{row['images_per_sec']:.1f} images/s", flush=True)  # fmt: skip
     return rows
+
+
+# the grid of rows written before rows named it: every default but the consistency sampler's is unchanged since
+OLD_SPACING = {"consistency": "trailing", "dpm++2m-sde": "trailing", "ddim": "uniform", "meanflow": "uniform"}
+
+
+def earlier_rows(path: Path, args) -> list[dict]:
+    """--reuse: the rows of an earlier results.json drawn with the same N (and seed and features: one_step.sh)."""
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier["n"] != args.n:
+        return []
+    return [{**r, "spacing": r.get("spacing", OLD_SPACING[r["sampler"]])} for r in earlier["rows"]]
 
 
 def first_per_class(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -139,11 +163,12 @@ def report(rows: list[dict], args, out: Path) -> str:
         f"- {args.n} samples per row, the same per-sample seeds everywhere; FID with the shipped classifier features "
         f"({', '.join(sorted({r['features_sha256'][:16] for r in rows}))}) against the training split",
         "",
-        "| model | sampler | steps | samples | guidance | FID | KID | precision | recall | images/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | sampler | grid | steps | samples | guidance | FID | KID | precision | recall | images/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['sampler']} | {r['steps']} | {r['samples']} | {r['guidance']:g} "
+        lines.append(f"| {r['model']} | {r['sampler']} | {r['spacing']} | {r['steps']} | {r['samples']} "
+                     f"| {r['guidance']:g} "
                      f"| {r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.2f} | {r['recall']:.2f} "
                      f"| {r['images_per_sec']:.1f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -167,9 +192,13 @@ def main() -> None:
         help="the teacher's training minutes (default: its --time-budget, else its checkpoint's clock)",
     )
     p.add_argument("--curves-only", action="store_true", help="redraw OUT/fid_vs_minutes.png only")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep OUT/results.json's rows of the same model, checkpoint step, sampler, steps, grid "
+                   "(its timesteps), samples and guidance instead of drawing them again (same --n)")  # fmt: skip
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    args.earlier = earlier_rows(out / "results.json", args) if args.reuse else []
     students = dict(s.split("=", 1) for s in args.student)
     teacher_minutes = args.teacher_minutes or default_teacher_minutes(args.teacher)
     if args.curves_only:
