@@ -3,7 +3,7 @@
     python benchmarks/vit_presets.py --out benchmarks/results/vit_small_choice_cpu [--runs RUN_DIR ...]
 
 Parameter counts are computed on the meta device (nothing is allocated, jit-b16 included). Each RUN_DIR is a
-`cleardiffusion train` folder: its config.json and metrics.jsonl are copied to OUT/runs/NAME/ (and time.txt, the
+`cleardiffusion train` folder: its config.json and metrics.jsonl are copied to OUT/training/NAME/ (and time.txt, the
 `/usr/bin/time -v` report of the run, if the folder has one), and results.json records the network (as its
 checkpoint built it), steps, seconds per step and the mean training loss of the last 50 steps and of steps
 51-100 (which every run reached).
@@ -61,7 +61,7 @@ def run_row(run: Path, out: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r for r in records if "loss" in r and "step" in r]
-    copy = out / "runs" / run.name
+    copy = out / "training" / run.name
     copy.mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "metrics.jsonl", copy / "metrics.jsonl")
     where = {"data_dir": f"../shared/data/{config['dataset']}", "out": f"runs/{run.name}"}  # no machine's paths
