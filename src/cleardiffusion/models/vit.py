@@ -32,6 +32,8 @@ from .scan import BidirectionalScan, SelectiveScan
 
 Mixer = Literal["attention", "scan"]
 MIXERS: tuple[str, ...] = typing.get_args(Mixer)
+POSITIVE_FIELDS = ("in_channels", "image_size", "patch_size", "hidden", "depth", "heads", "state_dim", "scan_head_dim",
+                   "scan_chunk")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,17 +57,7 @@ class ViTConfig:
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer={self.mixer!r} is not one of {', '.join(MIXERS)}")
-        for name in (
-            "in_channels",
-            "image_size",
-            "patch_size",
-            "hidden",
-            "depth",
-            "heads",
-            "state_dim",
-            "scan_head_dim",
-            "scan_chunk",
-        ):
+        for name in POSITIVE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
