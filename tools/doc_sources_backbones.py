@@ -38,7 +38,35 @@ def preset(name: str) -> dict:
     return next(r for r in load_json(CHOICE)["presets"] if r["preset"] == name)
 
 
-BACKBONE_TABLES = {"backbone_presets": t_backbone_presets, "vit_small_choice": t_vit_small_choice}
+QUALITY = "backbones_cpu"  # benchmarks/backbone_quality.sh: DATASET/MODEL-{summary,unconditional,guided}.json
+QUALITY_DATASETS = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
+
+
+def t_backbone_quality() -> str:
+    """Each preset beside the U-Net `small` of the same run: steps in the same minutes and FID of 1,000 samples."""
+    from doc_sources import RESULTS
+
+    rows = []
+    for label, ds in QUALITY_DATASETS.items():
+        folder = RESULTS / QUALITY / ds
+        if not folder.is_dir():
+            continue
+        unet = {k: load_json(f"{QUALITY}/{ds}/small-{k}.json")["fid"] for k in ("unconditional", "guided")}
+        for summary in sorted(folder.glob("*-summary.json"), key=lambda f: f.name != "small-summary.json"):
+            model = summary.name.removesuffix("-summary.json")
+            run = load_json(f"{QUALITY}/{ds}/{summary.name}")
+            fid = {k: load_json(f"{QUALITY}/{ds}/{model}-{k}.json")["fid"] for k in ("unconditional", "guided")}
+            rows.append([label, f"`{model}`", f"{run['parameters']:,}", f"{run['steps']:,}",
+                         f"{run['elapsed'] / 60:.1f}", f2(fid["unconditional"]),
+                         f"{fid['unconditional'] / unet['unconditional']:.2f}x", f2(fid["guided"]),
+                         f"{fid['guided'] / unet['guided']:.2f}x"])  # fmt: skip
+    header = ["dataset", "model", "parameters", "steps", "minutes", "FID uncond.", "/ U-Net", "FID guided (3)",
+              "/ U-Net"]  # fmt: skip
+    return table(header, rows)
+
+
+BACKBONE_TABLES = {"backbone_presets": t_backbone_presets, "vit_small_choice": t_vit_small_choice,
+                   "backbone_quality": t_backbone_quality}  # fmt: skip
 BACKBONE_NUMBERS = {
     "bb.jit.parameters": lambda: millions(preset("jit-b16")["parameters"]),
     "bb.jit.trunk": lambda: millions(preset("jit-b16")["parameters"] - preset("jit-b16")["conditioning"]),
