@@ -21,7 +21,8 @@ from .denoiser import UNUSED_OPTIONS
 from .distributed import DeviceName
 from .errors import UsageError
 from .limits import FLOAT32, MAX_TIMESTEPS, check_memory
-from .models.unet import PRESETS, UNetConfig, unet_from_preset
+from .models import CONFIG_TYPES, PRESETS, model_from_preset, preset_kind
+from .models.unet import UNetConfig
 from .objective import LossWeighting, Objective, Prediction
 from .options import check_fields, option
 from .schedule import NoiseSchedule, ScheduleName
@@ -56,7 +57,13 @@ class TrainConfig:
         None, "random left-right flips (default: on for cifar10/folder, off for the digits)", DATA
     )
     # ---- model
-    model: str = option("small", "U-Net preset (small: the CPU recipe, 0.62M)", MODEL, choices=tuple(PRESETS))
+    model: str = option(
+        "small",
+        "network preset: a U-Net (small: the CPU recipe, 0.62M; seed-minimal, seed-cifar, ddpm-cifar10) or a "
+        "transformer (vit-small, ssm-small: its tokens mixed by a linear-time scan; jit-b16: JiT-B/16, 131M)",
+        MODEL,
+        choices=tuple(PRESETS),
+    )
     time_embedding: TimeEmbedding | None = option(
         None, "where t enters the U-Net: middle (seed 000) or every-block (Ho et al.) (default: the preset's)", MODEL
     )
@@ -67,7 +74,7 @@ class TrainConfig:
         None, "width of the first U-Net level (default: the preset's)", MODEL, metavar="C", at_least=1
     )
     model_options: dict = option(
-        help="any other UNetConfig field, e.g. norm_groups=8 (repeatable)",
+        help="any other field of the preset's UNetConfig or ViTConfig, e.g. norm_groups=8, patch_size=2 (repeatable)",
         group=MODEL,
         flag="--model-option",
         metavar="KEY=VALUE",
@@ -228,7 +235,8 @@ MAY_CHANGE_ON_RESUME = frozenset(
 )  # fmt: skip
 # what a checkpoint written before these fields existed was trained with
 FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none"}
-# UNetConfig fields that come from the dataset, --conditional and --objective, not from --model-option
+U_NET_FLAGS = ("time_embedding", "base_channels")  # TrainConfig fields that only a U-Net reads
+# UNetConfig / ViTConfig fields that come from the dataset, --conditional and --objective, not from --model-option
 FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",
                  "num_classes": "the dataset, with --conditional",
                  "time_inputs": "--objective (2 for meanflow: t and t - r)"}  # fmt: skip
@@ -259,7 +267,8 @@ def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
         NoiseSchedule.from_name(config.schedule, config.timesteps)
     except ValueError as e:
         raise UsageError(f"--schedule {config.schedule} --timesteps {config.timesteps}: {e}") from None
-    check_model_options(config.model_options)
+    check_model_flags(config, given)
+    check_model_options(config.model_options, config.model)
     if config.eval_every:
         check_eval_memory(config)
 
@@ -292,17 +301,28 @@ def refuse_unused(given: Collection[str], names: tuple[str, ...], why: str, fix:
         raise UsageError(f"{flags} {verb} nothing {why}; {fix}drop {flags}")
 
 
-def check_model_options(options: dict) -> None:
-    """UsageError for a --model-option that is not a UNetConfig field, comes from the data, or has the wrong type.
+def check_model_flags(config: TrainConfig, given: Collection[str]) -> None:
+    """--time-embedding and --base-channels are U-Net settings: refused with a transformer preset."""
+    if preset_kind(config.model) == "vit":
+        refuse_unused(given, U_NET_FLAGS, f"with --model {config.model} (a transformer: its width is "
+                      "--model-option hidden=N)")  # fmt: skip
+
+
+def check_model_options(options: dict, model: str = "small") -> None:
+    """UsageError for a --model-option that is not a field of `model`'s config (UNetConfig or ViTConfig), comes
+    from the data, or has the wrong type.
 
     A list of whole numbers becomes the tuple the U-Net takes (`options` is updated in place)."""
-    types = typing.get_type_hints(UNetConfig)
+    family = preset_kind(model)
+    types = typing.get_type_hints(CONFIG_TYPES[family])
     allowed = sorted(set(types) - set(FROM_THE_DATA))
+    what = {"unet": "U-Net", "vit": "ViT"}[family]
     for key, value in options.items():
         if key in FROM_THE_DATA:
             raise UsageError(f"--model-option {key} cannot be set: it comes from {FROM_THE_DATA[key]}")
         if key not in types:
-            raise UsageError(f"--model-option {key} is not a U-Net setting; choose from {', '.join(allowed)}")
+            raise UsageError(f"--model-option {key} is not a {what} setting (--model {model}); choose from "
+                             f"{', '.join(allowed)}")  # fmt: skip
         kind = types[key]
         if typing.get_origin(kind) is typing.Literal:
             ok, want = value in typing.get_args(kind), " or ".join(map(str, typing.get_args(kind)))
@@ -352,11 +372,12 @@ def step_options(config: TrainConfig, dev: torch.device) -> fastpath.FastOptions
 
 
 def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
-    """The preset U-Net for this dataset's channels and size, with the config's overrides (two time inputs for
-    --objective meanflow)."""
+    """The preset network (U-Net or ViT) for this dataset's channels and size, with the config's overrides (two
+    time inputs for --objective meanflow)."""
     height, width = data.image_size
+    kind = {"unet": "U-Net", "vit": "ViT"}[preset_kind(config.model)]
     if height != width:
-        raise UsageError(f"the U-Net needs square images, got {height}x{width}; pass --image-size to resize")
+        raise UsageError(f"the {kind} needs square images, got {height}x{width}; pass --image-size to resize")
     overrides = dict(config.model_options)
     for name in ("time_embedding", "dropout", "base_channels"):
         if getattr(config, name) is not None:
@@ -365,6 +386,7 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
         overrides["time_inputs"] = 2
     num_classes = data.num_classes if config.conditional else 0
     try:
-        return unet_from_preset(config.model, data.channels, height, num_classes, **overrides)
-    except (ValueError, TypeError) as e:  # a --model-option or size the U-Net cannot take
-        raise UsageError(f"cannot build the U-Net: {e}; change --model-option / --base-channels") from None
+        return model_from_preset(config.model, data.channels, height, num_classes, **overrides)
+    except (ValueError, TypeError) as e:  # a --model-option or size the network cannot take
+        fix = "--model-option / --base-channels" if kind == "U-Net" else "--model-option"
+        raise UsageError(f"cannot build the {kind} --model {config.model}: {e}; change {fix}") from None

@@ -1,4 +1,4 @@
-"""Sinusoidal timestep embedding (Vaswani et al. 2017, as used by Ho et al. 2020) and the U-Net's e(t, y)."""
+"""Sinusoidal timestep embedding (Vaswani et al. 2017, as used by Ho et al. 2020), e(t, y), and the input checks."""
 
 import math
 
@@ -54,3 +54,39 @@ class TimestepEmbedding(nn.Module):
         if self.label_emb is not None:
             e = e + self.label_emb(y)  # (B, dim)
         return e
+
+
+# ---- The inputs every image denoiser checks: x (B, C, H, W), t (B,) or (B, 2), y (B,) or None ------------------
+def check_inputs(name: str, cfg, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None,
+                 validate_labels: bool = True) -> torch.Tensor | None:  # fmt: skip
+    """Shape and label checks of `name`'s inputs; returns y with the null label filled in for a conditional model.
+
+    `cfg` has in_channels, image_size, time_inputs and num_classes (null label = num_classes). The label range
+    check reads y on the host (a sync on a GPU), so hot loops whose labels are already checked switch it off.
+    """
+    B = x.shape[0]
+    expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"{name} expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}; "
+            f"build it with in_channels={x.shape[1] if x.ndim == 4 else '?'} and the matching image_size"
+        )
+    shape = (B,) if cfg.time_inputs == 1 else (B, cfg.time_inputs)
+    if t.shape != shape:
+        what = "one timestep per image" if cfg.time_inputs == 1 else "two times per image: t and t - r"
+        raise ValueError(f"t must have shape {shape} ({what}), got {tuple(t.shape)}")
+    if cfg.num_classes == 0:
+        if y is not None:
+            raise ValueError("this model is unconditional; call it without y or build it with num_classes > 0")
+        return None
+    null_label = cfg.num_classes
+    if y is None:  # unconditional prediction of a conditional model: the learned null class
+        return torch.full((B,), null_label, device=x.device, dtype=torch.long)
+    if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"y must be an integer tensor of shape ({B},), got {y.dtype} {tuple(y.shape)}")
+    if validate_labels and not torch.compiler.is_compiling() and bool(((y < 0) | (y > null_label)).any()):
+        raise ValueError(
+            f"class labels must lie in 0..{cfg.num_classes - 1} (or {null_label} = null class), "
+            f"got values in [{int(y.min())}, {int(y.max())}]"
+        )
+    return y

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embedding import TimestepEmbedding
+from .embedding import TimestepEmbedding, check_inputs
 
 _CHOICES = {
     "block": ("plain", "resnet"),
@@ -305,32 +305,7 @@ class UNet(nn.Module):
 
     def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
         """Shape/label checks; returns y with the null label filled in for a conditional model."""
-        cfg, B = self.config, x.shape[0]
-        expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"UNet expects x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}; "
-                f"build it with in_channels={x.shape[1] if x.ndim == 4 else '?'} and the matching image_size"
-            )
-        shape = (B,) if cfg.time_inputs == 1 else (B, cfg.time_inputs)
-        if t.shape != shape:
-            what = "one timestep per image" if cfg.time_inputs == 1 else "two times per image: t and t - r"
-            raise ValueError(f"t must have shape {shape} ({what}), got {tuple(t.shape)}")
-        if cfg.num_classes == 0:
-            if y is not None:
-                raise ValueError("this model is unconditional; call it without y or build it with num_classes > 0")
-            return None
-        if y is None:  # unconditional prediction of a conditional model: the learned null class
-            return torch.full((B,), cfg.null_label, device=x.device, dtype=torch.long)
-        if y.shape != (B,) or y.dtype.is_floating_point or y.dtype == torch.bool:
-            raise ValueError(f"y must be an integer tensor of shape ({B},), got {y.dtype} {tuple(y.shape)}")
-        check = self.validate_labels and not torch.compiler.is_compiling()
-        if check and bool(((y < 0) | (y > cfg.null_label)).any()):
-            raise ValueError(
-                f"class labels must lie in 0..{cfg.num_classes - 1} (or {cfg.null_label} = null class), "
-                f"got values in [{int(y.min())}, {int(y.max())}]"
-            )
-        return y
+        return check_inputs("UNet", self.config, x, t, y, self.validate_labels)
 
 
 # ---- Presets -----------------------------------------------------------------------------------------------
