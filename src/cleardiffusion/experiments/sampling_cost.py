@@ -320,7 +320,10 @@ def render(results: dict, out: Path) -> Report:
         "`fastpath.sampling_autocast`); bf16: the same forwards under bf16 autocast. Each time: the median of "
         f"{c['steps']} timed forwards after one warm-up forward ({c['min_steps']} where the warm-up took over "
         f"{fmt(c['slow_s'])} s), untrained weights, batch 1, {r['threads']} CPU thread(s). The seed's MLP is timed "
-        "at its own 16x16x3."
+        "at its own 16x16x3. GFLOP: matmuls, convolutions and attention (FlopCounterMode); elementwise work "
+        "(norms, activations, the scan's exponentials) is not counted. JiT-B/16's parameters include DiT's adaLN "
+        "modulations, a Linear(D, 6D) per block applied to one vector per image (many parameters, little "
+        "compute); ViT-B's 86M are the rest (models/vit.py)."
     )
     report.heading("Cost per image: steps x the measured step")
     report.table(
@@ -346,7 +349,9 @@ def render(results: dict, out: Path) -> Report:
         "seconds per step against pixels between neighbouring resolutions (1: cost grows like pixels, 2: like "
         "pixels squared, attention's limit):"
     )
-    report.table(["backbone", "from", "to", "slope"], [(s["model"], s["from"], s["to"], s["slope"]) for s in r["slopes"]])
+    report.table(
+        ["backbone", "from", "to", "slope"], [(s["model"], s["from"], s["to"], s["slope"]) for s in r["slopes"]]
+    )
     report.text(
         "An earlier version of this experiment fitted sampling time against params x pixels x steps on networks "
         "up to 35.7M parameters at 32x32 and read the fit at 86M and 256x256; the measurement above replaces "
