@@ -197,7 +197,7 @@ def test_sampling_cost_report_shows_its_results(fake_all):
     assert len(r["costs"]) == 2 * len(c["networks"]) * len(c["sampling_steps"])
     assert r["verdict"]["text"] in report and r["verdict"]["text"] in results["headline"]
     for s in r["slopes"]:
-        assert f"| {s['model']} | {s['from']} | {s['to']} | {fmt(s['slope'])} |" in report
+        assert f"| {s['model']} | {s['from']} | {s['to']} | {fmt(s['slope'])} | {fmt(s['flop_slope'])} |" in report
     assert fmt(r["seed_mlp"]["median_s"]) in report and fmt(r["seed_mlp"]["steps_x_median_step_s"]) in report
 
 

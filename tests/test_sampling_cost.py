@@ -12,11 +12,19 @@ import torch
 from cleardiffusion.experiments import sampling_cost as sc
 
 
-def point(model: str, size: int, median: float, bf16: float | None = None) -> dict:
+def point(model: str, size: int, median: float, bf16: float | None = None, gflops: float | None = None) -> dict:
     """A measured row as measure_point writes it, with made-up seconds."""
     timing = {"first_call_s": median, "step_s": [median], "median_s": median, "min_s": median, "max_s": median}
     other = None if bf16 is None else {**timing, "median_s": bf16, "min_s": bf16, "max_s": bf16, "step_s": [bf16]}
-    return {"model": model, "image_size": size, "pixels": size * size, "library": timing, "bf16": other}
+    return {
+        "model": model,
+        "image_size": size,
+        "pixels": size * size,
+        "tokens": None,
+        "gflops": gflops,
+        "library": timing,
+        "bf16": other,
+    }
 
 
 def test_cost_per_image_is_steps_times_the_median_step():
@@ -49,10 +57,11 @@ def test_verdict_holds_only_when_every_step_count_is_seconds_or_minutes():
 
 @pytest.mark.parametrize("power", [1.0, 2.0, 0.5])
 def test_loglog_slopes_recover_a_power_law(power):
-    rows = [point("m", s, 1e-3 * (s * s) ** power) for s in (32, 64, 128, 256)]
+    rows = [point("m", s, 1e-3 * (s * s) ** power, gflops=0.1 * s * s) for s in (32, 64, 128, 256)]
     slopes = sc.loglog_slopes(rows[::-1])  # any order: sorted by pixels
     assert [(s["from"], s["to"]) for s in slopes] == [(32, 64), (64, 128), (128, 256)]
-    assert all(s["slope"] == pytest.approx(power) for s in slopes)
+    assert all(s["slope"] == pytest.approx(power) and s["flop_slope"] == pytest.approx(1.0) for s in slopes)
+    assert sc.loglog_slopes([point("m", 32, 1.0), point("m", 64, 2.0)])[0]["flop_slope"] is None  # not counted
 
 
 def test_a_slow_warm_up_times_fewer_steps_but_never_fewer_than_min_steps(monkeypatch):

@@ -215,13 +215,17 @@ def verdict(cost_rows: list[dict], model: str) -> dict:
 
 
 def loglog_slopes(rows: list[dict]) -> list[dict]:
-    """d log(seconds per step) / d log(pixels) between consecutive resolutions of each backbone (1: linear)."""
+    """d log(seconds per step) / d log(pixels) between consecutive resolutions of each backbone (1: linear), and
+    the same of the counted FLOPs where they were counted."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["pixels"])
         for a, b in zip(mine, mine[1:], strict=False):
-            slope = math.log(b["library"]["median_s"] / a["library"]["median_s"]) / math.log(b["pixels"] / a["pixels"])
-            out.append({"model": model, "from": a["image_size"], "to": b["image_size"], "slope": slope})
+            d_pixels = math.log(b["pixels"] / a["pixels"])
+            slope = math.log(b["library"]["median_s"] / a["library"]["median_s"]) / d_pixels
+            flops = math.log(b["gflops"] / a["gflops"]) / d_pixels if a.get("gflops") and b.get("gflops") else None
+            out.append({"model": model, "from": a["image_size"], "to": b["image_size"], "slope": slope,
+                        "flop_slope": flops})  # fmt: skip
     return out
 
 
@@ -281,11 +285,12 @@ def cost_figure(results: dict):
     for slope, style in ((1, "--"), (2, ":")):
         ax.plot(pixels, [anchor * (p / pixels[0]) ** slope for p in pixels], style, color="grey",
                 label=f"slope {slope} (time ~ pixels^{slope})")  # fmt: skip
-    sizes = sorted({r["image_size"] for r in rows})
+    tokens = {r["pixels"]: r["tokens"] for r in rows if r["tokens"]}  # the ViTs' (one patch size for both)
     ax.set(xscale="log", yscale="log", xlabel="pixels per image (H x W)", ylabel="seconds per step (batch 1)",
            title=f"one forward pass, {results['results']['library_precision']}, {results['results']['threads']} "
            "thread(s)")  # fmt: skip
-    ax.set_xticks(pixels, [f"{s}x{s}" for s in sizes])
+    ax.set_xticks(pixels, [f"{math.isqrt(p)}x{math.isqrt(p)}" + (f"\n{tokens[p]} tokens" if p in tokens else "")
+                           for p in pixels])  # fmt: skip
     ax.minorticks_off()
     return fig
 
@@ -347,10 +352,11 @@ def render(results: dict, out: Path) -> Report:
         "The ViTs keep one patch size at every resolution (their `patch_size` option in the config below), so "
         "tokens grow with pixels; the U-Net has no tokens (convolutions over every pixel). Log-log slope of "
         "seconds per step against pixels between neighbouring resolutions (1: cost grows like pixels, 2: like "
-        "pixels squared, attention's limit):"
+        "pixels squared, attention's limit), beside the same slope of the counted FLOPs:"
     )
     report.table(
-        ["backbone", "from", "to", "slope"], [(s["model"], s["from"], s["to"], s["slope"]) for s in r["slopes"]]
+        ["backbone", "from", "to", "slope of time", "slope of FLOPs"],
+        [(s["model"], s["from"], s["to"], s["slope"], s["flop_slope"]) for s in r["slopes"]],
     )
     report.text(
         "An earlier version of this experiment fitted sampling time against params x pixels x steps on networks "
