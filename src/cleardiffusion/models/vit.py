@@ -46,7 +46,8 @@ class ViTConfig:
     mixer: Mixer = "attention"  # attention (quadratic in tokens) or scan (selective state space, linear)
     long_skips: bool = False  # U-ViT's long skips between mirrored blocks (Bao et al. 2023)
     state_dim: int = 16  # scan: N, the state size per channel (Mamba: 16)
-    scan_chunk: int = 8  # scan: T, tokens per chunk; memory B * L * T * D, a loop of L / T steps
+    scan_head_dim: int = 16  # scan: P, channels that share one decay rate A and step Delta (Mamba-2's heads)
+    scan_chunk: int = 16  # scan: T, tokens per chunk; memory B * L * T * D / P, a loop of L / T steps
     dropout: float = 0.0  # dropout on the MLP's hidden layer
     num_classes: int = 0  # 0: unconditional; else nn.Embedding(num_classes + 1, D), last row = null class
     time_inputs: int = 1  # 1: t (B,); 2: t (B, 2), MeanFlow's (t, t - r), each embedded and added (embedding.py)
@@ -54,7 +55,17 @@ class ViTConfig:
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer={self.mixer!r} is not one of {', '.join(MIXERS)}")
-        for name in ("in_channels", "image_size", "patch_size", "hidden", "depth", "heads", "state_dim", "scan_chunk"):
+        for name in (
+            "in_channels",
+            "image_size",
+            "patch_size",
+            "hidden",
+            "depth",
+            "heads",
+            "state_dim",
+            "scan_head_dim",
+            "scan_chunk",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -70,6 +81,9 @@ class ViTConfig:
         if self.hidden % self.heads:
             fits = ", ".join(str(h) for h in range(1, self.hidden + 1) if self.hidden % h == 0 and h <= 64)
             raise ValueError(f"hidden={self.hidden} is not divisible by heads={self.heads}; use heads in {fits}")
+        if self.hidden % self.scan_head_dim:
+            raise ValueError(f"hidden={self.hidden} is not divisible by scan_head_dim={self.scan_head_dim}; use a "
+                             f"divisor of {self.hidden} (1: one decay rate per channel)")  # fmt: skip
         if not self.mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
@@ -121,9 +135,7 @@ class Attention(nn.Module):
         B, L, D = x.shape
         q, k, v = self.qkv(x).reshape(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, L, d)
         if forward_ad.unpack_dual(q).tangent is None:
-            if q.device.type == "cpu" and q.dtype == torch.bfloat16:  # on a CPU the fused kernel runs 2-4x
-                q, k, v = q.float(), k.float(), v.float()  # faster in float32 than in bf16 (docs/backbones.md)
-            h = F.scaled_dot_product_attention(q, k, v)  # proj, under autocast, takes it back to bf16
+            h = F.scaled_dot_product_attention(q, k, v)
         else:  # MeanFlow's jvp: the fused CPU kernel has no forward-mode derivative, the plain formula has
             h = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(D // self.heads), dim=-1) @ v
         return self.proj(h.transpose(1, 2).reshape(B, L, D))
@@ -140,7 +152,7 @@ class Block(nn.Module):
         if cfg.mixer == "attention":
             self.mixer = Attention(D, cfg.heads)
         else:
-            self.mixer = BidirectionalScan(D, cfg.state_dim, cfg.scan_chunk)
+            self.mixer = BidirectionalScan(D, cfg.state_dim, cfg.scan_head_dim, cfg.scan_chunk)
         self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         width = int(D * cfg.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(D, width), nn.GELU(), nn.Dropout(cfg.dropout),
@@ -250,8 +262,10 @@ PRESETS: dict[str, ViTConfig] = {
     # and e(t) (ViT-B's 86M): each block's Linear(D, 6D) adds 3.5M. JiT's bottleneck patch embedding, RoPE,
     # qk-norm, SwiGLU and in-context class tokens are left out.
     "jit-b16": ViTConfig(in_channels=3, image_size=256, patch_size=16, hidden=768, depth=12, heads=12),
-    # The CPU preset for 28x28 / 32x32 (docs/backbones.md: what was measured to choose it).
-    "vit-small": ViTConfig(in_channels=1, image_size=28, patch_size=4, hidden=128, depth=8, heads=4, long_skips=True),
+    # The CPU preset for 28x28 / 32x32: 49 / 64 tokens of width 128, 8 blocks; 2,432,656 parameters at 1x28x28.
+    # In 3-minute MNIST runs, patch 2 (width 64) took 2.3x the time per step and long skips did not lower the
+    # loss (docs/backbones.md, benchmarks/results/vit_small_choice_cpu/).
+    "vit-small": ViTConfig(in_channels=1, image_size=28, patch_size=4, hidden=128, depth=8, heads=4),
 }
 PRESETS["ssm-small"] = replace(PRESETS["vit-small"], mixer="scan")  # the same network, tokens mixed by the scan
 
