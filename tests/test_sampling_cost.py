@@ -99,4 +99,15 @@ def test_tokens_grow_with_pixels_at_a_fixed_patch():
 @pytest.mark.slow  # FlopCounterMode's first use imports torch._dynamo: a few seconds
 def test_flops_of_the_seed_mlp_are_two_per_multiply_add_of_its_linear_layers():
     d, h, e = 16 * 16 * 3, 1024, 128  # data, hidden, time-embedding widths
-    assert sc.count_flops(sc.SEED_MLP, (3, 16, 16)) == 2 * (e * d + d * h + h * h + h * d)
+    model = sc.build(sc.SEED_MLP, (3, 16, 16))
+    assert sc.count_flops(model, torch.zeros(1, 3, 16, 16)) == 2 * (e * d + d * h + h * h + h * d)
+
+
+@pytest.mark.slow  # (torch._dynamo, as above)
+def test_flops_count_attention_as_its_two_matmuls_also_where_a_fused_kernel_would_run():
+    class Attention(torch.nn.Module):
+        def forward(self, x, t):  # x (1, L, D) attends to itself
+            return torch.nn.functional.scaled_dot_product_attention(x[:, None], x[:, None], x[:, None])
+
+    L, D = 64, 32
+    assert sc.count_flops(Attention(), torch.zeros(1, L, D)) == 2 * (2 * L * L * D)  # q k^T, then (.) v

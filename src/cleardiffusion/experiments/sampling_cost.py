@@ -17,8 +17,9 @@ time real forward passes of untrained networks (the cost does not depend on the 
 
 Each point is a warm-up forward, then `steps` timed forwards (median and range), in the precision the library
 samples in on this device (`fastpath.sampling_autocast`: fp32 on a CPU, bf16 on CUDA) and, where that is fp32,
-again under bf16 autocast. FLOPs of one forward: `torch.utils.flop_counter.FlopCounterMode` on the meta device
-(shapes only, no arithmetic), counting matmuls, convolutions and attention at 2 FLOPs per multiply-add.
+again under bf16 autocast. FLOPs of one forward: `torch.utils.flop_counter.FlopCounterMode` over one more, untimed
+forward with attention in PyTorch's math backend (its matmuls counted; the fused CPU kernel is not), at 2 FLOPs
+per multiply-add of matmuls, convolutions and attention.
 """
 
 import math
@@ -122,14 +123,15 @@ def tokens(model: nn.Module, size: int) -> int | None:
     return (size // patch) ** 2 if patch else None
 
 
-def count_flops(net: Net, shape: tuple[int, int, int]) -> int:
-    """FLOPs of one batch-1 forward (FlopCounterMode: matmuls, convolutions, attention), on the meta device."""
+@torch.no_grad()
+def count_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward at x (FlopCounterMode: matmuls, convolutions, attention), from an untimed forward with
+    attention in the math backend, whose matmuls FlopCounterMode counts (the fused CPU kernel it does not)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode  # imports torch._dynamo on first use: seconds
 
-    with torch.device("meta"):
-        model, x, t = build(net, shape).eval(), torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x, t)
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
     return counter.get_total_flops()
 
 
@@ -172,11 +174,12 @@ def measure_point(ctx: Context, net: Net, size: int, c: Config, library_dtype: s
     torch.manual_seed(ctx.seed)
     model = build(net, shape).to(ctx.device).eval()
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    library = time_steps(model, x, "library", c)
+    bf16 = time_steps(model, x, "bf16", c) if c.bf16 and library_dtype == "fp32" else None
     row = {"model": net.label, "family": net.family, "preset": net.preset, "options": net.options,
            "image_size": size, "pixels": size * size, "tokens": tokens(model, size),
-           "params": count_parameters(model), "gflops": count_flops(net, shape) / 1e9 if c.flops else None,
-           "library": time_steps(model, x, "library", c),
-           "bf16": time_steps(model, x, "bf16", c) if c.bf16 and library_dtype == "fp32" else None}  # fmt: skip
+           "params": count_parameters(model), "gflops": count_flops(model, x) / 1e9 if c.flops else None,
+           "library": library, "bf16": bf16}  # fmt: skip
     print(f"sampling-cost: {net.label} at {size}x{size}: {1000 * row['library']['median_s']:.1f} ms/step", flush=True)
     return row
 
