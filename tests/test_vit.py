@@ -10,6 +10,8 @@ import torch
 
 from cleardiffusion.checkpoint import load_checkpoint, save_checkpoint
 from cleardiffusion.cli import main
+from cleardiffusion.errors import UsageError
+from cleardiffusion.limits import check_training_fits
 from cleardiffusion.meanflow import TimePairs, meanflow_loss
 from cleardiffusion.models import build_model, count_parameters, model_from_preset, model_spec
 from cleardiffusion.models.scan import SelectiveScan, chunked_scan
@@ -196,6 +198,13 @@ def test_bad_configs_are_refused_with_the_fix(fields, message):
         ViTConfig(**fields)
 
 
+def test_a_run_that_cannot_fit_is_refused_with_the_vits_activations():
+    """jit-b16 at batch 65,536: the weights fit, the activations (a lower bound: 9 TiB) do not."""
+    with pytest.raises(UsageError, match=r"training this 130,6\d\d,\d{3}-parameter model at batch 65536.*activations"):
+        check_training_fits(lambda: vit_from_preset("jit-b16", 3, 256), 65536, 65536, 1000, "cpu")
+    check_training_fits(lambda: vit_from_preset("vit-small", 1, 28), 64, 64, 1000, "cpu")  # the CPU recipe fits
+
+
 def test_bad_presets_and_fields_name_the_choices():
     with pytest.raises(ValueError, match="jit-b16, vit-small, ssm-small"):
         vit_from_preset("vit-tiny", 1, 28)
@@ -244,16 +253,22 @@ def test_bf16_autocast_forward_backward(mixer):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_train_vit_small_then_sample(tmp_path, capsys):
+@pytest.mark.parametrize("mixer, objective", [("attention", "ddpm"), ("scan", "meanflow")])
+def test_train_vit_small_then_sample(tmp_path, capsys, mixer, objective):
+    """`train --model vit-small` then `sample`: DDPM with attention, MeanFlow (a jvp per step) with the scan."""
     data, out = write_digits(tmp_path / "digits"), tmp_path / "run"
     small = ["--model", "vit-small", "--model-option", "hidden=16", "--model-option", "depth=3",
-             "--model-option", "patch_size=2", "--model-option", "mixer=scan"]  # fmt: skip
-    assert main(tiny_flags(data, out, steps=3, base_channels=None, model_option="heads=2") + small) == 0
-    state = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert state["model_spec"]["kind"] == "vit" and state["model_spec"]["config"]["mixer"] == "scan"
+             "--model-option", "patch_size=2", "--model-option", f"mixer={mixer}", "--model-option", "scan_head_dim=8",
+             "--objective", objective]  # fmt: skip
+    precision = "fp32" if objective == "ddpm" else None  # meanflow runs in float32 and refuses the flag
+    flags = tiny_flags(data, out, steps=3, base_channels=None, model_option="heads=2", precision=precision)
+    assert main(flags + small) == 0
+    spec = load_checkpoint(out / "checkpoints" / "last.pt")["model_spec"]
+    assert spec["kind"] == "vit" and spec["config"]["mixer"] == mixer
+    assert spec["config"]["time_inputs"] == (2 if objective == "meanflow" else 1)
     grid = tmp_path / "grid.png"
-    sample = ["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--n", "4", "--steps", "3",
-              "--out", str(grid), "--device", "cpu"]  # fmt: skip
+    sample = ["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--n", "4", "--out", str(grid),
+              "--device", "cpu", "--steps", "3" if objective == "ddpm" else "1"]  # fmt: skip
     assert main(sample) == 0 and grid.is_file()
     assert "vit-small" in capsys.readouterr().out
 

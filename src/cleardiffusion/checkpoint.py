@@ -215,7 +215,7 @@ def check_consistency(state: dict, model: nn.Module, path: str | Path) -> None:
     vs configuration, or an objective / prediction this cleardiffusion does not know."""
     dataset, config, schedule, net = state["dataset"], state["config"], state["schedule"], model.config
     (C, H, W), problems = dataset["image_shape"], []
-    if hasattr(net, "in_channels"):  # a U-Net: C and H = W are its in_channels and image_size
+    if hasattr(net, "in_channels"):  # a U-Net or a ViT: C and H = W are its in_channels and image_size
         if not (net.in_channels == C and net.image_size == H == W):
             takes = f"{net.in_channels}-channel {net.image_size}x{net.image_size} images"
             problems.append(f"its dataset records {C}-channel {H}x{W} images but its network takes {takes}")

@@ -1,6 +1,6 @@
 """What this machine can run: devices that exist and sizes that fit, checked before anything is allocated.
 
-A size that cannot fit (a huge batch, a huge U-Net, a huge T, a huge number of samples) is refused with an
+A size that cannot fit (a huge batch, a huge network, a huge T, a huge number of samples) is refused with an
 estimate of the memory it needs, instead of an out-of-memory error after minutes of work. The estimates
 are LOWER bounds (weights, optimiser moments, the largest tensors), so a refusal is never wrong; a run that
 passes can still exhaust memory, which the command line reports on one line.
@@ -78,6 +78,30 @@ def unet_activation_bytes(config, batch: int, training: bool) -> int:
     return total if training else 3 * largest  # inference keeps a few maps alive, not all
 
 
+def vit_activation_bytes(config, batch: int, training: bool) -> int:
+    """The largest activations of a ViT forward pass (backward: every block's are kept).
+
+    Per block and token: about (8 + 2 mlp_ratio) D floats (norms, q k v, the mixer's output, the MLP's hidden
+    layer before and after its activation); the scan adds its per-chunk decays, T * D / P per token and
+    direction. Attention's L x L scores are not counted: the fused kernel never holds them.
+    """
+    tokens, D = config.tokens, config.hidden
+    per_token = (8 + 2 * config.mlp_ratio) * D
+    if config.mixer == "scan":
+        per_token += 2 * config.scan_chunk * D / config.scan_head_dim
+    block = batch * tokens * per_token * FLOAT32
+    return int(config.depth * block if training else 3 * block)
+
+
+def activation_bytes(config, batch: int, training: bool) -> int:
+    """A U-Net's or a ViT's activations (above); 0 for a network without an estimate (the MLP)."""
+    if hasattr(config, "channel_mults"):
+        return unet_activation_bytes(config, batch, training)
+    if hasattr(config, "patch_size"):
+        return vit_activation_bytes(config, batch, training)
+    return 0
+
+
 def resolve_device(name: str, flag: str = "--device") -> str:
     """'auto' -> 'cuda' if present else 'cpu'; 'cpu', 'cuda', 'cuda:N' checked against this machine."""
     name = str(name).strip().lower()
@@ -108,9 +132,9 @@ def check_training_fits(build, batch: int, global_batch: int, T: int, device: st
     params = sum(p.numel() for p in model.parameters())
     config = getattr(model, "config", None)
     weights = 5 * FLOAT32 * params  # weights, EMA, gradients, AdamW's two moments
-    if hasattr(config, "channel_mults"):
+    if hasattr(config, "image_size"):  # an image network: its activations and the batch's x_0, noise, x_t
         image = config.in_channels * config.image_size**2
-        activations = unet_activation_bytes(config, batch, True) + 3 * FLOAT32 * global_batch * image
+        activations = activation_bytes(config, batch, True) + 3 * FLOAT32 * global_batch * image
     else:
         activations = 0
     parts = {"weights+EMA+optimiser": weights, "activations": activations, "schedule": schedule_bytes(T)}
@@ -118,6 +142,6 @@ def check_training_fits(build, batch: int, global_batch: int, T: int, device: st
     check_memory(
         sum(parts.values()),
         f"training this {params:,}-parameter model at batch {batch} with T = {T} ({detail})",
-        "lower --batch-size, --base-channels (or --model) or --timesteps",
+        "lower --batch-size, the network (--model, --base-channels, --model-option hidden=N) or --timesteps",
         device,
     )

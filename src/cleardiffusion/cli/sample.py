@@ -153,7 +153,7 @@ def resolve_labels(spec: str | None, n: int, num_classes: int):
 def check_outputs(args: argparse.Namespace, image_shape: tuple[int, ...], device: str, model) -> Path:
     """--out and --trajectory writable and distinct, and n images fit in memory and on disk: before sampling."""
     from ..files import distinct_outputs, output_file
-    from ..limits import check_memory, unet_activation_bytes
+    from ..limits import activation_bytes, check_memory
 
     C, H, W = image_shape
     stored = args.n * C * H * W  # the uint8 samples held until they are written
@@ -167,7 +167,7 @@ def check_outputs(args: argparse.Namespace, image_shape: tuple[int, ...], device
     check_memory(stored + grid, f"--n {args.n} samples of {C}x{H}x{W}", "lower --n (or write an .npz)")
     batch = min(args.batch_size, args.n)
     config = getattr(model, "config", None)
-    activations = unet_activation_bytes(config, batch, False) if hasattr(config, "channel_mults") else 0
+    activations = activation_bytes(config, batch, False)
     need = 4 * batch * C * H * W * 4 + activations  # x_t, eps, x0_pred, the next x_t, float32
     check_memory(need, f"a batch of {batch} samples", "lower --batch-size", device)
     return out

@@ -15,6 +15,8 @@ examples:
   cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --time-budget 15 --eval-every \\
       --out runs/mnist                                    # the CPU recipe: the README's 15-minute run
   cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --steps 20000 --out runs/mnist
+  cleardiffusion train --dataset mnist --data-dir ../shared/data/mnist --time-budget 15 --model vit-small \\
+      --model-option mixer=scan --out runs/ssm   # a transformer, tokens mixed by a scan (docs/backbones.md)
   cleardiffusion train --dataset cifar10 --data-dir data/cifar10 --model ddpm-cifar10 --conditional \\
       --steps 800000 --batch-size 128 --lr 2e-4 --warmup 5000 --ema-decay 0.9999 --prediction eps \\
       --loss-weighting none --out runs/cifar   # Ho et al.'s settings; add --resume to continue after a stop

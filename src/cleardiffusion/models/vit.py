@@ -32,6 +32,8 @@ from .scan import BidirectionalScan, SelectiveScan
 
 Mixer = Literal["attention", "scan"]
 MIXERS: tuple[str, ...] = typing.get_args(Mixer)
+POSITIVE_FIELDS = ("in_channels", "image_size", "patch_size", "hidden", "depth", "heads", "state_dim", "scan_head_dim",
+                   "scan_chunk")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,17 +57,7 @@ class ViTConfig:
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer={self.mixer!r} is not one of {', '.join(MIXERS)}")
-        for name in (
-            "in_channels",
-            "image_size",
-            "patch_size",
-            "hidden",
-            "depth",
-            "heads",
-            "state_dim",
-            "scan_head_dim",
-            "scan_chunk",
-        ):
+        for name in POSITIVE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -258,13 +250,13 @@ class ViT(nn.Module):
 # ---- Presets -------------------------------------------------------------------------------------------------
 PRESETS: dict[str, ViTConfig] = {
     # JiT-B/16 (Li & He 2025): ViT-B (D 768, 12 blocks, 12 heads, MLP 4x) on 16x16 pixel patches of 256x256x3.
-    # 130,635,264 parameters unconditional (JiT reports 131M); 86,148,864 of them outside the adaLN modulations
+    # 130,641,408 parameters unconditional (JiT reports 131M); 86,198,784 of them outside the adaLN modulations
     # and e(t) (ViT-B's 86M): each block's Linear(D, 6D) adds 3.5M. JiT's bottleneck patch embedding, RoPE,
     # qk-norm, SwiGLU and in-context class tokens are left out.
     "jit-b16": ViTConfig(in_channels=3, image_size=256, patch_size=16, hidden=768, depth=12, heads=12),
     # The CPU preset for 28x28 / 32x32: 49 / 64 tokens of width 128, 8 blocks; 2,432,656 parameters at 1x28x28.
-    # In 3-minute MNIST runs, patch 2 (width 64) took 2.3x the time per step and long skips did not lower the
-    # loss (docs/backbones.md, benchmarks/results/vit_small_choice_cpu/).
+    # In 3-minute MNIST runs, patch 2 (width 64) took over twice the time per step, and long skips did not lower
+    # the loss (docs/backbones.md, benchmarks/results/vit_small_choice_cpu/).
     "vit-small": ViTConfig(in_channels=1, image_size=28, patch_size=4, hidden=128, depth=8, heads=4),
 }
 PRESETS["ssm-small"] = replace(PRESETS["vit-small"], mixer="scan")  # the same network, tokens mixed by the scan
