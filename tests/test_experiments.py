@@ -24,7 +24,6 @@ from cleardiffusion.experiments import EXPERIMENTS, common, overfit, scoring
 from cleardiffusion.experiments.common import synthetic_digits
 from cleardiffusion.experiments.ddim_steps import fewest_steps_within
 from cleardiffusion.experiments.report import fmt, markdown_table
-from cleardiffusion.experiments.sampling_cost import fit
 from cleardiffusion.features import SmallClassifier, save_classifier
 from cleardiffusion.schedule import NoiseSchedule
 from cleardiffusion.train_config import TrainConfig
@@ -182,11 +181,24 @@ def test_cfg_dropout_report_shows_its_results(fake_all):
 def test_sampling_cost_report_shows_its_results(fake_all):
     results, report = check_common(fake_all, "sampling-cost")
     r, c = results["results"], results["config"]
-    assert {row["kind"] for row in r["timings"]} == {"mlp", "unet"}
-    assert {row["batch"] for row in r["timings"]} == set(c["batches"])
-    for batch in c["batches"]:
-        f = r["fits"][str(batch)]["params_x_pixels_x_steps"]
-        assert f"| {batch} | params_x_pixels_x_steps | {fmt(f['a'])} | {fmt(f['b'])} | {fmt(f['r2'])} |" in report
+    assert [row["model"] for row in r["networks"]] == [net["label"] for net in c["networks"]]
+    assert [(row["model"], row["image_size"]) for row in r["sweep"]] == [
+        (net["label"], size) for net in c["sweep"] for size in c["sweep_resolutions"]
+    ]
+    for row in [*r["networks"], *r["sweep"]]:
+        for precision in ("library", "bf16"):  # bf16 beside the library's fp32 on a CPU
+            timing = row[precision]
+            assert len(timing["step_s"]) == c["steps"] and timing["median_s"] == np.median(timing["step_s"])
+            assert f"| {fmt(1000 * timing['median_s'])} | {fmt(1000 * timing['min_s'])}-" in report
+    for cost in r["costs"]:
+        row = next(row for row in r["networks"] if row["model"] == cost["model"])
+        assert cost["seconds"] == pytest.approx(cost["steps"] * row[cost["precision"]]["median_s"])
+        assert f"| {cost['model']} | {cost['precision']} | {cost['steps']} | {fmt(cost['seconds'])} |" in report
+    assert len(r["costs"]) == 2 * len(c["networks"]) * len(c["sampling_steps"])
+    assert r["verdict"]["text"] in report and r["verdict"]["text"] in results["headline"]
+    for s in r["slopes"]:
+        assert f"| {s['model']} | {s['from']} | {s['to']} | {fmt(s['slope'])} | {fmt(s['flop_slope'])} |" in report
+    assert fmt(r["seed_mlp"]["median_s"]) in report and fmt(r["seed_mlp"]["steps_x_median_step_s"]) in report
 
 
 def test_render_only_writes_the_same_reports_from_results_json(fake_all, tmp_path):
@@ -350,13 +362,6 @@ def test_cli_size_reaches_the_experiment_and_its_command(tmp_path, monkeypatch):
 
     with pytest.raises(UsageError, match="unknown experiment size"):
         run_experiment("ddim-steps", tmp_path / "c", size="huge")
-
-
-def test_fit_recovers_a_linear_law():
-    x = np.array([1e6, 2e6, 5e6, 1e7, 3e7])
-    f = fit(x, 3e-9 * x + 0.02)
-    assert f["a"] == pytest.approx(3e-9) and f["b"] == pytest.approx(0.02) and f["r2"] == pytest.approx(1.0)
-    assert fit(x, 2e-9 * x)["loglog_slope"] == pytest.approx(1.0)
 
 
 def test_markdown_table_formats_every_cell():

@@ -229,14 +229,6 @@ def t_sampler_speed() -> str:
     return table(["sampler (seed-minimal, batch 8)", "steps", "seconds", "ms per step", "speed-up vs DDPM-1000"], out)
 
 
-def sampling_cost_mlp(steps: int) -> float:
-    timings = load_json("experiments_cpu/mnist/sampling-cost/results.json")["results"]["timings"]
-    for t in timings:
-        if t["model"].startswith("MLP seed 003") and t["batch"] == 1 and t["steps"] == steps:
-            return t["seconds"]
-    raise KeyError(steps)
-
-
 def experiment_minutes(name: str) -> str:
     return f"{load_json(f'experiments_cpu/mnist/{name}/results.json')['seconds'] / 60:.0f}"
 
@@ -355,8 +347,5 @@ NUMBERS = {
     "speed.ddim50_ms": lambda: md_row("sampler_speed_cpu.md", "sampler", "DDIM-50")["ms per step"],
     "speed.ddpm1000_ms": lambda: md_row("sampler_speed_cpu.md", "sampler", "DDPM-1000")["ms per step"],
     "speed.ddim50_speedup": lambda: md_row("sampler_speed_cpu.md", "sampler", "DDIM-50")["speed-up vs DDPM-1000"],
-    "mlp.s10": lambda: f"{sampling_cost_mlp(10):.4f}",
-    "mlp.s50": lambda: f"{sampling_cost_mlp(50):.3f}",
-    "mlp.s100_est": lambda: f"{sampling_cost_mlp(50) * 2:.2f}",
     "exp.ddpm_steps_min": lambda: experiment_minutes("ddpm-steps"),
 }

@@ -19,9 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by the tests
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
+from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 
-TABLES, NUMBERS = {**TABLES, **FEW_TABLES, **BACKBONE_TABLES}, {**NUMBERS, **FEW_NUMBERS, **BACKBONE_NUMBERS}
+TABLES = {**TABLES, **FEW_TABLES, **BACKBONE_TABLES}
+NUMBERS = {**NUMBERS, **FEW_NUMBERS, **BACKBONE_NUMBERS, **COST_NUMBERS}
 
 TABLE_RE = re.compile(r"(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 NUMBER_RE = re.compile(r"(<!-- n:([\w.-]+) -->)(.*?)(<!-- /n -->)", re.S)

@@ -15,7 +15,7 @@ experiments:
   ddim-steps         DDIM 5..100 steps vs DDPM-1000: FID, wall clock, speed-up (open question 3)
   time-embedding     time embedding in the middle block vs every block (open question 2)
   cfg-dropout        label dropout {0.1, 0.3, 0.5} x guidance {0, 1, 2, 3, 5}: FID and class accuracy
-  sampling-cost      sampling time against params x pixels x steps, with a scaling fit (seed 003)
+  sampling-cost      one step of JiT-B/16 and the U-Nets at 256x256, timed; cost vs resolution (seed 003)
   all                every one of them, into OUT/NAME/, sharing trained models and the FID classifier
 
 examples:

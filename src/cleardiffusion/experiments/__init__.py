@@ -7,7 +7,7 @@
 | `ddim-steps`        | fewest DDIM steps within 10% of DDPM-1000's FID, open q. 3 (ddim_steps.py)   |
 | `time-embedding`    | time embedding in the middle block vs every block, open q. 2 (time_embedding) |
 | `cfg-dropout`       | label dropout x guidance scale: FID and class accuracy (cfg_dropout.py)      |
-| `sampling-cost`     | sampling time against params x pixels x steps, seed 003 (sampling_cost.py)   |
+| `sampling-cost`     | one step of the 86M ViT at 256x256 timed; cost vs resolution (sampling_cost) |
 
 Three sizes, each two tables: common.SIZES (the TrainConfig fields every model of the size shares, and the
 scoring sizes) and each module's CONFIGS (what that experiment varies). `quick` shrinks everything (tiny U-Nets,

@@ -1,19 +1,33 @@
-"""sampling-cost: seed 003's observation, measured: does sampling time scale as params x pixels x steps?
+"""sampling-cost: seed 003's "seconds to minutes per generation" at 86M parameters and 256x256, measured.
 
-Seed 003 extrapolates its 0.8 s (100 DDPM steps of a 3 M-parameter MLP on 16x16) to an 86 M-parameter model
-at 256x256 by multiplying the parameter and pixel ratios. We time DDPM sampling (untrained weights: the cost
-does not depend on them) for the MLP and the U-Net presets at batch 1 and a larger batch, and fit
-    time = a * (params * pixels * steps) + b          (least squares, per batch size)
-and a log-log slope; the same fit against counted multiply-adds (conv + linear) * steps shows which proxy
-predicts cost. pixels = H * W (the seed's "pixel count").
+Seed 003 times 100 DDPM steps of its 3M-parameter MLP on 16x16 (~0.8 s on an M2 CPU) and scales that to the
+86M-parameter JiT-B/16 (Li & He 2025: a plain ViT on 16x16-pixel patches) at 256x256: "seconds to minutes per
+generation". DDPM sampling (Ho et al. 2020, Algorithm 2) evaluates the network once per step, so
+
+    seconds per image = steps x seconds per step                                                    (1)
+
+where a step is one forward pass at batch 1; the sampler's elementwise update is left out (for the seed's MLP,
+the smallest network, one real 100-step DDPM sampling is timed beside (1) to show what that leaves out). We
+time real forward passes of untrained networks (the cost does not depend on the weights):
+
+1. at the seed's size, 256x256x3: JiT-B/16 and the U-Nets `small` and `ddpm-cifar10` (Ho et al.'s 35.7M);
+2. against resolution, 32 to 256, for three token mixers at one patch size, so that tokens grow with pixels: the
+   U-Net `small` (convolutions), `vit-small` (self-attention, quadratic in tokens) and `ssm-small` (Mamba's
+   selective scan, Gu & Dao 2023, linear in tokens).
+
+Each point is a warm-up forward, then `steps` timed forwards (median and range), in the precision the library
+samples in on this device (`fastpath.sampling_autocast`: fp32 on a CPU, bf16 on CUDA) and, where that is fp32,
+again under bf16 autocast. FLOPs of one forward: `torch.utils.flop_counter.FlopCounterMode` over one more, untimed
+forward with attention in PyTorch's math backend (its matmuls counted; the fused CPU kernel is not), at 2 FLOPs
+per multiply-add of matmuls, convolutions and attention.
 """
 
 import math
+import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -21,232 +35,339 @@ from ..fastpath import sampling_autocast
 from ..models import count_parameters
 from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import unet_from_preset
+from ..models.vit import vit_from_preset
 from ..samplers import ddpm_sample, make_timesteps
 from ..schedule import NoiseSchedule
 from .common import Context, synchronize
 from .report import Report, figure, fmt, save_figure
 
-TITLE = "Sampling cost against parameters x pixels x steps"
+TITLE = "Sampling cost: seed 003's 86M ViT at 256x256, measured"
 QUESTION = (
-    "Seed 003: sampling cost is 100 forward passes of the denoiser; does time scale like parameters x "
-    "pixels x steps, so that a bigger model at a higher resolution is 'seconds to minutes' per sample?"
+    "Seed 003: DDPM sampling of the 86M-parameter JiT ViT at 256x256 costs 'seconds to minutes per generation'. "
+    "How long does one step take, measured, and how does a step's cost grow with resolution for a U-Net, a ViT "
+    "(attention) and a linear-time scan?"
 )
 
-# (name, kind, shape (C, H, W), options)
-MODELS_QUICK = [
-    ("MLP 768-256", "mlp", (3, 16, 16), {"hidden_dim": 256}),
-    ("MLP seed 003 (768-1024)", "mlp", (3, 16, 16), {"hidden_dim": 1024}),
-    (
-        "U-Net seed-minimal c8",
-        "unet",
-        (1, 28, 28),
-        {"preset": "seed-minimal", "base_channels": 8, "norm_groups": 8},
-    ),
-    (
-        "U-Net seed-minimal c16",
-        "unet",
-        (1, 28, 28),
-        {"preset": "seed-minimal", "base_channels": 16, "norm_groups": 8},
-    ),
-    (
-        "U-Net seed-minimal c16 @16",
-        "unet",
-        (1, 16, 16),
-        {"preset": "seed-minimal", "base_channels": 16, "norm_groups": 8},
-    ),
-]
-MODELS_FULL = [
-    ("MLP 768-256", "mlp", (3, 16, 16), {"hidden_dim": 256}),
-    ("MLP seed 003 (768-1024)", "mlp", (3, 16, 16), {"hidden_dim": 1024}),
-    ("MLP 3072-2048", "mlp", (3, 32, 32), {"hidden_dim": 2048}),
-    ("U-Net seed-minimal c32", "unet", (1, 28, 28), {"preset": "seed-minimal", "base_channels": 32}),
-    ("U-Net seed-minimal", "unet", (1, 28, 28), {"preset": "seed-minimal"}),
-    ("U-Net small (the CPU recipe)", "unet", (1, 28, 28), {"preset": "small"}),
-    ("U-Net seed-minimal @56", "unet", (1, 56, 56), {"preset": "seed-minimal"}),
-    ("U-Net seed-cifar", "unet", (3, 32, 32), {"preset": "seed-cifar"}),
-    ("U-Net ddpm-cifar10", "unet", (3, 32, 32), {"preset": "ddpm-cifar10"}),
-]
+
+@dataclass(frozen=True)
+class Net:
+    label: str
+    family: str  # mlp | unet | vit (the ViT family holds both mixers: vit-small and ssm-small)
+    preset: str  # a U-Net or ViT preset; "" for the MLP
+    options: dict = field(default_factory=dict)  # config overrides, e.g. the sweep's patch size
+    size: int = 0  # H = W it is timed at (0: the experiment's resolution)
 
 
 @dataclass(frozen=True)
 class Config:
-    steps: tuple[int, ...]
-    batches: tuple[int, ...]
-    repeats: int  # timing = the fastest of this many runs
+    resolution: int  # H = W of the seed's claim (256)
+    channels: int  # C of every input (3: RGB)
+    networks: tuple[Net, ...]  # timed at `resolution` (or their own size)
+    sweep_resolutions: tuple[int, ...]  # cost against resolution: H = W of every point
+    sweep: tuple[Net, ...]  # the backbones of the sweep, each at every resolution
+    steps: int  # timed forwards per point
+    min_steps: int  # timed forwards when the warm-up forward took longer than slow_s
+    slow_s: float
+    bf16: bool  # time again under bf16 autocast where the library samples in fp32
+    flops: bool  # count FLOPs (FlopCounterMode's first use imports torch._dynamo: seconds)
+    sampling_steps: tuple[int, ...] = (100, 1000)  # per-image costs stated for these step counts (Eq. 1)
+    check_steps: int = 100  # steps of the real DDPM samplings of the seed's MLP (seed 003: 100)
+    check_repeats: int = 3  # how many (median)
 
 
-QUICK = Config(steps=(2, 4), batches=(1, 8), repeats=2)
-CPU = Config(steps=(10, 50), batches=(1, 16), repeats=2)
-FULL = Config(steps=(10, 50, 100), batches=(1, 64), repeats=3)
-CONFIGS = {"quick": QUICK, "cpu": CPU, "full": FULL}
-RENDER_NEEDS = (
-    "timings",
-    "fits",
-    "seed_mlp_100_steps_seconds",
-    "extrapolation_86M_256px_100_steps_seconds",
-)  # keys of results.json["results"] that render reads
+SEED_MLP = Net("MLP seed 003 (768-1024-1024-768)", "mlp", "", {"hidden_dim": 1024}, size=16)
+JIT = "JiT-B/16 (jit-b16)"
+_TINY_VIT = {"hidden": 32, "depth": 3, "heads": 2}  # quick: the presets' structure, a toy's width
+_TINY_UNET = {"base_channels": 8, "norm_groups": 8}
+QUICK = Config(
+    resolution=32, channels=3,
+    networks=(Net(JIT, "vit", "jit-b16", _TINY_VIT), Net("U-Net small", "unet", "small", _TINY_UNET),
+              Net("U-Net ddpm-cifar10", "unet", "ddpm-cifar10", {**_TINY_UNET, "attention_resolutions": (4,)}),
+              SEED_MLP),
+    sweep_resolutions=(8, 16),
+    sweep=(Net("U-Net small", "unet", "small", _TINY_UNET),
+           Net("vit-small (attention)", "vit", "vit-small", {**_TINY_VIT, "patch_size": 2}),
+           Net("ssm-small (scan)", "vit", "ssm-small", {**_TINY_VIT, "patch_size": 2})),
+    steps=2, min_steps=2, slow_s=20.0, bf16=True, flops=False, check_steps=10, check_repeats=1,
+)  # fmt: skip
+CPU = Config(
+    resolution=256, channels=3,
+    networks=(Net(JIT, "vit", "jit-b16"), Net("U-Net small", "unet", "small"),
+              # Ho et al.'s CIFAR-10 network, the same 35.7M weights, its attention moved from the second level
+              # (16x16 at 32 px; 128x128, 16,384 positions, at 256 px) to the lowest, 32x32, as Ho et al.'s
+              # 256-px networks keep attention at low resolution (16x16)
+              Net("U-Net ddpm-cifar10 (Ho et al., 35.7M)", "unet", "ddpm-cifar10", {"attention_resolutions": (32,)}),
+              SEED_MLP),
+    sweep_resolutions=(32, 64, 128, 256),
+    sweep=(Net("U-Net small", "unet", "small"),
+           Net("vit-small (attention)", "vit", "vit-small", {"patch_size": 4}),
+           Net("ssm-small (scan)", "vit", "ssm-small", {"patch_size": 4})),
+    steps=7, min_steps=3, slow_s=20.0, bf16=True, flops=True,
+)  # fmt: skip
+CONFIGS = {"quick": QUICK, "cpu": CPU, "full": CPU}  # full: the same measurement on whatever device is asked for
+RENDER_NEEDS = ("threads", "library_precision", "networks", "costs", "verdict", "seed_mlp", "sweep", "slopes")
 
 
-def build(kind: str, shape: tuple[int, int, int], options: dict) -> nn.Module:
-    if kind == "mlp":
-        return MLPDenoiser(MLPConfig(data_dim=math.prod(shape), **options))
-    options = dict(options)
-    preset = options.pop("preset")
-    return unet_from_preset(preset, shape[0], shape[1], **options)
+# ---- one measured point: build, count, time -----------------------------------------------------------------
+def build(net: Net, shape: tuple[int, int, int]) -> nn.Module:
+    """The network `net` for inputs of `shape` (C, H, W), untrained."""
+    if net.family == "mlp":
+        return MLPDenoiser(MLPConfig(data_dim=math.prod(shape), **net.options))
+    builder = unet_from_preset if net.family == "unet" else vit_from_preset
+    return builder(net.preset, shape[0], shape[1], **net.options)
+
+
+def tokens(model: nn.Module, size: int) -> int | None:
+    """Tokens a ViT mixes at H = W = size: (size / patch)^2; None for convolutional and MLP networks."""
+    patch = getattr(getattr(model, "config", None), "patch_size", None)
+    return (size // patch) ** 2 if patch else None
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of one forward pass per sample in Conv2d and Linear layers (not attention matmuls)."""
-    total = 0
+def count_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward at x (FlopCounterMode: matmuls, convolutions, attention), from an untimed forward with
+    attention in the math backend, whose matmuls FlopCounterMode counts (the fused CPU kernel it does not)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode  # imports torch._dynamo on first use: seconds
 
-    def hook(module, inputs, output):
-        nonlocal total
-        per_sample = output.numel() // output.shape[0]
-        if isinstance(module, nn.Conv2d):
-            total += per_sample * module.in_channels // module.groups * math.prod(module.kernel_size)
-        else:
-            total += per_sample * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    try:
-        model(x[:1], torch.zeros(1, dtype=torch.long, device=x.device))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+    return counter.get_total_flops()
 
 
-def time_sampling(
-    ctx: Context, model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, steps: int, repeats: int
-) -> float:
-    """Fastest of `repeats` DDPM samplings over `steps` respaced steps, in seconds."""
-    timesteps = make_timesteps(schedule.T, steps)
-    g = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(ctx.device)
-        start = time.perf_counter()
-        with sampling_autocast(ctx.device):
+def precision_context(device: torch.device, precision: str):
+    """'library': the autocast the samplers use on this device (fastpath.sampling_autocast); 'bf16': bf16 autocast."""
+    if precision == "library":
+        return sampling_autocast(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def clock(device: torch.device, fn) -> float:
+    """Seconds of fn(), with the device synchronised around the clock."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def time_steps(model: nn.Module, x: torch.Tensor, precision: str, c: Config) -> dict:
+    """One warm-up forward, then c.steps timed ones (c.min_steps if the warm-up took over c.slow_s): seconds each."""
+    device = x.device
+    ts = torch.linspace(999, 0, c.steps + 1).long().to(device)  # a DDPM trajectory's timesteps; cost ignores t
+    with precision_context(device, precision):
+        first = clock(device, lambda: model(x, ts[:1]))
+        n = c.steps if first <= c.slow_s else c.min_steps
+        seconds = [clock(device, lambda i=i: model(x, ts[i + 1 : i + 2])) for i in range(n)]
+    return {"first_call_s": first, "step_s": seconds, **spread(seconds)}
+
+
+def spread(seconds: list[float]) -> dict:
+    """Median, fastest and slowest of the timed steps."""
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds)}
+
+
+def measure_point(ctx: Context, net: Net, size: int, c: Config, library_dtype: str) -> dict:
+    """Parameters, tokens, FLOPs and per-step seconds of `net` at H = W = size, batch 1."""
+    shape = (c.channels, size, size)
+    torch.manual_seed(ctx.seed)
+    model = build(net, shape).to(ctx.device).eval()
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    library = time_steps(model, x, "library", c)
+    bf16 = time_steps(model, x, "bf16", c) if c.bf16 and library_dtype == "fp32" else None
+    row = {"model": net.label, "family": net.family, "preset": net.preset, "options": net.options,
+           "image_size": size, "pixels": size * size, "tokens": tokens(model, size),
+           "params": count_parameters(model), "gflops": count_flops(model, x) / 1e9 if c.flops else None,
+           "library": library, "bf16": bf16}  # fmt: skip
+    print(f"sampling-cost: {net.label} at {size}x{size}: {1000 * row['library']['median_s']:.1f} ms/step", flush=True)
+    return row
+
+
+# ---- arithmetic on the measured points ---------------------------------------------------------------------
+def per_image_seconds(step_seconds: float, steps: int) -> float:
+    """Eq. (1): DDPM evaluates the network once per step (Ho et al. 2020, Algorithm 2)."""
+    return steps * step_seconds
+
+
+def costs(rows: list[dict], sampling_steps: tuple[int, ...]) -> list[dict]:
+    """Per-image seconds of every network and precision at every step count, from the median step."""
+    return [
+        {"model": r["model"], "precision": precision, "steps": steps,
+         "seconds": per_image_seconds(r[precision]["median_s"], steps)}
+        for r in rows for precision in ("library", "bf16") if r[precision] for steps in sampling_steps
+    ]  # fmt: skip
+
+
+REGIMES = ((1.0, "under a second"), (60.0, "seconds"), (3600.0, "minutes"), (math.inf, "hours"))
+
+
+def regime(seconds: float) -> str:
+    """The seed's unit of a duration: under a second, seconds (< 1 min), minutes (< 1 h) or hours."""
+    return next(name for limit, name in REGIMES if seconds < limit)
+
+
+def verdict(cost_rows: list[dict], model: str) -> dict:
+    """Seed 003's 'seconds to minutes per generation' against `model`'s measured per-image costs (library precision)."""
+    mine = [r for r in cost_rows if r["model"] == model and r["precision"] == "library"]
+    regimes = {r["steps"]: regime(r["seconds"]) for r in mine}
+    holds = bool(mine) and all(name in ("seconds", "minutes") for name in regimes.values())
+    parts = [f"{r['steps']} steps {fmt(r['seconds'])} s ({regimes[r['steps']]})" for r in mine]
+    word = "holds" if holds else "does not hold"
+    return {"holds": holds, "regimes": regimes, "text": f"{word}: {model}, " + ", ".join(parts) + " per image"}
+
+
+def loglog_slopes(rows: list[dict]) -> list[dict]:
+    """d log(seconds per step) / d log(pixels) between consecutive resolutions of each backbone (1: linear), and
+    the same of the counted FLOPs where they were counted."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["pixels"])
+        for a, b in zip(mine, mine[1:], strict=False):
+            d_pixels = math.log(b["pixels"] / a["pixels"])
+            slope = math.log(b["library"]["median_s"] / a["library"]["median_s"]) / d_pixels
+            flops = math.log(b["gflops"] / a["gflops"]) / d_pixels if a.get("gflops") and b.get("gflops") else None
+            out.append({"model": model, "from": a["image_size"], "to": b["image_size"], "slope": slope,
+                        "flop_slope": flops})  # fmt: skip
+    return out
+
+
+def mlp_sampling_check(ctx: Context, c: Config) -> dict:
+    """Seconds of real c.check_steps-step DDPM samplings (Algorithm 2) of the seed's MLP, median and range."""
+    shape = (c.channels, SEED_MLP.size, SEED_MLP.size)
+    torch.manual_seed(ctx.seed)
+    model = build(SEED_MLP, shape).to(ctx.device).eval()
+    schedule = NoiseSchedule.from_name("linear", 1000).to(ctx.device)
+    x_T = torch.randn(1, *shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    timesteps, g = make_timesteps(schedule.T, c.check_steps), torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+
+    def sample():
+        with torch.no_grad(), sampling_autocast(ctx.device):
             ddpm_sample(model, schedule, x_T, timesteps, generator=g)
-        synchronize(ctx.device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
-
-def fit(x: np.ndarray, y: np.ndarray) -> dict:
-    """Least squares y = a x + b with R^2, and the log-log slope of y against x."""
-    A = np.stack([x, np.ones_like(x)], 1)
-    (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
-    r2 = 1 - np.sum((y - (a * x + b)) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300)
-    slope, _ = np.polyfit(np.log(x), np.log(y), 1)
-    return {"a": float(a), "b": float(b), "r2": float(r2), "loglog_slope": float(slope)}
+    sample()  # warm-up
+    seconds = [clock(ctx.device, sample) for _ in range(c.check_repeats)]
+    return {"steps": c.check_steps, "sampling_s": seconds, **spread(seconds)}
 
 
 def measure(ctx: Context) -> dict:
-    """Time DDPM sampling of every model at every batch and step count; fit time against the two proxies."""
+    """Time every network at the seed's resolution and every sweep backbone at every resolution."""
     c = CONFIGS[ctx.size]
-    schedule = NoiseSchedule.from_name("linear", 1000).to(ctx.device)
-    rows = []
-    for name, kind, shape, options in MODELS_QUICK if ctx.quick else MODELS_FULL:  # cpu: the full list
-        torch.manual_seed(ctx.seed)
-        model = build(kind, shape, options).to(ctx.device).eval()
-        params, pixels = count_parameters(model), shape[1] * shape[2]
-        for batch in c.batches:
-            x_T = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
-            macs = count_macs(model, x_T)
-            time_sampling(ctx, model, schedule, x_T, 1, 1)  # warm-up
-            for steps in c.steps:
-                seconds = time_sampling(ctx, model, schedule, x_T, steps, c.repeats)
-                rows.append({"model": name, "kind": kind, "shape": list(shape), "params": params, "pixels": pixels,
-                             "macs": macs, "batch": batch, "steps": steps, "seconds": seconds,
-                             "ms_per_step_per_sample": 1000 * seconds / steps / batch})  # fmt: skip
-        print(f"sampling-cost: {name}: {params} parameters timed", flush=True)
-    fits = {}
-    for batch in c.batches:
-        sub = [r for r in rows if r["batch"] == batch]
-        y = np.array([r["seconds"] for r in sub])
-        fits[str(batch)] = {key: fit(np.array([proxy(r, key) for r in sub], float), y) for key in PROXIES}
-    # seed 003's extrapolation: an 86 M-parameter model at 256x256, 100 steps, batch 1, by the fitted law
-    law = fits[str(c.batches[0])]["params_x_pixels_x_steps"]
-    seed_mlp = [r for r in rows if r["model"].startswith("MLP seed") and r["batch"] == 1]
-    # 100 steps at the per-step time of its longest measured run (the fastest step of a short run undercounts)
-    longest = max(seed_mlp, key=lambda r: r["steps"]) if seed_mlp else None
+    library_dtype = "bf16" if ctx.device.type == "cuda" else "fp32"  # what fastpath.sampling_autocast does
+    networks = [measure_point(ctx, net, net.size or c.resolution, c, library_dtype) for net in c.networks]
+    sweep = [measure_point(ctx, net, size, c, library_dtype) for net in c.sweep for size in c.sweep_resolutions]
+    cost_rows = costs(networks, c.sampling_steps)
+    jit = verdict(cost_rows, JIT)
+    mlp_step = next(r for r in networks if r["model"] == SEED_MLP.label)["library"]["median_s"]
     results = {
-        "timings": rows,
-        "fits": fits,
-        "extrapolation_86M_256px_100_steps_seconds": float(law["a"] * 86e6 * 256 * 256 * 100 + law["b"]),
-        "seed_mlp_100_steps_seconds": 100 * longest["seconds"] / longest["steps"] if longest else None,
+        "threads": torch.get_num_threads(),
+        "library_precision": library_dtype,
+        "networks": networks,
+        "costs": cost_rows,
+        "verdict": jit,
+        "seed_mlp": {**mlp_sampling_check(ctx, c), "steps_x_median_step_s": per_image_seconds(mlp_step, c.check_steps)},
+        "sweep": sweep,
+        "slopes": loglog_slopes(sweep),
     }
-    headline = f"R^2 params*pixels*steps {fmt(law['r2'])}, slope {fmt(law['loglog_slope'])}"
-    return {"results": results, "config": asdict(c), "headline": headline}
+    return {"results": results, "config": asdict(c), "headline": f"seed 003's claim {jit['text']}"}
 
 
-PROXIES = {"params_x_pixels_x_steps": "params x pixels x steps", "macs_x_steps": "multiply-adds x steps"}
+# ---- report ------------------------------------------------------------------------------------------------
+def cost_figure(results: dict):
+    """Seconds per step against pixels, log-log: measured points joined per backbone, slopes 1 and 2 for scale."""
+    rows = results["results"]["sweep"]
+    fig, (ax,) = figure(1, 6.5, 4.5)
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["pixels"])
+        pixels = [r["pixels"] for r in mine]
+        (line,) = ax.plot(pixels, [r["library"]["median_s"] for r in mine], marker="o", label=model)
+        ax.vlines(pixels, [r["library"]["min_s"] for r in mine], [r["library"]["max_s"] for r in mine],
+                  color=line.get_color(), linewidth=3, alpha=0.4)  # fmt: skip
+    pixels = sorted({r["pixels"] for r in rows})
+    anchor = math.exp(statistics.mean(math.log(r["library"]["median_s"]) for r in rows if r["pixels"] == pixels[0]))
+    for slope, style in ((1, "--"), (2, ":")):
+        ax.plot(pixels, [anchor * (p / pixels[0]) ** slope for p in pixels], style, color="grey",
+                label=f"slope {slope} (time ~ pixels^{slope})")  # fmt: skip
+    tokens = {r["pixels"]: r["tokens"] for r in rows if r["tokens"]}  # the ViTs' (one patch size for both)
+    ax.set(xscale="log", yscale="log", xlabel="pixels per image (H x W)", ylabel="seconds per step (batch 1)",
+           title=f"one forward pass, {results['results']['library_precision']}, {results['results']['threads']} "
+           "thread(s)")  # fmt: skip
+    ax.set_xticks(pixels, [f"{math.isqrt(p)}x{math.isqrt(p)}" + (f"\n{tokens[p]} tokens" if p in tokens else "")
+                           for p in pixels])  # fmt: skip
+    ax.minorticks_off()
+    return fig
 
 
-def proxy(row: dict, key: str) -> float:
-    """A timing's cost proxy: params x pixels x steps, or multiply-adds x steps."""
-    return (row["params"] * row["pixels"] if key.startswith("params") else row["macs"]) * row["steps"]
+def ms(point: dict | None, key: str = "median_s") -> float | None:
+    return None if point is None else 1000 * point[key]
 
 
-def plot(results: dict, out: Path) -> Path:
-    """Sampling seconds against each proxy, log-log, with the fitted line per batch size."""
-    rows, fits = results["results"]["timings"], results["results"]["fits"]
-    fig, axes = figure(2, 5, 4)
-    for ax, (key, label) in zip(axes, PROXIES.items(), strict=True):
-        for batch, color in zip(results["config"]["batches"], ("C0", "C1", "C2"), strict=False):
-            for family, marker in (("mlp", "s"), ("unet", "o")):
-                sub = [r for r in rows if r["batch"] == batch and r["kind"] == family]
-                ax.scatter([proxy(r, key) for r in sub], [r["seconds"] for r in sub], color=color, marker=marker,
-                           label=f"{family}, batch {batch}")  # fmt: skip
-            f = fits[str(batch)][key]
-            xs = [proxy(r, key) for r in rows if r["batch"] == batch]
-            grid = np.geomspace(min(xs), max(xs), 50)
-            ax.plot(grid, np.maximum(f["a"] * grid + f["b"], 1e-6), color=color, linewidth=1,
-                    label=f"fit batch {batch}: R^2 {f['r2']:.2f}")  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel=label, ylabel="sampling seconds")
-    return save_figure(fig, out / "images" / "sampling_cost.png")
+def step_table(report: Report, rows: list[dict], first: tuple[str, ...], cells) -> None:
+    """One row per measured point: `first` headers and cells, then parameters, FLOPs and per-step times."""
+    report.table(
+        [*first, "params", "GFLOP / forward", "timed steps", "ms / step (library)", "min-max",
+         "ms / step (bf16)", "min-max", "GFLOP/s (library)"],
+        [(*cells(r), r["params"], r["gflops"], len(r["library"]["step_s"]), ms(r["library"]),
+          f"{fmt(ms(r['library'], 'min_s'))}-{fmt(ms(r['library'], 'max_s'))}", ms(r["bf16"]),
+          f"{fmt(ms(r['bf16'], 'min_s'))}-{fmt(ms(r['bf16'], 'max_s'))}" if r["bf16"] else None,
+          r["gflops"] / r["library"]["median_s"] if r["gflops"] else None) for r in rows],
+    )  # fmt: skip
 
 
 def render(results: dict, out: Path) -> Report:
     """The report and its plot from results.json."""
     r, c = results["results"], results["config"]
     report = Report(out, TITLE, QUESTION)
-    report.heading("Fits")
+    report.heading("Verdict")
+    report.text(f"Seed 003's 'seconds to minutes per generation' **{r['verdict']['text']}**, by Eq. (1) below.")
+    report.heading(f"One step at {c['resolution']}x{c['resolution']}x{c['channels']}, batch 1")
+    step_table(report, r["networks"], ("network", "input"),
+               lambda p: (p["model"], f"{p['image_size']}x{p['image_size']}x{c['channels']}"))  # fmt: skip
     report.text(
-        "time = a * x + b by least squares over every model and step count, per batch size, with x either "
-        "the seed's proxy (params x pixels x steps) or counted multiply-adds x steps; slope: of log time "
-        "against log x (1 = proportional)."
+        f"library: the precision `sample` uses on this device ({r['library_precision']}; "
+        "`fastpath.sampling_autocast`); bf16: the same forwards under bf16 autocast. Each time: the median of "
+        f"{c['steps']} timed forwards after one warm-up forward ({c['min_steps']} where the warm-up took over "
+        f"{fmt(c['slow_s'])} s), untrained weights, batch 1, {r['threads']} CPU thread(s). The seed's MLP is timed "
+        "at its own 16x16x3. GFLOP: matmuls, convolutions and attention (FlopCounterMode); elementwise work "
+        "(norms, activations, the scan's exponentials) is not counted. JiT-B/16's parameters include DiT's adaLN "
+        "modulations, a Linear(D, 6D) per block applied to one vector per image (many parameters, little "
+        "compute); ViT-B's 86M are the rest (models/vit.py)."
+    )
+    report.heading("Cost per image: steps x the measured step")
+    report.table(
+        ["network", "precision", "steps", "seconds per image", "regime"],
+        [(x["model"], x["precision"], x["steps"], x["seconds"], regime(x["seconds"])) for x in r["costs"]],
+    )
+    m = r["seed_mlp"]
+    report.text(
+        "seconds per image = steps x median seconds per step (Eq. 1): DDPM evaluates the network once per step "
+        "(Ho et al. 2020, Algorithm 2). These are products of a measured step, not timed samplings; they leave "
+        "out the sampler's elementwise update, which for the seed's MLP, the smallest network here, is the gap "
+        f"between {m['steps']} x its step, {fmt(m['steps_x_median_step_s'])} s, and a real {m['steps']}-step DDPM "
+        f"sampling of it, {fmt(m['median_s'])} s (median of {len(m['sampling_s'])}; seed 003: ~0.8 s for 100 steps "
+        "on an M2 CPU)."
+    )
+    report.heading("One step against resolution")
+    report.image(plot(results, out), "seconds per step against pixels for three backbones")
+    step_table(report, r["sweep"], ("backbone", "H = W", "tokens"),
+               lambda p: (p["model"], p["image_size"], p["tokens"]))  # fmt: skip
+    report.text(
+        "The ViTs keep one patch size at every resolution (their `patch_size` option in the config below), so "
+        "tokens grow with pixels; the U-Net has no tokens (convolutions over every pixel). Log-log slope of "
+        "seconds per step against pixels between neighbouring resolutions (1: cost grows like pixels, 2: like "
+        "pixels squared, attention's limit), beside the same slope of the counted FLOPs:"
     )
     report.table(
-        ["batch", "x", "a (s per unit)", "b (s)", "R^2", "log-log slope"],
-        [(b, key, f["a"], f["b"], f["r2"], f["loglog_slope"]) for b, d in r["fits"].items() for key, f in d.items()],
-    )
-    report.image(plot(results, out), "sampling time against the two cost proxies")
-    report.heading("Seed 003's numbers on this device")
-    report.table(
-        ["quantity", "value"],
-        [
-            ("seed MLP, 100 DDPM steps, batch 1 (s; seed: ~0.8 on an M2 CPU)", r["seed_mlp_100_steps_seconds"]),
-            ("86 M params at 256x256, 100 steps, batch 1, by the params x pixels fit (s)",
-             r["extrapolation_86M_256px_100_steps_seconds"]),
-        ],
-    )  # fmt: skip
-    report.text(
-        "The MLP's parameter count already contains its pixel count (its first layer is pixels wide), "
-        "so params x pixels counts pixels twice for it; for a convolutional U-Net the weights are reused "
-        "at every pixel, so multiply-adds ~ params x pixels only up to the resolution of each level. "
-        "Compare the R^2 of the two proxies above before trusting an extrapolation."
-    )
-    report.heading("Timings")
-    keys = ("model", "params", "pixels", "macs", "batch", "steps", "seconds", "ms_per_step_per_sample")
-    report.table(
-        ["model", "params", "pixels", "MACs / sample", "batch", "steps", "seconds", "ms / step / sample"],
-        [tuple(row[k] for k in keys) for row in r["timings"]],
+        ["backbone", "from", "to", "slope of time", "slope of FLOPs"],
+        [(s["model"], s["from"], s["to"], s["slope"], s["flop_slope"]) for s in r["slopes"]],
     )
     report.text(
-        f"Each time is the fastest of {c['repeats']} DDPM samplings (untrained weights, respaced steps of a "
-        "T = 1000 linear schedule) after a warm-up, with the device synchronised around the clock."
+        "An earlier version of this experiment fitted sampling time against params x pixels x steps on networks "
+        "up to 35.7M parameters at 32x32 and read the fit at 86M and 256x256; the measurement above replaces "
+        "that extrapolation."
     )
     return report
+
+
+def plot(results: dict, out: Path) -> Path:
+    return save_figure(cost_figure(results), out / "images" / "sampling_cost.png")
