@@ -69,9 +69,8 @@ def measure(name: str, checkpoint: str, args, out: Path) -> list[dict]:
             scale = guided_scale if kind == "guided" else 1.0
             setting = (name, resolved.sampler, resolved.steps, kind, scale, meta["step"])
             grid = path.timesteps(resolved.steps, resolved.spacing)
-            same = [r for r in args.earlier if path.timesteps(r["steps"], r["spacing"]) == grid
-                    and setting == tuple(r[f] for f in ("model", "sampler", "steps", "samples", "guidance",
-                                                        "checkpoint_step"))]  # fmt: skip
+            same = [r for r in args.earlier if setting == tuple(r[f] for f in ("model", "sampler", "steps", "samples",
+                    "guidance", "checkpoint_step")) and path.timesteps(r["steps"], r["spacing"]) == grid]  # fmt: skip
             if same:  # --reuse: these samples (the same grid and seeds) were drawn and scored before
                 rows.append({**same[0], "spacing": resolved.spacing})
                 print(f"{name} {resolved.sampler}-{resolved.steps} {kind}: reused", flush=True)
