@@ -9,14 +9,17 @@
 #     bash benchmarks/backbone_quality.sh fashion-mnist 10 small vit-small
 #
 # Writes benchmarks/results/backbones_cpu/DATASET/MODEL-{unconditional,guided}.json and MODEL-summary.json
-# (the run's steps and seconds); the runs themselves go to runs/backbones/DATASET-MODEL.
+# (the run's steps and seconds); the runs themselves go to runs/backbones/DATASET-MODEL. CORES="0 0" puts both
+# models on core 0, time-shared (each then gets about half of MINUTES of CPU time, the same for both).
 set -euo pipefail
 DS=${1:?dataset}; MIN=${2:?minutes}; shift 2
 MODELS=("$@"); D=${DATA:-../shared/data}
 OUT=benchmarks/results/backbones_cpu/$DS
 mkdir -p "$OUT" runs/backbones
-core=0
+read -r -a cores <<< "${CORES:-$(seq -s ' ' 0 $(( $(nproc) - 1 )))}"
+i=0
 for m in "${MODELS[@]}"; do
+  core=${cores[$(( i % ${#cores[@]} ))]}; i=$(( i + 1 ))
   run=runs/backbones/$DS-$m
   (
     export OMP_NUM_THREADS=1
@@ -33,7 +36,6 @@ for m in "${MODELS[@]}"; do
         --seed 0 --device cpu --out "$OUT/$m-$kind.png"
     done
   ) > "runs/backbones/$DS-$m.log" 2>&1 &
-  core=$(( (core + 1) % $(nproc) ))
 done
 wait
 echo "wrote $OUT"

@@ -49,14 +49,16 @@ def t_backbone_quality() -> str:
     rows = []
     for label, ds in QUALITY_DATASETS.items():
         folder = RESULTS / QUALITY / ds
-        if not folder.is_dir():
+        if not (folder / "small-guided.json").is_file():  # not run (or still running) on this dataset
             continue
         unet = {k: load_json(f"{QUALITY}/{ds}/small-{k}.json")["fid"] for k in ("unconditional", "guided")}
         for summary in sorted(folder.glob("*-summary.json"), key=lambda f: f.name != "small-summary.json"):
             model = summary.name.removesuffix("-summary.json")
+            if not (folder / f"{model}-guided.json").is_file():
+                continue
             run = load_json(f"{QUALITY}/{ds}/{summary.name}")
             fid = {k: load_json(f"{QUALITY}/{ds}/{model}-{k}.json")["fid"] for k in ("unconditional", "guided")}
-            rows.append([label, f"`{model}`", f"{run['parameters']:,}", f"{run['steps']:,}",
+            rows.append([label, f"`{model}`", f"{run['parameters']:,}", f"{run['step']:,}",
                          f"{run['elapsed'] / 60:.1f}", f2(fid["unconditional"]),
                          f"{fid['unconditional'] / unet['unconditional']:.2f}x", f2(fid["guided"]),
                          f"{fid['guided'] / unet['guided']:.2f}x"])  # fmt: skip
@@ -65,9 +67,30 @@ def t_backbone_quality() -> str:
     return table(header, rows)
 
 
+def quality_verdict() -> str:
+    """One sentence per dataset with results: steps and FIDs of vit-small against the U-Net of the same run."""
+    from doc_sources import RESULTS
+
+    parts = []
+    for label, ds in QUALITY_DATASETS.items():
+        if not all((RESULTS / QUALITY / ds / f"{m}-guided.json").is_file() for m in ("small", "vit-small")):
+            continue
+        steps = {m: load_json(f"{QUALITY}/{ds}/{m}-summary.json")["step"] for m in ("small", "vit-small")}
+        fid = {(m, k): load_json(f"{QUALITY}/{ds}/{m}-{k}.json")["fid"]
+               for m in ("small", "vit-small") for k in ("unconditional", "guided")}  # fmt: skip
+        parts.append(
+            f"On {label} `vit-small` made {steps['vit-small']:,} steps to the U-Net's {steps['small']:,} "
+            f"({steps['small'] / steps['vit-small']:.1f}x as many for the U-Net) and its FID is "
+            f"{fid['vit-small', 'unconditional'] / fid['small', 'unconditional']:.1f}x the U-Net's "
+            f"unconditional and {fid['vit-small', 'guided'] / fid['small', 'guided']:.1f}x guided."
+        )
+    return " ".join(parts) or "Not measured yet."
+
+
 BACKBONE_TABLES = {"backbone_presets": t_backbone_presets, "vit_small_choice": t_vit_small_choice,
                    "backbone_quality": t_backbone_quality}  # fmt: skip
 BACKBONE_NUMBERS = {
+    "bb.verdict": quality_verdict,
     "bb.jit.parameters": lambda: millions(preset("jit-b16")["parameters"]),
     "bb.jit.trunk": lambda: millions(preset("jit-b16")["parameters"] - preset("jit-b16")["conditioning"]),
     "bb.jit.conditioning": lambda: millions(preset("jit-b16")["conditioning"]),
