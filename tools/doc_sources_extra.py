@@ -219,3 +219,14 @@ FEW_NUMBERS = {
     **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
     **one_step_numbers(),
 }
+
+
+def suite_seconds() -> str:
+    """The README's test command, timed on a fresh clone (benchmarks/results/test_suite_cpu.json)."""
+    if not (RESULTS / "test_suite_cpu.json").is_file():
+        return "not measured yet"
+    runs = load_json("test_suite_cpu.json")["runs"]
+    return " and ".join(f"{r['seconds']:.0f} s ({r['passed']} passed)" for r in runs)
+
+
+FEW_NUMBERS["suite.seconds"] = suite_seconds
