@@ -212,3 +212,18 @@ def test_which_model_the_samplers_call_and_which_loss_trains_it(batch):
     for parts in (sampling_parts, training_parts):
         with pytest.raises(ValueError, match="unknown objective 'gan'"):
             parts(net, "gan", "eps", schedule) if parts is sampling_parts else parts("gan", "eps", "none", schedule)
+
+
+def test_the_bound_loss_passes_its_prediction_and_weighting_through():
+    """DiffusionLoss(schedule, prediction, weighting) is diffusion_loss with those two bound, not its defaults."""
+    schedule = NoiseSchedule.from_name("linear", 50)
+    g = torch.Generator().manual_seed(3)
+    x0, eps = torch.randn(6, 1, 4, 4, generator=g), torch.randn(6, 1, 4, 4, generator=g)
+    t = torch.tensor([0, 5, 10, 20, 35, 49])
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    model = lambda x, t, y=None: net(x)  # noqa: E731
+    for prediction, weighting in (("x0", "min-snr"), ("v", "none"), ("eps", "min-snr")):
+        bound = DiffusionLoss(schedule, prediction, weighting)(model, x0, t, eps)
+        direct = diffusion_loss(model, schedule, x0, t, eps, prediction=prediction, weighting=weighting)
+        default = diffusion_loss(model, schedule, x0, t, eps)
+        assert torch.equal(bound, direct) and not torch.allclose(bound, default), (prediction, weighting)

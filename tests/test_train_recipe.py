@@ -21,13 +21,17 @@ def digits(tmp_path: Path) -> Path:
     return write_digits(tmp_path / "digits", size=12)  # the feature classifier needs >= 12 pixels
 
 
-@pytest.mark.parametrize("prediction", ["v", "x0"])
-def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_path, prediction):
+# v is the default prediction: test_train.py::test_loss_falls trains it for 100 steps, so here 4 steps check
+# its plumbing; x0's loss is checked to fall here
+@pytest.mark.parametrize("prediction, steps", [("v", 4), ("x0", 60)])
+def test_each_prediction_type_trains_and_samples_as_an_eps_model(digits, tmp_path, prediction, steps):
     out = tmp_path / "run"
-    summary = train(tiny_config(digits, out, steps=60, batch_size=16, lr=2e-3, prediction=prediction,
-                                loss_weighting="min-snr", checkpoint_every=60))  # fmt: skip
+    summary = train(tiny_config(digits, out, steps=steps, batch_size=16, lr=2e-3, prediction=prediction,
+                                loss_weighting="min-snr", checkpoint_every=steps))  # fmt: skip
     curve = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert summary["step"] == 60 and np.mean(curve[-15:]) < 0.8 * np.mean(curve[:5])
+    assert summary["step"] == steps and len(curve) == steps
+    if steps >= 60:
+        assert np.mean(curve[-15:]) < 0.8 * np.mean(curve[:5])
     model, schedule, meta = load_for_sampling(out / "checkpoints" / "last.pt")
     assert meta["prediction"] == prediction and meta["objective"] == "ddpm"
     assert isinstance(model, EpsFromPrediction) and model.prediction == prediction
