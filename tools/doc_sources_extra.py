@@ -230,3 +230,14 @@ def suite_seconds() -> str:
 
 
 FEW_NUMBERS["suite.seconds"] = suite_seconds
+
+
+def t_mutation() -> str:
+    """The summary table tools/mutation.py writes into benchmarks/results/mutation_cpu/README.md, verbatim."""
+    lines = (RESULTS / "mutation_cpu" / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| module | label |"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end]) + "\n"
+
+
+FEW_TABLES["mutation"] = t_mutation
