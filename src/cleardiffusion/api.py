@@ -47,17 +47,20 @@ class Model:
     device: str
 
     def sample(self, n: int, *, recipe: SamplingRecipe | None = None, labels: Iterable[int] | None = None,
-               seed: int = 0, batch_size: int = 256, **recipe_fields) -> torch.Tensor:  # fmt: skip
+               seed: int = 0, batch_size: int | None = None, precision: str = "auto",
+               **recipe_fields) -> torch.Tensor:  # fmt: skip
         """n images as uint8 (n, C, H, W), each reproducible from (seed, its index) whatever the batch size.
 
         `recipe` (default: the library's, as `cleardiffusion sample` uses it) or its fields as keywords
         (sampler, steps, spacing, solver_type, eta, variance, clip_x0, guidance); `labels`: n class indices
-        for a conditional model.
+        for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
+        them, by default the device's fastest (bf16 on a CPU with native bf16).
         """
         recipe = (recipe or SamplingRecipe()).replace(**recipe_fields)
         y = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
         batches = generate_images(self.model, self.path, n=n, shape=tuple(self.meta["image_shape"]), recipe=recipe,
-                                  seed=seed, labels=y, batch_size=batch_size, device=self.device)  # fmt: skip
+                                  seed=seed, labels=y, batch_size=batch_size, device=self.device,
+                                  precision=precision)  # fmt: skip
         return torch.cat([from_model_range(b.cpu()) for b in batches])
 
 

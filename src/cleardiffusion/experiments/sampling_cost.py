@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..fastpath import sampling_autocast
+from ..fastpath import sampling_model
 from ..models import count_parameters
 from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import unet_from_preset
@@ -127,8 +127,7 @@ def time_sampling(
     for _ in range(repeats):
         synchronize(ctx.device)
         start = time.perf_counter()
-        with sampling_autocast(ctx.device):
-            ddpm_sample(model, schedule, x_T, timesteps, generator=g)
+        ddpm_sample(sampling_model(model, ctx.device), schedule, x_T, timesteps, generator=g)
         synchronize(ctx.device)
         best = min(best, time.perf_counter() - start)
     return best
