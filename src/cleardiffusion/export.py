@@ -61,25 +61,33 @@ def example_inputs(net: nn.Module, path, image_shape: tuple[int, ...]) -> tuple[
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, use_ema: bool = True) -> dict:
-    """Write the checkpoint's (EMA) network to `out` as ONNX with its metadata; returns the metadata.
-
-    The export checks itself: ONNX Runtime's output on example inputs must match PyTorch's within TOLERANCE.
-    """
+    """Write the checkpoint's (EMA) network to `out` as ONNX with its metadata; returns the metadata."""
     require_onnx()
     model, path, meta = load_for_sampling(checkpoint, use_ema=use_ema)
     if meta["objective"] not in EXPORTABLE:
         raise UsageError(f"export takes {' and '.join(EXPORTABLE)} checkpoints; {checkpoint} is a {meta['objective']} "
                          "model (a few-step sampler): sample it with PyTorch, `cleardiffusion sample`")  # fmt: skip
-    net = network_of(model)
+    return export_network(network_of(model), path, meta, out)
+
+
+def export_network(net: nn.Module, path, meta: dict, out: str | Path) -> dict:
+    """Write `net` (a U-Net on `path`; meta as `load_for_sampling` returns it) to `out` as ONNX with its metadata.
+
+    The export checks itself: ONNX Runtime's output on example inputs must match PyTorch's within TOLERANCE.
+    """
     inputs = example_inputs(net, path, meta["image_shape"])
     names = ("x", "t", "y")[: len(inputs)]
     batch = torch.export.Dim("batch")
     quiet = contextlib.redirect_stdout(io.StringIO())  # the exporter reports each phase on stdout
+    labels_checked = net.validate_labels
     with torch.no_grad(), quiet, warnings.catch_warnings(), _quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         net.validate_labels = False  # a data-dependent check that has no place in a static graph
-        program = torch.onnx.export(net, inputs, input_names=list(names), output_names=["out"], dynamo=True,
-                                    dynamic_shapes=tuple({0: batch} for _ in inputs), verbose=False)  # fmt: skip
+        try:
+            program = torch.onnx.export(net, inputs, input_names=list(names), output_names=["out"], dynamo=True,
+                                        dynamic_shapes=tuple({0: batch} for _ in inputs), verbose=False)  # fmt: skip
+        finally:
+            net.validate_labels = labels_checked
         expected = net(*inputs)
     info = {
         "format": FORMAT, "objective": meta["objective"], "prediction": meta["prediction"],
