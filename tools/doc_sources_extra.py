@@ -140,3 +140,60 @@ FEW_NUMBERS = {
     **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
     **one_step_numbers(),
 }
+
+
+# ---- sampling on a CPU (docs/performance.md) from benchmarks/results/sampler_speed_cpu/
+SPEED = "sampler_speed_cpu"
+
+
+def speed_rows() -> dict:
+    return {r["name"]: r for r in load_json(f"{SPEED}/speed.json")["rows"]}
+
+
+def speed(name: str) -> float:
+    return speed_rows()[name]["images_per_s"]
+
+
+def t_cpu_sampling() -> str:
+    """Every row of the speed run: images/s and the ratio to today's path (guided rows: to today's guided)."""
+    out = []
+    for name, r in speed_rows().items():
+        if "images_per_s" not in r:
+            continue
+        today = speed("today guided s=3" if r["guidance"] != 1 else "today")
+        setup = f"{r['setup_seconds']:.0f}" if r.get("setup_seconds") else "-"
+        out.append([name, r["precision"], str(r["batch"]), "yes" if r["inference_mode"] else "no",
+                    "yes" if r["channels_last"] else "no", r["backend"], f2(r["images_per_s"]),
+                    f"{r['images_per_s'] / today:.2f}x", setup])  # fmt: skip
+    header = ["variant", "network", "batch", "inference_mode", "channels_last", "backend", "images/s", "vs today",
+              "setup s"]  # fmt: skip
+    return table(header, out)
+
+
+def fid_check() -> dict:
+    return load_json(f"{SPEED}/fid_check.json")
+
+
+def fid_check_speedup() -> str:
+    rows = fid_check()["rows"]
+    return f"{rows['default']['images_per_s'] / rows['today']['images_per_s']:.2f}x"
+
+
+SPEED_TABLES = {"cpu_sampling": t_cpu_sampling}
+SPEED_NUMBERS = {
+    "cpus.today": lambda: f2(speed("today")),
+    "cpus.default": lambda: f2(speed("default")),
+    "cpus.speedup": lambda: f"{speed('default') / speed('today'):.2f}x",
+    "cpus.guided_speedup": lambda: f"{speed('default guided s=3') / speed('today guided s=3'):.2f}x",
+    "cpus.bf16_alone": lambda: f"{speed('bf16') / speed('today'):.2f}x",
+    "cpus.vs_diffusers_fp32": lambda: f"{speed('today') / speed('diffusers fp32'):.2f}x",
+    "cpus.vs_diffusers_bf16": lambda: f"{speed('default') / speed('diffusers bf16'):.2f}x",
+    "cpus.compile_setup": lambda: f"{speed_rows()['default + compile']['setup_seconds']:.0f}",
+    "cpus.fid_today": lambda: f2(fid_check()["rows"]["today"]["fid"]),
+    "cpus.fid_default": lambda: f2(fid_check()["rows"]["default"]["fid"]),
+    "cpus.fid_floor": lambda: f2(fid_check()["noise_floor"]),
+    "cpus.fid_diff": lambda: f2(fid_check()["fid_difference"]),
+    "cpus.fid_speedup": fid_check_speedup,
+}
+FEW_TABLES |= SPEED_TABLES
+FEW_NUMBERS |= SPEED_NUMBERS

@@ -89,7 +89,9 @@ def sampling_precision(device: torch.device | str, precision: str = "auto") -> L
 
 def sampling_batch(device: torch.device | str, batch_size: int | None = None) -> int:
     """Samples per forward pass: `batch_size` when given, else the device's default (`SAMPLING_BATCH`)."""
-    return batch_size or SAMPLING_BATCH.get(torch.device(device).type, SAMPLING_BATCH["cuda"])
+    if batch_size is not None:
+        return batch_size
+    return SAMPLING_BATCH.get(torch.device(device).type, SAMPLING_BATCH["cuda"])
 
 
 class Autocast(nn.Module):

@@ -233,7 +233,6 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, path, meta = load_model(args, device)
     precision = args.precision if meta.get("backend") != "onnxruntime" else onnx_precision(args.precision)
-    precision = sampling_precision(device, precision)  # what auto means here: the one place that decides
     out = check_outputs(args, meta["image_shape"], device, model)  # before any sampling, so no work is lost
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
@@ -273,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
         run_info = {"objective": meta["objective"], "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe,
-                    "precision": precision}  # fmt: skip
+                    "precision": sampling_precision(device, precision)}  # fmt: skip
         run_info.update({"solver_type": solver_type} if solver_type else {})
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         with atomic_write(out) as f:
@@ -289,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
         save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
     print(
         f"wrote {args.n} samples to {out} ({sampler}{f' {solver_type}' if solver_type else ''}, {steps} steps, "
-        f"{spacing} spacing, NFE {nfe}, {precision}{' ONNX Runtime' if meta.get('backend') else ''}, "
+        f"{spacing} spacing, NFE {nfe}, {sampling_precision(device, precision)}"
+        f"{' ONNX Runtime' if meta.get('backend') else ''}, "
         f"{args.n / seconds:.1f} images/s on {device})"
     )
     return 0
