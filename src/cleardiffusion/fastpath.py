@@ -10,6 +10,11 @@ numbers are computed (docs/performance.md measures each one):
 | fused_adam      | AdamW(fused=True): one kernel for the whole parameter update instead of one per op    |
 | foreach_ema     | EMA as one `_foreach_lerp_` over every tensor instead of a Python loop of kernels     |
 
+Sampling has two such choices, each decided here once for every caller (`generate.generate_images`, so the
+command line, the Python API, `--eval-every`, the experiments and the benchmarks): the network's precision
+(`sampling_model`: bf16 autocast around the network alone where bf16 is native, `auto_amp`, the rule training
+uses too) and the batch (`sampling_batch`). docs/performance.md, "Sampling on a CPU", measures them.
+
 The hot path never synchronises with the host: the loss stays a device tensor, the U-Net's label-range check
 (a host sync on a GPU) is switched off inside `trusted_inputs` once inputs are known to be valid. AdamW and
 the EMA themselves are in train.py; torch.compile and CUDA graphs, measured only by the GPU benchmark, are in
