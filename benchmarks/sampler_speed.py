@@ -81,6 +81,7 @@ VARIANTS = [
     Variant("default + compile", precision=None, batch=None, backend="compile"),
     Variant("onnx runtime fp32", batch=None, backend="onnx"),
     Variant("today guided s=3", guidance=3.0),
+    Variant("bf16 guided s=3", precision="bf16", guidance=3.0),
     Variant("default guided s=3", precision=None, batch=None, guidance=3.0),
     Variant("diffusers fp32", batch=256, backend="diffusers"),
     Variant("diffusers bf16", precision="bf16", batch=None, backend="diffusers"),
