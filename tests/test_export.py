@@ -140,3 +140,25 @@ def test_sample_refuses_an_onnx_file_it_cannot_use(tmp_path, capsys):
     bad.write_bytes(b"not an onnx graph")
     assert main(["sample", "--checkpoint", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "bad.onnx" in one_line_error(capsys)
+
+
+@needs_onnx
+def test_an_unconditional_flow_network_exports_with_float_times(tmp_path):
+    """The other exportable objective: the velocity network of flow matching takes t as a float, no labels."""
+    from cleardiffusion.export import export_network, load_onnx
+    from cleardiffusion.flow import FlowPath
+    from cleardiffusion.models.unet import unet_from_preset
+
+    torch.manual_seed(0)
+    net = unet_from_preset("small", in_channels=1, image_size=8, base_channels=8, norm_groups=4).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    meta = {"objective": "flow", "prediction": "eps", "config": {}, "image_shape": (1, 8, 8), "num_classes": 0,
+            "class_names": [], "dataset": "none", "step": 0}  # fmt: skip
+    export_network(net, FlowPath(), meta, tmp_path / "flow.onnx")
+    model, path, loaded = load_onnx(tmp_path / "flow.onnx")
+    assert isinstance(path, FlowPath) and loaded["objective"] == "flow" and loaded["num_classes"] == 0
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([0.0, 500.0, 999.0])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t), net(x, t), atol=1e-4, rtol=1e-4)

@@ -189,6 +189,22 @@ SPEED_NUMBERS = {
     "cpus.vs_diffusers_fp32": lambda: f"{speed('today') / speed('diffusers fp32'):.2f}x",
     "cpus.vs_diffusers_bf16": lambda: f"{speed('default') / speed('diffusers bf16'):.2f}x",
     "cpus.compile_setup": lambda: f"{speed_rows()['default + compile']['setup_seconds']:.0f}",
+    **{
+        f"cpus.{key}": (lambda a=a, b=b: f"{speed(a) / speed(b):.2f}x")
+        for key, (a, b) in {
+            "compile_vs_default": ("default + compile", "default"),
+            "inference_mode_vs_default": ("default + inference_mode", "default"),
+            "inference_mode_fp32": ("inference_mode", "today"),
+            "channels_last_fp32": ("channels_last", "today"),
+            "channels_last_bf16": ("channels_last bf16", "bf16"),
+            "batch128_fp32": ("batch 128", "today"),
+            "batch64_bf16": ("bf16 batch 64", "default"),
+            "batch256_bf16": ("bf16", "default"),
+            "batch1000_bf16": ("bf16 batch 1000", "default"),
+                "onnx_vs_today": ("onnx runtime fp32", "today"),
+            "onnx_vs_default": ("onnx runtime fp32", "default"),
+        }.items()
+    },
     "cpus.fid_today": lambda: f2(fid_check()["rows"]["today"]["fid"]),
     "cpus.fid_default": lambda: f2(fid_check()["rows"]["default"]["fid"]),
     "cpus.fid_floor": lambda: f2(fid_check()["noise_floor"]),
