@@ -201,7 +201,7 @@ SPEED_NUMBERS = {
             "batch64_bf16": ("bf16 batch 64", "default"),
             "batch256_bf16": ("bf16", "default"),
             "batch1000_bf16": ("bf16 batch 1000", "default"),
-                "onnx_vs_today": ("onnx runtime fp32", "today"),
+            "onnx_vs_today": ("onnx runtime fp32", "today"),
             "onnx_vs_default": ("onnx runtime fp32", "default"),
         }.items()
     },
