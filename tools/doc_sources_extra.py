@@ -146,12 +146,12 @@ FEW_NUMBERS = {
 SPEED = "sampler_speed_cpu"
 
 
-def speed_rows() -> dict:
-    return {r["name"]: r for r in load_json(f"{SPEED}/speed.json")["rows"]}
+def speed_rows(run: str = "speed") -> dict:
+    return {r["name"]: r for r in load_json(f"{SPEED}/{run}.json")["rows"]}
 
 
-def speed(name: str) -> float:
-    return speed_rows()[name]["images_per_s"]
+def speed(name: str, run: str = "speed") -> float:
+    return speed_rows(run)[name]["images_per_s"]
 
 
 def t_cpu_sampling() -> str:
@@ -210,6 +210,12 @@ SPEED_NUMBERS = {
     "cpus.fid_floor": lambda: f2(fid_check()["noise_floor"]),
     "cpus.fid_diff": lambda: f2(fid_check()["fid_difference"]),
     "cpus.fid_speedup": fid_check_speedup,
+    "cpus.guided_batch256_bf16": lambda: (
+        f"{speed('bf16 guided s=3', 'guided') / speed('default guided s=3', 'guided'):.2f}x"
+    ),
+    "cpus.guided_run_speedup": lambda: (
+        f"{speed('default guided s=3', 'guided') / speed('today guided s=3', 'guided'):.2f}x"
+    ),
 }
 FEW_TABLES |= SPEED_TABLES
 FEW_NUMBERS |= SPEED_NUMBERS
