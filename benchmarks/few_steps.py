@@ -31,7 +31,6 @@ from sampler_speed import device_name  # benchmarks/ is on the path of a script 
 from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
 from cleardiffusion.evaluation_runner import evaluate_samples
-from cleardiffusion.fastpath import sampling_autocast
 from cleardiffusion.features import REFERENCE_SHA256, file_sha256
 from cleardiffusion.generate import generate_images
 from cleardiffusion.recipe import SamplingRecipe
@@ -60,16 +59,15 @@ def draw(model, path, meta, sampler, spacing, solver, steps, args) -> tuple[torc
     k = meta["num_classes"]
     labels = torch.arange(args.n) * k // args.n if k > 0 else None
     start = time.perf_counter()
-    with sampling_autocast(args.device):
-        batches = [
-            b.float().cpu()
-            for b in generate_images(
-                model, path, n=args.n, shape=tuple(meta["image_shape"]), seed=args.seed, labels=labels,
-                recipe=SamplingRecipe(sampler=sampler, steps=steps, spacing=spacing, solver_type=solver,
-                                      guidance=args.guidance),
-                batch_size=args.batch_size, device=args.device,
-            )
-        ]  # fmt: skip
+    batches = [
+        b.float().cpu()
+        for b in generate_images(
+            model, path, n=args.n, shape=tuple(meta["image_shape"]), seed=args.seed, labels=labels,
+            recipe=SamplingRecipe(sampler=sampler, steps=steps, spacing=spacing, solver_type=solver,
+                                  guidance=args.guidance),
+            batch_size=args.batch_size, device=args.device, precision=args.precision,
+        )
+    ]  # fmt: skip
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     return from_model_range(torch.cat(batches)), time.perf_counter() - start
@@ -252,6 +250,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-nfe", type=int, default=10, help="budget whose samples are saved as grids")
     parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale for conditional checkpoints")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the network's (generate_images): auto is bf16 on CUDA and on CPUs with native bf16",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="benchmarks/results/few_steps")

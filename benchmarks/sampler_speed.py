@@ -1,32 +1,47 @@
-"""Wall clock of DDIM (10/25/50 steps) against DDPM (300/1000 steps), and of guided against plain sampling.
+"""Images per second of the library's default sampler on a CPU: today's path, each fast-path option, diffusers.
 
-Seed 000 claims DDIM is 10-50x faster than DDPM at similar quality; the issue asks DDIM-50 to be at least
-15x faster than DDPM-1000 on the same model. Sampling time is steps x (one denoiser forward), so the ratio
-should be close to the ratio of steps (20x for 50 vs 1000); this measures it end to end, including the
-per-step sampler arithmetic. It also times classifier-free guidance (one batched forward of 2B inputs)
-against the plain conditional model at equal steps.
+The default sampler (`recipe.SamplingRecipe()` on a DDPM model: DPM-Solver++(2M) SDE, 50 steps, trailing
+spacing, exact solver type) draws --n samples of the `small` U-Net (0.62M parameters, 28x28x1, conditional,
+v-prediction on the linear schedule: the README's model; random weights, as speed does not depend on them, or
+--checkpoint). Every row draws the same samples from the same seeds in the same run, one after another:
 
-The weights are random: speed does not depend on them. Run:
+- today: the path before this benchmark's commit: the network in fp32, batches of 256, under no_grad;
+- each option alone on top of it (bf16 autocast, inference_mode, channels-last, batch size), then combined;
+- default: what `generate_images` does now with no options (fastpath.sampling_model, sampling_batch);
+- torch.compile (inductor) of the default, its compile time apart, and whether it pays for 1,000 images;
+- the network exported to ONNX (`export.export_network`) and run by ONNX Runtime (fp32), export time apart;
+- guided rows (s = 3: one forward of 2B per step), today against default;
+- diffusers' pipeline (benchmarks/peers/diffusers_sample.py) on a UNet2DModel of the same layout with the same
+  scheduler and steps, in fp32 and under bf16 autocast, run in the peer environment `.peers/` (made on first use,
+  see cpu_quality.ensure_peers), a subprocess of this run.
 
-    python benchmarks/sampler_speed.py [--device cuda] [--batch 64] [--out benchmarks/results/FILE.md]
+Pin it to one core and give it one thread; ratios are meaningful within one run only:
+
+    taskset -c 1 python benchmarks/sampler_speed.py --threads 1 --n 256 \\
+        --out benchmarks/results/sampler_speed_cpu/speed.md
+
+Writes OUT (markdown) and OUT with .json (every row). --variants picks rows (names as in the table).
 """
 
 import argparse
+import copy
+import datetime
+import json
+import os
 import platform
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
-from datetime import date
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from cleardiffusion.fastpath import sampling_autocast
-from cleardiffusion.generate import generate_images
-from cleardiffusion.models import count_parameters
-from cleardiffusion.models.unet import unet_from_preset
-from cleardiffusion.recipe import SamplingRecipe
-from cleardiffusion.schedule import NoiseSchedule
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE_T, CLASSES, SHAPE = 1000, 10, (1, 28, 28)
 
 
 def device_name(device: str) -> str:
@@ -39,80 +54,248 @@ def device_name(device: str) -> str:
     return f"{model}, {torch.get_num_threads()} threads"
 
 
-def time_sampling(model, schedule, device, n, sampler, steps, labels=None, guidance=1.0, repeats=1) -> float:
-    """Median seconds to draw `n` samples in one batch."""
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with sampling_autocast(device):
-            recipe = SamplingRecipe(sampler=sampler, steps=steps, guidance=guidance)
-            for _ in generate_images(model, schedule, n=n, shape=(1, 28, 28), recipe=recipe, labels=labels,
-                                     batch_size=n, device=device):  # fmt: skip
-                pass
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the same sampler; None fields: the library's default."""
+
+    name: str
+    precision: str | None = "fp32"  # None: generate_images' default (auto)
+    batch: int | None = 256  # None: generate_images' default (fastpath.SAMPLING_BATCH)
+    inference_mode: bool = False
+    channels_last: bool = False
+    backend: str = "torch"  # torch | compile | onnx | diffusers
+    guidance: float = 1.0
+
+
+VARIANTS = [
+    Variant("today"),
+    Variant("bf16", precision="bf16"),
+    Variant("inference_mode", inference_mode=True),
+    Variant("channels_last", channels_last=True),
+    Variant("channels_last bf16", precision="bf16", channels_last=True),
+    Variant("batch 128", batch=128),
+    Variant("bf16 batch 64", precision="bf16", batch=64),
+    Variant("bf16 batch 1000", precision="bf16", batch=1000),
+    Variant("default", precision=None, batch=None),
+    Variant("default + inference_mode", precision=None, batch=None, inference_mode=True),
+    Variant("default + compile", precision=None, batch=None, backend="compile"),
+    Variant("onnx runtime fp32", batch=None, backend="onnx"),
+    Variant("today guided s=3", guidance=3.0),
+    Variant("bf16 guided s=3", precision="bf16", guidance=3.0),
+    Variant("default guided s=3", precision=None, batch=None, guidance=3.0),
+    Variant("diffusers fp32", batch=256, backend="diffusers"),
+    Variant("diffusers bf16", precision="bf16", batch=None, backend="diffusers"),
+]
+
+
+def build(args):
+    """(network, noise path, meta): the checkpoint's, or the README model's architecture with random weights."""
+    from cleardiffusion.checkpoint import load_for_sampling
+    from cleardiffusion.export import network_of
+    from cleardiffusion.models.unet import unet_from_preset
+    from cleardiffusion.schedule import NoiseSchedule
+
+    if args.checkpoint:
+        model, path, meta = load_for_sampling(args.checkpoint)
+        return network_of(model), path, meta
+    torch.manual_seed(0)
+    net = unet_from_preset("small", in_channels=1, image_size=28, num_classes=CLASSES).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # the zero-initialised output convs would make every sample equal
+            if not p.any():
+                p.normal_(0, 0.02)
+    meta = {"objective": "ddpm", "prediction": "v", "config": {"schedule": "linear", "timesteps": RECIPE_T},
+            "image_shape": SHAPE, "num_classes": CLASSES, "class_names": [str(k) for k in range(CLASSES)],
+            "dataset": "random weights", "step": 0}  # fmt: skip
+    return net, NoiseSchedule.from_name("linear", RECIPE_T), meta
+
+
+def draw(model, path, variant: Variant, args, n: int, steps: int) -> None:
+    """n samples of the default recipe (its steps replaced by `steps`), the way `variant` runs them."""
+    from cleardiffusion.generate import generate_images
+    from cleardiffusion.recipe import SamplingRecipe
+
+    labels = torch.arange(n) % CLASSES
+    recipe = SamplingRecipe(steps=steps, guidance=variant.guidance)
+    options = {} if variant.precision is None else {"precision": variant.precision}
+    with torch.inference_mode() if variant.inference_mode else nullcontext():
+        for _ in generate_images(model, path, n=n, shape=SHAPE, recipe=recipe, seed=args.seed, labels=labels,
+                                 batch_size=variant.batch, **options):  # fmt: skip
+            pass
+
+
+def prepare(net, path, meta, variant: Variant, work: Path):
+    """(the model a sampler calls, seconds of setup: compile or export), for `variant`."""
+    from cleardiffusion.denoiser import sampling_parts
+
+    start = time.perf_counter()
+    if variant.backend == "onnx":
+        from cleardiffusion.export import export_network, load_onnx
+
+        export_network(net, path, meta, work / "net.onnx")
+        model, _, _ = load_onnx(work / "net.onnx")
+        return model, time.perf_counter() - start
+    if variant.channels_last:
+        net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    if variant.backend == "compile":
+        net = torch.compile(net, dynamic=False)
+    model, _ = sampling_parts(net, meta["objective"], meta["prediction"], path)
+    return model, 0.0
+
+
+def row_n(variant: Variant, args) -> int:
+    """Samples a row draws: --n, or one full batch where the row's batch is larger."""
+    from cleardiffusion.fastpath import sampling_batch
+
+    return max(args.n, sampling_batch("cpu", variant.batch))
+
+
+def time_ours(model, path, variant: Variant, args) -> dict:
+    """images/s of `variant` over its samples after an untimed warm-up (compilation, oneDNN primitives)."""
+    from cleardiffusion.fastpath import sampling_batch
+
+    n = row_n(variant, args)
+    start = time.perf_counter()
+    draw(model, path, variant, args, sampling_batch("cpu", variant.batch), 1)  # warm-up: one step, a full batch
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    draw(model, path, variant, args, n, args.steps)
+    seconds = time.perf_counter() - start
+    return {"images_per_s": n / seconds, "seconds": seconds, "warm_up_seconds": warm, "n": n}
+
+
+def time_diffusers(variant: Variant, args) -> dict:
+    """images/s of diffusers' pipeline in the peer environment (a subprocess on this process's cores)."""
+    from cpu_quality import ensure_peers  # benchmarks/ is on the path of a script run from it
+
+    from cleardiffusion.fastpath import sampling_batch
+
+    python = ensure_peers()
+    if python is None:
+        return {"skipped": "the peer environment could not be made"}
+    cmd = [python, str(ROOT / "benchmarks" / "peers" / "diffusers_sample.py"), "--threads", str(args.threads),
+           "--batch", str(sampling_batch("cpu", variant.batch)), "--steps", str(args.steps),
+           "--n", str(row_n(variant, args)),
+           "--precision", variant.precision or "fp32", "--seed", str(args.seed)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        return {"skipped": f"diffusers failed: {proc.stderr.strip()[-300:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def describe(variant: Variant) -> tuple[str, str]:
+    """(precision, batch) as the table shows them."""
+    from cleardiffusion.fastpath import sampling_batch, sampling_precision
+
+    precision = "fp32" if variant.backend == "onnx" else sampling_precision("cpu", variant.precision or "auto")
+    return precision, str(sampling_batch("cpu", variant.batch))
+
+
+def report(rows: list[dict], args, started: datetime.datetime) -> str:
+    today = {r["guidance"]: r for r in rows if r["name"].startswith("today") and "images_per_s" in r}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    cores = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    lines = [
+        "# Images per second of the default sampler on a CPU (dpm++2m-sde, exact, trailing)",
+        "",
+        f"- device: {device_name('cpu')}, on cores {cores} of {os.cpu_count()}; torch "
+        f"{torch.__version__}; native bf16 (AVX512-BF16 or AMX): {args.native_bf16}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit.stdout.strip()}",
+        f"- command: `taskset -c {cores} {shlex.join(['python', 'benchmarks/sampler_speed.py', *sys.argv[1:]])}`",
+        f"- model: {args.model}; {args.n} samples per row (one full batch where a row's batch is larger), "
+        f"{args.steps} steps, seed {args.seed}, class labels 0-9 in turn; rows run one after another in this process, "
+        f"in {args.repeats} round(s) over every row, each row's best round shown",
+        "",
+        "| variant | precision | batch | inference_mode | channels_last | backend | images/s | vs today | setup s |",
+        "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        base = today.get(r["guidance"])
+        if "images_per_s" not in r:
+            lines.append(f"| {r['name']} | {r['precision']} | {r['batch']} | - | - | {r['backend']} | "
+                         f"{r.get('skipped', 'not measured')} | - | - |")  # fmt: skip
+            continue
+        vs = f"{r['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
+        setup = f"{r['setup_seconds']:.1f}" if r.get("setup_seconds") else "-"
+        lines.append(f"| {r['name']} | {r['precision']} | {r['batch']} | {'yes' if r['inference_mode'] else 'no'} | "
+                     f"{'yes' if r['channels_last'] else 'no'} | {r['backend']} | {r['images_per_s']:.2f} | {vs} | "
+                     f"{setup} |")  # fmt: skip
+    peer = next((r["runs"][0] for r in rows if r["backend"] == "diffusers" and r.get("runs")), None)
+    if peer:
+        lines += ["", f"diffusers {peer['diffusers']} (torch {peer['torch']}): UNet2DModel of {peer['parameters']:,} "
+                      "parameters, DDPMPipeline with DPMSolverMultistepScheduler (sde-dpmsolver++, heun, trailing, "
+                      "v-prediction), benchmarks/peers/diffusers_sample.py"]  # fmt: skip
+    compiled = next((r for r in rows if r["backend"] == "compile" and "images_per_s" in r), None)
+    default = next((r for r in rows if r["name"] == "default" and "images_per_s" in r), None)
+    if compiled and default:
+        eager = 1000 / default["images_per_s"]
+        with_compile = compiled["setup_seconds"] + 1000 / compiled["images_per_s"]
+        verdict = "pays" if with_compile < eager else "does not pay"
+        lines += ["", f"torch.compile for 1,000 images: {with_compile:.0f} s with its compilation against "
+                      f"{eager:.0f} s eager (default): it {verdict} for itself."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=16, help="samples per run")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of the short runs (median)")
-    parser.add_argument("--out", default=None, help="markdown file for the results")
-    args = parser.parse_args()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1, help="torch (and ONNX Runtime, diffusers) threads")
+    p.add_argument("--batch", type=int, default=None, help="override every row's batch size (default: the row's)")
+    p.add_argument("--steps", type=int, default=50, help="sampler steps (default: the recipe's 50)")
+    p.add_argument("--n", type=int, default=256, help="samples per row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default=None, help="a DDPM checkpoint (default: random weights, `small` preset)")
+    p.add_argument("--repeats", type=int, default=1, help="rounds over every row; a row reports its best round")
+    p.add_argument("--variants", default=None, help="comma-separated row names (default: every row)")
+    p.add_argument("--out", default="benchmarks/results/sampler_speed_cpu/speed.md")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from cleardiffusion.fastpath import cpu_has_native_bf16
+    from cleardiffusion.models import count_parameters
 
-    torch.manual_seed(0)
-    model = unet_from_preset("seed-minimal", in_channels=1, image_size=28).to(args.device).eval()
-    cond = unet_from_preset("seed-minimal", in_channels=1, image_size=28, num_classes=10).to(args.device).eval()
-    schedule = NoiseSchedule.from_name("linear", 1000)
-    n = args.batch
-    time_sampling(model, schedule, args.device, n, "ddim", 3)  # warm-up
-
-    rows = []
-    for sampler, steps in [("ddim", 10), ("ddim", 25), ("ddim", 50), ("ddpm", 300), ("ddpm", 1000)]:
-        repeats = args.repeats if steps <= 50 else 1
-        seconds = time_sampling(model, schedule, args.device, n, sampler, steps, repeats=repeats)
-        rows.append((f"{sampler.upper()}-{steps}", steps, seconds))
-        print(f"{sampler}-{steps}: {seconds:.2f} s for {n} samples", file=sys.stderr)
-    ddpm_1000 = rows[-1][2]
-
-    labels = torch.arange(n) % 10
-    plain = time_sampling(cond, schedule, args.device, n, "ddim", 50, labels, 1.0, args.repeats)
-    guided = time_sampling(cond, schedule, args.device, n, "ddim", 50, labels, 3.0, args.repeats)
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    lines = [
-        "# Sampler wall clock: DDIM vs DDPM, guided vs plain (seed-minimal, 28x28x1)",
-        "",
-        f"- device: {device_name(args.device)}; torch {torch.__version__}; {date.today()}; commit {commit}",
-        f"- command: `python benchmarks/sampler_speed.py {' '.join(sys.argv[1:])}`",
-        f"- model: seed-minimal, {count_parameters(model):,} parameters, random weights; T = 1000; "
-        f"{n} samples per run in one batch{'; bf16 autocast' if args.device.startswith('cuda') else ''}",
-        "",
-        "| sampler | steps | seconds | ms per step | images/s | speed-up vs DDPM-1000 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, steps, seconds in rows:
-        lines.append(
-            f"| {name} | {steps} | {seconds:.2f} | {1000 * seconds / steps:.1f} | {n / seconds:.1f} "
-            f"| {ddpm_1000 / seconds:.1f}x |"
-        )
-    lines += [
-        "",
-        "| DDIM-50, conditional model | seconds | cost vs plain |",
-        "|---|---|---|",
-        f"| plain conditional (s = 1, one forward of B) | {plain:.2f} | 1.00x |",
-        f"| classifier-free guidance (s = 3, one forward of 2B) | {guided:.2f} | {guided / plain:.2f}x |",
-    ]
-    text = "\n".join(lines) + "\n"
+    args.native_bf16 = cpu_has_native_bf16()
+    chosen = VARIANTS if args.variants is None else [v for v in VARIANTS if v.name in args.variants.split(",")]
+    if args.batch:
+        chosen = [Variant(**{**asdict(v), "batch": args.batch}) for v in chosen]
+    net, path, meta = build(args)
+    args.model = (f"`small` U-Net, {count_parameters(net):,} parameters, {meta['prediction']}-prediction, "
+                  f"{meta['dataset'] if args.checkpoint else 'random weights'}")  # fmt: skip
+    started = datetime.datetime.now(datetime.timezone.utc)
+    rows = [{**asdict(v), **dict(zip(("precision", "batch"), describe(v), strict=True)), "runs": []} for v in chosen]
+    prepared = {}  # name -> (the model a sampler calls, setup seconds), made in the first round
+    with tempfile.TemporaryDirectory() as work:
+        for round_ in range(args.repeats):  # rounds over every row: a slow spell of a shared CPU hits all rows
+            for v, row in zip(chosen, rows, strict=True):
+                if v.backend == "diffusers":
+                    result = time_diffusers(v, args)
+                else:
+                    if v.name not in prepared:
+                        prepared[v.name] = prepare(net, path, meta, v, Path(work))
+                    result = time_ours(prepared[v.name][0], path, v, args)
+                    # setup: export, or compile (the first warm-up call compiles)
+                    setup = prepared[v.name][1] + (result["warm_up_seconds"] if v.backend == "compile" else 0.0)
+                    row.setdefault("setup_seconds", setup)
+                if "images_per_s" not in result:
+                    row |= result
+                    continue
+                row["runs"].append(result)
+                row["images_per_s"] = max(r["images_per_s"] for r in row["runs"])  # the least disturbed run
+                print(f"round {round_ + 1}, {v.name}: {result['images_per_s']:.2f} images/s", file=sys.stderr,
+                      flush=True)  # fmt: skip
+    text = report(rows, args, started)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    record = {
+        "command": sys.argv,
+        "rows": rows,
+        "model": args.model,
+        "date": f"{started:%Y-%m-%d %H:%M}",
+        "native_bf16": args.native_bf16,
+        "device": device_name("cpu"),
+        "torch": torch.__version__,
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

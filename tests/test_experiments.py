@@ -185,8 +185,11 @@ def test_sampling_cost_report_shows_its_results(fake_all):
     assert [(row["model"], row["image_size"]) for row in r["sweep"]] == [
         (net["label"], size) for net in c["sweep"] for size in c["sweep_resolutions"]
     ]
+    # a second bf16 column only where the library samples in fp32 (a CPU without native bf16)
+    precisions = ("library", "bf16") if r["library_precision"] == "fp32" else ("library",)
     for row in [*r["networks"], *r["sweep"]]:
-        for precision in ("library", "bf16"):  # bf16 beside the library's fp32 on a CPU
+        assert (row["bf16"] is None) == (r["library_precision"] == "bf16")
+        for precision in precisions:
             timing = row[precision]
             assert len(timing["step_s"]) == c["steps"] and timing["median_s"] == np.median(timing["step_s"])
             assert f"| {fmt(1000 * timing['median_s'])} | {fmt(1000 * timing['min_s'])}-" in report
@@ -194,7 +197,7 @@ def test_sampling_cost_report_shows_its_results(fake_all):
         row = next(row for row in r["networks"] if row["model"] == cost["model"])
         assert cost["seconds"] == pytest.approx(cost["steps"] * row[cost["precision"]]["median_s"])
         assert f"| {cost['model']} | {cost['precision']} | {cost['steps']} | {fmt(cost['seconds'])} |" in report
-    assert len(r["costs"]) == 2 * len(c["networks"]) * len(c["sampling_steps"])
+    assert len(r["costs"]) == len(precisions) * len(c["networks"]) * len(c["sampling_steps"])
     assert r["verdict"]["text"] in report and r["verdict"]["text"] in results["headline"]
     for s in r["slopes"]:
         assert f"| {s['model']} | {s['from']} | {s['to']} | {fmt(s['slope'])} | {fmt(s['flop_slope'])} |" in report

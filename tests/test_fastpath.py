@@ -12,6 +12,7 @@ from cleardiffusion.denoiser import training_parts
 from cleardiffusion.fastpath import PLAIN, FastOptions
 from cleardiffusion.models.unet import unet_from_preset
 from cleardiffusion.objective import diffusion_loss
+from cleardiffusion.recipe import SamplingRecipe
 from cleardiffusion.schedule import NoiseSchedule
 from cleardiffusion.train import ema_decay, ema_update_, make_optimizer, train_step
 
@@ -173,3 +174,84 @@ def test_label_check_still_guards_the_public_forward():
 def test_option_errors():
     with pytest.raises(ValueError, match="amp='int8' is not one of fp32, bf16, fp16"):
         FastOptions(amp="int8")
+
+
+# ---- sampling: the network's precision and batch, decided in one place --------------------------------------
+
+
+def test_sampling_precision_auto_is_bf16_only_where_it_is_native(monkeypatch):
+    model = tiny_unet()
+    monkeypatch.setattr(fastpath, "cpu_has_native_bf16", lambda: True)
+    assert fastpath.sampling_precision("cpu") == "bf16" and fastpath.sampling_precision("cuda") == "bf16"
+    assert isinstance(fastpath.sampling_model(model, "cpu"), fastpath.Autocast)
+    assert fastpath.sampling_model(model, "cpu", "fp32") is model  # the way to ask for fp32
+    monkeypatch.setattr(fastpath, "cpu_has_native_bf16", lambda: False)
+    assert fastpath.sampling_precision("cpu") == "fp32"  # emulated bf16 would be slower: the fp32 path
+    assert fastpath.sampling_model(model, "cpu") is model
+    assert fastpath.sampling_precision("cpu", "bf16") == "bf16"  # asked for, as train's --precision bf16
+    with pytest.raises(ValueError, match="precision='fp16' is not one of auto, fp32, bf16"):
+        fastpath.sampling_precision("cpu", "fp16")
+    assert fastpath.sampling_batch("cpu") == fastpath.SAMPLING_BATCH["cpu"]
+    assert fastpath.sampling_batch("cuda:1") == fastpath.SAMPLING_BATCH["cuda"]
+    assert fastpath.sampling_batch("cpu", 7) == 7
+
+
+def test_only_the_network_runs_in_bf16():
+    """Convolutions see bf16, the wrapper returns float32, and guidance combines float32 eps."""
+    from cleardiffusion.guidance import guided_model
+
+    model = tiny_unet(num_classes=10).eval()
+    seen = []
+    hook = model.head[-1].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    x0, t, _ = batch(B=4)
+    y = torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        out = guided_model(fastpath.Autocast(model, "cpu"), y, 3.0)(x0, t)
+        hook.remove()
+        reference = guided_model(model, y, 3.0)(x0, t)
+    assert seen == [torch.bfloat16] and out.dtype == torch.float32
+    torch.testing.assert_close(out, reference, atol=0.05 * reference.abs().max().item(), rtol=0)
+    wrapped = fastpath.Autocast(model, "cpu")
+    with fastpath.trusted_inputs(wrapped):  # guidance and trusted_inputs reach the network through the wrapper
+        assert model.validate_labels is False and wrapped.null_label == 10 and wrapped.config.num_classes == 10
+    assert model.validate_labels is True
+
+
+def test_bf16_samples_match_fp32_samples_within_bf16_rounding():
+    """The default sampler (dpm++2m-sde, fresh noise every step) on the same seeds: bf16 follows fp32."""
+    from cleardiffusion.generate import generate_images
+
+    model = tiny_unet(num_classes=10).eval()
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    labels = torch.arange(8) % 10
+    recipe = SamplingRecipe(steps=10, guidance=2.0)
+
+    def draw(precision: str, seed: int = 5) -> torch.Tensor:
+        batches = generate_images(model, schedule, n=8, shape=(3, 8, 8), labels=labels, seed=seed, recipe=recipe,
+                                  precision=precision)  # fmt: skip
+        return torch.cat(list(batches))
+
+    fp32 = draw("fp32")
+    diff = (draw("bf16") - fp32).abs()
+    assert diff.mean() < 0.02 and diff.max() < 0.2, (diff.mean(), diff.max())
+    assert (draw("fp32", seed=6) - fp32).abs().mean() > 10 * diff.mean()  # far below the gap to another sample
+
+
+def test_every_caller_leaves_precision_and_batch_to_the_one_place(monkeypatch, tmp_path):
+    """`cleardiffusion sample` and `cleardiffusion.load(...).sample` pass neither: generate_images decides."""
+    from cleardiffusion import api, generate
+    from cleardiffusion.cli import main
+    from test_train import tiny_flags, write_digits
+
+    assert main(tiny_flags(write_digits(tmp_path / "data"), tmp_path / "run", 1)) == 0
+    checkpoint = tmp_path / "run/checkpoints/last.pt"
+    asked = []
+    real_model, real_batch = generate.sampling_model, generate.sampling_batch
+    monkeypatch.setattr(
+        generate, "sampling_model", lambda m, d, p: asked.append(("precision", p)) or real_model(m, d, p)
+    )
+    monkeypatch.setattr(generate, "sampling_batch", lambda d, b: asked.append(("batch", b)) or real_batch(d, b))
+    assert main(["sample", "--checkpoint", str(checkpoint), "--n", "2", "--steps", "2", "--out",
+                 str(tmp_path / "s.npz"), "--device", "cpu"]) == 0  # fmt: skip
+    api.load(checkpoint).sample(2, steps=2)
+    assert asked == [("batch", None), ("precision", "auto")] * 2

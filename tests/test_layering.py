@@ -42,6 +42,7 @@ LAYERS = {
         "train",
         "train_run",
         "api",
+        "export",
         "experiments",
     ],  # fmt: skip
     3: ["cli", "__main__"],

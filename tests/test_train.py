@@ -188,14 +188,14 @@ def test_data_errors_are_one_line_errors(tmp_path, capsys):
 
 
 def test_precision_auto_follows_the_hardware_and_bf16_keeps_fp32_weights(digits, tmp_path, monkeypatch):
-    from cleardiffusion import train_config
+    from cleardiffusion import fastpath, train_config
     from cleardiffusion.checkpoint import load_checkpoint
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
-    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(fastpath, "cpu_has_native_bf16", lambda: True)
     assert train_config.step_options(TrainConfig(), cpu).amp == "bf16"
     assert train_config.step_options(TrainConfig(precision="fp32"), cpu).amp == "fp32"
-    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(fastpath, "cpu_has_native_bf16", lambda: False)
     assert train_config.step_options(TrainConfig(), cpu).amp == "fp32"  # emulated bf16 would be slower
     assert train_config.step_options(TrainConfig(), cuda).amp == "bf16"
     assert train_config.step_options(TrainConfig(precision="bf16"), cpu).amp == "bf16"

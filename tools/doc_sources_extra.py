@@ -241,3 +241,77 @@ def t_mutation() -> str:
 
 
 FEW_TABLES["mutation"] = t_mutation
+
+
+# ---- sampling on a CPU (docs/performance.md) from benchmarks/results/sampler_speed_cpu/
+SPEED = "sampler_speed_cpu"
+
+
+def speed_rows(run: str = "speed") -> dict:
+    return {r["name"]: r for r in load_json(f"{SPEED}/{run}.json")["rows"]}
+
+
+def speed(name: str, run: str = "speed") -> float:
+    return speed_rows(run)[name]["images_per_s"]
+
+
+def t_cpu_sampling() -> str:
+    """Every row of the speed run: images/s and the ratio to today's path (guided rows: to today's guided)."""
+    out = []
+    for name, r in speed_rows().items():
+        if "images_per_s" not in r:
+            continue
+        today = speed("today guided s=3" if r["guidance"] != 1 else "today")
+        setup = f"{r['setup_seconds']:.0f}" if r.get("setup_seconds") else "-"
+        out.append([name, r["precision"], str(r["batch"]), "yes" if r["inference_mode"] else "no",
+                    "yes" if r["channels_last"] else "no", r["backend"], f2(r["images_per_s"]),
+                    f"{r['images_per_s'] / today:.2f}x", setup])  # fmt: skip
+    header = ["variant", "network", "batch", "inference_mode", "channels_last", "backend", "images/s", "vs today",
+              "setup s"]  # fmt: skip
+    return table(header, out)
+
+
+def fid_check() -> dict:
+    return load_json(f"{SPEED}/fid_check.json")
+
+
+def fid_check_speedup() -> str:
+    rows = fid_check()["rows"]
+    return f"{rows['default']['images_per_s'] / rows['today']['images_per_s']:.2f}x"
+
+
+SPEED_TABLES = {"cpu_sampling": t_cpu_sampling}
+SPEED_NUMBERS = {
+    "cpus.today": lambda: f2(speed("today")),
+    "cpus.default": lambda: f2(speed("default")),
+    "cpus.speedup": lambda: f"{speed('default') / speed('today'):.2f}x",
+    "cpus.guided_speedup": lambda: f"{speed('default guided s=3') / speed('today guided s=3'):.2f}x",
+    "cpus.bf16_alone": lambda: f"{speed('bf16') / speed('today'):.2f}x",
+    "cpus.vs_diffusers_fp32": lambda: f"{speed('today') / speed('diffusers fp32'):.2f}x",
+    "cpus.vs_diffusers_bf16": lambda: f"{speed('default') / speed('diffusers bf16'):.2f}x",
+    "cpus.compile_setup": lambda: f"{speed_rows()['default + compile']['setup_seconds']:.0f}",
+    **{
+        f"cpus.{key}": (lambda a=a, b=b: f"{speed(a) / speed(b):.2f}x")
+        for key, (a, b) in {
+            "compile_vs_default": ("default + compile", "default"),
+            "inference_mode_vs_default": ("default + inference_mode", "default"),
+            "inference_mode_fp32": ("inference_mode", "today"),
+            "channels_last_fp32": ("channels_last", "today"),
+            "channels_last_bf16": ("channels_last bf16", "bf16"),
+            "batch128_fp32": ("batch 128", "today"),
+            "batch64_bf16": ("bf16 batch 64", "default"),
+            "batch256_bf16": ("bf16", "default"),
+            "batch1000_bf16": ("bf16 batch 1000", "default"),
+            "guided_batch256_bf16": ("bf16 guided s=3", "default guided s=3"),
+            "onnx_vs_today": ("onnx runtime fp32", "today"),
+            "onnx_vs_default": ("onnx runtime fp32", "default"),
+        }.items()
+    },
+    "cpus.fid_today": lambda: f2(fid_check()["rows"]["today"]["fid"]),
+    "cpus.fid_default": lambda: f2(fid_check()["rows"]["default"]["fid"]),
+    "cpus.fid_floor": lambda: f2(fid_check()["noise_floor"]),
+    "cpus.fid_diff": lambda: f2(fid_check()["fid_difference"]),
+    "cpus.fid_speedup": fid_check_speedup,
+}
+FEW_TABLES |= SPEED_TABLES
+FEW_NUMBERS |= SPEED_NUMBERS

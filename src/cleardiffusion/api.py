@@ -24,6 +24,7 @@ from .checkpoint import load_for_sampling
 from .data import from_model_range
 from .denoiser import Path as NoisePath
 from .evaluation_runner import evaluate_samples  # `cleardiffusion eval`, re-exported as it is
+from .export import load_onnx, onnx_precision
 from .generate import generate_images
 from .limits import resolve_device
 from .recipe import SamplingRecipe
@@ -47,22 +48,32 @@ class Model:
     device: str
 
     def sample(self, n: int, *, recipe: SamplingRecipe | None = None, labels: Iterable[int] | None = None,
-               seed: int = 0, batch_size: int = 256, **recipe_fields) -> torch.Tensor:  # fmt: skip
+               seed: int = 0, batch_size: int | None = None, precision: str = "auto",
+               **recipe_fields) -> torch.Tensor:  # fmt: skip
         """n images as uint8 (n, C, H, W), each reproducible from (seed, its index) whatever the batch size.
 
         `recipe` (default: the library's, as `cleardiffusion sample` uses it) or its fields as keywords
         (sampler, steps, spacing, solver_type, eta, variance, clip_x0, guidance); `labels`: n class indices
-        for a conditional model.
+        for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
+        them, by default the device's fastest (bf16 on a CPU with native bf16).
         """
         recipe = (recipe or SamplingRecipe()).replace(**recipe_fields)
+        if self.meta.get("backend") == "onnxruntime":
+            precision = onnx_precision(precision)
         y = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
         batches = generate_images(self.model, self.path, n=n, shape=tuple(self.meta["image_shape"]), recipe=recipe,
-                                  seed=seed, labels=y, batch_size=batch_size, device=self.device)  # fmt: skip
+                                  seed=seed, labels=y, batch_size=batch_size, device=self.device,
+                                  precision=precision)  # fmt: skip
         return torch.cat([from_model_range(b.cpu()) for b in batches])
 
 
 def load(checkpoint: str | Path, *, device: str = "cpu", ema: bool = True) -> Model:
-    """A checkpoint written by `cleardiffusion train` (its EMA weights unless ema=False), ready to sample."""
+    """A checkpoint written by `cleardiffusion train` (its EMA weights unless ema=False), ready to sample; or a
+    .onnx file written by `cleardiffusion export`, run by ONNX Runtime on the CPU (in fp32)."""
     device = str(resolve_device(device))
+    if str(checkpoint).endswith(".onnx"):
+        if device != "cpu" or not ema:
+            raise ValueError("an ONNX model runs on the CPU with the weights it was exported with: device='cpu'")
+        return Model(*load_onnx(checkpoint), device)
     model, path, meta = load_for_sampling(checkpoint, device=device, use_ema=ema)
     return Model(model, path, meta, device)

@@ -10,6 +10,11 @@ numbers are computed (docs/performance.md measures each one):
 | fused_adam      | AdamW(fused=True): one kernel for the whole parameter update instead of one per op    |
 | foreach_ema     | EMA as one `_foreach_lerp_` over every tensor instead of a Python loop of kernels     |
 
+Sampling has two such choices, each decided here once for every caller (`generate.generate_images`, so the
+command line, the Python API, `--eval-every`, the experiments and the benchmarks): the network's precision
+(`sampling_model`: bf16 autocast around the network alone where bf16 is native, `auto_amp`, the rule training
+uses too) and the batch (`sampling_batch`). docs/performance.md, "Sampling on a CPU", measures them.
+
 The hot path never synchronises with the host: the loss stays a device tensor, the U-Net's label-range check
 (a host sync on a GPU) is switched off inside `trusted_inputs` once inputs are known to be valid. AdamW and
 the EMA themselves are in train.py; torch.compile and CUDA graphs, measured only by the GPU benchmark, are in
@@ -61,11 +66,78 @@ def trusted_inputs(model: nn.Module) -> Iterator[nn.Module]:
             model.validate_labels = before
 
 
-def sampling_autocast(device: torch.device | str) -> torch.autocast:
-    """bf16 autocast for sampling on CUDA (the network's convolutions on tensor cores), off on a CPU; the
-    samplers' own arithmetic stays in the input dtype with float64 step coefficients."""
-    device_type = torch.device(device).type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 convolutions and matmuls run natively, faster than fp32 (emulated, slower)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is not None and check() for check in checks)
 
 
-__all__ = ["AMP_DTYPES", "PLAIN", "FastOptions", "sampling_autocast", "trusted_inputs"]
+def auto_amp(device: torch.device | str) -> Literal["fp32", "bf16"]:
+    """Precision "auto", for training and sampling alike: bf16 on CUDA and on a CPU with native bf16, else fp32."""
+    return "bf16" if torch.device(device).type == "cuda" or cpu_has_native_bf16() else "fp32"
+
+
+# ---- sampling: how the network is run; the sampler's arithmetic is untouched -------------------------------
+SamplingPrecision = Literal["auto", "fp32", "bf16"]
+SAMPLING_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+# samples per batch when none is asked for: on a CPU a batch of 128 (256 inputs when guided) keeps the
+# activations in cache, faster per image than 256 or 1000 (benchmarks/results/sampler_speed_cpu); a GPU wants more
+SAMPLING_BATCH = {"cpu": 128, "cuda": 256}
+
+
+def sampling_precision(device: torch.device | str, precision: str = "auto") -> Literal["fp32", "bf16"]:
+    """The network's precision while sampling on `device`: "auto" is `auto_amp` (bf16 where it is native)."""
+    if precision not in SAMPLING_PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(SAMPLING_PRECISIONS)}")
+    return auto_amp(device) if precision == "auto" else precision
+
+
+def sampling_batch(device: torch.device | str, batch_size: int | None = None) -> int:
+    """Samples per forward pass: `batch_size` when given, else the device's default (`SAMPLING_BATCH`)."""
+    if batch_size is not None:
+        return batch_size
+    return SAMPLING_BATCH.get(torch.device(device).type, SAMPLING_BATCH["cuda"])
+
+
+class Autocast(nn.Module):
+    """A network run under bf16 autocast, its output returned in float32.
+
+    Only the network's convolutions and matmuls run in bfloat16 (weights stay float32); what a sampler does
+    with the output (guidance's eps_uncond + s (eps_cond - eps_uncond), x_0 and the step, with float64
+    coefficients) stays in float32, as it is on the fp32 path.
+    """
+
+    def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.model, self.device_type, self.dtype = model, device_type, dtype
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.model(x_t, t) if y is None else self.model(x_t, t, y)
+        return out.float()
+
+    # what guidance and trusted_inputs read from a denoiser (as objective.EpsFromPrediction forwards them)
+    config = property(lambda self: getattr(self.model, "config", None))
+    null_label = property(lambda self: self.model.null_label)
+
+    @property
+    def validate_labels(self):
+        return getattr(self.model, "validate_labels", None)
+
+    @validate_labels.setter
+    def validate_labels(self, value) -> None:
+        if hasattr(self.model, "validate_labels"):
+            self.model.validate_labels = value
+
+
+def sampling_model(model: nn.Module, device: torch.device | str, precision: str = "auto") -> nn.Module:
+    """The model a sampler should call on `device`: the model itself in fp32, wrapped in `Autocast` in bf16."""
+    if sampling_precision(device, precision) == "fp32":
+        return model
+    return Autocast(model, torch.device(device).type)
+
+
+__all__ = [
+    "AMP_DTYPES", "PLAIN", "SAMPLING_BATCH", "SAMPLING_PRECISIONS", "Autocast", "FastOptions", "auto_amp",
+    "cpu_has_native_bf16", "sampling_batch", "sampling_model", "sampling_precision", "trusted_inputs",
+]  # fmt: skip

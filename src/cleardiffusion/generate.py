@@ -13,7 +13,7 @@ from torch import nn
 
 from .consistency import TrajectoryBank
 from .denoiser import Path
-from .fastpath import trusted_inputs
+from .fastpath import sampling_batch, sampling_model, trusted_inputs
 from .guidance import guided_model
 from .recipe import SamplingRecipe
 from .samplers import SAMPLERS, make_timesteps
@@ -37,8 +37,9 @@ def generate_images(
     timesteps: list | None = None,
     seed: int = 0,
     labels: torch.Tensor | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str | torch.device = "cpu",
+    precision: str = "auto",
     callback: Callable | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield batches of samples in [-1, 1], (B, *shape), n in all; memory is bounded by `batch_size`.
@@ -52,9 +53,13 @@ def generate_images(
         recipe: sampler, steps, spacing and options; None fields take the defaults of the model's objective.
         timesteps: an explicit descending grid on `path`; overrides the recipe's steps and spacing.
         labels: (n,) class labels for a conditional model, or None for unconditional sampling.
+        batch_size: samples per forward pass (None: the device's default, `fastpath.SAMPLING_BATCH`).
+        precision: the network's: auto (bf16 on CUDA and on a CPU with native bf16, else fp32), fp32 or bf16
+            (`fastpath.sampling_model`); the sampler's own arithmetic is float32 either way.
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
     """
     recipe = recipe.resolve(path)
+    batch_size = sampling_batch(device, batch_size)
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch_size must be at least 1, got n={n}, batch_size={batch_size}")
     if labels is not None and len(labels) != n:
@@ -63,13 +68,14 @@ def generate_images(
     sampler, options = SAMPLERS[recipe.sampler], recipe.options()
     path = path.to(device)
     model.eval()
+    network = sampling_model(model, device, precision)  # bf16 autocast around the network alone, or itself
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         generators = [sample_generator(seed, i) for i in range(start, stop)]
         x_T = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
         y = None if labels is None else labels[start:stop].to(device)
-        guided = guided_model(model, y, recipe.guidance)  # checks the labels once, here
-        with trusted_inputs(model):  # so the model need not re-check them (a host sync) at every step
+        guided = guided_model(network, y, recipe.guidance)  # checks the labels once, here
+        with trusted_inputs(network):  # so the model need not re-check them (a host sync) at every step
             samples = sampler(guided, path, x_T, timesteps, generator=generators, clip_x0=recipe.clip_x0,
                               callback=callback, **options)  # fmt: skip
         yield samples
@@ -77,7 +83,8 @@ def generate_images(
 
 def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
-                         device: str | torch.device = "cpu", batch_size: int = 256) -> TrajectoryBank:  # fmt: skip
+                         device: str | torch.device = "cpu",
+                         batch_size: int | None = None) -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
     `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
 
@@ -90,7 +97,7 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
     recipe = SamplingRecipe(sampler="dpm++2m", steps=steps, spacing="trailing", solver_type="exact")
     xs, ts, ends, ys, visited = [], [], [], [], []
     groups = [(y != null_label, guidance), (y == null_label, 1.0)] if num_classes else [(y == y, 1.0)]
-    with torch.no_grad():  # in float32: bf16 autocast made it no faster on a Zen 4 core
+    with torch.no_grad():
         for i, (chosen, scale) in enumerate(groups):
             count = int(chosen.sum())
             if count == 0:
@@ -99,6 +106,7 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
             start = 0
             for end in generate_images(teacher, schedule, n=count, shape=shape, recipe=recipe.replace(guidance=scale),
                                        seed=seed + i, labels=labels, batch_size=batch_size, device=device,
+                                       precision="fp32",  # as the few-step results were measured (few_step.md)
                                        callback=lambda k, t, x_t, x0: visited.append((t, x_t))):  # fmt: skip
                 for t, x_t in visited:  # every point the solver visited in this batch, with the end it reached
                     xs.append(x_t), ends.append(end), ts.append(torch.full((len(end),), t, device=end.device))

@@ -353,19 +353,12 @@ def check_eval_memory(config: TrainConfig) -> None:
                  "lower --eval-n")  # fmt: skip
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 convolutions and matmuls run natively, faster than fp32 (emulated, slower)."""
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check is not None and check() for check in checks)
-
-
 def step_options(config: TrainConfig, dev: torch.device) -> fastpath.FastOptions:
     """The config's speed options on this device. "auto" precision: bf16 autocast on CUDA and on a CPU with
     native bf16 (1.55x the steps per minute of fp32 on a Zen 4 core at the same quality per step,
     docs/quality.md), fp32 elsewhere; always fp32 for MeanFlow."""
     cuda = dev.type == "cuda"
-    auto = "bf16" if cuda or cpu_has_native_bf16() else "fp32"
-    amp = auto if config.precision == "auto" else config.precision
+    amp = fastpath.auto_amp(dev) if config.precision == "auto" else config.precision
     amp = "fp32" if config.objective == "meanflow" else amp  # its jvp runs in float32 (meanflow.py)
     channels_last = cuda if config.channels_last is None else config.channels_last
     return fastpath.FastOptions(amp=amp, channels_last=channels_last, fused_adam=cuda)

@@ -19,7 +19,7 @@ OUT_OF_MEMORY = "out of memory; lower --batch-size (or --n, the model size, --ti
 SEED_MAX = 2**63 - 1
 
 # subcommand modules, in the order `--help` lists them
-COMMANDS = ("toy", "train", "distill", "sample", "train_classifier", "eval", "experiment")
+COMMANDS = ("toy", "train", "distill", "sample", "export", "train_classifier", "eval", "experiment")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..fastpath import SAMPLING_PRECISIONS
 from ..recipe import (
     DEFAULT_SOLVER_TYPE,
     JUMP_SPACINGS,
@@ -32,6 +33,9 @@ examples:
       --n 100 --out guided.png          # one class per row
   cleardiffusion sample --checkpoint runs/mnist-cd/checkpoints/last.pt --steps 1 --n 100 \\
       --out one_step.png                # a `cleardiffusion distill` checkpoint: one network evaluation
+  cleardiffusion sample --checkpoint runs/mnist/checkpoints/last.pt --precision fp32 --n 64 \\
+      --out fp32.png                    # the network in float32 (default: bf16 where the CPU has it)
+  cleardiffusion sample --checkpoint mnist.onnx --n 64 --out onnx.png   # `cleardiffusion export`'s file
 
 Guidance scale s: eps = eps_uncond + s (eps_cond - eps_uncond); s = 1 is the plain conditional model,
 s = 0 the unconditional one. Each sample is reproducible from --seed and its index, whatever --batch-size.
@@ -50,7 +54,11 @@ steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 
 Few-step checkpoints take only their own sampler: consistency (Song et al. 2023, Algorithm 1: re-noise
 and map back at each step) for a `distill` checkpoint, meanflow for a `train --objective meanflow` one;
 each samples in 1 to 8 steps, and the other samplers refuse them (and they refuse DDPM and flow ones).
-The .npz also records sampler, spacing, steps, nfe and, for the dpm++ solvers, the solver type.
+The .npz also records sampler, spacing, steps, nfe, precision and, for the dpm++ solvers, the solver type.
+
+Speed: by default the network runs under bf16 autocast on CUDA and on a CPU with native bf16 (AVX512-BF16 or
+AMX), as training's --precision auto does; the sampler's own arithmetic stays float32. On a CPU a batch of
+128 samples is the default (256 on CUDA): larger batches spill the cache (benchmarks/results/sampler_speed_cpu).
 """
 
 
@@ -62,7 +70,12 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="a .pt file written by `cleardiffusion train`")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a .pt file written by `cleardiffusion train`, or a .onnx file written by `cleardiffusion export` "
+        "(run by ONNX Runtime on the CPU, in fp32)",
+    )
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (key images: N x H x W x C uint8)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument(
@@ -126,7 +139,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale s (default: 1)")
     p.add_argument("--seed", type=seed, default=0, help="base seed; sample i uses (seed, i)")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward pass")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per forward pass (default: 128 on a CPU, 256 on CUDA; fastpath.SAMPLING_BATCH)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=SAMPLING_PRECISIONS,
+        default="auto",
+        help="the network's: auto (bf16 autocast on CUDA and on CPUs with native bf16, AVX512-BF16 or AMX; "
+        "else fp32), fp32 or bf16; the sampler's arithmetic is float32 either way (default: auto)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument(
@@ -159,8 +184,26 @@ def resolve_labels(spec: str | None, n: int, num_classes: int):
     return torch.full((n,), k)
 
 
+def load_model(args: argparse.Namespace, device):
+    """(model, path, meta) of --checkpoint: a .pt checkpoint in PyTorch, an exported .onnx in ONNX Runtime."""
+    if not str(args.checkpoint).endswith(".onnx"):
+        from ..checkpoint import load_for_sampling
+
+        return load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
+    import torch
+
+    from ..export import load_onnx
+
+    if torch.device(device).type != "cpu":
+        raise UsageError(f"an ONNX model runs on the CPU (ONNX Runtime's CPU provider): drop --device {args.device}")
+    if args.no_ema:
+        raise UsageError("--no-ema: an ONNX file holds the weights it was exported with; export with --no-ema")
+    return load_onnx(args.checkpoint)
+
+
 def check_outputs(args: argparse.Namespace, image_shape: tuple[int, ...], device: str, model) -> Path:
     """--out and --trajectory writable and distinct, and n images fit in memory and on disk: before sampling."""
+    from ..fastpath import sampling_batch
     from ..files import distinct_outputs, output_file
     from ..limits import activation_bytes, check_memory
 
@@ -174,7 +217,7 @@ def check_outputs(args: argparse.Namespace, image_shape: tuple[int, ...], device
         distinct_outputs({"--out": args.out, "--trajectory": args.trajectory, "--trajectory's .gif": gif})
     grid = 0 if out.suffix == ".npz" else 2 * args.n * (H + 2) * (W + 2) * 4 * 3  # the PNG grid, 2x, RGB
     check_memory(stored + grid, f"--n {args.n} samples of {C}x{H}x{W}", "lower --n (or write an .npz)")
-    batch = min(args.batch_size, args.n)
+    batch = min(sampling_batch(device, args.batch_size), args.n)
     config = getattr(model, "config", None)
     activations = activation_bytes(config, batch, False)
     need = 4 * batch * C * H * W * 4 + activations  # x_t, eps, x0_pred, the next x_t, float32
@@ -187,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..checkpoint import load_for_sampling
-    from ..fastpath import sampling_autocast
+    from ..export import onnx_precision
+    from ..fastpath import sampling_precision
     from ..files import atomic_write
     from ..generate import generate_images
     from ..guidance import check_guidance
@@ -197,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
 
     device = resolve_device(args.device)
-    model, path, meta = load_for_sampling(args.checkpoint, device=device, use_ema=not args.no_ema)
+    model, path, meta = load_model(args, device)
+    precision = args.precision if meta.get("backend") != "onnxruntime" else onnx_precision(args.precision)
     out = check_outputs(args, meta["image_shape"], device, model)  # before any sampling, so no work is lost
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
@@ -224,9 +268,10 @@ def run(args: argparse.Namespace) -> int:
     start, done = time.perf_counter(), 0
     batches = generate_images(
         model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, timesteps=timesteps, seed=args.seed,
-        labels=labels, batch_size=args.batch_size, device=device, callback=record if args.trajectory else None,
+        labels=labels, batch_size=args.batch_size, device=device, precision=precision,
+        callback=record if args.trajectory else None,
     )  # fmt: skip
-    with sampling_autocast(device), tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
+    with tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
         for batch in batches:
             images[done : done + len(batch)] = to_uint8(batch).permute(0, 2, 3, 1).cpu().numpy()
             done += len(batch)
@@ -235,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
 
     if out.suffix == ".npz":
         arrays = {"images": images} if labels is None else {"images": images, "labels": labels.numpy()}
-        run_info = {"objective": meta["objective"], "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe}
+        run_info = {"objective": meta["objective"], "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe,
+                    "precision": sampling_precision(device, precision)}  # fmt: skip
         run_info.update({"solver_type": solver_type} if solver_type else {})
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         with atomic_write(out) as f:
@@ -251,7 +297,8 @@ def run(args: argparse.Namespace) -> int:
         save_gif([to_uint8(f) for f in frames] + [final], Path(args.trajectory).with_suffix(".gif"), scale=3)
     print(
         f"wrote {args.n} samples to {out} ({sampler}{f' {solver_type}' if solver_type else ''}, {steps} steps, "
-        f"{spacing} spacing, NFE {nfe}, "
+        f"{spacing} spacing, NFE {nfe}, {sampling_precision(device, precision)}"
+        f"{' ONNX Runtime' if meta.get('backend') else ''}, "
         f"{args.n / seconds:.1f} images/s on {device})"
     )
     return 0

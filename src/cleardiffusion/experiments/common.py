@@ -29,7 +29,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint, load_for_sampling
 from ..data import ImageDataset, from_model_range, load_dataset
 from ..errors import UsageError
-from ..fastpath import sampling_autocast
+from ..fastpath import sampling_model
 from ..features import atomic_torch_save
 from ..generate import generate_images
 from ..models import count_parameters
@@ -340,26 +340,25 @@ def sample_timed(
         return kept["images"], float(kept["seconds"])
     shape = run.image_shape
     batch = min(ctx.sizes.sample_batch, n)
-    with torch.no_grad(), sampling_autocast(ctx.device):
+    with torch.no_grad():  # the network as generate_images will run it
         warm = torch.zeros(batch, *shape, device=ctx.device)
-        run.model(warm, torch.zeros(batch, dtype=torch.long, device=ctx.device))
+        sampling_model(run.model, ctx.device)(warm, torch.zeros(batch, dtype=torch.long, device=ctx.device))
     synchronize(ctx.device)
     start = time.perf_counter()
-    with sampling_autocast(ctx.device):
-        batches = [
-            b.float()
-            for b in generate_images(
-                run.model,
-                run.schedule,
-                n=n,
-                shape=shape,
-                seed=seed,
-                batch_size=batch,
-                device=ctx.device,
-                recipe=SamplingRecipe(**{k: v for k, v in options.items() if k in RECIPE_FIELDS}),
-                **{k: v for k, v in options.items() if k not in RECIPE_FIELDS},  # labels, callback, timesteps
-            )
-        ]
+    batches = [
+        b.float()
+        for b in generate_images(
+            run.model,
+            run.schedule,
+            n=n,
+            shape=shape,
+            seed=seed,
+            batch_size=batch,
+            device=ctx.device,
+            recipe=SamplingRecipe(**{k: v for k, v in options.items() if k in RECIPE_FIELDS}),
+            **{k: v for k, v in options.items() if k not in RECIPE_FIELDS},  # labels, callback, timesteps
+        )
+    ]
     synchronize(ctx.device)
     seconds = time.perf_counter() - start
     images = from_model_range(torch.cat(batches).cpu())

@@ -16,10 +16,10 @@ time real forward passes of untrained networks (the cost does not depend on the 
    selective scan, Gu & Dao 2023, linear in tokens).
 
 Each point is a warm-up forward, then `steps` timed forwards (median and range), in the precision the library
-samples in on this device (`fastpath.sampling_autocast`: fp32 on a CPU, bf16 on CUDA) and, where that is fp32,
-again under bf16 autocast. FLOPs of one forward: `torch.utils.flop_counter.FlopCounterMode` over one more, untimed
-forward with attention in PyTorch's math backend (its matmuls counted; the fused CPU kernel is not), at 2 FLOPs
-per multiply-add of matmuls, convolutions and attention.
+samples in on this device (`fastpath.sampling_precision`: bf16 on CUDA and on a CPU with native bf16) and,
+where that is fp32, again under bf16 autocast. FLOPs of one forward: `torch.utils.flop_counter.FlopCounterMode`
+over one more, untimed forward with attention in PyTorch's math backend (its matmuls counted; the fused CPU
+kernel is not), at 2 FLOPs per multiply-add of matmuls, convolutions and attention.
 """
 
 import math
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..fastpath import sampling_autocast
+from ..fastpath import sampling_model, sampling_precision
 from ..models import count_parameters
 from ..models.mlp import MLPConfig, MLPDenoiser
 from ..models.unet import unet_from_preset
@@ -136,9 +136,9 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def precision_context(device: torch.device, precision: str):
-    """'library': the autocast the samplers use on this device (fastpath.sampling_autocast); 'bf16': bf16 autocast."""
+    """'library': the precision the samplers use on this device (fastpath.sampling_precision); 'bf16': bf16."""
     if precision == "library":
-        return sampling_autocast(device)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=sampling_precision(device) == "bf16")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
@@ -242,8 +242,8 @@ def mlp_sampling_check(ctx: Context, c: Config) -> dict:
     timesteps, g = make_timesteps(schedule.T, c.check_steps), torch.Generator(device=ctx.device).manual_seed(ctx.seed)
 
     def sample():
-        with torch.no_grad(), sampling_autocast(ctx.device):
-            ddpm_sample(model, schedule, x_T, timesteps, generator=g)
+        with torch.no_grad():
+            ddpm_sample(sampling_model(model, ctx.device), schedule, x_T, timesteps, generator=g)
 
     sample()  # warm-up
     seconds = [clock(ctx.device, sample) for _ in range(c.check_repeats)]
@@ -253,7 +253,7 @@ def mlp_sampling_check(ctx: Context, c: Config) -> dict:
 def measure(ctx: Context) -> dict:
     """Time every network at the seed's resolution and every sweep backbone at every resolution."""
     c = CONFIGS[ctx.size]
-    library_dtype = "bf16" if ctx.device.type == "cuda" else "fp32"  # what fastpath.sampling_autocast does
+    library_dtype = sampling_precision(ctx.device)  # bf16 on CUDA and where a CPU has it natively
     networks = [measure_point(ctx, net, net.size or c.resolution, c, library_dtype) for net in c.networks]
     sweep = [measure_point(ctx, net, size, c, library_dtype) for net in c.sweep for size in c.sweep_resolutions]
     cost_rows = costs(networks, c.sampling_steps)
@@ -325,7 +325,7 @@ def render(results: dict, out: Path) -> Report:
                lambda p: (p["model"], f"{p['image_size']}x{p['image_size']}x{c['channels']}"))  # fmt: skip
     report.text(
         f"library: the precision `sample` uses on this device ({r['library_precision']}; "
-        "`fastpath.sampling_autocast`); bf16: the same forwards under bf16 autocast. Each time: the median of "
+        "`fastpath.sampling_precision`); bf16: the same forwards under bf16 autocast. Each time: the median of "
         f"{c['steps']} timed forwards after one warm-up forward ({c['min_steps']} where the warm-up took over "
         f"{fmt(c['slow_s'])} s), untrained weights, batch 1, {r['threads']} CPU thread(s). The seed's MLP is timed "
         "at its own 16x16x3. GFLOP: matmuls, convolutions and attention (FlopCounterMode); elementwise work "
