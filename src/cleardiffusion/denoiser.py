@@ -100,10 +100,10 @@ JUMP_SIGMAS = (1.2, 0.17)  # sigma = sqrt((1 - alpha_bar) / alpha_bar) of the po
 def jump_grid(schedule: NoiseSchedule, steps: int) -> list[int]:
     """Multistep consistency sampling's grid (Song et al. 2023, Algorithm 1, whose tau_n are chosen by search):
     the first step from pure noise (index T-1), the other steps - 1 at low noise, geometric in sigma from
-    JUMP_SIGMAS[0] down to JUMP_SIGMAS[1], each at its nearest index. Measured on MNIST (docs/few_step.md): a
-    second point at sigma 0.5-1.2 (t = 150-300 of the linear schedule) halves the 2-step FID's excess over the
-    trailing grid's t = 499, and points at sigma 1.2, 0.45, 0.17 do the same at 4 steps; 0.2-0.4 of the way down
-    the noise is where a one-step jump leaves the errors that a re-noised second look can fix."""
+    JUMP_SIGMAS[0] down to JUMP_SIGMAS[1], each at its nearest index. Chosen by a grid search on two MNIST
+    students (docs/few_step.md): a second point at sigma 0.5-1.2 (t = 150-300 of the linear schedule) scored a
+    lower FID than the trailing grid's t = 499 at 2 steps, and low points (t = 293, 131, 48) lower than its
+    749, 499, 249 at 4 steps, for unconditional and class-conditional samples alike."""
     sigmas = torch.logspace(math.log10(JUMP_SIGMAS[0]), math.log10(JUMP_SIGMAS[1]), steps - 1, dtype=torch.float64)
     sigma_t = ((1 - schedule.alpha_bar64) / schedule.alpha_bar64).sqrt()  # increasing in t
     ts = [schedule.T - 1] + [int((sigma_t - s).abs().argmin()) for s in sigmas]
