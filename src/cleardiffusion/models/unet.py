@@ -19,7 +19,7 @@ with any block family. ``time_inputs=2`` (MeanFlow, meanflow.py) takes t of shap
 embedding of the second time (t - r) to e (embedding.TimestepEmbedding).
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .embedding import TimestepEmbedding, check_inputs
+from .presets import preset_config
 
 _CHOICES = {
     "block": ("plain", "resnet"),
@@ -346,15 +347,8 @@ PRESETS: dict[str, UNetConfig] = {
 
 def unet_from_preset(name: str, in_channels: int, image_size: int, num_classes: int = 0, **overrides) -> UNet:
     """Build a preset U-Net for the given data; overrides replace any other UNetConfig field."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown U-Net preset {name!r}; choose one of {', '.join(PRESETS)}")
-    valid = {f.name for f in fields(UNetConfig)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"unknown UNetConfig fields {unknown}; valid fields: {', '.join(sorted(valid))}")
-    config = replace(
-        PRESETS[name], in_channels=in_channels, image_size=image_size, num_classes=num_classes, **overrides
-    )
+    config = preset_config(PRESETS, name, "U-Net", in_channels=in_channels, image_size=image_size,
+                           num_classes=num_classes, **overrides)  # fmt: skip
     return UNet(config)
 
 

@@ -18,7 +18,7 @@ objective reads the output as eps, v or x0 (JiT predicts x0).
 
 import math
 import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Literal
 
@@ -28,6 +28,7 @@ from torch import nn
 from torch.autograd import forward_ad
 
 from .embedding import TimestepEmbedding, check_inputs
+from .presets import preset_config
 from .scan import BidirectionalScan, SelectiveScan
 
 Mixer = Literal["attention", "scan"]
@@ -264,15 +265,8 @@ PRESETS["ssm-small"] = replace(PRESETS["vit-small"], mixer="scan")  # the same n
 
 def vit_from_preset(name: str, in_channels: int, image_size: int, num_classes: int = 0, **overrides) -> ViT:
     """Build a preset ViT for the given data; overrides replace any other ViTConfig field."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown ViT preset {name!r}; choose one of {', '.join(PRESETS)}")
-    valid = {f.name for f in fields(ViTConfig)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"unknown ViTConfig fields {unknown}; valid fields: {', '.join(sorted(valid))}")
-    config = replace(
-        PRESETS[name], in_channels=in_channels, image_size=image_size, num_classes=num_classes, **overrides
-    )
+    config = preset_config(PRESETS, name, "ViT", in_channels=in_channels, image_size=image_size,
+                           num_classes=num_classes, **overrides)  # fmt: skip
     return ViT(config)
 
 
