@@ -3,7 +3,9 @@
 import os
 
 import pytest
-import torch
+
+# torch is imported where it is used: the pytest-xdist controller, which runs no test, then never imports it
+# (about 2 s of a 2-core machine before any worker starts)
 
 
 def pytest_xdist_auto_num_workers(config):
@@ -13,6 +15,8 @@ def pytest_xdist_auto_num_workers(config):
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: torch's own threads would oversubscribe them
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -28,6 +32,8 @@ def private_cache(tmp_path_factory):
 @pytest.fixture
 def one_thread():
     """One intra-op thread for tiny tensors: OpenMP threads would only wait on each other on a shared CPU."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -78,8 +78,12 @@ def test_sigkill_at_a_random_moment_then_resume_repeats_the_uninterrupted_losses
 def test_sigterm_writes_a_checkpoint_and_exits_143(digits, tmp_path, start_training):
     out = tmp_path / "run"
     proc = start_training(tiny_flags(digits, out, steps=ENDLESS, checkpoint_every=50))
-    wait_for(out / "metrics.jsonl", proc)
-    time.sleep(0.3)
+    wait_for(out / "metrics.jsonl", proc)  # written empty at the start: wait for a step's line, on any machine
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not (out / "metrics.jsonl").read_text().strip():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no step was logged"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 143, err

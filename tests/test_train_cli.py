@@ -5,6 +5,7 @@ training anything (test_train.py trains).
 """
 
 import argparse
+import sys
 import typing
 from dataclasses import fields
 
@@ -156,6 +157,25 @@ def test_evaluation_options_without_eval_every_are_refused(trained, capsys, flag
 def test_an_eval_n_that_cannot_fit_is_refused_with_an_estimate_before_training(trained, capsys):
     line = refused(trained, capsys, "--steps", "3", "--eval-every", "--eval-n", str(10**11))
     assert "--eval-n" in line and "needs at least" in line and "memory" in line
+
+
+def test_compile_without_a_compiler_is_refused_before_training(trained, capsys, monkeypatch):
+    """Inductor's own compiler search (torch._inductor.cpp_builder), pointed at a compiler that does not exist,
+    then at one that answers `--version` (this interpreter): refused in one line, then accepted."""
+    cpp_builder = pytest.importorskip("torch._inductor.cpp_builder")
+    from torch._inductor import config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", ("cleardiffusion-no-such-compiler",))
+    cpp_builder.cpp_compiler_search.cache_clear()
+    try:
+        line = refused(trained, capsys, "--steps", "3", "--device", "cpu", "--compile")
+        assert "--compile" in line and "C++ compiler" in line and "drop --compile" in line, line
+        monkeypatch.setattr(inductor.cpp, "cxx", (sys.executable,))
+        cpp_builder.cpp_compiler_search.cache_clear()
+        code, config = trained("--steps", "3", "--device", "cpu", "--compile")
+        assert code == 0 and config.compile
+    finally:
+        cpp_builder.cpp_compiler_search.cache_clear()  # the next search finds the machine's own compiler
 
 
 def test_the_python_api_gets_the_same_checks():

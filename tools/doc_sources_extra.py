@@ -217,6 +217,11 @@ FEW_NUMBERS = {
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
     **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
+    **{
+        f"fs.mnist-unconditional.readable.{grid}": (lambda grid=grid: readable("mnist-unconditional", grid))
+        for grid in READABLE
+        if grid.endswith("unconditional")
+    },
     **one_step_numbers(),
 }
 
@@ -230,6 +235,16 @@ def suite_seconds() -> str:
 
 
 FEW_NUMBERS["suite.seconds"] = suite_seconds
+
+RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
+
+
+def renoise_fid(steps: int, eta: float) -> str:
+    return f2(next(r["fid"] for r in load_jsonl(RENOISE) if r["steps"] == steps and r["eta"] == eta))
+
+
+FEW_NUMBERS.update({f"fs.renoise.{steps}.{eta:g}": (lambda steps=steps, eta=eta: renoise_fid(steps, eta))
+                    for steps in (2, 4) for eta in (1.0, 0.5, 0.0)})  # fmt: skip
 
 
 def t_mutation() -> str:

@@ -77,6 +77,35 @@ def auto_amp(device: torch.device | str) -> Literal["fp32", "bf16"]:
     return "bf16" if torch.device(device).type == "cuda" or cpu_has_native_bf16() else "fp32"
 
 
+def compiler_problem(device: torch.device | str) -> str | None:
+    """Why torch.compile cannot build kernels for `device` on this machine, or None when it can.
+
+    Inductor writes C++ for a CPU (it needs a C++ compiler: $CXX, else g++) and Triton for CUDA; without them
+    torch.compile fails at the first step with a long traceback, after the data and the model are loaded.
+    """
+    if torch.device(device).type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if has_triton():
+            return None
+        return "torch.compile on a GPU needs Triton, which this PyTorch cannot import: pip install triton"
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # torch before 2.4: look for the compiler inductor would call
+        import os
+        import shutil
+
+        found = shutil.which(os.environ.get("CXX", "g++"))
+    else:
+        try:
+            found = get_cpp_compiler()
+        except Exception:  # torch._inductor.exc.InvalidCxxCompiler
+            found = None
+    if found:
+        return None
+    return "torch.compile on a CPU needs a C++ compiler and none was found: install g++ (or clang++ and set CXX)"
+
+
 # ---- sampling: how the network is run; the sampler's arithmetic is untouched -------------------------------
 SamplingPrecision = Literal["auto", "fp32", "bf16"]
 SAMPLING_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -139,5 +168,6 @@ def sampling_model(model: nn.Module, device: torch.device | str, precision: str 
 
 __all__ = [
     "AMP_DTYPES", "PLAIN", "SAMPLING_BATCH", "SAMPLING_PRECISIONS", "Autocast", "FastOptions", "auto_amp",
-    "cpu_has_native_bf16", "sampling_batch", "sampling_model", "sampling_precision", "trusted_inputs",
+    "compiler_problem", "cpu_has_native_bf16", "sampling_batch", "sampling_model", "sampling_precision",
+    "trusted_inputs",
 ]  # fmt: skip

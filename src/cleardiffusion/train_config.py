@@ -20,7 +20,7 @@ from .data.dataset import DatasetName
 from .denoiser import UNUSED_OPTIONS
 from .distributed import DeviceName
 from .errors import UsageError
-from .limits import FLOAT32, MAX_TIMESTEPS, check_memory
+from .limits import FLOAT32, MAX_TIMESTEPS, check_memory, resolve_device
 from .models import CONFIG_TYPES, PRESETS, model_from_preset, preset_kind
 from .models.unet import UNetConfig
 from .objective import LossWeighting, Objective, Prediction
@@ -271,6 +271,8 @@ def validate(config: TrainConfig, given: Collection[str] | None = None) -> None:
     check_model_options(config.model_options, config.model)
     if config.eval_every:
         check_eval_memory(config)
+    if config.compile and (problem := fastpath.compiler_problem(resolve_device(config.device))):
+        raise UsageError(f"--compile: {problem}, or drop --compile (the same steps, uncompiled)")
 
 
 def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
