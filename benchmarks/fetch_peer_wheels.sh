@@ -6,7 +6,7 @@
 #
 # The device image already holds torch, torchvision, accelerate, einops, scipy, numpy, pillow, tqdm,
 # filelock, huggingface-hub (1.33), regex, requests, safetensors (0.8) and zipp
-# (/work/.library/device/KINDS.md), so only what it lacks is fetched: diffusers and its importlib_metadata;
+# (the device machines' notes), so only what it lacks is fetched: diffusers and its importlib_metadata;
 # denoising-diffusion-pytorch and its ema-pytorch and pytorch-fid (imported by its package __init__).
 # Pin versions so two sessions measure the same code; override with e.g. DIFFUSERS=0.35.1.
 set -euo pipefail

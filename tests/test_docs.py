@@ -153,3 +153,27 @@ def test_help_examples_parse():
                 build_parser().parse_args(shlex.split(line, comments=True)[1:])
             except SystemExit as e:
                 pytest.fail(f"`cleardiffusion {name} --help` example does not parse: `{line}` (exit {e.code})")
+
+
+# ------------------------------------------------------------------------------------ no machine paths
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|home|root|Users|mnt|scratch)/[\w.-]+")
+
+
+def committed_text_files() -> list[Path]:
+    """README, docs and every results file a reader sees: markdown, JSON, JSON lines, CSV and text."""
+    results = (ROOT / "benchmarks" / "results").rglob("*")
+    suffixes = {".md", ".json", ".jsonl", ".csv", ".txt"}
+    return [*DOCS, *(p for p in results if p.suffix in suffixes and p.is_file())]
+
+
+def test_results_and_docs_name_no_folder_of_the_machine_that_wrote_them():
+    """Commands and paths in results are relative to the repository (`runs/...`, `../shared/data/...`)."""
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in committed_text_files()
+             for m in MACHINE_PATH.finditer(p.read_text(errors="replace"))]  # fmt: skip
+    assert not found, "\n".join(found[:20])
+
+
+def test_the_machine_path_check_sees_one():
+    assert MACHINE_PATH.search('"command": "eval --classifier /work/scratch/clf.pt"')
+    assert MACHINE_PATH.search("data from /home/ada/mnist")
+    assert not MACHINE_PATH.search("runs/mnist/checkpoints/last.pt and ../shared/data/mnist, 1/work/x")
