@@ -7,7 +7,7 @@ numbers are computed (docs/performance.md measures each one):
 |-----------------|---------------------------------------------------------------------------------------|
 | amp_dtype       | bf16 autocast: convs/matmuls in bfloat16 on tensor cores; weights, loss, Adam in fp32 |
 | channels_last   | NHWC activations and weights, the layout cuDNN's and Triton's convolutions prefer     |
-| fused_adam      | AdamW(fused=True): one kernel for the whole parameter update instead of one per op    |
+| fused_adam      | AdamW(fused=True): one kernel for the whole parameter update (CUDA; CPU, torch >= 2.4) |
 | foreach_ema     | EMA as one `_foreach_lerp_` over every tensor instead of a Python loop of kernels     |
 
 Sampling has two such choices, each decided here once for every caller (`generate.generate_images`, so the
@@ -75,6 +75,15 @@ def cpu_has_native_bf16() -> bool:
 def auto_amp(device: torch.device | str) -> Literal["fp32", "bf16"]:
     """Precision "auto", for training and sampling alike: bf16 on CUDA and on a CPU with native bf16, else fp32."""
     return "bf16" if torch.device(device).type == "cuda" or cpu_has_native_bf16() else "fp32"
+
+
+def fused_adam_supported(device: torch.device | str) -> bool:
+    """AdamW(fused=True) runs here: on CUDA, and on a CPU from torch 2.4 (one pass over every tensor instead of
+    Adam's per-tensor Python loop, which dominates a step of a tiny network)."""
+    if torch.device(device).type == "cuda":
+        return True
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 4)
 
 
 def compiler_problem(device: torch.device | str) -> str | None:
@@ -168,6 +177,6 @@ def sampling_model(model: nn.Module, device: torch.device | str, precision: str 
 
 __all__ = [
     "AMP_DTYPES", "PLAIN", "SAMPLING_BATCH", "SAMPLING_PRECISIONS", "Autocast", "FastOptions", "auto_amp",
-    "compiler_problem", "cpu_has_native_bf16", "sampling_batch", "sampling_model", "sampling_precision",
-    "trusted_inputs",
+    "compiler_problem", "cpu_has_native_bf16", "fused_adam_supported", "sampling_batch", "sampling_model",
+    "sampling_precision", "trusted_inputs",
 ]  # fmt: skip

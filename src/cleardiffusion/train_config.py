@@ -363,7 +363,7 @@ def step_options(config: TrainConfig, dev: torch.device) -> fastpath.FastOptions
     amp = fastpath.auto_amp(dev) if config.precision == "auto" else config.precision
     amp = "fp32" if config.objective == "meanflow" else amp  # its jvp runs in float32 (meanflow.py)
     channels_last = cuda if config.channels_last is None else config.channels_last
-    return fastpath.FastOptions(amp=amp, channels_last=channels_last, fused_adam=cuda)
+    return fastpath.FastOptions(amp=amp, channels_last=channels_last, fused_adam=fastpath.fused_adam_supported(dev))
 
 
 def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
