@@ -11,7 +11,6 @@ classifier calls with >= 90% confidence.
 """
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -54,7 +53,9 @@ class TrainingMonitor:
     def __init__(self, config, dataset, out: Path, device: torch.device):
         self.config, self.dataset, self.out, self.device = config, dataset, out, device
         self.metrics_path = out / "metrics.jsonl"
-        self._last_plot = -math.inf  # perf_counter() of the last curves.png
+        # perf_counter() of the last curves.png: the first is drawn PLOT_EVERY_S into the run (or at its end), so a
+        # run of a few seconds draws it once
+        self._last_plot = time.perf_counter()
         self.scorer = None
         if config.eval_every:
             from .evaluation_runner import reference_statistics
