@@ -322,6 +322,16 @@ SPEED_NUMBERS = {
             "onnx_vs_default": ("onnx runtime fp32", "default"),
         }.items()
     },
+    **{
+        f"cpus.threads2.{key}": (lambda a=a, b=b: f"{speed(a, 'threads2') / speed(b, 'threads2'):.2f}x")
+        for key, (a, b) in {
+            "speedup": ("default", "today"),
+            "inference_mode": ("default + inference_mode", "today"),
+            "guided_speedup": ("default guided s=3", "today guided s=3"),
+        }.items()
+    },
+    "cpus.threads2.default": lambda: f2(speed("default", "threads2")),
+    "cpus.threads2.default_vs_1": lambda: f"{speed('default', 'threads2') / speed('default'):.2f}x",
     "cpus.fid_today": lambda: f2(fid_check()["rows"]["today"]["fid"]),
     "cpus.fid_default": lambda: f2(fid_check()["rows"]["default"]["fid"]),
     "cpus.fid_floor": lambda: f2(fid_check()["noise_floor"]),
