@@ -5,7 +5,7 @@ import os
 import pytest
 
 # torch is imported where it is used: the pytest-xdist controller, which runs no test, then never imports it
-# (about 2 s of a 2-core machine before any worker starts)
+# (one torch import fewer before any worker starts)
 
 
 def pytest_xdist_auto_num_workers(config):

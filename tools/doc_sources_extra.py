@@ -236,6 +236,22 @@ def suite_seconds() -> str:
 
 FEW_NUMBERS["suite.seconds"] = suite_seconds
 
+OVERHEADS = "test_overheads_cpu.json"  # benchmarks/test_overheads.py
+TINY, SMALL = "tests' tiny U-Net (8x8, 8 channels)", "small U-Net (28x28, 10 classes)"
+
+
+def adam_ms(net: str, mode: str) -> str:
+    return f"{load_json(OVERHEADS)['adamw_step'][net][f'{mode}_ms']:.1f}"
+
+
+FEW_NUMBERS.update({
+    "tests.import_torch": lambda: f"{load_json(OVERHEADS)['import_torch_s']:.1f}",
+    "tests.first_optimizer": lambda: f"{load_json(OVERHEADS)['first_optimizer_s']:.1f}",
+    "tests.tiny_tensors": lambda: str(load_json(OVERHEADS)["adamw_step"][TINY]["tensors"]),
+    **{f"tests.adam_{mode}_{key}": (lambda net=net, mode=mode: adam_ms(net, mode))
+       for key, net in (("tiny", TINY), ("small", SMALL)) for mode in ("single", "fused")},
+})  # fmt: skip
+
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
 
 
