@@ -252,6 +252,19 @@ FEW_NUMBERS.update({
        for key, net in (("tiny", TINY), ("small", SMALL)) for mode in ("single", "fused")},
 })  # fmt: skip
 
+TRAJECTORIES = f"{ONE_STEP}/trajectories_mnist_uncond.jsonl"  # grid_search.py on two distillations
+
+
+def trajectories_row(n: int, steps: int) -> dict:
+    return next(r for r in load_jsonl(TRAJECTORIES) if r["trajectories"] == n and len(r["grid"]) == steps)
+
+
+FEW_NUMBERS.update({
+    **{f"fs.traj{n}.fid{k}": (lambda n=n, k=k: f2(trajectories_row(n, k)["fid"])) for n in (2000, 6000)
+       for k in (1, 2, 4)},
+    **{f"fs.traj{n}.steps": (lambda n=n: f"{trajectories_row(n, 1)['distill_steps']:,}") for n in (2000, 6000)},
+})  # fmt: skip
+
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
 
 
