@@ -186,7 +186,7 @@ FEW_TABLES = {
 # dataset -> (the models of its results, the sample kinds: u unconditional, g guided)
 ONE_STEP_RUNS = {
     "mnist": (("trajectory", "cd", "meanflow"), "ug"),
-    "fashion-mnist": (("trajectory", "cd"), "ug"),
+    "fashion-mnist": (("trajectory", "cd", "meanflow"), "ug"),
     "mnist-unconditional": (("trajectory",), "u"),
 }
 KINDS = {"u": "unconditional", "g": "guided"}
