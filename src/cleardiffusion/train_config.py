@@ -174,7 +174,9 @@ class TrainConfig:
         "auto", "auto: CUDA if present; on CUDA bf16 autocast, channels_last, fused AdamW", HARDWARE
     )
     compile: bool = option(
-        False, "torch.compile the model (CUDA; the first steps are slow while it compiles)", HARDWARE
+        False,
+        "torch.compile the model (a C++ compiler on a CPU, Triton on CUDA; the first steps are slow while it compiles)",
+        HARDWARE,
     )
     precision: Precision = option(
         "auto",
