@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cleardiffusion.experiments.report import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 README_RUN = ROOT / "benchmarks" / "results" / "readme_path_cpu"
 PATHS = {"today": ["--precision", "fp32", "--batch-size", "256"], "default": []}
@@ -75,7 +77,7 @@ def main() -> None:
     lines = [
         "# The fast sampling path keeps the FID: the README's guided protocol, today's path against the default",
         "",
-        f"- device: {_cpu()}, on cores {cores}; torch threads: cleardiffusion's default on those cores",
+        f"- device: {cpu_model()}, on cores {cores}; torch threads: cleardiffusion's default on those cores",
         f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit.stdout.strip()}",
         f"- command: `taskset -c {cores} python benchmarks/sampler_fid_check.py {' '.join(sys.argv[1:])}`",
         f"- samples: {args.n}, `--class-label all --guidance {args.guidance:g} --seed {args.seed}` (dpm++2m-sde, "
@@ -106,13 +108,6 @@ def main() -> None:
     record = {"command": sys.argv, "date": f"{started:%Y-%m-%d %H:%M}", "rows": rows, "noise_floor": floor,
               "seed0_fid": seed0, "seed1_fid": seed1, "fid_difference": diff}  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 if __name__ == "__main__":

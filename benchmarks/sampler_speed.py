@@ -28,7 +28,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -47,11 +46,9 @@ RECIPE_T, CLASSES, SHAPE = 1000, 10, (1, 28, 28)
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {torch.get_num_threads()} threads"
+    from cleardiffusion.experiments.report import cpu_model
+
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ the data the real-data tests read is ../shared/data/ beside the clone, as for an
 import argparse
 import datetime
 import json
-import platform
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from cleardiffusion.experiments.report import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,13 +31,6 @@ def readme_test_command() -> str:
     """The README's second fenced bash block: the set-up-and-test command."""
     blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     return blocks[1].strip()
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def pytest_part(command: str) -> str:
@@ -80,7 +75,7 @@ def main() -> None:
         "command": command[command.index("python -m pytest") :],
         "where": f"a fresh clone of commit {commit.stdout.strip()} with the README's set-up and test command "
         "(benchmarks/suite_time.py): no extras, so the ONNX tests skip",
-        "machine": f"{cpu_name()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "date": datetime.date.today().isoformat(),
         "runs": runs,
         "note": "pytest's own reported time of each run, the set-up excluded; nothing else heavy was meant to run",

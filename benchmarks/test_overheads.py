@@ -17,7 +17,6 @@ Each subprocess number is the median of --repeats fresh interpreters; each step 
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from cleardiffusion.experiments.report import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_OPTIMIZER = (
@@ -57,13 +58,6 @@ def adam_step_ms(net: torch.nn.Module, mode: str) -> float:
     return statistics.median(blocks)
 
 
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -86,7 +80,7 @@ def main() -> None:
         print(name, adam[name])
     result = {
         "command": "python benchmarks/test_overheads.py " + " ".join(sys.argv[1:]),
-        "machine": f"{cpu_name()}, one thread",
+        "machine": f"{cpu_model()}, one thread",
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "import_torch_s": round(in_fresh_interpreter(IMPORT_TORCH, args.repeats), 3),
