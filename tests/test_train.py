@@ -207,5 +207,5 @@ def test_precision_auto_follows_the_hardware_and_bf16_keeps_fp32_weights(digits,
     for key in ("model", "ema"):  # autocast computes in bf16; the weights, EMA and Adam moments stay fp32
         assert all(v.dtype == torch.float32 for v in state[key].values() if v.is_floating_point())
     # AdamW ran fused on this CPU wherever torch has a fused CPU kernel (2.4 on), its Python loop before
-    fused_on_cpu = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 4)
+    fused_on_cpu = fastpath.fused_adam_supported(cpu)
     assert all(bool(g.get("fused")) == fused_on_cpu for g in state["optimizer"]["param_groups"])

@@ -19,16 +19,18 @@ def tiny(block: str, **overrides) -> UNet:
     return UNet(UNetConfig(**cfg)).eval()
 
 
-def randomize(model: UNet, seed: int = 0) -> UNet:
-    """Perturb every parameter, so zero-initialised layers (Ho et al.'s conv2, heads) stop hiding inputs."""
+def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """Perturb every parameter, so zero-initialised layers (Ho et al.'s conv2, heads; DiT's gates) stop hiding
+    inputs. Shared with test_vit.py."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
+            p.add_(scale * torch.randn(p.shape, generator=g))
     return model
 
 
-def inputs(model: UNet, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def inputs(model: torch.nn.Module, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, C, H, W) and t (B,) for any image denoiser with a config of in_channels and image_size."""
     cfg, g = model.config, torch.Generator().manual_seed(seed)
     x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
     return x, torch.randint(0, 1000, (batch,), generator=g)

@@ -17,30 +17,17 @@ from cleardiffusion.models import build_model, count_parameters, model_from_pres
 from cleardiffusion.models.scan import SelectiveScan, chunked_scan
 from cleardiffusion.models.vit import PRESETS, ViT, ViTConfig, vit_from_preset
 from test_train import tiny_flags, write_digits
+from test_unet import inputs, randomize  # x, t for any image denoiser; every parameter perturbed
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 MIXERS = ("attention", "scan")
 TINY = dict(image_size=8, patch_size=2, hidden=16, depth=3, heads=2, state_dim=4, scan_head_dim=4, scan_chunk=3)
+PERTURB = 0.2  # randomize's scale here: the zero-initialised adaLN gates and output layer hide the inputs
 
 
 def tiny(mixer: str = "attention", **overrides) -> ViT:
     torch.manual_seed(0)
     return ViT(ViTConfig(**{"in_channels": 1, "mixer": mixer, **TINY, **overrides})).eval()
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Perturb every parameter, so the zero-initialised gates and output layer stop hiding the inputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    return model
-
-
-def inputs(model: ViT, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    cfg, g = model.config, torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
-    return x, torch.randint(0, 1000, (batch,), generator=g)
 
 
 # ---- the scan ------------------------------------------------------------------------------------------------
@@ -92,7 +79,7 @@ def test_one_direction_is_causal_and_the_mixer_sees_both_sides():
         y, y_changed = scan(x), scan(changed)
     assert torch.equal(y[:, :7], y_changed[:, :7])
     assert (y[:, 7:] - y_changed[:, 7:]).abs().amin() > 0
-    mixer = randomize(tiny("scan")).blocks[0].mixer.double()  # hidden 16
+    mixer = randomize(tiny("scan"), scale=PERTURB).blocks[0].mixer.double()  # hidden 16
     x = torch.randn(2, 11, 16, dtype=torch.float64)
     changed = x.clone()
     changed[:, 7:] += 1.0
@@ -105,7 +92,7 @@ def test_one_direction_is_causal_and_the_mixer_sees_both_sides():
 @pytest.mark.parametrize("mixer", MIXERS)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_output_has_the_input_shape(mixer, channels):
-    model = randomize(tiny(mixer, in_channels=channels, num_classes=3))
+    model = randomize(tiny(mixer, in_channels=channels, num_classes=3), scale=PERTURB)
     x, t = inputs(model)
     with torch.no_grad():
         out = model(x, t, torch.tensor([0, 2]))
@@ -124,7 +111,7 @@ def test_a_fresh_network_is_the_zero_predictor(mixer):
 
 def test_long_skips_change_the_function_unless_their_linear_ignores_the_skip():
     """With Linear(2D -> D) = [I, 0] a long-skip network is the plain one; a nonzero skip half changes it."""
-    plain, skips = randomize(tiny(depth=5)), tiny(depth=5, long_skips=True)
+    plain, skips = randomize(tiny(depth=5), scale=PERTURB), tiny(depth=5, long_skips=True)
     skips.load_state_dict(plain.state_dict(), strict=False)  # the same blocks; only the skip linears are new
     assert [b.skip is not None for b in skips.blocks] == [False, False, False, True, True]  # pairs (0,4), (1,3)
     D, x_t = 16, inputs(plain)
@@ -216,7 +203,7 @@ def test_bad_presets_and_fields_name_the_choices():
 
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_a_checkpoint_rebuilds_the_network_exactly(mixer, tmp_path):
-    model = randomize(tiny(mixer, num_classes=3, long_skips=True))
+    model = randomize(tiny(mixer, num_classes=3, long_skips=True), scale=PERTURB)
     spec = json.loads(json.dumps(model_spec(model)))  # as config.json and checkpoints hold it
     save_checkpoint(tmp_path / "net.pt", {"model_spec": spec, "ema": model.state_dict()})
     state = load_checkpoint(tmp_path / "net.pt")
@@ -232,7 +219,7 @@ def test_a_checkpoint_rebuilds_the_network_exactly(mixer, tmp_path):
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_meanflow_jvp_runs_through_both_mixers(mixer):
     """MeanFlow differentiates the network forward (a jvp) and backward: attention takes the plain formula."""
-    model = randomize(tiny(mixer, time_inputs=2, num_classes=3)).train()
+    model = randomize(tiny(mixer, time_inputs=2, num_classes=3), scale=PERTURB).train()
     x0, _ = inputs(model, batch=3)
     g = torch.Generator().manual_seed(1)
     t = TimePairs().draw_t(3, g)
@@ -243,7 +230,7 @@ def test_meanflow_jvp_runs_through_both_mixers(mixer):
 
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_bf16_autocast_forward_backward(mixer):
-    model = randomize(tiny(mixer, num_classes=3, dropout=0.1, long_skips=True)).train()
+    model = randomize(tiny(mixer, num_classes=3, dropout=0.1, long_skips=True), scale=PERTURB).train()
     x, t = inputs(model)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x, t, torch.tensor([1, 3]))
