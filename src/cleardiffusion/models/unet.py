@@ -289,7 +289,7 @@ class UNet(nn.Module):
         return self.config.null_label
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        y = self._check_inputs(x, t, y)
+        y = check_inputs("UNet", self.config, x, t, y, self.validate_labels)
         e = self.embed(t, y)  # (B, E)
         skips, h = [], x  # h: (B, C, H, W)
         for step in self.encoder:
@@ -303,10 +303,6 @@ class UNet(nn.Module):
                 h = h + s if add else torch.cat([h, s], dim=1)
             h = step(h, e)
         return self.head(h)  # (B, C, H, W)
-
-    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
-        """Shape/label checks; returns y with the null label filled in for a conditional model."""
-        return check_inputs("UNet", self.config, x, t, y, self.validate_labels)
 
 
 # ---- Presets -----------------------------------------------------------------------------------------------
