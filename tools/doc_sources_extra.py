@@ -299,6 +299,11 @@ def speed(name: str, run: str = "speed") -> float:
     return speed_rows(run)[name]["images_per_s"]
 
 
+def speed_ratio(a: str, b: str, run: str = "speed") -> str:
+    """Row a's images/s over row b's, as "1.95x"."""
+    return f"{speed(a, run) / speed(b, run):.2f}x"
+
+
 def t_cpu_sampling() -> str:
     """Every row of the speed run: images/s and the ratio to today's path (guided rows: to today's guided)."""
     out = []
@@ -328,14 +333,14 @@ SPEED_TABLES = {"cpu_sampling": t_cpu_sampling}
 SPEED_NUMBERS = {
     "cpus.today": lambda: f2(speed("today")),
     "cpus.default": lambda: f2(speed("default")),
-    "cpus.speedup": lambda: f"{speed('default') / speed('today'):.2f}x",
-    "cpus.guided_speedup": lambda: f"{speed('default guided s=3') / speed('today guided s=3'):.2f}x",
-    "cpus.bf16_alone": lambda: f"{speed('bf16') / speed('today'):.2f}x",
-    "cpus.vs_diffusers_fp32": lambda: f"{speed('today') / speed('diffusers fp32'):.2f}x",
-    "cpus.vs_diffusers_bf16": lambda: f"{speed('default') / speed('diffusers bf16'):.2f}x",
+    "cpus.speedup": lambda: speed_ratio("default", "today"),
+    "cpus.guided_speedup": lambda: speed_ratio("default guided s=3", "today guided s=3"),
+    "cpus.bf16_alone": lambda: speed_ratio("bf16", "today"),
+    "cpus.vs_diffusers_fp32": lambda: speed_ratio("today", "diffusers fp32"),
+    "cpus.vs_diffusers_bf16": lambda: speed_ratio("default", "diffusers bf16"),
     "cpus.compile_setup": lambda: f"{speed_rows()['default + compile']['setup_seconds']:.0f}",
     **{
-        f"cpus.{key}": (lambda a=a, b=b: f"{speed(a) / speed(b):.2f}x")
+        f"cpus.{key}": (lambda a=a, b=b: speed_ratio(a, b))
         for key, (a, b) in {
             "compile_vs_default": ("default + compile", "default"),
             "inference_mode_vs_default": ("default + inference_mode", "default"),
@@ -352,7 +357,7 @@ SPEED_NUMBERS = {
         }.items()
     },
     **{
-        f"cpus.threads2.{key}": (lambda a=a, b=b: f"{speed(a, 'threads2') / speed(b, 'threads2'):.2f}x")
+        f"cpus.threads2.{key}": (lambda a=a, b=b: speed_ratio(a, b, "threads2"))
         for key, (a, b) in {
             "speedup": ("default", "today"),
             "inference_mode": ("default + inference_mode", "today"),
