@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,12 @@ def start_training():
         proc.communicate()
 
 
-def wait_for(path: Path, proc: subprocess.Popen) -> None:
+def wait_for(ready: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    """Poll until ready() while the child lives; a child that died, or the hang guard, fails the test."""
     deadline = time.monotonic() + HANG_GUARD_S
-    while not path.exists():
+    while not ready():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
+        assert time.monotonic() < deadline, f"{what} never came"
         time.sleep(0.02)
 
 
@@ -62,7 +64,7 @@ def test_sigkill_at_a_random_moment_then_resume_repeats_the_uninterrupted_losses
     # the child never reaches its last step, so the kill lands mid-run on a machine of any speed
     proc = start_training(tiny_flags(digits, tmp_path / "killed", steps=ENDLESS, checkpoint_every=3))
     last = tmp_path / "killed" / "checkpoints" / "last.pt"
-    wait_for(last, proc)
+    wait_for(last.exists, proc, str(last))
     delay = random.uniform(0.0, 0.5)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
@@ -78,12 +80,8 @@ def test_sigkill_at_a_random_moment_then_resume_repeats_the_uninterrupted_losses
 def test_sigterm_writes_a_checkpoint_and_exits_143(digits, tmp_path, start_training):
     out = tmp_path / "run"
     proc = start_training(tiny_flags(digits, out, steps=ENDLESS, checkpoint_every=50))
-    wait_for(out / "metrics.jsonl", proc)  # written empty at the start: wait for a step's line, on any machine
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not (out / "metrics.jsonl").read_text().strip():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no step was logged"
-        time.sleep(0.02)
+    metrics = out / "metrics.jsonl"  # written empty at the start: wait for a step's line, on any machine
+    wait_for(lambda: metrics.is_file() and bool(metrics.read_text().strip()), proc, "a logged step")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 143, err
