@@ -14,6 +14,16 @@ def pytest_xdist_auto_num_workers(config):
     return min(cores, 8)
 
 
+def pytest_configure(config):
+    """The pytest-xdist controller runs no test, yet hypothesis' plugin imports hypothesis there (~1 s on a
+    2-core machine) for its end-of-run summary, which only reports on tests run in that process (statistics on
+    request aside). Unregistered there unless statistics are asked for; workers keep it whole."""
+    controller = not os.environ.get("PYTEST_XDIST_WORKER") and config.getoption("numprocesses", None)
+    wanted = config.getoption("hypothesis_show_statistics", False)
+    if controller and not wanted and config.pluginmanager.has_plugin("hypothesispytest"):
+        config.pluginmanager.unregister(name="hypothesispytest")
+
+
 if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: torch's own threads would oversubscribe them
     import torch
 

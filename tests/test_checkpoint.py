@@ -42,6 +42,33 @@ def test_save_then_load_round_trips_tensors_and_plain_values(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
+def test_saved_tensors_share_one_storage_per_dtype_and_load_unchanged(tmp_path):
+    """save_checkpoint packs the floating-point tensors of each entry into one buffer per dtype
+    (checkpoint.one_storage_per_dtype): every tensor comes back with its shape, dtype and values, however it was
+    laid out or nested; integer tensors (RNG states) keep storages of their own."""
+    weight = torch.randn(4, 5)
+    state = {"model": {"w": weight, "w_t": weight.t(), "b": torch.zeros(5)},  # a transposed view: non-contiguous
+             "optimizer": {"state": {0: {"step": torch.tensor(7.0), "exp_avg": torch.randn(4, 5)}},
+                           "param_groups": [{"lr": 1e-3, "params": [0]}]},
+             "rng": {"generator": torch.randint(0, 255, (16,), dtype=torch.uint8)},
+             "pair": (torch.arange(3), [torch.ones(2, dtype=torch.float64)]), "step": 3}  # fmt: skip
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "last.pt", state))
+
+    def leaves(node):
+        if isinstance(node, torch.Tensor):
+            return [node]
+        values = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else []
+        return [t for value in values for t in leaves(value)]
+
+    saved, back = leaves(state), leaves(loaded)
+    assert len(back) == len(saved) == 8 and isinstance(loaded["pair"], tuple) and loaded["step"] == 3
+    for a, b in zip(saved, back, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    floats = {t.untyped_storage().data_ptr() for t in back if t.is_floating_point()}
+    assert len(floats) == 3  # model's 3 tensors in one buffer, optimizer's 2 in another, pair's float64
+    assert len({t.untyped_storage().data_ptr() for t in back}) == 5  # + the uint8 and the int64 tensor
+
+
 def _write_good(tmp_path: Path) -> tuple[Path, bytes]:
     path = save_checkpoint(tmp_path / "last.pt", {"step": 1, "w": torch.ones(1000)})
     return path, path.read_bytes()
