@@ -1,6 +1,7 @@
 """Fixtures shared by the test modules."""
 
 import os
+import sys
 
 import pytest
 
@@ -18,6 +19,15 @@ def pytest_configure(config):
     """The pytest-xdist controller runs no test, yet hypothesis' plugin imports hypothesis there (~1 s on a
     2-core machine) for its end-of-run summary, which only reports on tests run in that process (statistics on
     request aside). Unregistered there unless statistics are asked for; workers keep it whole."""
+    # pytest rewrites the asserts of every module in a plugin's distribution, so hypothesis' 75 modules are
+    # parsed and rewritten on import (1.2 s more per process than a plain import, every run where
+    # PYTHONDONTWRITEBYTECODE keeps the result from being cached). The tests use hypothesis as a library, whose
+    # asserts need no rewriting; its pytest plugin (a module of its own) stays marked. `_must_rewrite` is
+    # private to pytest: where it is gone, nothing changes.
+    marked = getattr(getattr(config.pluginmanager, "rewrite_hook", None), "_must_rewrite", None)
+    if isinstance(marked, set) and "hypothesis" in marked and "hypothesis" not in sys.modules:
+        marked.discard("hypothesis")
+        config.pluginmanager.rewrite_hook._marked_for_rewrite_cache.clear()
     controller = not os.environ.get("PYTEST_XDIST_WORKER") and config.getoption("numprocesses", None)
     wanted = config.getoption("hypothesis_show_statistics", False)
     if controller and not wanted and config.pluginmanager.has_plugin("hypothesispytest"):
