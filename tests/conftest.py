@@ -36,9 +36,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_finish(session):
-    """The objects the imports made (~200k once the test modules are imported) live until the process ends, yet
-    every full garbage collection walked them again: about 1 s of a worker's 17 s on four of the test files.
-    Frozen here, collections skip them."""
+    """The objects the imports made live until the process ends, yet every full garbage collection walked them
+    again: about 1 s of a worker's 17 s on four of the test files. Frozen here, collections skip them; with them
+    the modules every worker imports later anyway (the first optimizer imports torch._dynamo, the first
+    training run's curves.png matplotlib)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import matplotlib
+
+        matplotlib.use("Agg")  # as monitor.plot and viz do: no display is needed or looked for
+        import matplotlib.pyplot  # noqa: F401
+        import torch._dynamo  # noqa: F401
     gc.freeze()
 
 
