@@ -21,9 +21,9 @@ def pytest_configure(config):
     2-core machine) for its end-of-run summary, which only reports on tests run in that process (statistics on
     request aside). Unregistered there unless statistics are asked for; workers keep it whole."""
     # pytest rewrites the asserts of every module in a plugin's distribution, so hypothesis' 75 modules are
-    # parsed and rewritten on import (1.2 s more per process than a plain import, every run where
-    # PYTHONDONTWRITEBYTECODE keeps the result from being cached). The tests use hypothesis as a library, whose
-    # asserts need no rewriting; its pytest plugin (a module of its own) stays marked. `_must_rewrite` is
+    # parsed and rewritten on import, in every process and every run where PYTHONDONTWRITEBYTECODE keeps the
+    # result from being cached (benchmarks/test_overheads.py times it). The tests use hypothesis as a library,
+    # whose asserts need no rewriting; its pytest plugin (a module of its own) stays marked. `_must_rewrite` is
     # private to pytest: where it is gone, nothing changes.
     marked = getattr(getattr(config.pluginmanager, "rewrite_hook", None), "_must_rewrite", None)
     if isinstance(marked, set) and "hypothesis" in marked and "hypothesis" not in sys.modules:
@@ -37,9 +37,9 @@ def pytest_configure(config):
 
 def pytest_collection_finish(session):
     """The objects the imports made live until the process ends, yet every full garbage collection walked them
-    again: about 1 s of a worker's 17 s on four of the test files. Frozen here, collections skip them; with them
-    the modules every worker imports later anyway (the first optimizer imports torch._dynamo, the first
-    training run's curves.png matplotlib)."""
+    again, a few percent of a worker's time. Frozen here, collections skip them; with them the modules every
+    worker imports later anyway (the first optimizer imports torch._dynamo, the first training run's curves.png
+    matplotlib)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import matplotlib
 

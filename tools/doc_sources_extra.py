@@ -244,12 +244,24 @@ def adam_ms(net: str, mode: str) -> str:
     return f"{load_json(OVERHEADS)['adamw_step'][net][f'{mode}_ms']:.1f}"
 
 
+def load_ms(net: str, kind: str) -> str:
+    return f"{load_json(OVERHEADS)['checkpoint_load'][net][f'{kind}_ms']:.0f}"
+
+
+def collect_s(name: str) -> str:
+    return f"{load_json(OVERHEADS)['collect_hypothesis_file'][name]:.1f}"
+
+
 FEW_NUMBERS.update({
     "tests.import_torch": lambda: f"{load_json(OVERHEADS)['import_torch_s']:.1f}",
     "tests.first_optimizer": lambda: f"{load_json(OVERHEADS)['first_optimizer_s']:.1f}",
     "tests.tiny_tensors": lambda: str(load_json(OVERHEADS)["adamw_step"][TINY]["tensors"]),
     **{f"tests.adam_{mode}_{key}": (lambda net=net, mode=mode: adam_ms(net, mode))
        for key, net in (("tiny", TINY), ("small", SMALL)) for mode in ("single", "fused")},
+    **{f"tests.load_{kind}_{key}": (lambda net=net, kind=kind: load_ms(net, kind))
+       for key, net in (("tiny", TINY), ("small", SMALL)) for kind in ("plain", "packed")},
+    **{f"tests.collect_hypothesis_{key}": (lambda name=name: collect_s(name))
+       for key, name in (("whole", "whole_distribution_rewritten_s"), ("plugin", "plugin_module_rewritten_s"))},
 })  # fmt: skip
 
 TRAJECTORIES = f"{ONE_STEP}/trajectories_mnist_uncond.jsonl"  # grid_search.py on two distillations
