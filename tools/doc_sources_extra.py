@@ -376,6 +376,10 @@ SPEED_NUMBERS = {
             "guided_speedup": ("default guided s=3", "today guided s=3"),
         }.items()
     },
+    "cpus.freezing_vs_default": lambda: speed_ratio("default + compile (freezing)", "default", "freezing"),
+    "cpus.freezing_compile_vs_default": lambda: speed_ratio("default + compile", "default", "freezing"),
+    "cpus.freezing_setup": lambda: f"{speed_rows('freezing')['default + compile (freezing)']['setup_seconds']:.0f}",
+    "cpus.freezing_default_vs_today": lambda: speed_ratio("default", "today", "freezing"),
     "cpus.threads2.default": lambda: f2(speed("default", "threads2")),
     "cpus.threads2.default_vs_1": lambda: f"{speed('default', 'threads2') / speed('default'):.2f}x",
     "cpus.fid_today": lambda: f2(fid_check()["rows"]["today"]["fid"]),
