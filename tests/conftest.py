@@ -50,6 +50,9 @@ def pytest_collection_finish(session):
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: torch's own threads would oversubscribe them
+    # and so would numpy's OpenBLAS threads (FID's covariances), which spin while they wait: set before numpy
+    # loads OpenBLAS, which importing torch does
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
