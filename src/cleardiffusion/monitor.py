@@ -140,7 +140,6 @@ class TrainingMonitor:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import LogFormatter
 
         rows = [(name, rs) for name, rs in (("loss", losses), ("fid", fids)) if rs]
         fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.2 * len(rows)), dpi=100, squeeze=False)
@@ -151,9 +150,6 @@ class TrainingMonitor:
                 ax.set_xlabel(x_label)
                 ax.set_ylabel(f"{name} ({self.config.eval_n} samples)" if name == "fid" else name)
                 ax.set_yscale("log")
-                # plain tick labels (1e-01): the default mathtext ones (10^-1) made every plot slower
-                ax.yaxis.set_major_formatter(LogFormatter())
-                ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
                 ax.grid(alpha=0.3)
         fig.suptitle(f"{self.config.model} on {self.config.dataset}")
         # fixed margins: tight_layout measured every log-axis tick label and cost ~0.5 s a plot, at every checkpoint
