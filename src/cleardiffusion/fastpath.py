@@ -29,6 +29,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .objective import DenoiserWrapper
+
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -137,7 +139,7 @@ def sampling_batch(device: torch.device | str, batch_size: int | None = None) ->
     return SAMPLING_BATCH.get(torch.device(device).type, SAMPLING_BATCH["cuda"])
 
 
-class Autocast(nn.Module):
+class Autocast(DenoiserWrapper):
     """A network run under bf16 autocast, its output returned in float32.
 
     Only the network's convolutions and matmuls run in bfloat16 (weights stay float32); what a sampler does
@@ -147,25 +149,12 @@ class Autocast(nn.Module):
 
     def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype = torch.bfloat16):
         super().__init__()
-        self.model, self.device_type, self.dtype = model, device_type, dtype
+        self.net, self.device_type, self.dtype = model, device_type, dtype
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         with torch.autocast(self.device_type, dtype=self.dtype):
-            out = self.model(x_t, t) if y is None else self.model(x_t, t, y)
+            out = self.net(x_t, t) if y is None else self.net(x_t, t, y)
         return out.float()
-
-    # what guidance and trusted_inputs read from a denoiser (as objective.EpsFromPrediction forwards them)
-    config = property(lambda self: getattr(self.model, "config", None))
-    null_label = property(lambda self: self.model.null_label)
-
-    @property
-    def validate_labels(self):
-        return getattr(self.model, "validate_labels", None)
-
-    @validate_labels.setter
-    def validate_labels(self, value) -> None:
-        if hasattr(self.model, "validate_labels"):
-            self.model.validate_labels = value
 
 
 def sampling_model(model: nn.Module, device: torch.device | str, precision: str = "auto") -> nn.Module:

@@ -89,7 +89,24 @@ class DiffusionLoss:
         return diffusion_loss(net, self.schedule, x0, t, eps, y, prediction=self.prediction, weighting=self.weighting)
 
 
-class EpsFromPrediction(nn.Module):
+class DenoiserWrapper(nn.Module):
+    """A module around a denoiser `self.net` that forwards what guidance and fastpath.trusted_inputs read from a
+    denoiser: its `config`, `null_label` and `validate_labels` switch."""
+
+    config = property(lambda self: getattr(self.net, "config", None))
+    null_label = property(lambda self: self.net.null_label)
+
+    @property
+    def validate_labels(self):
+        return getattr(self.net, "validate_labels", None)
+
+    @validate_labels.setter
+    def validate_labels(self, value) -> None:
+        if hasattr(self.net, "validate_labels"):
+            self.net.validate_labels = value
+
+
+class EpsFromPrediction(DenoiserWrapper):
     """An eps-model made of a network that predicts `prediction` (eps, x_0 or v) at (x_t, t[, y]).
 
     The one place a network's output becomes eps for the samplers (schedule.eps_from_x0 / eps_from_v). Guidance
@@ -110,19 +127,6 @@ class EpsFromPrediction(nn.Module):
         if self.prediction == "v":
             return eps_from_v(x_t, out, *self.schedule.coefficients(t, x_t.ndim))
         return out
-
-    # what guidance and fastpath.trusted_inputs read from a denoiser
-    config = property(lambda self: getattr(self.net, "config", None))
-    null_label = property(lambda self: self.net.null_label)
-
-    @property
-    def validate_labels(self):
-        return getattr(self.net, "validate_labels", None)
-
-    @validate_labels.setter
-    def validate_labels(self, value) -> None:
-        if hasattr(self.net, "validate_labels"):
-            self.net.validate_labels = value
 
 
 def as_eps_model(net: nn.Module, schedule: NoiseSchedule, prediction: Prediction = "eps") -> nn.Module:
