@@ -317,6 +317,11 @@ def speed_ratio(a: str, b: str, run: str = "speed") -> str:
     return f"{speed(a, run) / speed(b, run):.2f}x"
 
 
+def ratio_markers(prefix: str, pairs: dict[str, tuple[str, str]], run: str = "speed") -> dict:
+    """{prefix + key: row a's images/s over row b's in `run`} for each key: (a, b)."""
+    return {f"{prefix}{key}": (lambda a=a, b=b: speed_ratio(a, b, run)) for key, (a, b) in pairs.items()}
+
+
 def t_cpu_sampling() -> str:
     """Every row of the speed run: images/s and the ratio to today's path (guided rows: to today's guided)."""
     out = []
@@ -352,9 +357,9 @@ SPEED_NUMBERS = {
     "cpus.vs_diffusers_fp32": lambda: speed_ratio("today", "diffusers fp32"),
     "cpus.vs_diffusers_bf16": lambda: speed_ratio("default", "diffusers bf16"),
     "cpus.compile_setup": lambda: f"{speed_rows()['default + compile']['setup_seconds']:.0f}",
-    **{
-        f"cpus.{key}": (lambda a=a, b=b: speed_ratio(a, b))
-        for key, (a, b) in {
+    **ratio_markers(
+        "cpus.",
+        {
             "compile_vs_default": ("default + compile", "default"),
             "inference_mode_vs_default": ("default + inference_mode", "default"),
             "inference_mode_fp32": ("inference_mode", "today"),
@@ -367,16 +372,17 @@ SPEED_NUMBERS = {
             "guided_batch256_bf16": ("bf16 guided s=3", "default guided s=3"),
             "onnx_vs_today": ("onnx runtime fp32", "today"),
             "onnx_vs_default": ("onnx runtime fp32", "default"),
-        }.items()
-    },
-    **{
-        f"cpus.threads2.{key}": (lambda a=a, b=b: speed_ratio(a, b, "threads2"))
-        for key, (a, b) in {
+        },
+    ),
+    **ratio_markers(
+        "cpus.threads2.",
+        {
             "speedup": ("default", "today"),
             "inference_mode": ("default + inference_mode", "today"),
             "guided_speedup": ("default guided s=3", "today guided s=3"),
-        }.items()
-    },
+        },
+        "threads2",
+    ),
     "cpus.freezing_vs_default": lambda: speed_ratio("default + compile (freezing)", "default", "freezing"),
     "cpus.freezing_compile_vs_default": lambda: speed_ratio("default + compile", "default", "freezing"),
     "cpus.freezing_setup": lambda: f"{speed_rows('freezing')['default + compile (freezing)']['setup_seconds']:.0f}",
