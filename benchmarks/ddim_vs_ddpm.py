@@ -14,7 +14,6 @@ sampler_speed.py; sampler_speed.py now measures the default sampler's fast path)
 """
 
 import argparse
-import subprocess
 import sys
 import time
 from datetime import date
@@ -75,7 +74,9 @@ def main() -> None:
     plain = time_sampling(cond, schedule, args.device, n, "ddim", 50, labels, 1.0, args.repeats)
     guided = time_sampling(cond, schedule, args.device, n, "ddim", 50, labels, 3.0, args.repeats)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from cleardiffusion.experiments.report import git_commit
+
+    commit = git_commit()
     lines = [
         "# Sampler wall clock: DDIM vs DDPM, guided vs plain (seed-minimal, 28x28x1)",
         "",

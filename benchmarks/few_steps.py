@@ -19,7 +19,6 @@ OUT/grid_<model>_<sampler>[_<spacing>][_exact]_nfe<N>.png.
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from datetime import date
@@ -168,7 +167,9 @@ def best_at(rows: list[dict], model: str, sampler: str, budget: int, solver: str
 
 
 def report(rows: list[dict], args, out: Path) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from cleardiffusion.experiments.report import git_commit
+
+    commit = git_commit()
     lines = [
         "# FID against NFE: DDIM, DPM-Solver++(2M), Heun, DDPM-T and flow matching",
         "",

@@ -22,7 +22,6 @@ included; `--curves-only` redraws it).
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from datetime import date
@@ -153,7 +152,9 @@ def default_teacher_minutes(teacher: str) -> float:
 
 
 def report(rows: list[dict], args, out: Path) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from cleardiffusion.experiments.report import git_commit
+
+    commit = git_commit()
     lines = [
         f"# Few-step generation on {args.dataset}: students at 1, 2 and 4 evaluations beside their teacher",
         "",

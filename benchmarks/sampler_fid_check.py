@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cleardiffusion.experiments.report import cpu_model
+from cleardiffusion.experiments.report import cpu_model, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 README_RUN = ROOT / "benchmarks" / "results" / "readme_path_cpu"
@@ -72,13 +72,13 @@ def main() -> None:
                                                                              "s3-eval-seed1-shipped.json"))  # fmt: skip
     floor = abs(seed0 - seed1)
     diff = abs(rows["default"]["fid"] - rows["today"]["fid"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    commit = git_commit()
     cores = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     lines = [
         "# The fast sampling path keeps the FID: the README's guided protocol, today's path against the default",
         "",
         f"- device: {cpu_model()}, on cores {cores}; torch threads: cleardiffusion's default on those cores",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit.stdout.strip()}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit}",
         f"- command: `taskset -c {cores} python benchmarks/sampler_fid_check.py {' '.join(sys.argv[1:])}`",
         f"- samples: {args.n}, `--class-label all --guidance {args.guidance:g} --seed {args.seed}` (dpm++2m-sde, "
         "50 steps, trailing, exact), scored by `cleardiffusion eval --dataset mnist` (the shipped feature network)",

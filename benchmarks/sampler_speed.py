@@ -193,14 +193,16 @@ def describe(variant: Variant) -> tuple[str, str]:
 
 def report(rows: list[dict], args, started: datetime.datetime) -> str:
     today = {r["guidance"]: r for r in rows if r["name"].startswith("today") and "images_per_s" in r}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    from cleardiffusion.experiments.report import git_commit
+
+    commit = git_commit()
     cores = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     lines = [
         "# Images per second of the default sampler on a CPU (dpm++2m-sde, exact, trailing)",
         "",
         f"- device: {device_name('cpu')}, on cores {cores} of {os.cpu_count()}; torch "
         f"{torch.__version__}; native bf16 (AVX512-BF16 or AMX): {args.native_bf16}",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit.stdout.strip()}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit}",
         f"- command: `taskset -c {cores} {shlex.join(['python', 'benchmarks/sampler_speed.py', *sys.argv[1:]])}`",
         f"- model: {args.model}; {args.n} samples per row (one full batch where a row's batch is larger), "
         f"{args.steps} steps, seed {args.seed}, class labels 0-9 in turn; rows run one after another in this process, "

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from cleardiffusion.experiments.report import cpu_model
+from cleardiffusion.experiments.report import cpu_model, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/test_suite_cpu.json")
     args = parser.parse_args()
     command = readme_test_command()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = git_commit()
     # the clone sits beside the repository, as a clean clone does, so that ../shared/data resolves the same way
     parent = Path(tempfile.mkdtemp(prefix=".suite-time-", dir=ROOT.parent))
     clone = parent / "clone"
@@ -73,7 +73,7 @@ def main() -> None:
         print(f"{run['seconds']:.2f} s: {run['passed']} passed, {run['skipped']} skipped")
     result = {
         "command": command[command.index("python -m pytest") :],
-        "where": f"a fresh clone of commit {commit.stdout.strip()} with the README's set-up and test command "
+        "where": f"a fresh clone of commit {commit} with the README's set-up and test command "
         "(benchmarks/suite_time.py): no extras, so the ONNX tests skip",
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "date": datetime.date.today().isoformat(),

@@ -12,7 +12,6 @@ checkpoint built it), steps, seconds per step and the mean training loss of the 
 import argparse
 import json
 import shutil
-import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -87,7 +86,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", type=Path, default=[])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from cleardiffusion.experiments.report import git_commit
+
+    commit = git_commit()
     result = {"device": device_name("cpu"), "torch": torch.__version__, "date": str(date.today()), "commit": commit,
               "command": f"python benchmarks/vit_presets.py --out {args.out} --runs "
               + " ".join(f"RUNS/{run.name}" for run in args.runs), "presets": preset_rows(),

@@ -8,6 +8,7 @@ them to OUT/report.md, next to results.json, atomically. `fmt` is the one number
 import datetime
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def git_commit() -> str:
+    """The short hash of the git checkout this package runs from ("" outside one): what benchmarks record."""
+    done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def environment(device: torch.device) -> dict[str, Any]:
