@@ -278,6 +278,22 @@ FEW_NUMBERS.update({
     **{f"fs.traj{n}.steps": (lambda n=n: f"{trajectories_row(n, 1)['distill_steps']:,}") for n in (2000, 6000)},
 })  # fmt: skip
 
+ODE_CEILING = f"{ONE_STEP}/mnist-unconditional/ode_ceiling.jsonl"  # grid_search.py --recipe on the teacher
+
+
+def ceiling_fid(sampler: str, steps: int) -> float:
+    return next(r["fid"] for r in load_jsonl(ODE_CEILING) if r["recipe"] == {**r["recipe"], "sampler": sampler,
+                                                                               "steps": steps})  # fmt: skip
+
+
+FEW_NUMBERS.update({
+    **{f"fs.ceiling.{name}": (lambda sampler=sampler, steps=steps: f2(ceiling_fid(sampler, steps)))
+       for name, sampler, steps in (("ode16", "dpm++2m", 16), ("ode50", "dpm++2m", 50), ("sde50", "dpm++2m-sde", 50))},
+    **{f"fs.ceiling.{k}_ratio": (lambda k=k: f"{ceiling_fid('dpm++2m', k) / ceiling_fid('dpm++2m-sde', 50):.2f}x")
+       for k in (16, 50)},
+    "fs.ceiling.target4": lambda: f2(1.1 * ceiling_fid("dpm++2m-sde", 50)),
+})  # fmt: skip
+
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
 
 

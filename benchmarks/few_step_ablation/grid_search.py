@@ -8,6 +8,12 @@ weights and samples at guidance 1). One JSON line per grid on stdout. The search
 
     python benchmarks/few_step_ablation/grid_search.py runs/mnist-uncond-trajectory/checkpoints/last.pt \\
         "[999]" "[999,499]" "[999,199]" ... >> benchmarks/results/one_step_cpu/grid_search_mnist.jsonl
+
+`--recipe` scores any sampler of any checkpoint on the same seeds (a grid "null": the recipe's own grid), e.g.
+the teacher's probability-flow ODE that trajectory distillation copies, against its default SDE sampler:
+
+    python benchmarks/few_step_ablation/grid_search.py runs/mnist-uncond/checkpoints/last.pt null --precision fp32 \\
+        --recipe '{"sampler": "dpm++2m", "steps": 16, "spacing": "trailing", "solver_type": "exact"}'
 """
 
 import argparse
@@ -24,7 +30,9 @@ from cleardiffusion.recipe import SamplingRecipe
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("checkpoint")
-p.add_argument("grids", nargs="+", help="JSON lists of indices, e.g. [999,293]")
+p.add_argument("grids", nargs="+", help="JSON lists of indices, e.g. [999,293]; null: the recipe's own grid")
+p.add_argument("--recipe", type=json.loads, default={}, help="SamplingRecipe fields as JSON (default: the defaults)")
+p.add_argument("--precision", default="auto", help="the network's: auto | fp32 | bf16 (default: auto)")
 p.add_argument("--dataset", default="mnist")
 p.add_argument("--data-dir", default="../shared/data/mnist")
 p.add_argument("--n", type=int, default=1000)
@@ -34,13 +42,16 @@ torch.set_num_threads(1)
 model, path, meta = load_for_sampling(args.checkpoint)
 k = meta["num_classes"]
 labels = (torch.arange(args.n) % k) if args.labels else (torch.full((args.n,), k) if k else None)
+recipe = SamplingRecipe(**args.recipe)
 for grid in map(json.loads, args.grids):
     start = time.perf_counter()
-    batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=SamplingRecipe(),
-                              seed=0, labels=labels, batch_size=250, timesteps=grid)  # fmt: skip
+    batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
+                              labels=labels, batch_size=250, timesteps=grid, precision=args.precision)  # fmt: skip
     images = from_model_range(torch.cat([b.cpu() for b in batches]))
     scores = evaluate_samples(images, None, args.dataset, args.data_dir)
+    sampler = {"recipe": args.recipe} if args.recipe else {}  # the grid search's lines carry neither field
+    sampler |= {"precision": args.precision} if args.precision != "auto" else {}
     print(json.dumps({"checkpoint": args.checkpoint, "samples": "class-conditional" if args.labels else
-                      "unconditional", "n": args.n, "grid": grid, "fid": round(scores["fid"], 3),
+                      "unconditional", "n": args.n, "grid": grid, **sampler, "fid": round(scores["fid"], 3),
                       "features_sha256": scores["features_sha256"], "seconds": round(time.perf_counter() - start, 1)}),
           flush=True)  # fmt: skip
