@@ -85,3 +85,17 @@ def test_cpu_quality_refuses_what_diffusers_recipe_cannot_copy_before_any_work(t
         cpu_quality.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not work.exists()
+
+
+def test_every_known_bug_names_one_line_of_the_code_and_an_existing_test(monkeypatch):
+    """tools/known_bugs.py puts issue 28's bugs back by their text: a line renamed since would drop its bug
+    from the check (reported only when the tool runs), and a renamed test would leave nothing to fail."""
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))  # known_bugs imports its paths from mutation.py
+    known = load_script(ROOT / "tools" / "known_bugs.py")
+    assert len(known.KNOWN_BUGS) >= 21
+    for name, file, line, bug, tests in known.KNOWN_BUGS:
+        assert (ROOT / known.PACKAGE / file).read_text().count(line) == 1, f"{name}: {line!r} not once in {file}"
+        assert bug != line
+        for test in tests.split():
+            module, function = test.split("::")
+            assert f"def {function}(" in (ROOT / "tests" / module).read_text(), f"{name}: no test {test}"

@@ -21,8 +21,8 @@ OPTIONS = "test_plumbing.py::test_generate_passes_every_option_to_the_sampler"
 SEEDS = "test_plumbing.py::test_per_sample_seeds_give_distinct_samples_whatever_the_batch"
 EMA = "test_plumbing.py::test_ema_follows_its_warm_started_recurrence"
 KNOWN_BUGS = [
-    ("generate ignores the guidance scale", "generate.py", "guided_model(model, y, recipe.guidance)",
-     "guided_model(model, y, 1.0 if y is not None else recipe.guidance)", OPTIONS),
+    ("generate ignores the guidance scale", "generate.py", "guided_model(network, y, recipe.guidance)",
+     "guided_model(network, y, 1.0 if y is not None else recipe.guidance)", OPTIONS),
     ("generate ignores eta", "recipe.py", '"ddim": {"eta": self.eta}', '"ddim": {}', OPTIONS),
     ("generate ignores the variance", "recipe.py", '"ddpm": {"variance": self.variance}', '"ddpm": {}', OPTIONS),
     ("generate ignores the solver type", "recipe.py", '{"solver_type": self.solver_type} if self.sampler in',
