@@ -105,9 +105,10 @@ def test_one_step_sampling_with_the_exact_map_gives_the_datas_mean_and_variance(
     N(0, 1) vs N(a_T mu, v_T) at T, which the closed form gives."""
     mu, s = 0.5, 0.3
     model, path = sampling_parts(ExactGaussian(mu, s, "x0"), "consistency", "x0", SCHEDULE)
-    x_T = torch.tensor([0.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
+    x_T = torch.tensor([0.0, 1.0, 5.0], dtype=torch.float64).reshape(3, 1, 1, 1)
     out = consistency_sample(model, path, x_T, [SCHEDULE.T - 1]).flatten()
     mean, std = out[0].item(), (out[1] - out[0]).item()
+    assert out[2] > 1 and out[2] == pytest.approx(mean + 5 * std, abs=1e-9)  # unclipped unless clip_x0 is asked
     a_T, sigma_T = (c.double().item() for c in SCHEDULE.coefficients(torch.tensor([SCHEDULE.T - 1])))
     v_T = a_T**2 * s**2 + sigma_T**2  # in the float32 table's numbers, which the network reads
     # 1e-4: the network reads the float32 table of alpha_t, the sampler the float64 one; x_0 = (x - sigma eps) / a_T

@@ -191,6 +191,25 @@ def test_train_step_clips_the_gradient_norm():
     assert norm_after(10 * raw) == pytest.approx(raw, rel=1e-6)  # below the limit: untouched
 
 
+@pytest.mark.filterwarnings("error")  # e.g. torch's "CPU autocast ... not supported, disabling" for fp32
+@pytest.mark.parametrize("amp", ["fp32", "bf16"])
+def test_train_step_computes_the_loss_under_the_autocast_its_options_ask_for(amp):
+    """options.amp = bf16: the loss (forward included) runs under bf16 autocast; fp32: under none."""
+    schedule = NoiseSchedule.from_name("linear", 100)
+    net = nn.Conv2d(1, 1, 3, padding=1)
+    seen = []
+
+    def loss_fn(*args):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return DiffusionLoss(schedule)(*args)
+
+    options = replace(fastpath.PLAIN, amp=amp)
+    x0, t, eps = torch.rand(2, 1, 4, 4), torch.tensor([3, 50]), torch.randn(2, 1, 4, 4)
+    train_step(lambda x, t, y=None: net(x), loss_fn, torch.optim.SGD(net.parameters(), lr=0.1),
+               list(net.parameters()), None, x0, t, eps, decay=0.9, options=options)  # fmt: skip
+    assert seen == ([(True, torch.bfloat16)] if amp == "bf16" else [(False, seen[0][1])])
+
+
 def test_train_step_returns_the_loss_then_steps_and_updates_the_ema():
     """The returned loss is the objective's at the weights before the step (detached); the weights then take
     one AdamW step and the EMA one lerp towards them; channels_last and the per-tensor EMA loop are the same

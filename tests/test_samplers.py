@@ -219,10 +219,11 @@ def test_clipped_heun_by_hand():
 
 def test_make_timesteps():
     for spacing in ("uniform", "quadratic"):
-        for steps in (1, 5, 50, 1000):
-            ts = make_timesteps(1000, steps, spacing)
-            assert len(ts) == steps and all(0 <= t < 1000 for t in ts)
-            assert all(a > b for a, b in zip(ts, ts[1:]))
+        for T, counts in ((1000, (1, 5, 50, 1000)), (7, range(1, 8)), (100, range(1, 101))):
+            for steps in counts:  # every count up to T: quadratic's pushed-apart indices stay below T
+                ts = make_timesteps(T, steps, spacing)
+                assert len(ts) == steps and all(0 <= t < T for t in ts)
+                assert all(a > b for a, b in zip(ts, ts[1:]))
     assert make_timesteps(100, 100) == list(range(99, -1, -1))
     assert make_timesteps(1000, 10) == [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
     q = make_timesteps(1000, 10, "quadratic")
@@ -250,8 +251,10 @@ def test_impossible_step_counts_raise(steps):
 def test_explicit_timesteps_are_validated():
     schedule = NoiseSchedule.from_name("linear", 10)
     assert check_timesteps(schedule, [9, 4, 0]) == [9, 4, 0]
-    with pytest.raises(ValueError, match="strictly decreasing"):
-        check_timesteps(schedule, [3, 5])
+    assert check_timesteps(schedule, None) == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # None: every index, T-1 down to 0
+    for bad in ([3, 5], [5, 5, 2]):  # rising, or an index repeated
+        with pytest.raises(ValueError, match="strictly decreasing"):
+            check_timesteps(schedule, bad)
     with pytest.raises(ValueError, match="0..9"):
         check_timesteps(schedule, [10, 2])
     with pytest.raises(ValueError, match="unknown spacing"):

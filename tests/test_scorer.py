@@ -47,10 +47,23 @@ def test_score_features_computes_only_what_it_is_asked_and_refuses_what_it_canno
     assert set(M.score_features(real, fake, kid=False)) == {"fid", "precision", "recall"}
     mu, sigma = M.feature_statistics(real)
     assert set(M.score_features({"mu": mu, "sigma": sigma}, fake, kid=False, pr=False)) == {"fid"}
-    with pytest.raises(ValueError, match="KID and precision/recall need real feature vectors"):
-        M.score_features({"mu": mu, "sigma": sigma}, fake)
+    for asked in ({}, {"pr": False}, {"kid": False}):  # either one needs the real features
+        with pytest.raises(ValueError, match="KID and precision/recall need real feature vectors"):
+            M.score_features({"mu": mu, "sigma": sigma}, fake, **asked)
     with pytest.raises(ValueError, match="feature dimension|must be"):
         M.score_features(real, features(40, 5, 1))
+
+
+def test_score_features_passes_its_k_and_seed_to_the_metrics():
+    """KID's subsets come from `seed` (0 by default) and precision/recall use `k`: the same numbers as the
+    metric functions called directly with them."""
+    real, fake = features(60, 4, 0), features(50, 4, 1) + 0.2
+    for seed, k, kwargs in ((0, 3, {}), (5, 7, {"seed": 5, "k": 7})):
+        got = M.score_features(real, fake, **kwargs)
+        kid = M.kernel_inception_distance(real, fake, generator=torch.Generator().manual_seed(seed))
+        assert (got["kid"]["mean"], got["kid"]["std"]) == kid
+        assert (got["precision"], got["recall"]) == M.precision_recall(real, fake, k=k)
+    assert M.precision_recall(real, fake, k=7) != M.precision_recall(real, fake, k=3)  # k matters here
 
 
 def test_softmax_rows_sum_to_one_and_keep_the_order():

@@ -52,7 +52,13 @@ MODULE_TESTS: dict[str, list[str]] = {
     "objective": ["tests/test_objective.py", "tests/test_schedule.py"],
     "guidance": ["tests/test_guidance.py", "tests/test_objective.py"],
     "denoiser": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py", "tests/test_objective.py"],
-    "samplers": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py"],
+    "samplers": [
+        "tests/test_samplers.py",
+        "tests/test_solvers.py",
+        "tests/test_flow.py",
+        "tests/test_consistency.py",
+        "tests/test_meanflow.py",
+    ],  # the last two: consistency_sample and meanflow_sample
     "flow": ["tests/test_flow.py"],
     "generate": ["tests/test_plumbing.py"],
     "train": [
@@ -61,7 +67,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_guidance.py",
         "tests/test_plumbing.py",
     ],
-    "evaluate": ["tests/test_evaluate.py"],
+    "evaluate": ["tests/test_evaluate.py", "tests/test_scorer.py"],  # test_scorer: score_features and softmax
     "checkpoint": ["tests/test_checkpoint.py"],
 }
 # modules whose run is limited to some functions (the rest is I/O and bookkeeping, or too slow to test per mutant)

@@ -233,11 +233,10 @@ def discrete_timesteps(schedule: "NoiseSchedule | int", steps: int, spacing: str
         ts = [round(T - i * T / steps) - 1 for i in range(steps - 1, -1, -1)]
     elif spacing == "quadratic":
         ts = [int((i * (0.8 * T) ** 0.5 / steps) ** 2) for i in range(steps)]
-        # the quadratic formula can repeat small indices when steps is close to T: keep them distinct
+        # the quadratic formula can repeat small indices when steps is close to T: keep them distinct (each
+        # index stays below T: at most max(0.8 T, steps - 1), since i^2 spacing lies under 0.8 T)
         for i in range(1, steps):
             ts[i] = max(ts[i], ts[i - 1] + 1)
-        if ts[-1] >= T:
-            raise ValueError(f"quadratic spacing cannot place {steps} steps in T = {T}; use 'uniform'")
     elif spacing in ("logsnr", "karras"):
         if isinstance(schedule, int):
             raise ValueError(f"{spacing} spacing needs the noise schedule, not only T: pass the NoiseSchedule")
