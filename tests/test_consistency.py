@@ -186,6 +186,29 @@ def test_the_jump_grid_starts_at_pure_noise_and_spaces_the_rest_geometrically_in
         SamplingRecipe(spacing="jump").resolve(schedule)
 
 
+@pytest.mark.parametrize("name, T", [("linear", 8), ("linear", 12), ("linear", 30), ("cosine", 8), ("cosine", 12)])
+def test_the_jump_grid_stays_distinct_and_in_range_on_a_coarse_schedule(name, T):
+    """Where neighbouring sigmas round to one index, a point moves to one below its predecessor (linear: the
+    points crowd at T - 1), and never below the floor that leaves room for the points after it (cosine: they
+    crowd at 0). T = steps: every index."""
+    schedule = NoiseSchedule.from_name(name, T)
+    sigma = ((1 - schedule.alpha_bar64) / schedule.alpha_bar64).sqrt()
+    hi, lo = JUMP_SIGMAS
+    pushed = 0
+    for steps in range(1, min(FEW_STEP_MAX, T) + 1):
+        grid = jump_grid(schedule, steps)
+        assert len(grid) == steps and grid[0] == T - 1 and grid[-1] >= 0
+        assert all(a > b for a, b in zip(grid, grid[1:], strict=False))
+        targets = [hi * (lo / hi) ** (i / max(steps - 2, 1)) for i in range(steps - 1)]
+        for i, (t, target) in enumerate(zip(grid[1:], targets, strict=True), start=1):
+            nearest = int((sigma - target).abs().argmin())
+            assert t in (nearest, grid[i - 1] - 1, steps - 1 - i), (steps, grid)
+            pushed += t != nearest
+    assert pushed > 0  # the coarse schedule made the push happen
+    if T == FEW_STEP_MAX:
+        assert jump_grid(schedule, T) == list(range(T - 1, -1, -1))
+
+
 # ---- the command line, on a tiny teacher
 
 
@@ -320,6 +343,7 @@ def test_the_trajectory_bank_pairs_each_ode_point_with_its_end():
                                 null_label=None, label_dropout=0.0, seed=0, device="cpu")  # fmt: skip
     grid = SCHEDULE.timesteps(steps, "trailing")
     assert len(bank) == n * steps and bank.t.reshape(steps, n)[:, 0].tolist() == grid  # point k of each, in order
+    assert not bank.conditional  # an unconditional teacher's bank: the loss passes no labels
     on_trajectory = exact(bank.x.double(), bank.t).reshape(steps, n, -1)[:-2]  # all but the last two points
     assert (on_trajectory - on_trajectory[0]).abs().max() < 0.02 * s  # the solver follows the trajectory
     starts = bank.x.reshape(steps, n, 1, 2, 2)[0]
@@ -328,3 +352,51 @@ def test_the_trajectory_bank_pairs_each_ode_point_with_its_end():
     loss = TrajectoryLoss(SCHEDULE, "x0", bank, "mse")
     index = torch.arange(len(bank))
     assert loss(ExactGaussian(mu + 0.1, s, "x0"), None, index, None) > 2 * loss(exact, None, index, None)
+
+
+def test_a_conditional_bank_draws_its_labels_from_the_seed_and_follows_the_guided_ode_for_them():
+    """Labels: classes uniformly from the seed's generator, the null class with probability label_dropout. A
+    labelled trajectory starts from sample k's noise of seed (seed, k) and follows the guided ODE; a null one
+    starts from (seed + 1, k) and follows the unconditional ODE (DPM-Solver++(2M), trailing, exact, clipped);
+    every point of a trajectory carries its label, over batches smaller than the groups."""
+    from types import SimpleNamespace
+
+    from cleardiffusion.generate import sample_generator, teacher_trajectories
+    from cleardiffusion.guidance import guided_model
+    from cleardiffusion.samplers import dpmpp_2m_sample
+
+    class Conditional(nn.Module):  # eps depends on the label; the null label (3) is the unconditional branch
+        config, null_label = SimpleNamespace(num_classes=3), 3
+
+        def forward(self, x, t, y=None):  # y None: the null class
+            k = torch.full((len(x),), 3.0, dtype=x.dtype) if y is None else y.to(x.dtype)
+            return 0.6 * x + 0.2 * (k - 1).reshape(-1, 1, 1, 1) + 1e-4 * t.reshape(-1, 1, 1, 1)
+
+    n, steps, seed, shape = 13, 3, 4, (1, 2, 2)
+
+    def bank_of(dropout):
+        return teacher_trajectories(Conditional(), SCHEDULE, n=n, steps=steps, guidance=2.0, shape=shape, num_classes=3,
+                                    null_label=3, label_dropout=dropout, seed=seed, batch_size=4)  # fmt: skip
+
+    bank = bank_of(0.3)
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    y = torch.where(torch.rand(n, generator=g) < 0.3, 3, y)
+    labelled, null = y[y != 3], y[y == 3]
+    assert len(labelled) > 4 and len(null) > 1 and bank.conditional  # both groups, each over several batches
+    grid = SCHEDULE.timesteps(steps, "trailing")
+    first = bank.t == grid[0]  # one entry per trajectory, group by group, sample by sample
+    assert len(bank) == n * steps and torch.equal(bank.y[first], torch.cat([labelled, null]))
+    assert torch.equal(torch.bincount(bank.y, minlength=4), steps * torch.bincount(y, minlength=4))
+    starts = torch.stack([torch.randn(shape, generator=sample_generator(seed + group, k))
+                          for group, size in ((0, len(labelled)), (1, len(null))) for k in range(size)])  # fmt: skip
+    torch.testing.assert_close(bank.x[first], starts)
+    groups = ((starts[: len(labelled)], labelled, 2.0), (starts[len(labelled) :], None, 1.0))  # None: unconditional
+    ends = [dpmpp_2m_sample(guided_model(Conditional(), labels, scale), SCHEDULE, x, grid, clip_x0=True,
+                            solver_type="exact") for x, labels, scale in groups]  # fmt: skip
+    torch.testing.assert_close(bank.x0[first], torch.cat(ends).float(), atol=1e-6, rtol=0)
+    for t in grid:  # each later point of a trajectory has that trajectory's end and label
+        at = bank.t == t
+        assert torch.equal(bank.x0[at], bank.x0[first]) and torch.equal(bank.y[at], bank.y[first])
+    everyone_null = bank_of(1.0)  # no labelled trajectory: the null group is made all the same
+    assert len(everyone_null) == n * steps and (everyone_null.y == 3).all()

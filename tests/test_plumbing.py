@@ -87,6 +87,22 @@ def test_generate_passes_every_option_to_the_sampler(case, clip_x0, flow):
     assert all((ours - other).abs().max() > 1e-4 for other in changed)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_generate_runs_the_network_in_the_precision_it_is_given(precision):
+    """precision="bf16": every network call under bf16 autocast; "fp32": none, on any CPU."""
+    seen = []
+
+    class Recording(StubDenoiser):
+        def forward(self, x, t, y=None):
+            seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+            return super().forward(x, t, y)
+
+    recipe = SamplingRecipe(sampler="ddim", steps=3)
+    torch.cat(list(generate_images(Recording(), NoiseSchedule.from_name("linear", 100), shape=SHAPE, recipe=recipe,
+                                   n=2, precision=precision)))  # fmt: skip
+    assert seen == [precision == "bf16"] * 3
+
+
 def test_per_sample_seeds_give_distinct_samples_whatever_the_batch():
     schedule = NoiseSchedule.from_name("linear", 100)
     recipe = SamplingRecipe(sampler="ddpm", steps=5)

@@ -51,7 +51,14 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "objective": ["tests/test_objective.py", "tests/test_schedule.py"],
     "guidance": ["tests/test_guidance.py", "tests/test_objective.py"],
-    "denoiser": ["tests/test_samplers.py", "tests/test_solvers.py", "tests/test_flow.py", "tests/test_objective.py"],
+    "denoiser": [  # test_consistency / test_meanflow: the few-step paths, the jump grid, their parts
+        "tests/test_samplers.py",
+        "tests/test_solvers.py",
+        "tests/test_flow.py",
+        "tests/test_objective.py",
+        "tests/test_consistency.py",
+        "tests/test_meanflow.py",
+    ],
     "samplers": [
         "tests/test_samplers.py",
         "tests/test_solvers.py",
@@ -59,8 +66,8 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_consistency.py",
         "tests/test_meanflow.py",
     ],  # the last two: consistency_sample and meanflow_sample
-    "flow": ["tests/test_flow.py"],
-    "generate": ["tests/test_plumbing.py"],
+    "flow": ["tests/test_flow.py", "tests/test_meanflow.py"],  # the latter: the two network times of MeanFlow
+    "generate": ["tests/test_plumbing.py", "tests/test_consistency.py"],  # the latter: teacher_trajectories
     "train": [
         "tests/test_train.py::test_label_dropout_and_flips_follow_their_probabilities",
         "tests/test_train.py::test_a_process_slice_of_the_global_draw_is_what_a_single_process_draws",
@@ -289,14 +296,17 @@ def write_readme() -> None:
         "caught; `message` those among them that only change the text of a string (an error message);",
         "`% survived` is (survived - message) / (tried - message). Each JSON file lists every survivor's diff.",
         "",
-        "`untried`: mutants left when the run hit its time limit (`--time-limit`).",
+        "`untried`: mutants left when the run hit its time limit (`--time-limit`). `ref`: the commit mutated",
+        "(`+`: with the working tree's changes on top, as the run's JSON file says).",
         "",
-        "| module | label | tests | tried | killed | survived | message | timeout | % survived | untried | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| module | label | ref | tests | tried | killed | survived | message | timeout | % survived | untried"
+        " | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, _, r, s in sorted(rows, key=lambda row: row[:2]):
         tests = ", ".join(Path(t).name for t in r["tests"])
-        cells = [r["module"], r["label"], tests, s["tried"], s["killed"], s["survived"], s["message_only"],
+        ref = r["ref"].replace(" + working tree", "+")
+        cells = [r["module"], r["label"], ref, tests, s["tried"], s["killed"], s["survived"], s["message_only"],
                  s["timeout"], s["survived_pct_of_behavioural"], s["not_checked"], r["seconds"]]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (OUT / "README.md").write_text("\n".join(lines) + "\n")
