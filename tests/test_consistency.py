@@ -369,6 +369,7 @@ def test_a_conditional_bank_draws_its_labels_from_the_seed_and_follows_the_guide
         config, null_label = SimpleNamespace(num_classes=3), 3
 
         def forward(self, x, t, y=None):  # y None: the null class
+            assert not torch.is_autocast_enabled("cpu")  # the bank is made in fp32, as few_step.md measured it
             k = torch.full((len(x),), 3.0, dtype=x.dtype) if y is None else y.to(x.dtype)
             return 0.6 * x + 0.2 * (k - 1).reshape(-1, 1, 1, 1) + 1e-4 * t.reshape(-1, 1, 1, 1)
 
@@ -400,3 +401,6 @@ def test_a_conditional_bank_draws_its_labels_from_the_seed_and_follows_the_guide
         assert torch.equal(bank.x0[at], bank.x0[first]) and torch.equal(bank.y[at], bank.y[first])
     everyone_null = bank_of(1.0)  # no labelled trajectory: the null group is made all the same
     assert len(everyone_null) == n * steps and (everyone_null.y == 3).all()
+    one_class = teacher_trajectories(Conditional(), SCHEDULE, n=4, steps=2, guidance=2.0, shape=shape, num_classes=1,
+                                     null_label=1, label_dropout=0.5, seed=seed)  # fmt: skip
+    assert one_class.conditional  # a folder dataset of one class still trains a conditional student
