@@ -297,7 +297,7 @@ def write_readme() -> None:
         "`% survived` is (survived - message) / (tried - message). Each JSON file lists every survivor's diff.",
         "",
         "`untried`: mutants left when the run hit its time limit (`--time-limit`). `ref`: the commit mutated",
-        "(`+`: with the working tree's changes on top, as the run's JSON file says).",
+        "(`+`: the working tree had uncommitted changes then; the run's JSON file says so too).",
         "",
         "| module | label | ref | tests | tried | killed | survived | message | timeout | % survived | untried"
         " | seconds |",
