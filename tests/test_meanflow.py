@@ -172,22 +172,22 @@ def test_sampling_with_the_exact_u_gives_the_datas_mean_and_variance(steps, spac
 def test_clipped_meanflow_by_hand():
     """clip_x0: the estimate z_t - t u is clamped to [-1, 1] and u re-derived from it, u = (z_t - x0) / t,
     before the jump; the callback gets each step's index, time, z_t and clamped estimate."""
-    steep = lambda z, t_in: 0.2 - z  # noqa: E731  (z_t - t u = (1 + t) z - 0.2 t leaves [-1, 1] here)
+    u_of = lambda z, t_in: 0.2 - z  # noqa: E731  (z_t - t u = (1 + t) z - 0.2 t leaves [-1, 1] here)
     x_T = torch.tensor([[-2.0, 0.3], [2.0, -0.9]], dtype=F64)
     ts = MEANFLOW.timesteps(3)
     seen = []
-    ours = meanflow_sample(steep, MEANFLOW, x_T, ts, clip_x0=True, callback=lambda *a: seen.append(a))
+    ours = meanflow_sample(u_of, MEANFLOW, x_T, ts, clip_x0=True, callback=lambda *a: seen.append(a))
     x, expected = x_T, []
     for i, t in enumerate(ts):
         s = ts[i + 1] if i + 1 < len(ts) else 0.0
-        x0 = (x - t * steep(x, None)).clamp(-1, 1)
+        x0 = (x - t * u_of(x, None)).clamp(-1, 1)
         expected.append((i, t, x, x0))
         x = x - (t - s) * (x - x0) / t
     torch.testing.assert_close(ours, x, atol=1e-12, rtol=0)
     assert [(i, t) for i, t, _, _ in seen] == [(i, t) for i, t, _, _ in expected]
     for (_, _, z, x0), (_, _, z_hand, x0_hand) in zip(seen, expected, strict=True):
         torch.testing.assert_close((z, x0), (z_hand, x0_hand), atol=1e-12, rtol=0)
-    assert (ours - meanflow_sample(steep, MEANFLOW, x_T, ts)).abs().max() > 1e-2  # the clamp binds
+    assert (ours - meanflow_sample(u_of, MEANFLOW, x_T, ts)).abs().max() > 1e-2  # the clamp binds
 
 
 def test_a_u_that_ignores_r_samples_as_euler_on_the_velocity():
