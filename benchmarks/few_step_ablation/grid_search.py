@@ -43,14 +43,14 @@ model, path, meta = load_for_sampling(args.checkpoint)
 k = meta["num_classes"]
 labels = (torch.arange(args.n) % k) if args.labels else (torch.full((args.n,), k) if k else None)
 recipe = SamplingRecipe(**args.recipe)
+sampler = {"recipe": args.recipe} if args.recipe else {}  # the grid search's lines carry neither field
+sampler |= {"precision": args.precision} if args.precision != "auto" else {}
 for grid in map(json.loads, args.grids):
     start = time.perf_counter()
     batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
                               labels=labels, batch_size=250, timesteps=grid, precision=args.precision)  # fmt: skip
     images = from_model_range(torch.cat([b.cpu() for b in batches]))
     scores = evaluate_samples(images, None, args.dataset, args.data_dir)
-    sampler = {"recipe": args.recipe} if args.recipe else {}  # the grid search's lines carry neither field
-    sampler |= {"precision": args.precision} if args.precision != "auto" else {}
     print(json.dumps({"checkpoint": args.checkpoint, "samples": "class-conditional" if args.labels else
                       "unconditional", "n": args.n, "grid": grid, **sampler, "fid": round(scores["fid"], 3),
                       "features_sha256": scores["features_sha256"], "seconds": round(time.perf_counter() - start, 1)}),
