@@ -359,19 +359,15 @@ def test_a_conditional_bank_draws_its_labels_from_the_seed_and_follows_the_guide
     labelled trajectory starts from sample k's noise of seed (seed, k) and follows the guided ODE; a null one
     starts from (seed + 1, k) and follows the unconditional ODE (DPM-Solver++(2M), trailing, exact, clipped);
     every point of a trajectory carries its label, over batches smaller than the groups."""
-    from types import SimpleNamespace
-
     from cleardiffusion.generate import sample_generator, teacher_trajectories
     from cleardiffusion.guidance import guided_model
     from cleardiffusion.samplers import dpmpp_2m_sample
+    from test_plumbing import StubDenoiser  # 3 classes, null label 3; its output depends on the label
 
-    class Conditional(nn.Module):  # eps depends on the label; the null label (3) is the unconditional branch
-        config, null_label = SimpleNamespace(num_classes=3), 3
-
-        def forward(self, x, t, y=None):  # y None: the null class
+    class Conditional(StubDenoiser):
+        def forward(self, x, t, y=None):
             assert not torch.is_autocast_enabled("cpu")  # the bank is made in fp32, as few_step.md measured it
-            k = torch.full((len(x),), 3.0, dtype=x.dtype) if y is None else y.to(x.dtype)
-            return 0.6 * x + 0.2 * (k - 1).reshape(-1, 1, 1, 1) + 1e-4 * t.reshape(-1, 1, 1, 1)
+            return super().forward(x, t, y)
 
     n, steps, seed, shape = 13, 3, 4, (1, 2, 2)
 
