@@ -10,7 +10,10 @@ v-prediction on the linear schedule: the README's model; random weights, as spee
 - default: what `generate_images` does now with no options (fastpath.sampling_model, sampling_batch);
 - torch.compile (inductor) of the default, its compile time apart, and whether it pays for 1,000 images;
 - the network exported to ONNX (`export.export_network`) and run by ONNX Runtime (fp32), export time apart;
-- guided rows (s = 3: one forward of 2B per step), today against default;
+- today's path and the default each in a fresh child process of its own, with the system allocator and with
+  freed memory kept for the next step (fastpath.keep_freed_memory, which `cleardiffusion sample` calls: the
+  "sample command" rows), so that the allocator's share of the speed-up is a row of its own;
+- guided rows (s = 3: one forward of 2B per step), today against default and the sample command;
 - diffusers' pipeline (benchmarks/peers/diffusers_sample.py) on a UNet2DModel of the same layout with the same
   scheduler and steps, in fp32 and under bf16 autocast, run in the peer environment `.peers/` (made on first use,
   see cpu_quality.ensure_peers), a subprocess of this run.
@@ -62,6 +65,7 @@ class Variant:
     channels_last: bool = False
     backend: str = "torch"  # torch | compile | compile-freezing | onnx | diffusers
     guidance: float = 1.0
+    process: str = "this"  # this: this process | own: a fresh child | kept: a child that keeps freed memory
 
 
 VARIANTS = [
@@ -78,9 +82,14 @@ VARIANTS = [
     Variant("default + compile", precision=None, batch=None, backend="compile"),
     Variant("default + compile (freezing)", precision=None, batch=None, backend="compile-freezing"),
     Variant("onnx runtime fp32", batch=None, backend="onnx"),
+    Variant("today (own process)", process="own"),
+    Variant("today (freed memory kept)", process="kept"),
+    Variant("default (own process)", precision=None, batch=None, process="own"),
+    Variant("sample command", precision=None, batch=None, process="kept"),
     Variant("today guided s=3", guidance=3.0),
     Variant("bf16 guided s=3", precision="bf16", guidance=3.0),
     Variant("default guided s=3", precision=None, batch=None, guidance=3.0),
+    Variant("sample command guided s=3", precision=None, batch=None, guidance=3.0, process="kept"),
     Variant("diffusers fp32", batch=256, backend="diffusers"),
     Variant("diffusers bf16", precision="bf16", batch=None, backend="diffusers"),
 ]
@@ -164,6 +173,31 @@ def time_ours(model, path, variant: Variant, args) -> dict:
     return {"images_per_s": n / seconds, "seconds": seconds, "warm_up_seconds": warm, "n": n}
 
 
+def time_in_child(variant: Variant, args) -> dict:
+    """images/s of `variant` timed by this script in a fresh process (inheriting this one's cores)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant.name, "--threads", str(args.threads),
+           "--n", str(args.n), "--steps", str(args.steps), "--seed", str(args.seed),
+           *(["--checkpoint", args.checkpoint] if args.checkpoint else [])]  # fmt: skip
+    if args.batch:
+        cmd += ["--batch", str(args.batch)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        return {"skipped": f"child failed: {proc.stderr.strip()[-300:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(args, variant: Variant) -> None:
+    """The --child side of `time_in_child`: time one row in this process and print it as one JSON line."""
+    from cleardiffusion.fastpath import keep_freed_memory
+
+    if variant.process == "kept" and not keep_freed_memory():
+        print(json.dumps({"skipped": "this C library is not glibc: nothing to keep"}))
+        return
+    net, path, meta = build(args)
+    model, _ = prepare(net, path, meta, variant, None)
+    print(json.dumps(time_ours(model, path, variant, args)))
+
+
 def time_diffusers(variant: Variant, args) -> dict:
     """images/s of diffusers' pipeline in the peer environment (a subprocess on this process's cores)."""
     from cpu_quality import ensure_peers  # benchmarks/ is on the path of a script run from it
@@ -192,7 +226,7 @@ def describe(variant: Variant) -> tuple[str, str]:
 
 
 def report(rows: list[dict], args, started: datetime.datetime) -> str:
-    today = {r["guidance"]: r for r in rows if r["name"].startswith("today") and "images_per_s" in r}
+    today = {r["guidance"]: r for r in rows if r["name"] in ("today", "today guided s=3") and "images_per_s" in r}
     from cleardiffusion.experiments.report import git_commit
 
     commit = git_commit()
@@ -205,22 +239,26 @@ def report(rows: list[dict], args, started: datetime.datetime) -> str:
         f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {commit}",
         f"- command: `taskset -c {cores} {shlex.join(['python', 'benchmarks/sampler_speed.py', *sys.argv[1:]])}`",
         f"- model: {args.model}; {args.n} samples per row (one full batch where a row's batch is larger), "
-        f"{args.steps} steps, seed {args.seed}, class labels 0-9 in turn; rows run one after another in this process, "
-        f"in {args.repeats} round(s) over every row, each row's best round shown",
+        f"{args.steps} steps, seed {args.seed}, class labels 0-9 in turn; rows run one after another, in this "
+        f"process or (process `own`) in a fresh child process, or (`kept`) in a fresh child that keeps freed memory "
+        f"for the next step as `cleardiffusion sample` does; {args.repeats} round(s) over every row, each row's best "
+        "round shown; `vs today` divides by the `today` row of the same guidance",
         "",
-        "| variant | precision | batch | inference_mode | channels_last | backend | images/s | vs today | setup s |",
-        "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |",
+        "| variant | precision | batch | inference_mode | channels_last | backend | process | images/s | vs today "
+        "| setup s |",
+        "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in rows:
         base = today.get(r["guidance"])
         if "images_per_s" not in r:
             lines.append(f"| {r['name']} | {r['precision']} | {r['batch']} | - | - | {r['backend']} | "
-                         f"{r.get('skipped', 'not measured')} | - | - |")  # fmt: skip
+                         f"{r.get('process', 'this')} | {r.get('skipped', 'not measured')} | - | - |")  # fmt: skip
             continue
         vs = f"{r['images_per_s'] / base['images_per_s']:.2f}x" if base else "-"
         setup = f"{r['setup_seconds']:.1f}" if r.get("setup_seconds") else "-"
         lines.append(f"| {r['name']} | {r['precision']} | {r['batch']} | {'yes' if r['inference_mode'] else 'no'} | "
-                     f"{'yes' if r['channels_last'] else 'no'} | {r['backend']} | {r['images_per_s']:.2f} | {vs} | "
+                     f"{'yes' if r['channels_last'] else 'no'} | {r['backend']} | {r.get('process', 'this')} | "
+                     f"{r['images_per_s']:.2f} | {vs} | "
                      f"{setup} |")  # fmt: skip
     peer = next((r["runs"][0] for r in rows if r["backend"] == "diffusers" and r.get("runs")), None)
     if peer:
@@ -249,6 +287,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="rounds over every row; a row reports its best round")
     p.add_argument("--variants", default=None, help="comma-separated row names (default: every row)")
     p.add_argument("--out", default="benchmarks/results/sampler_speed_cpu/speed.md")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # time_in_child: one row, printed as JSON
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from cleardiffusion.fastpath import cpu_has_native_bf16
@@ -258,6 +297,8 @@ def main() -> None:
     chosen = VARIANTS if args.variants is None else [v for v in VARIANTS if v.name in args.variants.split(",")]
     if args.batch:
         chosen = [Variant(**{**asdict(v), "batch": args.batch}) for v in chosen]
+    if args.child:
+        return child(args, next(v for v in chosen if v.name == args.child))
     net, path, meta = build(args)
     args.model = (f"`small` U-Net, {count_parameters(net):,} parameters, {meta['prediction']}-prediction, "
                   f"{meta['dataset'] if args.checkpoint else 'random weights'}")  # fmt: skip
@@ -269,6 +310,8 @@ def main() -> None:
             for v, row in zip(chosen, rows, strict=True):
                 if v.backend == "diffusers":
                     result = time_diffusers(v, args)
+                elif v.process != "this":
+                    result = time_in_child(v, args)
                 else:
                     if v.name not in prepared:
                         prepared[v.name] = prepare(net, path, meta, v, Path(work))

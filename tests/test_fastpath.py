@@ -1,6 +1,7 @@
 """The fast path computes the paper's step: same loss, same update direction, exact EMA, no host reads."""
 
 import copy
+import platform
 from dataclasses import replace
 
 import pytest
@@ -238,7 +239,8 @@ def test_bf16_samples_match_fp32_samples_within_bf16_rounding():
 
 
 def test_every_caller_leaves_precision_and_batch_to_the_one_place(monkeypatch, tmp_path):
-    """`cleardiffusion sample` and `cleardiffusion.load(...).sample` pass neither: generate_images decides."""
+    """`cleardiffusion sample` and `cleardiffusion.load(...).sample` pass neither: generate_images decides.
+    Only the command line, which owns its process, keeps freed memory for the next step."""
     from cleardiffusion import api, generate
     from cleardiffusion.cli import main
     from test_train import tiny_flags, write_digits
@@ -251,7 +253,53 @@ def test_every_caller_leaves_precision_and_batch_to_the_one_place(monkeypatch, t
         generate, "sampling_model", lambda m, d, p: asked.append(("precision", p)) or real_model(m, d, p)
     )
     monkeypatch.setattr(generate, "sampling_batch", lambda d, b: asked.append(("batch", b)) or real_batch(d, b))
+    monkeypatch.setattr(fastpath, "keep_freed_memory", lambda: asked.append(("keep freed memory",)))
     assert main(["sample", "--checkpoint", str(checkpoint), "--n", "2", "--steps", "2", "--out",
                  str(tmp_path / "s.npz"), "--device", "cpu"]) == 0  # fmt: skip
     api.load(checkpoint).sample(2, steps=2)
-    assert asked == [("batch", None), ("precision", "auto")] * 2
+    assert asked == [
+        ("keep freed memory",),
+        ("batch", None),
+        ("precision", "auto"),
+        ("batch", None),
+        ("precision", "auto"),
+    ]
+
+
+class FakeLibc:
+    """glibc's mallopt as ctypes sees it: records (parameter, value), returns 1 (accepted) or 0 (refused)."""
+
+    def __init__(self, refuse=()):
+        self.calls, self.refuse = [], refuse
+
+    def mallopt(self, parameter, value):
+        self.calls.append((parameter, value))
+        return int(parameter not in self.refuse)
+
+
+def test_keep_freed_memory_fixes_both_glibc_thresholds_and_says_when_it_could_not():
+    from cleardiffusion.fastpath import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, keep_freed_memory
+
+    libc = FakeLibc()
+    assert keep_freed_memory(libc) is True
+    assert libc.calls == [(M_MMAP_THRESHOLD, 32 * 2**20), (M_TRIM_THRESHOLD, 2**30)]
+    assert (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) == (-3, -1)  # malloc.h's numbers
+    assert keep_freed_memory(FakeLibc(refuse=(M_MMAP_THRESHOLD,))) is False
+    assert keep_freed_memory(FakeLibc(refuse=(M_TRIM_THRESHOLD,))) is False
+
+
+def test_keep_freed_memory_leaves_a_c_library_other_than_glibc_alone(monkeypatch):
+    from cleardiffusion.fastpath import keep_freed_memory
+
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    assert keep_freed_memory() is False
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("musl", "1.2"))
+    assert keep_freed_memory() is False
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs glibc's mallopt")
+def test_glibc_accepts_the_thresholds():
+    from cleardiffusion.fastpath import keep_freed_memory
+
+    assert keep_freed_memory() is True  # this test process's allocator: the same arithmetic, memory kept

@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..export import onnx_precision
-    from ..fastpath import sampling_precision
+    from ..fastpath import keep_freed_memory, sampling_precision
     from ..files import atomic_write
     from ..generate import generate_images
     from ..guidance import check_guidance
@@ -265,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
             frames.append(x_t[:keep].float().cpu())
 
     images = np.empty((args.n, *meta["image_shape"][1:], meta["image_shape"][0]), dtype=np.uint8)
+    keep_freed_memory()  # this process only samples: reuse each step's buffers (fastpath.keep_freed_memory)
     start, done = time.perf_counter(), 0
     batches = generate_images(
         model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, timesteps=timesteps, seed=args.seed,
