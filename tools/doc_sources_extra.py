@@ -357,10 +357,10 @@ def t_cpu_sampling() -> str:
         today = speed("today guided s=3" if r["guidance"] != 1 else "today")
         setup = f"{r['setup_seconds']:.0f}" if r.get("setup_seconds") else "-"
         out.append([name, r["precision"], str(r["batch"]), "yes" if r["inference_mode"] else "no",
-                    "yes" if r["channels_last"] else "no", r["backend"], f2(r["images_per_s"]),
-                    f"{r['images_per_s'] / today:.2f}x", setup])  # fmt: skip
-    header = ["variant", "network", "batch", "inference_mode", "channels_last", "backend", "images/s", "vs today",
-              "setup s"]  # fmt: skip
+                    "yes" if r["channels_last"] else "no", r["backend"], r.get("process", "this"),
+                    f2(r["images_per_s"]), f"{r['images_per_s'] / today:.2f}x", setup])  # fmt: skip
+    header = ["variant", "network", "batch", "inference_mode", "channels_last", "backend", "process", "images/s",
+              "vs today", "setup s"]  # fmt: skip
     return table(header, out)
 
 
@@ -379,6 +379,8 @@ SPEED_NUMBERS = {
     "cpus.default": lambda: f2(speed("default")),
     "cpus.speedup": lambda: speed_ratio("default", "today"),
     "cpus.guided_speedup": lambda: speed_ratio("default guided s=3", "today guided s=3"),
+    "cpus.command": lambda: f2(speed("sample command")),
+    "cpus.today_own": lambda: f2(speed("today (own process)")),
     "cpus.bf16_alone": lambda: speed_ratio("bf16", "today"),
     "cpus.vs_diffusers_fp32": lambda: speed_ratio("today", "diffusers fp32"),
     "cpus.vs_diffusers_bf16": lambda: speed_ratio("default", "diffusers bf16"),
@@ -398,6 +400,13 @@ SPEED_NUMBERS = {
             "guided_batch256_bf16": ("bf16 guided s=3", "default guided s=3"),
             "onnx_vs_today": ("onnx runtime fp32", "today"),
             "onnx_vs_default": ("onnx runtime fp32", "default"),
+            "command_vs_today": ("sample command", "today"),
+            "command_vs_today_own": ("sample command", "today (own process)"),
+            "command_vs_default_own": ("sample command", "default (own process)"),
+            "default_own_vs_today_own": ("default (own process)", "today (own process)"),
+            "kept_fp32_vs_today_own": ("today (freed memory kept)", "today (own process)"),
+            "command_vs_kept_fp32": ("sample command", "today (freed memory kept)"),
+            "command_guided_vs_today": ("sample command guided s=3", "today guided s=3"),
         },
     ),
     **ratio_markers(

@@ -59,6 +59,8 @@ The .npz also records sampler, spacing, steps, nfe, precision and, for the dpm++
 Speed: by default the network runs under bf16 autocast on CUDA and on a CPU with native bf16 (AVX512-BF16 or
 AMX), as training's --precision auto does; the sampler's own arithmetic stays float32. On a CPU a batch of
 128 samples is the default (256 on CUDA): larger batches spill the cache (benchmarks/results/sampler_speed_cpu).
+With glibc (Linux), this command keeps the memory each step frees for the next step instead of handing it
+back to the kernel (fastpath.keep_freed_memory): the same numbers, without faulting the pages in again.
 """
 
 
