@@ -225,8 +225,17 @@ def describe(variant: Variant) -> tuple[str, str]:
     return precision, str(sampling_batch("cpu", variant.batch))
 
 
+TODAY = ("today", "today guided s=3")  # the rows every other row is divided by, one per guidance scale
+
+
+def baselines(rows: list[dict]) -> dict[float, dict]:
+    """{guidance: the measured `today` row of that guidance}: `vs today`'s denominators (not the other today
+    rows, such as `today (own process)`)."""
+    return {r["guidance"]: r for r in rows if r["name"] in TODAY and "images_per_s" in r}
+
+
 def report(rows: list[dict], args, started: datetime.datetime) -> str:
-    today = {r["guidance"]: r for r in rows if r["name"] in ("today", "today guided s=3") and "images_per_s" in r}
+    today = baselines(rows)
     from cleardiffusion.experiments.report import git_commit
 
     commit = git_commit()

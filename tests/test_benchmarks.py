@@ -99,3 +99,14 @@ def test_every_known_bug_names_one_line_of_the_code_and_an_existing_test(monkeyp
         for test in tests.split():
             module, function = test.split("::")
             assert f"def {function}(" in (ROOT / "tests" / module).read_text(), f"{name}: no test {test}"
+
+
+def test_sampler_speed_divides_by_the_in_process_today_row_of_the_same_guidance():
+    """`today (own process)` and `today (freed memory kept)` come after `today` and must not replace it."""
+    speed = load_script(ROOT / "benchmarks" / "sampler_speed.py")
+    rows = [{"name": name, "guidance": g, "images_per_s": v} for name, g, v in [
+        ("today", 1.0, 10.0), ("today guided s=3", 3.0, 4.0), ("default", 1.0, 17.0),
+        ("today (own process)", 1.0, 6.0), ("today (freed memory kept)", 1.0, 11.0)]]  # fmt: skip
+    rows.append({"name": "today guided s=3", "guidance": 3.0, "skipped": "not measured"})
+    assert speed.baselines(rows) == {1.0: rows[0], 3.0: rows[1]}
+    assert [v.name for v in speed.VARIANTS if v.name in speed.TODAY] == list(speed.TODAY)
