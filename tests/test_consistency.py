@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cleardiffusion.cli import main
-from cleardiffusion.consistency import ConsistencyLoss
+from cleardiffusion.consistency import ConsistencyLoss, DistributionMatchingLoss
 from cleardiffusion.denoiser import FEW_STEP_MAX, JUMP_SIGMAS, FewStepPath, jump_grid, sampling_parts
 from cleardiffusion.errors import UsageError
 from cleardiffusion.recipe import SamplingRecipe
@@ -209,6 +209,56 @@ def test_the_jump_grid_stays_distinct_and_in_range_on_a_coarse_schedule(name, T)
         assert jump_grid(schedule, T) == list(range(T - 1, -1, -1))
 
 
+# ---- distribution matching (DMD): the gradient between two Gaussians, and its start at zero
+
+
+def test_the_dmd_gradient_moves_samples_from_the_fake_distribution_towards_the_real_one():
+    """Real data N(mu_r, s^2), the student's samples N(mu_g, s^2): both x_0 predictions are exact, and their
+    difference is (mu_g - mu_r) sigma^2 / (alpha^2 s^2 + sigma^2) at every x_t, so x_0 - grad moves towards mu_r."""
+    from test_fastpath import tiny_unet
+
+    dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), lr=1e-5)
+    mu_r, mu_g, s = 0.3, -0.2, 0.5
+    x0, t, eps = batch(mu_g, s, n=512)
+    dmd.teacher, dmd.fake = ExactGaussian(mu_r, s, "eps"), ExactGaussian(mu_g, s, "eps")
+    grad = dmd.gradient(x0, t, eps, None)
+    a, sigma = (c.double() for c in SCHEDULE.coefficients(t, x0.ndim))
+    real = mu_r + s**2 * a * (SCHEDULE.q_sample(x0, t, eps) - a * mu_r) / (a**2 * s**2 + sigma**2)
+    scale = (x0 - real).abs().flatten(1).mean(1).clamp(min=1e-4).reshape(-1, 1, 1, 1)
+    expected = (mu_g - mu_r) * sigma**2 / (a**2 * s**2 + sigma**2) / scale  # the same for every pixel of a sample
+    torch.testing.assert_close(grad, expected.expand_as(grad))
+    assert (grad < 0).all()  # mu_g < mu_r here: x_0 - grad raises every sample towards the data
+    dmd.fake = ExactGaussian(mu_r, s, "eps")  # the student's samples already follow the data: nothing to move
+    assert dmd.gradient(x0, t, eps, None).abs().max() == 0
+
+
+def test_dmd_starts_with_a_zero_loss_and_trains_only_its_fake_network():
+    """At the start the fake network is the teacher: the loss and the student's gradient are exactly zero; the call
+    then trains the fake network (not the teacher) on the student's samples."""
+    from test_fastpath import tiny_unet
+
+    from cleardiffusion.objective import as_eps_model
+
+    teacher, student = tiny_unet(seed=0).eval().requires_grad_(False), tiny_unet(seed=1)
+    dmd = DistributionMatchingLoss(SCHEDULE, "v", as_eps_model(teacher, SCHEDULE, "v"), lr=1e-3, fake_steps=2)
+    teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    x0, eps, t = (
+        torch.randn(4, 3, 8, 8, generator=g),
+        torch.randn(4, 3, 8, 8, generator=g),
+        torch.tensor([0, 9, 500, 999]),
+    )
+    loss = dmd(student, x0, t, eps)
+    loss.backward()
+    assert loss.item() == 0 and all(p.grad is None or not p.grad.any() for p in student.parameters())
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in teacher_before.items())
+    moved = [k for k, v in dmd.fake_net.state_dict().items() if not torch.equal(v, teacher_before[k])]
+    assert moved  # the fake network learnt from the samples; the next call's gradient is no longer zero
+    student.zero_grad()
+    dmd(student, x0, t, eps).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
 # ---- the command line, on a tiny teacher
 
 
@@ -261,6 +311,25 @@ def test_distill_writes_a_consistency_checkpoint_that_samples_in_few_steps(teach
     assert (tmp_path / "traj.png").stat().st_size > 0
 
 
+def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, students, tmp_path):
+    import json
+
+    from cleardiffusion.checkpoint import load_checkpoint
+
+    student = students["trajectory"] / "checkpoints/last.pt"
+    assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
+                   "--teacher-guidance", "2") == 0  # fmt: skip
+    config = json.loads((tmp_path / "dmd/config.json").read_text())
+    assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"]) == (
+        "dmd", str(student), 1e-5, 0.99)  # fmt: skip
+    before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
+    after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]
+    from_student = max((after[k] - start[k]).abs().max().item() for k in start)
+    assert from_student < 0.2 * max((start[k] - before[k]).abs().max().item() for k in start)
+    assert main(["sample", "--checkpoint", str(tmp_path / "dmd/checkpoints/last.pt"), "--steps", "4", "--n", "4",
+                 "--out", str(tmp_path / "s.npz")]) == 0  # fmt: skip
+
+
 def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
     from cleardiffusion.checkpoint import load_checkpoint
 
@@ -285,12 +354,27 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
             "must be below the teacher's",
         ),
         ("ddpm", ["--steps", "2", "--consistency-delta", "5"], "does nothing with --distill-method trajectory"),
+        ("ddpm", ["--steps", "2", "--distill-method", "dmd"], "pass --student CKPT"),
+        (
+            "ddpm",
+            ["--steps", "2", "--distill-method", "dmd", "--student", "TEACHER"],
+            "is not a `cleardiffusion distill`",
+        ),
+        ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--resume"], "cannot resume"),
+        ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--trajectories", "4"], "does nothing"),
     ],
 )
 def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):
     path = {"ddpm": teacher[0], "flow": teacher[1], "missing": tmp_path / "none.pt"}[which]
     out = tmp_path / "out"
-    args = ["distill", "--teacher", str(path), "--out", str(out), *extra]
+    args = [
+        "distill",
+        "--teacher",
+        str(path),
+        "--out",
+        str(out),
+        *[str(teacher[0]) if a == "TEACHER" else a for a in extra],
+    ]
     if "--steps" not in extra and which != "ddpm":
         args += ["--steps", "2"]
     assert main(args) == 2

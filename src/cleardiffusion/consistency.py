@@ -28,6 +28,7 @@ unconditional trajectories, and classifier-free guidance works at sampling as fo
 student then samples a guided trajectory in one evaluation, without the unconditional half.
 """
 
+import copy
 import math
 from typing import Literal
 
@@ -38,8 +39,8 @@ from .errors import UsageError
 from .objective import as_eps_model
 from .schedule import NoiseSchedule, x0_from_eps
 
-Method = Literal["cd", "ect", "trajectory"]
-METHODS: tuple[str, ...] = ("cd", "ect", "trajectory")
+Method = Literal["cd", "ect", "trajectory", "dmd"]
+METHODS: tuple[str, ...] = ("cd", "ect", "trajectory", "dmd")
 Distance = Literal["pseudo-huber", "mse"]
 DISTANCES: tuple[str, ...] = ("pseudo-huber", "mse")
 
@@ -95,15 +96,7 @@ class ConsistencyLoss:
     def teacher_step(self, x_t: Tensor, t: Tensor, r: Tensor, y: Tensor | None) -> Tensor:
         """x_r = alpha_r x0_phi + sigma_r eps_phi: the teacher's DDIM step (Song et al. 2021, Eq. 12, eta = 0),
         on the guided ODE eps_u + w (eps_c - eps_u) for labelled samples when teacher_guidance w != 1."""
-        teacher, w = self.teacher, self.teacher_guidance
-        if y is None or w == 1.0:
-            eps = full(teacher(x_t, t) if y is None else teacher(x_t, t, y))
-        else:  # one batched pass of 2B: conditional, then unconditional
-            null = torch.full_like(y, self.null_label)
-            eps_c, eps_u = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
-            eps_c, eps_u = full(eps_c), full(eps_u)
-            eps = torch.where((y == self.null_label).reshape(-1, *(1,) * (x_t.ndim - 1)), eps_u,
-                              eps_u + w * (eps_c - eps_u))  # fmt: skip
+        eps = teacher_eps(self.teacher, x_t, t, y, self.teacher_guidance, self.null_label)
         x0 = x0_from_eps(x_t, eps, *self.schedule.coefficients(t, x_t.ndim))
         alpha_r, sigma_r = alpha_sigma(self.schedule, r, x_t.ndim)
         return alpha_r * x0 + sigma_r * eps
@@ -122,6 +115,32 @@ class ConsistencyLoss:
             target = torch.where(at_clean, x_r, consistency_x0(student, self.schedule, x_r, r.clamp(min=0), y))
         pred = consistency_x0(student, self.schedule, x_t, t, y)
         return distance(pred, target, self.distance)
+
+
+def teacher_eps(teacher: nn.Module, x_t: Tensor, t: Tensor, y: Tensor | None, w: float,
+                null_label: int | None) -> Tensor:  # fmt: skip
+    """The teacher's eps at (x_t, t), in float32: guided, eps_u + w (eps_c - eps_u), for labelled samples when
+    w != 1 (one batched pass of 2B: conditional, then unconditional); the null label's samples stay eps_u."""
+    if y is None or w == 1.0:
+        return full(teacher(x_t, t) if y is None else teacher(x_t, t, y))
+    null = torch.full_like(y, null_label)
+    eps_c, eps_u = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+    eps_c, eps_u = full(eps_c), full(eps_u)
+    return torch.where((y == null_label).reshape(-1, *(1,) * (x_t.ndim - 1)), eps_u, eps_u + w * (eps_c - eps_u))
+
+
+def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
+    """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights); a
+    UsageError for any other checkpoint, before anything is written."""
+    from .checkpoint import load_for_sampling
+    from .models import model_spec
+
+    student, _, meta = load_for_sampling(path, device)
+    student = getattr(student, "net", student)  # the network inside objective.EpsFromPrediction
+    if meta["objective"] != "consistency" or model_spec(student) != model_spec(getattr(teacher, "net", teacher)):
+        raise UsageError(f"--student {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
+                         "pass one distilled from --teacher")  # fmt: skip
+    return student
 
 
 def check_teacher(meta: dict, path: str) -> None:
@@ -174,12 +193,106 @@ class TrajectoryLoss:
         return distance(pred, target, self.distance)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Distribution matching (DMD: Yin et al. 2024, "One-step Diffusion with Distribution Matching Distillation";
+# DMD2, Yin et al. 2024, "Improved Distribution Matching Distillation", for several steps). Trajectory
+# distillation copies the teacher's probability-flow ODE, whose samples can be worse than the teacher's SDE
+# sampler's (docs/few_step.md). DMD aims at the teacher's distribution instead: noise the student's sample x_0
+# to a random t, and move x_0 along the difference of two x_0 predictions there, the frozen teacher's ("real")
+# and that of a second network, `fake`, trained at the same time to denoise the student's own samples:
+#     grad = (x0_fake(x_t, t) - x0_real(x_t, t)) / mean|x_0 - x0_real(x_t, t)|     (DMD, Eq. 7-8)
+# the gradient of KL(student || teacher) summed over noise levels, normalised per sample. It is applied as
+# the loss 0.5 ||x_0 - sg(x_0 - grad)||^2, whose gradient in x_0 is grad / (the number of pixels). The student
+# is a trained consistency model (`distill --student`); it learns at every point of its own multistep chain on
+# the jump grid (DMD2's backward simulation: the chain without gradients up to a random step, then one step with
+# them), so its 1-, 2- and 4-step samples all move. At the start `fake` is the teacher itself, so the gradient
+# is zero until the student's samples and the teacher's distribution are told apart.
+
+DMD_STEPS = 4  # the student's chain: denoiser.jump_grid(schedule, 4), whose first two points are the 2-step grid's
+DMD_T_RANGE = (0.02, 0.98)  # the noise levels the two x_0 predictions are compared at, as fractions of T (DMD)
+FAKE_LR_RATIO = 10  # the fake network's learning rate over the student's: it must keep up with the student
+
+
+class DistributionMatchingLoss:
+    """loss_fn(net, x0, t, eps, y) for train.train_step: DMD's loss for the student `net` (module notes above).
+
+    The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is not used: the student
+    draws its own samples, with the loop's labels y for a conditional teacher. Each call also trains `fake`
+    (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples, detached, at fresh times
+    and noise: DMD2's faster critic. The chain's noise, the step trained and the fake's draws come from the
+    global generator (torch.manual_seed), so a run is reproducible but its fake network is not checkpointed: a
+    dmd run does not resume.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, lr: float,
+                 fake_steps: int = 2, teacher_guidance: float = 1.0, null_label: int | None = None):  # fmt: skip
+        from .denoiser import jump_grid
+
+        self.schedule, self.prediction, self.teacher = schedule, prediction, teacher
+        self.w, self.null_label, self.fake_steps = teacher_guidance, null_label, fake_steps
+        self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
+        self.fake = as_eps_model(self.fake_net, schedule, prediction)
+        self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
+        self.grid = jump_grid(schedule, DMD_STEPS)
+
+    def sample(self, student: nn.Module, like: Tensor, y: Tensor | None) -> Tensor:
+        """The student's x_0 at a random step k of its chain: steps 0..k-1 without gradients, step k with."""
+        k = int(torch.randint(0, DMD_STEPS, ()))
+        x = torch.randn_like(like)
+        for j in range(k):
+            with torch.no_grad():
+                x0 = full(consistency_x0(student, self.schedule, x, self.index(self.grid[j], x), y))
+                x = self.schedule.q_sample(x0, self.index(self.grid[j + 1], x), torch.randn_like(x))
+        return full(consistency_x0(student, self.schedule, x, self.index(self.grid[k], x), y))
+
+    @staticmethod
+    def index(t: int, x: Tensor) -> Tensor:
+        return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+
+    def x0_real(self, x_t: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
+        eps = teacher_eps(self.teacher, x_t, t, y, self.w, self.null_label)
+        return x0_from_eps(x_t, eps, *self.schedule.coefficients(t, x_t.ndim))
+
+    def gradient(self, x0: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> Tensor:
+        """DMD's gradient at the samples x0 (detached), noised to t with eps."""
+        x_t = self.schedule.q_sample(x0, t, eps)
+        real = self.x0_real(x_t, t, y)
+        fake = full(consistency_x0(self.fake, self.schedule, x_t, t, y))
+        scale = (x0 - real).abs().flatten(1).mean(1).clamp(min=1e-4).reshape(-1, *(1,) * (x0.ndim - 1))
+        return (fake - real) / scale
+
+    def train_fake(self, x0: Tensor, y: Tensor | None) -> None:
+        """`fake_steps` AdamW steps of the fake network's denoising loss (eps error) on the samples x0."""
+        for _ in range(self.fake_steps):
+            t = torch.randint(0, self.schedule.T, (x0.shape[0],), device=x0.device)
+            eps = torch.randn_like(x0)
+            x_t = self.schedule.q_sample(x0, t, eps)
+            loss = (full(self.fake(x_t, t) if y is None else self.fake(x_t, t, y)) - eps).pow(2).mean()
+            self.fake_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.fake_net.parameters(), 1.0)
+            self.fake_optimizer.step()
+
+    def __call__(self, net: nn.Module, x0: Tensor, t: Tensor, eps: Tensor, y: Tensor | None = None) -> Tensor:
+        student = as_eps_model(net, self.schedule, self.prediction)
+        sample = self.sample(student, x0, y)
+        lo, hi = (int(f * self.schedule.T) for f in DMD_T_RANGE)
+        with torch.no_grad():
+            grad = self.gradient(sample.detach(), lo + t * (hi - lo) // self.schedule.T, eps, y)
+        self.train_fake(sample.detach(), y)
+        return 0.5 * (sample - (sample - grad).detach()).pow(2).mean()
+
+
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
-                      bank: TrajectoryBank | None = None):  # fmt: skip
-    """The loss_fn of a distillation run: ConsistencyLoss (cd, ect) or TrajectoryLoss over `bank` (trajectory)."""
+                      bank: TrajectoryBank | None = None, lr: float = 1e-5):  # fmt: skip
+    """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
+    DistributionMatchingLoss (dmd, whose fake network learns at `lr` times FAKE_LR_RATIO)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
+    if method == "dmd":
+        return DistributionMatchingLoss(schedule, prediction, teacher, lr=lr, teacher_guidance=teacher_guidance,
+                                        null_label=null_label)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
                            null_label=null_label)  # fmt: skip

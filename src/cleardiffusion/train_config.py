@@ -39,7 +39,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps")  # fmt: skip
+                  "trajectories", "teacher_steps", "student")  # fmt: skip
 
 
 @dataclass
@@ -116,9 +116,14 @@ class TrainConfig:
     distill_method: Method = option(
         "trajectory",
         "trajectory: regress each point of the teacher's ODE trajectories onto their ends; cd: consistency "
-        "distillation (a frozen teacher's ODE step); ect: consistency tuning (no teacher evaluations)",
+        "distillation (a frozen teacher's ODE step); ect: consistency tuning (no teacher evaluations); dmd: "
+        "distribution matching (Yin et al. 2024) of a --student towards the teacher's samples",
         DISTILL,
     )
+    student: str | None = option(
+        None, "a `distill` checkpoint of this teacher to start from instead of the teacher's weights (needed by "
+        "dmd)", DISTILL, metavar="CKPT",
+    )  # fmt: skip
     consistency_delta: int | None = option(
         None, "cd, ect: indices between the two points the consistency loss compares, t and t - K (default: T / 4, "
         "the 4-step grid's stride)", DISTILL, metavar="K", at_least=1, at_most=TIMESTEPS_MAX,
@@ -236,7 +241,7 @@ MAY_CHANGE_ON_RESUME = frozenset(
      "tensorboard", "precision", "channels_last"}
 )  # fmt: skip
 # what a checkpoint written before these fields existed was trained with
-FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none"}
+FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none", "student": None}
 U_NET_FLAGS = ("time_embedding", "base_channels")  # TrainConfig fields that only a U-Net reads
 # UNetConfig / ViTConfig fields that come from the dataset, --conditional and --objective, not from --model-option
 FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",
@@ -287,8 +292,16 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
     unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps"), "cd": ("trajectories", "teacher_steps"),
-              "trajectory": ("consistency_delta",)}[method]  # fmt: skip
+              "trajectory": ("consistency_delta",),
+              "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
+              }[method]  # fmt: skip
     refuse_unused(given, unused, f"with --distill-method {method}")
+    if method == "dmd" and not config.student:
+        raise UsageError("--distill-method dmd improves a distilled model: pass --student CKPT (a `cleardiffusion "
+                         "distill` checkpoint of this teacher, e.g. the default method's)")  # fmt: skip
+    if method == "dmd" and config.resume:
+        raise UsageError("a dmd run cannot resume (its fake-score network is not checkpointed): start a new run "
+                         "with --student set to this run's checkpoints/last.pt")  # fmt: skip
     if config.teacher_guidance != 1.0 and not config.conditional:
         raise UsageError("--teacher-guidance guides a conditional teacher; this one is unconditional: drop it")
     delta = config.consistency_delta

@@ -29,7 +29,7 @@ from .checkpoint import (
     metrics_until,
     save_checkpoint,
 )
-from .consistency import check_teacher
+from .consistency import check_teacher, load_student
 from .data import ImageDataset, data_fingerprint, load_dataset
 from .denoiser import training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
@@ -88,6 +88,9 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     last_path = out / "checkpoints" / "last.pt"
     part = slice(procs.rank * config.batch_size // procs.world_size,
                  (procs.rank + 1) * config.batch_size // procs.world_size)  # fmt: skip
+    if config.distill_method == "dmd" and config.objective == "consistency" and procs.world_size > 1:
+        raise UsageError("--distill-method dmd runs in one process (each would train its own fake-score network): "
+                         "start it without torchrun")  # fmt: skip
     if config.resume and not last_path.is_file():
         raise CheckpointError(f"--resume: no checkpoint at {last_path}; drop --resume to start a new run")
     if not config.resume and last_path.exists():
@@ -156,8 +159,9 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
 
 
 def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, dev) -> nn.Module:
-    """Load the teacher (a DDPM checkpoint), copy its EMA weights into the student and its EMA (a resumed run
-    overwrites them with its own), and return the frozen teacher as an eps-model."""
+    """Load the teacher (a DDPM checkpoint), copy its EMA weights (or those of --student, a model distilled from
+    it) into the student and its EMA (a resumed run overwrites them with its own), and return the frozen teacher
+    as an eps-model."""
     teacher, schedule, meta = load_for_sampling(config.teacher, dev)
     check_teacher(meta, config.teacher)
     net = getattr(teacher, "net", teacher)  # the network inside objective.EpsFromPrediction
@@ -165,8 +169,10 @@ def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, de
             config.timesteps, config.schedule):  # fmt: skip
         raise UsageError(f"the teacher {config.teacher} has another network or schedule than this run: use "
                          "`cleardiffusion distill`, which takes them from the teacher")  # fmt: skip
-    model.load_state_dict(net.state_dict())
-    ema.load_state_dict(net.state_dict())
+    # a distilled model of this teacher to go on from (dmd's starting point), else the teacher itself
+    start = load_student(config.student, net, dev).state_dict() if config.student else net.state_dict()
+    model.load_state_dict(start)
+    ema.load_state_dict(start)
     return teacher.requires_grad_(False)
 
 
@@ -183,7 +189,7 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
-            "null_label": null_label, "bank": bank}  # fmt: skip
+            "null_label": null_label, "bank": bank, "lr": config.lr}  # fmt: skip
 
 
 def _resume(run: Run, saved: dict) -> None:

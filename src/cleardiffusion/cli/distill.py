@@ -9,11 +9,13 @@ import dataclasses
 
 # the fields a distillation run takes from its command line; everything else comes from the teacher's run
 FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance", "trajectories",
-         "teacher_steps", "data_dir",
+         "teacher_steps", "student", "data_dir",
          "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "seed", "device", "precision", "out",
          "resume", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n", "progress")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
 DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
+# dmd moves an already distilled student: a smaller step, and an EMA that follows a few hundred steps
+DMD_DEFAULTS = {"lr": 1e-5, "ema_decay": 0.99}
 # what a new run does not inherit from the teacher's run (the teacher's own output, length and state)
 NOT_INHERITED = ("out", "resume", "steps", "time_budget", "eval_every", "eval_n", "classifier", "tensorboard",
                  "compile", "keep_checkpoints", "sample_every", "checkpoint_every", "log_every", "lr",
@@ -31,11 +33,17 @@ examples:
       --teacher-guidance 3 --time-budget 15 --out runs/mnist-cd    # consistency distillation
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method ect --steps 2000 \\
       --out runs/mnist-ect                         # consistency tuning: no teacher evaluations
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 7 --out runs/mnist-traj7
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method dmd \\
+      --student runs/mnist-traj7/checkpoints/last.pt --time-budget 8 --out runs/mnist-dmd
+                                                   # distribution matching of the trajectory student
 
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
-student starts from the teacher's EMA weights; its checkpoints record objective consistency, so `sample` uses
-multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers. Ctrl-C writes a
-checkpoint; rerun with --resume to continue. What was tried and measured: docs/few_step.md.
+student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
+`sample` uses multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers.
+dmd (defaults: --lr 1e-5, --ema-decay 0.99) trains a second, fake-score network beside the student, one process
+only, and does not resume. Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with
+--student). What was tried and measured: docs/few_step.md.
 """
 
 
@@ -45,10 +53,11 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "distill",
-        help="turn a DDPM checkpoint into a 1-4 step consistency model (trajectory distillation, cd or ect)",
+        help="turn a DDPM checkpoint into a 1-4 step consistency model (trajectory distillation, cd, ect or dmd)",
         description="Trajectory distillation (the default; Luhman & Luhman 2021 at every solver point), consistency "
         "distillation\n(Song et al. 2023) or consistency tuning (ECT, Geng et al. 2024) of a trained DDPM checkpoint "
-        "into a\nmodel that samples in 1 to 4 network evaluations.",
+        "into a\nmodel that samples in 1 to 4 network evaluations; distribution matching (DMD, Yin et al. 2024) of "
+        "such a\nmodel towards the teacher's samples.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,13 +75,14 @@ def config_from_teacher(teacher_config: dict, given: dict):
                  if k in names and k not in NOT_INHERITED}  # fmt: skip
     if isinstance(inherited.get("adam_betas"), list):
         inherited["adam_betas"] = tuple(inherited["adam_betas"])
-    values = {**inherited, **DEFAULTS, **given, "objective": "consistency"}
+    method_defaults = DMD_DEFAULTS if given.get("distill_method") == "dmd" else {}
+    values = {**inherited, **DEFAULTS, **method_defaults, **given, "objective": "consistency"}
     return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_for_sampling
-    from ..consistency import check_teacher
+    from ..consistency import check_teacher, load_student
     from ..errors import UsageError
     from ..options import given_values
     from ..train import UNLIMITED_STEPS, TrainConfig, train, validate
@@ -83,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if "steps" not in given and "time_budget" not in given:
         raise UsageError("say how long to distill: --steps N, --time-budget MINUTES, or both")
     given.setdefault("steps", UNLIMITED_STEPS)
-    _, _, meta = load_for_sampling(given["teacher"])  # a corrupt or unusable teacher stops here, nothing written
+    teacher, _, meta = load_for_sampling(given["teacher"])  # a corrupt or unusable teacher stops here, nothing written
     check_teacher(meta, given["teacher"])
     config = config_from_teacher(meta["config"], given)
     validate(config, given={*given, "objective", "teacher"})
+    if config.student:  # so does a --student that is not a model distilled from it
+        load_student(config.student, teacher)
     return train(config)["exit_code"]
