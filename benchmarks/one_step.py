@@ -113,8 +113,11 @@ def first_per_class(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch
 
 def curves(students: dict[str, str], teacher_minutes: float, path: Path) -> bool:
     """FID (--eval-every, 256 samples) against total CPU minutes, one line per student run: a distilled
-    student's minutes start where its teacher's training ended, a model trained from scratch's at 0."""
+    student's minutes start where its teacher's training ended (and, for a run started from a --student, where
+    that student's distillation ended), a model trained from scratch's at 0."""
     import matplotlib
+
+    from cleardiffusion.checkpoint import load_checkpoint
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -128,12 +131,13 @@ def curves(students: dict[str, str], teacher_minutes: float, path: Path) -> bool
         records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         config = json.loads((metrics.parent / "config.json").read_text())
         start = teacher_minutes if config.get("teacher") else 0.0
+        start += load_checkpoint(config["student"])["elapsed"] / 60 if config.get("student") else 0.0
         points = [(start + r["elapsed"] / 60, r["fid"]) for r in records if "fid" in r]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=name)
             drawn = True
     ax.axvline(teacher_minutes, color="gray", linestyle=":", label="teacher trained")
-    ax.set(xlabel="CPU minutes in all (a distillation's after its teacher's; the trajectory bank included)",
+    ax.set(xlabel="CPU minutes in all (a distillation's after its teacher's and its --student's; banks included)",
            ylabel="FID (--eval-every, 256 samples)", yscale="log")  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend()

@@ -235,9 +235,8 @@ def test_the_dmd_gradient_moves_samples_from_the_fake_distribution_towards_the_r
 def test_dmd_starts_with_a_zero_loss_and_trains_only_its_fake_network():
     """At the start the fake network is the teacher: the loss and the student's gradient are exactly zero; the call
     then trains the fake network (not the teacher) on the student's samples."""
-    from test_fastpath import tiny_unet
-
     from cleardiffusion.objective import as_eps_model
+    from test_fastpath import tiny_unet
 
     teacher, student = tiny_unet(seed=0).eval().requires_grad_(False), tiny_unet(seed=1)
     dmd = DistributionMatchingLoss(SCHEDULE, "v", as_eps_model(teacher, SCHEDULE, "v"), lr=1e-3, fake_steps=2)

@@ -187,7 +187,7 @@ FEW_TABLES = {
 ONE_STEP_RUNS = {
     "mnist": (("trajectory", "cd", "meanflow"), "ug"),
     "fashion-mnist": (("trajectory", "cd", "meanflow"), "ug"),
-    "mnist-unconditional": (("trajectory",), "u"),
+    "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd"), "u"),
 }
 KINDS = {"u": "unconditional", "g": "guided"}
 
@@ -219,7 +219,7 @@ FEW_NUMBERS = {
     **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
     **{
         f"fs.mnist-unconditional.readable.{grid}": (lambda grid=grid: readable("mnist-unconditional", grid))
-        for grid in READABLE
+        for grid in (*READABLE, "dmd_consistency1_unconditional", "dmd_consistency4_unconditional")
         if grid.endswith("unconditional")
     },
     **one_step_numbers(),
@@ -303,6 +303,39 @@ FEW_NUMBERS.update({
        for k in (16, 50)},
     "fs.ceiling.target4": lambda: f2(1.1 * ceiling_fid("dpm++2m-sde", 50)),
 })  # fmt: skip
+
+DMD_PROBE = f"{ONE_STEP}/dmd_probe_mnist_uncond.jsonl"  # few_step_ablation/dmd_probe.py, scored by grid_search.py
+
+
+def t_dmd_probe() -> str:
+    """FID at 1, 2, 4 steps of the 15-minute trajectory student, before and after 8 minutes of the DMD probe."""
+    before = [f2(trajectories_row(2000, k)["fid"]) for k in (1, 2, 4)]
+    out = [["the trajectory student (15 minutes), before", "-", "-", *before]]
+    probes = {}
+    for r in load_jsonl(DMD_PROBE):
+        probes.setdefault(r["checkpoint"], (r["probe"], {}))[1][len(r["grid"])] = r["fid"]
+    for probe, fids in probes.values():
+        what = f"+ {probe['minutes']:g} minutes of DMD, lr {probe['lr']:g} (fake network {probe['fake_lr']:g})"
+        out.append([what, f"{probe['generator_steps']:,}", str(probe["fake_steps"]), *(f2(fids[k]) for k in (1, 2, 4))])
+    return table(["student", "DMD steps", "fake updates per step", "1 step", "2 steps", "4 steps"], out)
+
+
+FEW_TABLES["fs_dmd_probe"] = t_dmd_probe
+DMD_SPLIT = f"{ONE_STEP}/dmd_split_mnist_uncond.jsonl"  # 15 minutes split, scored by grid_search.py
+
+
+def t_dmd_split() -> str:
+    """FID at 1, 2, 4 steps of each split of 15 minutes between trajectory distillation and dmd."""
+    runs = {}
+    for r in load_jsonl(DMD_SPLIT):
+        key = (r["trajectory_minutes"], r["dmd_minutes"], r.get("dmd_lr"))
+        runs.setdefault(key, {})[len(r["grid"])] = r["fid"]
+    out = [[f"{t:g}", f"{d:g}", f"{lr:g}" if lr else "-", *(f2(fids[k]) for k in (1, 2, 4))]
+           for (t, d, lr), fids in runs.items()]  # fmt: skip
+    return table(["trajectory minutes", "dmd minutes", "dmd lr", "1 step", "2 steps", "4 steps"], out)
+
+
+FEW_TABLES["fs_dmd_split"] = t_dmd_split
 
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
 

@@ -33,9 +33,9 @@ examples:
       --teacher-guidance 3 --time-budget 15 --out runs/mnist-cd    # consistency distillation
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method ect --steps 2000 \\
       --out runs/mnist-ect                         # consistency tuning: no teacher evaluations
-  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 7 --out runs/mnist-traj7
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 10 --out runs/mnist-traj10
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method dmd \\
-      --student runs/mnist-traj7/checkpoints/last.pt --time-budget 8 --out runs/mnist-dmd
+      --student runs/mnist-traj10/checkpoints/last.pt --time-budget 5 --out runs/mnist-dmd
                                                    # distribution matching of the trajectory student
 
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
