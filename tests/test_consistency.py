@@ -217,7 +217,7 @@ def test_the_dmd_gradient_moves_samples_from_the_fake_distribution_towards_the_r
     difference is (mu_g - mu_r) sigma^2 / (alpha^2 s^2 + sigma^2) at every x_t, so x_0 - grad moves towards mu_r."""
     from test_fastpath import tiny_unet
 
-    dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), lr=1e-5)
+    dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, 4), lr=1e-5)
     mu_r, mu_g, s = 0.3, -0.2, 0.5
     x0, t, eps = batch(mu_g, s, n=512)
     dmd.teacher, dmd.fake = ExactGaussian(mu_r, s, "eps"), ExactGaussian(mu_g, s, "eps")
@@ -239,7 +239,8 @@ def test_dmd_starts_with_a_zero_loss_and_trains_only_its_fake_network():
     from test_fastpath import tiny_unet
 
     teacher, student = tiny_unet(seed=0).eval().requires_grad_(False), tiny_unet(seed=1)
-    dmd = DistributionMatchingLoss(SCHEDULE, "v", as_eps_model(teacher, SCHEDULE, "v"), lr=1e-3, fake_steps=2)
+    dmd = DistributionMatchingLoss(SCHEDULE, "v", as_eps_model(teacher, SCHEDULE, "v"), grid=jump_grid(SCHEDULE, 4),
+                                   lr=1e-3, fake_steps=2)  # fmt: skip
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     g = torch.Generator().manual_seed(0)
     x0, eps, t = (

@@ -1,5 +1,6 @@
 """Consistency models from a trained diffusion model: consistency distillation (Song et al. 2023, Algorithm 2)
-and consistency tuning (ECT, Geng et al. 2024), on the teacher's own DDPM path. `cleardiffusion distill`.
+and consistency tuning (ECT, Geng et al. 2024), on the teacher's own DDPM path; trajectory distillation and
+distribution matching (DMD) further down. `cleardiffusion distill`.
 
 A consistency function f(x_t, t) maps every point of a probability-flow ODE trajectory to the trajectory's
 clean end, so f(x_T, T) is a sample in one network evaluation. The student is the teacher's network, started
@@ -129,20 +130,6 @@ def teacher_eps(teacher: nn.Module, x_t: Tensor, t: Tensor, y: Tensor | None, w:
     return torch.where((y == null_label).reshape(-1, *(1,) * (x_t.ndim - 1)), eps_u, eps_u + w * (eps_c - eps_u))
 
 
-def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
-    """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights); a
-    UsageError for any other checkpoint, before anything is written."""
-    from .checkpoint import load_for_sampling
-    from .models import model_spec
-
-    student, _, meta = load_for_sampling(path, device)
-    student = getattr(student, "net", student)  # the network inside objective.EpsFromPrediction
-    if meta["objective"] != "consistency" or model_spec(student) != model_spec(getattr(teacher, "net", teacher)):
-        raise UsageError(f"--student {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
-                         "pass one distilled from --teacher")  # fmt: skip
-    return student
-
-
 def check_teacher(meta: dict, path: str) -> None:
     """A UsageError unless the checkpoint is a DDPM model, the kind a consistency model is distilled from."""
     if meta["objective"] != "ddpm":
@@ -202,7 +189,7 @@ class TrajectoryLoss:
 # and that of a second network, `fake`, trained at the same time to denoise the student's own samples:
 #     grad = (x0_fake(x_t, t) - x0_real(x_t, t)) / mean|x_0 - x0_real(x_t, t)|     (DMD, Eq. 7-8)
 # the gradient of KL(student || teacher) summed over noise levels, normalised per sample. It is applied as
-# the loss 0.5 ||x_0 - sg(x_0 - grad)||^2, whose gradient in x_0 is grad / (the number of pixels). The student
+# the loss mean(0.5 (x_0 - sg(x_0 - grad))^2), whose gradient in x_0 is grad over the batch's size. The student
 # is a trained consistency model (`distill --student`); it learns at every point of its own multistep chain on
 # the jump grid (DMD2's backward simulation: the chain without gradients up to a random step, then one step with
 # them), so its 1-, 2- and 4-step samples all move. At the start `fake` is the teacher itself, so the gradient
@@ -224,16 +211,15 @@ class DistributionMatchingLoss:
     dmd run does not resume.
     """
 
-    def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, lr: float,
+    def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
                  fake_steps: int = 2, teacher_guidance: float = 1.0, null_label: int | None = None):  # fmt: skip
-        from .denoiser import jump_grid
-
-        self.schedule, self.prediction, self.teacher = schedule, prediction, teacher
+        if len(grid) != DMD_STEPS:
+            raise ValueError(f"the student's chain has {DMD_STEPS} points (denoiser.jump_grid), got {grid}")
+        self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
         self.w, self.null_label, self.fake_steps = teacher_guidance, null_label, fake_steps
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
         self.fake = as_eps_model(self.fake_net, schedule, prediction)
         self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
-        self.grid = jump_grid(schedule, DMD_STEPS)
 
     def sample(self, student: nn.Module, like: Tensor, y: Tensor | None) -> Tensor:
         """The student's x_0 at a random step k of its chain: steps 0..k-1 without gradients, step k with."""
@@ -285,14 +271,15 @@ class DistributionMatchingLoss:
 
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
-                      bank: TrajectoryBank | None = None, lr: float = 1e-5):  # fmt: skip
+                      bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
-    DistributionMatchingLoss (dmd, whose fake network learns at `lr` times FAKE_LR_RATIO)."""
+    DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network learning at `lr` times
+    FAKE_LR_RATIO)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
-        return DistributionMatchingLoss(schedule, prediction, teacher, lr=lr, teacher_guidance=teacher_guidance,
-                                        null_label=null_label)  # fmt: skip
+        return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr,
+                                        teacher_guidance=teacher_guidance, null_label=null_label)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
                            null_label=null_label)  # fmt: skip

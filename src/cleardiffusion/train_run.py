@@ -29,9 +29,9 @@ from .checkpoint import (
     metrics_until,
     save_checkpoint,
 )
-from .consistency import check_teacher, load_student
+from .consistency import DMD_STEPS, check_teacher
 from .data import ImageDataset, data_fingerprint, load_dataset
-from .denoiser import training_parts
+from .denoiser import jump_grid, training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
 from .generate import teacher_trajectories
@@ -176,6 +176,17 @@ def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, de
     return teacher.requires_grad_(False)
 
 
+def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
+    """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights); a
+    UsageError for any other checkpoint, before anything is written."""
+    student, _, meta = load_for_sampling(path, device)
+    student = getattr(student, "net", student)  # the network inside objective.EpsFromPrediction
+    if meta["objective"] != "consistency" or model_spec(student) != model_spec(getattr(teacher, "net", teacher)):
+        raise UsageError(f"--student {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
+                         "pass one distilled from --teacher")  # fmt: skip
+    return student
+
+
 def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset, teacher: nn.Module,
                     schedule: NoiseSchedule, dev) -> dict:  # fmt: skip
     """consistency.distillation_loss's settings from the config; for the trajectory method, the teacher's
@@ -189,7 +200,8 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
-            "null_label": null_label, "bank": bank, "lr": config.lr}  # fmt: skip
+            "null_label": null_label, "bank": bank, "lr": config.lr,
+            "grid": jump_grid(schedule, DMD_STEPS) if config.distill_method == "dmd" else None}  # fmt: skip
 
 
 def _resume(run: Run, saved: dict) -> None:

@@ -82,10 +82,11 @@ def config_from_teacher(teacher_config: dict, given: dict):
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_for_sampling
-    from ..consistency import check_teacher, load_student
+    from ..consistency import check_teacher
     from ..errors import UsageError
     from ..options import given_values
     from ..train import UNLIMITED_STEPS, TrainConfig, train, validate
+    from ..train_run import load_student
 
     given = given_values(args, TrainConfig)
     if "teacher" not in given:
