@@ -17,11 +17,12 @@ step with gradients), so that 1, 2 and 4 steps all learn. The result is written 
 student's kind and scored with grid_search.py on the same 1,000 seeds as the other rows:
 
     taskset -c 0 python benchmarks/few_step_ablation/dmd_probe.py runs/mnist-uncond/checkpoints/last.pt \\
-        runs/mnist-uncond-trajectory/checkpoints/last.pt /tmp/dmd.pt --minutes 8
-    taskset -c 0 python benchmarks/few_step_ablation/grid_search.py /tmp/dmd.pt "[999]" "[999,293]" \\
+        runs/mnist-uncond-trajectory/checkpoints/last.pt runs/dmd-probe.pt --minutes 8
+    taskset -c 0 python benchmarks/few_step_ablation/grid_search.py runs/dmd-probe.pt "[999]" "[999,293]" \\
         "[999,293,131,48]"
 
-A prototype, not a library method: one unconditional teacher, no guidance, no resume.
+The prototype behind `cleardiffusion distill --distill-method dmd` (consistency.DistributionMatchingLoss, the
+same algorithm in the training loop): one unconditional teacher, no guidance, no resume.
 """
 
 import argparse
