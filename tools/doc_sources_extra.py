@@ -185,8 +185,8 @@ FEW_TABLES = {
 
 # dataset -> (the models of its results, the sample kinds: u unconditional, g guided)
 ONE_STEP_RUNS = {
-    "mnist": (("trajectory", "cd", "meanflow"), "ug"),
-    "fashion-mnist": (("trajectory", "cd", "meanflow"), "ug"),
+    "mnist": (("trajectory", "cd", "meanflow", "dmd"), "ug"),
+    "fashion-mnist": (("trajectory", "cd", "meanflow", "dmd"), "ug"),
     "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd"), "u"),
 }
 KINDS = {"u": "unconditional", "g": "guided"}
