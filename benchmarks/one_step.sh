@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 24's protocol on one CPU core per run: the default recipe's 15-minute conditional teachers, 15 more
-# minutes of each distillation method, a 30-minute MeanFlow model from scratch (the same total minutes as a
-# teacher and its distillation), then benchmarks/one_step.py. Run from the repository root; pin each run to a
+# minutes of each distillation method (dmd: 10 of trajectory distillation, then 5 of dmd), a 30-minute MeanFlow
+# model from scratch (the same total minutes as a teacher and its distillation), then benchmarks/one_step.py;
+# at the end the same for the default recipe's own, unconditional, teacher. Run from the repository root; pin each run to a
 # core (taskset -c N) when two run at once. The MNIST teacher of the committed results is the README's run
 # (with --eval-every); the Fashion-MNIST one is this script's line.
 set -euo pipefail
@@ -13,12 +14,32 @@ for ds in mnist fashion-mnist; do
     --eval-every 300 --out runs/$ds-trajectory
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method cd --consistency-delta 250 \
     --time-budget 15 --teacher-guidance 3 --eval-every 300 --out runs/$ds-cd
+  # dmd: 15 minutes split, 10 of trajectory distillation, then 5 of distribution matching from that student
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --time-budget 10 --teacher-guidance 3 \
+    --out runs/$ds-traj10
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
+    --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 3 --eval-every 100 \
+    --out runs/$ds-dmd
 done
 cleardiffusion train --dataset mnist --data-dir $D/mnist --objective meanflow --conditional --time-budget 30 \
   --eval-every 500 --out runs/mnist-meanflow
+# --teacher-minutes 15: the README's model is a rerun of the 15-minute run's steps (its own clock is slower)
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher runs/mnist/checkpoints/last.pt \
+  --teacher-minutes 15 \
   --student trajectory=runs/mnist-trajectory/checkpoints/last.pt --student cd=runs/mnist-cd/checkpoints/last.pt \
-  --student meanflow=runs/mnist-meanflow/checkpoints/last.pt --out benchmarks/results/one_step_cpu/mnist
+  --student meanflow=runs/mnist-meanflow/checkpoints/last.pt --student dmd=runs/mnist-dmd/checkpoints/last.pt \
+  --out benchmarks/results/one_step_cpu/mnist
 python benchmarks/one_step.py --dataset fashion-mnist --data-dir $D/fashion-mnist \
   --teacher runs/fashion-mnist/checkpoints/last.pt --student trajectory=runs/fashion-mnist-trajectory/checkpoints/last.pt \
-  --student cd=runs/fashion-mnist-cd/checkpoints/last.pt --out benchmarks/results/one_step_cpu/fashion-mnist
+  --student cd=runs/fashion-mnist-cd/checkpoints/last.pt --student dmd=runs/fashion-mnist-dmd/checkpoints/last.pt \
+  --out benchmarks/results/one_step_cpu/fashion-mnist
+# the default recipe's own (unconditional) teacher: trajectory for 15 minutes, and 10 + 5 minutes with dmd
+U=runs/mnist-uncond
+[ -f $U/checkpoints/last.pt ] || cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --out $U
+cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 15 --eval-every 300 --out $U-trajectory
+cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+  --time-budget 5 --eval-every 100 --out $U-dmd10
+python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
+  --student trajectory=$U-trajectory/checkpoints/last.pt --student trajectory-10min=$U-traj10/checkpoints/last.pt \
+  --student dmd=$U-dmd10/checkpoints/last.pt --out benchmarks/results/one_step_cpu/mnist-unconditional
