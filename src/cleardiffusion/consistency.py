@@ -227,13 +227,9 @@ class DistributionMatchingLoss:
         x = torch.randn_like(like)
         for j in range(k):
             with torch.no_grad():
-                x0 = full(consistency_x0(student, self.schedule, x, self.index(self.grid[j], x), y))
-                x = self.schedule.q_sample(x0, self.index(self.grid[j + 1], x), torch.randn_like(x))
-        return full(consistency_x0(student, self.schedule, x, self.index(self.grid[k], x), y))
-
-    @staticmethod
-    def index(t: int, x: Tensor) -> Tensor:
-        return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+                x0 = full(consistency_x0(student, self.schedule, x, self.schedule.network_time(self.grid[j], x), y))
+                x = self.schedule.q_sample(x0, self.schedule.network_time(self.grid[j + 1], x), torch.randn_like(x))
+        return full(consistency_x0(student, self.schedule, x, self.schedule.network_time(self.grid[k], x), y))
 
     def x0_real(self, x_t: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
         eps = teacher_eps(self.teacher, x_t, t, y, self.w, self.null_label)

@@ -176,9 +176,8 @@ def keep_freed_memory(libc=None) -> bool:
     Each sampler step allocates and frees the same activations (a few MB each). By default glibc hands such
     buffers back to the kernel when they are freed (unmapping them, or trimming the heap's top), so the next
     step faults their pages in again, each zeroed by the kernel (docs/performance.md, "Sampling on a CPU",
-    measures the cost). A fixed 32 MiB mmap threshold and a
-    1 GiB trim threshold keep those buffers in the heap for the next step: the same arithmetic, with the
-    memory of the largest step kept until the process ends.
+    measures the cost). A fixed 32 MiB mmap threshold and a 1 GiB trim threshold keep those buffers in the heap
+    for the next step: the same arithmetic, with the memory of the largest step kept until the process ends.
 
     Process-wide and not undone, so the command line calls it for `sample` (its process is its own) and the
     library never does on its own; Python code that samples a lot may call it. Returns whether it took
