@@ -259,6 +259,36 @@ def test_dmd_starts_with_a_zero_loss_and_trains_only_its_fake_network():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
 
 
+def test_dmd_trains_the_points_of_its_chain_and_a_one_point_chain_only_the_one_step_map():
+    """sample() runs the student's chain without gradients up to a random point and that point with them: on a
+    one-point grid every student call is the one-step map from pure noise (t = T - 1); on the 4-point grid the
+    calls reach every point of the grid and no other time, the last call of each sample with gradients."""
+    from test_fastpath import tiny_unet
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def forward(self, x, t, y=None):
+            self.calls.append((int(t[0]), torch.is_grad_enabled()))
+            return torch.zeros_like(x)
+
+    like = torch.zeros(2, 3, 8, 8)
+    for points, expected in ((1, {SCHEDULE.T - 1}), (4, set(jump_grid(SCHEDULE, 4)))):
+        dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, points), lr=1e-5)
+        student, trained = Recorder(), set()
+        torch.manual_seed(0)
+        for _ in range(40):
+            student.calls.clear()
+            dmd.sample(student, like, None)
+            assert [grad for _, grad in student.calls] == [False] * (len(student.calls) - 1) + [True]
+            trained.add(student.calls[-1][0])
+        assert trained == expected
+    with pytest.raises(ValueError, match="pure noise"):
+        DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=[500, 100], lr=1e-5)
+
+
 # ---- the command line, on a tiny teacher
 
 
@@ -318,10 +348,11 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
 
     student = students["trajectory"] / "checkpoints/last.pt"
     assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
-                   "--teacher-guidance", "2") == 0  # fmt: skip
+                   "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"]) == (
         "dmd", str(student), 1e-5, 0.99)  # fmt: skip
+    assert (config["dmd_chain"], config["dmd_fake_steps"]) == (2, 2)
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
     after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]
     from_student = max((after[k] - start[k]).abs().max().item() for k in start)
@@ -362,6 +393,7 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
         ),
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--resume"], "cannot resume"),
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--trajectories", "4"], "does nothing"),
+        ("ddpm", ["--steps", "2", "--dmd-chain", "4"], "does nothing with --distill-method trajectory"),
     ],
 )
 def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):

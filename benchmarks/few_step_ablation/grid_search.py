@@ -4,7 +4,8 @@ Song et al. 2023 (Algorithm 1) leave the intermediate times tau_n to a search. T
 checkpoint at each grid given (JSON lists of DDPM indices, the first at T-1) with the shipped feature network,
 unconditional (the null label, or no label for an unconditional model) or class-conditional (`--labels`:
 sample i has class i mod classes; a student distilled with --teacher-guidance carries its guidance in its
-weights and samples at guidance 1). One JSON line per grid on stdout. The search behind `denoiser.jump_grid`:
+weights and samples at guidance 1). One JSON line per grid (FID, recall) on stdout. The search behind
+`denoiser.jump_grid`:
 
     python benchmarks/few_step_ablation/grid_search.py runs/mnist-uncond-trajectory/checkpoints/last.pt \\
         "[999]" "[999,499]" "[999,199]" ... >> benchmarks/results/one_step_cpu/grid_search_mnist.jsonl
@@ -41,7 +42,7 @@ args = p.parse_args()
 torch.set_num_threads(1)
 model, path, meta = load_for_sampling(args.checkpoint)
 k = meta["num_classes"]
-labels = (torch.arange(args.n) % k) if args.labels else (torch.full((args.n,), k) if k else None)
+labels = (torch.arange(args.n) % k) if args.labels else None  # None: the null label of a conditional model
 recipe = SamplingRecipe(**args.recipe)
 sampler = {"recipe": args.recipe} if args.recipe else {}  # the grid search's lines carry neither field
 sampler |= {"precision": args.precision} if args.precision != "auto" else {}
@@ -53,5 +54,6 @@ for grid in map(json.loads, args.grids):
     scores = evaluate_samples(images, None, args.dataset, args.data_dir)
     print(json.dumps({"checkpoint": args.checkpoint, "samples": "class-conditional" if args.labels else
                       "unconditional", "n": args.n, "grid": grid, **sampler, "fid": round(scores["fid"], 3),
-                      "features_sha256": scores["features_sha256"], "seconds": round(time.perf_counter() - start, 1)}),
+                      "recall": round(scores["recall"], 3), "features_sha256": scores["features_sha256"],
+                      "seconds": round(time.perf_counter() - start, 1)}),
           flush=True)  # fmt: skip

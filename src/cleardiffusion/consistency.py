@@ -190,12 +190,12 @@ class TrajectoryLoss:
 #     grad = (x0_fake(x_t, t) - x0_real(x_t, t)) / mean|x_0 - x0_real(x_t, t)|     (DMD, Eq. 7-8)
 # the gradient of KL(student || teacher) summed over noise levels, normalised per sample. It is applied as
 # the loss mean(0.5 (x_0 - sg(x_0 - grad))^2), whose gradient in x_0 is grad over the batch's size. The student
-# is a trained consistency model (`distill --student`); it learns at every point of its own multistep chain on
+# is a trained consistency model (`distill --student`); it learns at every point of its own N-step chain on
 # the jump grid (DMD2's backward simulation: the chain without gradients up to a random step, then one step with
-# them), so its 1-, 2- and 4-step samples all move. At the start `fake` is the teacher itself, so the gradient
-# is zero until the student's samples and the teacher's distribution are told apart.
+# them), so its 1-, 2- and 4-step samples all move; with N = 1 it learns only its one-step map from pure noise.
+# At the start `fake` is the teacher itself, so the gradient is zero until the student's samples and the
+# teacher's distribution are told apart.
 
-DMD_STEPS = 4  # the student's chain: denoiser.jump_grid(schedule, 4), whose first two points are the 2-step grid's
 DMD_T_RANGE = (0.02, 0.98)  # the noise levels the two x_0 predictions are compared at, as fractions of T (DMD)
 FAKE_LR_RATIO = 10  # the fake network's learning rate over the student's: it must keep up with the student
 
@@ -206,15 +206,16 @@ class DistributionMatchingLoss:
     The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is not used: the student
     draws its own samples, with the loop's labels y for a conditional teacher. Each call also trains `fake`
     (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples, detached, at fresh times
-    and noise: DMD2's faster critic. The chain's noise, the step trained and the fake's draws come from the
+    and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its one-step map only). The
+    chain's noise, the step trained and the fake's draws come from the
     global generator (torch.manual_seed), so a run is reproducible but its fake network is not checkpointed: a
     dmd run does not resume.
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
                  fake_steps: int = 2, teacher_guidance: float = 1.0, null_label: int | None = None):  # fmt: skip
-        if len(grid) != DMD_STEPS:
-            raise ValueError(f"the student's chain has {DMD_STEPS} points (denoiser.jump_grid), got {grid}")
+        if not grid or grid[0] != schedule.T - 1:
+            raise ValueError(f"the student's chain starts from pure noise at T - 1 (denoiser.jump_grid), got {grid}")
         self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
         self.w, self.null_label, self.fake_steps = teacher_guidance, null_label, fake_steps
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
@@ -223,7 +224,7 @@ class DistributionMatchingLoss:
 
     def sample(self, student: nn.Module, like: Tensor, y: Tensor | None) -> Tensor:
         """The student's x_0 at a random step k of its chain: steps 0..k-1 without gradients, step k with."""
-        k = int(torch.randint(0, DMD_STEPS, ()))
+        k = int(torch.randint(0, len(self.grid), ()))
         x = torch.randn_like(like)
         for j in range(k):
             with torch.no_grad():
@@ -267,14 +268,15 @@ class DistributionMatchingLoss:
 
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
-                      bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5):  # fmt: skip
+                      bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5,
+                      fake_steps: int = 2):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
-    DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network learning at `lr` times
-    FAKE_LR_RATIO)."""
+    DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network taking `fake_steps` steps
+    per student step at `lr` times FAKE_LR_RATIO)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
-        return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr,
+        return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr, fake_steps=fake_steps,
                                         teacher_guidance=teacher_guidance, null_label=null_label)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,

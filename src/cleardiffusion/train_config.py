@@ -39,7 +39,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps", "student")  # fmt: skip
+                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps")  # fmt: skip
 
 
 @dataclass
@@ -132,7 +132,9 @@ class TrainConfig:
         "pseudo-huber", "distance between the two predictions: pseudo-huber (Song & Dhariwal 2023) or mse", DISTILL
     )
     teacher_guidance: float = option(
-        1.0, "cd, trajectory, conditional: labelled samples follow the teacher's guided ODE at this scale", DISTILL,
+        1.0, "cd, trajectory, conditional: labelled samples follow the teacher's guided ODE at this scale; dmd: "
+        "they move towards its guided distribution, and a smaller W than the student's keeps their variety "
+        "(docs/few_step.md)", DISTILL,
         metavar="W", at_least=0,
     )  # fmt: skip
     trajectories: int = option(
@@ -142,6 +144,14 @@ class TrainConfig:
     teacher_steps: int = option(
         16, "trajectory: steps of the teacher's solver (dpm++2m, trailing) per trajectory", DISTILL, metavar="K",
         at_least=1, at_most=TIMESTEPS_MAX,
+    )  # fmt: skip
+    dmd_chain: int = option(
+        4, "dmd: the student learns at each point of its own N-step chain on the jump grid (DMD2's backward "
+        "simulation; 1: its one-step map only)", DISTILL, metavar="N", at_least=1, at_most=4,
+    )  # fmt: skip
+    dmd_fake_steps: int = option(
+        2, "dmd: AdamW steps of the fake-score network per student step", DISTILL, metavar="N", at_least=1,
+        at_most=10,
     )  # fmt: skip
     # ---- optimisation
     steps: int = option(
@@ -291,8 +301,9 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps"), "cd": ("trajectories", "teacher_steps"),
-              "trajectory": ("consistency_delta",),
+    dmd_only = ("dmd_chain", "dmd_fake_steps")
+    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", *dmd_only),
+              "cd": ("trajectories", "teacher_steps", *dmd_only), "trajectory": ("consistency_delta", *dmd_only),
               "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
               }[method]  # fmt: skip
     refuse_unused(given, unused, f"with --distill-method {method}")

@@ -29,7 +29,7 @@ from .checkpoint import (
     metrics_until,
     save_checkpoint,
 )
-from .consistency import DMD_STEPS, check_teacher
+from .consistency import check_teacher
 from .data import ImageDataset, data_fingerprint, load_dataset
 from .denoiser import jump_grid, training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
@@ -200,8 +200,8 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
-            "null_label": null_label, "bank": bank, "lr": config.lr,
-            "grid": jump_grid(schedule, DMD_STEPS) if config.distill_method == "dmd" else None}  # fmt: skip
+            "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,
+            "grid": jump_grid(schedule, config.dmd_chain) if config.distill_method == "dmd" else None}  # fmt: skip
 
 
 def _resume(run: Run, saved: dict) -> None:

@@ -9,7 +9,7 @@ import dataclasses
 
 # the fields a distillation run takes from its command line; everything else comes from the teacher's run
 FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance", "trajectories",
-         "teacher_steps", "student", "data_dir",
+         "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "data_dir",
          "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "seed", "device", "precision", "out",
          "resume", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n", "progress")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
@@ -33,8 +33,9 @@ examples:
       --teacher-guidance 3 --time-budget 15 --out runs/mnist-cd    # consistency distillation
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method ect --steps 2000 \\
       --out runs/mnist-ect                         # consistency tuning: no teacher evaluations
-  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 10 --out runs/mnist-traj10
-  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method dmd \\
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --time-budget 10 --teacher-guidance 3 \\
+      --out runs/mnist-traj10
+  cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method dmd --teacher-guidance 1.5 \\
       --student runs/mnist-traj10/checkpoints/last.pt --time-budget 5 --out runs/mnist-dmd
                                                    # distribution matching of the trajectory student
 
@@ -42,8 +43,9 @@ The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm:
 student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
 `sample` uses multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers.
 dmd (defaults: --lr 1e-5, --ema-decay 0.99) trains a second, fake-score network beside the student, one process
-only, and does not resume. Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with
---student). What was tried and measured: docs/few_step.md.
+only, and does not resume; on a conditional teacher, guide its target less than the student's (1.5 against 3).
+Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with --student). What was
+tried and measured: docs/few_step.md.
 """
 
 
