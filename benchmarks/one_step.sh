@@ -17,12 +17,15 @@ for ds in mnist fashion-mnist; do
   # dmd: 15 minutes split, 10 of trajectory distillation, then 5 of distribution matching from that student
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --time-budget 10 --teacher-guidance 3 \
     --out runs/$ds-traj10
+  # (guidance 1.5, not the student's 3: a strongly guided target cost the guided samples their variety)
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
-    --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 3 --eval-every 100 \
+    --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
     --out runs/$ds-dmd
 done
-cleardiffusion train --dataset mnist --data-dir $D/mnist --objective meanflow --conditional --time-budget 30 \
-  --eval-every 500 --out runs/mnist-meanflow
+for ds in mnist fashion-mnist; do
+  cleardiffusion train --dataset $ds --data-dir $D/$ds --objective meanflow --conditional --time-budget 30 \
+    --eval-every 500 --out runs/$ds-meanflow
+done
 # --teacher-minutes 15: the README's model is a rerun of the 15-minute run's steps (its own clock is slower)
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher runs/mnist/checkpoints/last.pt \
   --teacher-minutes 15 \
@@ -31,7 +34,8 @@ python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher runs
   --out benchmarks/results/one_step_cpu/mnist
 python benchmarks/one_step.py --dataset fashion-mnist --data-dir $D/fashion-mnist \
   --teacher runs/fashion-mnist/checkpoints/last.pt --student trajectory=runs/fashion-mnist-trajectory/checkpoints/last.pt \
-  --student cd=runs/fashion-mnist-cd/checkpoints/last.pt --student dmd=runs/fashion-mnist-dmd/checkpoints/last.pt \
+  --student cd=runs/fashion-mnist-cd/checkpoints/last.pt --student meanflow=runs/fashion-mnist-meanflow/checkpoints/last.pt \
+  --student dmd=runs/fashion-mnist-dmd/checkpoints/last.pt \
   --out benchmarks/results/one_step_cpu/fashion-mnist
 # the default recipe's own (unconditional) teacher: trajectory for 15 minutes, and 10 + 5 minutes with dmd
 U=runs/mnist-uncond
@@ -40,6 +44,10 @@ cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 15 --eval-
 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 --out $U-dmd10
+# the same, training only the one-step map with one fake update per step
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+  --time-budget 5 --eval-every 100 --dmd-chain 1 --dmd-fake-steps 1 --out $U-dmd10-chain1
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
   --student trajectory=$U-trajectory/checkpoints/last.pt --student trajectory-10min=$U-traj10/checkpoints/last.pt \
-  --student dmd=$U-dmd10/checkpoints/last.pt --out benchmarks/results/one_step_cpu/mnist-unconditional
+  --student dmd=$U-dmd10/checkpoints/last.pt --student dmd-chain1=$U-dmd10-chain1/checkpoints/last.pt \
+  --out benchmarks/results/one_step_cpu/mnist-unconditional

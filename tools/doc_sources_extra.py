@@ -216,10 +216,18 @@ FEW_NUMBERS = {
     "fp32.fid": lambda: f2(load_json(f"{FP32}/s3-eval.json")["fid"]),
     "fs.abl_teacher_u": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["u50"]),
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
-    **{f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid)) for grid in READABLE},
+    **{
+        f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
+        for grid in (*READABLE, "dmd_consistency1_guided")
+    },
     **{
         f"fs.mnist-unconditional.readable.{grid}": (lambda grid=grid: readable("mnist-unconditional", grid))
-        for grid in (*READABLE, "dmd_consistency1_unconditional", "dmd_consistency4_unconditional")
+        for grid in (
+            *READABLE,
+            "dmd_consistency1_unconditional",
+            "dmd_consistency4_unconditional",
+            "dmd-chain1_consistency1_unconditional",
+        )
         if grid.endswith("unconditional")
     },
     **one_step_numbers(),
@@ -336,6 +344,79 @@ def t_dmd_split() -> str:
 
 
 FEW_TABLES["fs_dmd_split"] = t_dmd_split
+DMD_CHAIN = f"{ONE_STEP}/dmd_chain_mnist_uncond.jsonl"  # 5 minutes of dmd on the 10-minute student, per setting
+CHAIN_SETTINGS = {"first": ((1, 0, 0, 0), 1), "all": ((1, 1, 1, 1), 2)}  # the one-step map; the default chain
+
+
+def dmd_chain_runs() -> dict:
+    """{(chain weights, fake steps): {(seed, run): (student steps, {evaluations: FID})}} of the chain ablation."""
+    runs = {}
+    for r in load_jsonl(DMD_CHAIN):
+        draws = runs.setdefault((tuple(r["chain_weights"]), r["fake_steps"]), {})
+        run = "command line" if r["how"].startswith("cleardiffusion") else "patch"
+        draws.setdefault((r["seed"], run), (r["student_steps"], {}))[1][len(r["grid"])] = r["fid"]
+    return runs
+
+
+def chain_name(weights: tuple) -> str:
+    names = {(1, 0, 0, 0): "the first (one-step map)", (1, 1, 1, 1): "all four, uniformly"}
+    return names[weights] if weights in names else f"all four, the first {weights[0] // weights[1]}x as often"
+
+
+def t_dmd_chain() -> str:
+    """FID at 1, 2, 4 steps after 5 minutes of dmd, by the chain points trained and the fake updates per step."""
+    out = []
+    for (weights, fake), draws in dmd_chain_runs().items():
+        for (seed, run), (steps, fids) in draws.items():
+            fid = [f2(fids[k]) for k in (1, 2, 4)]
+            out.append([chain_name(weights), str(fake), str(seed), run, f"{steps:,}", *fid])
+    out.sort(key=lambda row: row[:4])
+    return table(["chain points trained", "fake updates per step", "seed", "run", "student steps", "1 step",
+                  "2 steps", "4 steps"], out)  # fmt: skip
+
+
+def dmd_chain_fids(name: str, k: int) -> list[float]:
+    return [fids[k] for _, fids in dmd_chain_runs()[CHAIN_SETTINGS[name]].values()]
+
+
+FEW_TABLES["fs_dmd_chain"] = t_dmd_chain
+DMD_CONDITIONAL = f"{ONE_STEP}/dmd_conditional.jsonl"  # the conditional teachers' dmd runs, guided and not
+
+
+def dmd_conditional_runs() -> dict:
+    """{run: (record, {(samples, evaluations): record})} of the conditional teachers' dmd runs."""
+    runs = {}
+    for r in load_jsonl(DMD_CONDITIONAL):
+        runs.setdefault(r["run"], (r, {}))[1][(r["samples"], len(r["grid"]))] = r
+    return runs
+
+
+def t_dmd_conditional() -> str:
+    """Guided and unconditional FID at 1, 2, 4 steps of each conditional teacher's 10-minute student and its dmd
+    runs, by chain points trained and the real score's guidance."""
+    out = []
+    for first, scores in dmd_conditional_runs().values():
+        if first["method"] == "dmd":
+            points = "one-step map" if first["dmd_chain"] == 1 else f"chain of {first['dmd_chain']}"
+            what = f"+ 5 min dmd, {points}, w {first['teacher_guidance']:g}"
+        else:
+            what = f"the 10-minute trajectory student (w {first['teacher_guidance']:g})"
+        guided = [f2(scores[("class-conditional", k)]["fid"]) for k in (1, 2, 4)]
+        plain = [f2(scores[("unconditional", k)]["fid"]) for k in (1, 2, 4)]
+        recall = f2(scores[("class-conditional", 1)]["recall"])
+        out.append([first["dataset"], what, f"{first['student_steps']:,}", " / ".join(guided), recall,
+                    " / ".join(plain)])  # fmt: skip
+    return table(["dataset", "student", "student steps", "guided FID, 1 / 2 / 4 steps", "guided recall, 1 step",
+                  "unconditional FID, 1 / 2 / 4 steps"], out)  # fmt: skip
+
+
+FEW_TABLES["fs_dmd_conditional"] = t_dmd_conditional
+FEW_NUMBERS.update({
+    **{f"fs.dmd_chain.{name}.{stat}{k}": (lambda name=name, k=k, fn=fn: f2(fn(dmd_chain_fids(name, k))))
+       for name in CHAIN_SETTINGS for k in (1, 2, 4)
+       for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
+    **{f"fs.dmd_chain.{name}.draws": (lambda name=name: str(len(dmd_chain_fids(name, 1)))) for name in CHAIN_SETTINGS},
+})  # fmt: skip
 
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
 
