@@ -375,6 +375,11 @@ def t_dmd_chain() -> str:
                   "2 steps", "4 steps"], out)  # fmt: skip
 
 
+def mean_steps(name: str) -> float:
+    steps = [steps for steps, _ in dmd_chain_runs()[CHAIN_SETTINGS[name]].values()]
+    return sum(steps) / len(steps)
+
+
 def dmd_chain_fids(name: str, k: int) -> list[float]:
     return [fids[k] for _, fids in dmd_chain_runs()[CHAIN_SETTINGS[name]].values()]
 
@@ -416,6 +421,10 @@ FEW_NUMBERS.update({
        for name in CHAIN_SETTINGS for k in (1, 2, 4)
        for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
     **{f"fs.dmd_chain.{name}.draws": (lambda name=name: str(len(dmd_chain_fids(name, 1)))) for name in CHAIN_SETTINGS},
+    "fs.dmd_chain.steps_ratio": lambda: f"{mean_steps('first') / mean_steps('all'):.1f}x",
+    **{f"fs.dmd_chain.{name}.meet{k}": (lambda name=name, k=k, target=target: str(sum(
+        f <= target * teacher50("mnist-unconditional", "unconditional") for f in dmd_chain_fids(name, k))))
+       for name in CHAIN_SETTINGS for k, target in ((1, 2.0), (2, 1.3), (4, 1.1))},
 })  # fmt: skip
 
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
