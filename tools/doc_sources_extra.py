@@ -345,14 +345,15 @@ def t_dmd_split() -> str:
 
 FEW_TABLES["fs_dmd_split"] = t_dmd_split
 DMD_CHAIN = f"{ONE_STEP}/dmd_chain_mnist_uncond.jsonl"  # 5 minutes of dmd on the 10-minute student, per setting
-CHAIN_SETTINGS = {"first": ((1, 0, 0, 0), 1), "all": ((1, 1, 1, 1), 2)}  # the one-step map; the default chain
+CHAIN_SETTINGS = {"first": ((1, 0, 0, 0), 1, "-"), "all": ((1, 1, 1, 1), 2, "-")}  # the one-step map; the default
 
 
 def dmd_chain_runs() -> dict:
-    """{(chain weights, fake steps): {(seed, run): (student steps, {evaluations: FID})}} of the chain ablation."""
+    """{(chain weights, fake steps, other change): {(seed, run): (student steps, {evaluations: FID})}} of the chain
+    ablation; "other change" is a record's `variation` (another --lr, --batch-size or --ema-decay), "-" if none."""
     runs = {}
     for r in load_jsonl(DMD_CHAIN):
-        draws = runs.setdefault((tuple(r["chain_weights"]), r["fake_steps"]), {})
+        draws = runs.setdefault((tuple(r["chain_weights"]), r["fake_steps"], r.get("variation", "-")), {})
         run = "command line" if r["how"].startswith("cleardiffusion") else "patch"
         draws.setdefault((r["seed"], run), (r["student_steps"], {}))[1][len(r["grid"])] = r["fid"]
     return runs
@@ -366,13 +367,13 @@ def chain_name(weights: tuple) -> str:
 def t_dmd_chain() -> str:
     """FID at 1, 2, 4 steps after 5 minutes of dmd, by the chain points trained and the fake updates per step."""
     out = []
-    for (weights, fake), draws in dmd_chain_runs().items():
+    for (weights, fake, variation), draws in dmd_chain_runs().items():
         for (seed, run), (steps, fids) in draws.items():
             fid = [f2(fids[k]) for k in (1, 2, 4)]
-            out.append([chain_name(weights), str(fake), str(seed), run, f"{steps:,}", *fid])
-    out.sort(key=lambda row: row[:4])
-    return table(["chain points trained", "fake updates per step", "seed", "run", "student steps", "1 step",
-                  "2 steps", "4 steps"], out)  # fmt: skip
+            out.append([chain_name(weights), str(fake), variation, str(seed), run, f"{steps:,}", *fid])
+    out.sort(key=lambda row: row[:5])
+    return table(["chain points trained", "fake updates per step", "other change", "seed", "run", "student steps",
+                  "1 step", "2 steps", "4 steps"], out)  # fmt: skip
 
 
 def mean_steps(name: str) -> float:
@@ -422,6 +423,9 @@ FEW_NUMBERS.update({
        for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
     **{f"fs.dmd_chain.{name}.draws": (lambda name=name: str(len(dmd_chain_fids(name, 1)))) for name in CHAIN_SETTINGS},
     "fs.dmd_chain.steps_ratio": lambda: f"{mean_steps('first') / mean_steps('all'):.1f}x",
+    **{f"fs.dmd_chain.ema.{which}{k}": (lambda k=k, key=key: f2(dmd_chain_runs()[key][(0, "command line")][1][k]))
+       for which, key in (("base", CHAIN_SETTINGS["all"]), ("slow", ((1, 1, 1, 1), 2, "EMA 0.997")))
+       for k in (1, 4)},
     **{f"fs.dmd_chain.{name}.meet{k}": (lambda name=name, k=k, target=target: str(sum(
         f <= target * teacher50("mnist-unconditional", "unconditional") for f in dmd_chain_fids(name, k))))
        for name in CHAIN_SETTINGS for k, target in ((1, 2.0), (2, 1.3), (4, 1.1))},
