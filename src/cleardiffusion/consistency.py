@@ -206,10 +206,9 @@ class DistributionMatchingLoss:
     The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is not used: the student
     draws its own samples, with the loop's labels y for a conditional teacher. Each call also trains `fake`
     (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples, detached, at fresh times
-    and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its one-step map only). The
-    chain's noise, the step trained and the fake's draws come from the
-    global generator (torch.manual_seed), so a run is reproducible but its fake network is not checkpointed: a
-    dmd run does not resume.
+    and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its one-step map only). The chain's
+    noise, the step trained and the fake's draws come from the global generator (torch.manual_seed), so a run is
+    reproducible but its fake network is not checkpointed: a dmd run does not resume.
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
