@@ -289,6 +289,22 @@ def test_dmd_trains_the_points_of_its_chain_and_a_one_point_chain_only_the_one_s
         DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=[500, 100], lr=1e-5)
 
 
+def test_a_dmd_run_passes_its_chain_and_fake_steps_to_the_loss():
+    """--dmd-chain and --dmd-fake-steps reach DistributionMatchingLoss (train_run.distill_options, then
+    consistency.distillation_loss) as its jump grid and its fake updates per step."""
+    from cleardiffusion.consistency import distillation_loss
+    from cleardiffusion.train_config import TrainConfig
+    from cleardiffusion.train_run import distill_options
+    from test_fastpath import tiny_unet
+
+    for chain, fake in ((1, 1), (4, 3)):
+        config = TrainConfig(objective="consistency", teacher="t.pt", distill_method="dmd", student="s.pt",
+                             dmd_chain=chain, dmd_fake_steps=fake)  # fmt: skip
+        options = distill_options(config, nn.Identity(), None, None, SCHEDULE, "cpu")
+        loss = distillation_loss(SCHEDULE, "eps", tiny_unet().eval(), **options)
+        assert (loss.grid, loss.fake_steps) == (jump_grid(SCHEDULE, chain), fake)
+
+
 # ---- the command line, on a tiny teacher
 
 
