@@ -386,6 +386,20 @@ def dmd_chain_fids(name: str, k: int) -> list[float]:
 
 
 FEW_TABLES["fs_dmd_chain"] = t_dmd_chain
+DMD_REGRESSION = f"{ONE_STEP}/dmd_regression_mnist_uncond.jsonl"  # few_step_ablation/dmd_regression.py
+
+
+def t_dmd_regression() -> str:
+    """FID at 1, 2, 4 steps of dmd with DMD's regression term, by its weight."""
+    runs = {}
+    for r in load_jsonl(DMD_REGRESSION):
+        runs.setdefault((r["lam"], r["trajectories"], r["student_steps"]), {})[len(r["grid"])] = r["fid"]
+    out = [[f"{lam:g}", f"{n:,}", f"{steps:,}", *(f2(fids[k]) for k in (1, 2, 4))]
+           for (lam, n, steps), fids in runs.items()]  # fmt: skip
+    return table(["lambda", "trajectories", "student steps", "1 step", "2 steps", "4 steps"], out)
+
+
+FEW_TABLES["fs_dmd_regression"] = t_dmd_regression
 DMD_CONDITIONAL = f"{ONE_STEP}/dmd_conditional.jsonl"  # the conditional teachers' dmd runs, guided and not
 
 
