@@ -312,6 +312,15 @@ FEW_NUMBERS.update({
     "fs.ceiling.target4": lambda: f2(1.1 * ceiling_fid("dpm++2m-sde", 50)),
 })  # fmt: skip
 
+
+def grid_fids(rel: str, key) -> dict:
+    """{key(record): (its first record, {evaluations: FID})} of a jsonl with one line per grid (grid_search.py)."""
+    runs = {}
+    for r in load_jsonl(rel):
+        runs.setdefault(key(r), (r, {}))[1][len(r["grid"])] = r["fid"]
+    return runs
+
+
 DMD_PROBE = f"{ONE_STEP}/dmd_probe_mnist_uncond.jsonl"  # few_step_ablation/dmd_probe.py, scored by grid_search.py
 
 
@@ -319,10 +328,8 @@ def t_dmd_probe() -> str:
     """FID at 1, 2, 4 steps of the 15-minute trajectory student, before and after 8 minutes of the DMD probe."""
     before = [f2(trajectories_row(2000, k)["fid"]) for k in (1, 2, 4)]
     out = [["the trajectory student (15 minutes), before", "-", "-", *before]]
-    probes = {}
-    for r in load_jsonl(DMD_PROBE):
-        probes.setdefault(r["checkpoint"], (r["probe"], {}))[1][len(r["grid"])] = r["fid"]
-    for probe, fids in probes.values():
+    for r, fids in grid_fids(DMD_PROBE, lambda r: r["checkpoint"]).values():
+        probe = r["probe"]
         what = f"+ {probe['minutes']:g} minutes of DMD, lr {probe['lr']:g} (fake network {probe['fake_lr']:g})"
         out.append([what, f"{probe['generator_steps']:,}", str(probe["fake_steps"]), *(f2(fids[k]) for k in (1, 2, 4))])
     return table(["student", "DMD steps", "fake updates per step", "1 step", "2 steps", "4 steps"], out)
@@ -334,12 +341,9 @@ DMD_SPLIT = f"{ONE_STEP}/dmd_split_mnist_uncond.jsonl"  # 15 minutes split, scor
 
 def t_dmd_split() -> str:
     """FID at 1, 2, 4 steps of each split of 15 minutes between trajectory distillation and dmd."""
-    runs = {}
-    for r in load_jsonl(DMD_SPLIT):
-        key = (r["trajectory_minutes"], r["dmd_minutes"], r.get("dmd_lr"))
-        runs.setdefault(key, {})[len(r["grid"])] = r["fid"]
+    runs = grid_fids(DMD_SPLIT, lambda r: (r["trajectory_minutes"], r["dmd_minutes"], r.get("dmd_lr")))
     out = [[f"{t:g}", f"{d:g}", f"{lr:g}" if lr else "-", *(f2(fids[k]) for k in (1, 2, 4))]
-           for (t, d, lr), fids in runs.items()]  # fmt: skip
+           for (t, d, lr), (_, fids) in runs.items()]  # fmt: skip
     return table(["trajectory minutes", "dmd minutes", "dmd lr", "1 step", "2 steps", "4 steps"], out)
 
 
@@ -351,11 +355,14 @@ CHAIN_SETTINGS = {"first": ((1, 0, 0, 0), 1, "-"), "all": ((1, 1, 1, 1), 2, "-")
 def dmd_chain_runs() -> dict:
     """{(chain weights, fake steps, other change): {(seed, run): (student steps, {evaluations: FID})}} of the chain
     ablation; "other change" is a record's `variation` (another --lr, --batch-size or --ema-decay), "-" if none."""
-    runs = {}
-    for r in load_jsonl(DMD_CHAIN):
-        draws = runs.setdefault((tuple(r["chain_weights"]), r["fake_steps"], r.get("variation", "-")), {})
+
+    def key(r: dict) -> tuple:
         run = "command line" if r["how"].startswith("cleardiffusion") else "patch"
-        draws.setdefault((r["seed"], run), (r["student_steps"], {}))[1][len(r["grid"])] = r["fid"]
+        return (tuple(r["chain_weights"]), r["fake_steps"], r.get("variation", "-")), (r["seed"], run)
+
+    runs = {}
+    for (setting, draw), (r, fids) in grid_fids(DMD_CHAIN, key).items():
+        runs.setdefault(setting, {})[draw] = (r["student_steps"], fids)
     return runs
 
 
@@ -391,11 +398,9 @@ DMD_REGRESSION = f"{ONE_STEP}/dmd_regression_mnist_uncond.jsonl"  # few_step_abl
 
 def t_dmd_regression() -> str:
     """FID at 1, 2, 4 steps of dmd with DMD's regression term, by its weight."""
-    runs = {}
-    for r in load_jsonl(DMD_REGRESSION):
-        runs.setdefault((r["lam"], r["trajectories"], r["student_steps"]), {})[len(r["grid"])] = r["fid"]
+    runs = grid_fids(DMD_REGRESSION, lambda r: (r["lam"], r["trajectories"], r["student_steps"]))
     out = [[f"{lam:g}", f"{n:,}", f"{steps:,}", *(f2(fids[k]) for k in (1, 2, 4))]
-           for (lam, n, steps), fids in runs.items()]  # fmt: skip
+           for (lam, n, steps), (_, fids) in runs.items()]  # fmt: skip
     return table(["lambda", "trajectories", "student steps", "1 step", "2 steps", "4 steps"], out)
 
 
