@@ -289,20 +289,56 @@ def test_dmd_trains_the_points_of_its_chain_and_a_one_point_chain_only_the_one_s
         DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=[500, 100], lr=1e-5)
 
 
-def test_a_dmd_run_passes_its_chain_and_fake_steps_to_the_loss():
-    """--dmd-chain and --dmd-fake-steps reach DistributionMatchingLoss (train_run.distill_options, then
-    consistency.distillation_loss) as its jump grid and its fake updates per step."""
+def test_a_dmd_run_passes_its_chain_fake_steps_and_gan_weight_to_the_loss():
+    """--dmd-chain, --dmd-fake-steps and --dmd-gan reach DistributionMatchingLoss (train_run.distill_options, then
+    consistency.distillation_loss) as its jump grid, its fake updates per step and its GAN term."""
     from cleardiffusion.consistency import distillation_loss
     from cleardiffusion.train_config import TrainConfig
     from cleardiffusion.train_run import distill_options
     from test_fastpath import tiny_unet
 
-    for chain, fake in ((1, 1), (4, 3)):
+    for chain, fake, gan in ((1, 1, 0.0), (4, 3, 0.3)):
         config = TrainConfig(objective="consistency", teacher="t.pt", distill_method="dmd", student="s.pt",
-                             dmd_chain=chain, dmd_fake_steps=fake)  # fmt: skip
+                             dmd_chain=chain, dmd_fake_steps=fake, dmd_gan=gan)  # fmt: skip
         options = distill_options(config, nn.Identity(), None, None, SCHEDULE, "cpu")
         loss = distillation_loss(SCHEDULE, "eps", tiny_unet().eval(), **options)
-        assert (loss.grid, loss.fake_steps) == (jump_grid(SCHEDULE, chain), fake)
+        assert (loss.grid, loss.fake_steps, loss.gan_weight) == (jump_grid(SCHEDULE, chain), fake, gan)
+        assert (loss.discriminator is None) == (gan == 0)
+
+
+def test_the_gan_term_learns_to_tell_data_from_samples_and_moves_only_the_samples():
+    """DMD2's GAN term: trained on data (the loop's x0) against the student's samples, D's logits separate the two;
+    the student's half, softplus(-D(sample)), sends its gradient to the sample and to no weight of the fake
+    network or of D, which stay trainable afterwards."""
+    from test_fastpath import tiny_unet
+
+    torch.manual_seed(0)
+    dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, 1), lr=1e-4,
+                                   fake_steps=1, gan_weight=0.3)  # fmt: skip
+    data, samples = torch.full((16, 3, 8, 8), 0.8), torch.full((16, 3, 8, 8), -0.8)
+
+    def gap():  # mean logit on data minus on samples, at the GAN's noise levels
+        with torch.no_grad():
+            t = dmd.gan_t(data)
+            return (dmd.logits(data, t, None).mean() - dmd.logits(samples, t, None).mean()).item()
+
+    before = gap()
+    for _ in range(30):
+        dmd.train_fake(samples, None, real=data)
+    assert gap() > before + 1.0
+    sample = samples.clone().requires_grad_(True)
+    dmd.fake_optimizer.zero_grad(set_to_none=True)
+    dmd.generator_gan(sample, None).backward()
+    assert sample.grad.abs().sum() > 0
+    trainable = [*dmd.fake_net.parameters(), *dmd.discriminator.parameters()]
+    assert all(p.grad is None and p.requires_grad for p in trainable)
+
+
+def test_the_gan_term_needs_a_u_net_teacher():
+    from test_vit import tiny
+
+    with pytest.raises(UsageError, match=r"--dmd-gan reads a U-Net's middle block; this teacher's network \(ViT\)"):
+        DistributionMatchingLoss(SCHEDULE, "eps", tiny(), grid=jump_grid(SCHEDULE, 1), lr=1e-5, gan_weight=0.1)
 
 
 # ---- the command line, on a tiny teacher
@@ -364,11 +400,12 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
 
     student = students["trajectory"] / "checkpoints/last.pt"
     assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
-                   "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2") == 0  # fmt: skip
+                   "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2",
+                   "--dmd-gan", "0.3") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"]) == (
         "dmd", str(student), 1e-5, 0.99)  # fmt: skip
-    assert (config["dmd_chain"], config["dmd_fake_steps"]) == (2, 2)
+    assert (config["dmd_chain"], config["dmd_fake_steps"], config["dmd_gan"]) == (2, 2, 0.3)
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
     after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]
     from_student = max((after[k] - start[k]).abs().max().item() for k in start)
@@ -410,6 +447,7 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--resume"], "cannot resume"),
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--trajectories", "4"], "does nothing"),
         ("ddpm", ["--steps", "2", "--dmd-chain", "4"], "does nothing with --distill-method trajectory"),
+        ("ddpm", ["--steps", "2", "--distill-method", "cd", "--dmd-gan", "0.3"], "does nothing with --distill-method"),
     ],
 )
 def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):

@@ -34,6 +34,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import UsageError
@@ -192,34 +193,75 @@ class TrajectoryLoss:
 # the loss mean(0.5 (x_0 - sg(x_0 - grad))^2), whose gradient in x_0 is grad over the batch's size. The student
 # is a trained consistency model (`distill --student`); it learns at every point of its own N-step chain on
 # the jump grid (DMD2's backward simulation: the chain without gradients up to a random step, then one step with
-# them), so its 1-, 2- and 4-step samples all move; with N = 1 it learns only its one-step map from pure noise.
+# them); with N = 1 (distill's default) it learns only its one-step map from pure noise.
 # At the start `fake` is the teacher itself, so the gradient is zero until the student's samples and the
 # teacher's distribution are told apart.
 
 DMD_T_RANGE = (0.02, 0.98)  # the noise levels the two x_0 predictions are compared at, as fractions of T (DMD)
 FAKE_LR_RATIO = 10  # the fake network's learning rate over the student's: it must keep up with the student
+# DMD2's GAN term (Yin et al. 2024b, Sec. 4.3): a discriminator D reads the fake network's bottleneck at a noised
+# input and tells data from the student's samples. The fake network and D learn it beside the fake's denoising
+# loss (non-saturating loss, weight 1, on the first fake update of each student step); the student adds
+# gan_weight * softplus(-D(its sample, noised)) to the dmd loss. Real data is the loop's x0 batch, which plain
+# dmd leaves unused. D sees noise levels below GAN_T_MAX only: above them data and samples look alike to it.
+GAN_T_MAX = 0.25  # as a fraction of T
+GAN_HEAD_LR_RATIO = 100  # D's head starts from scratch: its learning rate over the student's
+
+
+class BottleneckDiscriminator(nn.Module):
+    """DMD2's classifier head: the U-Net's middle features (B, C, h, w) -> one logit per sample (B,), through a
+    strided convolution and a linear layer over every position that remains (MNIST's 7 x 7 -> 3 x 3)."""
+
+    def __init__(self, channels: int, size: tuple[int, int], groups: int):
+        super().__init__()
+        self.layers = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 4, 2, 1),
+                                    nn.GroupNorm(groups, channels), nn.SiLU(), nn.Flatten())  # fmt: skip
+        self.out = nn.Linear(channels * (size[0] // 2) * (size[1] // 2), 1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.out(self.layers(features)).flatten()
 
 
 class DistributionMatchingLoss:
     """loss_fn(net, x0, t, eps, y) for train.train_step: DMD's loss for the student `net` (module notes above).
 
-    The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is not used: the student
-    draws its own samples, with the loop's labels y for a conditional teacher. Each call also trains `fake`
-    (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples, detached, at fresh times
-    and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its one-step map only). The chain's
-    noise, the step trained and the fake's draws come from the global generator (torch.manual_seed), so a run is
-    reproducible but its fake network is not checkpointed: a dmd run does not resume.
+    The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is used only by the GAN term
+    (gan_weight > 0): the student draws its own samples, with the loop's labels y for a conditional teacher. Each
+    call also trains `fake` (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples,
+    detached, at fresh times and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its
+    one-step map only). The chain's noise, the step trained and the fake's draws come from the global generator
+    (torch.manual_seed), so a run is reproducible but its fake network is not checkpointed: a dmd run does not
+    resume. The GAN term needs a U-Net teacher (its `middle` block is what D reads).
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
-                 fake_steps: int = 2, teacher_guidance: float = 1.0, null_label: int | None = None):  # fmt: skip
+                 fake_steps: int = 1, gan_weight: float = 0.0, teacher_guidance: float = 1.0,
+                 null_label: int | None = None):  # fmt: skip
         if not grid or grid[0] != schedule.T - 1:
             raise ValueError(f"the student's chain starts from pure noise at T - 1 (denoiser.jump_grid), got {grid}")
         self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
-        self.w, self.null_label, self.fake_steps = teacher_guidance, null_label, fake_steps
+        self.w, self.null_label, self.fake_steps, self.gan_weight = teacher_guidance, null_label, fake_steps, gan_weight
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
         self.fake = as_eps_model(self.fake_net, schedule, prediction)
         self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
+        self.discriminator = None
+        if gan_weight > 0:
+            middle = getattr(self.fake_net, "middle", None)
+            if middle is None:
+                raise UsageError(f"--dmd-gan reads a U-Net's middle block; this teacher's network "
+                                 f"({type(self.fake_net).__name__}) has none: pass --dmd-gan 0")  # fmt: skip
+            middle.register_forward_hook(self._keep_features)
+            config, device = self.fake_net.config, next(self.fake_net.parameters()).device
+            with torch.no_grad():  # one image through the network: the middle block's shape
+                x = torch.zeros(1, config.in_channels, config.image_size, config.image_size, device=device)
+                self.fake_net(x, torch.zeros(1, dtype=torch.long, device=device))
+            _, channels, *size = self.features.shape
+            self.discriminator = BottleneckDiscriminator(channels, tuple(size), config.norm_groups).to(device)
+            self.fake_optimizer.add_param_group({"params": list(self.discriminator.parameters()),
+                                                 "lr": GAN_HEAD_LR_RATIO * lr})  # fmt: skip
+
+    def _keep_features(self, module: nn.Module, inputs: tuple, out: Tensor) -> None:
+        self.features = out
 
     def sample(self, student: nn.Module, like: Tensor, y: Tensor | None) -> Tensor:
         """The student's x_0 at a random step k of its chain: steps 0..k-1 without gradients, step k with."""
@@ -243,17 +285,39 @@ class DistributionMatchingLoss:
         scale = (x0 - real).abs().flatten(1).mean(1).clamp(min=1e-4).reshape(-1, *(1,) * (x0.ndim - 1))
         return (fake - real) / scale
 
-    def train_fake(self, x0: Tensor, y: Tensor | None) -> None:
-        """`fake_steps` AdamW steps of the fake network's denoising loss (eps error) on the samples x0."""
-        for _ in range(self.fake_steps):
+    def gan_t(self, like: Tensor) -> Tensor:
+        """Random noise levels for D, below GAN_T_MAX * T."""
+        return torch.randint(0, max(int(GAN_T_MAX * self.schedule.T), 1), (like.shape[0],), device=like.device)
+
+    def logits(self, x0: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
+        """D(x0 noised to t): the fake network's forward, its middle features, the head."""
+        x_t = self.schedule.q_sample(x0, t, torch.randn_like(x0))
+        self.fake_net(x_t, t) if y is None else self.fake_net(x_t, t, y)
+        return full(self.discriminator(self.features))
+
+    def train_fake(self, x0: Tensor, y: Tensor | None, real: Tensor | None = None) -> None:
+        """`fake_steps` AdamW steps of the fake network's denoising loss (eps error) on the samples x0; with the
+        GAN term, the first also trains D to tell `real` (data) from x0."""
+        for step in range(self.fake_steps):
             t = torch.randint(0, self.schedule.T, (x0.shape[0],), device=x0.device)
             eps = torch.randn_like(x0)
             x_t = self.schedule.q_sample(x0, t, eps)
             loss = (full(self.fake(x_t, t) if y is None else self.fake(x_t, t, y)) - eps).pow(2).mean()
+            if self.discriminator is not None and step == 0:  # data and samples at the same noise levels
+                t = self.gan_t(x0)
+                loss = loss + F.softplus(self.logits(x0, t, y)).mean() + F.softplus(-self.logits(real, t, y)).mean()
             self.fake_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.fake_net.parameters(), 1.0)
             self.fake_optimizer.step()
+
+    def generator_gan(self, sample: Tensor, y: Tensor | None) -> Tensor:
+        """softplus(-D(sample)): the student's half of the GAN term, its gradient reaching only the sample."""
+        self.fake_net.requires_grad_(False), self.discriminator.requires_grad_(False)
+        try:
+            return F.softplus(-self.logits(sample, self.gan_t(sample), y)).mean()
+        finally:
+            self.fake_net.requires_grad_(True), self.discriminator.requires_grad_(True)
 
     def __call__(self, net: nn.Module, x0: Tensor, t: Tensor, eps: Tensor, y: Tensor | None = None) -> Tensor:
         student = as_eps_model(net, self.schedule, self.prediction)
@@ -261,22 +325,26 @@ class DistributionMatchingLoss:
         lo, hi = (int(f * self.schedule.T) for f in DMD_T_RANGE)
         with torch.no_grad():
             grad = self.gradient(sample.detach(), lo + t * (hi - lo) // self.schedule.T, eps, y)
-        self.train_fake(sample.detach(), y)
-        return 0.5 * (sample - (sample - grad).detach()).pow(2).mean()
+        self.train_fake(sample.detach(), y, real=x0)
+        loss = 0.5 * (sample - (sample - grad).detach()).pow(2).mean()
+        if self.discriminator is not None:  # after train_fake: its step changes the weights this graph reads
+            loss = loss + self.gan_weight * self.generator_gan(sample, y)
+        return loss
 
 
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
                       bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5,
-                      fake_steps: int = 2):  # fmt: skip
+                      fake_steps: int = 1, gan_weight: float = 0.0):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
     DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network taking `fake_steps` steps
-    per student step at `lr` times FAKE_LR_RATIO)."""
+    per student step at `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
         return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr, fake_steps=fake_steps,
-                                        teacher_guidance=teacher_guidance, null_label=null_label)  # fmt: skip
+                                        gan_weight=gan_weight, teacher_guidance=teacher_guidance,
+                                        null_label=null_label)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
                            null_label=null_label)  # fmt: skip

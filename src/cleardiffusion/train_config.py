@@ -39,7 +39,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps")  # fmt: skip
+                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_gan")  # fmt: skip
 
 
 @dataclass
@@ -146,12 +146,16 @@ class TrainConfig:
         at_least=1, at_most=TIMESTEPS_MAX,
     )  # fmt: skip
     dmd_chain: int = option(
-        4, "dmd: the student learns at each point of its own N-step chain on the jump grid (DMD2's backward "
-        "simulation; 1: its one-step map only)", DISTILL, metavar="N", at_least=1, at_most=4,
+        1, "dmd: the student learns at each point of its own N-step chain on the jump grid (DMD2's backward "
+        "simulation; 1: its one-step map from pure noise only)", DISTILL, metavar="N", at_least=1, at_most=4,
     )  # fmt: skip
     dmd_fake_steps: int = option(
-        2, "dmd: AdamW steps of the fake-score network per student step", DISTILL, metavar="N", at_least=1,
+        1, "dmd: AdamW steps of the fake-score network per student step", DISTILL, metavar="N", at_least=1,
         at_most=10,
+    )  # fmt: skip
+    dmd_gan: float = option(
+        0.3, "dmd: weight of DMD2's GAN term, a discriminator on the fake network's U-Net middle block that tells "
+        "data from the student's samples (0: off; other backbones need 0)", DISTILL, metavar="W", at_least=0,
     )  # fmt: skip
     # ---- optimisation
     steps: int = option(
@@ -301,7 +305,7 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    dmd_only = ("dmd_chain", "dmd_fake_steps")
+    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan")
     unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", *dmd_only),
               "cd": ("trajectories", "teacher_steps", *dmd_only), "trajectory": ("consistency_delta", *dmd_only),
               "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),

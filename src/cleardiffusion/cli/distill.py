@@ -9,7 +9,7 @@ import dataclasses
 
 # the fields a distillation run takes from its command line; everything else comes from the teacher's run
 FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance", "trajectories",
-         "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "data_dir",
+         "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_gan", "data_dir",
          "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "seed", "device", "precision", "out",
          "resume", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n", "progress")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
@@ -42,8 +42,9 @@ examples:
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
 student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
 `sample` uses multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers.
-dmd (defaults: --lr 1e-5, --ema-decay 0.99) trains a second, fake-score network beside the student, one process
-only, and does not resume; on a conditional teacher, guide its target less than the student's (1.5 against 3).
+dmd (defaults: --lr 1e-5, --ema-decay 0.99, the one-step map with DMD2's GAN term, which needs a U-Net teacher)
+trains a second, fake-score network and a discriminator beside the student, one process only, and does not
+resume; on a conditional teacher, guide its target less than the student's (1.5 against 3).
 Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with --student). What was
 tried and measured: docs/few_step.md.
 """
