@@ -69,9 +69,10 @@ def measure(name: str, checkpoint: str, args, out: Path) -> list[dict]:
             setting = (name, resolved.sampler, resolved.steps, kind, scale, meta["step"])
             grid = path.timesteps(resolved.steps, resolved.spacing)
             same = [r for r in args.earlier if setting == tuple(r[f] for f in ("model", "sampler", "steps", "samples",
-                    "guidance", "checkpoint_step")) and path.timesteps(r["steps"], r["spacing"]) == grid]  # fmt: skip
+                    "guidance", "checkpoint_step")) and path.timesteps(r["steps"], r["spacing"]) == grid
+                    and r["checkpoint"] == checkpoint]  # fmt: skip
             if same:  # --reuse: these samples (the same grid and seeds) were drawn and scored before
-                rows.append({**same[0], "spacing": resolved.spacing})
+                rows.append({**{f: v for f, v in same[0].items() if f != "checkpoint"}, "spacing": resolved.spacing})
                 print(f"{name} {resolved.sampler}-{resolved.steps} {kind}: reused", flush=True)
                 continue
             images, seconds = draw(model, path, meta, recipe.replace(guidance=scale), labels, args)
@@ -97,13 +98,16 @@ OLD_SPACING = {"consistency": "trailing", "dpm++2m-sde": "trailing", "ddim": "un
 
 
 def earlier_rows(path: Path, args) -> list[dict]:
-    """--reuse: the rows of an earlier results.json drawn with the same N (and seed and features: one_step.sh)."""
+    """--reuse: the rows of an earlier results.json drawn with the same N (and seed and features: one_step.sh), each
+    with its model's checkpoint path (a row is reused only for the same path: a name can move to a new run)."""
     if not path.is_file():
         return []
     earlier = json.loads(path.read_text())
     if earlier["n"] != args.n:
         return []
-    return [{**r, "spacing": r.get("spacing", OLD_SPACING[r["sampler"]])} for r in earlier["rows"]]
+    paths = {**earlier["students"], "teacher": earlier["teacher"]}
+    return [{**r, "spacing": r.get("spacing", OLD_SPACING[r["sampler"]]), "checkpoint": paths[r["model"]]}
+            for r in earlier["rows"]]  # fmt: skip
 
 
 def first_per_class(images: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
