@@ -185,9 +185,9 @@ FEW_TABLES = {
 
 # dataset -> (the models of its results, the sample kinds: u unconditional, g guided)
 ONE_STEP_RUNS = {
-    "mnist": (("trajectory", "cd", "meanflow", "dmd"), "ug"),
-    "fashion-mnist": (("trajectory", "cd", "meanflow", "dmd"), "ug"),
-    "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd"), "u"),
+    "mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-chain4"), "ug"),
+    "fashion-mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-chain4"), "ug"),
+    "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd", "dmd-chain4"), "u"),
 }
 KINDS = {"u": "unconditional", "g": "guided"}
 
@@ -218,7 +218,7 @@ FEW_NUMBERS = {
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
     **{
         f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
-        for grid in (*READABLE, "dmd_consistency1_guided")
+        for grid in (*READABLE, "dmd_consistency1_guided", "dmd-chain4_consistency1_guided")
     },
     **{
         f"fs.mnist-unconditional.readable.{grid}": (lambda grid=grid: readable("mnist-unconditional", grid))
@@ -227,8 +227,22 @@ FEW_NUMBERS = {
             "dmd_consistency1_unconditional",
             "dmd_consistency4_unconditional",
             "dmd-chain1_consistency1_unconditional",
+            "dmd-chain4_consistency1_unconditional",
+            "dmd-chain4_consistency4_unconditional",
         )
         if grid.endswith("unconditional")
+    },
+    **{
+        f"fs.mnist-unconditional.same_sitting.{grid}": (
+            lambda grid=grid: str(
+                load_json(f"{ONE_STEP}/mnist-unconditional/readable.json")["same_sitting"][f"grid_{grid}.png"]
+            )
+        )
+        for grid in (
+            "dmd_consistency1_unconditional",
+            "dmd-chain4_consistency1_unconditional",
+            "teacher_dpmpp2m-sde50_unconditional",
+        )
     },
     **one_step_numbers(),
 }
@@ -423,7 +437,8 @@ def t_dmd_conditional() -> str:
     for first, scores in dmd_conditional_runs().values():
         if first["method"] == "dmd":
             points = "one-step map" if first["dmd_chain"] == 1 else f"chain of {first['dmd_chain']}"
-            what = f"+ 5 min dmd, {points}, w {first['teacher_guidance']:g}"
+            gan = f" + GAN {first['dmd_gan']:g}" if first["dmd_gan"] else ""
+            what = f"+ 5 min dmd, {points}{gan}, w {first['teacher_guidance']:g}"
         else:
             what = f"the 10-minute trajectory student (w {first['teacher_guidance']:g})"
         guided = [f2(scores[("class-conditional", k)]["fid"]) for k in (1, 2, 4)]
@@ -436,6 +451,52 @@ def t_dmd_conditional() -> str:
 
 
 FEW_TABLES["fs_dmd_conditional"] = t_dmd_conditional
+DMD_GAN = f"{ONE_STEP}/dmd_gan_mnist_uncond.jsonl"  # 5 minutes of dmd with --dmd-gan, scored by grid_search.py
+
+
+def dmd_gan_runs() -> dict:
+    """{checkpoint: (its first record, {evaluations: record})} of the --dmd-gan runs."""
+    runs = {}
+    for r in load_jsonl(DMD_GAN):
+        runs.setdefault(r["checkpoint"], (r, {}))[1][len(r["grid"])] = r
+    return runs
+
+
+def t_dmd_gan() -> str:
+    """FID at 1, 2, 4 steps (and recall at 1) of the one-step map with DMD2's GAN term, by weight and seed."""
+    out = []
+    for first, by_k in dmd_gan_runs().values():
+        run = "one_step.sh" if "--seed" not in first["command"] else "command line"
+        out.append([f"{first['gan']:g}", str(first["seed"]), run, f"{first['student_steps']:,}",
+                    *(f2(by_k[k]["fid"]) for k in (1, 2, 4)), f2(by_k[1]["recall"])])  # fmt: skip
+    out.sort(key=lambda row: (float(row[0]), row[2], row[1]))
+    return table(["GAN weight", "seed", "run", "student steps", "1 step", "2 steps", "4 steps", "recall, 1 step"], out)
+
+
+def dmd_gan_fids(weight: float, k: int) -> list[float]:
+    return [by_k[k]["fid"] for first, by_k in dmd_gan_runs().values() if first["gan"] == weight]
+
+
+def dmd_gan_steps(weight: float) -> float:
+    steps = [first["student_steps"] for first, _ in dmd_gan_runs().values() if first["gan"] == weight]
+    return sum(steps) / len(steps)
+
+
+FEW_TABLES["fs_dmd_gan"] = t_dmd_gan
+FEW_NUMBERS.update({
+    **{f"fs.dmd_gan.{stat}{k}": (lambda k=k, fn=fn: f2(fn(dmd_gan_fids(0.3, k))))
+       for k in (1, 2, 4) for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
+    "fs.dmd_gan.draws": lambda: str(len(dmd_gan_fids(0.3, 1))),
+    "fs.dmd_gan.steps": lambda: f"{dmd_gan_steps(0.3):.0f}",
+    "fs.dmd_chain.first.steps": lambda: f"{mean_steps('first'):.0f}",
+    **{f"fs.dmd_gan.meet{name}": (lambda k=k, target=target: str(sum(
+        f <= target * teacher50("mnist-unconditional", "unconditional") for f in dmd_gan_fids(0.3, k))))
+       for name, k, target in (("1", 1, 2.0), ("2", 2, 1.3), ("4", 4, 1.1), ("_stretch", 1, 1.5))},
+    "fs.dmd_chain.first.meet_stretch": lambda: str(sum(
+        f <= 1.5 * teacher50("mnist-unconditional", "unconditional") for f in dmd_chain_fids("first", 1))),
+    "fs.dmd_gan.below_teacher4": lambda: str(sum(
+        f < teacher50("mnist-unconditional", "unconditional") for f in dmd_gan_fids(0.3, 4))),
+})  # fmt: skip
 FEW_NUMBERS.update({
     **{f"fs.dmd_chain.{name}.{stat}{k}": (lambda name=name, k=k, fn=fn: f2(fn(dmd_chain_fids(name, k))))
        for name in CHAIN_SETTINGS for k in (1, 2, 4)
