@@ -486,6 +486,9 @@ FEW_TABLES["fs_dmd_gan"] = t_dmd_gan
 FEW_NUMBERS.update({
     **{f"fs.dmd_gan.{stat}{k}": (lambda k=k, fn=fn: f2(fn(dmd_gan_fids(0.3, k))))
        for k in (1, 2, 4) for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
+    **{f"fs.dmd_gan.w1.mean{k}": (lambda k=k: f2(sum(dmd_gan_fids(1.0, k)) / len(dmd_gan_fids(1.0, k))))
+       for k in (1, 2, 4)},
+    "fs.dmd_gan.w1.draws": lambda: str(len(dmd_gan_fids(1.0, 1))),
     "fs.dmd_gan.draws": lambda: str(len(dmd_gan_fids(0.3, 1))),
     "fs.dmd_gan.steps": lambda: f"{dmd_gan_steps(0.3):.0f}",
     "fs.dmd_chain.first.steps": lambda: f"{mean_steps('first'):.0f}",
