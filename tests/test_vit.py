@@ -258,6 +258,11 @@ def test_train_vit_small_then_sample(tmp_path, capsys, mixer, objective):
               "--device", "cpu", "--steps", "3" if objective == "ddpm" else "1"]  # fmt: skip
     assert main(sample) == 0 and grid.is_file()
     assert "vit-small" in capsys.readouterr().out
+    if objective == "ddpm":  # dmd's GAN term (on by default) needs a U-Net: refused before anything is written
+        dmd = ["distill", "--teacher", str(out / "checkpoints" / "last.pt"), "--distill-method", "dmd",
+               "--student", str(tmp_path / "none.pt"), "--steps", "1", "--out", str(tmp_path / "dmd")]  # fmt: skip
+        assert main(dmd) == 2 and not (tmp_path / "dmd").exists()
+        assert "this teacher's network (ViT) has none: pass --dmd-gan 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -208,6 +208,16 @@ GAN_T_MAX = 0.25  # as a fraction of T
 GAN_HEAD_LR_RATIO = 100  # D's head starts from scratch: its learning rate over the student's
 
 
+def gan_features(net: nn.Module) -> nn.Module:
+    """The block whose output the GAN term's discriminator reads: a U-Net's middle; a UsageError for other
+    backbones (`distill` checks this before it writes anything)."""
+    middle = getattr(net, "middle", None)
+    if middle is None:
+        raise UsageError(f"--dmd-gan reads a U-Net's middle block; this teacher's network ({type(net).__name__}) "
+                         "has none: pass --dmd-gan 0")  # fmt: skip
+    return middle
+
+
 class BottleneckDiscriminator(nn.Module):
     """DMD2's classifier head: the U-Net's middle features (B, C, h, w) -> one logit per sample (B,), through a
     strided convolution and a linear layer over every position that remains (MNIST's 7 x 7 -> 3 x 3)."""
@@ -246,11 +256,7 @@ class DistributionMatchingLoss:
         self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
         self.discriminator = None
         if gan_weight > 0:
-            middle = getattr(self.fake_net, "middle", None)
-            if middle is None:
-                raise UsageError(f"--dmd-gan reads a U-Net's middle block; this teacher's network "
-                                 f"({type(self.fake_net).__name__}) has none: pass --dmd-gan 0")  # fmt: skip
-            middle.register_forward_hook(self._keep_features)
+            gan_features(self.fake_net).register_forward_hook(self._keep_features)
             config, device = self.fake_net.config, next(self.fake_net.parameters()).device
             with torch.no_grad():  # one image through the network: the middle block's shape
                 x = torch.zeros(1, config.in_channels, config.image_size, config.image_size, device=device)

@@ -85,7 +85,7 @@ def config_from_teacher(teacher_config: dict, given: dict):
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_for_sampling
-    from ..consistency import check_teacher
+    from ..consistency import check_teacher, gan_features
     from ..errors import UsageError
     from ..options import given_values
     from ..train import UNLIMITED_STEPS, TrainConfig, train, validate
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     check_teacher(meta, given["teacher"])
     config = config_from_teacher(meta["config"], given)
     validate(config, given={*given, "objective", "teacher"})
+    if config.distill_method == "dmd" and config.dmd_gan > 0:  # a backbone the discriminator cannot read
+        gan_features(getattr(teacher, "net", teacher))
     if config.student:  # so does a --student that is not a model distilled from it
         load_student(config.student, teacher)
     return train(config)["exit_code"]
