@@ -404,3 +404,25 @@ def test_sample_cache_reuses_a_draw_only_for_the_same_model_sampler_seed_and_lab
     ctx.size = "quick"  # CI sizes never cache
     common.sample_timed(ctx, run, 3, sampler="ddim", steps=5)
     assert len(calls) == 7
+
+
+def test_git_commit_names_the_commit_and_says_when_tracked_files_differ_from_it(tmp_path):
+    """What a benchmark records as its code: the short hash, and "+ uncommitted changes" while a tracked file
+    differs from it (an untracked file, such as a result being written, does not count)."""
+    import subprocess
+
+    from cleardiffusion.experiments.report import git_commit
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-q", "-m", "first")
+    head = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "results.json").write_text("{}\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == f"{head} + uncommitted changes"

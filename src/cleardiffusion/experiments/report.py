@@ -51,11 +51,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def git_commit() -> str:
-    """The short hash of the git checkout this package runs from ("" outside one): what benchmarks record."""
-    done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True)  # fmt: skip
-    return done.stdout.strip()
+def git_commit(where: Path | None = None) -> str:
+    """The short hash of the git checkout this package (or `where`) runs from, "" outside one: what benchmarks
+    record. "+ uncommitted changes" follows it when tracked files differ from that commit, so a result measured
+    with code not yet committed does not claim the commit's code."""
+    where = str(where or Path(__file__).parent)
+    done = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = done.stdout.strip()
+    if commit and subprocess.run(["git", "-C", where, "diff", "--quiet", "HEAD"], capture_output=True).returncode:
+        commit += " + uncommitted changes"
+    return commit
 
 
 def environment(device: torch.device) -> dict[str, Any]:
