@@ -463,36 +463,28 @@ def dmd_gan_runs() -> dict:
 
 
 def t_dmd_gan() -> str:
-    """FID at 1, 2, 4 steps (and recall at 1) with DMD2's GAN term, by chain, weight and seed."""
+    """FID at 1, 2, 4 steps (and recall at 1) with DMD2's GAN term, by chain, weight, other change and seed."""
     out = []
     for first, by_k in dmd_gan_runs().values():
         run = "one_step.sh" if "--seed" not in first["command"] else "command line"
         points = "one-step map" if first["dmd_chain"] == 1 else f"chain of {first['dmd_chain']}"
-        out.append(
-            [
-                points,
-                str(first["dmd_fake_steps"]),
-                f"{first['gan']:g}",
-                str(first["seed"]),
-                run,
-                f"{first['student_steps']:,}",
-                *(f2(by_k[k]["fid"]) for k in (1, 2, 4)),
-                f2(by_k[1]["recall"]),
-            ]
-        )
-    out.sort(key=lambda row: (row[0] != "one-step map", float(row[2]), row[4], row[3]))
-    return table(["chain points trained", "fake updates per step", "GAN weight", "seed", "run", "student steps",
-                  "1 step", "2 steps", "4 steps", "recall, 1 step"], out)  # fmt: skip
+        out.append([points, str(first["dmd_fake_steps"]), f"{first['gan']:g}", first.get("variation", "-"),
+                    str(first["seed"]), run, f"{first['student_steps']:,}", *(f2(by_k[k]["fid"]) for k in (1, 2, 4)),
+                    f2(by_k[1]["recall"])])  # fmt: skip
+    out.sort(key=lambda row: (row[0] != "one-step map", float(row[2]), row[3], row[5], row[4]))
+    return table(["chain points trained", "fake updates per step", "GAN weight", "other change", "seed", "run",
+                  "student steps", "1 step", "2 steps", "4 steps", "recall, 1 step"], out)  # fmt: skip
 
 
-def dmd_gan_fids(weight: float, k: int, chain: int = 1) -> list[float]:
+def dmd_gan_fids(weight: float, k: int, chain: int = 1, variation: str = "-") -> list[float]:
+    setting = (weight, chain, variation)
     return [by_k[k]["fid"] for first, by_k in dmd_gan_runs().values()
-            if first["gan"] == weight and first["dmd_chain"] == chain]  # fmt: skip
+            if (first["gan"], first["dmd_chain"], first.get("variation", "-")) == setting]  # fmt: skip
 
 
 def dmd_gan_steps(weight: float) -> float:
     steps = [first["student_steps"] for first, _ in dmd_gan_runs().values()
-             if first["gan"] == weight and first["dmd_chain"] == 1]  # fmt: skip
+             if first["gan"] == weight and first["dmd_chain"] == 1 and "variation" not in first]  # fmt: skip
     return sum(steps) / len(steps)
 
 
@@ -506,6 +498,9 @@ FEW_NUMBERS.update({
     **{f"fs.dmd_gan.chain4.mean{k}": (lambda k=k: f2(sum(dmd_gan_fids(0.3, k, 4)) / len(dmd_gan_fids(0.3, k, 4))))
        for k in (1, 2, 4)},
     "fs.dmd_gan.chain4.draws": lambda: str(len(dmd_gan_fids(0.3, 1, 4))),
+    **{f"fs.dmd_gan.ema.{stat}{k}": (lambda k=k, fn=fn: f2(fn(dmd_gan_fids(0.3, k, 1, "EMA 0.997"))))
+       for k in (1, 2, 4) for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
+    "fs.dmd_gan.ema.draws": lambda: str(len(dmd_gan_fids(0.3, 1, 1, "EMA 0.997"))),
     "fs.dmd_gan.draws": lambda: str(len(dmd_gan_fids(0.3, 1))),
     "fs.dmd_gan.steps": lambda: f"{dmd_gan_steps(0.3):.0f}",
     "fs.dmd_chain.first.steps": lambda: f"{mean_steps('first'):.0f}",
