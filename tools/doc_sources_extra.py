@@ -327,12 +327,25 @@ FEW_NUMBERS.update({
 })  # fmt: skip
 
 
-def grid_fids(rel: str, key) -> dict:
-    """{key(record): (its first record, {evaluations: FID})} of a jsonl with one line per grid (grid_search.py)."""
+def grid_fids(rel: str, key, value=lambda r: r["fid"]) -> dict:
+    """{key(record): (its first record, {evaluations: value(record)})} of a jsonl with one line per grid
+    (grid_search.py); by default the value is the grid's FID."""
     runs = {}
     for r in load_jsonl(rel):
-        runs.setdefault(key(r), (r, {}))[1][len(r["grid"])] = r["fid"]
+        runs.setdefault(key(r), (r, {}))[1][len(r["grid"])] = value(r)
     return runs
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+STATS = {"mean": mean, "min": min, "max": max}  # the summaries of a setting's draws the docs quote
+
+
+def within(fids: list[float], ratio: float) -> str:
+    """How many of the FIDs are at most `ratio` times the unconditional teacher's 50-step FID."""
+    return str(sum(f <= ratio * teacher50("mnist-unconditional", "unconditional") for f in fids))
 
 
 DMD_PROBE = f"{ONE_STEP}/dmd_probe_mnist_uncond.jsonl"  # few_step_ablation/dmd_probe.py, scored by grid_search.py
@@ -398,8 +411,7 @@ def t_dmd_chain() -> str:
 
 
 def mean_steps(name: str) -> float:
-    steps = [steps for steps, _ in dmd_chain_runs()[CHAIN_SETTINGS[name]].values()]
-    return sum(steps) / len(steps)
+    return mean([steps for steps, _ in dmd_chain_runs()[CHAIN_SETTINGS[name]].values()])
 
 
 def dmd_chain_fids(name: str, k: int) -> list[float]:
@@ -456,10 +468,7 @@ DMD_GAN = f"{ONE_STEP}/dmd_gan_mnist_uncond.jsonl"  # 5 minutes of dmd with --dm
 
 def dmd_gan_runs() -> dict:
     """{checkpoint: (its first record, {evaluations: record})} of the --dmd-gan runs."""
-    runs = {}
-    for r in load_jsonl(DMD_GAN):
-        runs.setdefault(r["checkpoint"], (r, {}))[1][len(r["grid"])] = r
-    return runs
+    return grid_fids(DMD_GAN, lambda r: r["checkpoint"], value=lambda r: r)
 
 
 def t_dmd_gan() -> str:
@@ -476,54 +485,46 @@ def t_dmd_gan() -> str:
                   "student steps", "1 step", "2 steps", "4 steps", "recall, 1 step"], out)  # fmt: skip
 
 
-def dmd_gan_fids(weight: float, k: int, chain: int = 1, variation: str = "-") -> list[float]:
-    setting = (weight, chain, variation)
-    return [by_k[k]["fid"] for first, by_k in dmd_gan_runs().values()
+# marker prefix -> the (GAN weight, chain, other change) of the --dmd-gan setting its numbers summarise
+GAN_SETTINGS = {"": (0.3, 1, "-"), "w1.": (1.0, 1, "-"), "chain4.": (0.3, 4, "-"), "ema.": (0.3, 1, "EMA 0.997")}
+
+
+def dmd_gan_draws(setting: tuple = GAN_SETTINGS[""]) -> list[tuple[dict, dict]]:
+    """The (first record, {evaluations: record}) of each --dmd-gan run of one (GAN weight, chain, other change);
+    by default dmd's own: the one-step map at 0.3."""
+    return [(first, by_k) for first, by_k in dmd_gan_runs().values()
             if (first["gan"], first["dmd_chain"], first.get("variation", "-")) == setting]  # fmt: skip
 
 
-def dmd_gan_steps(weight: float) -> float:
-    steps = [first["student_steps"] for first, _ in dmd_gan_runs().values()
-             if first["gan"] == weight and first["dmd_chain"] == 1 and "variation" not in first]  # fmt: skip
-    return sum(steps) / len(steps)
+def dmd_gan_fids(k: int, setting: tuple = GAN_SETTINGS[""]) -> list[float]:
+    """The FIDs at k evaluations of a --dmd-gan setting's runs."""
+    return [by_k[k]["fid"] for _, by_k in dmd_gan_draws(setting)]
 
 
 FEW_TABLES["fs_dmd_gan"] = t_dmd_gan
 FEW_NUMBERS.update({
-    **{f"fs.dmd_gan.{stat}{k}": (lambda k=k, fn=fn: f2(fn(dmd_gan_fids(0.3, k))))
-       for k in (1, 2, 4) for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
-    **{f"fs.dmd_gan.w1.mean{k}": (lambda k=k: f2(sum(dmd_gan_fids(1.0, k)) / len(dmd_gan_fids(1.0, k))))
-       for k in (1, 2, 4)},
-    "fs.dmd_gan.w1.draws": lambda: str(len(dmd_gan_fids(1.0, 1))),
-    **{f"fs.dmd_gan.chain4.mean{k}": (lambda k=k: f2(sum(dmd_gan_fids(0.3, k, 4)) / len(dmd_gan_fids(0.3, k, 4))))
-       for k in (1, 2, 4)},
-    "fs.dmd_gan.chain4.draws": lambda: str(len(dmd_gan_fids(0.3, 1, 4))),
-    **{f"fs.dmd_gan.ema.{stat}{k}": (lambda k=k, fn=fn: f2(fn(dmd_gan_fids(0.3, k, 1, "EMA 0.997"))))
-       for k in (1, 2, 4) for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
-    "fs.dmd_gan.ema.draws": lambda: str(len(dmd_gan_fids(0.3, 1, 1, "EMA 0.997"))),
-    "fs.dmd_gan.draws": lambda: str(len(dmd_gan_fids(0.3, 1))),
-    "fs.dmd_gan.steps": lambda: f"{dmd_gan_steps(0.3):.0f}",
+    **{f"fs.dmd_gan.{prefix}{stat}{k}": (lambda k=k, fn=fn, setting=setting: f2(fn(dmd_gan_fids(k, setting))))
+       for prefix, setting in GAN_SETTINGS.items() for k in (1, 2, 4) for stat, fn in STATS.items()},
+    **{f"fs.dmd_gan.{prefix}draws": (lambda setting=setting: str(len(dmd_gan_draws(setting))))
+       for prefix, setting in GAN_SETTINGS.items()},
+    "fs.dmd_gan.steps": lambda: f"{mean([first['student_steps'] for first, _ in dmd_gan_draws()]):.0f}",
     "fs.dmd_chain.first.steps": lambda: f"{mean_steps('first'):.0f}",
-    **{f"fs.dmd_gan.meet{name}": (lambda k=k, target=target: str(sum(
-        f <= target * teacher50("mnist-unconditional", "unconditional") for f in dmd_gan_fids(0.3, k))))
-       for name, k, target in (("1", 1, 2.0), ("2", 2, 1.3), ("4", 4, 1.1), ("_stretch", 1, 1.5))},
-    "fs.dmd_chain.first.meet_stretch": lambda: str(sum(
-        f <= 1.5 * teacher50("mnist-unconditional", "unconditional") for f in dmd_chain_fids("first", 1))),
+    **{f"fs.dmd_gan.meet{name}": (lambda k=k, ratio=ratio: within(dmd_gan_fids(k), ratio))
+       for name, k, ratio in (("1", 1, 2.0), ("2", 2, 1.3), ("4", 4, 1.1), ("_stretch", 1, 1.5))},
+    "fs.dmd_chain.first.meet_stretch": lambda: within(dmd_chain_fids("first", 1), 1.5),
     "fs.dmd_gan.below_teacher4": lambda: str(sum(
-        f < teacher50("mnist-unconditional", "unconditional") for f in dmd_gan_fids(0.3, 4))),
+        f < teacher50("mnist-unconditional", "unconditional") for f in dmd_gan_fids(4))),
 })  # fmt: skip
 FEW_NUMBERS.update({
     **{f"fs.dmd_chain.{name}.{stat}{k}": (lambda name=name, k=k, fn=fn: f2(fn(dmd_chain_fids(name, k))))
-       for name in CHAIN_SETTINGS for k in (1, 2, 4)
-       for stat, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max))},
+       for name in CHAIN_SETTINGS for k in (1, 2, 4) for stat, fn in STATS.items()},
     **{f"fs.dmd_chain.{name}.draws": (lambda name=name: str(len(dmd_chain_fids(name, 1)))) for name in CHAIN_SETTINGS},
     "fs.dmd_chain.steps_ratio": lambda: f"{mean_steps('first') / mean_steps('all'):.1f}x",
     **{f"fs.dmd_chain.ema.{which}{k}": (lambda k=k, key=key: f2(dmd_chain_runs()[key][(0, "command line")][1][k]))
        for which, key in (("base", CHAIN_SETTINGS["all"]), ("slow", ((1, 1, 1, 1), 2, "EMA 0.997")))
        for k in (1, 4)},
-    **{f"fs.dmd_chain.{name}.meet{k}": (lambda name=name, k=k, target=target: str(sum(
-        f <= target * teacher50("mnist-unconditional", "unconditional") for f in dmd_chain_fids(name, k))))
-       for name in CHAIN_SETTINGS for k, target in ((1, 2.0), (2, 1.3), (4, 1.1))},
+    **{f"fs.dmd_chain.{name}.meet{k}": (lambda name=name, k=k, ratio=ratio: within(dmd_chain_fids(name, k), ratio))
+       for name in CHAIN_SETTINGS for k, ratio in ((1, 2.0), (2, 1.3), (4, 1.1))},
 })  # fmt: skip
 
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
