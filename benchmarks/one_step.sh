@@ -7,6 +7,7 @@
 # (with --eval-every); the Fashion-MNIST one is this script's line.
 set -euo pipefail
 D=${DATA:-../shared/data}
+OLD="--lr 1e-5 --ema-decay 0.99 --ema-warmup 10"  # dmd's learning rate and EMA before the EMA measurements
 for ds in mnist fashion-mnist; do
   [ -f runs/$ds/checkpoints/last.pt ] || cleardiffusion train --dataset $ds --data-dir $D/$ds --time-budget 15 \
     --conditional --out runs/$ds
@@ -20,11 +21,15 @@ for ds in mnist fashion-mnist; do
   # (guidance 1.5, not the student's 3: a strongly guided target cost the guided samples their variety)
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
     --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
-    --out runs/$ds-dmd2
-  # the former default: the chain of 4, two fake updates, no GAN term
+    --out runs/$ds-dmd3
+  # earlier defaults, with the learning rate and EMA of then: the GAN term's first; the chain of 4, two fake
+  # updates, no GAN term
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
     --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
-    --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 --out runs/$ds-dmd
+    $OLD --out runs/$ds-dmd2
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
+    --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
+    --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 $OLD --out runs/$ds-dmd
 done
 for ds in mnist fashion-mnist; do
   cleardiffusion train --dataset $ds --data-dir $D/$ds --objective meanflow --conditional --time-budget 30 \
@@ -34,12 +39,14 @@ done
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher runs/mnist/checkpoints/last.pt \
   --teacher-minutes 15 \
   --student trajectory=runs/mnist-trajectory/checkpoints/last.pt --student cd=runs/mnist-cd/checkpoints/last.pt \
-  --student meanflow=runs/mnist-meanflow/checkpoints/last.pt --student dmd=runs/mnist-dmd2/checkpoints/last.pt \
-  --student dmd-chain4=runs/mnist-dmd/checkpoints/last.pt --out benchmarks/results/one_step_cpu/mnist
+  --student meanflow=runs/mnist-meanflow/checkpoints/last.pt --student dmd=runs/mnist-dmd3/checkpoints/last.pt \
+  --student dmd-gan-warm=runs/mnist-dmd2/checkpoints/last.pt --student dmd-chain4=runs/mnist-dmd/checkpoints/last.pt \
+  --out benchmarks/results/one_step_cpu/mnist
 python benchmarks/one_step.py --dataset fashion-mnist --data-dir $D/fashion-mnist \
   --teacher runs/fashion-mnist/checkpoints/last.pt --student trajectory=runs/fashion-mnist-trajectory/checkpoints/last.pt \
   --student cd=runs/fashion-mnist-cd/checkpoints/last.pt --student meanflow=runs/fashion-mnist-meanflow/checkpoints/last.pt \
-  --student dmd=runs/fashion-mnist-dmd2/checkpoints/last.pt --student dmd-chain4=runs/fashion-mnist-dmd/checkpoints/last.pt \
+  --student dmd=runs/fashion-mnist-dmd3/checkpoints/last.pt \
+  --student dmd-gan-warm=runs/fashion-mnist-dmd2/checkpoints/last.pt --student dmd-chain4=runs/fashion-mnist-dmd/checkpoints/last.pt \
   --out benchmarks/results/one_step_cpu/fashion-mnist
 # the default recipe's own (unconditional) teacher: trajectory for 15 minutes, and 10 + 5 minutes with dmd
 U=runs/mnist-uncond
@@ -47,14 +54,18 @@ U=runs/mnist-uncond
 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 15 --eval-every 300 --out $U-trajectory
 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
-  --time-budget 5 --eval-every 100 --out $U-dmd2
-# without the GAN term: the former default (the chain of 4, two fake updates), and the one-step map alone
+  --time-budget 5 --eval-every 100 --out $U-dmd3
+# earlier settings, each with the EMA and learning rate of then: the GAN term's first default (the one-step map);
+# without the GAN term, the chain of 4 with two fake updates, and the one-step map alone
 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
-  --time-budget 5 --eval-every 100 --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 --out $U-dmd10
+  --time-budget 5 --eval-every 100 $OLD --out $U-dmd2
 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
-  --time-budget 5 --eval-every 100 --dmd-gan 0 --out $U-dmd10-chain1
+  --time-budget 5 --eval-every 100 --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 $OLD --out $U-dmd10
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+  --time-budget 5 --eval-every 100 --dmd-gan 0 $OLD --out $U-dmd10-chain1
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
   --student trajectory=$U-trajectory/checkpoints/last.pt --student trajectory-10min=$U-traj10/checkpoints/last.pt \
-  --student dmd=$U-dmd2/checkpoints/last.pt --student dmd-chain4=$U-dmd10/checkpoints/last.pt \
+  --student dmd=$U-dmd3/checkpoints/last.pt --student dmd-gan-warm=$U-dmd2/checkpoints/last.pt \
+  --student dmd-chain4=$U-dmd10/checkpoints/last.pt \
   --student dmd-chain1=$U-dmd10-chain1/checkpoints/last.pt \
   --out benchmarks/results/one_step_cpu/mnist-unconditional

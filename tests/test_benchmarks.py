@@ -110,3 +110,23 @@ def test_sampler_speed_divides_by_the_in_process_today_row_of_the_same_guidance(
     rows.append({"name": "today guided s=3", "guidance": 3.0, "skipped": "not measured"})
     assert speed.baselines(rows) == {1.0: rows[0], 3.0: rows[1]}
     assert [v.name for v in speed.VARIANTS if v.name in speed.TODAY] == list(speed.TODAY)
+
+
+def test_ema_rules_rebuilds_the_loops_ema_from_every_step():
+    """few_step_ablation/ema_rules.py: with a point kept at every step, its weights are the EMA recurrence's own
+    (ema_s = d_s ema_{s-1} + (1 - d_s) theta_s, train.ema_decay's d_s), they sum to 1, and a point standing for
+    several steps carries their weights together."""
+    from cleardiffusion.train import ema_decay
+
+    rules = load_script(ROOT / "benchmarks" / "few_step_ablation" / "ema_rules.py")
+    for decay, warmup in ((0.9, 10), (0.8, 0)):
+        theta = torch.randn(8, dtype=torch.float64)  # theta[0]: the starting weights, theta[s]: after step s
+        ema = theta[0].clone()
+        for s in range(1, 8):
+            d = ema_decay(s, decay, warmup)
+            ema = d * ema + (1 - d) * theta[s]
+        c = rules.coefficients(list(range(8)), decay, warmup)
+        assert sum(c) == pytest.approx(1.0, abs=1e-12)
+        assert float(sum(ci * t for ci, t in zip(c, theta))) == pytest.approx(float(ema), abs=1e-12)
+        coarse = rules.coefficients([0, 3, 7], decay, warmup)
+        assert coarse == pytest.approx([c[0], sum(c[1:4]), sum(c[4:8])], abs=1e-12)

@@ -403,8 +403,8 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
                    "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2",
                    "--dmd-gan", "0.3") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())
-    assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"]) == (
-        "dmd", str(student), 1e-5, 0.99)  # fmt: skip
+    assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"], config["ema_warmup"]) == (
+        "dmd", str(student), 2e-5, 0.995, 0)  # fmt: skip
     assert (config["dmd_chain"], config["dmd_fake_steps"], config["dmd_gan"]) == (2, 2, 0.3)
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
     after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]

@@ -265,6 +265,7 @@ def straight_run(tmp_path_factory):
     train(tiny_config(digits, root / "full", **extra))
     train(tiny_config(digits, root / "split", **{**extra, "steps": 3, "checkpoint_every": 3}))
     train(tiny_config(digits, root / "split", **{**extra, "checkpoint_every": 3}, resume=True))
+    train(tiny_config(digits, root / "flat", **{**extra, "steps": 3, "ema_warmup": 0}))
     return root
 
 
@@ -272,12 +273,15 @@ def checkpoint(root, run, step):
     return load_checkpoint(root / run / "checkpoints" / f"step_{step:07d}.pt")
 
 
-def test_ema_follows_its_warm_started_recurrence(straight_run):
-    """ema_s = d_s ema_{s-1} + (1 - d_s) theta_s with d_s = min(decay, (1 + s) / (10 + s)), checkpoint by
-    checkpoint; with decay 0.5 the warm-up value (1 + s) / (10 + s) < 0.5 rules at steps 1..7."""
-    for s in range(2, 7):
-        before, now = checkpoint(straight_run, "full", s - 1), checkpoint(straight_run, "full", s)
-        d = min(0.5, (1 + s) / (10 + s))
+@pytest.mark.parametrize("run, last", [("full", 6), ("flat", 3)])
+def test_ema_follows_its_warm_started_recurrence(straight_run, run, last):
+    """ema_s = d_s ema_{s-1} + (1 - d_s) theta_s with d_s = min(decay, (1 + s) / (ema_warmup + s)), checkpoint by
+    checkpoint; with decay 0.5 the warm-up value (1 + s) / (10 + s) < 0.5 rules at steps 1..7 of the default
+    ema_warmup 10, and --ema-warmup 0 ("flat") holds 0.5 from the first step."""
+    warmup = 10 if run == "full" else 0
+    for s in range(2, last + 1):
+        before, now = checkpoint(straight_run, run, s - 1), checkpoint(straight_run, run, s)
+        d = min(0.5, (1 + s) / (warmup + s))
         for name, ema in now["ema"].items():
             if ema.is_floating_point():
                 expected = d * before["ema"][name] + (1 - d) * now["model"][name]
@@ -308,11 +312,14 @@ def test_resume_is_bitwise_on_model_ema_and_optimizer(straight_run):
 
 
 def test_schedules_of_the_step_by_hand():
-    """learning_rate: lr min(1, s / warmup), or lr without warm-up; ema_decay: min(max, (1 + s) / (10 + s));
+    """learning_rate: lr min(1, s / warmup), or lr without warm-up; ema_decay: min(max, (1 + s) / (w + s)), w 10
+    by default;
     ema_update_: ema <- d ema + (1 - d) theta, with or without the fused kernel."""
     assert [learning_rate(s, 0.3, 4) for s in (1, 2, 4, 9)] == pytest.approx([0.075, 0.15, 0.3, 0.3], rel=1e-15)
     assert learning_rate(1, 0.3, 0) == 0.3
     assert [ema_decay(s, 0.9) for s in (1, 5, 80, 81, 10**6)] == pytest.approx([2 / 11, 6 / 15, 81 / 90, 0.9, 0.9])
+    assert [ema_decay(s, 0.9, 3) for s in (1, 17, 18)] == pytest.approx([2 / 4, 18 / 20, 0.9])
+    assert ema_decay(1, 0.9, 0) == ema_decay(1, 0.9, 1) == 0.9  # no warm start
     params = [torch.tensor([1.0, -2.0]), torch.tensor([[0.5]])]
     for foreach in (True, False):
         ema = [torch.tensor([3.0, 4.0]), torch.tensor([[-1.0]])]

@@ -39,7 +39,8 @@ def main() -> None:
     lr = train.learning_rate(1, config.lr, config.warmup)
     x0, y, t, eps = train.draw_batch(torch.Generator().manual_seed(0), data, config, path, False, slice(0, 4))
     train.train_step(net, loss_fn, optimizer, list(net.parameters()), list(ema.parameters()), x0, t, eps, y,
-                     decay=train.ema_decay(1, config.ema_decay), grad_clip=config.grad_clip)  # fmt: skip
+                     decay=train.ema_decay(1, config.ema_decay, config.ema_warmup),
+                     grad_clip=config.grad_clip)  # fmt: skip
     sys.setprofile(None)
     print(f"lr {lr:g}; {len(files)} source files: {', '.join(sorted(files))}")
 

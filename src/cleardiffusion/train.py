@@ -62,9 +62,13 @@ def learning_rate(step: int, lr: float, warmup: int) -> float:
     return lr * min(1.0, step / warmup) if warmup else lr
 
 
-def ema_decay(step: int, max_decay: float) -> float:
-    """The warm-started EMA decay used at optimisation step `step` (1-based): min(max, (1 + s) / (10 + s))."""
-    return min(max_decay, (1 + step) / (10 + step))
+def ema_decay(step: int, max_decay: float, warmup: int = 10) -> float:
+    """The warm-started EMA decay used at optimisation step `step` (1-based): min(max, (1 + s) / (warmup + s)).
+
+    The warm start lets a randomly initialised network's first weights fade within tens of steps; warmup 0 (or 1)
+    applies max_decay from the first step, for a run whose starting weights are already good (distill's dmd).
+    """
+    return min(max_decay, (1 + step) / (warmup + step))
 
 
 @torch.no_grad()
@@ -149,7 +153,7 @@ def _loop(run: Run, book: Bookkeeping) -> dict:
         x0, y, t, eps = draw_batch(run.g, run.data, config, run.path, run.hflip, run.part)
         # 3. the gradient step of Algorithm 1, AdamW, and the EMA of the weights
         loss = train_step(run.net, run.loss_fn, run.optimizer, params, ema_params, x0, t, eps, y,
-                          decay=ema_decay(step, config.ema_decay), options=run.options,
+                          decay=ema_decay(step, config.ema_decay, config.ema_warmup), options=run.options,
                           grad_clip=config.grad_clip)  # fmt: skip
         # 4. bookkeeping: the loss kept on the device; at sync points stop, check, log, evaluate, checkpoint
         book.after_step(step, loss, lr)

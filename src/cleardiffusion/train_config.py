@@ -8,7 +8,7 @@ CPU recipe of docs/quality.md.
 
 import typing
 from collections.abc import Collection
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import torch
 from torch import nn
@@ -185,7 +185,19 @@ class TrainConfig:
     )
     grad_clip: float = option(1.0, "clip the global gradient norm to this, 0: off", OPTIMISATION, at_least=0)
     ema_decay: float = option(
-        0.999, "EMA decay of the weights (at step s: min(ema_decay, (1+s)/(10+s)))", OPTIMISATION, at_least=0, below=1
+        0.999,
+        "EMA decay of the weights (at step s: min(ema_decay, (1+s)/(ema_warmup+s)))",
+        OPTIMISATION,
+        at_least=0,
+        below=1,
+    )
+    ema_warmup: int = option(
+        10,
+        "the EMA's warm start: the first steps forget the starting weights fast; 0: ema_decay from the first "
+        "step (weights that start trained: dmd)",
+        OPTIMISATION,
+        metavar="W",
+        at_least=0,
     )
     seed: int = option(0, "seed of the weights and of every training draw", OPTIMISATION, at_least=0, at_most=SEED_MAX)
     # ---- hardware
@@ -254,8 +266,17 @@ MAY_CHANGE_ON_RESUME = frozenset(
      "sample_every", "checkpoint_every", "keep_checkpoints", "progress", "eval_every", "eval_n", "classifier",
      "tensorboard", "precision", "channels_last"}
 )  # fmt: skip
-# what a checkpoint written before these fields existed was trained with
+# what a checkpoint written before these fields existed was trained with, where that is not today's default
 FIELDS_BEFORE_THEY_EXISTED = {"objective": "ddpm", "prediction": "eps", "loss_weighting": "none", "student": None}
+
+
+def config_as_of_today(saved: dict) -> dict:
+    """A saved run's config with the fields added since it was written: FIELDS_BEFORE_THEY_EXISTED where their old
+    behaviour is not today's default, else today's default (a new option that leaves old runs as they were)."""
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(TrainConfig)}
+    return {**defaults, **FIELDS_BEFORE_THEY_EXISTED, **saved}
+
+
 U_NET_FLAGS = ("time_embedding", "base_channels")  # TrainConfig fields that only a U-Net reads
 # UNetConfig / ViTConfig fields that come from the dataset, --conditional and --objective, not from --model-option
 FROM_THE_DATA = {"in_channels": "the dataset's channels", "image_size": "the dataset (or --image-size)",

@@ -40,11 +40,11 @@ from .models import count_parameters, model_spec
 from .monitor import TrainingMonitor
 from .schedule import NoiseSchedule
 from .train_config import (
-    FIELDS_BEFORE_THEY_EXISTED,
     MAY_CHANGE_ON_RESUME,
     UNLIMITED_STEPS,
     TrainConfig,
     build_denoiser,
+    config_as_of_today,
     step_options,
 )
 
@@ -98,8 +98,7 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     saved = load_for_resume(last_path, dev, config.steps) if config.resume else None
     check_run_folder(out)  # never overwrite files this tool did not write
     if saved is not None:  # a checkpoint from before a field existed ran that field's old behaviour
-        check_same_run({**FIELDS_BEFORE_THEY_EXISTED, **saved["config"]}, asdict(config), MAY_CHANGE_ON_RESUME,
-                       last_path)  # fmt: skip
+        check_same_run(config_as_of_today(saved["config"]), asdict(config), MAY_CHANGE_ON_RESUME, last_path)
 
     # data: the whole dataset lives on the device as uint8; each batch is converted on the fly
     folder_options = {"image_size": config.image_size} if config.image_size else {}
