@@ -407,8 +407,8 @@ def test_sample_cache_reuses_a_draw_only_for_the_same_model_sampler_seed_and_lab
 
 
 def test_git_commit_names_the_commit_and_says_when_tracked_files_differ_from_it(tmp_path):
-    """What a benchmark records as its code: the short hash, and "+ uncommitted changes" while a tracked file
-    differs from it (an untracked file, such as a result being written, does not count)."""
+    """What a benchmark records as its code: the short hash, and "+ uncommitted changes" while a tracked file of
+    code differs from it (an untracked file, a committed result rewritten or a changed *.md do not count)."""
     import subprocess
 
     from cleardiffusion.experiments.report import git_commit
@@ -418,11 +418,16 @@ def test_git_commit_names_the_commit_and_says_when_tracked_files_differ_from_it(
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
 
     git("init", "-q")
-    (tmp_path / "code.py").write_text("x = 1\n")
-    git("add", "code.py")
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    for name in ("code.py", "docs.md", "benchmarks/results/old.json"):
+        (tmp_path / name).write_text("x = 1\n")
+    git("add", ".")
     git("commit", "-q", "-m", "first")
     head = git("rev-parse", "--short", "HEAD")
     (tmp_path / "results.json").write_text("{}\n")
-    assert git_commit(tmp_path) == head
+    (results / "old.json").write_text("{}\n")
+    (tmp_path / "docs.md").write_text("more\n")
+    assert git_commit(tmp_path) == git_commit(results) == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == f"{head} + uncommitted changes"

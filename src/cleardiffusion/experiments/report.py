@@ -53,12 +53,14 @@ def cpu_model() -> str:
 
 def git_commit(where: Path | None = None) -> str:
     """The short hash of the git checkout this package (or `where`) runs from, "" outside one: what benchmarks
-    record. "+ uncommitted changes" follows it when tracked files differ from that commit, so a result measured
-    with code not yet committed does not claim the commit's code."""
+    record. "+ uncommitted changes" follows it when tracked files other than results (benchmarks/results/) and
+    text (*.md) differ from that commit, so a result measured with code not yet committed does not claim the
+    commit's code, while a benchmark that runs after another's results were written (one_step.sh) still can."""
     where = str(where or Path(__file__).parent)
     done = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     commit = done.stdout.strip()
-    if commit and subprocess.run(["git", "-C", where, "diff", "--quiet", "HEAD"], capture_output=True).returncode:
+    code = [":(top)", ":(top,exclude)benchmarks/results", ":(top,exclude,glob)**/*.md"]
+    if commit and subprocess.run(["git", "-C", where, "diff", "--quiet", "HEAD", "--", *code]).returncode:
         commit += " + uncommitted changes"
     return commit
 
