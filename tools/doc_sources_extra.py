@@ -185,9 +185,9 @@ FEW_TABLES = {
 
 # dataset -> (the models of its results, the sample kinds: u unconditional, g guided)
 ONE_STEP_RUNS = {
-    "mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-chain4"), "ug"),
-    "fashion-mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-chain4"), "ug"),
-    "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd", "dmd-chain4"), "u"),
+    "mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-gan-warm", "dmd-chain4"), "ug"),
+    "fashion-mnist": (("trajectory", "cd", "meanflow", "dmd", "dmd-gan-warm", "dmd-chain4"), "ug"),
+    "mnist-unconditional": (("trajectory", "trajectory-10min", "dmd", "dmd-gan-warm", "dmd-chain4"), "u"),
 }
 KINDS = {"u": "unconditional", "g": "guided"}
 
@@ -218,7 +218,12 @@ FEW_NUMBERS = {
     "fs.abl_teacher_g": lambda: f2(ablation_rows()["teacher_dpmpp2m-sde_50"]["g50"]),
     **{
         f"fs.mnist.readable.{grid}": (lambda grid=grid: readable("mnist", grid))
-        for grid in (*READABLE, "dmd_consistency1_guided", "dmd-chain4_consistency1_guided")
+        for grid in (
+            *READABLE,
+            "dmd_consistency1_guided",
+            "dmd-gan-warm_consistency1_guided",
+            "dmd-chain4_consistency1_guided",
+        )
     },
     **{
         f"fs.mnist-unconditional.readable.{grid}": (lambda grid=grid: readable("mnist-unconditional", grid))
@@ -226,6 +231,8 @@ FEW_NUMBERS = {
             *READABLE,
             "dmd_consistency1_unconditional",
             "dmd_consistency4_unconditional",
+            "dmd-gan-warm_consistency1_unconditional",
+            "dmd-gan-warm_consistency4_unconditional",
             "dmd-chain1_consistency1_unconditional",
             "dmd-chain4_consistency1_unconditional",
             "dmd-chain4_consistency4_unconditional",
@@ -239,8 +246,20 @@ FEW_NUMBERS = {
             )
         )
         for grid in (
-            "dmd_consistency1_unconditional",
+            "dmd-gan-warm_consistency1_unconditional",
             "dmd-chain4_consistency1_unconditional",
+            "teacher_dpmpp2m-sde50_unconditional",
+        )
+    },
+    **{
+        f"fs.mnist-unconditional.same_sitting_2.{grid}": (
+            lambda grid=grid: str(
+                load_json(f"{ONE_STEP}/mnist-unconditional/readable.json")["same_sitting_2"][f"grid_{grid}.png"]
+            )
+        )
+        for grid in (
+            "dmd_consistency1_unconditional",
+            "dmd-gan-warm_consistency1_unconditional",
             "teacher_dpmpp2m-sde50_unconditional",
         )
     },
@@ -450,7 +469,9 @@ def t_dmd_conditional() -> str:
         if first["method"] == "dmd":
             points = "one-step map" if first["dmd_chain"] == 1 else f"chain of {first['dmd_chain']}"
             gan = f" + GAN {first['dmd_gan']:g}" if first["dmd_gan"] else ""
-            what = f"+ 5 min dmd, {points}{gan}, w {first['teacher_guidance']:g}"
+            ema = f", lr {first['lr']:g}, EMA {first['ema']}" if "ema" in first else ""  # this session's runs
+            seed = f", seed {first['seed']}" if "seed" in first else ""
+            what = f"+ 5 min dmd, {points}{gan}{ema}, w {first['teacher_guidance']:g}{seed}"
         else:
             what = f"the 10-minute trajectory student (w {first['teacher_guidance']:g})"
         guided = [f2(scores[("class-conditional", k)]["fid"]) for k in (1, 2, 4)]
@@ -463,6 +484,29 @@ def t_dmd_conditional() -> str:
 
 
 FEW_TABLES["fs_dmd_conditional"] = t_dmd_conditional
+
+
+CONDITIONAL_EMA = {"new": "0.995 from step 1", "old": "0.99, warm start 10"}  # runs before the field: the old
+
+
+def gan_conditional_draws(dataset: str, ema: str) -> list[dict]:
+    """{(samples, evaluations): record} of each w 1.5 one-step-map + GAN 0.3 run on `dataset`: ema "new" (today's
+    defaults: lr 2e-5, EMA 0.995 from step 1) or "old" (the GAN term's first defaults)."""
+    return [scores for first, scores in dmd_conditional_runs().values()
+            if first["dataset"] == dataset and first["method"] == "dmd" and first["dmd_gan"] == 0.3
+            and first["dmd_chain"] == 1 and first["teacher_guidance"] == 1.5
+            and first.get("ema", "0.99, warm start 10") == CONDITIONAL_EMA[ema]]  # fmt: skip
+
+
+FEW_NUMBERS.update({
+    **{f"fs.dmd_cond.{ds}.{ema}.{kind}{k}": (
+        lambda ds=ds, ema=ema, samples=samples, k=k: f2(mean([s[(samples, k)]["fid"]
+                                                              for s in gan_conditional_draws(ds, ema)])))
+       for ds in ("mnist", "fashion-mnist") for ema in ("new", "old")
+       for kind, samples in (("g", "class-conditional"), ("u", "unconditional")) for k in (1, 2, 4)},
+    **{f"fs.dmd_cond.{ds}.{ema}.draws": (lambda ds=ds, ema=ema: str(len(gan_conditional_draws(ds, ema))))
+       for ds in ("mnist", "fashion-mnist") for ema in ("new", "old")},
+})  # fmt: skip
 DMD_GAN = f"{ONE_STEP}/dmd_gan_mnist_uncond.jsonl"  # 5 minutes of dmd with --dmd-gan, scored by grid_search.py
 
 
@@ -525,6 +569,118 @@ FEW_NUMBERS.update({
        for k in (1, 4)},
     **{f"fs.dmd_chain.{name}.meet{k}": (lambda name=name, k=k, ratio=ratio: within(dmd_chain_fids(name, k), ratio))
        for name in CHAIN_SETTINGS for k, ratio in ((1, 2.0), (2, 1.3), (4, 1.1))},
+})  # fmt: skip
+
+DMD_EMA = f"{ONE_STEP}/dmd_ema_mnist_uncond.jsonl"  # traces, EMA rules (ema_rules.py), draws; grid_search.py
+EMA_RULES = {"own": "the run's own EMA", "decay0.99-warmup10": "rebuilt: 0.99, warm start 10 (the runs' rule)",
+             "decay0.99-warmup0": "0.99 from the first step", "decay0.995-warmup0": "0.995 from the first step",
+             "decay0.9999-warmup2": "every step alike (0.9999, warm start 2)"}  # fmt: skip
+EMA_DEFAULT = (2e-5, 0.3, 0.995)  # the (learning rate, GAN weight, EMA decay) of dmd's default among the draws
+
+
+def dmd_ema(kind: str) -> list[dict]:
+    return [r for r in load_jsonl(DMD_EMA) if r["kind"] == kind]
+
+
+def t_dmd_trace() -> str:
+    """One-step FID of each kept checkpoint of the two traced runs, a column per seed."""
+    by = {(r["step"], r["seed"]): r["fid"] for r in dmd_ema("trace")}
+    seeds = sorted({seed for _, seed in by})
+    rows = [[str(step), *(f2(by[(step, seed)]) if (step, seed) in by else "-" for seed in seeds)]
+            for step in sorted({step for step, _ in by})]  # fmt: skip
+    return table(["student step", *(f"seed {seed}, 1 step" for seed in seeds)], rows)
+
+
+def ema_rule_fids(rule: str, k: int) -> dict[int, float]:
+    """{seed: FID at k evaluations} of one EMA rule over the traced runs."""
+    return {r["seed"]: r["fid"] for r in dmd_ema("rule") if r["rule"] == rule and len(r["grid"]) == k}
+
+
+def t_dmd_ema_rules() -> str:
+    seeds = sorted({r["seed"] for r in dmd_ema("rule")})
+    rows = [[label, *(f2(ema_rule_fids(rule, 1)[seed]) for seed in seeds),
+             *(f2(mean(list(ema_rule_fids(rule, k).values()))) for k in (1, 2, 4))]
+            for rule, label in EMA_RULES.items()]  # fmt: skip
+    return table(["EMA at the last step", *(f"seed {seed}, 1 step" for seed in seeds), "mean, 1 step", "2 steps",
+                  "4 steps"], rows)  # fmt: skip
+
+
+def ema_draws(setting: tuple = EMA_DEFAULT) -> list[tuple[dict, dict]]:
+    """(first record, {evaluations: record}) of each library draw with the EMA from step 1, at (lr, GAN weight,
+    EMA decay)."""
+    runs = {}
+    for r in dmd_ema("draw"):
+        runs.setdefault(r["checkpoint"], (r, {}))[1][len(r["grid"])] = r
+    return [run for run in runs.values() if (run[0]["lr"], run[0]["gan"], run[0]["ema_decay"]) == setting]
+
+
+def ema_fids(k: int) -> list[float]:
+    return [by_k[k]["fid"] for _, by_k in ema_draws()]
+
+
+def t_dmd_ema() -> str:
+    settings = sorted({(r["lr"], r["gan"], r["ema_decay"]) for r in dmd_ema("draw")})
+    runs = [run for setting in settings for run in ema_draws(setting)]
+    rows = [[f"{first['lr']:g}", f"{first['gan']:g}", f"{first['ema_decay']:g}", str(first["seed"]),
+             "one_step.sh" if "one_step.sh" in first.get("note", "") else "command line", f"{first['student_steps']:,}",
+             *(f2(by_k[k]["fid"]) for k in (1, 2, 4)), f2(by_k[1]["recall"])] for first, by_k in runs]  # fmt: skip
+    return table(["lr", "GAN weight", "EMA decay", "seed", "run", "student steps", "1 step", "2 steps", "4 steps",
+                  "recall, 1 step"], rows)  # fmt: skip
+
+
+DMD_EMA_COND = f"{ONE_STEP}/dmd_ema_mnist_cond.jsonl"  # EMA rules rebuilt on two conditional runs (seed 1)
+
+
+def t_dmd_ema_rules_cond() -> str:
+    """Guided FID at 1, 2, 4 steps and unconditional at 1 of each EMA rule rebuilt on the two conditional runs."""
+    by = {(r["lr"], r["rule"], r["samples"], len(r["grid"])): r["fid"] for r in load_jsonl(DMD_EMA_COND)}
+    own = {2e-5: "decay0.995-warmup0", 1e-5: "decay0.99-warmup10"}  # the rule each run itself used
+    label = {**EMA_RULES, "decay0.99-warmup10": "0.99, warm start 10"}
+    rows = [[f"{lr:g}", label[rule] + (" (the run's own rule)" if own[lr] == rule else ""),
+             " / ".join(f2(by[(lr, rule, "class-conditional", k)]) for k in (1, 2, 4)),
+             f2(by[(lr, rule, "unconditional", 1)])]
+            for lr in sorted({lr for lr, *_ in by}, reverse=True) for rule in EMA_RULES if (lr, rule,
+            "unconditional", 1) in by]  # fmt: skip
+    return table(["run's lr", "EMA at the last step", "guided FID, 1 / 2 / 4 steps", "unconditional FID, 1 step"],
+                 rows)  # fmt: skip
+
+
+FEW_TABLES["fs_dmd_ema_rules_cond"] = t_dmd_ema_rules_cond
+
+
+EMA_99 = (2e-5, 0.3, 0.99)  # --ema-decay 0.99 from step 1, the candidate measured last
+
+
+def same_seed_means(k: int) -> tuple[float, float]:
+    """Mean FID at k evaluations of the 0.99 draws and of the default's draws at the same seeds."""
+    ninety_nine = {first["seed"]: by_k[k]["fid"] for first, by_k in ema_draws(EMA_99)}
+    default = {first["seed"]: by_k[k]["fid"] for first, by_k in ema_draws() if first["seed"] in ninety_nine}
+    return mean(list(ninety_nine.values())), mean([default[seed] for seed in ninety_nine])
+
+
+FEW_NUMBERS.update({
+    "fs.dmd_ema.ema99.draws": lambda: str(len(ema_draws(EMA_99))),
+    "fs.dmd_ema.ema99.meet_stretch": lambda: within([by_k[1]["fid"] for _, by_k in ema_draws(EMA_99)], 1.5),
+    **{f"fs.dmd_ema.ema99.{which}{k}": (lambda k=k, i=i: f2(same_seed_means(k)[i]))
+       for k in (1, 2, 4) for i, which in enumerate(("mean", "default_mean"))},
+})  # fmt: skip
+
+
+def fid_range(fids) -> str:
+    return f"{f2(min(fids))}-{f2(max(fids))}"
+
+
+FEW_TABLES.update({"fs_dmd_trace": t_dmd_trace, "fs_dmd_ema_rules": t_dmd_ema_rules, "fs_dmd_ema": t_dmd_ema})
+FEW_NUMBERS.update({
+    "fs.dmd_ema.trace_min": lambda: f2(min(r["fid"] for r in dmd_ema("trace"))),
+    "fs.dmd_ema.trace_max": lambda: f2(max(r["fid"] for r in dmd_ema("trace"))),
+    "fs.dmd_ema.own_range1": lambda: fid_range(ema_rule_fids("own", 1).values()),
+    "fs.dmd_ema.avg_range1": lambda: fid_range(ema_rule_fids("decay0.995-warmup0", 1).values()),
+    "fs.dmd_ema.draws": lambda: str(len(ema_draws())),
+    **{f"fs.dmd_ema.{stat}{k}": (lambda k=k, fn=fn: f2(fn(ema_fids(k)))) for k in (1, 2, 4)
+       for stat, fn in STATS.items()},
+    **{f"fs.dmd_ema.meet{name}": (lambda k=k, ratio=ratio: within(ema_fids(k), ratio))
+       for name, k, ratio in (("1", 1, 2.0), ("2", 2, 1.3), ("4", 4, 1.1), ("_stretch", 1, 1.5))},
 })  # fmt: skip
 
 RENOISE = f"{ONE_STEP}/renoise_mnist.jsonl"  # benchmarks/few_step_ablation/renoise.py
