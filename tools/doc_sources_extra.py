@@ -210,6 +210,14 @@ def one_step_numbers() -> dict:
 READABLE = ("trajectory_consistency1_unconditional", "trajectory_consistency1_guided",
             "teacher_dpmpp2m-sde50_unconditional")  # fmt: skip
 
+# readable.json's recounts in one sitting (to compare like with like) -> the grids each recounted
+SITTINGS = {
+    "same_sitting": ("dmd-gan-warm_consistency1_unconditional", "dmd-chain4_consistency1_unconditional",
+                     "teacher_dpmpp2m-sde50_unconditional"),
+    "same_sitting_2": ("dmd_consistency1_unconditional", "dmd-gan-warm_consistency1_unconditional",
+                       "teacher_dpmpp2m-sde50_unconditional"),
+}  # fmt: skip
+
 FEW_NUMBERS = {
     "cpu.recipe_note": cpu_recipe_note,
     "fp32.steps": fp32_steps,
@@ -240,28 +248,13 @@ FEW_NUMBERS = {
         if grid.endswith("unconditional")
     },
     **{
-        f"fs.mnist-unconditional.same_sitting.{grid}": (
-            lambda grid=grid: str(
-                load_json(f"{ONE_STEP}/mnist-unconditional/readable.json")["same_sitting"][f"grid_{grid}.png"]
+        f"fs.mnist-unconditional.{sitting}.{grid}": (
+            lambda sitting=sitting, grid=grid: str(
+                load_json(f"{ONE_STEP}/mnist-unconditional/readable.json")[sitting][f"grid_{grid}.png"]
             )
         )
-        for grid in (
-            "dmd-gan-warm_consistency1_unconditional",
-            "dmd-chain4_consistency1_unconditional",
-            "teacher_dpmpp2m-sde50_unconditional",
-        )
-    },
-    **{
-        f"fs.mnist-unconditional.same_sitting_2.{grid}": (
-            lambda grid=grid: str(
-                load_json(f"{ONE_STEP}/mnist-unconditional/readable.json")["same_sitting_2"][f"grid_{grid}.png"]
-            )
-        )
-        for grid in (
-            "dmd_consistency1_unconditional",
-            "dmd-gan-warm_consistency1_unconditional",
-            "teacher_dpmpp2m-sde50_unconditional",
-        )
+        for sitting, grids in SITTINGS.items()
+        for grid in grids
     },
     **one_step_numbers(),
 }
