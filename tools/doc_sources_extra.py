@@ -272,9 +272,14 @@ FEW_NUMBERS["suite.seconds"] = suite_seconds
 
 
 def suite_spare() -> str:
-    """The issue's 60 s less the slowest and the fastest run of test_suite_cpu.json, as "4 to 8 s"."""
+    """Whether test_suite_cpu.json's runs meet the issue's 60 s: "met in those three runs, with 4 to 8 s to spare",
+    or "missed in 2 of those three runs, by up to 7 s"."""
     seconds = [r["seconds"] for r in load_json("test_suite_cpu.json")["runs"]]
-    return f"{60 - max(seconds):.0f} to {60 - min(seconds):.0f} s"
+    runs = {2: "two", 3: "three"}.get(len(seconds), str(len(seconds)))
+    over = [t - 60 for t in seconds if t > 60]
+    if not over:
+        return f"met in those {runs} runs, with {60 - max(seconds):.0f} to {60 - min(seconds):.0f} s to spare"
+    return f"missed in {len(over)} of those {runs} runs, by up to {max(over):.0f} s"
 
 
 FEW_NUMBERS["suite.spare"] = suite_spare
