@@ -603,13 +603,19 @@ def t_dmd_ema_rules() -> str:
                   "4 steps"], rows)  # fmt: skip
 
 
+def ema_setting(first: dict) -> tuple:
+    return first["lr"], first["gan"], first["ema_decay"]
+
+
+def ema_runs() -> list[tuple[dict, dict]]:
+    """(first record, {evaluations: record}) of each library draw with the EMA from step 1."""
+    runs = grid_fids(DMD_EMA, lambda r: r["checkpoint"], value=lambda r: r).values()
+    return [(first, by_k) for first, by_k in runs if first["kind"] == "draw"]
+
+
 def ema_draws(setting: tuple = EMA_DEFAULT) -> list[tuple[dict, dict]]:
-    """(first record, {evaluations: record}) of each library draw with the EMA from step 1, at (lr, GAN weight,
-    EMA decay)."""
-    runs = {}
-    for r in dmd_ema("draw"):
-        runs.setdefault(r["checkpoint"], (r, {}))[1][len(r["grid"])] = r
-    return [run for run in runs.values() if (run[0]["lr"], run[0]["gan"], run[0]["ema_decay"]) == setting]
+    """The draws of one (lr, GAN weight, EMA decay); by default dmd's own."""
+    return [run for run in ema_runs() if ema_setting(run[0]) == setting]
 
 
 def ema_fids(k: int) -> list[float]:
@@ -617,8 +623,7 @@ def ema_fids(k: int) -> list[float]:
 
 
 def t_dmd_ema() -> str:
-    settings = sorted({(r["lr"], r["gan"], r["ema_decay"]) for r in dmd_ema("draw")})
-    runs = [run for setting in settings for run in ema_draws(setting)]
+    runs = sorted(ema_runs(), key=lambda run: ema_setting(run[0]))  # stable: file order within a setting
     rows = [[f"{first['lr']:g}", f"{first['gan']:g}", f"{first['ema_decay']:g}", str(first["seed"]),
              "one_step.sh" if "one_step.sh" in first.get("note", "") else "command line", f"{first['student_steps']:,}",
              *(f2(by_k[k]["fid"]) for k in (1, 2, 4)), f2(by_k[1]["recall"])] for first, by_k in runs]  # fmt: skip

@@ -16,6 +16,7 @@ did) lets its own final EMA be compared with the rebuilt one.
 """
 
 import argparse
+import bisect
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ def coefficients(steps: list[int], decay: float, warmup: int) -> list[float]:
     c, keep = [0.0] * len(steps), 1.0
     for s in range(steps[-1], 0, -1):
         d = ema_decay(s, decay, warmup)
-        c[next(i for i, k in enumerate(steps) if k >= s)] += (1 - d) * keep
+        c[bisect.bisect_left(steps, s)] += (1 - d) * keep  # the first kept point at or after step s
         keep *= d
     c[0] += keep
     return c
@@ -49,9 +50,9 @@ def main() -> None:
     steps = [0] + [state["step"] for state in kept]
     weights = [load_checkpoint(args.student)["ema"]] + [state["model"] for state in kept]
     args.out.mkdir(parents=True, exist_ok=True)
+    last = kept[-1]["ema"]
     for decay, warmup in RULES:
         c = coefficients(steps, decay, warmup)
-        last = kept[-1]["ema"]
         ema = {k: sum(ci * w[k].double() for ci, w in zip(c, weights)).to(last[k].dtype)
                if last[k].is_floating_point() else last[k] for k in last}  # fmt: skip
         torch.save({**kept[-1], "ema": ema}, args.out / f"decay{decay:g}-warmup{warmup}.pt")

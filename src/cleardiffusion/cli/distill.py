@@ -73,10 +73,10 @@ def register(subparsers) -> None:
 def config_from_teacher(teacher_config: dict, given: dict):
     """The TrainConfig of a distillation run: the teacher's run, less what it does not pass on, then DEFAULTS,
     then the flags given."""
-    from ..train_config import FIELDS_BEFORE_THEY_EXISTED, TrainConfig
+    from ..train_config import TrainConfig, config_as_of_today
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    inherited = {k: v for k, v in {**FIELDS_BEFORE_THEY_EXISTED, **teacher_config}.items()
+    inherited = {k: v for k, v in config_as_of_today(teacher_config).items()
                  if k in names and k not in NOT_INHERITED}  # fmt: skip
     if isinstance(inherited.get("adam_betas"), list):
         inherited["adam_betas"] = tuple(inherited["adam_betas"])
