@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,3 +131,49 @@ def test_ema_rules_rebuilds_the_loops_ema_from_every_step():
         assert float(sum(ci * t for ci, t in zip(c, theta))) == pytest.approx(float(ema), abs=1e-12)
         coarse = rules.coefficients([0, 3, 7], decay, warmup)
         assert coarse == pytest.approx([c[0], sum(c[1:4]), sum(c[4:8])], abs=1e-12)
+
+
+def test_blind_count_gives_each_source_back_its_own_marks(tmp_path):
+    """benchmarks/blind_count.py: cells dealt into shuffled sheets come back to their source and index. Each
+    synthetic sample's pixels name it (source, index); marking, on the sheets as read back from their PNGs, the
+    cells that show source 'b' samples 0-6 must count 'b' 93 and every other source 100."""
+    from PIL import Image
+
+    blind = load_script(ROOT / "benchmarks" / "blind_count.py")
+    pngs = {}
+    for s, name in enumerate("abc"):
+        cells = np.zeros((100, 28, 28), np.uint8)
+        cells[:, :14] = np.arange(100, dtype=np.uint8)[:, None, None]  # top half: the index
+        cells[:, 14:] = 100 + 50 * s  # bottom half: the source
+        grid = np.zeros((302, 302), np.uint8)
+        for i, cell in enumerate(cells):
+            r, c = divmod(i, 10)
+            grid[2 + 30 * r : 30 + 30 * r, 2 + 30 * c : 30 + 30 * c] = cell
+        pngs[name] = tmp_path / f"{name}.png"
+        Image.fromarray(grid).save(pngs[name])
+    out = tmp_path / "deal"
+    argv = ["deal", "--out", str(out), "--seed", "3"] + [f"--source={n}={p}" for n, p in pngs.items()]
+    assert blind.main(argv) == 0
+    marks = {}
+    for k in (1, 2, 3):
+        sheet = np.asarray(Image.open(out / f"sheet_{k}.png"))
+        marks[f"sheet_{k}"] = []
+        for i in range(100):
+            r, c = divmod(i, 10)
+            y, x = 24 + r * (84 + 6), 24 + c * (84 + 6)  # the sheet's layout: 3x cells, 6-pixel gaps, 24 margin
+            index, source = sheet[y + 10, x + 10], sheet[y + 70, x + 10]
+            if source == 150 and index < 7:
+                marks[f"sheet_{k}"].append(f"{'ABCDEFGHIJ'[r]}{c}")
+    assert sum(map(len, marks.values())) == 7
+    (out / "marks.json").write_text(json.dumps(marks))
+    assert blind.main(["reveal", str(out)]) == 0
+    counts = json.loads((out / "counts.json").read_text())
+    assert counts == {"a": {"readable": 100, "unreadable": []}, "b": {"readable": 93, "unreadable": list(range(7))},
+                      "c": {"readable": 100, "unreadable": []}}  # fmt: skip
+    with pytest.raises(SystemExit) as refused:  # a deal is never overwritten
+        blind.main(argv)
+    assert refused.value.code == 2
+    (out / "marks.json").write_text(json.dumps({"sheet_1": ["K1"], "sheet_2": [], "sheet_3": []}))
+    with pytest.raises(SystemExit) as refused:  # not a cell
+        blind.main(["reveal", str(out)])
+    assert refused.value.code == 2
