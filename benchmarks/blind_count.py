@@ -6,10 +6,9 @@ images as a control of the counter's strictness, into shuffled sheets of 100 cel
 unreadable cells of each sheet without knowing which grid a cell came from; `reveal` then gives each source's
 count.
 
-    python benchmarks/blind_count.py deal --out runs/blind \\
-        --source dmd=benchmarks/results/one_step_cpu/mnist-unconditional/grid_dmd_consistency1_unconditional.png \\
-        --source teacher=benchmarks/results/one_step_cpu/mnist-unconditional/grid_teacher_dpmpp2m-sde50_unconditional.png \\
-        --real mnist=../shared/data/mnist
+    G=benchmarks/results/one_step_cpu/mnist-unconditional
+    python benchmarks/blind_count.py deal --out runs/blind --source dmd=$G/grid_dmd_consistency1_unconditional.png \\
+        --source teacher=$G/grid_teacher_dpmpp2m-sde50_unconditional.png --real mnist=../shared/data/mnist
     # look at runs/blind/sheet_1.png ...; write the unreadable cells of each sheet (row letter, column digit) in
     # runs/blind/marks.json, e.g. {"sheet_1": ["A3", "J0"], "sheet_2": []}; only then:
     python benchmarks/blind_count.py reveal runs/blind

@@ -505,9 +505,13 @@ FEW_NUMBERS.update({
     **{f"fs.dmd_cond.{ds}.{ema}.draws": (lambda ds=ds, ema=ema: str(len(gan_conditional_draws(ds, ema))))
        for ds in ("mnist", "fashion-mnist") for ema in ("new", "old")},
 })  # fmt: skip
-FEW_NUMBERS["fs.dmd_cond.mnist.student.g1"] = lambda: f2(next(
-    s[("class-conditional", 1)]["fid"] for first, s in dmd_conditional_runs().values()
-    if first["dataset"] == "mnist" and first["method"] != "dmd"))  # the 10-minute student dmd starts from
+FEW_NUMBERS["fs.dmd_cond.mnist.student.g1"] = lambda: f2(
+    next(
+        s[("class-conditional", 1)]["fid"]
+        for first, s in dmd_conditional_runs().values()
+        if first["dataset"] == "mnist" and first["method"] != "dmd"
+    )
+)  # the 10-minute student dmd starts from
 DMD_GAN = f"{ONE_STEP}/dmd_gan_mnist_uncond.jsonl"  # 5 minutes of dmd with --dmd-gan, scored by grid_search.py
 
 
