@@ -166,6 +166,8 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--guidance", "3"], "conditional"),
         (0, ["--steps", "101"], "between 1 and 100 (T, the checkpoint's diffusion steps)"),
         (0, ["--out-suffix", ".jpg"], "--out must end in .png or .npz"),
+        (0, ["--noise-scale", "0"], "(--noise-scale) must be a positive number"),
+        (0, ["--noise-scale", "-0.5"], "(--noise-scale) must be a positive number"),
     ],
 )
 def test_bad_requests_get_one_line_errors(checkpoints, tmp_path, capsys, which, extra, message):
@@ -212,3 +214,30 @@ def test_recipe_defaults_per_objective():
     assert recipe.SamplingRecipe(sampler="heun").resolve(flow).steps == 25
     with pytest.raises(ValueError, match="between 1 and 10000"):
         recipe.SamplingRecipe(steps=5_000_000).resolve(flow)
+
+
+def test_noise_scale_scales_the_starting_noise_and_nothing_else(checkpoints, tmp_path, monkeypatch):
+    """--noise-scale S: the sampler starts from S times the x_T it starts from by default (the same per-sample
+    draws), the .npz records S, and the default is 1 (the model's own distribution)."""
+    from cleardiffusion.checkpoint import load_for_sampling
+    from cleardiffusion.generate import generate_images
+
+    model, path, meta = load_for_sampling(checkpoints[0])
+    assert recipe.SamplingRecipe().resolve(path).noise_scale == 1.0
+    starts = []
+
+    def recorder(model, path, x_T, timesteps, **kwargs):
+        starts.append(x_T.clone())
+        return x_T.clamp(-1, 1)
+
+    monkeypatch.setitem(SAMPLERS, "ddim", recorder)
+    for s in (None, 0.5):
+        r = recipe.SamplingRecipe(sampler="ddim", steps=3, noise_scale=s)
+        list(generate_images(model, path, n=4, shape=meta["image_shape"], recipe=r, seed=7))
+    torch.testing.assert_close(starts[1], 0.5 * starts[0], rtol=0, atol=0)
+    assert starts[0].std() > 0.5  # unit noise: the default scale is 1
+    monkeypatch.undo()
+    assert run_sample(checkpoints[0], tmp_path / "t.npz", "--n", 2, "--steps", 3, "--noise-scale", 0.8) == 0
+    assert float(np.load(tmp_path / "t.npz")["noise_scale"]) == 0.8
+    assert run_sample(checkpoints[0], tmp_path / "d.npz", "--n", 2, "--steps", 3) == 0
+    assert "noise_scale" not in np.load(tmp_path / "d.npz")

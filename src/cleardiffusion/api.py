@@ -53,7 +53,7 @@ class Model:
         """n images as uint8 (n, C, H, W), each reproducible from (seed, its index) whatever the batch size.
 
         `recipe` (default: the library's, as `cleardiffusion sample` uses it) or its fields as keywords
-        (sampler, steps, spacing, solver_type, eta, variance, clip_x0, guidance); `labels`: n class indices
+        (sampler, steps, spacing, solver_type, eta, variance, clip_x0, guidance, noise_scale); `labels`: n class indices
         for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
         them, by default the device's fastest (bf16 on a CPU with native bf16).
         """

@@ -72,7 +72,7 @@ def generate_images(
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         generators = [sample_generator(seed, i) for i in range(start, stop)]
-        x_T = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
+        x_T = recipe.noise_scale * torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
         y = None if labels is None else labels[start:stop].to(device)
         guided = guided_model(network, y, recipe.guidance)  # checks the labels once, here
         with trusted_inputs(network):  # so the model need not re-check them (a host sync) at every step

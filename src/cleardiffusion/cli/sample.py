@@ -140,6 +140,14 @@ def register(subparsers) -> None:
         "each in a grid) or 'none' (unconditional); default: all when conditional",
     )
     p.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale s (default: 1)")
+    p.add_argument(
+        "--noise-scale",
+        type=finite_float,
+        default=None,
+        metavar="S",
+        help="start from x_T = S * noise; below 1 the truncation trick: fewer malformed samples, less variety "
+        "(default: the recipe's, 1 for every model but those listed in recipe.DEFAULT_NOISE_SCALE)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="base seed; sample i uses (seed, i)")
     p.add_argument(
         "--batch-size",
@@ -286,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
         run_info = {"objective": meta["objective"], "sampler": sampler, "spacing": spacing, "steps": steps, "nfe": nfe,
                     "precision": sampling_precision(device, precision)}  # fmt: skip
         run_info.update({"solver_type": solver_type} if solver_type else {})
+        run_info.update({"noise_scale": recipe.noise_scale} if recipe.noise_scale != 1 else {})
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         with atomic_write(out) as f:
             np.savez(f, **arrays)
