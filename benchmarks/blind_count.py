@@ -13,10 +13,12 @@ count.
     # runs/blind/marks.json, e.g. {"sheet_1": ["A3", "J0"], "sheet_2": []}; only then:
     python benchmarks/blind_count.py reveal runs/blind
 
-`deal` writes OUT/sheet_<k>.png and OUT/key.json (the sources and which cell of which sheet holds which sample:
-do not open it before marking). `reveal` writes OUT/counts.json: per source, the readable count of its 100
-samples and the indices of the unreadable ones. A grid is the 10 x 10 PNG `one_step.py` writes (28 x 28 cells,
-2-pixel gaps); the real images are the first 100 of the dataset's test split.
+`deal` writes OUT/sheet_<k>.png and OUT/key.json (the sources, their files, the shuffle's seed and which cell
+of which sheet holds which sample: do not open it before marking). `reveal` writes OUT/counts.json: per source,
+the readable count of its 100 samples and the indices of the unreadable ones. `sheets DIR` writes a deal's
+sheets again, pixel for pixel, from its key (the committed sittings keep key, marks and counts, not sheets).
+A grid is the 10 x 10 PNG `one_step.py` writes (28 x 28 cells, 2-pixel gaps); the real images are the first 100
+of the dataset's test split.
 """
 
 import argparse
@@ -72,8 +74,9 @@ def sheet(cells: np.ndarray, scale: int = 3) -> Image.Image:
     return im
 
 
-def deal(sources: dict[str, np.ndarray], out: Path, seed: int) -> dict:
-    """Shuffle every source's 100 cells together into sheets of 100; write the sheets and the key."""
+def deal(sources: dict[str, np.ndarray], out: Path, seed: int, files: dict[str, str] | None = None) -> dict:
+    """Shuffle every source's 100 cells together into sheets of 100; write the sheets and the key (with where
+    each source came from, `files`)."""
     names = list(sources)
     order = np.random.default_rng(seed).permutation(len(names) * CELLS)  # position p holds sample order[p]
     cells = np.concatenate([sources[n] for n in names])
@@ -83,7 +86,7 @@ def deal(sources: dict[str, np.ndarray], out: Path, seed: int) -> dict:
         positions = order[k * CELLS : (k + 1) * CELLS]
         sheet(cells[positions]).save(out / f"sheet_{k + 1}.png")
         sheets[f"sheet_{k + 1}"] = [[names[int(p) // CELLS], int(p) % CELLS] for p in positions]
-    key = {"seed": seed, "sources": names, "sheets": sheets}
+    key = {"seed": seed, "sources": names, "files": files or {}, "sheets": sheets}
     (out / "key.json").write_text(json.dumps(key) + "\n")
     return key
 
@@ -122,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, help="the shuffle's seed (default: a random one, kept in the key)")
     r = sub.add_parser("reveal", help="count each source from OUT/marks.json")
     r.add_argument("dir", type=Path)
+    w = sub.add_parser("sheets", help="write a deal's sheets again from its key.json (its files and seed)")
+    w.add_argument("dir", type=Path)
+    w.add_argument("--data-dir", default="../shared/data/mnist", help="the real images' folder (default: %(default)s)")
     args = p.parse_args(argv)
     try:
         return run(args)
@@ -133,20 +139,30 @@ def run(args) -> int:
     if args.command == "deal":
         if (args.out / "key.json").exists():
             raise Refused(f"{args.out} holds a deal already; give another --out")
-        sources = {}
+        sources, files = {}, {}
         for spec in args.source:
             name, _, png = spec.partition("=")
             if not png or name in sources or name == "real":
                 raise Refused(f"--source {spec!r}: give NAME=GRID.png, each name once, not 'real'")
-            sources[name] = grid_cells(Path(png))
+            sources[name], files[name] = grid_cells(Path(png)), png
         if args.real:
             dataset, _, data_dir = args.real.partition("=")
-            sources["real"] = real_cells(dataset, data_dir)
+            sources["real"], files["real"] = real_cells(dataset, data_dir), f"{dataset} test images 0-99"
         if len(sources) < 2:
             raise Refused("deal at least two sources (a --source and --real, or two --source)")
         seed = args.seed if args.seed is not None else secrets.randbits(32)
-        deal(sources, args.out, seed)
+        deal(sources, args.out, seed, files)
         print(f"{len(sources)} sheets in {args.out}; mark each one's unreadable cells in {args.out}/marks.json")
+        return 0
+    if args.command == "sheets":  # the committed sittings keep their key, not their sheets
+        if not (args.dir / "key.json").is_file():
+            raise Refused(f"{args.dir} has no key.json")
+        key = json.loads((args.dir / "key.json").read_text())
+        files = key["files"]
+        cells = {n: real_cells(files[n].split()[0], args.data_dir) if n == "real" else grid_cells(Path(files[n]))
+                 for n in key["sources"]}  # fmt: skip
+        deal(cells, args.dir, key["seed"], key["files"])
+        print(f"wrote the {len(cells)} sheets of {args.dir} again")
         return 0
     for name in ("key.json", "marks.json"):
         if not (args.dir / name).is_file():

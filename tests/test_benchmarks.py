@@ -165,6 +165,10 @@ def test_blind_count_gives_each_source_back_its_own_marks(tmp_path):
             if source == 150 and index < 7:
                 marks[f"sheet_{k}"].append(f"{'ABCDEFGHIJ'[r]}{c}")
     assert sum(map(len, marks.values())) == 7
+    first = (out / "sheet_1.png").read_bytes()
+    (out / "sheet_1.png").unlink()
+    assert blind.main(["sheets", str(out)]) == 0  # the key alone writes the same sheets again
+    assert (out / "sheet_1.png").read_bytes() == first
     (out / "marks.json").write_text(json.dumps(marks))
     assert blind.main(["reveal", str(out)]) == 0
     counts = json.loads((out / "counts.json").read_text())
