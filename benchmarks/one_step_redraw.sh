@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Issue 24's unconditional protocol drawn again from scratch, twice: a fresh 15-minute teacher (train --seed S),
+# 10 minutes of trajectory distillation and 5 of dmd (today's defaults), each chain on its own core
+# (one_step.sh's last block ran once, on one teacher). Then the same 5 minutes of dmd with --ema-decay 0.99
+# (from step 1), benchmarks/one_step.py on each chain, more draws from chain 1 (two more dmd seeds from its
+# student; a second student, seed 2, and its dmd), one-step FIDs at --noise-scale below 1, and the blind
+# readability sittings (benchmarks/blind_count.py). Run from the repository root.
+set -euo pipefail
+D=${DATA:-../shared/data}
+export OMP_NUM_THREADS=1
+chain() {  # seed, core
+  local S=$1 C=$2 U=runs/s17-uncond-s$1
+  taskset -c $C cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --seed $S --out $U
+  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed $S --out $U-traj10
+  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+    --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed $S --out $U-dmd3
+  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+    --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed $S --ema-decay 0.99 --out $U-dmd99
+  taskset -c $C python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
+    --student trajectory-10min=$U-traj10/checkpoints/last.pt --student dmd=$U-dmd3/checkpoints/last.pt \
+    --student dmd-ema99=$U-dmd99/checkpoints/last.pt --out benchmarks/results/one_step_cpu/mnist-unconditional-redraw/seed$S
+}
+chain 0 0 & chain 1 1 & wait
+# chain 1 again: two more dmd draws from its student (core 1); a second student and its dmd (core 0)
+U=runs/s17-uncond-s1
+taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 2 --out $U-dmd3-seed2 &
+taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed 2 --out $U-traj10-seed2
+wait
+taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 3 --out $U-dmd3-seed3 &
+taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  --student $U-traj10-seed2/checkpoints/last.pt --time-budget 5 --seed 2 --out $U-traj10-seed2-dmd3
+wait
+# FID at 1, 2 and 4 steps (the jump grid) with the starting noise scaled by S (sample --noise-scale S)
+OUT=benchmarks/results/one_step_cpu/noise_scale_mnist_uncond.jsonl
+scales() {  # the first four models were scored at 0.75 and 0.7 too
+  case $1 in *seed2-dmd3) echo 1.0 0.9 0.85 0.8;; *-dmd3|*-dmd3-seed*) echo 1.0 0.9 0.85 0.8 0.75 0.7;; *) echo 1.0 0.9 0.85 0.8;; esac
+}
+for c in runs/s17-uncond-s0-dmd3 runs/s17-uncond-s1-dmd3 runs/s17-uncond-s1-dmd3-seed2 runs/s17-uncond-s1-dmd3-seed3 \
+         runs/s17-uncond-s1-traj10-seed2-dmd3 runs/s17-uncond-s0-dmd99 runs/s17-uncond-s1-dmd99 \
+         runs/s17-uncond-s0-traj10 runs/s17-uncond-s1-traj10; do
+  for s in $(scales $c); do
+    python benchmarks/few_step_ablation/grid_search.py $c/checkpoints/last.pt "[999]" "[999,293]" "[999,293,131,48]" \
+      --recipe "{\"noise_scale\": $s}" >> $OUT
+  done
+done
+python benchmarks/few_step_ablation/grid_search.py runs/s17-uncond-s1-traj10-seed2/checkpoints/last.pt "[999]" \
+  "[999,293]" "[999,293,131,48]" >> $OUT
+for t in runs/s17-uncond-s0 runs/s17-uncond-s1; do  # the teachers' probability-flow ODE, which distillation copies
+  python benchmarks/few_step_ablation/grid_search.py $t/checkpoints/last.pt null \
+    --recipe '{"sampler": "dpm++2m", "steps": 16, "spacing": "trailing", "solver_type": "exact"}' >> $OUT
+done
+# the first 100 one-step samples at scales 0.9, 0.8, 0.7: the grids the second sitting counted
+for S in 0 1; do
+  for s in 0.9 0.8 0.7; do
+    python -c "
+import sys, torch
+from cleardiffusion.checkpoint import load_for_sampling
+from cleardiffusion.data import from_model_range
+from cleardiffusion.generate import generate_images
+from cleardiffusion.recipe import SamplingRecipe
+from cleardiffusion.viz import save_grid
+model, path, meta = load_for_sampling(sys.argv[1])
+recipe = SamplingRecipe(steps=1, noise_scale=float(sys.argv[2]))
+x = torch.cat(list(generate_images(model, path, n=100, shape=tuple(meta['image_shape']), recipe=recipe, seed=0)))
+save_grid(from_model_range(x), sys.argv[3], nrow=10)" runs/s17-uncond-s$S-dmd3/checkpoints/last.pt $s \
+      benchmarks/results/one_step_cpu/mnist-unconditional-redraw/seed$S/grid_dmd_consistency1_unconditional_noise$s.png
+  done
+done
+# the blind sittings: benchmarks/results/one_step_cpu/mnist-unconditional/blind/sitting_<k>/key.json names each
+# sitting's grids and seed; `python benchmarks/blind_count.py sheets DIR` writes its sheets again

@@ -1,0 +1,141 @@
+"""Issue 24's unconditional protocol drawn again (benchmarks/one_step_redraw.sh) for docs/few_step.md and the
+README: the chains' one_step.py results, the one-step FIDs at --noise-scale below 1, and the blind readability
+sittings (benchmarks/blind_count.py); render_docs.py merges them."""
+
+from doc_sources import f2, load_json, load_jsonl, table, thousands
+
+ONE_STEP = "one_step_cpu"
+CHAINS = {"the committed run": "mnist-unconditional", "chain 0": "mnist-unconditional-redraw/seed0",
+          "chain 1": "mnist-unconditional-redraw/seed1"}  # fmt: skip
+STUDENTS = {"trajectory-10min": "10 min trajectory", "dmd": "+ 5 min dmd (defaults)",
+            "dmd-ema99": "+ 5 min dmd, --ema-decay 0.99"}  # fmt: skip
+NOISE = f"{ONE_STEP}/noise_scale_mnist_uncond.jsonl"
+SCALES = (1.0, 0.9, 0.85, 0.8)
+BLIND = f"{ONE_STEP}/mnist-unconditional/blind"
+
+
+def chain_rows(chain: str) -> list[dict]:
+    return load_json(f"{ONE_STEP}/{CHAINS[chain]}/results.json")["rows"]
+
+
+def teacher(chain: str) -> dict:
+    return next(r for r in chain_rows(chain) if r["model"] == "teacher" and r["steps"] == 50)
+
+
+def student_fid(chain: str, model: str, steps: int) -> float:
+    return next(r["fid"] for r in chain_rows(chain) if r["model"] == model and r["steps"] == steps)
+
+
+def chain_ratio(chain: str, model: str, steps: int) -> str:
+    return f"{student_fid(chain, model, steps) / teacher(chain)['fid']:.2f}x"
+
+
+def t_redraw() -> str:
+    rows = []
+    for chain in CHAINS:
+        t = teacher(chain)
+        rows.append([chain, f"teacher, 15 min ({thousands(t['checkpoint_step'])} steps)", "50", f2(t["fid"]), "1.00x"])
+        for model, what in STUDENTS.items():
+            if not any(r["model"] == model for r in chain_rows(chain)):
+                continue
+            for k in (1, 2, 4):
+                rows.append([chain, what, str(k), f2(student_fid(chain, model, k)), chain_ratio(chain, model, k)])
+    return table(["chain", "model", "NFE", "FID", "/ its teacher-50"], rows)
+
+
+def noise_runs() -> dict[str, dict]:
+    """{checkpoint: {(noise scale, evaluations): FID}} of the grid-search lines (a line without a recipe: 1)."""
+    runs: dict[str, dict] = {}
+    for r in load_jsonl(NOISE):
+        if "grid" in r and r["grid"] is not None:
+            scale = r.get("recipe", {}).get("noise_scale", 1.0)
+            runs.setdefault(r["checkpoint"], {})[(scale, len(r["grid"]))] = r["fid"]
+    return runs
+
+
+def run_label(checkpoint: str) -> str:
+    """runs/s17-uncond-s1-dmd3-seed2/checkpoints/last.pt -> 'chain 1, dmd seed 2'."""
+    name = checkpoint.split("/")[1].removeprefix("s17-uncond-s")
+    chain, _, rest = name.partition("-")
+    parts = {"dmd3": "dmd", "dmd99": "dmd --ema-decay 0.99", "traj10": "10-min student", "seed2": "seed 2",
+             "seed3": "seed 3"}  # fmt: skip
+    return f"chain {chain}, " + " ".join(parts.get(p, p) for p in rest.split("-"))
+
+
+def t_noise_scale() -> str:
+    rows = []
+    for checkpoint, fids in noise_runs().items():
+        if (0.85, 1) not in fids:
+            continue
+        one = [f2(fids[(s, 1)]) for s in SCALES]
+        more = [f"{f2(fids[(1.0, k)])} / {f2(fids[(0.85, k)])}" for k in (2, 4)]
+        rows.append([run_label(checkpoint), *one, *more])
+    header = ["model", *[f"1 step, S = {s:g}" for s in SCALES], "2 steps, S = 1 / 0.85", "4 steps, S = 1 / 0.85"]
+    return table(header, rows)
+
+
+def noise_gain(scale: float, k: int = 1) -> list[float]:
+    """FID at noise scale `scale` over FID at 1, at k evaluations, for each model scored at both."""
+    runs = noise_runs().values()
+    return [f[(scale, k)] / f[(1.0, k)] for f in runs if (scale, k) in f and (1.0, k) in f and (0.85, 1) in f]
+
+
+def ode16(chain: int) -> float:
+    return next(r["fid"] for r in load_jsonl(NOISE) if r.get("grid") is None
+                and r["checkpoint"] == f"runs/s17-uncond-s{chain}/checkpoints/last.pt")  # fmt: skip
+
+
+def blind(sitting: int) -> dict:
+    return load_json(f"{BLIND}/sitting_{sitting}/counts.json")
+
+
+BLIND_LABELS = {
+    "committed-dmd": "the committed `dmd` row, 1 step",
+    "committed-dmd-gan-warm": "the committed `dmd-gan-warm` row, 1 step",
+    "committed-teacher50": "the committed teacher, 50 steps",
+    "seed0-dmd": "chain 0, dmd, 1 step",
+    "seed1-dmd": "chain 1, dmd, 1 step",
+    "seed0-dmd-ema99": "chain 0, dmd --ema-decay 0.99, 1 step",
+    "seed1-dmd-ema99": "chain 1, dmd --ema-decay 0.99, 1 step",
+    "seed0-teacher50": "chain 0, teacher, 50 steps",
+    "seed1-teacher50": "chain 1, teacher, 50 steps",
+    "real": "real test digits 0-99 (the control)",
+    **{f"s{c}-{s}": f"chain {c}, dmd, 1 step" + (f", S = {s}" if s != "1.0" else "")
+       for c in (0, 1) for s in ("1.0", "0.9", "0.8")},
+}  # fmt: skip
+
+
+def t_blind() -> str:
+    rows = []
+    for k in (1, 2):
+        for name, c in blind(k).items():
+            rows.append([f"{k}", BLIND_LABELS[name], str(c["readable"])])
+    return table(["sitting", "grid (first 100 samples)", "readable"], rows)
+
+
+SAME_GRID = {"chain0": ("seed0-dmd", "s0-1.0"), "chain1": ("seed1-dmd", "s1-1.0"), "real": ("real", "real")}
+
+
+def recount(grid: str, part: str) -> str:
+    """How the two sittings' unreadable sets of one grid overlap: both, first only, second only."""
+    a, b = (set(blind(k)[name]["unreadable"]) for k, name in zip((1, 2), SAME_GRID[grid]))
+    return str(len({"both": a & b, "first": a - b, "second": b - a}[part]))
+
+
+REDRAW_TABLES = {"fs_redraw": t_redraw, "fs_noise_scale": t_noise_scale, "fs_blind": t_blind}
+REDRAW_NUMBERS = {
+    **{f"fs.redraw.{c}.{m}.u{k}": (lambda c=c, m=m, k=k: chain_ratio(f"chain {c}", m, k))
+       for c in (0, 1) for m in ("dmd", "dmd-ema99") for k in (1, 2, 4)},
+    **{f"fs.redraw.{c}.teacher50": (lambda c=c: f2(teacher(f"chain {c}")["fid"])) for c in (0, 1)},
+    **{f"fs.redraw.{c}.ode16": (lambda c=c: f2(ode16(c))) for c in (0, 1)},
+    **{f"fs.blind.{k}.{name}": (lambda k=k, name=name: str(blind(k)[name]["readable"]))
+       for k, names in ((1, [n for n in BLIND_LABELS if not n.startswith("s0-") and not n.startswith("s1-")]),
+                        (2, ["s0-1.0", "s0-0.9", "s0-0.8", "s1-1.0", "s1-0.9", "s1-0.8", "real"]))
+       for name in names},
+    **{f"fs.blind.recount.{g}.{part}": (lambda g=g, part=part: recount(g, part))
+       for g in SAME_GRID for part in ("both", "first", "second")},
+    "fs.blind.one_step_counts": lambda: str(sum("1 step" in BLIND_LABELS[n] for k in (1, 2) for n in blind(k))),
+    "fs.noise.models": lambda: str(len(noise_gain(0.85))),
+    "fs.noise.gain85.min": lambda: f"{(1 - max(noise_gain(0.85))) * 100:.0f}%",
+    "fs.noise.gain85.max": lambda: f"{(1 - min(noise_gain(0.85))) * 100:.0f}%",
+}  # fmt: skip
