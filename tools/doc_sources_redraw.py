@@ -139,3 +139,35 @@ REDRAW_NUMBERS = {
     "fs.noise.gain85.min": lambda: f"{(1 - max(noise_gain(0.85))) * 100:.0f}%",
     "fs.noise.gain85.max": lambda: f"{(1 - min(noise_gain(0.85))) * 100:.0f}%",
 }  # fmt: skip
+
+# ------------------------------------------------------------------ the classifier's count (readability_proxy.py)
+PROXY = f"{ONE_STEP}/readability_proxy.json"
+PROXY_MODELS = f"{ONE_STEP}/readability_proxy_models.jsonl"
+
+
+def proxy_label(r: dict) -> str:
+    name = r["checkpoint"].split("/")[1]
+    if name.endswith(("-s0", "-s1")):
+        return f"chain {name[-1]}, teacher"
+    return run_label(r["checkpoint"])
+
+
+def t_proxy_models() -> str:
+    rows = [[proxy_label(r), r["sampler"], str(r["steps"]), f"{r['noise_scale']:g}", f"{r['per_100']:.1f}",
+             str(r["first_100"])] for r in load_jsonl(PROXY_MODELS)]  # fmt: skip
+    return table(["model", "sampler", "steps", "S", "readable per 100 (of 1,000)", "first 100"], rows)
+
+
+def proxy_share(key: str) -> str:
+    return f"{load_json(PROXY)['confident_0.9'][key] * 100:.0f}%"
+
+
+REDRAW_TABLES["fs_proxy_models"] = t_proxy_models
+REDRAW_NUMBERS.update({
+    "fs.proxy.auc": lambda: f2(load_json(PROXY)["auc"]),
+    "fs.proxy.cells": lambda: thousands(load_json(PROXY)["cells"]),
+    "fs.proxy.mae": lambda: f"{load_json(PROXY)['mean_abs_error']:.1f}",
+    "fs.proxy.real90": lambda: proxy_share("real test digits"),
+    "fs.proxy.blobs90": lambda: proxy_share("teacher ddim 1 step (grey blobs)"),
+    "fs.proxy.threshold": lambda: f2(load_jsonl(PROXY_MODELS)[0]["threshold"]),
+})  # fmt: skip

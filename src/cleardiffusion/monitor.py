@@ -7,7 +7,8 @@ them against the training split's statistics in the feature space of the dataset
 (features.py: the network shipped for mnist, fashion-mnist and cifar10, or --classifier FILE; each record
 names the file's SHA-256 as features_sha256): a fixed-N FID, biased upwards at small N, but comparable along
 one run and between runs with the same N and features_sha256. It also reports the fraction of samples the
-classifier calls with >= 90% confidence.
+classifier calls with >= 90% confidence: a trend along one run, not a count of readable samples (grey blobs can
+score all of them; docs/few_step.md, "A count that does not move with the sitting").
 """
 
 import json
