@@ -30,6 +30,12 @@ def chain_ratio(chain: str, model: str, steps: int) -> str:
     return f"{student_fid(chain, model, steps) / teacher(chain)['fid']:.2f}x"
 
 
+def speedup(chain: str) -> float:
+    """Images per second of the dmd student at one step over the teacher's 50-step sampler's."""
+    one = next(r for r in chain_rows(chain) if r["model"] == "dmd" and r["steps"] == 1)
+    return one["images_per_sec"] / teacher(chain)["images_per_sec"]
+
+
 def t_redraw() -> str:
     rows = []
     for chain in CHAINS:
@@ -127,6 +133,7 @@ REDRAW_NUMBERS = {
     **{f"fs.redraw.{c}.{m}.u{k}": (lambda c=c, m=m, k=k: chain_ratio(f"chain {c}", m, k))
        for c in (0, 1) for m in ("dmd", "dmd-ema99") for k in (1, 2, 4)},
     **{f"fs.redraw.{c}.teacher50": (lambda c=c: f2(teacher(f"chain {c}")["fid"])) for c in (0, 1)},
+    **{f"fs.redraw.{c}.speedup": (lambda c=c: f"{speedup(f'chain {c}'):.0f}x") for c in (0, 1)},
     **{f"fs.redraw.{c}.ode16": (lambda c=c: f2(ode16(c))) for c in (0, 1)},
     **{f"fs.blind.{k}.{name}": (lambda k=k, name=name: str(blind(k)[name]["readable"]))
        for k, names in ((1, [n for n in BLIND_LABELS if not n.startswith("s0-") and not n.startswith("s1-")]),
