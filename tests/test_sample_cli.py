@@ -231,7 +231,7 @@ def test_noise_scale_scales_the_starting_noise_and_nothing_else(checkpoints, tmp
         return x_T.clamp(-1, 1)
 
     monkeypatch.setitem(SAMPLERS, "ddim", recorder)
-    for s in (None, 0.5):
+    for s in (1.0, 0.5):
         r = recipe.SamplingRecipe(sampler="ddim", steps=3, noise_scale=s)
         list(generate_images(model, path, n=4, shape=meta["image_shape"], recipe=r, seed=7))
     torch.testing.assert_close(starts[1], 0.5 * starts[0], rtol=0, atol=0)

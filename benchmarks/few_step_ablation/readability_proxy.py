@@ -73,7 +73,7 @@ def main() -> None:
     p.add_argument("--data-dir", default="../shared/data/mnist")
     p.add_argument("--checkpoint", help="count this model's samples instead (one JSON line)")
     p.add_argument("--steps", type=int, default=None, help="its sampler's steps (default: the recipe's)")
-    p.add_argument("--noise-scale", type=float, default=None)
+    p.add_argument("--noise-scale", type=float, default=1.0)
     p.add_argument("--n", type=int, default=1000)
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -56,11 +56,6 @@ DEFAULT_SPACING: dict[str, dict[str, str]] = {
     "consistency": {"consistency": "jump"},
     "meanflow": {},
 }
-# the scale of the starting noise x_T = s * eps, per objective (else 1: the model's own distribution). Below 1
-# it is the truncation trick of one-step generators (Brock et al. 2019, BigGAN, Sec. 3.1): samples from the
-# noise's tails, where a distilled one-step map draws most of its malformed digits, move towards the middle,
-# for less variety
-DEFAULT_NOISE_SCALE: dict[str, float] = {}
 DEFAULT_SOLVER_TYPE = "exact"  # better at 10 NFE, equal at 50 (benchmarks/results/few_steps_cpu_n1000)
 
 
@@ -76,7 +71,10 @@ class SamplingRecipe:
     variance: str = "beta"  # ddpm: beta | posterior
     clip_x0: bool = True  # clamp the predicted x_0 to [-1, 1] at each step
     guidance: float = 1.0  # classifier-free guidance scale s (1: the conditional model; needs labels)
-    noise_scale: float | None = None  # x_T = noise_scale * eps; see DEFAULT_NOISE_SCALE
+    # the starting noise x_T = noise_scale * eps; 1: the model's own distribution. Below 1, the truncation trick of
+    # one-step generators (Brock et al. 2019, BigGAN, Sec. 3.1): the samples drawn from the noise's tails, where a
+    # distilled one-step map draws most of its malformed digits, move towards the middle, for less variety
+    noise_scale: float = 1.0
 
     def replace(self, **changes) -> "SamplingRecipe":
         return dataclasses.replace(self, **changes)
@@ -105,9 +103,8 @@ class SamplingRecipe:
                              f"one of them (got {sampler})")  # fmt: skip
         if self.solver_type not in (None, *SOLVER_TYPES):
             raise UsageError(f"solver type must be one of {', '.join(SOLVER_TYPES)}, got {self.solver_type!r}")
-        noise_scale = DEFAULT_NOISE_SCALE.get(objective, 1.0) if self.noise_scale is None else self.noise_scale
-        if not (math.isfinite(noise_scale) and noise_scale > 0):
-            raise UsageError(f"noise scale (--noise-scale) must be a positive number, got {noise_scale}")
+        if not (math.isfinite(self.noise_scale) and self.noise_scale > 0):
+            raise UsageError(f"noise scale (--noise-scale) must be a positive number, got {self.noise_scale}")
         if not math.isfinite(self.guidance):
             raise UsageError(f"guidance must be a finite number, got {self.guidance}")
         steps = self.steps
@@ -120,8 +117,7 @@ class SamplingRecipe:
             raise UsageError(f"spacing {spacing!r} does not fit a {objective} model; choose one of "
                              f"{', '.join(path.spacings)}")  # fmt: skip
         solver_type = (self.solver_type or DEFAULT_SOLVER_TYPE) if sampler in SOLVER_TYPED else None
-        return self.replace(sampler=sampler, steps=steps, spacing=spacing, solver_type=solver_type,
-                            noise_scale=noise_scale)  # fmt: skip
+        return self.replace(sampler=sampler, steps=steps, spacing=spacing, solver_type=solver_type)
 
     def options(self) -> dict:
         """The keyword arguments of a resolved recipe's sampler function beyond the shared signature."""
