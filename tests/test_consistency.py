@@ -448,6 +448,12 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--trajectories", "4"], "does nothing"),
         ("ddpm", ["--steps", "2", "--dmd-chain", "4"], "does nothing with --distill-method trajectory"),
         ("ddpm", ["--steps", "2", "--distill-method", "cd", "--dmd-gan", "0.3"], "does nothing with --distill-method"),
+        ("ddpm", ["--steps", "2", "--autoguide", "TEACHER"], "does nothing with --distill-method trajectory"),
+        (
+            "ddpm",
+            ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--autoguide", "TEACHER"],
+            "--autoguide guides an unconditional teacher; this one is conditional",
+        ),
     ],
 )
 def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):
@@ -570,3 +576,27 @@ def test_a_conditional_bank_draws_its_labels_from_the_seed_and_follows_the_guide
     one_class = teacher_trajectories(Conditional(), SCHEDULE, n=4, steps=2, guidance=2.0, shape=shape, num_classes=1,
                                      null_label=1, label_dropout=0.5, seed=seed)  # fmt: skip
     assert one_class.conditional  # a folder dataset of one class still trains a conditional student
+
+
+def test_dmd_takes_its_real_score_from_the_autoguided_teacher_when_given():
+    """--autoguide: DMD's real x0 comes from eps_bad + w (eps_teacher - eps_bad) (guidance.AutoGuidance), not
+    from the teacher alone; the fake network still starts as a copy of the teacher."""
+    from cleardiffusion.guidance import AutoGuidance
+    from cleardiffusion.schedule import x0_from_eps
+    from test_fastpath import tiny_unet
+
+    torch.manual_seed(0)
+    good, bad = tiny_unet().eval(), tiny_unet().eval()
+    with torch.no_grad():  # away from the zero-initialised output layer, so that the two models differ
+        for p in [*good.parameters(), *bad.parameters()]:
+            p.add_(0.05 * torch.randn_like(p))
+    x_t, t = torch.randn(4, 3, 8, 8), torch.tensor([10, 40, 70, 99])
+    plain = DistributionMatchingLoss(SCHEDULE, "eps", good, grid=jump_grid(SCHEDULE, 1), lr=1e-5)
+    guided = DistributionMatchingLoss(SCHEDULE, "eps", good, grid=jump_grid(SCHEDULE, 1), lr=1e-5,
+                                      real=AutoGuidance(good, bad, 2.0))  # fmt: skip
+    with torch.no_grad():
+        eps = bad(x_t, t) + 2.0 * (good(x_t, t) - bad(x_t, t))
+        expected = x0_from_eps(x_t, eps, *SCHEDULE.coefficients(t, 4))
+        torch.testing.assert_close(guided.x0_real(x_t, t, None), expected)
+        assert not torch.allclose(plain.x0_real(x_t, t, None), expected)
+    assert all(torch.equal(a, b) for a, b in zip(guided.fake_net.state_dict().values(), good.state_dict().values()))

@@ -166,6 +166,8 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--guidance", "3"], "conditional"),
         (0, ["--steps", "101"], "between 1 and 100 (T, the checkpoint's diffusion steps)"),
         (0, ["--out-suffix", ".jpg"], "--out must end in .png or .npz"),
+        (1, ["--autoguide", "UNCOND"], "--autoguide guides unconditional samples"),
+        (0, ["--autoguide", "COND"], "must be an unconditional model"),
         (0, ["--noise-scale", "0"], "(--noise-scale) must be a positive number"),
         (0, ["--noise-scale", "-0.5"], "(--noise-scale) must be a positive number"),
     ],
@@ -174,6 +176,7 @@ def test_bad_requests_get_one_line_errors(checkpoints, tmp_path, capsys, which, 
     out = tmp_path / "x.png"
     if extra[0] == "--out-suffix":
         out, extra = tmp_path / "x.jpg", []
+    extra = [str({"UNCOND": checkpoints[0], "COND": checkpoints[1]}.get(a, a)) for a in extra]
     assert exit_status(checkpoints[which], out, "--n", 2, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -241,3 +244,26 @@ def test_noise_scale_scales_the_starting_noise_and_nothing_else(checkpoints, tmp
     assert float(np.load(tmp_path / "t.npz")["noise_scale"]) == 0.8
     assert run_sample(checkpoints[0], tmp_path / "d.npz", "--n", 2, "--steps", 3) == 0
     assert "noise_scale" not in np.load(tmp_path / "d.npz")
+
+
+def test_autoguidance_by_the_model_itself_is_the_model_and_by_another_is_their_blend(checkpoints, flow_checkpoint,
+                                                                                       tmp_path):  # fmt: skip
+    """--autoguide CKPT --guidance S: eps_bad + S (eps - eps_bad). Guided by itself the samples are the plain ones,
+    bit for bit, whatever S; a model of another kind (flow) is refused before any sampling."""
+    uncond = checkpoints[0]
+    common = ["--n", 3, "--steps", 4, "--sampler", "ddim", "--precision", "fp32"]
+    assert run_sample(uncond, tmp_path / "plain.npz", *common) == 0
+    assert run_sample(uncond, tmp_path / "self.npz", *common, "--autoguide", uncond, "--guidance", 3) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "plain.npz")["images"], np.load(tmp_path / "self.npz")["images"])
+    assert int(np.load(tmp_path / "self.npz")["nfe"]) == 2 * int(np.load(tmp_path / "plain.npz")["nfe"])
+    assert exit_status(uncond, tmp_path / "x.npz", *common, "--autoguide", flow_checkpoint) == 2
+    assert not (tmp_path / "x.npz").exists()
+    state = load_checkpoint(uncond)  # a worse model: the same one with noise in its weights
+    torch.manual_seed(0)
+    state["ema"] = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state["ema"].items()}
+    worse = save_checkpoint(tmp_path / "worse.pt", state)
+    for s in (1, 2):
+        assert run_sample(uncond, tmp_path / f"g{s}.npz", *common, "--autoguide", worse, "--guidance", s) == 0
+    plain, g1, g2 = (np.load(tmp_path / f"{n}.npz")["images"].astype(int) for n in ("plain", "g1", "g2"))
+    assert np.abs(g1 - plain).max() <= 1  # S = 1: the model itself, up to rounding
+    assert np.abs(g2 - plain).max() > 10  # S = 2: pushed away from the worse model

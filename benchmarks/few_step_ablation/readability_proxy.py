@@ -55,17 +55,24 @@ def count_model(args, confidence, t: float) -> dict:
     """Per 100 samples of args.checkpoint, how many score at or above t."""
     from cleardiffusion.checkpoint import load_for_sampling
     from cleardiffusion.data import from_model_range
+    from cleardiffusion.evaluation_runner import evaluate_samples
     from cleardiffusion.generate import generate_images
+    from cleardiffusion.guidance import load_autoguide
     from cleardiffusion.recipe import SamplingRecipe
 
     model, path, meta = load_for_sampling(args.checkpoint)
-    recipe = SamplingRecipe(steps=args.steps, noise_scale=args.noise_scale).resolve(path)
-    batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0)
-    images = from_model_range(torch.cat([b.cpu() for b in batches]))[:, 0].numpy()
-    share = float((confidence(images) >= t).mean())
-    return {"checkpoint": args.checkpoint, "sampler": recipe.sampler, "steps": recipe.steps,
-            "noise_scale": recipe.noise_scale, "n": args.n, "threshold": round(t, 4),
-            "per_100": round(100 * share, 1), "first_100": int((confidence(images[:100]) >= t).sum())}  # fmt: skip
+    recipe = SamplingRecipe(steps=args.steps, noise_scale=args.noise_scale, guidance=args.guidance).resolve(path)
+    bad = load_autoguide(args.autoguide, meta, path, "cpu") if args.autoguide else None
+    batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
+                              autoguide=bad)  # fmt: skip
+    images = from_model_range(torch.cat([b.cpu() for b in batches]))
+    fid = evaluate_samples(images, None, "mnist", args.data_dir)["fid"]
+    conf = confidence(images[:, 0].numpy())
+    guided = {"autoguide": args.autoguide, "guidance": args.guidance} if args.autoguide else {}
+    return {"checkpoint": args.checkpoint, **guided, "sampler": recipe.sampler, "steps": recipe.steps,
+            "noise_scale": recipe.noise_scale, "n": args.n, "fid": round(fid, 3), "threshold": round(t, 4),
+            "per_100": round(100 * float((conf >= t).mean()), 1),
+            "first_100": int((conf[:100] >= t).sum())}  # fmt: skip
 
 
 def main() -> None:
@@ -75,6 +82,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="its sampler's steps (default: the recipe's)")
     p.add_argument("--noise-scale", type=float, default=1.0)
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--autoguide", metavar="CKPT", help="sample the model autoguided by CKPT (sample --autoguide)")
+    p.add_argument("--guidance", type=float, default=1.0, help="the autoguidance scale (default: 1)")
     args = p.parse_args()
     torch.set_num_threads(1)
     data_dir = args.data_dir

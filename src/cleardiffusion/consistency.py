@@ -246,11 +246,12 @@ class DistributionMatchingLoss:
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
                  fake_steps: int = 1, gan_weight: float = 0.0, teacher_guidance: float = 1.0,
-                 null_label: int | None = None):  # fmt: skip
+                 null_label: int | None = None, real: nn.Module | None = None):  # fmt: skip
         if not grid or grid[0] != schedule.T - 1:
             raise ValueError(f"the student's chain starts from pure noise at T - 1 (denoiser.jump_grid), got {grid}")
         self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
         self.w, self.null_label, self.fake_steps, self.gan_weight = teacher_guidance, null_label, fake_steps, gan_weight
+        self.real = real  # an eps-model of the real score in place of the (guided) teacher's, or None
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
         self.fake = as_eps_model(self.fake_net, schedule, prediction)
         self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
@@ -280,7 +281,10 @@ class DistributionMatchingLoss:
         return full(consistency_x0(student, self.schedule, x, self.schedule.network_time(self.grid[k], x), y))
 
     def x0_real(self, x_t: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-        eps = teacher_eps(self.teacher, x_t, t, y, self.w, self.null_label)
+        if self.real is not None:  # unconditional: the autoguided teacher (train_run.distill_options)
+            eps = full(self.real(x_t, t))
+        else:
+            eps = teacher_eps(self.teacher, x_t, t, y, self.w, self.null_label)
         return x0_from_eps(x_t, eps, *self.schedule.coefficients(t, x_t.ndim))
 
     def gradient(self, x0: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> Tensor:
@@ -341,16 +345,17 @@ class DistributionMatchingLoss:
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
                       bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5,
-                      fake_steps: int = 1, gan_weight: float = 0.0):  # fmt: skip
+                      fake_steps: int = 1, gan_weight: float = 0.0, real: nn.Module | None = None):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
     DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network taking `fake_steps` steps
-    per student step at `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`)."""
+    per student step at `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`, the real score from `real`
+    when given, e.g. the teacher autoguided, else from the teacher)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
         return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr, fake_steps=fake_steps,
                                         gan_weight=gan_weight, teacher_guidance=teacher_guidance,
-                                        null_label=null_label)  # fmt: skip
+                                        null_label=null_label, real=real)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
                            null_label=null_label)  # fmt: skip

@@ -14,7 +14,7 @@ from torch import nn
 from .consistency import TrajectoryBank
 from .denoiser import Path
 from .fastpath import sampling_batch, sampling_model, trusted_inputs
-from .guidance import guided_model
+from .guidance import AutoGuidance, guided_model
 from .recipe import SamplingRecipe
 from .samplers import SAMPLERS, make_timesteps
 
@@ -41,6 +41,7 @@ def generate_images(
     device: str | torch.device = "cpu",
     precision: str = "auto",
     callback: Callable | None = None,
+    autoguide: nn.Module | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield batches of samples in [-1, 1], (B, *shape), n in all; memory is bounded by `batch_size`.
 
@@ -57,6 +58,8 @@ def generate_images(
         precision: the network's: auto (bf16 on CUDA and on a CPU with native bf16, else fp32), fp32 or bf16
             (`fastpath.sampling_model`); the sampler's own arithmetic is float32 either way.
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
+        autoguide: a worse unconditional model on the same path (`guidance.load_autoguide`): unconditional
+            samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024).
     """
     recipe = recipe.resolve(path)
     batch_size = sampling_batch(device, batch_size)
@@ -69,6 +72,11 @@ def generate_images(
     path = path.to(device)
     model.eval()
     network = sampling_model(model, device, precision)  # bf16 autocast around the network alone, or itself
+    if autoguide is not None:
+        if labels is not None:
+            raise ValueError("autoguidance here guides unconditional samples: drop the labels or the autoguide model")
+        network = AutoGuidance(network, sampling_model(autoguide.eval(), device, precision), recipe.guidance)
+        recipe = recipe.replace(guidance=1.0)  # spent on the autoguidance
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         generators = [sample_generator(seed, i) for i in range(start, stop)]

@@ -8,6 +8,12 @@ Convention for the guidance scale s (Ho & Salimans write w = s - 1):
     eps = eps_uncond + s * (eps_cond - eps_uncond)
 
 s = 1 is the plain conditional model, s = 0 the unconditional model, s > 1 pushes samples towards their class.
+
+Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself", Eq. 1) guides any
+model, an unconditional one included, by a worse model of the same kind (less trained or smaller) in place of
+the unconditional branch, with the same convention:
+
+    eps = eps_bad + s * (eps_good - eps_bad)
 """
 
 import torch
@@ -53,6 +59,37 @@ class ClassifierFreeGuidance:
         y_in = torch.cat([self.labels, self.null])
         eps_cond, eps_uncond = self.model(x_in, t_in, y_in).chunk(2)
         return eps_uncond + self.scale * (eps_cond - eps_uncond)
+
+
+class AutoGuidance(nn.Module):
+    """eps = eps_bad + s (eps_good - eps_bad): `model` guided by `bad`, a worse model on the same noise path
+    (two forward passes; any extra arguments, labels say, go to both)."""
+
+    def __init__(self, model: nn.Module, bad: nn.Module, scale: float):
+        super().__init__()
+        self.model, self.bad, self.scale = model, bad, float(scale)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
+        eps_bad = self.bad(x_t, t, *args)
+        return eps_bad + self.scale * (self.model(x_t, t, *args) - eps_bad)
+
+
+def load_autoguide(path, model_meta: dict, noise_path, device) -> nn.Module:
+    """The eps-model of checkpoint `path` to autoguide a model (`model_meta`, on `noise_path`) with: a UsageError,
+    before any sampling, unless it is an unconditional model of the same objective, image shape and path."""
+    from .checkpoint import load_for_sampling  # checkpoint imports this module's neighbours; import late
+
+    bad, bad_path, meta = load_for_sampling(path, device)
+    same_path = type(bad_path) is type(noise_path) and getattr(bad_path, "T", None) == getattr(noise_path, "T", None)
+    if meta["objective"] != model_meta["objective"] or not same_path or meta["config"].get("schedule") != \
+            model_meta["config"].get("schedule"):  # fmt: skip
+        raise UsageError(f"--autoguide {path} is another kind of model ({meta['objective']}, its own noise "
+                         "schedule) than the one it would guide: pass a checkpoint of the same recipe, trained "
+                         "for less time")  # fmt: skip
+    if tuple(meta["image_shape"]) != tuple(model_meta["image_shape"]) or meta["num_classes"]:
+        raise UsageError(f"--autoguide {path} must be an unconditional model of {tuple(model_meta['image_shape'])} "
+                         "images, as the model it guides")  # fmt: skip
+    return bad
 
 
 def check_guidance(labels: torch.Tensor | None, scale: float) -> None:

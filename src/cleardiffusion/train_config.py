@@ -39,7 +39,8 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_gan")  # fmt: skip
+                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_gan",
+                  "autoguide")  # fmt: skip
 
 
 @dataclass
@@ -156,6 +157,11 @@ class TrainConfig:
     dmd_gan: float = option(
         0.3, "dmd: weight of DMD2's GAN term, a discriminator on the fake network's U-Net middle block that tells "
         "data from the student's samples (0: off; other backbones need 0)", DISTILL, metavar="W", at_least=0,
+    )  # fmt: skip
+    autoguide: str | None = option(
+        None, "dmd, an unconditional teacher: its real score autoguided (Karras et al. 2024) by CKPT, a worse "
+        "model of the same recipe (e.g. 2 minutes of `train`), at --teacher-guidance W: eps_bad + W (eps - eps_bad)",
+        DISTILL, metavar="CKPT",
     )  # fmt: skip
     # ---- optimisation
     steps: int = option(
@@ -326,7 +332,7 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan")
+    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan", "autoguide")
     unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", *dmd_only),
               "cd": ("trajectories", "teacher_steps", *dmd_only), "trajectory": ("consistency_delta", *dmd_only),
               "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
@@ -338,8 +344,12 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
     if method == "dmd" and config.resume:
         raise UsageError("a dmd run cannot resume (its fake-score network is not checkpointed): start a new run "
                          "with --student set to this run's checkpoints/last.pt")  # fmt: skip
-    if config.teacher_guidance != 1.0 and not config.conditional:
-        raise UsageError("--teacher-guidance guides a conditional teacher; this one is unconditional: drop it")
+    if config.autoguide and config.conditional:
+        raise UsageError("--autoguide guides an unconditional teacher; this one is conditional: use "
+                         "--teacher-guidance alone (classifier-free guidance), or drop --autoguide")  # fmt: skip
+    if config.teacher_guidance != 1.0 and not config.conditional and not config.autoguide:
+        raise UsageError("--teacher-guidance guides a conditional teacher, or an unconditional one with "
+                         "--autoguide CKPT; this one is unconditional: drop it, or add --autoguide")  # fmt: skip
     delta = config.consistency_delta
     if method != "trajectory" and delta is not None and delta >= config.timesteps:
         raise UsageError(f"--consistency-delta {config.consistency_delta} must be below the teacher's "

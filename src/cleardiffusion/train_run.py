@@ -35,6 +35,7 @@ from .denoiser import jump_grid, training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
 from .generate import teacher_trajectories
+from .guidance import AutoGuidance, load_autoguide
 from .limits import check_training_fits
 from .models import count_parameters, model_spec
 from .monitor import TrainingMonitor
@@ -197,10 +198,15 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
                                     num_classes=model.config.num_classes, null_label=null_label,
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
+    real = None  # dmd's real score: the teacher, or the teacher autoguided by a worse model
+    if config.autoguide:
+        teacher_meta = load_for_sampling(config.teacher, dev)[2]
+        bad = load_autoguide(config.autoguide, teacher_meta, schedule, dev).requires_grad_(False)
+        real = AutoGuidance(teacher, bad, config.teacher_guidance)
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,
-            "gan_weight": config.dmd_gan,
+            "gan_weight": config.dmd_gan, "real": real,
             "grid": jump_grid(schedule, config.dmd_chain) if config.distill_method == "dmd" else None}  # fmt: skip
 
 

@@ -141,6 +141,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale s (default: 1)")
     p.add_argument(
+        "--autoguide",
+        metavar="CKPT",
+        help="autoguidance (Karras et al. 2024): guide the unconditional samples by CKPT, a worse model of the same "
+        "recipe (e.g. trained for a few minutes), at --guidance S: eps_bad + S (eps - eps_bad); twice the "
+        "network evaluations per step",
+    )
+    p.add_argument(
         "--noise-scale",
         type=finite_float,
         default=1.0,
@@ -244,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fastpath import keep_freed_memory, sampling_precision
     from ..files import atomic_write
     from ..generate import generate_images
-    from ..guidance import check_guidance
+    from ..guidance import check_guidance, load_autoguide
     from ..limits import resolve_device
     from ..samplers import make_timesteps, sampler_nfe, steps_for_nfe
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
@@ -255,7 +262,13 @@ def run(args: argparse.Namespace) -> int:
     out = check_outputs(args, meta["image_shape"], device, model)  # before any sampling, so no work is lost
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
-    check_guidance(labels, args.guidance)  # before any sampling starts
+    autoguide = None
+    if args.autoguide:  # Karras et al. 2024: guided by a worse model of the same recipe, not by labels
+        if labels is not None:
+            raise UsageError("--autoguide guides unconditional samples: add --class-label none, or drop --autoguide")
+        autoguide = load_autoguide(args.autoguide, meta, path, device)
+    else:
+        check_guidance(labels, args.guidance)  # before any sampling starts
     recipe = SamplingRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingRecipe)})
     if args.nfe:
         try:
@@ -265,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe.resolve(path)  # the objective's defaults; a UsageError names a setting that does not fit
     sampler, steps, spacing, solver_type = recipe.sampler, recipe.steps, recipe.spacing, recipe.solver_type
     timesteps = make_timesteps(path, steps, spacing)
-    nfe = sampler_nfe(sampler, steps, path)
+    nfe = sampler_nfe(sampler, steps, path) * (2 if autoguide is not None else 1)  # autoguidance: two networks a step
 
     frames = []  # trajectory: (x_t of the first samples) at every step of the first batch
     keep = min(8, args.n)
@@ -280,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     batches = generate_images(
         model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, timesteps=timesteps, seed=args.seed,
         labels=labels, batch_size=args.batch_size, device=device, precision=precision,
-        callback=record if args.trajectory else None,
+        callback=record if args.trajectory else None, autoguide=autoguide,
     )  # fmt: skip
     with tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
         for batch in batches:
