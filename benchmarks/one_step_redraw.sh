@@ -70,3 +70,30 @@ save_grid(from_model_range(x), sys.argv[3], nrow=10)" runs/s17-uncond-s$S-dmd3/c
 done
 # the blind sittings: benchmarks/results/one_step_cpu/mnist-unconditional/blind/sitting_<k>/key.json names each
 # sitting's grids and seed; `python benchmarks/blind_count.py sheets DIR` writes its sheets again
+# the classifier's readability count (few_step_ablation/readability_proxy.py, after the sittings) over 1,000 samples
+P="python benchmarks/few_step_ablation/readability_proxy.py"
+RP=benchmarks/results/one_step_cpu/readability_proxy_models.jsonl
+$P > benchmarks/results/one_step_cpu/readability_proxy.json
+for S in 0 1; do
+  U=runs/s17-uncond-s$S
+  $P --checkpoint $U/checkpoints/last.pt >> $RP
+  for m in dmd3 dmd99; do
+    $P --checkpoint $U-$m/checkpoints/last.pt --steps 1 >> $RP
+    $P --checkpoint $U-$m/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $RP
+    $P --checkpoint $U-$m/checkpoints/last.pt --steps 4 >> $RP
+  done
+  $P --checkpoint $U-traj10/checkpoints/last.pt --steps 1 >> $RP
+done
+for m in dmd3-seed2 dmd3-seed3 traj10-seed2-dmd3; do $P --checkpoint runs/s17-uncond-s1-$m/checkpoints/last.pt --steps 1 >> $RP; done
+# autoguidance: a 2-minute model of the recipe guides the teacher, and dmd's real score from an 8-minute student
+# (2 + 8 + 5 = the protocol's 15 minutes)
+cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 5 --out runs/s17-bad2
+for S in 0 1; do
+  U=runs/s17-uncond-s$S
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 8 --seed $S --out $U-traj8
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+    --student $U-traj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
+    --time-budget 5 --seed $S --out $U-ag-dmd
+  for k in 1 2 4; do $P --checkpoint $U-ag-dmd/checkpoints/last.pt --steps $k >> $RP; done
+  $P --checkpoint $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --guidance 1.5 >> $RP
+done

@@ -64,7 +64,7 @@ def run_label(checkpoint: str) -> str:
     name = checkpoint.split("/")[1].removeprefix("s17-uncond-s")
     chain, _, rest = name.partition("-")
     parts = {"dmd3": "dmd", "dmd99": "dmd --ema-decay 0.99", "traj10": "10-min student", "seed2": "seed 2",
-             "seed3": "seed 3"}  # fmt: skip
+             "seed3": "seed 3", "ag": "8-min student + autoguided"}  # fmt: skip
     return f"chain {chain}, " + " ".join(parts.get(p, p) for p in rest.split("-"))
 
 
@@ -155,8 +155,41 @@ PROXY_MODELS = f"{ONE_STEP}/readability_proxy_models.jsonl"
 def proxy_label(r: dict) -> str:
     name = r["checkpoint"].split("/")[1]
     if name.endswith(("-s0", "-s1")):
-        return f"chain {name[-1]}, teacher"
+        guided = f", autoguided at {r['guidance']:g} by a 2-min model" if r.get("autoguide") else ""
+        return f"chain {name[-1]}, teacher{guided}"
     return run_label(r["checkpoint"])
+
+
+def proxy_row(chain: int, name: str, steps: int, autoguided: bool = False) -> dict:
+    """The readability_proxy_models line of runs/s17-uncond-s<chain><name> at `steps`."""
+    path = f"runs/s17-uncond-s{chain}{name}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(PROXY_MODELS) if r["checkpoint"] == path and r["steps"] == steps
+                and bool(r.get("autoguide")) == autoguided and r["noise_scale"] == 1)  # fmt: skip
+
+
+def t_autoguide() -> str:
+    """Per chain: the teacher plain and autoguided, the 10 + 5 dmd student and the 8 + 5 autoguided one."""
+    rows = []
+    for c in (0, 1):
+        t50 = teacher(f"chain {c}")["fid"]
+        plain, guided = proxy_row(c, "", 50), proxy_row(c, "", 50, autoguided=True)
+        rows.append([f"chain {c}", "teacher, 50 steps", f2(t50), "1.00x", f"{plain['per_100']:.1f}"])
+        rows.append([f"chain {c}", f"teacher autoguided ({guided['guidance']:g}), 50 steps", f2(guided["fid"]),
+                     f"{guided['fid'] / t50:.2f}x", f"{guided['per_100']:.1f}"])  # fmt: skip
+        for k in (1, 2, 4):
+            dmd = proxy_row(c, "-dmd3", k) if k != 2 else None
+            fid = student_fid(f"chain {c}", "dmd", k)
+            rows.append([f"chain {c}", f"10 min trajectory + 5 dmd, {k} step{'s' * (k > 1)}", f2(fid),
+                         f"{fid / t50:.2f}x", f"{dmd['per_100']:.1f}" if dmd else "-"])  # fmt: skip
+        for k in (1, 2, 4):
+            ag = proxy_row(c, "-ag-dmd", k)
+            rows.append([f"chain {c}", f"2 min bad + 8 min trajectory + 5 autoguided dmd, {k} step{'s' * (k > 1)}",
+                         f2(ag["fid"]), f"{ag['fid'] / t50:.2f}x", f"{ag['per_100']:.1f}"])  # fmt: skip
+    return table(["chain", "model", "FID", "/ teacher-50", "readable per 100 (classifier, of 1,000)"], rows)
+
+
+def ag_ratio(c: int, k: int) -> str:
+    return f"{proxy_row(c, '-ag-dmd', k)['fid'] / teacher(f'chain {c}')['fid']:.2f}x"
 
 
 def t_proxy_models() -> str:
@@ -170,6 +203,16 @@ def proxy_share(key: str) -> str:
 
 
 REDRAW_TABLES["fs_proxy_models"] = t_proxy_models
+REDRAW_TABLES["fs_autoguide"] = t_autoguide
+REDRAW_NUMBERS.update({
+    **{f"fs.ag.{c}.u{k}": (lambda c=c, k=k: ag_ratio(c, k)) for c in (0, 1) for k in (1, 2, 4)},
+    **{f"fs.ag.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-ag-dmd', k)['per_100']:.0f}")
+       for c in (0, 1) for k in (1, 4)},
+    **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(proxy_row(c, "", 50, autoguided=True)["fid"])) for c in (0, 1)},
+    **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{proxy_row(c, '', 50, autoguided=True)['per_100']:.0f}")
+       for c in (0, 1)},
+    **{f"fs.ag.{c}.teacher_plain_read": (lambda c=c: f"{proxy_row(c, '', 50)['per_100']:.0f}") for c in (0, 1)},
+})  # fmt: skip
 REDRAW_NUMBERS.update({
     "fs.proxy.auc": lambda: f2(load_json(PROXY)["auc"]),
     "fs.proxy.cells": lambda: thousands(load_json(PROXY)["cells"]),

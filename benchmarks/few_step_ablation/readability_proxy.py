@@ -53,11 +53,10 @@ def threshold(score: np.ndarray, readable: np.ndarray) -> float:
 
 def count_model(args, confidence, t: float) -> dict:
     """Per 100 samples of args.checkpoint, how many score at or above t."""
-    from cleardiffusion.checkpoint import load_for_sampling
+    from cleardiffusion.checkpoint import load_autoguide, load_for_sampling
     from cleardiffusion.data import from_model_range
     from cleardiffusion.evaluation_runner import evaluate_samples
     from cleardiffusion.generate import generate_images
-    from cleardiffusion.guidance import load_autoguide
     from cleardiffusion.recipe import SamplingRecipe
 
     model, path, meta = load_for_sampling(args.checkpoint)

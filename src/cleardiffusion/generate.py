@@ -58,7 +58,7 @@ def generate_images(
         precision: the network's: auto (bf16 on CUDA and on a CPU with native bf16, else fp32), fp32 or bf16
             (`fastpath.sampling_model`); the sampler's own arithmetic is float32 either way.
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
-        autoguide: a worse unconditional model on the same path (`guidance.load_autoguide`): unconditional
+        autoguide: a worse unconditional model on the same path (`checkpoint.load_autoguide`): unconditional
             samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024).
     """
     recipe = recipe.resolve(path)

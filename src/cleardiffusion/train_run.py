@@ -24,6 +24,7 @@ from .checkpoint import (
     check_run_folder,
     check_same_data,
     check_same_run,
+    load_autoguide,
     load_for_resume,
     load_for_sampling,
     metrics_until,
@@ -35,7 +36,7 @@ from .denoiser import jump_grid, training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
 from .generate import teacher_trajectories
-from .guidance import AutoGuidance, load_autoguide
+from .guidance import AutoGuidance
 from .limits import check_training_fits
 from .models import count_parameters, model_spec
 from .monitor import TrainingMonitor

@@ -247,11 +247,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from ..checkpoint import load_autoguide
     from ..export import onnx_precision
     from ..fastpath import keep_freed_memory, sampling_precision
     from ..files import atomic_write
     from ..generate import generate_images
-    from ..guidance import check_guidance, load_autoguide
+    from ..guidance import check_guidance
     from ..limits import resolve_device
     from ..samplers import make_timesteps, sampler_nfe, steps_for_nfe
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
