@@ -448,7 +448,7 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
         ("ddpm", ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--trajectories", "4"], "does nothing"),
         ("ddpm", ["--steps", "2", "--dmd-chain", "4"], "does nothing with --distill-method trajectory"),
         ("ddpm", ["--steps", "2", "--distill-method", "cd", "--dmd-gan", "0.3"], "does nothing with --distill-method"),
-        ("ddpm", ["--steps", "2", "--autoguide", "TEACHER"], "does nothing with --distill-method trajectory"),
+        ("ddpm", ["--steps", "2", "--distill-method", "cd", "--autoguide", "TEACHER"], "does nothing with"),
         (
             "ddpm",
             ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--autoguide", "TEACHER"],
@@ -600,3 +600,22 @@ def test_dmd_takes_its_real_score_from_the_autoguided_teacher_when_given():
         torch.testing.assert_close(guided.x0_real(x_t, t, None), expected)
         assert not torch.allclose(plain.x0_real(x_t, t, None), expected)
     assert all(torch.equal(a, b) for a, b in zip(guided.fake_net.state_dict().values(), good.state_dict().values()))
+
+
+def test_autoguided_trajectories_of_two_gaussians_are_those_of_the_extrapolated_gaussian():
+    """For data N(mu, s^2) the exact eps is affine in mu, so autoguiding N(mu_good, s^2) by N(mu_bad, s^2) at w,
+    eps_bad + w (eps_good - eps_bad), is exactly the eps of N(mu_bad + w (mu_good - mu_bad), s^2): the bank made
+    with --autoguide (trajectory distillation's targets) must be that Gaussian's bank, point for point."""
+    from cleardiffusion.generate import teacher_trajectories
+
+    good, bad, w, s = 0.3, -0.1, 1.5, 0.5
+    common = dict(n=6, steps=8, shape=(1, 2, 2), num_classes=0, null_label=None, label_dropout=0.0, seed=0,
+                  device="cpu")  # fmt: skip
+    guided = teacher_trajectories(ExactGaussian(good, s, "eps"), SCHEDULE, guidance=w,
+                                  autoguide=ExactGaussian(bad, s, "eps"), **common)  # fmt: skip
+    extrapolated = teacher_trajectories(ExactGaussian(bad + w * (good - bad), s, "eps"), SCHEDULE, guidance=1.0,
+                                        **common)  # fmt: skip
+    plain = teacher_trajectories(ExactGaussian(good, s, "eps"), SCHEDULE, guidance=1.0, **common)
+    torch.testing.assert_close(guided.x, extrapolated.x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(guided.x0, extrapolated.x0, rtol=1e-5, atol=1e-5)
+    assert (guided.x0 - plain.x0).abs().max() > 0.05

@@ -91,13 +91,15 @@ def generate_images(
 
 def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
-                         device: str | torch.device = "cpu",
-                         batch_size: int | None = None) -> TrajectoryBank:  # fmt: skip
+                         device: str | torch.device = "cpu", batch_size: int | None = None,
+                         autoguide: nn.Module | None = None) -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
     `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
 
     Labels (a conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
-    labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE."""
+    labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE. An
+    unconditional teacher with `autoguide` (a worse model): every trajectory follows the autoguided ODE at
+    `guidance`."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, max(num_classes, 1), (n,), generator=g)
     if num_classes:
@@ -105,6 +107,10 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
     recipe = SamplingRecipe(sampler="dpm++2m", steps=steps, spacing="trailing", solver_type="exact")
     xs, ts, ends, ys, visited = [], [], [], [], []
     groups = [(y != null_label, guidance), (y == null_label, 1.0)] if num_classes else [(y == y, 1.0)]
+    if autoguide is not None:
+        if num_classes:
+            raise ValueError("autoguidance here guides an unconditional teacher's trajectories")
+        groups = [(y == y, guidance)]
     with torch.no_grad():
         for i, (chosen, scale) in enumerate(groups):
             count = int(chosen.sum())
@@ -115,7 +121,8 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
             for end in generate_images(teacher, schedule, n=count, shape=shape, recipe=recipe.replace(guidance=scale),
                                        seed=seed + i, labels=labels, batch_size=batch_size, device=device,
                                        precision="fp32",  # as the few-step results were measured (few_step.md)
-                                       callback=lambda k, t, x_t, x0: visited.append((t, x_t))):  # fmt: skip
+                                       callback=lambda k, t, x_t, x0: visited.append((t, x_t)),
+                                       autoguide=autoguide):  # fmt: skip
                 for t, x_t in visited:  # every point the solver visited in this batch, with the end it reached
                     xs.append(x_t), ends.append(end), ts.append(torch.full((len(end),), t, device=end.device))
                     ys.append(y[chosen][start : start + len(end)].to(end.device))

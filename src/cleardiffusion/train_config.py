@@ -159,8 +159,9 @@ class TrainConfig:
         "data from the student's samples (0: off; other backbones need 0)", DISTILL, metavar="W", at_least=0,
     )  # fmt: skip
     autoguide: str | None = option(
-        None, "dmd, an unconditional teacher: its real score autoguided (Karras et al. 2024) by CKPT, a worse "
-        "model of the same recipe (e.g. 2 minutes of `train`), at --teacher-guidance W: eps_bad + W (eps - eps_bad)",
+        None, "trajectory, dmd, an unconditional teacher: autoguided (Karras et al. 2024) by CKPT, a worse model "
+        "of the same recipe (e.g. 2 minutes of `train`), at --teacher-guidance W: eps_bad + W (eps - eps_bad); "
+        "trajectory follows the autoguided ODE, dmd's real score is the autoguided one",
         DISTILL, metavar="CKPT",
     )  # fmt: skip
     # ---- optimisation
@@ -332,9 +333,10 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan", "autoguide")
-    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", *dmd_only),
-              "cd": ("trajectories", "teacher_steps", *dmd_only), "trajectory": ("consistency_delta", *dmd_only),
+    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan")
+    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", *dmd_only),
+              "cd": ("trajectories", "teacher_steps", "autoguide", *dmd_only),
+              "trajectory": ("consistency_delta", *dmd_only),
               "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
               }[method]  # fmt: skip
     refuse_unused(given, unused, f"with --distill-method {method}")

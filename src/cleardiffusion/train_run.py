@@ -193,17 +193,18 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
     """consistency.distillation_loss's settings from the config; for the trajectory method, the teacher's
     trajectories (generate.teacher_trajectories: the minutes before the first step)."""
     null_label = getattr(model, "null_label", None)
+    bad = real = None  # --autoguide: a worse model; dmd's real score, the teacher autoguided by it
+    if config.autoguide:
+        teacher_meta = load_for_sampling(config.teacher, dev)[2]
+        bad = load_autoguide(config.autoguide, teacher_meta, schedule, dev).requires_grad_(False)
+        real = AutoGuidance(teacher, bad, config.teacher_guidance)
     bank = None
     if config.distill_method == "trajectory":
         bank = teacher_trajectories(teacher, schedule, n=config.trajectories, steps=config.teacher_steps,
                                     guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
                                     num_classes=model.config.num_classes, null_label=null_label,
-                                    label_dropout=config.label_dropout, seed=config.seed, device=dev)  # fmt: skip
-    real = None  # dmd's real score: the teacher, or the teacher autoguided by a worse model
-    if config.autoguide:
-        teacher_meta = load_for_sampling(config.teacher, dev)[2]
-        bad = load_autoguide(config.autoguide, teacher_meta, schedule, dev).requires_grad_(False)
-        real = AutoGuidance(teacher, bad, config.teacher_guidance)
+                                    label_dropout=config.label_dropout, seed=config.seed, device=dev,
+                                    autoguide=bad)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,
