@@ -97,3 +97,15 @@ for S in 0 1; do
   for k in 1 2 4; do $P --checkpoint $U-ag-dmd/checkpoints/last.pt --steps $k >> $RP; done
   $P --checkpoint $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --guidance 1.5 >> $RP
 done
+# the same 2 + 8 + 5 minutes with the trajectories autoguided too (the student copies the autoguided ODE)
+for S in 0 1; do
+  U=runs/s17-uncond-s$S
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt \
+    --teacher-guidance 1.5 --time-budget 8 --seed $S --out $U-agtraj8
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+    --student $U-agtraj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
+    --time-budget 5 --seed $S --out $U-agtraj-dmd
+  for m in agtraj8 agtraj-dmd; do
+    for k in 1 2 4; do $P --checkpoint $U-$m/checkpoints/last.pt --steps $k >> $RP; done
+  done
+done

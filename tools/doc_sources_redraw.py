@@ -167,6 +167,11 @@ def proxy_row(chain: int, name: str, steps: int, autoguided: bool = False) -> di
                 and bool(r.get("autoguide")) == autoguided and r["noise_scale"] == 1)  # fmt: skip
 
 
+AUTOGUIDED = {"-ag-dmd": "2 min bad + 8 min trajectory + 5 autoguided dmd",
+              "-agtraj8": "2 min bad + 8 min autoguided trajectory",
+              "-agtraj-dmd": "2 min bad + 8 min autoguided trajectory + 5 autoguided dmd"}  # fmt: skip
+
+
 def t_autoguide() -> str:
     """Per chain: the teacher plain and autoguided, the 10 + 5 dmd student and the 8 + 5 autoguided one."""
     rows = []
@@ -181,15 +186,16 @@ def t_autoguide() -> str:
             fid = student_fid(f"chain {c}", "dmd", k)
             rows.append([f"chain {c}", f"10 min trajectory + 5 dmd, {k} step{'s' * (k > 1)}", f2(fid),
                          f"{fid / t50:.2f}x", f"{dmd['per_100']:.1f}" if dmd else "-"])  # fmt: skip
-        for k in (1, 2, 4):
-            ag = proxy_row(c, "-ag-dmd", k)
-            rows.append([f"chain {c}", f"2 min bad + 8 min trajectory + 5 autoguided dmd, {k} step{'s' * (k > 1)}",
-                         f2(ag["fid"]), f"{ag['fid'] / t50:.2f}x", f"{ag['per_100']:.1f}"])  # fmt: skip
+        for name, what in AUTOGUIDED.items():
+            for k in (1, 2, 4):
+                ag = proxy_row(c, name, k)
+                rows.append([f"chain {c}", f"{what}, {k} step{'s' * (k > 1)}", f2(ag["fid"]),
+                             f"{ag['fid'] / t50:.2f}x", f"{ag['per_100']:.1f}"])  # fmt: skip
     return table(["chain", "model", "FID", "/ teacher-50", "readable per 100 (classifier, of 1,000)"], rows)
 
 
-def ag_ratio(c: int, k: int) -> str:
-    return f"{proxy_row(c, '-ag-dmd', k)['fid'] / teacher(f'chain {c}')['fid']:.2f}x"
+def ag_ratio(c: int, k: int, name: str = "-ag-dmd") -> str:
+    return f"{proxy_row(c, name, k)['fid'] / teacher(f'chain {c}')['fid']:.2f}x"
 
 
 def t_proxy_models() -> str:
@@ -207,6 +213,11 @@ REDRAW_TABLES["fs_autoguide"] = t_autoguide
 REDRAW_NUMBERS.update({
     **{f"fs.ag.{c}.u{k}": (lambda c=c, k=k: ag_ratio(c, k)) for c in (0, 1) for k in (1, 2, 4)},
     **{f"fs.ag.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-ag-dmd', k)['per_100']:.0f}")
+       for c in (0, 1) for k in (1, 4)},
+    **{f"fs.agtraj.{c}.u{k}": (lambda c=c, k=k: ag_ratio(c, k, "-agtraj-dmd")) for c in (0, 1) for k in (1, 2, 4)},
+    **{f"fs.agtraj.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-agtraj-dmd', k)['per_100']:.0f}")
+       for c in (0, 1) for k in (1, 2, 4)},
+    **{f"fs.agtraj8.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-agtraj8', k)['per_100']:.0f}")
        for c in (0, 1) for k in (1, 4)},
     **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(proxy_row(c, "", 50, autoguided=True)["fid"])) for c in (0, 1)},
     **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{proxy_row(c, '', 50, autoguided=True)['per_100']:.0f}")
