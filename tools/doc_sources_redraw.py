@@ -194,6 +194,11 @@ def t_autoguide() -> str:
     return table(["chain", "model", "FID", "/ teacher-50", "readable per 100 (classifier, of 1,000)"], rows)
 
 
+def teacher_autoguided_ratio(c: int) -> float:
+    """The autoguided teacher's 50-step FID over the plain one's."""
+    return proxy_row(c, "", 50, autoguided=True)["fid"] / teacher(f"chain {c}")["fid"]
+
+
 def ag_ratio(c: int, k: int, name: str = "-ag-dmd") -> str:
     return f"{proxy_row(c, name, k)['fid'] / teacher(f'chain {c}')['fid']:.2f}x"
 
@@ -220,6 +225,7 @@ REDRAW_NUMBERS.update({
     **{f"fs.agtraj8.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-agtraj8', k)['per_100']:.0f}")
        for c in (0, 1) for k in (1, 4)},
     **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(proxy_row(c, "", 50, autoguided=True)["fid"])) for c in (0, 1)},
+    **{f"fs.ag.{c}.teacher_ratio": (lambda c=c: f"{teacher_autoguided_ratio(c):.2f}x") for c in (0, 1)},
     **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{proxy_row(c, '', 50, autoguided=True)['per_100']:.0f}")
        for c in (0, 1)},
     **{f"fs.ag.{c}.teacher_plain_read": (lambda c=c: f"{proxy_row(c, '', 50)['per_100']:.0f}") for c in (0, 1)},
