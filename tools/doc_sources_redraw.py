@@ -225,6 +225,8 @@ REDRAW_NUMBERS.update({
     **{f"fs.agtraj8.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-agtraj8', k)['per_100']:.0f}")
        for c in (0, 1) for k in (1, 4)},
     **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(proxy_row(c, "", 50, autoguided=True)["fid"])) for c in (0, 1)},
+    "fs.agtraj.0.fid4": lambda: f2(proxy_row(0, "-agtraj-dmd", 4)["fid"]),
+    "fs.redraw.0.dmd.fid4": lambda: f2(student_fid("chain 0", "dmd", 4)),
     **{f"fs.ag.{c}.teacher_ratio": (lambda c=c: f"{teacher_autoguided_ratio(c):.2f}x") for c in (0, 1)},
     **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{proxy_row(c, '', 50, autoguided=True)['per_100']:.0f}")
        for c in (0, 1)},
