@@ -61,7 +61,8 @@ def count_model(args, confidence, t: float) -> dict:
 
     model, path, meta = load_for_sampling(args.checkpoint)
     recipe = SamplingRecipe(steps=args.steps, noise_scale=args.noise_scale, guidance=args.guidance).resolve(path)
-    bad = load_autoguide(args.autoguide, meta, path, "cpu") if args.autoguide else None
+    bad = (load_autoguide(args.autoguide, meta["objective"], meta["config"].get("schedule"), meta["image_shape"],
+                          path, "cpu") if args.autoguide else None)  # fmt: skip
     batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
                               autoguide=bad)  # fmt: skip
     images = from_model_range(torch.cat([b.cpu() for b in batches]))

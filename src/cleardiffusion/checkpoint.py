@@ -447,17 +447,17 @@ def check_run_folder(out: str | Path) -> None:
         )
 
 
-def load_autoguide(path, model_meta: dict, noise_path, device) -> nn.Module:
-    """The eps-model of checkpoint `path` to autoguide a model (`model_meta`, on `noise_path`) with: a UsageError,
-    before any sampling, unless it is an unconditional model of the same objective, image shape and path."""
+def load_autoguide(path, objective: str, schedule: str | None, image_shape: tuple, noise_path, device) -> nn.Module:
+    """The eps-model of checkpoint `path` to autoguide a model (its `objective`, noise `schedule` name, image shape
+    and noise path) with: a UsageError, before any sampling or training, unless it is an unconditional model of the
+    same objective, schedule, image shape and path."""
     bad, bad_path, meta = load_for_sampling(path, device)
     same_path = type(bad_path) is type(noise_path) and getattr(bad_path, "T", None) == getattr(noise_path, "T", None)
-    if meta["objective"] != model_meta["objective"] or not same_path or meta["config"].get("schedule") != \
-            model_meta["config"].get("schedule"):  # fmt: skip
+    if meta["objective"] != objective or not same_path or meta["config"].get("schedule") != schedule:
         raise UsageError(f"--autoguide {path} is another kind of model ({meta['objective']}, its own noise "
                          "schedule) than the one it would guide: pass a checkpoint of the same recipe, trained "
                          "for less time")  # fmt: skip
-    if tuple(meta["image_shape"]) != tuple(model_meta["image_shape"]) or meta["num_classes"]:
-        raise UsageError(f"--autoguide {path} must be an unconditional model of {tuple(model_meta['image_shape'])} "
-                         "images, as the model it guides")  # fmt: skip
+    if tuple(meta["image_shape"]) != tuple(image_shape) or meta["num_classes"]:
+        raise UsageError(f"--autoguide {path} must be an unconditional model of {tuple(image_shape)} images, as the "
+                         "model it guides")  # fmt: skip
     return bad

@@ -194,9 +194,9 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
     trajectories (generate.teacher_trajectories: the minutes before the first step)."""
     null_label = getattr(model, "null_label", None)
     bad = real = None  # --autoguide: a worse model; dmd's real score, the teacher autoguided by it
-    if config.autoguide:
-        teacher_meta = load_for_sampling(config.teacher, dev)[2]
-        bad = load_autoguide(config.autoguide, teacher_meta, schedule, dev).requires_grad_(False)
+    if config.autoguide:  # the teacher is a DDPM model of this run's schedule and images (start_from_teacher)
+        bad = load_autoguide(config.autoguide, "ddpm", config.schedule, tuple(dataset.images.shape[1:]), schedule,
+                             dev).requires_grad_(False)  # fmt: skip
         real = AutoGuidance(teacher, bad, config.teacher_guidance)
     bank = None
     if config.distill_method == "trajectory":

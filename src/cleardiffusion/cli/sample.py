@@ -267,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
     if args.autoguide:  # Karras et al. 2024: guided by a worse model of the same recipe, not by labels
         if labels is not None:
             raise UsageError("--autoguide guides unconditional samples: add --class-label none, or drop --autoguide")
-        autoguide = load_autoguide(args.autoguide, meta, path, device)
+        autoguide = load_autoguide(args.autoguide, meta["objective"], meta["config"].get("schedule"),
+                                   meta["image_shape"], path, device)  # fmt: skip
     else:
         check_guidance(labels, args.guidance)  # before any sampling starts
     recipe = SamplingRecipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingRecipe)})
