@@ -26,8 +26,13 @@ def student_fid(chain: str, model: str, steps: int) -> float:
     return next(r["fid"] for r in chain_rows(chain) if r["model"] == model and r["steps"] == steps)
 
 
+def over_teacher(chain: str, fid: float) -> str:
+    """An FID as a multiple of the chain's plain teacher at 50 steps."""
+    return f"{fid / teacher(chain)['fid']:.2f}x"
+
+
 def chain_ratio(chain: str, model: str, steps: int) -> str:
-    return f"{student_fid(chain, model, steps) / teacher(chain)['fid']:.2f}x"
+    return over_teacher(chain, student_fid(chain, model, steps))
 
 
 def speedup(chain: str) -> float:
@@ -167,6 +172,11 @@ def proxy_row(chain: int, name: str, steps: int, autoguided: bool = False) -> di
                 and bool(r.get("autoguide")) == autoguided and r["noise_scale"] == 1)  # fmt: skip
 
 
+def autoguided_teacher(chain: int) -> dict:
+    """The line of the chain's teacher sampled at 50 steps with --autoguide."""
+    return proxy_row(chain, "", 50, autoguided=True)
+
+
 AUTOGUIDED = {"-ag-dmd": "2 min bad + 8 min trajectory + 5 autoguided dmd",
               "-agtraj8": "2 min bad + 8 min autoguided trajectory",
               "-agtraj-dmd": "2 min bad + 8 min autoguided trajectory + 5 autoguided dmd"}  # fmt: skip
@@ -177,30 +187,25 @@ def t_autoguide() -> str:
     rows = []
     for c in (0, 1):
         t50 = teacher(f"chain {c}")["fid"]
-        plain, guided = proxy_row(c, "", 50), proxy_row(c, "", 50, autoguided=True)
+        plain, guided = proxy_row(c, "", 50), autoguided_teacher(c)
         rows.append([f"chain {c}", "teacher, 50 steps", f2(t50), "1.00x", f"{plain['per_100']:.1f}"])
         rows.append([f"chain {c}", f"teacher autoguided ({guided['guidance']:g}), 50 steps", f2(guided["fid"]),
-                     f"{guided['fid'] / t50:.2f}x", f"{guided['per_100']:.1f}"])  # fmt: skip
+                     over_teacher(f"chain {c}", guided["fid"]), f"{guided['per_100']:.1f}"])  # fmt: skip
         for k in (1, 2, 4):
             dmd = proxy_row(c, "-dmd3", k) if k != 2 else None
             fid = student_fid(f"chain {c}", "dmd", k)
             rows.append([f"chain {c}", f"10 min trajectory + 5 dmd, {k} step{'s' * (k > 1)}", f2(fid),
-                         f"{fid / t50:.2f}x", f"{dmd['per_100']:.1f}" if dmd else "-"])  # fmt: skip
+                         over_teacher(f"chain {c}", fid), f"{dmd['per_100']:.1f}" if dmd else "-"])  # fmt: skip
         for name, what in AUTOGUIDED.items():
             for k in (1, 2, 4):
                 ag = proxy_row(c, name, k)
                 rows.append([f"chain {c}", f"{what}, {k} step{'s' * (k > 1)}", f2(ag["fid"]),
-                             f"{ag['fid'] / t50:.2f}x", f"{ag['per_100']:.1f}"])  # fmt: skip
+                             over_teacher(f"chain {c}", ag["fid"]), f"{ag['per_100']:.1f}"])  # fmt: skip
     return table(["chain", "model", "FID", "/ teacher-50", "readable per 100 (classifier, of 1,000)"], rows)
 
 
-def teacher_autoguided_ratio(c: int) -> float:
-    """The autoguided teacher's 50-step FID over the plain one's."""
-    return proxy_row(c, "", 50, autoguided=True)["fid"] / teacher(f"chain {c}")["fid"]
-
-
 def ag_ratio(c: int, k: int, name: str = "-ag-dmd") -> str:
-    return f"{proxy_row(c, name, k)['fid'] / teacher(f'chain {c}')['fid']:.2f}x"
+    return over_teacher(f"chain {c}", proxy_row(c, name, k)["fid"])
 
 
 def t_proxy_models() -> str:
@@ -224,11 +229,12 @@ REDRAW_NUMBERS.update({
        for c in (0, 1) for k in (1, 2, 4)},
     **{f"fs.agtraj8.{c}.read{k}": (lambda c=c, k=k: f"{proxy_row(c, '-agtraj8', k)['per_100']:.0f}")
        for c in (0, 1) for k in (1, 4)},
-    **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(proxy_row(c, "", 50, autoguided=True)["fid"])) for c in (0, 1)},
+    **{f"fs.ag.{c}.teacher_fid": (lambda c=c: f2(autoguided_teacher(c)["fid"])) for c in (0, 1)},
     "fs.agtraj.0.fid4": lambda: f2(proxy_row(0, "-agtraj-dmd", 4)["fid"]),
     "fs.redraw.0.dmd.fid4": lambda: f2(student_fid("chain 0", "dmd", 4)),
-    **{f"fs.ag.{c}.teacher_ratio": (lambda c=c: f"{teacher_autoguided_ratio(c):.2f}x") for c in (0, 1)},
-    **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{proxy_row(c, '', 50, autoguided=True)['per_100']:.0f}")
+    **{f"fs.ag.{c}.teacher_ratio": (lambda c=c: over_teacher(f"chain {c}", autoguided_teacher(c)["fid"]))
+       for c in (0, 1)},
+    **{f"fs.ag.{c}.teacher_read": (lambda c=c: f"{autoguided_teacher(c)['per_100']:.0f}")
        for c in (0, 1)},
     **{f"fs.ag.{c}.teacher_plain_read": (lambda c=c: f"{proxy_row(c, '', 50)['per_100']:.0f}") for c in (0, 1)},
 })  # fmt: skip

@@ -86,7 +86,6 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=1.0, help="the autoguidance scale (default: 1)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    data_dir = args.data_dir
     clf = classifier_or_help("mnist", 1, None, "cpu", (28, 28))
 
     def confidence(cells: np.ndarray) -> np.ndarray:
@@ -112,8 +111,7 @@ def main() -> None:
         t = threshold(np.concatenate([g[3] for g in others]), np.concatenate([g[4] for g in others]))
         rows.append({"sitting": sitting, "source": name, "file": file, "blind": int(readable.sum()),
                      "classifier": int((conf >= t).sum()), "threshold": round(t, 4)})  # fmt: skip
-    real = load_dataset("mnist", data_dir, "test").images
-    real_conf = M.softmax(clf.features_and_logits(real)[1]).max(1)
+    real_conf = confidence(load_dataset("mnist", args.data_dir, "test").images[:, 0].numpy())
     result = {
         "cells": int(len(score)),
         "auc": round(auc(score, marks), 4),
