@@ -7,13 +7,15 @@ the quantity behind `--eval-every`'s "confident" fraction) and reports:
 - AUC: the chance that a cell marked readable scores above one marked unreadable (0.5: no better than a coin);
 - per grid, its blind count beside the classifier's count (cells at or above a threshold fitted on the *other*
   grids so that their predicted readable total equals their marked total: leave one grid out);
+- the sittings not used for the fit (`--calibrate`) held out: each of their grids' blind count beside the
+  classifier's count at the threshold fitted on every calibration cell, and their AUC;
 - the fraction at or above 0.9 (monitor.py's "confident") of the real test digits and of the teacher's one-step
   DDIM samples (grey blobs), which shows why that raw fraction is not a readability count.
 
     python benchmarks/few_step_ablation/readability_proxy.py > benchmarks/results/one_step_cpu/readability_proxy.json
 
 With `--checkpoint CKPT` it instead counts, over N samples of that model (`--steps`, `--noise-scale`, the
-benchmark's per-sample seeds), the share at or above the threshold fitted on every marked cell: an estimate of
+benchmark's per-sample seeds), the share at or above the threshold fitted on every calibration cell: an estimate of
 the blind count per 100 with less sampling noise than one grid's 100, one JSON line:
 
     python benchmarks/few_step_ablation/readability_proxy.py --checkpoint runs/s17-uncond-s0-dmd3/checkpoints/last.pt \
@@ -84,6 +86,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--autoguide", metavar="CKPT", help="sample the model autoguided by CKPT (sample --autoguide)")
     p.add_argument("--guidance", type=float, default=1.0, help="the autoguidance scale (default: 1)")
+    p.add_argument("--calibrate", default="1,2", metavar="K,K",
+                   help="the blind sittings whose marks fit the threshold; the others are held out (default: 1,2, "
+                        "the fit behind every committed count)")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(1)
     clf = classifier_or_help("mnist", 1, None, "cpu", (28, 28))
@@ -101,6 +106,11 @@ def main() -> None:
             readable[counts[name]["unreadable"]] = False
             cells = blind_count.grid_cells(ROOT / key["files"][name])
             grids.append((sitting.name, name, key["files"][name], confidence(cells), readable))
+    calibration = {f"sitting_{k.strip()}" for k in args.calibrate.split(",")}
+    held = [g for g in grids if g[0] not in calibration]
+    grids = [g for g in grids if g[0] in calibration]
+    if not grids:
+        p.error(f"--calibrate {args.calibrate}: no such sitting in {BLIND}")
     score, marks = np.concatenate([g[3] for g in grids]), np.concatenate([g[4] for g in grids])
     if args.checkpoint:
         print(json.dumps(count_model(args, confidence, threshold(score, marks))))
@@ -122,6 +132,16 @@ def main() -> None:
                               (confidence(blind_count.grid_cells(ROOT / BLOBS)) >= 0.9).mean()), 4)},
         "features_sha256": clf.file_sha256,
     }  # fmt: skip
+    if held:  # the threshold fitted on every calibration cell, applied to sittings it never saw
+        t = threshold(score, marks)
+        result["held_out"] = [{"sitting": s, "source": name, "file": file, "blind": int(readable.sum()),
+                               "classifier": int((conf >= t).sum()), "threshold": round(t, 4)}
+                              for s, name, file, conf, readable in held]  # fmt: skip
+        result["held_out_auc"] = round(
+            auc(np.concatenate([g[3] for g in held]), np.concatenate([g[4] for g in held])), 4
+        )
+        result["held_out_mean_abs_error"] = round(float(np.mean([abs(r["blind"] - r["classifier"])
+                                                                 for r in result["held_out"]])), 2)  # fmt: skip
     print(json.dumps(result, indent=1))
 
 
