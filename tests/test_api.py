@@ -56,3 +56,18 @@ def test_model_sample_reproduces_per_sample_seeds_and_takes_labels(tmp_path):
     guided = model.sample(3, labels=[0, 1, 2], guidance=2.0, steps=4)
     plain = model.sample(3, labels=[0, 1, 2], steps=4)
     assert guided.shape == plain.shape and not torch.equal(guided, plain)
+
+
+def test_model_sample_autoguided_by_itself_is_the_plain_sample_and_checks_the_worse_model(tmp_path):
+    """Model.sample(autoguide=worse, guidance=S): eps_bad + S (eps - eps_bad), as `sample --autoguide`. Guided by
+    itself the samples are the plain ones; by another model they move; a conditional guide is refused first."""
+    digits = write_digits(tmp_path / "digits")
+    for name, steps, conditional in (("a", 2, False), ("b", 1, False), ("c", 1, True)):
+        cd.train_model(tiny_config(digits, tmp_path / name, steps=steps, conditional=conditional))
+    a, b, c = (cd.load(tmp_path / name / "checkpoints" / "last.pt") for name in "abc")
+    common = dict(seed=1, steps=4, sampler="ddim", precision="fp32")
+    plain = a.sample(3, **common)
+    assert torch.equal(a.sample(3, autoguide=a, guidance=3.0, **common), plain)
+    assert not torch.equal(a.sample(3, autoguide=b, guidance=3.0, **common), plain)
+    with pytest.raises(ValueError, match="unconditional model"):
+        a.sample(3, autoguide=c, guidance=2.0, **common)

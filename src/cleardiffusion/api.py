@@ -7,6 +7,7 @@ defaults, from the same code.
     images = model.sample(16, seed=0)                        # uint8 (16, C, H, W), the CLI's default sampler
     images = model.sample(10, labels=range(10), guidance=3)  # a conditional model, guided
     images = model.sample(16, recipe=cd.SamplingRecipe(sampler="ddim", steps=20))
+    images = model.sample(16, autoguide=cd.load("runs/mnist-2min/checkpoints/last.pt"), guidance=1.5)
     summary = cd.train_model(cd.TrainConfig(dataset="mnist", data_dir="data/mnist", time_budget=15, out="runs/m"))
     scores = cd.evaluate_samples(images, None, "mnist", "data/mnist")  # FID, KID, precision/recall, ...
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_for_sampling
+from .checkpoint import check_autoguide, load_for_sampling
 from .data import from_model_range
 from .denoiser import Path as NoisePath
 from .evaluation_runner import evaluate_samples  # `cleardiffusion eval`, re-exported as it is
@@ -49,21 +50,27 @@ class Model:
 
     def sample(self, n: int, *, recipe: SamplingRecipe | None = None, labels: Iterable[int] | None = None,
                seed: int = 0, batch_size: int | None = None, precision: str = "auto",
-               **recipe_fields) -> torch.Tensor:  # fmt: skip
+               autoguide: "Model | None" = None, **recipe_fields) -> torch.Tensor:  # fmt: skip
         """n images as uint8 (n, C, H, W), each reproducible from (seed, its index) whatever the batch size.
 
         `recipe` (default: the library's, as `cleardiffusion sample` uses it) or its fields as keywords
         (sampler, steps, spacing, solver_type, eta, variance, clip_x0, guidance, noise_scale); `labels`: n class indices
         for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
-        them, by default the device's fastest (bf16 on a CPU with native bf16).
+        them, by default the device's fastest (bf16 on a CPU with native bf16). `autoguide`: a worse Model of
+        the same recipe (e.g. `load` of a 2-minute run) guiding this unconditional model at the recipe's guidance
+        (Karras et al. 2024; `cleardiffusion sample --autoguide`), two network evaluations a step.
         """
         recipe = (recipe or SamplingRecipe()).replace(**recipe_fields)
+        if autoguide is not None:  # the CLI's checks, before any sampling
+            check_autoguide("the autoguide model", autoguide.path, autoguide.meta, self.meta["objective"],
+                            self.meta["config"].get("schedule"), self.meta["image_shape"], self.path)  # fmt: skip
         if self.meta.get("backend") == "onnxruntime":
             precision = onnx_precision(precision)
         y = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
+        bad = None if autoguide is None else autoguide.model
         batches = generate_images(self.model, self.path, n=n, shape=tuple(self.meta["image_shape"]), recipe=recipe,
                                   seed=seed, labels=y, batch_size=batch_size, device=self.device,
-                                  precision=precision)  # fmt: skip
+                                  precision=precision, autoguide=bad)  # fmt: skip
         return torch.cat([from_model_range(b.cpu()) for b in batches])
 
 

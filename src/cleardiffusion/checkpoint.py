@@ -447,17 +447,23 @@ def check_run_folder(out: str | Path) -> None:
         )
 
 
+def check_autoguide(name: str, bad_path, meta: dict, objective: str, schedule: str | None, image_shape: tuple,
+                    noise_path) -> None:  # fmt: skip
+    """A UsageError unless the model `name` (its noise path and metadata) can autoguide a model of this
+    `objective`, noise `schedule` name, image shape and noise path: an unconditional model of the same kind."""
+    same_path = type(bad_path) is type(noise_path) and getattr(bad_path, "T", None) == getattr(noise_path, "T", None)
+    if meta["objective"] != objective or not same_path or meta["config"].get("schedule") != schedule:
+        raise UsageError(f"{name} is another kind of model ({meta['objective']}, its own noise schedule) than the "
+                         "one it would guide: pass a checkpoint of the same recipe, trained for less time")  # fmt: skip
+    if tuple(meta["image_shape"]) != tuple(image_shape) or meta["num_classes"]:
+        raise UsageError(f"{name} must be an unconditional model of {tuple(image_shape)} images, as the model it "
+                         "guides")  # fmt: skip
+
+
 def load_autoguide(path, objective: str, schedule: str | None, image_shape: tuple, noise_path, device) -> nn.Module:
     """The eps-model of checkpoint `path` to autoguide a model (its `objective`, noise `schedule` name, image shape
     and noise path) with: a UsageError, before any sampling or training, unless it is an unconditional model of the
-    same objective, schedule, image shape and path."""
+    same objective, schedule, image shape and path (check_autoguide)."""
     bad, bad_path, meta = load_for_sampling(path, device)
-    same_path = type(bad_path) is type(noise_path) and getattr(bad_path, "T", None) == getattr(noise_path, "T", None)
-    if meta["objective"] != objective or not same_path or meta["config"].get("schedule") != schedule:
-        raise UsageError(f"--autoguide {path} is another kind of model ({meta['objective']}, its own noise "
-                         "schedule) than the one it would guide: pass a checkpoint of the same recipe, trained "
-                         "for less time")  # fmt: skip
-    if tuple(meta["image_shape"]) != tuple(image_shape) or meta["num_classes"]:
-        raise UsageError(f"--autoguide {path} must be an unconditional model of {tuple(image_shape)} images, as the "
-                         "model it guides")  # fmt: skip
+    check_autoguide(f"--autoguide {path}", bad_path, meta, objective, schedule, image_shape, noise_path)
     return bad
