@@ -51,10 +51,8 @@ for t in runs/s17-uncond-s0 runs/s17-uncond-s1; do  # the teachers' probability-
   python benchmarks/few_step_ablation/grid_search.py $t/checkpoints/last.pt null \
     --recipe '{"sampler": "dpm++2m", "steps": 16, "spacing": "trailing", "solver_type": "exact"}' >> $OUT
 done
-# the first 100 one-step samples at scales 0.9, 0.8, 0.7: the grids the second sitting counted
-for S in 0 1; do
-  for s in 0.9 0.8 0.7; do
-    python -c "
+grid() {  # checkpoint, noise scale, out.png: the first 100 one-step samples (one_step.py's seeds)
+  python -c "
 import sys, torch
 from cleardiffusion.checkpoint import load_for_sampling
 from cleardiffusion.data import from_model_range
@@ -64,7 +62,12 @@ from cleardiffusion.viz import save_grid
 model, path, meta = load_for_sampling(sys.argv[1])
 recipe = SamplingRecipe(steps=1, noise_scale=float(sys.argv[2]))
 x = torch.cat(list(generate_images(model, path, n=100, shape=tuple(meta['image_shape']), recipe=recipe, seed=0)))
-save_grid(from_model_range(x), sys.argv[3], nrow=10)" runs/s17-uncond-s$S-dmd3/checkpoints/last.pt $s \
+save_grid(from_model_range(x), sys.argv[3], nrow=10)" "$@"
+}
+# the first 100 one-step samples at scales 0.9, 0.8, 0.7: the grids the second sitting counted
+for S in 0 1; do
+  for s in 0.9 0.8 0.7; do
+    grid runs/s17-uncond-s$S-dmd3/checkpoints/last.pt $s \
       benchmarks/results/one_step_cpu/mnist-unconditional-redraw/seed$S/grid_dmd_consistency1_unconditional_noise$s.png
   done
 done
@@ -109,3 +112,66 @@ for S in 0 1; do
     for k in 1 2 4; do $P --checkpoint $U-$m/checkpoints/last.pt --steps $k >> $RP; done
   done
 done
+# the guidance weight (session 18): the teachers autoguided at 2 and 2.5; the 8 + 5 minutes autoguided throughout
+# at 2 and 2.5 (1.5 is the block above); dmd alone at 2.5 (and chain 1 at lr 5e-5, and at 4) from the 1.5 student
+AW=benchmarks/results/one_step_cpu/autoguide_weight_mnist_uncond.jsonl
+BAD=runs/s17-bad2/checkpoints/last.pt
+for S in 0 1; do
+  for w in 2 2.5; do taskset -c $S $P --checkpoint runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD --guidance $w >> $AW; done
+done
+ag_dmd() {  # chain, student, weight, out, extra options
+  local S=$1 U=runs/s17-uncond-s$1
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $2/checkpoints/last.pt \
+    --autoguide $BAD --teacher-guidance $3 --time-budget 5 --seed $S --out $4 "${@:5}"
+}
+for S in 0 1; do ag_dmd $S runs/s17-uncond-s$S-agtraj8 2.5 runs/s18-s$S-agtraj-dmd25 & done; wait
+ag_dmd 1 runs/s17-uncond-s1-agtraj8 2.5 runs/s18-s1-dmd25-lr5 --lr 5e-5 & ag_dmd 1 runs/s17-uncond-s1-agtraj8 4 runs/s18-s1-dmd40 & wait
+for w in 25 20; do  # weight 2.5, then 2.0
+  for S in 0 1; do
+    ( taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+        --teacher-guidance ${w:0:1}.${w:1} --time-budget 8 --seed $S --out runs/s18-s$S-agtraj$w
+      ag_dmd $S runs/s18-s$S-agtraj$w ${w:0:1}.${w:1} runs/s18-s$S-agtraj$w-dmd$w ) &
+  done
+  wait
+done
+# chain 1 again at weight 2, the trajectory stage changed: its lr doubled; 1,000 trajectories instead of 2,000
+for v in "0 lr2 --lr 2e-4" "1 n1000 --trajectories 1000"; do
+  set -- $v
+  ( taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
+      --teacher-guidance 2 --time-budget 8 --seed 1 --out runs/s18-s1-agtraj20-$2 ${@:3}
+    taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --distill-method dmd \
+      --student runs/s18-s1-agtraj20-$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
+      --seed 1 --out runs/s18-s1-agtraj20-$2-dmd20 ) &
+done
+wait
+# chain 0 at weight 2 drawn again (--seed 2, core 0); chain 1's --lr 2e-4 student with dmd at 2.5, and at 2.5 with
+# --lr 5e-5 (core 1)
+( taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
+    --teacher-guidance 2 --time-budget 8 --seed 2 --out runs/s18-s0-agtraj20-seed2
+  taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd \
+    --student runs/s18-s0-agtraj20-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
+    --seed 2 --out runs/s18-s0-agtraj20-seed2-dmd20 ) &
+( ag_dmd 1 runs/s18-s1-agtraj20-lr2 2.5 runs/s18-s1-agtraj20-lr2-dmd25
+  ag_dmd 1 runs/s18-s1-agtraj20-lr2 2.5 runs/s18-s1-agtraj20-lr2-dmd25-lr5 --lr 5e-5 ) &
+wait
+for r in runs/s18-s* runs/s17-uncond-s0-agtraj-dmd runs/s17-uncond-s1-agtraj-dmd; do  # (s17's: at 1, above)
+  case $r in runs/s18-*) for k in 1 2 4; do $P --checkpoint $r/checkpoints/last.pt --steps $k >> $AW; done;; esac
+  for s in 0.85 0.7 0.5; do $P --checkpoint $r/checkpoints/last.pt --steps 1 --noise-scale $s >> $AW; done
+done
+# the third blind sitting: the plain dmd students and the 1.5 and 2.5 pipelines, one step, and the real digits
+G=benchmarks/results/one_step_cpu/mnist-unconditional-redraw
+for S in 0 1; do
+  grid runs/s17-uncond-s$S-agtraj-dmd/checkpoints/last.pt 1.0 $G/seed$S/grid_agtraj15-dmd15_consistency1_unconditional.png
+  grid runs/s18-s$S-agtraj25-dmd25/checkpoints/last.pt 1.0 $G/seed$S/grid_agtraj25-dmd25_consistency1_unconditional.png
+done
+python benchmarks/blind_count.py deal \
+  --source s0-plain=$G/seed0/grid_dmd_consistency1_unconditional.png \
+  --source s1-plain=$G/seed1/grid_dmd_consistency1_unconditional.png \
+  --source s0-w1.5=$G/seed0/grid_agtraj15-dmd15_consistency1_unconditional.png \
+  --source s1-w1.5=$G/seed1/grid_agtraj15-dmd15_consistency1_unconditional.png \
+  --source s0-w2.5=$G/seed0/grid_agtraj25-dmd25_consistency1_unconditional.png \
+  --source s1-w2.5=$G/seed1/grid_agtraj25-dmd25_consistency1_unconditional.png \
+  --real mnist=$D/mnist --out runs/blind3
+# (marked by hand in runs/blind3/marks.json; `blind_count.py reveal runs/blind3`; key, marks, counts copied to
+# mnist-unconditional/blind/sitting_3/) and the classifier count held out against it (fitted on sittings 1 and 2)
+$P > benchmarks/results/one_step_cpu/readability_proxy.json

@@ -113,12 +113,14 @@ BLIND_LABELS = {
     "real": "real test digits 0-99 (the control)",
     **{f"s{c}-{s}": f"chain {c}, dmd, 1 step" + (f", S = {s}" if s != "1.0" else "")
        for c in (0, 1) for s in ("1.0", "0.9", "0.8")},
+    **{f"s{c}-plain": f"chain {c}, dmd, 1 step" for c in (0, 1)},  # the third sitting (session 18)
+    **{f"s{c}-w{w}": f"chain {c}, 2 + 8 + 5 min autoguided at {w}, 1 step" for c in (0, 1) for w in ("1.5", "2.5")},
 }  # fmt: skip
 
 
 def t_blind() -> str:
     rows = []
-    for k in (1, 2):
+    for k in (1, 2, 3):
         for name, c in blind(k).items():
             rows.append([f"{k}", BLIND_LABELS[name], str(c["readable"])])
     return table(["sitting", "grid (first 100 samples)", "readable"], rows)
@@ -144,6 +146,7 @@ REDRAW_NUMBERS = {
        for k, names in ((1, [n for n in BLIND_LABELS if not n.startswith("s0-") and not n.startswith("s1-")]),
                         (2, ["s0-1.0", "s0-0.9", "s0-0.8", "s1-1.0", "s1-0.9", "s1-0.8", "real"]))
        for name in names},
+    **{f"fs.blind.3.{name}": (lambda name=name: str(blind(3)[name]["readable"])) for name in blind(3)},
     **{f"fs.blind.recount.{g}.{part}": (lambda g=g, part=part: recount(g, part))
        for g in SAME_GRID for part in ("both", "first", "second")},
     "fs.blind.one_step_counts": lambda: str(sum("1 step" in BLIND_LABELS[n] for k in (1, 2) for n in blind(k))),
@@ -245,4 +248,131 @@ REDRAW_NUMBERS.update({
     "fs.proxy.real90": lambda: proxy_share("real test digits"),
     "fs.proxy.blobs90": lambda: proxy_share("teacher ddim 1 step (grey blobs)"),
     "fs.proxy.threshold": lambda: f2(load_jsonl(PROXY_MODELS)[0]["threshold"]),
+})  # fmt: skip
+
+
+# ------------------------------------------------------------- the guidance weight (one_step_redraw.sh, session 18)
+WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"
+PIPELINES = {  # run (chain c) -> (the trajectories' weight, dmd's weight): 8 min trajectory + 5 dmd, 2-min bad model
+    "s17-uncond-s{c}-agtraj-dmd": ("1.5", "1.5"),
+    "s18-s{c}-agtraj-dmd25": ("1.5", "2.5"),
+    "s18-s{c}-agtraj20-dmd20": ("2", "2"),
+    "s18-s{c}-agtraj25-dmd25": ("2.5", "2.5"),
+}
+VARIANTS = {  # one chain each (s18-s<chain>-...)
+    "s18-s0-agtraj20-seed2-dmd20": ("2, --seed 2", "2, --seed 2"),
+    "s18-s1-dmd25-lr5": ("1.5", "2.5, --lr 5e-5"),
+    "s18-s1-dmd40": ("1.5", "4"),
+    "s18-s1-agtraj20-lr2-dmd20": ("2, --lr 2e-4", "2"),
+    "s18-s1-agtraj20-lr2-dmd25": ("2, --lr 2e-4", "2.5"),
+    "s18-s1-agtraj20-lr2-dmd25-lr5": ("2, --lr 2e-4", "2.5, --lr 5e-5"),
+    "s18-s1-agtraj20-n1000-dmd20": ("2, 1,000 trajectories", "2"),
+}
+
+
+def variant_chain(run: str) -> int:
+    """The chain of a variant's run name, s18-s<chain>-..."""
+    return int(run.split("-")[1][1:])
+
+
+def chain_runs(c: int) -> dict[str, tuple[str, str]]:
+    """The pipelines and this chain's variants: {run name with {c}: (trajectories' weight, dmd's weight)}."""
+    return {**PIPELINES, **{run: w for run, w in VARIANTS.items() if run.startswith(f"s18-s{c}-")}}
+
+
+def weight_row(run: str, steps: int, noise_scale: float = 1.0, guidance: float | None = None) -> dict:
+    """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (the teacher: autoguided at
+    `guidance`), from this section's file or, for session 17's runs, from readability_proxy_models.jsonl."""
+    path = f"runs/{run}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(WEIGHT) + load_jsonl(PROXY_MODELS)
+                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
+                and r.get("guidance") == guidance)  # fmt: skip
+
+
+def t_ag_weight() -> str:
+    """Per chain: the teacher autoguided at each weight, then each 8 + 5 pipeline at 1, 2 and 4 steps."""
+    rows = []
+    for c in (0, 1):
+        chain = f"chain {c}"
+        for w in (1.5, 2.0, 2.5):
+            r = weight_row(f"s17-uncond-s{c}", 50, guidance=w)
+            rows.append([chain, "teacher autoguided, 50 steps", f"{w:g}", "-", f2(r["fid"]),
+                         over_teacher(chain, r["fid"]), f"{r['per_100']:.1f}"])  # fmt: skip
+        for run, (w_traj, w_dmd) in chain_runs(c).items():
+            for k in (1, 2, 4):
+                r = weight_row(run.format(c=c), k)
+                rows.append([chain, "8 min trajectory + 5 dmd", w_traj, w_dmd + f", {k} step{'s' * (k > 1)}",
+                             f2(r["fid"]), over_teacher(chain, r["fid"]), f"{r['per_100']:.1f}"])  # fmt: skip
+    return table(["chain", "model", "trajectories' w", "dmd's w, steps", "FID", "/ teacher-50",
+                  "readable per 100 (classifier, of 1,000)"], rows)  # fmt: skip
+
+
+def t_ag_noise() -> str:
+    """One step of each pipeline with the starting noise scaled by S: readable per 100 (FID)."""
+    rows = []
+    for c in (0, 1):
+        for run, (w_traj, w_dmd) in PIPELINES.items():
+            cells = []
+            for s in (1.0, 0.85, 0.7, 0.5):
+                r = weight_row(run.format(c=c), 1, noise_scale=s)
+                cells.append(f"{r['per_100']:.1f} ({f2(r['fid'])})")
+            rows.append([f"chain {c}", w_traj, w_dmd, *cells])
+    return table(["chain", "trajectories' w", "dmd's w", "S = 1", "0.85", "0.7", "0.5"], rows)
+
+
+def weight_read(c: int, run: str, k: int = 1, noise_scale: float = 1.0) -> str:
+    return f"{weight_row(run.format(c=c), k, noise_scale)['per_100']:.0f}"
+
+
+def weight_ratio(c: int, run: str, k: int) -> str:
+    return over_teacher(f"chain {c}", weight_row(run.format(c=c), k)["fid"])
+
+
+def noise85_held_out() -> list[bool]:
+    """For each session-18 run (none of them used to choose S = 0.85): is its one-step FID lower at 0.85 than at 1?"""
+    runs = sorted({r["checkpoint"] for r in load_jsonl(WEIGHT) if r["checkpoint"].startswith("runs/s18-")})
+    one = {(r["checkpoint"], r["noise_scale"]): r["fid"] for r in load_jsonl(WEIGHT) if r["steps"] == 1}
+    return [one[(c, 0.85)] < one[(c, 1.0)] for c in runs]
+
+
+def best1() -> str:
+    """Chain 1's most readable run at one step from the full starting noise."""
+    return max((r.format(c=1) for r in chain_runs(1)), key=lambda r: weight_row(r, 1)["per_100"])
+
+
+TRAJ_DRAWS = ("agtraj20", "agtraj20-seed2")  # chain 0's trajectory stage at weight 2, --seed 0 and --seed 2
+
+REDRAW_TABLES["fs_ag_weight"] = t_ag_weight
+REDRAW_TABLES["fs_ag_noise"] = t_ag_noise
+REDRAW_NUMBERS.update({
+    **{f"fs.agw.{c}.teacher25_read": (lambda c=c: f"{weight_row(f's17-uncond-s{c}', 50, guidance=2.5)['per_100']:.0f}")
+       for c in (0, 1)},
+    **{f"fs.agw.{c}.teacher25_ratio": (lambda c=c: over_teacher(f"chain {c}", weight_row(f"s17-uncond-s{c}", 50,
+                                                                                         guidance=2.5)["fid"]))
+       for c in (0, 1)},
+    **{f"fs.agw.{c}.{w}.read{k}": (lambda c=c, w=w, k=k: weight_read(c, f"s18-s{{c}}-agtraj{w}-dmd{w}", k))
+       for c in (0, 1) for w in (20, 25) for k in (1, 2, 4)},
+    **{f"fs.agw.{c}.{w}.u{k}": (lambda c=c, w=w, k=k: weight_ratio(c, f"s18-s{{c}}-agtraj{w}-dmd{w}", k))
+       for c in (0, 1) for w in (20, 25) for k in (1, 2, 4)},
+    **{f"fs.agw.{c}.dmd25.read1": (lambda c=c: weight_read(c, "s18-s{c}-agtraj-dmd25")) for c in (0, 1)},
+    **{f"fs.agw.{c}.dmd25.u{k}": (lambda c=c, k=k: weight_ratio(c, "s18-s{c}-agtraj-dmd25", k))
+       for c in (0, 1) for k in (1, 2, 4)},
+    **{f"fs.agw.{c}.traj25.read1": (lambda c=c: weight_read(c, "s18-s{c}-agtraj25")) for c in (0, 1)},
+    "fs.agw.1.best_read1": lambda: weight_read(1, best1()),
+    **{f"fs.agw.{v}.u{k}": (lambda v=v, k=k: weight_ratio(variant_chain(v), v, k))
+       for v in VARIANTS for k in (1, 2, 4)},
+    **{f"fs.agw.{v}.read1": (lambda v=v: weight_read(variant_chain(v), v)) for v in VARIANTS},
+    **{f"fs.agw.1.best.s{s}.read1": (lambda s=s: weight_read(1, best1(), 1, s)) for s in (0.7, 0.5)},
+    **{f"fs.agw.1.best.s{s}.u1": (lambda s=s: over_teacher("chain 1", weight_row(best1(), 1, s)["fid"]))
+       for s in (0.7, 0.5)},
+    **{f"fs.agw.0.{run}.read1": (lambda run=run: weight_read(0, f"s18-s0-{run}")) for run in TRAJ_DRAWS},
+    **{f"fs.agw.0.{run}.fid1": (lambda run=run: f2(weight_row(f"s18-s0-{run}", 1)["fid"])) for run in TRAJ_DRAWS},
+    **{f"fs.redraw_proxy.{c}.dmd.read1": (lambda c=c: f"{proxy_row(c, '-dmd3', 1)['per_100']:.0f}") for c in (0, 1)},
+    "fs.agw.noise85.models": lambda: str(len(noise85_held_out())),
+    "fs.agw.noise85.better": lambda: str(sum(noise85_held_out())),
+    "fs.proxy.held.auc": lambda: f2(load_json(PROXY)["held_out_auc"]),
+    "fs.proxy.held.cells": lambda: str(100 * len(load_json(PROXY)["held_out"])),
+    "fs.proxy.held.mae": lambda: f"{load_json(PROXY)['held_out_mean_abs_error']:.1f}",
+    "fs.proxy.held.below": lambda: str(sum(r["classifier"] < r["blind"] for r in load_json(PROXY)["held_out"])),
+    "fs.proxy.held.grids": lambda: str(len(load_json(PROXY)["held_out"])),
 })  # fmt: skip
