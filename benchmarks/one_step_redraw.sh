@@ -154,6 +154,16 @@ wait
 ( ag_dmd 1 runs/s18-s1-agtraj20-lr2 2.5 runs/s18-s1-agtraj20-lr2-dmd25
   ag_dmd 1 runs/s18-s1-agtraj20-lr2 2.5 runs/s18-s1-agtraj20-lr2-dmd25-lr5 --lr 5e-5 ) &
 wait
+# chain 0 at weight 2 with the trajectory stage's EMA over the whole run (--ema-warmup 0), seeds 0 and 2
+for S in 0 2; do
+  C=$(( S / 2 ))
+  ( taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
+      --teacher-guidance 2 --time-budget 8 --seed $S --ema-warmup 0 --out runs/s18-s0-agtraj20-ema0-seed$S
+    taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd \
+      --student runs/s18-s0-agtraj20-ema0-seed$S/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 \
+      --time-budget 5 --seed $S --out runs/s18-s0-agtraj20-ema0-seed$S-dmd20 ) &
+done
+wait
 for r in runs/s18-s* runs/s17-uncond-s0-agtraj-dmd runs/s17-uncond-s1-agtraj-dmd; do  # (s17's: at 1, above)
   case $r in runs/s18-*) for k in 1 2 4; do $P --checkpoint $r/checkpoints/last.pt --steps $k >> $AW; done;; esac
   for s in 0.85 0.7 0.5; do $P --checkpoint $r/checkpoints/last.pt --steps 1 --noise-scale $s >> $AW; done

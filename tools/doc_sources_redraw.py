@@ -261,6 +261,8 @@ PIPELINES = {  # run (chain c) -> (the trajectories' weight, dmd's weight): 8 mi
 }
 VARIANTS = {  # one chain each (s18-s<chain>-...)
     "s18-s0-agtraj20-seed2-dmd20": ("2, --seed 2", "2, --seed 2"),
+    "s18-s0-agtraj20-ema0-seed0-dmd20": ("2, --ema-warmup 0", "2"),
+    "s18-s0-agtraj20-ema0-seed2-dmd20": ("2, --ema-warmup 0 --seed 2", "2, --seed 2"),
     "s18-s1-dmd25-lr5": ("1.5", "2.5, --lr 5e-5"),
     "s18-s1-dmd40": ("1.5", "4"),
     "s18-s1-agtraj20-lr2-dmd20": ("2, --lr 2e-4", "2"),
@@ -340,7 +342,7 @@ def best1() -> str:
     return max((r.format(c=1) for r in chain_runs(1)), key=lambda r: weight_row(r, 1)["per_100"])
 
 
-TRAJ_DRAWS = ("agtraj20", "agtraj20-seed2")  # chain 0's trajectory stage at weight 2, --seed 0 and --seed 2
+TRAJ_DRAWS = ("agtraj20", "agtraj20-seed2", "agtraj20-ema0-seed0", "agtraj20-ema0-seed2")  # chain 0, weight 2
 
 REDRAW_TABLES["fs_ag_weight"] = t_ag_weight
 REDRAW_TABLES["fs_ag_noise"] = t_ag_noise
