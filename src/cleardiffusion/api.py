@@ -58,7 +58,7 @@ class Model:
         for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
         them, by default the device's fastest (bf16 on a CPU with native bf16). `autoguide`: a worse Model of
         the same recipe (e.g. `load` of a 2-minute run) guiding this unconditional model at the recipe's guidance
-        (Karras et al. 2024; `cleardiffusion sample --autoguide`), two network evaluations a step.
+        (Karras et al. 2024; `sample --autoguide CKPT` on the command line), two network evaluations a step.
         """
         recipe = (recipe or SamplingRecipe()).replace(**recipe_fields)
         if autoguide is not None:  # the CLI's checks, before any sampling
