@@ -164,6 +164,15 @@ for S in 0 2; do
       --time-budget 5 --seed $S --out runs/s18-s0-agtraj20-ema0-seed$S-dmd20 ) &
 done
 wait
+# trajectories at 1.5 and dmd at 2.5 drawn again on both chains (--seed 2 for both stages)
+for S in 0 1; do
+  ( taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+      --teacher-guidance 1.5 --time-budget 8 --seed 2 --out runs/s18-s$S-agtraj15-seed2
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+      --student runs/s18-s$S-agtraj15-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 \
+      --time-budget 5 --seed 2 --out runs/s18-s$S-agtraj15-seed2-dmd25 ) &
+done
+wait
 for r in runs/s18-s* runs/s17-uncond-s0-agtraj-dmd runs/s17-uncond-s1-agtraj-dmd; do  # (s17's: at 1, above)
   case $r in runs/s18-*) for k in 1 2 4; do $P --checkpoint $r/checkpoints/last.pt --steps $k >> $AW; done;; esac
   for s in 0.85 0.7 0.5; do $P --checkpoint $r/checkpoints/last.pt --steps 1 --noise-scale $s >> $AW; done

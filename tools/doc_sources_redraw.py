@@ -260,6 +260,7 @@ PIPELINES = {  # run (chain c) -> (the trajectories' weight, dmd's weight): 8 mi
     "s18-s{c}-agtraj25-dmd25": ("2.5", "2.5"),
 }
 VARIANTS = {  # one chain each (s18-s<chain>-...)
+    **{f"s18-s{c}-agtraj15-seed2-dmd25": ("1.5, --seed 2", "2.5, --seed 2") for c in (0, 1)},
     "s18-s0-agtraj20-seed2-dmd20": ("2, --seed 2", "2, --seed 2"),
     "s18-s0-agtraj20-ema0-seed0-dmd20": ("2, --ema-warmup 0", "2"),
     "s18-s0-agtraj20-ema0-seed2-dmd20": ("2, --ema-warmup 0 --seed 2", "2, --seed 2"),
