@@ -168,11 +168,22 @@ def proxy_label(r: dict) -> str:
     return run_label(r["checkpoint"])
 
 
+WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"  # the guidance weight study, below
+S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
+
+
+def proxy_line(run: str, steps: int, noise_scale: float = 1.0, guidance: float | None = None) -> dict:
+    """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (a teacher: autoguided at `guidance`,
+    None: plain), from readability_proxy_models.jsonl or the guidance weight study's file."""
+    path = f"runs/{run}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(WEIGHT) + load_jsonl(PROXY_MODELS)
+                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
+                and r.get("guidance") == guidance)  # fmt: skip
+
+
 def proxy_row(chain: int, name: str, steps: int, autoguided: bool = False) -> dict:
-    """The readability_proxy_models line of runs/s17-uncond-s<chain><name> at `steps`."""
-    path = f"runs/s17-uncond-s{chain}{name}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(PROXY_MODELS) if r["checkpoint"] == path and r["steps"] == steps
-                and bool(r.get("autoguide")) == autoguided and r["noise_scale"] == 1)  # fmt: skip
+    """The line of session 17's runs/s17-uncond-s<chain><name> at `steps`."""
+    return proxy_line(f"s17-uncond-s{chain}{name}", steps, guidance=S17_AUTOGUIDANCE if autoguided else None)
 
 
 def autoguided_teacher(chain: int) -> dict:
@@ -252,7 +263,6 @@ REDRAW_NUMBERS.update({
 
 
 # ------------------------------------------------------------- the guidance weight (one_step_redraw.sh, session 18)
-WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"
 PIPELINES = {  # run (chain c) -> (the trajectories' weight, dmd's weight): 8 min trajectory + 5 dmd, 2-min bad model
     "s17-uncond-s{c}-agtraj-dmd": ("1.5", "1.5"),
     "s18-s{c}-agtraj-dmd25": ("1.5", "2.5"),
@@ -283,27 +293,18 @@ def chain_runs(c: int) -> dict[str, tuple[str, str]]:
     return {**PIPELINES, **{run: w for run, w in VARIANTS.items() if run.startswith(f"s18-s{c}-")}}
 
 
-def weight_row(run: str, steps: int, noise_scale: float = 1.0, guidance: float | None = None) -> dict:
-    """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (the teacher: autoguided at
-    `guidance`), from this section's file or, for session 17's runs, from readability_proxy_models.jsonl."""
-    path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(WEIGHT) + load_jsonl(PROXY_MODELS)
-                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
-                and r.get("guidance") == guidance)  # fmt: skip
-
-
 def t_ag_weight() -> str:
     """Per chain: the teacher autoguided at each weight, then each 8 + 5 pipeline at 1, 2 and 4 steps."""
     rows = []
     for c in (0, 1):
         chain = f"chain {c}"
         for w in (1.5, 2.0, 2.5):
-            r = weight_row(f"s17-uncond-s{c}", 50, guidance=w)
+            r = proxy_line(f"s17-uncond-s{c}", 50, guidance=w)
             rows.append([chain, "teacher autoguided, 50 steps", f"{w:g}", "-", f2(r["fid"]),
                          over_teacher(chain, r["fid"]), f"{r['per_100']:.1f}"])  # fmt: skip
         for run, (w_traj, w_dmd) in chain_runs(c).items():
             for k in (1, 2, 4):
-                r = weight_row(run.format(c=c), k)
+                r = proxy_line(run.format(c=c), k)
                 rows.append([chain, "8 min trajectory + 5 dmd", w_traj, w_dmd + f", {k} step{'s' * (k > 1)}",
                              f2(r["fid"]), over_teacher(chain, r["fid"]), f"{r['per_100']:.1f}"])  # fmt: skip
     return table(["chain", "model", "trajectories' w", "dmd's w, steps", "FID", "/ teacher-50",
@@ -317,30 +318,31 @@ def t_ag_noise() -> str:
         for run, (w_traj, w_dmd) in PIPELINES.items():
             cells = []
             for s in (1.0, 0.85, 0.7, 0.5):
-                r = weight_row(run.format(c=c), 1, noise_scale=s)
+                r = proxy_line(run.format(c=c), 1, noise_scale=s)
                 cells.append(f"{r['per_100']:.1f} ({f2(r['fid'])})")
             rows.append([f"chain {c}", w_traj, w_dmd, *cells])
     return table(["chain", "trajectories' w", "dmd's w", "S = 1", "0.85", "0.7", "0.5"], rows)
 
 
 def weight_read(c: int, run: str, k: int = 1, noise_scale: float = 1.0) -> str:
-    return f"{weight_row(run.format(c=c), k, noise_scale)['per_100']:.0f}"
+    return f"{proxy_line(run.format(c=c), k, noise_scale)['per_100']:.0f}"
 
 
 def weight_ratio(c: int, run: str, k: int) -> str:
-    return over_teacher(f"chain {c}", weight_row(run.format(c=c), k)["fid"])
+    return over_teacher(f"chain {c}", proxy_line(run.format(c=c), k)["fid"])
 
 
 def noise85_held_out() -> list[bool]:
     """For each session-18 run (none of them used to choose S = 0.85): is its one-step FID lower at 0.85 than at 1?"""
-    runs = sorted({r["checkpoint"] for r in load_jsonl(WEIGHT) if r["checkpoint"].startswith("runs/s18-")})
-    one = {(r["checkpoint"], r["noise_scale"]): r["fid"] for r in load_jsonl(WEIGHT) if r["steps"] == 1}
+    lines = load_jsonl(WEIGHT)
+    runs = sorted({r["checkpoint"] for r in lines if r["checkpoint"].startswith("runs/s18-")})
+    one = {(r["checkpoint"], r["noise_scale"]): r["fid"] for r in lines if r["steps"] == 1}
     return [one[(c, 0.85)] < one[(c, 1.0)] for c in runs]
 
 
 def best1() -> str:
     """Chain 1's most readable run at one step from the full starting noise."""
-    return max((r.format(c=1) for r in chain_runs(1)), key=lambda r: weight_row(r, 1)["per_100"])
+    return max((r.format(c=1) for r in chain_runs(1)), key=lambda r: proxy_line(r, 1)["per_100"])
 
 
 TRAJ_DRAWS = ("agtraj20", "agtraj20-seed2", "agtraj20-ema0-seed0", "agtraj20-ema0-seed2")  # chain 0, weight 2
@@ -348,9 +350,9 @@ TRAJ_DRAWS = ("agtraj20", "agtraj20-seed2", "agtraj20-ema0-seed0", "agtraj20-ema
 REDRAW_TABLES["fs_ag_weight"] = t_ag_weight
 REDRAW_TABLES["fs_ag_noise"] = t_ag_noise
 REDRAW_NUMBERS.update({
-    **{f"fs.agw.{c}.teacher25_read": (lambda c=c: f"{weight_row(f's17-uncond-s{c}', 50, guidance=2.5)['per_100']:.0f}")
+    **{f"fs.agw.{c}.teacher25_read": (lambda c=c: f"{proxy_line(f's17-uncond-s{c}', 50, guidance=2.5)['per_100']:.0f}")
        for c in (0, 1)},
-    **{f"fs.agw.{c}.teacher25_ratio": (lambda c=c: over_teacher(f"chain {c}", weight_row(f"s17-uncond-s{c}", 50,
+    **{f"fs.agw.{c}.teacher25_ratio": (lambda c=c: over_teacher(f"chain {c}", proxy_line(f"s17-uncond-s{c}", 50,
                                                                                          guidance=2.5)["fid"]))
        for c in (0, 1)},
     **{f"fs.agw.{c}.{w}.read{k}": (lambda c=c, w=w, k=k: weight_read(c, f"s18-s{{c}}-agtraj{w}-dmd{w}", k))
@@ -366,10 +368,10 @@ REDRAW_NUMBERS.update({
        for v in VARIANTS for k in (1, 2, 4)},
     **{f"fs.agw.{v}.read1": (lambda v=v: weight_read(variant_chain(v), v)) for v in VARIANTS},
     **{f"fs.agw.1.best.s{s}.read1": (lambda s=s: weight_read(1, best1(), 1, s)) for s in (0.7, 0.5)},
-    **{f"fs.agw.1.best.s{s}.u1": (lambda s=s: over_teacher("chain 1", weight_row(best1(), 1, s)["fid"]))
+    **{f"fs.agw.1.best.s{s}.u1": (lambda s=s: over_teacher("chain 1", proxy_line(best1(), 1, s)["fid"]))
        for s in (0.7, 0.5)},
     **{f"fs.agw.0.{run}.read1": (lambda run=run: weight_read(0, f"s18-s0-{run}")) for run in TRAJ_DRAWS},
-    **{f"fs.agw.0.{run}.fid1": (lambda run=run: f2(weight_row(f"s18-s0-{run}", 1)["fid"])) for run in TRAJ_DRAWS},
+    **{f"fs.agw.0.{run}.fid1": (lambda run=run: f2(proxy_line(f"s18-s0-{run}", 1)["fid"])) for run in TRAJ_DRAWS},
     **{f"fs.redraw_proxy.{c}.dmd.read1": (lambda c=c: f"{proxy_row(c, '-dmd3', 1)['per_100']:.0f}") for c in (0, 1)},
     "fs.agw.noise85.models": lambda: str(len(noise85_held_out())),
     "fs.agw.noise85.better": lambda: str(sum(noise85_held_out())),
