@@ -53,6 +53,17 @@ def threshold(score: np.ndarray, readable: np.ndarray) -> float:
     return float(np.sort(score)[::-1][readable.sum() - 1])
 
 
+def grid_count(grid: tuple, t: float) -> dict:
+    """A marked grid (sitting, source, file, confidence, readable) counted blind and by the classifier at t."""
+    sitting, name, file, conf, readable = grid
+    return {"sitting": sitting, "source": name, "file": file, "blind": int(readable.sum()),
+            "classifier": int((conf >= t).sum()), "threshold": round(t, 4)}  # fmt: skip
+
+
+def mean_abs_error(rows: list[dict]) -> float:
+    return round(float(np.mean([abs(r["blind"] - r["classifier"]) for r in rows])), 2)
+
+
 def count_model(args, confidence, t: float) -> dict:
     """Per 100 samples of args.checkpoint, how many score at or above t."""
     from cleardiffusion.checkpoint import load_autoguide, load_for_sampling
@@ -116,32 +127,27 @@ def main() -> None:
         print(json.dumps(count_model(args, confidence, threshold(score, marks))))
         return
     rows = []
-    for i, (sitting, name, file, conf, readable) in enumerate(grids):
+    for i, grid in enumerate(grids):
         others = [g for j, g in enumerate(grids) if j != i]
-        t = threshold(np.concatenate([g[3] for g in others]), np.concatenate([g[4] for g in others]))
-        rows.append({"sitting": sitting, "source": name, "file": file, "blind": int(readable.sum()),
-                     "classifier": int((conf >= t).sum()), "threshold": round(t, 4)})  # fmt: skip
+        rows.append(grid_count(grid, threshold(np.concatenate([g[3] for g in others]),
+                                               np.concatenate([g[4] for g in others]))))  # fmt: skip
     real_conf = confidence(load_dataset("mnist", args.data_dir, "test").images[:, 0].numpy())
     result = {
         "cells": int(len(score)),
         "auc": round(auc(score, marks), 4),
         "grids": rows,
-        "mean_abs_error": round(float(np.mean([abs(r["blind"] - r["classifier"]) for r in rows])), 2),
+        "mean_abs_error": mean_abs_error(rows),
         "confident_0.9": {"real test digits": round(float((real_conf >= 0.9).mean()), 4),
                           "teacher ddim 1 step (grey blobs)": round(float(
                               (confidence(blind_count.grid_cells(ROOT / BLOBS)) >= 0.9).mean()), 4)},
         "features_sha256": clf.file_sha256,
     }  # fmt: skip
     if held:  # the threshold fitted on every calibration cell, applied to sittings it never saw
-        t = threshold(score, marks)
-        result["held_out"] = [{"sitting": s, "source": name, "file": file, "blind": int(readable.sum()),
-                               "classifier": int((conf >= t).sum()), "threshold": round(t, 4)}
-                              for s, name, file, conf, readable in held]  # fmt: skip
+        result["held_out"] = [grid_count(g, threshold(score, marks)) for g in held]
         result["held_out_auc"] = round(
             auc(np.concatenate([g[3] for g in held]), np.concatenate([g[4] for g in held])), 4
         )
-        result["held_out_mean_abs_error"] = round(float(np.mean([abs(r["blind"] - r["classifier"])
-                                                                 for r in result["held_out"]])), 2)  # fmt: skip
+        result["held_out_mean_abs_error"] = mean_abs_error(result["held_out"])
     print(json.dumps(result, indent=1))
 
 
