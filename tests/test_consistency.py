@@ -290,19 +290,23 @@ def test_dmd_trains_the_points_of_its_chain_and_a_one_point_chain_only_the_one_s
 
 
 def test_a_dmd_run_passes_its_chain_fake_steps_and_gan_weight_to_the_loss():
-    """--dmd-chain, --dmd-fake-steps and --dmd-gan reach DistributionMatchingLoss (train_run.distill_options, then
-    consistency.distillation_loss) as its jump grid, its fake updates per step and its GAN term."""
-    from cleardiffusion.consistency import distillation_loss
+    """--dmd-chain, --dmd-fake-steps, --dmd-fake-lr and --dmd-gan reach DistributionMatchingLoss
+    (train_run.distill_options, then consistency.distillation_loss) as its jump grid, its fake updates per step,
+    the fake network's learning rate (by default FAKE_LR_RATIO times the student's) and its GAN term."""
+    from cleardiffusion.consistency import FAKE_LR_RATIO, distillation_loss
     from cleardiffusion.train_config import TrainConfig
     from cleardiffusion.train_run import distill_options
     from test_fastpath import tiny_unet
 
-    for chain, fake, gan in ((1, 1, 0.0), (4, 3, 0.3)):
+    for chain, fake, fake_lr, gan in ((1, 1, None, 0.0), (4, 3, 3e-4, 0.3)):
         config = TrainConfig(objective="consistency", teacher="t.pt", distill_method="dmd", student="s.pt",
-                             dmd_chain=chain, dmd_fake_steps=fake, dmd_gan=gan)  # fmt: skip
+                             dmd_chain=chain, dmd_fake_steps=fake, dmd_fake_lr=fake_lr, dmd_gan=gan,
+                             lr=2e-5)  # fmt: skip
         options = distill_options(config, nn.Identity(), None, None, SCHEDULE, "cpu")
         loss = distillation_loss(SCHEDULE, "eps", tiny_unet().eval(), **options)
         assert (loss.grid, loss.fake_steps, loss.gan_weight) == (jump_grid(SCHEDULE, chain), fake, gan)
+        fake_lrs = [group["lr"] for group in loss.fake_optimizer.param_groups][:1]
+        assert fake_lrs == [fake_lr or FAKE_LR_RATIO * 2e-5]
         assert (loss.discriminator is None) == (gan == 0)
 
 
@@ -401,11 +405,12 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
     student = students["trajectory"] / "checkpoints/last.pt"
     assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
                    "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2",
-                   "--dmd-gan", "0.3") == 0  # fmt: skip
+                   "--dmd-fake-lr", "3e-4", "--dmd-gan", "0.3") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"], config["ema_warmup"]) == (
         "dmd", str(student), 2e-5, 0.995, 0)  # fmt: skip
-    assert (config["dmd_chain"], config["dmd_fake_steps"], config["dmd_gan"]) == (2, 2, 0.3)
+    dmd_fields = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
+    assert [config[k] for k in dmd_fields] == [2, 2, 3e-4, 0.3]
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
     after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]
     from_student = max((after[k] - start[k]).abs().max().item() for k in start)

@@ -237,16 +237,17 @@ class DistributionMatchingLoss:
 
     The loop's t (uniform indices) and eps noise the student's sample; its x0 (data) is used only by the GAN term
     (gan_weight > 0): the student draws its own samples, with the loop's labels y for a conditional teacher. Each
-    call also trains `fake` (a copy of the teacher, with its own AdamW) `fake_steps` times on those samples,
-    detached, at fresh times and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its
+    call also trains `fake` (a copy of the teacher, with its own AdamW at `fake_lr`) `fake_steps` times on those
+    samples, detached, at fresh times and noise. `grid` is the student's chain (denoiser.jump_grid; one point: its
     one-step map only). The chain's noise, the step trained and the fake's draws come from the global generator
     (torch.manual_seed), so a run is reproducible but its fake network is not checkpointed: a dmd run does not
     resume. The GAN term needs a U-Net teacher (its `middle` block is what D reads).
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
-                 fake_steps: int = 1, gan_weight: float = 0.0, teacher_guidance: float = 1.0,
-                 null_label: int | None = None, real: nn.Module | None = None):  # fmt: skip
+                 fake_steps: int = 1, fake_lr: float | None = None, gan_weight: float = 0.0,
+                 teacher_guidance: float = 1.0, null_label: int | None = None,
+                 real: nn.Module | None = None):  # fmt: skip
         if not grid or grid[0] != schedule.T - 1:
             raise ValueError(f"the student's chain starts from pure noise at T - 1 (denoiser.jump_grid), got {grid}")
         self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
@@ -254,7 +255,8 @@ class DistributionMatchingLoss:
         self.real = real  # an eps-model of the real score in place of the (guided) teacher's, or None
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
         self.fake = as_eps_model(self.fake_net, schedule, prediction)
-        self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=FAKE_LR_RATIO * lr, weight_decay=0.0)
+        fake_lr = FAKE_LR_RATIO * lr if fake_lr is None else fake_lr
+        self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=fake_lr, weight_decay=0.0)
         self.discriminator = None
         if gan_weight > 0:
             gan_features(self.fake_net).register_forward_hook(self._keep_features)
@@ -345,16 +347,17 @@ class DistributionMatchingLoss:
 def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Module | None, *, method: Method,
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
                       bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5,
-                      fake_steps: int = 1, gan_weight: float = 0.0, real: nn.Module | None = None):  # fmt: skip
+                      fake_steps: int = 1, fake_lr: float | None = None, gan_weight: float = 0.0,
+                      real: nn.Module | None = None):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
     DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network taking `fake_steps` steps
-    per student step at `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`, the real score from `real`
-    when given, e.g. the teacher autoguided, else from the teacher)."""
+    per student step at `fake_lr`, by default `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`, the
+    real score from `real` when given, e.g. the teacher autoguided, else from the teacher)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
         return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr, fake_steps=fake_steps,
-                                        gan_weight=gan_weight, teacher_guidance=teacher_guidance,
+                                        fake_lr=fake_lr, gan_weight=gan_weight, teacher_guidance=teacher_guidance,
                                         null_label=null_label, real=real)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,

@@ -39,8 +39,8 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_gan",
-                  "autoguide")  # fmt: skip
+                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
+                  "dmd_gan", "autoguide")  # fmt: skip
 
 
 @dataclass
@@ -153,6 +153,11 @@ class TrainConfig:
     dmd_fake_steps: int = option(
         1, "dmd: AdamW steps of the fake-score network per student step", DISTILL, metavar="N", at_least=1,
         at_most=10,
+    )  # fmt: skip
+    dmd_fake_lr: float | None = option(
+        None, "dmd: AdamW learning rate of the fake-score network (default: 10 x --lr: it must keep up with the "
+        "student; at --lr 1e-4, 5e-4 kept its samples clean where 1e-3 did not: docs/few_step.md)", DISTILL,
+        metavar="LR", above=0, show_default=False,
     )  # fmt: skip
     dmd_gan: float = option(
         0.3, "dmd: weight of DMD2's GAN term, a discriminator on the fake network's U-Net middle block that tells "
@@ -333,7 +338,7 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_gan")
+    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
     unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", *dmd_only),
               "cd": ("trajectories", "teacher_steps", "autoguide", *dmd_only),
               "trajectory": ("consistency_delta", *dmd_only),
