@@ -229,6 +229,29 @@ def t_sampler_speed() -> str:
     return table(["sampler (seed-minimal, batch 8)", "steps", "seconds", "ms per step", "speed-up vs DDPM-1000"], out)
 
 
+CALIBRATION = "eval_calibration_cpu.md"
+CAL_SETS = ("mnist", "fashion-mnist")  # benchmarks/eval_calibration.py: real, degraded and random images
+
+
+def t_eval_calibration() -> str:
+    rows = md_tables(CALIBRATION)[0]
+    return table(list(rows[0]), [list(r.values()) for r in rows])
+
+
+def calibration(dataset: str, samples: str, column: str) -> float:
+    """A number of the calibration table: `column` of the row (dataset, samples)."""
+    row = next(
+        r for r in md_tables(CALIBRATION)[0] if (r["dataset"], r["samples (vs real train)"]) == (dataset, samples)
+    )
+    return num(row[column].split(" +- ")[0])
+
+
+def calibration_note(dataset: str, field: str) -> str:
+    """A field of the file's per-dataset notes, e.g. 'classifier test accuracy 0.9935'."""
+    note = next(line for line in (RESULTS / CALIBRATION).read_text().splitlines() if line.startswith(f"- {dataset}:"))
+    return re.search(rf"{field} ([\d.]+)", note).group(1)
+
+
 def experiment_minutes(name: str) -> str:
     return f"{load_json(f'experiments_cpu/mnist/{name}/results.json')['seconds'] / 60:.0f}"
 
@@ -322,6 +345,7 @@ TABLES = {
     "gpu_pairs": t_gpu_pairs,
     "sampler_speed": t_sampler_speed,
     "bf16_precision": t_bf16_precision,
+    "eval_calibration": t_eval_calibration,
     **{name: (lambda name=name: ablation_table(name)) for name in ABLATIONS},
 }
 
@@ -348,4 +372,22 @@ NUMBERS = {
     "speed.ddpm1000_ms": lambda: md_row("sampler_speed_cpu.md", "sampler", "DDPM-1000")["ms per step"],
     "speed.ddim50_speedup": lambda: md_row("sampler_speed_cpu.md", "sampler", "DDIM-50")["speed-up vs DDPM-1000"],
     "exp.ddpm_steps_min": lambda: experiment_minutes("ddpm-steps"),
+    **{f"cal.{d}.accuracy": (lambda d=d: calibration_note(d, "classifier test accuracy")) for d in CAL_SETS},
+    **{
+        f"cal.{d}.reference_s": (lambda d=d: f"{num(calibration_note(d, 'reference statistics')):.0f}")
+        for d in CAL_SETS
+    },
+    **{
+        f"cal.{d}.floor_ratio": (
+            lambda d=d: f"{calibration(d, 'test + noise 0.2', 'FID') / calibration(d, 'real test', 'FID'):.0f}"
+        )
+        for d in CAL_SETS
+    },
+    **{f"cal.{d}.score": (lambda d=d: f2(calibration(d, "real test", "classifier score"))) for d in CAL_SETS},
+    **{f"cal.{d}.noise_fid": (lambda d=d: f"{calibration(d, 'pure noise', 'FID'):.0f}") for d in CAL_SETS},
+    **{
+        f"cal.{d}.{k}": (lambda d=d, k=k: f2(calibration(d, "real test", k)))
+        for d in CAL_SETS
+        for k in ("precision", "recall")
+    },
 }
