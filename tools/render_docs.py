@@ -21,10 +21,11 @@ from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
+from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 
 TABLES = {**TABLES, **FEW_TABLES, **BACKBONE_TABLES, **REDRAW_TABLES}
-NUMBERS = {**NUMBERS, **FEW_NUMBERS, **BACKBONE_NUMBERS, **COST_NUMBERS, **REDRAW_NUMBERS}
+NUMBERS = {**NUMBERS, **FEW_NUMBERS, **BACKBONE_NUMBERS, **COST_NUMBERS, **REDRAW_NUMBERS, **QUALITY_NUMBERS}
 
 TABLE_RE = re.compile(r"(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 NUMBER_RE = re.compile(r"(<!-- n:([\w.-]+) -->)(.*?)(<!-- /n -->)", re.S)
