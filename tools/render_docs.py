@@ -23,9 +23,21 @@ from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
+from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
 
-TABLES = {**TABLES, **FEW_TABLES, **BACKBONE_TABLES, **REDRAW_TABLES}
-NUMBERS = {**NUMBERS, **FEW_NUMBERS, **BACKBONE_NUMBERS, **COST_NUMBERS, **REDRAW_NUMBERS, **QUALITY_NUMBERS}
+
+def merged(*sources: dict) -> dict:
+    """One dict of every source's names; a name two sources define is an error, not a silent override."""
+    out: dict = {}
+    for source in sources:
+        if twice := sorted(out.keys() & source.keys()):
+            raise SystemExit(f"render_docs: defined by two doc_sources modules: {', '.join(twice)}")
+        out.update(source)
+    return out
+
+
+TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES)
+NUMBERS = merged(NUMBERS, FEW_NUMBERS, BACKBONE_NUMBERS, COST_NUMBERS, REDRAW_NUMBERS, QUALITY_NUMBERS, RESULTS_NUMBERS)
 
 TABLE_RE = re.compile(r"(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 NUMBER_RE = re.compile(r"(<!-- n:([\w.-]+) -->)(.*?)(<!-- /n -->)", re.S)
