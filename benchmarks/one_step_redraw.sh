@@ -194,3 +194,45 @@ python benchmarks/blind_count.py deal \
 # (marked by hand in runs/blind3/marks.json; `blind_count.py reveal runs/blind3`; key, marks, counts copied to
 # mnist-unconditional/blind/sitting_3/) and the classifier count held out against it (fitted on sittings 1 and 2)
 $P > benchmarks/results/one_step_cpu/readability_proxy.json
+# dmd's step size (session 19): from the four 8-minute trajectory students above (autoguided at 1.5; chains 0 and 1,
+# seeds 0/1 and 2), 5 minutes of dmd autoguided at 2.5 with a larger --lr, and the fake network's own rate
+# (--dmd-fake-lr; the first of these runs set it through consistency.FAKE_LR_RATIO, 5 x --lr, before the flag
+# existed: the same rate). Two runs at a time, one per core.
+DL=benchmarks/results/one_step_cpu/dmd_lr_mnist_uncond.jsonl
+fast_dmd() {  # core, student, out, seed, options
+  local S=${3:10:1}  # the chain, from runs/s19-s<chain>-...
+  taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+    --student $2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $4 --out $3 "${@:5}"
+  taskset -c $1 $P --checkpoint $3/checkpoints/last.pt --steps 1 >> $DL
+}
+S1=runs/s17-uncond-s1-agtraj8
+fast_dmd 0 $S1 runs/s19-s1-dmd25-lr5-gan1 1 --lr 5e-5 --dmd-gan 1 & fast_dmd 1 $S1 runs/s19-s1-dmd25-lr10 1 --lr 1e-4 & wait
+fast_dmd 0 $S1 runs/s19-s1-dmd25-lr10-fake5 1 --lr 1e-4 --dmd-fake-lr 5e-4 &
+fast_dmd 1 $S1 runs/s19-s1-dmd25-lr10-fs2 1 --lr 1e-4 --dmd-fake-steps 2 & wait
+fast_dmd 0 $S1 runs/s19-s1-dmd25-lr20-fake25 1 --lr 2e-4 --dmd-fake-lr 5e-4 &
+fast_dmd 1 $S1 runs/s19-s1-dmd25-lr10-fake25 1 --lr 1e-4 --dmd-fake-lr 2.5e-4 & wait
+fast_dmd 1 runs/s18-s1-agtraj15-seed2 runs/s19-s1-seed2-dmd25-lr10-fake5 2 --lr 1e-4 --dmd-fake-lr 5e-4 &
+fast_dmd 0 runs/s17-uncond-s0-agtraj8 runs/s19-s0-dmd25-lr10-fake5 0 --lr 1e-4 --dmd-fake-lr 5e-4 & wait
+fast_dmd 0 runs/s18-s0-agtraj15-seed2 runs/s19-s0-seed2-dmd25-lr10-fake5 2 --lr 1e-4 --dmd-fake-lr 5e-4 &
+fast_dmd 1 $S1 runs/s19-s1-dmd25-lr10-fake5-seed3 3 --lr 1e-4 --dmd-fake-lr 5e-4 & wait
+for r in runs/s19-s*-dmd25-*; do  # one step from a smaller starting noise; 2 and 4 steps of the --dmd-fake-lr 5e-4 runs
+  $P --checkpoint $r/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $DL
+  case $r in *lr10-fake5*) for k in 2 4; do $P --checkpoint $r/checkpoints/last.pt --steps $k >> $DL; done;; esac
+done
+# more minutes of dmd, fewer of trajectories (session 19): 5 minutes of trajectories at 1.5, then 8 of dmd at 2.5 with
+# --lr 5e-5 and its checkpoints kept every 100 steps; seeds 0/1 (one per core), then seed 2 on both chains
+DM=benchmarks/results/one_step_cpu/dmd_minutes_mnist_uncond.jsonl
+for seed in own 2; do
+  for S in 0 1; do
+    ( R=runs/s19-s$S-agtraj5; K=$S; [ $seed = 2 ] && R=$R-seed2 && K=2
+      taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+        --teacher-guidance 1.5 --time-budget 5 --seed $K --out $R
+      taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+        --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $K --lr 5e-5 \
+        --keep-checkpoints --checkpoint-every 100 --out $R-dmd8
+      for c in $R/checkpoints/last.pt $R-dmd8/checkpoints/step_*.pt; do taskset -c $S $P --checkpoint $c --steps 1; done
+      for k in 1 2 4; do taskset -c $S $P --checkpoint $R-dmd8/checkpoints/last.pt --steps $k; done
+      taskset -c $S $P --checkpoint $R-dmd8/checkpoints/last.pt --steps 1 --noise-scale 0.85 ) >> $DM &
+  done
+  wait
+done

@@ -381,3 +381,166 @@ REDRAW_NUMBERS.update({
     "fs.proxy.held.below": lambda: str(sum(r["classifier"] < r["blind"] for r in load_json(PROXY)["held_out"])),
     "fs.proxy.held.grids": lambda: str(len(load_json(PROXY)["held_out"])),
 })  # fmt: skip
+
+
+# ------------------------------------------------- dmd's step size (one_step_redraw.sh, session 19): readable vs FID
+DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"
+STUDENT_RUNS = {  # the 8-min trajectory student (autoguided at 1.5): label, its default dmd run (at 2.5, lr 2e-5)
+    "s1": ("chain 1, seed 1", "s18-s1-agtraj-dmd25"),
+    "s1-seed2": ("chain 1, seed 2", "s18-s1-agtraj15-seed2-dmd25"),
+    "s0": ("chain 0, seed 0", "s18-s0-agtraj-dmd25"),
+    "s0-seed2": ("chain 0, seed 2", "s18-s0-agtraj15-seed2-dmd25"),
+}
+DMD_SETTINGS = {  # run -> (student, dmd's --lr, fake network's lr, other change); dmd autoguided at 2.5, 5 minutes
+    **{default: (s, "2e-5", "2e-4 (10 x)", "") for s, (_, default) in STUDENT_RUNS.items()},
+    "s18-s1-dmd25-lr5": ("s1", "5e-5", "5e-4 (10 x)", ""),
+    "s19-s1-dmd25-lr5-gan1": ("s1", "5e-5", "5e-4 (10 x)", "--dmd-gan 1"),
+    "s19-s1-dmd25-lr10": ("s1", "1e-4", "1e-3 (10 x)", ""),
+    "s19-s1-dmd25-lr10-fs2": ("s1", "1e-4", "1e-3 (10 x)", "--dmd-fake-steps 2"),
+    "s19-s1-dmd25-lr10-fake25": ("s1", "1e-4", "2.5e-4", ""),
+    "s19-s1-dmd25-lr10-fake5": ("s1", "1e-4", "5e-4", ""),
+    "s19-s1-dmd25-lr10-fake5-seed3": ("s1", "1e-4", "5e-4", "--seed 3"),
+    "s19-s1-dmd25-lr20-fake25": ("s1", "2e-4", "5e-4", ""),
+    "s19-s1-seed2-dmd25-lr10-fake5": ("s1-seed2", "1e-4", "5e-4", ""),
+    "s19-s0-dmd25-lr10-fake5": ("s0", "1e-4", "5e-4", ""),
+    "s19-s0-seed2-dmd25-lr10-fake5": ("s0-seed2", "1e-4", "5e-4", ""),
+}
+FAST_DMD = [run for run, (_, lr, fake, other) in DMD_SETTINGS.items() if (lr, fake, other) == ("1e-4", "5e-4", "")]
+DEFAULT_DMD = [run for _, run in STUDENT_RUNS.values()]
+
+
+def dmd_lr_line(run: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
+    """The readability_proxy line of runs/<run>: session 19's file, else the guidance weight study's."""
+    path = f"runs/{run}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(DMD_LR) + load_jsonl(WEIGHT)
+                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
+
+
+def student_chain(run: str) -> str:
+    """The chain of a run's student key, s<chain>[-seed2]."""
+    return f"chain {DMD_SETTINGS[run][0][1]}"
+
+
+def t_dmd_lr() -> str:
+    """Each dmd run from an 8-min trajectory student: its settings, one step at S = 1 and 0.85."""
+    rows = []
+    for run, (student, lr, fake, other) in DMD_SETTINGS.items():
+        chain, cells = student_chain(run), []
+        for s in (1.0, 0.85):
+            r = dmd_lr_line(run, 1, s)
+            cells += [f"{r['per_100']:.1f}", f"{f2(r['fid'])} ({over_teacher(chain, r['fid'])})"]
+        rows.append([STUDENT_RUNS[student][0], lr, fake, other or "-", *cells])
+    return table(["trajectory student", "dmd --lr", "fake network's lr", "other", "readable, 1 step",
+                  "FID (/ teacher-50)", "readable, S = 0.85", "FID (/ teacher-50), S = 0.85"], rows)  # fmt: skip
+
+
+def t_dmd_lr_steps() -> str:
+    """The four students with dmd at the default and at --lr 1e-4 --dmd-fake-lr 5e-4: FID ratio at 1, 2, 4 steps."""
+    rows = []
+    for runs, label in ((DEFAULT_DMD, "2e-5 (default)"), (FAST_DMD, "1e-4, fake 5e-4")):
+        for run in runs:
+            chain = student_chain(run)
+            cells = [over_teacher(chain, dmd_lr_line(run, k)["fid"]) for k in (1, 2, 4)]
+            rows.append([STUDENT_RUNS[DMD_SETTINGS[run][0]][0], label, *cells, f"{dmd_lr_line(run)['per_100']:.1f}"])
+    return table(["trajectory student", "dmd --lr", "1 step", "2 steps", "4 steps", "readable, 1 step"], rows)
+
+
+def mean_read(runs: list[str], noise_scale: float = 1.0) -> float:
+    return sum(dmd_lr_line(r, 1, noise_scale)["per_100"] for r in runs) / len(runs)
+
+
+def met(runs: list[str], k: int, limit: float) -> int:
+    """How many of the runs' FID at k steps is within `limit` times their chain's plain teacher at 50 steps."""
+    return sum(dmd_lr_line(r, k)["fid"] <= limit * teacher(student_chain(r))["fid"] for r in runs)
+
+
+REDRAW_TABLES["fs_dmd_lr"] = t_dmd_lr
+REDRAW_TABLES["fs_dmd_lr_steps"] = t_dmd_lr_steps
+REDRAW_NUMBERS.update({
+    "fs.dmdlr.mean_default": lambda: f"{mean_read(DEFAULT_DMD):.1f}",
+    "fs.dmdlr.mean_fast": lambda: f"{mean_read(FAST_DMD):.1f}",
+    "fs.dmdlr.mean_fast85": lambda: f"{mean_read(FAST_DMD, 0.85):.1f}",
+    "fs.dmdlr.draws": lambda: str(len(FAST_DMD)),
+    **{f"fs.dmdlr.{name}.met{k}": (lambda runs=runs, k=k, x=x: str(met(runs, k, x)))
+       for name, runs in (("default", DEFAULT_DMD), ("fast", FAST_DMD)) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
+    **{f"fs.dmdlr.{run}.read1": (lambda run=run: f"{dmd_lr_line(run)['per_100']:.0f}") for run in DMD_SETTINGS},
+    **{f"fs.dmdlr.{run}.u1": (lambda run=run: over_teacher(student_chain(run), dmd_lr_line(run)['fid']))
+       for run in DMD_SETTINGS},
+    **{f"fs.dmdlr.{run}.read85": (lambda run=run: f"{dmd_lr_line(run, 1, 0.85)['per_100']:.0f}")
+       for run in DMD_SETTINGS},
+    **{f"fs.dmdlr.{run}.u85": (lambda run=run: over_teacher(student_chain(run), dmd_lr_line(run, 1, 0.85)['fid']))
+       for run in DMD_SETTINGS},
+})  # fmt: skip
+
+
+# ---------------------------------------- minutes of dmd against minutes of trajectories (session 19): 5 + 8 minutes
+DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # (dmd_split_...: session 16's splits)
+SPLIT_RUNS = {  # label -> the 5-minute trajectory student's run (seed); its dmd run is <run>-dmd8
+    "chain 0, seed 0": "s19-s0-agtraj5", "chain 0, seed 2": "s19-s0-agtraj5-seed2",
+    "chain 1, seed 1": "s19-s1-agtraj5", "chain 1, seed 2": "s19-s1-agtraj5-seed2",
+}  # fmt: skip
+EIGHT_MINUTES = {  # label -> the 8-minute trajectory student of the same chain and seed (autoguided at 1.5)
+    "chain 0, seed 0": "s17-uncond-s0-agtraj8", "chain 0, seed 2": "s18-s0-agtraj15-seed2",
+    "chain 1, seed 1": "s17-uncond-s1-agtraj8", "chain 1, seed 2": "s18-s1-agtraj15-seed2",
+}  # fmt: skip
+
+
+def split_line(checkpoint: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
+    """The readability_proxy line of runs/<checkpoint> (e.g. s19-s0-agtraj5/checkpoints/last.pt)."""
+    path = f"runs/{checkpoint}"
+    return next(r for r in load_jsonl(DMD_MINUTES)
+                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
+
+
+def split_final(run: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
+    """The line of the trajectory student's dmd run, <run>-dmd8, at its end."""
+    return split_line(f"{run}-dmd8/checkpoints/last.pt", steps, noise_scale)
+
+
+def split_curve(run: str) -> list[dict]:
+    """The dmd run's kept checkpoints (every 100 steps and the last), one step each, in step order."""
+    prefix = f"runs/{run}-dmd8/checkpoints/step_"
+    return sorted((r for r in load_jsonl(DMD_MINUTES) if r["checkpoint"].startswith(prefix)),
+                  key=lambda r: r["checkpoint"])  # fmt: skip
+
+
+def t_dmd_minutes() -> str:
+    """Per draw: the 5-minute trajectory student and, after 8 minutes of dmd, 1, 2, 4 steps and S = 0.85."""
+    rows = []
+    for label, run in SPLIT_RUNS.items():
+        chain, student, s85 = label.split(",")[0], split_line(f"{run}/checkpoints/last.pt"), split_final(run, 1, 0.85)
+        rows.append([label, f"{proxy_line(EIGHT_MINUTES[label], 1)['per_100']:.1f}",
+                     f"{student['per_100']:.1f} ({over_teacher(chain, student['fid'])})",
+                     f"{split_final(run)['per_100']:.1f}",
+                     *(over_teacher(chain, split_final(run, k)["fid"]) for k in (1, 2, 4)),
+                     f"{s85['per_100']:.1f} ({over_teacher(chain, s85['fid'])})"])  # fmt: skip
+    return table(["draw", "8 min trajectory (same seed): readable", "5 min trajectory: readable (FID / teacher-50)",
+                  "+ 8 min dmd: readable, 1 step",
+                  "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable at S = 0.85 (FID / teacher-50)"],
+                 rows)  # fmt: skip
+
+
+def split_reads(label: str) -> str:
+    """The dmd run's readable per 100 at each kept checkpoint: 'a -> b -> ...'."""
+    return " -> ".join(f"{r['per_100']:.0f}" for r in split_curve(SPLIT_RUNS[label]))
+
+
+def split_met(k: int, limit: float) -> int:
+    """How many draws' FID at k steps is within `limit` times their chain's plain teacher at 50 steps."""
+    return sum(split_final(run, k)["fid"] <= limit * teacher(label.split(",")[0])["fid"]
+               for label, run in SPLIT_RUNS.items())  # fmt: skip
+
+
+def split_read_at_least(threshold: float, noise_scale: float = 1.0) -> int:
+    return sum(split_final(run, 1, noise_scale)["per_100"] >= threshold for run in SPLIT_RUNS.values())
+
+
+REDRAW_TABLES["fs_dmd_minutes"] = t_dmd_minutes
+REDRAW_NUMBERS.update({
+    "fs.minutes.draws": lambda: str(len(SPLIT_RUNS)),
+    **{f"fs.minutes.curve.{i}": (lambda label=label: split_reads(label)) for i, label in enumerate(SPLIT_RUNS)},
+    **{f"fs.minutes.met{k}": (lambda k=k, x=x: str(split_met(k, x))) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
+    "fs.minutes.read80": lambda: str(split_read_at_least(80)),
+    "fs.minutes.read80_85": lambda: str(split_read_at_least(80, 0.85)),
+    "fs.minutes.mean": lambda: f"{sum(split_final(r)['per_100'] for r in SPLIT_RUNS.values()) / len(SPLIT_RUNS):.1f}",
+})  # fmt: skip
