@@ -236,3 +236,13 @@ for seed in own 2; do
   done
   wait
 done
+# the first draws' 5-minute students again, 8 minutes of dmd training two points of the chain (--dmd-chain 2)
+for S in 0 1; do
+  ( R=runs/s19-s$S-agtraj5
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+      --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $S --lr 5e-5 \
+      --dmd-chain 2 --out $R-dmd8-chain2
+    for k in 1 2 4; do taskset -c $S $P --checkpoint $R-dmd8-chain2/checkpoints/last.pt --steps $k; done
+    taskset -c $S $P --checkpoint $R-dmd8-chain2/checkpoints/last.pt --steps 1 --noise-scale 0.85 ) >> $DM &
+done
+wait

@@ -485,6 +485,11 @@ EIGHT_MINUTES = {  # label -> the 8-minute trajectory student of the same chain 
 }  # fmt: skip
 
 
+def draw_chain(label: str) -> str:
+    """'chain 1, seed 2' -> 'chain 1'."""
+    return label.split(",")[0]
+
+
 def split_line(checkpoint: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
     """The readability_proxy line of runs/<checkpoint> (e.g. s19-s0-agtraj5/checkpoints/last.pt)."""
     path = f"runs/{checkpoint}"
@@ -508,7 +513,7 @@ def t_dmd_minutes() -> str:
     """Per draw: the 5-minute trajectory student and, after 8 minutes of dmd, 1, 2, 4 steps and S = 0.85."""
     rows = []
     for label, run in SPLIT_RUNS.items():
-        chain, student, s85 = label.split(",")[0], split_line(f"{run}/checkpoints/last.pt"), split_final(run, 1, 0.85)
+        chain, student, s85 = draw_chain(label), split_line(f"{run}/checkpoints/last.pt"), split_final(run, 1, 0.85)
         rows.append([label, f"{proxy_line(EIGHT_MINUTES[label], 1)['per_100']:.1f}",
                      f"{student['per_100']:.1f} ({over_teacher(chain, student['fid'])})",
                      f"{split_final(run)['per_100']:.1f}",
@@ -527,7 +532,7 @@ def split_reads(label: str) -> str:
 
 def split_met(k: int, limit: float) -> int:
     """How many draws' FID at k steps is within `limit` times their chain's plain teacher at 50 steps."""
-    return sum(split_final(run, k)["fid"] <= limit * teacher(label.split(",")[0])["fid"]
+    return sum(split_final(run, k)["fid"] <= limit * teacher(draw_chain(label))["fid"]
                for label, run in SPLIT_RUNS.items())  # fmt: skip
 
 
@@ -535,9 +540,24 @@ def split_read_at_least(threshold: float, noise_scale: float = 1.0) -> int:
     return sum(split_final(run, 1, noise_scale)["per_100"] >= threshold for run in SPLIT_RUNS.values())
 
 
+def chain2(label: str, steps: int) -> dict:
+    """The first draws' 5-minute students with 8 minutes of dmd at --dmd-chain 2 (<run>-dmd8-chain2)."""
+    return split_line(f"{SPLIT_RUNS[label]}-dmd8-chain2/checkpoints/last.pt", steps)
+
+
+FIRST_DRAWS = ("chain 0, seed 0", "chain 1, seed 1")
 REDRAW_TABLES["fs_dmd_minutes"] = t_dmd_minutes
 REDRAW_NUMBERS.update({
     "fs.minutes.draws": lambda: str(len(SPLIT_RUNS)),
+    **{f"fs.minutes.chain2.{i}.read1": (lambda label=label: f"{chain2(label, 1)['per_100']:.0f}")
+       for i, label in enumerate(FIRST_DRAWS)},
+    **{f"fs.minutes.chain2.{i}.u{k}": (lambda label=label, k=k: over_teacher(draw_chain(label), chain2(label, k)["fid"]))
+       for i, label in enumerate(FIRST_DRAWS) for k in (1, 2, 4)},
+    **{f"fs.minutes.{i}.u{k}": (lambda label=label, k=k: over_teacher(draw_chain(label),
+                                                                      split_final(SPLIT_RUNS[label], k)["fid"]))
+       for i, label in enumerate(FIRST_DRAWS) for k in (1, 2, 4)},
+    **{f"fs.minutes.{i}.read1": (lambda label=label: f"{split_final(SPLIT_RUNS[label])['per_100']:.0f}")
+       for i, label in enumerate(FIRST_DRAWS)},
     **{f"fs.minutes.curve.{i}": (lambda label=label: split_reads(label)) for i, label in enumerate(SPLIT_RUNS)},
     **{f"fs.minutes.met{k}": (lambda k=k, x=x: str(split_met(k, x))) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
     "fs.minutes.read80": lambda: str(split_read_at_least(80)),
