@@ -490,6 +490,11 @@ def draw_chain(label: str) -> str:
     return label.split(",")[0]
 
 
+def draw_ratio(label: str, line: dict) -> str:
+    """A line's FID as a multiple of its draw's plain teacher at 50 steps."""
+    return over_teacher(draw_chain(label), line["fid"])
+
+
 def split_line(checkpoint: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
     """The readability_proxy line of runs/<checkpoint> (e.g. s19-s0-agtraj5/checkpoints/last.pt)."""
     path = f"runs/{checkpoint}"
@@ -551,10 +556,9 @@ REDRAW_NUMBERS.update({
     "fs.minutes.draws": lambda: str(len(SPLIT_RUNS)),
     **{f"fs.minutes.chain2.{i}.read1": (lambda label=label: f"{chain2(label, 1)['per_100']:.0f}")
        for i, label in enumerate(FIRST_DRAWS)},
-    **{f"fs.minutes.chain2.{i}.u{k}": (lambda label=label, k=k: over_teacher(draw_chain(label), chain2(label, k)["fid"]))
+    **{f"fs.minutes.chain2.{i}.u{k}": (lambda label=label, k=k: draw_ratio(label, chain2(label, k)))
        for i, label in enumerate(FIRST_DRAWS) for k in (1, 2, 4)},
-    **{f"fs.minutes.{i}.u{k}": (lambda label=label, k=k: over_teacher(draw_chain(label),
-                                                                      split_final(SPLIT_RUNS[label], k)["fid"]))
+    **{f"fs.minutes.{i}.u{k}": (lambda label=label, k=k: draw_ratio(label, split_final(SPLIT_RUNS[label], k)))
        for i, label in enumerate(FIRST_DRAWS) for k in (1, 2, 4)},
     **{f"fs.minutes.{i}.read1": (lambda label=label: f"{split_final(SPLIT_RUNS[label])['per_100']:.0f}")
        for i, label in enumerate(FIRST_DRAWS)},
