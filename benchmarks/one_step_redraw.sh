@@ -246,3 +246,15 @@ for S in 0 1; do
     taskset -c $S $P --checkpoint $R-dmd8-chain2/checkpoints/last.pt --steps 1 --noise-scale 0.85 ) >> $DM &
 done
 wait
+# trajectories at 1.5 and dmd at 2.5 drawn a third time on both chains (--seed 3 for both stages)
+for S in 0 1; do
+  ( R=runs/s19-s$S-agtraj15-seed3
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+      --teacher-guidance 1.5 --time-budget 8 --seed 3 --out $R
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+      --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed 3 --out $R-dmd25
+    taskset -c $S $P --checkpoint $R/checkpoints/last.pt --steps 1
+    for k in 1 2 4; do taskset -c $S $P --checkpoint $R-dmd25/checkpoints/last.pt --steps $k; done
+    taskset -c $S $P --checkpoint $R-dmd25/checkpoints/last.pt --steps 1 --noise-scale 0.85 ) >> $AW &
+done
+wait

@@ -568,3 +568,29 @@ REDRAW_NUMBERS.update({
     "fs.minutes.read80_85": lambda: str(split_read_at_least(80, 0.85)),
     "fs.minutes.mean": lambda: f"{sum(split_final(r)['per_100'] for r in SPLIT_RUNS.values()) / len(SPLIT_RUNS):.1f}",
 })  # fmt: skip
+
+
+# ------------------------------- trajectories at 1.5 and dmd at 2.5, a third draw on each chain (session 19: seed 3)
+AG15_25 = {  # label -> run of the 8 + 5 pipeline, trajectories autoguided at 1.5 and dmd at 2.5 (2-min bad model)
+    "chain 0, seed 0": "s18-s0-agtraj-dmd25", "chain 0, seed 2": "s18-s0-agtraj15-seed2-dmd25",
+    "chain 0, seed 3": "s19-s0-agtraj15-seed3-dmd25", "chain 1, seed 1": "s18-s1-agtraj-dmd25",
+    "chain 1, seed 2": "s18-s1-agtraj15-seed2-dmd25", "chain 1, seed 3": "s19-s1-agtraj15-seed3-dmd25",
+}  # fmt: skip
+SEED3 = {c: AG15_25[f"chain {c}, seed 3"] for c in (0, 1)}
+
+
+def ag15_25_met(k: int, limit: float) -> int:
+    """How many draws of the pipeline keep k steps within `limit` times their chain's plain 50-step teacher."""
+    return sum(proxy_line(run, k)["fid"] <= limit * teacher(draw_chain(label))["fid"] for label, run in AG15_25.items())
+
+
+REDRAW_NUMBERS.update({
+    "fs.ag15_25.draws": lambda: str(len(AG15_25)),
+    **{f"fs.ag15_25.met{k}_{x}": (lambda k=k, x=x: str(ag15_25_met(k, x)))
+       for k, x in ((1, 2.0), (1, 1.5), (2, 1.3), (4, 1.1))},
+    "fs.ag15_25.mean_read": lambda: f"{sum(proxy_line(r, 1)['per_100'] for r in AG15_25.values()) / len(AG15_25):.1f}",
+    "fs.ag15_25.read80": lambda: str(sum(proxy_line(r, 1)["per_100"] >= 80 for r in AG15_25.values())),
+    **{f"fs.ag15_25.seed3.{c}.u{k}": (lambda c=c, k=k: weight_ratio(c, SEED3[c], k))
+       for c in (0, 1) for k in (1, 2, 4)},
+    **{f"fs.ag15_25.seed3.{c}.read1": (lambda c=c: weight_read(c, SEED3[c])) for c in (0, 1)},
+})  # fmt: skip
