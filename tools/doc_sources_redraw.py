@@ -589,6 +589,7 @@ REDRAW_NUMBERS.update({
     **{f"fs.ag15_25.met{k}_{x}": (lambda k=k, x=x: str(ag15_25_met(k, x)))
        for k, x in ((1, 2.0), (1, 1.5), (2, 1.3), (4, 1.1))},
     "fs.ag15_25.mean_read": lambda: f"{sum(proxy_line(r, 1)['per_100'] for r in AG15_25.values()) / len(AG15_25):.1f}",
+    **{f"fs.ag15_25.teacher_read.{c}": (lambda c=c: f"{proxy_row(c, '', 50)['per_100']:.1f}") for c in (0, 1)},
     "fs.ag15_25.read80": lambda: str(sum(proxy_line(r, 1)["per_100"] >= 80 for r in AG15_25.values())),
     **{f"fs.ag15_25.seed3.{c}.u{k}": (lambda c=c, k=k: weight_ratio(c, SEED3[c], k))
        for c in (0, 1) for k in (1, 2, 4)},
