@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or l
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
+from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
@@ -37,7 +38,16 @@ def merged(*sources: dict) -> dict:
 
 
 TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES)
-NUMBERS = merged(NUMBERS, FEW_NUMBERS, BACKBONE_NUMBERS, COST_NUMBERS, REDRAW_NUMBERS, QUALITY_NUMBERS, RESULTS_NUMBERS)
+NUMBERS = merged(
+    NUMBERS,
+    FEW_NUMBERS,
+    BACKBONE_NUMBERS,
+    COST_NUMBERS,
+    REDRAW_NUMBERS,
+    QUALITY_NUMBERS,
+    RESULTS_NUMBERS,
+    EXPERIMENT_NUMBERS,
+)
 
 TABLE_RE = re.compile(r"(<!-- table:([\w.-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 NUMBER_RE = re.compile(r"(<!-- n:([\w.-]+) -->)(.*?)(<!-- /n -->)", re.S)
