@@ -5,7 +5,7 @@ here starts with "x." so it cannot collide with another source's."""
 
 import math
 
-from doc_sources import f2, load_json, ratio
+from doc_sources import experiment_minutes, f2, load_json, ratio
 from doc_sources_cost import COST
 from doc_sources_quality import prose, span
 from doc_sources_results import (
@@ -38,10 +38,6 @@ NEXT_SEED = "every-block, next seed"
 def report(ds: str, name: str) -> dict:
     """The whole results.json of one report (experiment() is its "results" part)."""
     return load_json(f"{EXP}/{ds}/{name}/results.json")
-
-
-def minutes(ds: str, name: str) -> str:
-    return f"{report(ds, name)['seconds'] / 60:.0f}"
 
 
 def solver(ds: str, sampler: str, nfe: int) -> dict:
@@ -87,7 +83,7 @@ EXPERIMENT_NUMBERS = {
     },
     "x.params": lambda: f"{params('every-block') / 1e6:.2f}M",
     **{
-        f"x.minutes.{ds}.{name}": (lambda ds=ds, name=name: minutes(ds, name))
+        f"x.minutes.{ds}.{name}": (lambda ds=ds, name=name: experiment_minutes(name, ds))
         for ds, names in MINUTES.items()
         for name in names
     },
