@@ -169,14 +169,16 @@ def proxy_label(r: dict) -> str:
 
 
 WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"  # the guidance weight study, below
+DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"  # dmd's step size (session 19), below
+DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (session 19; dmd_split_...: session 16's)
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 
 def proxy_line(run: str, steps: int, noise_scale: float = 1.0, guidance: float | None = None) -> dict:
     """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (a teacher: autoguided at `guidance`,
-    None: plain), from readability_proxy_models.jsonl or the guidance weight study's file."""
+    None: plain), from whichever readability_proxy file holds it (no line is in two)."""
     path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(WEIGHT) + load_jsonl(PROXY_MODELS)
+    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES) for r in load_jsonl(f)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
                 and r.get("guidance") == guidance)  # fmt: skip
 
@@ -384,7 +386,6 @@ REDRAW_NUMBERS.update({
 
 
 # ------------------------------------------------- dmd's step size (one_step_redraw.sh, session 19): readable vs FID
-DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"
 STUDENT_RUNS = {  # the 8-min trajectory student (autoguided at 1.5): label, its default dmd run (at 2.5, lr 2e-5)
     "s1": ("chain 1, seed 1", "s18-s1-agtraj-dmd25"),
     "s1-seed2": ("chain 1, seed 2", "s18-s1-agtraj15-seed2-dmd25"),
@@ -409,13 +410,6 @@ FAST_DMD = [run for run, (_, lr, fake, other) in DMD_SETTINGS.items() if (lr, fa
 DEFAULT_DMD = [run for _, run in STUDENT_RUNS.values()]
 
 
-def dmd_lr_line(run: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
-    """The readability_proxy line of runs/<run>: session 19's file, else the guidance weight study's."""
-    path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(DMD_LR) + load_jsonl(WEIGHT)
-                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
-
-
 def student_chain(run: str) -> str:
     """The chain of a run's student key, s<chain>[-seed2]."""
     return f"chain {DMD_SETTINGS[run][0][1]}"
@@ -427,7 +421,7 @@ def t_dmd_lr() -> str:
     for run, (student, lr, fake, other) in DMD_SETTINGS.items():
         chain, cells = student_chain(run), []
         for s in (1.0, 0.85):
-            r = dmd_lr_line(run, 1, s)
+            r = proxy_line(run, 1, s)
             cells += [f"{r['per_100']:.1f}", f"{f2(r['fid'])} ({over_teacher(chain, r['fid'])})"]
         rows.append([STUDENT_RUNS[student][0], lr, fake, other or "-", *cells])
     return table(["trajectory student", "dmd --lr", "fake network's lr", "other", "readable, 1 step",
@@ -440,18 +434,24 @@ def t_dmd_lr_steps() -> str:
     for runs, label in ((DEFAULT_DMD, "2e-5 (default)"), (FAST_DMD, "1e-4, fake 5e-4")):
         for run in runs:
             chain = student_chain(run)
-            cells = [over_teacher(chain, dmd_lr_line(run, k)["fid"]) for k in (1, 2, 4)]
-            rows.append([STUDENT_RUNS[DMD_SETTINGS[run][0]][0], label, *cells, f"{dmd_lr_line(run)['per_100']:.1f}"])
+            cells = [over_teacher(chain, proxy_line(run, k)["fid"]) for k in (1, 2, 4)]
+            rows.append([STUDENT_RUNS[DMD_SETTINGS[run][0]][0], label, *cells, f"{proxy_line(run, 1)['per_100']:.1f}"])
     return table(["trajectory student", "dmd --lr", "1 step", "2 steps", "4 steps", "readable, 1 step"], rows)
 
 
-def mean_read(runs: list[str], noise_scale: float = 1.0) -> float:
-    return sum(dmd_lr_line(r, 1, noise_scale)["per_100"] for r in runs) / len(runs)
+def mean_read(runs, noise_scale: float = 1.0) -> float:
+    """The runs' mean readable per 100 at one step."""
+    return sum(proxy_line(r, 1, noise_scale)["per_100"] for r in runs) / len(runs)
 
 
-def met(runs: list[str], k: int, limit: float) -> int:
-    """How many of the runs' FID at k steps is within `limit` times their chain's plain teacher at 50 steps."""
-    return sum(dmd_lr_line(r, k)["fid"] <= limit * teacher(student_chain(r))["fid"] for r in runs)
+def met(chains: dict[str, str], k: int, limit: float) -> int:
+    """How many runs ({run: its chain}) keep k steps within `limit` times their chain's plain 50-step teacher."""
+    return sum(proxy_line(run, k)["fid"] <= limit * teacher(chain)["fid"] for run, chain in chains.items())
+
+
+def reading(runs, threshold: float, noise_scale: float = 1.0) -> int:
+    """How many runs read `threshold` per 100 or more at one step."""
+    return sum(proxy_line(r, 1, noise_scale)["per_100"] >= threshold for r in runs)
 
 
 REDRAW_TABLES["fs_dmd_lr"] = t_dmd_lr
@@ -461,20 +461,19 @@ REDRAW_NUMBERS.update({
     "fs.dmdlr.mean_fast": lambda: f"{mean_read(FAST_DMD):.1f}",
     "fs.dmdlr.mean_fast85": lambda: f"{mean_read(FAST_DMD, 0.85):.1f}",
     "fs.dmdlr.draws": lambda: str(len(FAST_DMD)),
-    **{f"fs.dmdlr.{name}.met{k}": (lambda runs=runs, k=k, x=x: str(met(runs, k, x)))
+    **{f"fs.dmdlr.{name}.met{k}": (lambda runs=runs, k=k, x=x: str(met({r: student_chain(r) for r in runs}, k, x)))
        for name, runs in (("default", DEFAULT_DMD), ("fast", FAST_DMD)) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
-    **{f"fs.dmdlr.{run}.read1": (lambda run=run: f"{dmd_lr_line(run)['per_100']:.0f}") for run in DMD_SETTINGS},
-    **{f"fs.dmdlr.{run}.u1": (lambda run=run: over_teacher(student_chain(run), dmd_lr_line(run)['fid']))
+    **{f"fs.dmdlr.{run}.read1": (lambda run=run: f"{proxy_line(run, 1)['per_100']:.0f}") for run in DMD_SETTINGS},
+    **{f"fs.dmdlr.{run}.u1": (lambda run=run: over_teacher(student_chain(run), proxy_line(run, 1)['fid']))
        for run in DMD_SETTINGS},
-    **{f"fs.dmdlr.{run}.read85": (lambda run=run: f"{dmd_lr_line(run, 1, 0.85)['per_100']:.0f}")
+    **{f"fs.dmdlr.{run}.read85": (lambda run=run: f"{proxy_line(run, 1, 0.85)['per_100']:.0f}")
        for run in DMD_SETTINGS},
-    **{f"fs.dmdlr.{run}.u85": (lambda run=run: over_teacher(student_chain(run), dmd_lr_line(run, 1, 0.85)['fid']))
+    **{f"fs.dmdlr.{run}.u85": (lambda run=run: over_teacher(student_chain(run), proxy_line(run, 1, 0.85)['fid']))
        for run in DMD_SETTINGS},
 })  # fmt: skip
 
 
 # ---------------------------------------- minutes of dmd against minutes of trajectories (session 19): 5 + 8 minutes
-DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # (dmd_split_...: session 16's splits)
 SPLIT_RUNS = {  # label -> the 5-minute trajectory student's run (seed); its dmd run is <run>-dmd8
     "chain 0, seed 0": "s19-s0-agtraj5", "chain 0, seed 2": "s19-s0-agtraj5-seed2",
     "chain 1, seed 1": "s19-s1-agtraj5", "chain 1, seed 2": "s19-s1-agtraj5-seed2",
@@ -495,16 +494,12 @@ def draw_ratio(label: str, line: dict) -> str:
     return over_teacher(draw_chain(label), line["fid"])
 
 
-def split_line(checkpoint: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
-    """The readability_proxy line of runs/<checkpoint> (e.g. s19-s0-agtraj5/checkpoints/last.pt)."""
-    path = f"runs/{checkpoint}"
-    return next(r for r in load_jsonl(DMD_MINUTES)
-                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
-
-
 def split_final(run: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
     """The line of the trajectory student's dmd run, <run>-dmd8, at its end."""
-    return split_line(f"{run}-dmd8/checkpoints/last.pt", steps, noise_scale)
+    return proxy_line(f"{run}-dmd8", steps, noise_scale)
+
+
+SPLIT_DMD = {f"{run}-dmd8": draw_chain(label) for label, run in SPLIT_RUNS.items()}  # the dmd runs: their chain
 
 
 def split_curve(run: str) -> list[dict]:
@@ -518,7 +513,7 @@ def t_dmd_minutes() -> str:
     """Per draw: the 5-minute trajectory student and, after 8 minutes of dmd, 1, 2, 4 steps and S = 0.85."""
     rows = []
     for label, run in SPLIT_RUNS.items():
-        chain, student, s85 = draw_chain(label), split_line(f"{run}/checkpoints/last.pt"), split_final(run, 1, 0.85)
+        chain, student, s85 = draw_chain(label), proxy_line(run, 1), split_final(run, 1, 0.85)
         rows.append([label, f"{proxy_line(EIGHT_MINUTES[label], 1)['per_100']:.1f}",
                      f"{student['per_100']:.1f} ({over_teacher(chain, student['fid'])})",
                      f"{split_final(run)['per_100']:.1f}",
@@ -535,19 +530,9 @@ def split_reads(label: str) -> str:
     return " -> ".join(f"{r['per_100']:.0f}" for r in split_curve(SPLIT_RUNS[label]))
 
 
-def split_met(k: int, limit: float) -> int:
-    """How many draws' FID at k steps is within `limit` times their chain's plain teacher at 50 steps."""
-    return sum(split_final(run, k)["fid"] <= limit * teacher(draw_chain(label))["fid"]
-               for label, run in SPLIT_RUNS.items())  # fmt: skip
-
-
-def split_read_at_least(threshold: float, noise_scale: float = 1.0) -> int:
-    return sum(split_final(run, 1, noise_scale)["per_100"] >= threshold for run in SPLIT_RUNS.values())
-
-
 def chain2(label: str, steps: int) -> dict:
     """The first draws' 5-minute students with 8 minutes of dmd at --dmd-chain 2 (<run>-dmd8-chain2)."""
-    return split_line(f"{SPLIT_RUNS[label]}-dmd8-chain2/checkpoints/last.pt", steps)
+    return proxy_line(f"{SPLIT_RUNS[label]}-dmd8-chain2", steps)
 
 
 FIRST_DRAWS = ("chain 0, seed 0", "chain 1, seed 1")
@@ -563,10 +548,10 @@ REDRAW_NUMBERS.update({
     **{f"fs.minutes.{i}.read1": (lambda label=label: f"{split_final(SPLIT_RUNS[label])['per_100']:.0f}")
        for i, label in enumerate(FIRST_DRAWS)},
     **{f"fs.minutes.curve.{i}": (lambda label=label: split_reads(label)) for i, label in enumerate(SPLIT_RUNS)},
-    **{f"fs.minutes.met{k}": (lambda k=k, x=x: str(split_met(k, x))) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
-    "fs.minutes.read80": lambda: str(split_read_at_least(80)),
-    "fs.minutes.read80_85": lambda: str(split_read_at_least(80, 0.85)),
-    "fs.minutes.mean": lambda: f"{sum(split_final(r)['per_100'] for r in SPLIT_RUNS.values()) / len(SPLIT_RUNS):.1f}",
+    **{f"fs.minutes.met{k}": (lambda k=k, x=x: str(met(SPLIT_DMD, k, x))) for k, x in ((1, 2.0), (2, 1.3), (4, 1.1))},
+    "fs.minutes.read80": lambda: str(reading(SPLIT_DMD, 80)),
+    "fs.minutes.read80_85": lambda: str(reading(SPLIT_DMD, 80, 0.85)),
+    "fs.minutes.mean": lambda: f"{mean_read(SPLIT_DMD):.1f}",
 })  # fmt: skip
 
 
@@ -577,20 +562,16 @@ AG15_25 = {  # label -> run of the 8 + 5 pipeline, trajectories autoguided at 1.
     "chain 1, seed 2": "s18-s1-agtraj15-seed2-dmd25", "chain 1, seed 3": "s19-s1-agtraj15-seed3-dmd25",
 }  # fmt: skip
 SEED3 = {c: AG15_25[f"chain {c}, seed 3"] for c in (0, 1)}
-
-
-def ag15_25_met(k: int, limit: float) -> int:
-    """How many draws of the pipeline keep k steps within `limit` times their chain's plain 50-step teacher."""
-    return sum(proxy_line(run, k)["fid"] <= limit * teacher(draw_chain(label))["fid"] for label, run in AG15_25.items())
+AG15_25_CHAINS = {run: draw_chain(label) for label, run in AG15_25.items()}
 
 
 REDRAW_NUMBERS.update({
     "fs.ag15_25.draws": lambda: str(len(AG15_25)),
-    **{f"fs.ag15_25.met{k}_{x}": (lambda k=k, x=x: str(ag15_25_met(k, x)))
+    **{f"fs.ag15_25.met{k}_{x}": (lambda k=k, x=x: str(met(AG15_25_CHAINS, k, x)))
        for k, x in ((1, 2.0), (1, 1.5), (2, 1.3), (4, 1.1))},
-    "fs.ag15_25.mean_read": lambda: f"{sum(proxy_line(r, 1)['per_100'] for r in AG15_25.values()) / len(AG15_25):.1f}",
+    "fs.ag15_25.mean_read": lambda: f"{mean_read(AG15_25_CHAINS):.1f}",
     **{f"fs.ag15_25.teacher_read.{c}": (lambda c=c: f"{proxy_row(c, '', 50)['per_100']:.1f}") for c in (0, 1)},
-    "fs.ag15_25.read80": lambda: str(sum(proxy_line(r, 1)["per_100"] >= 80 for r in AG15_25.values())),
+    "fs.ag15_25.read80": lambda: str(reading(AG15_25_CHAINS, 80)),
     **{f"fs.ag15_25.seed3.{c}.u{k}": (lambda c=c, k=k: weight_ratio(c, SEED3[c], k))
        for c in (0, 1) for k in (1, 2, 4)},
     **{f"fs.ag15_25.seed3.{c}.read1": (lambda c=c: weight_read(c, SEED3[c])) for c in (0, 1)},
