@@ -108,18 +108,22 @@ def lr_fids(which: int) -> str:
     return " / ".join(d1(float(x)) for x in groups[which].split(" / "))
 
 
-def few500_rows() -> list[dict]:
-    """few_steps_cpu's rows of the 15-minute fp32 model (500 samples each)."""
-    return [r for r in load_json("few_steps_cpu/results.json")["rows"] if r["model"] == "eps"]
+FEW500 = "few_steps_cpu/results.json"  # the 15-minute fp32 models, 500 samples per setting
+DETERMINISTIC = ("ddim", "dpm++2m", "heun")  # the probability-flow ODE samplers
+
+
+def few500_rows(rel: str = FEW500) -> list[dict]:
+    """A few_steps.py results file's rows of the eps model (few_steps_cpu's other model is a flow model)."""
+    return [r for r in load_json(rel)["rows"] if r["model"] == "eps"]
 
 
 def few500_fid(sampler: str, nfe: int) -> float:
     return next(r["fid"] for r in few500_rows() if (r["sampler"], r["nfe"]) == (sampler, nfe))
 
 
-def ode_limit() -> float:
-    """The lowest FID of a deterministic sampler."""
-    return min(r["fid"] for r in few500_rows() if r["sampler"] in ("ddim", "dpm++2m", "heun"))
+def ode_limit(rel: str = FEW500) -> float:
+    """The lowest FID of a deterministic sampler of the eps model in a few_steps.py results file."""
+    return min(r["fid"] for r in few500_rows(rel) if r["sampler"] in DETERMINISTIC)
 
 
 def seed1_fid(i: int) -> str:

@@ -20,14 +20,12 @@ from doc_sources import (
     thousands,
 )
 from doc_sources_cost import DDPM, network
-from doc_sources_quality import d1, few500_fid, fid_text, ode_limit, other_fid, prose, run, span
+from doc_sources_quality import DETERMINISTIC, FEW500, d1, few500_fid, fid_text, ode_limit, other_fid, prose, run, span
 
 EXP = "experiments_cpu"
 DATASETS = ("mnist", "fashion-mnist")
-FEW500 = "few_steps_cpu/results.json"
 FEW_BF16 = "few_steps_cpu_bf16/results.json"
 TOY = "toy_cpu.md"
-DETERMINISTIC = ("ddim", "dpm++2m", "heun")  # the probability-flow ODE samplers
 PCT = "{:.1%}".format
 CFG_ROW = "classifier-free guidance (s = 3, one forward of 2B)"  # sampler_speed_cpu.md's second table
 
@@ -140,10 +138,6 @@ def n1000(key: str) -> float:
     return few_steps_best() if key == "best" else few_steps_fid(*N1000_KEYS[key])
 
 
-def bf16_ode_limit() -> float:
-    return min(r["fid"] for r in load_json(FEW_BF16)["rows"] if r["sampler"] in DETERMINISTIC)
-
-
 # ------------------------------------------------------------------------------------ the other reports
 def toy(config: str, column: str) -> str:
     return md_row(TOY, "config", config, 0)[column]
@@ -216,7 +210,7 @@ RESULTS_NUMBERS = {
     **{f"r.n1000.{k}": (lambda k=k: f2(n1000(k))) for k in ("dpm20", "flow10")},
     **{f"r.n1000.{a}_x_{b}": (lambda a=a, b=b: ratio(n1000(a), n1000(b))) for a, b in N1000_RATIOS},
     "r.bf16.ddpm1000": lambda: f2(few_row(FEW_BF16, sampler="ddpm")["fid"]),
-    "r.bf16.ode_limit": lambda: f2(bf16_ode_limit()),
+    "r.bf16.ode_limit": lambda: f2(ode_limit(FEW_BF16)),
     "r.other.mnist.exact50": lambda: f2(other_fid("mnist-bf16", "trailing", "exact", 50)),
     "r.other.mnist.logsnr50": lambda: f2(other_fid("mnist-bf16", "logsnr", "midpoint", 50)),
     "r.mnist30.fid50": lambda: f2(few_row("mnist_30min_cpu/few_steps.json", nfe=50)["fid"]),
