@@ -258,3 +258,48 @@ for S in 0 1; do
     taskset -c $S $P --checkpoint $R-dmd25/checkpoints/last.pt --steps 1 --noise-scale 0.85 ) >> $AW &
 done
 wait
+# dmd's batch (session 20): the same 5 minutes of dmd at 2.5 from the 8-minute trajectory students, with a smaller
+# --batch-size (more, noisier steps); first on chain 1's first student beside no GAN term (--dmd-gan 0), then at 16
+# and at 8 on all six students of the trajectories-1.5 + dmd-2.5 draws; at 16 also a larger --lr, a smaller GAN
+# weight, dmd's lowest noise level raised (dmd_t_min.py), two points of the chain, and a trajectory stage at batch 32;
+# batch 4 once. Two runs at a time, one per core (each subshell runs on its own core)
+DB=benchmarks/results/one_step_cpu/dmd_batch_mnist_uncond.jsonl
+batch_dmd() {  # core, chain, student, out, seed, options; one_step_redraw's readability + FID at 1, 2, 4 steps, S = 0.85
+  taskset -c $1 ${DMD_CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+    --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $5 --out $4 "${@:6}"
+  for k in 1 2 4; do taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps $k >> $DB; done
+  taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $DB
+}
+batch_dmd 0 1 $S1 runs/s20-s1-dmd25-gan0 1 --dmd-gan 0 & batch_dmd 1 1 $S1 runs/s20-s1-dmd25-b32 1 --batch-size 32 & wait
+batch_dmd 0 1 $S1 runs/s20-s1-dmd25-b16 1 --batch-size 16 &
+batch_dmd 1 1 runs/s18-s1-agtraj15-seed2 runs/s20-s1-seed2-dmd25-b32 2 --batch-size 32 & wait
+batch_dmd 0 1 $S1 runs/s20-s1-dmd25-b16-lr5 1 --batch-size 16 --lr 5e-5 &
+batch_dmd 1 1 $S1 runs/s20-s1-dmd25-b16-gan01 1 --batch-size 16 --dmd-gan 0.1 & wait
+for c in 0 1; do  # core 0: lowest noise level 0.2 T, core 1: 0.1 T
+  DMD_CLI="python benchmarks/few_step_ablation/dmd_t_min.py 0.$((2 - c))" batch_dmd $c 1 $S1 \
+    runs/s20-s1-dmd25-b16-lr5-tlo$((2 - c))0 1 --batch-size 16 --lr 5e-5 &
+done; wait
+( taskset -c 1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
+    --teacher-guidance 1.5 --time-budget 8 --seed 1 --batch-size 32 --out runs/s20-s1-agtraj8-b32
+  taskset -c 1 $P --checkpoint runs/s20-s1-agtraj8-b32/checkpoints/last.pt --steps 1 >> $DB
+  batch_dmd 1 1 runs/s20-s1-agtraj8-b32 runs/s20-s1-agtraj8-b32-dmd25-b16 1 --batch-size 16
+  batch_dmd 1 1 runs/s19-s1-agtraj15-seed3 runs/s20-s1-seed3-dmd25-b16 3 --batch-size 16
+  batch_dmd 1 0 runs/s17-uncond-s0-agtraj8 runs/s20-s0-dmd25-b16-chain2 0 --batch-size 16 --dmd-chain 2 ) &
+( batch_dmd 0 0 runs/s17-uncond-s0-agtraj8 runs/s20-s0-dmd25-b16 0 --batch-size 16
+  batch_dmd 0 0 runs/s18-s0-agtraj15-seed2 runs/s20-s0-seed2-dmd25-b16 2 --batch-size 16
+  batch_dmd 0 0 runs/s19-s0-agtraj15-seed3 runs/s20-s0-seed3-dmd25-b16 3 --batch-size 16
+  batch_dmd 0 1 runs/s18-s1-agtraj15-seed2 runs/s20-s1-seed2-dmd25-b16 2 --batch-size 16
+  batch_dmd 0 1 $S1 runs/s20-s1-dmd25-b16-chain2 1 --batch-size 16 --dmd-chain 2 ) &
+wait
+batch_dmd 0 1 $S1 runs/s20-s1-dmd25-b8 1 --batch-size 8 & batch_dmd 1 1 $S1 runs/s20-s1-dmd25-b16-lr3 1 --batch-size 16 --lr 3e-5 &
+wait
+( batch_dmd 0 0 runs/s17-uncond-s0-agtraj8 runs/s20-s0-dmd25-b8 0 --batch-size 8  # batch 8 on the other five draws
+  batch_dmd 0 0 runs/s18-s0-agtraj15-seed2 runs/s20-s0-seed2-dmd25-b8 2 --batch-size 8
+  batch_dmd 0 0 runs/s19-s0-agtraj15-seed3 runs/s20-s0-seed3-dmd25-b8 3 --batch-size 8 ) &
+( batch_dmd 1 1 runs/s18-s1-agtraj15-seed2 runs/s20-s1-seed2-dmd25-b8 2 --batch-size 8
+  batch_dmd 1 1 runs/s19-s1-agtraj15-seed3 runs/s20-s1-seed3-dmd25-b8 3 --batch-size 8
+  batch_dmd 1 1 $S1 runs/s20-s1-dmd25-b4 1 --batch-size 4 ) &
+wait
+for r in runs/s18-s?-agtraj-dmd25 runs/s18-s?-agtraj15-seed2-dmd25 runs/s19-s?-agtraj15-seed3-dmd25 runs/s20-*; do  # steps taken
+  python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
+done > benchmarks/results/one_step_cpu/dmd_batch_steps.jsonl

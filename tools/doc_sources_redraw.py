@@ -171,6 +171,7 @@ def proxy_label(r: dict) -> str:
 WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"  # the guidance weight study, below
 DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"  # dmd's step size (session 19), below
 DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (session 19; dmd_split_...: session 16's)
+DMD_BATCH = f"{ONE_STEP}/dmd_batch_mnist_uncond.jsonl"  # dmd's batch (session 20; doc_sources_batch.py)
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 
@@ -178,7 +179,7 @@ def proxy_line(run: str, steps: int, noise_scale: float = 1.0, guidance: float |
     """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (a teacher: autoguided at `guidance`,
     None: plain), from whichever readability_proxy file holds it (no line is in two)."""
     path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES) for r in load_jsonl(f)
+    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH) for r in load_jsonl(f)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
                 and r.get("guidance") == guidance)  # fmt: skip
 

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by the tests
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
+from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
@@ -37,13 +38,14 @@ def merged(*sources: dict) -> dict:
     return out
 
 
-TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES)
+TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES)
 NUMBERS = merged(
     NUMBERS,
     FEW_NUMBERS,
     BACKBONE_NUMBERS,
     COST_NUMBERS,
     REDRAW_NUMBERS,
+    BATCH_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,
