@@ -260,9 +260,9 @@ done
 wait
 # dmd's batch (session 20): the same 5 minutes of dmd at 2.5 from the 8-minute trajectory students, with a smaller
 # --batch-size (more, noisier steps); first on chain 1's first student beside no GAN term (--dmd-gan 0), then at 16
-# and at 8 on all six students of the trajectories-1.5 + dmd-2.5 draws; at 16 also a larger --lr, a smaller GAN
-# weight, dmd's lowest noise level raised (dmd_t_min.py), two points of the chain, and a trajectory stage at batch 32;
-# batch 4 once. Two runs at a time, one per core (each subshell runs on its own core)
+# and at 8 (and 16 at --lr 3e-5) on all six students of the trajectories-1.5 + dmd-2.5 draws; at 16 also --lr 5e-5,
+# a smaller GAN weight, dmd's lowest noise level raised (dmd_t_min.py), two points of the chain, and a trajectory
+# stage at batch 32; batch 4 once. Two runs at a time, one per core (each subshell runs on its own core)
 DB=benchmarks/results/one_step_cpu/dmd_batch_mnist_uncond.jsonl
 batch_dmd() {  # core, chain, student, out, seed, options; one_step_redraw's readability + FID at 1, 2, 4 steps, S = 0.85
   taskset -c $1 ${DMD_CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
@@ -299,6 +299,12 @@ wait
 ( batch_dmd 1 1 runs/s18-s1-agtraj15-seed2 runs/s20-s1-seed2-dmd25-b8 2 --batch-size 8
   batch_dmd 1 1 runs/s19-s1-agtraj15-seed3 runs/s20-s1-seed3-dmd25-b8 3 --batch-size 8
   batch_dmd 1 1 $S1 runs/s20-s1-dmd25-b4 1 --batch-size 4 ) &
+wait
+( batch_dmd 0 0 runs/s17-uncond-s0-agtraj8 runs/s20-s0-dmd25-b16-lr3 0 --batch-size 16 --lr 3e-5  # the other five
+  batch_dmd 0 0 runs/s18-s0-agtraj15-seed2 runs/s20-s0-seed2-dmd25-b16-lr3 2 --batch-size 16 --lr 3e-5  # draws at
+  batch_dmd 0 0 runs/s19-s0-agtraj15-seed3 runs/s20-s0-seed3-dmd25-b16-lr3 3 --batch-size 16 --lr 3e-5 ) &  # 16, 3e-5
+( batch_dmd 1 1 runs/s18-s1-agtraj15-seed2 runs/s20-s1-seed2-dmd25-b16-lr3 2 --batch-size 16 --lr 3e-5
+  batch_dmd 1 1 runs/s19-s1-agtraj15-seed3 runs/s20-s1-seed3-dmd25-b16-lr3 3 --batch-size 16 --lr 3e-5 ) &
 wait
 for r in runs/s18-s?-agtraj-dmd25 runs/s18-s?-agtraj15-seed2-dmd25 runs/s19-s?-agtraj15-seed3-dmd25 runs/s20-*; do  # steps taken
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r

@@ -3,7 +3,7 @@ of dmd autoguided at 2.5 from the 8-minute trajectory students, at smaller batch
 changes tried beside them; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_redraw import AG15_25, draw_chain, mean_read, met, over_teacher, proxy_line, reading
+from doc_sources_redraw import AG15_25, draw_chain, mean_read, met, over_teacher, proxy_line, reading, teacher
 
 STEPS = "one_step_cpu/dmd_batch_steps.jsonl"
 B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG15_25's run: the same seed)
@@ -12,7 +12,9 @@ B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG1
     "chain 1, seed 2": "s20-s1-seed2-dmd25-b16", "chain 1, seed 3": "s20-s1-seed3-dmd25-b16",
 }  # fmt: skip
 B8 = {label: run.replace("-b16", "-b8") for label, run in B16.items()}  # ... and at --batch-size 8
-BATCHES = {"64": AG15_25, "16": B16, "8": B8}  # dmd's batch -> {draw label: run}
+B16_LR3 = {label: f"{run}-lr3" for label, run in B16.items()}  # ... and at 16 with --lr 3e-5
+BATCHES = {"64": AG15_25, "16": B16, "8": B8, "16lr3": B16_LR3}  # dmd's setting -> {draw label: run}
+SETTING = {"64": "64", "16": "16", "8": "8", "16lr3": "16, --lr 3e-5"}  # its name in the tables
 SCREEN = {  # run -> (draw of its student, what differs from dmd's defaults besides the autoguidance at 2.5)
     AG15_25["chain 1, seed 1"]: ("chain 1, seed 1", "none (batch 64)"),
     "s20-s1-dmd25-gan0": ("chain 1, seed 1", "--dmd-gan 0"),
@@ -65,8 +67,8 @@ def t_dmd_batch_draws() -> str:
     for label in B16:
         for batch, runs in BATCHES.items():
             run = runs[label]
-            rows.append([label, batch, f"{steps(run):,}", *(ratio(label, run, k) for k in (1, 2, 4)), read(run),
-                         read(run, 0.85)])  # fmt: skip
+            cells = [ratio(label, run, k) for k in (1, 2, 4)]
+            rows.append([label, SETTING[batch], f"{steps(run):,}", *cells, read(run), read(run, 0.85)])
     return table(["draw", "dmd's batch", "student steps", "FID / teacher-50, 1 step", "2 steps", "4 steps",
                   "readable, 1 step", "readable at S = 0.85"], rows)  # fmt: skip
 
@@ -78,6 +80,11 @@ TARGETS = ((1, 2.0), (1, 1.5), (2, 1.3), (4, 1.1))  # (steps, FID limit over the
 def key(label: str) -> str:
     """'chain 1, seed 2' -> 'c1s2', a draw's name in the doc markers."""
     return "c{}s{}".format(*(word for word in label.replace(",", "").split() if word.isdigit()))
+
+
+def met85(chains: dict[str, str], limit: float) -> int:
+    """How many runs ({run: its chain}) keep one step at --noise-scale 0.85 within `limit` times their teacher's FID."""
+    return sum(proxy_line(run, 1, 0.85)["fid"] <= limit * teacher(chain)["fid"] for run, chain in chains.items())
 
 
 def step_range(batch: str) -> str:
@@ -93,7 +100,7 @@ def t_dmd_batch_targets() -> str:
     rows.append(["... at --noise-scale 0.85", *(str(reading(BY_BATCH[b], 80, 0.85)) for b in BATCHES)])
     rows.append(["mean readable per 100, one step", *(f"{mean_read(BY_BATCH[b]):.1f}" for b in BATCHES)])
     rows.append(["... at --noise-scale 0.85", *(f"{mean_read(BY_BATCH[b], 0.85):.1f}" for b in BATCHES)])
-    return table(["of the six draws", *(f"batch {b}" for b in BATCHES)], rows)
+    return table(["of the six draws", *(f"batch {SETTING[b]}" for b in BATCHES)], rows)
 
 
 TRAJECTORY_BATCH = {"64": "s17-uncond-s1-agtraj8", "32": "s20-s1-agtraj8-b32"}  # chain 1's 8-min students, seed 1
@@ -108,12 +115,13 @@ BATCH_NUMBERS = {
        for b in BY_BATCH for k, x in TARGETS},
     **{f"fs.batch.{b}.read80": (lambda b=b: str(reading(BY_BATCH[b], 80))) for b in BY_BATCH},
     **{f"fs.batch.{b}.read80_85": (lambda b=b: str(reading(BY_BATCH[b], 80, 0.85))) for b in BY_BATCH},
+    **{f"fs.batch.{b}.met1_2.0_85": (lambda b=b: str(met85(BY_BATCH[b], 2.0))) for b in BY_BATCH},
     **{f"fs.batch.{b}.more_read": (lambda b=b: str(sum(proxy_line(BATCHES[b][d], 1)["per_100"]
                                                        > proxy_line(AG15_25[d], 1)["per_100"] for d in B16)))
-       for b in ("16", "8")},
+       for b in ("16", "8", "16lr3")},
     **{f"fs.batch.{b}.lower_fid1": (lambda b=b: str(sum(proxy_line(BATCHES[b][d], 1)["fid"]
                                                         < proxy_line(AG15_25[d], 1)["fid"] for d in B16)))
-       for b in ("16", "8")},
+       for b in ("16", "8", "16lr3")},
     **{f"fs.batch.{run}.read1": (lambda run=run: read(run)) for run in SCREEN},
     **{f"fs.batch.{run}.read85": (lambda run=run: read(run, 0.85)) for run in SCREEN},
     **{f"fs.batch.{run}.u{k}": (lambda run=run, k=k: ratio(SCREEN[run][0], run, k))
