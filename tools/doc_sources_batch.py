@@ -3,7 +3,7 @@ of dmd autoguided at 2.5 from the 8-minute trajectory students, at smaller batch
 changes tried beside them; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_redraw import AG15_25, draw_chain, mean_read, met, over_teacher, proxy_line, reading, teacher
+from doc_sources_redraw import AG15_25, draw_chain, draw_ratio, mean_read, met, proxy_line, reading
 
 STEPS = "one_step_cpu/dmd_batch_steps.jsonl"
 B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG15_25's run: the same seed)
@@ -43,7 +43,7 @@ def steps(run: str) -> int:
 
 def ratio(label: str, run: str, k: int, noise_scale: float = 1.0) -> str:
     """The run's FID at k steps over its draw's plain teacher at 50 steps."""
-    return over_teacher(draw_chain(label), proxy_line(run, k, noise_scale)["fid"])
+    return draw_ratio(label, proxy_line(run, k, noise_scale))
 
 
 def read(run: str, noise_scale: float = 1.0) -> str:
@@ -82,11 +82,6 @@ def key(label: str) -> str:
     return "c{}s{}".format(*(word for word in label.replace(",", "").split() if word.isdigit()))
 
 
-def met85(chains: dict[str, str], limit: float) -> int:
-    """How many runs ({run: its chain}) keep one step at --noise-scale 0.85 within `limit` times their teacher's FID."""
-    return sum(proxy_line(run, 1, 0.85)["fid"] <= limit * teacher(chain)["fid"] for run, chain in chains.items())
-
-
 def step_range(batch: str) -> str:
     counts = sorted(steps(run) for run in BY_BATCH[batch])
     return f"{counts[0]:,}-{counts[-1]:,}"
@@ -115,7 +110,7 @@ BATCH_NUMBERS = {
        for b in BY_BATCH for k, x in TARGETS},
     **{f"fs.batch.{b}.read80": (lambda b=b: str(reading(BY_BATCH[b], 80))) for b in BY_BATCH},
     **{f"fs.batch.{b}.read80_85": (lambda b=b: str(reading(BY_BATCH[b], 80, 0.85))) for b in BY_BATCH},
-    **{f"fs.batch.{b}.met1_2.0_85": (lambda b=b: str(met85(BY_BATCH[b], 2.0))) for b in BY_BATCH},
+    **{f"fs.batch.{b}.met1_2.0_85": (lambda b=b: str(met(BY_BATCH[b], 1, 2.0, 0.85))) for b in BY_BATCH},
     **{f"fs.batch.{b}.more_read": (lambda b=b: str(sum(proxy_line(BATCHES[b][d], 1)["per_100"]
                                                        > proxy_line(AG15_25[d], 1)["per_100"] for d in B16)))
        for b in ("16", "8", "16lr3")},

@@ -445,9 +445,10 @@ def mean_read(runs, noise_scale: float = 1.0) -> float:
     return sum(proxy_line(r, 1, noise_scale)["per_100"] for r in runs) / len(runs)
 
 
-def met(chains: dict[str, str], k: int, limit: float) -> int:
-    """How many runs ({run: its chain}) keep k steps within `limit` times their chain's plain 50-step teacher."""
-    return sum(proxy_line(run, k)["fid"] <= limit * teacher(chain)["fid"] for run, chain in chains.items())
+def met(chains: dict[str, str], k: int, limit: float, noise_scale: float = 1.0) -> int:
+    """How many runs ({run: its chain}) keep k steps (from `noise_scale` times the noise) within `limit` times their
+    chain's plain 50-step teacher."""
+    return sum(proxy_line(run, k, noise_scale)["fid"] <= limit * teacher(chain)["fid"] for run, chain in chains.items())
 
 
 def reading(runs, threshold: float, noise_scale: float = 1.0) -> int:
