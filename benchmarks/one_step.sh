@@ -6,6 +6,7 @@
 # core (taskset -c N) when two run at once. The MNIST teacher of the committed results is the README's run
 # (with --eval-every); the Fashion-MNIST one is this script's line.
 set -euo pipefail
+DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran: its defaults until session 21
 D=${DATA:-../shared/data}
 OLD="--lr 1e-5 --ema-decay 0.99 --ema-warmup 10"  # dmd's learning rate and EMA before the EMA measurements
 for ds in mnist fashion-mnist; do
@@ -19,15 +20,15 @@ for ds in mnist fashion-mnist; do
   cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --time-budget 10 --teacher-guidance 3 \
     --out runs/$ds-traj10
   # (guidance 1.5, not the student's 3: a strongly guided target cost the guided samples their variety)
-  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
     --out runs/$ds-dmd3
   # earlier defaults, with the learning rate and EMA of then: the GAN term's first; the chain of 4, two fake
   # updates, no GAN term
-  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
     $OLD --out runs/$ds-dmd2
-  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd \
+  cleardiffusion distill --teacher runs/$ds/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student runs/$ds-traj10/checkpoints/last.pt --time-budget 5 --teacher-guidance 1.5 --eval-every 100 \
     --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 $OLD --out runs/$ds-dmd
 done
@@ -53,15 +54,15 @@ U=runs/mnist-uncond
 [ -f $U/checkpoints/last.pt ] || cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --out $U
 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 15 --eval-every 300 --out $U-trajectory
 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
-cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 --out $U-dmd3
 # earlier settings, each with the EMA and learning rate of then: the GAN term's first default (the one-step map);
 # without the GAN term, the chain of 4 with two fake updates, and the one-step map alone
-cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 $OLD --out $U-dmd2
-cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 --dmd-chain 4 --dmd-fake-steps 2 --dmd-gan 0 $OLD --out $U-dmd10
-cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $U-traj10/checkpoints/last.pt \
+cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 --dmd-gan 0 $OLD --out $U-dmd10-chain1
 python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
   --student trajectory=$U-trajectory/checkpoints/last.pt --student trajectory-10min=$U-traj10/checkpoints/last.pt \

@@ -6,15 +6,16 @@
 # student; a second student, seed 2, and its dmd), one-step FIDs at --noise-scale below 1, and the blind
 # readability sittings (benchmarks/blind_count.py). Run from the repository root.
 set -euo pipefail
+DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran: its defaults until session 21
 D=${DATA:-../shared/data}
 export OMP_NUM_THREADS=1
 chain() {  # seed, core
   local S=$1 C=$2 U=runs/s17-uncond-s$1
   taskset -c $C cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --seed $S --out $U
   taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed $S --out $U-traj10
-  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed $S --out $U-dmd3
-  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed $S --ema-decay 0.99 --out $U-dmd99
   taskset -c $C python benchmarks/one_step.py --dataset mnist --data-dir $D/mnist --teacher $U/checkpoints/last.pt \
     --student trajectory-10min=$U-traj10/checkpoints/last.pt --student dmd=$U-dmd3/checkpoints/last.pt \
@@ -23,13 +24,13 @@ chain() {  # seed, core
 chain 0 0 & chain 1 1 & wait
 # chain 1 again: two more dmd draws from its student (core 1); a second student and its dmd (core 0)
 U=runs/s17-uncond-s1
-taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
   --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 2 --out $U-dmd3-seed2 &
 taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed 2 --out $U-traj10-seed2
 wait
-taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
   --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 3 --out $U-dmd3-seed3 &
-taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
   --student $U-traj10-seed2/checkpoints/last.pt --time-budget 5 --seed 2 --out $U-traj10-seed2-dmd3
 wait
 # FID at 1, 2 and 4 steps (the jump grid) with the starting noise scaled by S (sample --noise-scale S)
@@ -94,7 +95,7 @@ cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 
 for S in 0 1; do
   U=runs/s17-uncond-s$S
   taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 8 --seed $S --out $U-traj8
-  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-traj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
     --time-budget 5 --seed $S --out $U-ag-dmd
   for k in 1 2 4; do $P --checkpoint $U-ag-dmd/checkpoints/last.pt --steps $k >> $RP; done
@@ -105,7 +106,7 @@ for S in 0 1; do
   U=runs/s17-uncond-s$S
   taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt \
     --teacher-guidance 1.5 --time-budget 8 --seed $S --out $U-agtraj8
-  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd \
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-agtraj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
     --time-budget 5 --seed $S --out $U-agtraj-dmd
   for m in agtraj8 agtraj-dmd; do
@@ -121,7 +122,7 @@ for S in 0 1; do
 done
 ag_dmd() {  # chain, student, weight, out, extra options
   local S=$1 U=runs/s17-uncond-s$1
-  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd --student $2/checkpoints/last.pt \
+  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $2/checkpoints/last.pt \
     --autoguide $BAD --teacher-guidance $3 --time-budget 5 --seed $S --out $4 "${@:5}"
 }
 for S in 0 1; do ag_dmd $S runs/s17-uncond-s$S-agtraj8 2.5 runs/s18-s$S-agtraj-dmd25 & done; wait
@@ -139,7 +140,7 @@ for v in "0 lr2 --lr 2e-4" "1 n1000 --trajectories 1000"; do
   set -- $v
   ( taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 2 --time-budget 8 --seed 1 --out runs/s18-s1-agtraj20-$2 ${@:3}
-    taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --distill-method dmd \
+    taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s1-agtraj20-$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
       --seed 1 --out runs/s18-s1-agtraj20-$2-dmd20 ) &
 done
@@ -148,7 +149,7 @@ wait
 # --lr 5e-5 (core 1)
 ( taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
     --teacher-guidance 2 --time-budget 8 --seed 2 --out runs/s18-s0-agtraj20-seed2
-  taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd \
+  taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student runs/s18-s0-agtraj20-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
     --seed 2 --out runs/s18-s0-agtraj20-seed2-dmd20 ) &
 ( ag_dmd 1 runs/s18-s1-agtraj20-lr2 2.5 runs/s18-s1-agtraj20-lr2-dmd25
@@ -159,7 +160,7 @@ for S in 0 2; do
   C=$(( S / 2 ))
   ( taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 2 --time-budget 8 --seed $S --ema-warmup 0 --out runs/s18-s0-agtraj20-ema0-seed$S
-    taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd \
+    taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s0-agtraj20-ema0-seed$S/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 \
       --time-budget 5 --seed $S --out runs/s18-s0-agtraj20-ema0-seed$S-dmd20 ) &
 done
@@ -168,7 +169,7 @@ wait
 for S in 0 1; do
   ( taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 1.5 --time-budget 8 --seed 2 --out runs/s18-s$S-agtraj15-seed2
-    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s$S-agtraj15-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 \
       --time-budget 5 --seed 2 --out runs/s18-s$S-agtraj15-seed2-dmd25 ) &
 done
@@ -201,7 +202,7 @@ $P > benchmarks/results/one_step_cpu/readability_proxy.json
 DL=benchmarks/results/one_step_cpu/dmd_lr_mnist_uncond.jsonl
 fast_dmd() {  # core, student, out, seed, options
   local S=${3:10:1}  # the chain, from runs/s19-s<chain>-...
-  taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $4 --out $3 "${@:5}"
   taskset -c $1 $P --checkpoint $3/checkpoints/last.pt --steps 1 >> $DL
 }
@@ -227,7 +228,7 @@ for seed in own 2; do
     ( R=runs/s19-s$S-agtraj5; K=$S; [ $seed = 2 ] && R=$R-seed2 && K=2
       taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
         --teacher-guidance 1.5 --time-budget 5 --seed $K --out $R
-      taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+      taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
         --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $K --lr 5e-5 \
         --keep-checkpoints --checkpoint-every 100 --out $R-dmd8
       for c in $R/checkpoints/last.pt $R-dmd8/checkpoints/step_*.pt; do taskset -c $S $P --checkpoint $c --steps 1; done
@@ -239,7 +240,7 @@ done
 # the first draws' 5-minute students again, 8 minutes of dmd training two points of the chain (--dmd-chain 2)
 for S in 0 1; do
   ( R=runs/s19-s$S-agtraj5
-    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $S --lr 5e-5 \
       --dmd-chain 2 --out $R-dmd8-chain2
     for k in 1 2 4; do taskset -c $S $P --checkpoint $R-dmd8-chain2/checkpoints/last.pt --steps $k; done
@@ -251,7 +252,7 @@ for S in 0 1; do
   ( R=runs/s19-s$S-agtraj15-seed3
     taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 1.5 --time-budget 8 --seed 3 --out $R
-    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed 3 --out $R-dmd25
     taskset -c $S $P --checkpoint $R/checkpoints/last.pt --steps 1
     for k in 1 2 4; do taskset -c $S $P --checkpoint $R-dmd25/checkpoints/last.pt --steps $k; done
@@ -265,7 +266,7 @@ wait
 # stage at batch 32; batch 4 once. Two runs at a time, one per core (each subshell runs on its own core)
 DB=benchmarks/results/one_step_cpu/dmd_batch_mnist_uncond.jsonl
 batch_dmd() {  # core, chain, student, out, seed, options; one_step_redraw's readability + FID at 1, 2, 4 steps, S = 0.85
-  taskset -c $1 ${DMD_CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 ${DMD_CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $5 --out $4 "${@:6}"
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps $k >> $DB; done
   taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $DB

@@ -396,6 +396,23 @@ def test_distill_writes_a_consistency_checkpoint_that_samples_in_few_steps(teach
     assert (tmp_path / "traj.png").stat().st_size > 0
 
 
+def test_dmd_defaults_apply_to_dmd_only_and_give_way_to_flags():
+    """dmd's batch, step and EMA replace the teacher run's and distill's own; a flag given replaces dmd's."""
+    import dataclasses
+
+    from cleardiffusion.cli.distill import config_from_teacher
+    from cleardiffusion.train_config import TrainConfig
+
+    teacher_run = dataclasses.asdict(TrainConfig(batch_size=64, out="teacher"))
+    given = {"teacher": "t.pt", "out": "o", "steps": 3}
+    dmd = config_from_teacher(teacher_run, {**given, "distill_method": "dmd"})
+    assert (dmd.batch_size, dmd.lr, dmd.ema_decay, dmd.ema_warmup) == (16, 2e-5, 0.998, 0)
+    flagged = config_from_teacher(teacher_run, {**given, "distill_method": "dmd", "batch_size": 32, "ema_decay": 0.99})
+    assert (flagged.batch_size, flagged.ema_decay, flagged.lr) == (32, 0.99, 2e-5)
+    trajectory = config_from_teacher(teacher_run, given)  # the default method: the teacher's batch, distill's lr
+    assert (trajectory.batch_size, trajectory.lr, trajectory.ema_decay) == (64, 1e-4, TrainConfig.ema_decay)
+
+
 def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, students, tmp_path):
     import json
 
@@ -407,7 +424,7 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
                    "--dmd-fake-lr", "3e-4", "--dmd-gan", "0.3") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"], config["ema_warmup"]) == (
-        "dmd", str(student), 2e-5, 0.995, 0)  # fmt: skip
+        "dmd", str(student), 2e-5, 0.998, 0)  # fmt: skip
     dmd_fields = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
     assert [config[k] for k in dmd_fields] == [2, 2, 3e-4, 0.3]
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]

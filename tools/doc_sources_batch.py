@@ -5,7 +5,7 @@ changes tried beside them; render_docs.py merges these."""
 from doc_sources import load_jsonl, table
 from doc_sources_redraw import AG15_25, draw_chain, draw_ratio, mean_read, met, proxy_line, reading
 
-STEPS = "one_step_cpu/dmd_batch_steps.jsonl"
+STEPS = ("one_step_cpu/dmd_batch_steps.jsonl", "one_step_cpu/dmd_schedule_steps.jsonl")  # sessions 20, 21
 B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG15_25's run: the same seed)
     "chain 0, seed 0": "s20-s0-dmd25-b16", "chain 0, seed 2": "s20-s0-seed2-dmd25-b16",
     "chain 0, seed 3": "s20-s0-seed3-dmd25-b16", "chain 1, seed 1": "s20-s1-dmd25-b16",
@@ -37,8 +37,8 @@ SCREEN = {  # run -> (draw of its student, what differs from dmd's defaults besi
 
 
 def steps(run: str) -> int:
-    """The student steps a run took in its 5 minutes (its summary.json, copied by one_step_redraw.sh)."""
-    return next(r["step"] for r in load_jsonl(STEPS) if r["run"] == f"runs/{run}")
+    """The student steps a run took (its summary.json, copied by one_step_redraw.sh or dmd_schedule.sh)."""
+    return next(r["step"] for f in STEPS for r in load_jsonl(f) if r["run"] == f"runs/{run}")
 
 
 def ratio(label: str, run: str, k: int, noise_scale: float = 1.0) -> str:

@@ -7,7 +7,7 @@ from doc_sources import f2, load_json, load_jsonl, table, thousands
 ONE_STEP = "one_step_cpu"
 CHAINS = {"the committed run": "mnist-unconditional", "chain 0": "mnist-unconditional-redraw/seed0",
           "chain 1": "mnist-unconditional-redraw/seed1"}  # fmt: skip
-STUDENTS = {"trajectory-10min": "10 min trajectory", "dmd": "+ 5 min dmd (defaults)",
+STUDENTS = {"trajectory-10min": "10 min trajectory", "dmd": "+ 5 min dmd (defaults then: batch 64)",
             "dmd-ema99": "+ 5 min dmd, --ema-decay 0.99"}  # fmt: skip
 NOISE = f"{ONE_STEP}/noise_scale_mnist_uncond.jsonl"
 SCALES = (1.0, 0.9, 0.85, 0.8)
@@ -172,6 +172,7 @@ WEIGHT = f"{ONE_STEP}/autoguide_weight_mnist_uncond.jsonl"  # the guidance weigh
 DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"  # dmd's step size (session 19), below
 DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (session 19; dmd_split_...: session 16's)
 DMD_BATCH = f"{ONE_STEP}/dmd_batch_mnist_uncond.jsonl"  # dmd's batch (session 20; doc_sources_batch.py)
+DMD_SCHEDULE = f"{ONE_STEP}/dmd_schedule_mnist_uncond.jsonl"  # its EMA, step, noise (session 21; doc_sources_schedule)
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 
@@ -179,7 +180,7 @@ def proxy_line(run: str, steps: int, noise_scale: float = 1.0, guidance: float |
     """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (a teacher: autoguided at `guidance`,
     None: plain), from whichever readability_proxy file holds it (no line is in two)."""
     path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH) for r in load_jsonl(f)
+    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE) for r in load_jsonl(f)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
                 and r.get("guidance") == guidance)  # fmt: skip
 

@@ -26,6 +26,7 @@ from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
+from doc_sources_schedule import SCHEDULE_NUMBERS, SCHEDULE_TABLES  # noqa: E402
 
 
 def merged(*sources: dict) -> dict:
@@ -38,7 +39,7 @@ def merged(*sources: dict) -> dict:
     return out
 
 
-TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES)
+TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES)
 NUMBERS = merged(
     NUMBERS,
     FEW_NUMBERS,
@@ -46,6 +47,7 @@ NUMBERS = merged(
     COST_NUMBERS,
     REDRAW_NUMBERS,
     BATCH_NUMBERS,
+    SCHEDULE_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

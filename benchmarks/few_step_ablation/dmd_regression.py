@@ -10,7 +10,7 @@ out of the 5-minute budget, so the run is compared at equal wall clock with plai
     taskset -c 0 python benchmarks/few_step_ablation/dmd_regression.py 0.01 500 -- \\
         --teacher runs/mnist-uncond/checkpoints/last.pt --data-dir ../shared/data/mnist --distill-method dmd \\
         --student runs/mnist-uncond-traj10/checkpoints/last.pt --eval-every 100 --dmd-chain 4 --dmd-fake-steps 2 \\
-        --dmd-gan 0 --lr 1e-5 --ema-decay 0.99 --ema-warmup 10 --out runs/dmd-reg-0.01
+        --dmd-gan 0 --lr 1e-5 --ema-decay 0.99 --ema-warmup 10 --batch-size 64 --out runs/dmd-reg-0.01
     taskset -c 0 python benchmarks/few_step_ablation/grid_search.py runs/dmd-reg-0.01/checkpoints/last.pt \\
         "[999]" "[999,293]" "[999,293,131,48]"
 

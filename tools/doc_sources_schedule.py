@@ -1,0 +1,158 @@
+"""dmd's schedule (benchmarks/dmd_schedule.sh, session 21) for docs/few_step.md and the README: at batch 16, a
+longer EMA of the student, a learning rate decayed to 0, 5 + 8 minutes, and one step from a smaller starting noise
+(--noise-scale 0.75); render_docs.py merges these."""
+
+from doc_sources import load_jsonl, table
+from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, ratio, read, steps
+from doc_sources_redraw import (
+    AG15_25,
+    DMD_MINUTES,
+    DMD_SCHEDULE,
+    draw_chain,
+    draw_ratio,
+    mean_read,
+    met,
+    proxy_line,
+    reading,
+)
+
+S1 = "chain 1, seed 1"  # the screening student of sessions 19-21
+NOISES = (1.0, 0.85, 0.75, 0.65)  # the starting noise scales each setting's six draws were scored at, one step
+SMALLER = NOISES[2:]  # this session's
+EMA998 = {label: run.replace("s20-", "s21-") + "-ema998" for label, run in B16.items()}  # batch 16, --ema-decay 0.998
+GAN0 = {label: f"{EMA998[label]}-gan0" for label in ("chain 1, seed 1", "chain 0, seed 0", "chain 1, seed 2")}
+SETTINGS = {  # dmd's setting -> (its name in the tables, {draw label: run})
+    "64": ("batch 64", AG15_25), "16": ("batch 16", B16), "16ema998": ("batch 16, --ema-decay 0.998", EMA998),
+    "8": ("batch 8", B8), "16lr3": ("batch 16, --lr 3e-5", B16_LR3),
+}  # fmt: skip
+SCREEN = {  # run on chain 1's first student -> dmd's change (all at batch 16; dmd's EMA is 0.995 a step)
+    B16[S1]: "none (session 20)",
+    "s21-s1-dmd25-b16-ema998": "--ema-decay 0.998",
+    "s21-s1-dmd25-b16-ema999": "--ema-decay 0.999",
+    "s21-s1-dmd25-b16-ema998-gan01": "--ema-decay 0.998 --dmd-gan 0.1",
+    "s21-s1-dmd25-b16-ema998-gan0": "--ema-decay 0.998 --dmd-gan 0",
+    B16_LR3[S1]: "--lr 3e-5 (session 20)",
+    "s21-s1-dmd25-b16-lr3-ema998": "--lr 3e-5 --ema-decay 0.998",
+    "s21-s1-dmd25-b16-lr5dec": "--lr 5e-5, decayed linearly to 0",
+    "s21-s1-dmd25-b16-lr10dec-fake5": "--lr 1e-4 --dmd-fake-lr 5e-4, decayed linearly to 0",
+    "s20-s1-dmd25-b16-lr5": "--lr 5e-5 (session 20)",
+}  # fmt: skip
+MINUTES = {  # draw -> (5 + 8 minutes at batch 64 and --lr 5e-5 (session 19), the same at batch 16 and --lr 2e-5)
+    "chain 0, seed 0": ("s19-s0-agtraj5-dmd8", "s21-s0-agtraj5-dmd8-b16"),
+    "chain 1, seed 1": ("s19-s1-agtraj5-dmd8", "s21-s1-agtraj5-dmd8-b16"),
+}  # fmt: skip
+
+
+def s(noise_scale: float) -> str:
+    return f"S = {noise_scale:g}"
+
+
+def tag(noise_scale: float) -> str:
+    """A noise scale in a marker's name: 1 -> '', 0.85 -> '85'."""
+    return "" if noise_scale == 1.0 else f"{noise_scale:g}"[2:]
+
+
+def t_dmd_schedule() -> str:
+    """Each screening run: its change, steps, readable at 1 step (S = 1, 0.75), FID ratio at 1, 2, 4 steps."""
+    rows = []
+    for run, change in SCREEN.items():
+        rows.append([change, f"{steps(run):,}", read(run), *(ratio(S1, run, k) for k in (1, 2, 4)),
+                     f"{read(run, 0.75)} ({ratio(S1, run, 1, 0.75)})"])  # fmt: skip
+    return table(["dmd's change (batch 16)", "student steps", "readable, 1 step", "FID / teacher-50, 1 step",
+                  "2 steps", "4 steps", f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
+
+
+def curve(run: str) -> str:
+    """A dmd run's readable per 100 at one step at each kept checkpoint, in step order: 'a -> b -> ...'."""
+    prefix = f"runs/{run}/checkpoints/step_"
+    lines = sorted((r for f in (DMD_MINUTES, DMD_SCHEDULE) for r in load_jsonl(f) if r["checkpoint"].startswith(prefix)
+                    and r["noise_scale"] == 1.0), key=lambda r: r["checkpoint"])  # fmt: skip
+    return " -> ".join(f"{r['per_100']:.0f}" for r in lines)
+
+
+def t_dmd_minutes16() -> str:
+    """Per draw and batch: 8 minutes of dmd after 5 of trajectories, readable and FID ratio at 1, 2, 4 steps."""
+    rows = []
+    for label, runs in MINUTES.items():
+        for batch, run in zip(("64, --lr 5e-5", "16"), runs):
+            rows.append([label, batch, f"{proxy_line(run, 1)['per_100']:.1f}",
+                         *(draw_ratio(label, proxy_line(run, k)) for k in (1, 2, 4)), curve(run)])  # fmt: skip
+    return table(["draw", "dmd's batch", "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
+                  "readable during the 8 minutes"], rows)  # fmt: skip
+
+
+def t_dmd_ema_draws() -> str:
+    """The six draws at batch 16 with dmd's EMA at 0.995 and 0.998: FID ratio at 1, 2, 4 steps, readable."""
+    rows = []
+    for label in B16:
+        for name in ("16", "16ema998"):
+            run = SETTINGS[name][1][label]
+            rows.append([label, SETTINGS[name][0], f"{steps(run):,}", *(ratio(label, run, k) for k in (1, 2, 4)),
+                         read(run), f"{read(run, 0.75)} ({ratio(label, run, 1, 0.75)})"])  # fmt: skip
+    return table(["draw", "dmd", "student steps", "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable, 1 step",
+                  f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
+
+
+def t_dmd_gan0() -> str:
+    """The longer EMA without the GAN term on three draws: one step readable (FID ratio) at each S; 2, 4 steps."""
+    rows = [[label, f"{steps(run):,}", *(f"{read(run, v)} ({ratio(label, run, 1, v)})" for v in NOISES),
+             *(ratio(label, run, k) for k in (2, 4))] for label, run in GAN0.items()]  # fmt: skip
+    return table(["draw", "student steps", *(f"readable, 1 step, {s(v)} (FID / teacher-50)" for v in NOISES),
+                  "FID / teacher-50, 2 steps", "4 steps"], rows)  # fmt: skip
+
+
+BY_SETTING = {name: {runs[label]: draw_chain(label) for label in B16} for name, (_, runs) in SETTINGS.items()}
+
+
+def met_all(setting: str) -> int:
+    """How many of the setting's six draws meet every FID target of TARGETS (the 1.5x stretch included)."""
+    return sum(all(met({run: chain}, k, x) for k, x in TARGETS) for run, chain in BY_SETTING[setting].items())
+
+
+def t_dmd_schedule_targets() -> str:
+    """Per setting: how many of the six draws meet each of issue 24's targets; the mean readable per 100."""
+    rows = [[f"{k} step{'s' * (k > 1)} within {x:g}x the teacher's 50-step FID",
+             *(str(met(BY_SETTING[b], k, x)) for b in SETTINGS)] for k, x in TARGETS]  # fmt: skip
+    rows.append(["all four at once", *(str(met_all(b)) for b in SETTINGS)])
+    for noise_scale in SMALLER:
+        for x in (2.0, 1.5):
+            rows.append([f"1 step at {s(noise_scale)} within {x:g}x",
+                         *(str(met(BY_SETTING[b], 1, x, noise_scale)) for b in SETTINGS)])  # fmt: skip
+    for noise_scale in NOISES:
+        rows.append([f"80 readable per 100 at one step, {s(noise_scale)}",
+                     *(str(reading(BY_SETTING[b], 80, noise_scale)) for b in SETTINGS)])  # fmt: skip
+    for noise_scale in NOISES:
+        rows.append([f"mean readable per 100, one step, {s(noise_scale)}",
+                     *(f"{mean_read(BY_SETTING[b], noise_scale):.1f}" for b in SETTINGS)])  # fmt: skip
+    return table(["of the six draws", *(name for name, _ in SETTINGS.values())], rows)
+
+
+SCHEDULE_TABLES = {"fs_dmd_schedule": t_dmd_schedule, "fs_dmd_minutes16": t_dmd_minutes16,
+                   "fs_dmd_ema_draws": t_dmd_ema_draws, "fs_dmd_schedule_targets": t_dmd_schedule_targets,
+                   "fs_dmd_gan0": t_dmd_gan0}  # fmt: skip
+SCHEDULE_NUMBERS = {
+    "fs.sched.draws": lambda: str(len(B16)),
+    **{f"fs.sched.{b}.met_all": (lambda b=b: str(met_all(b))) for b in SETTINGS},
+    "fs.sched.before.met_all": lambda: str(max(met_all(b) for b in ("64", "16", "8", "16lr3"))),
+    **{f"fs.sched.{b}.met{k}_{x}": (lambda b=b, k=k, x=x: str(met(BY_SETTING[b], k, x)))
+       for b in SETTINGS for k, x in TARGETS},
+    **{f"fs.sched.{b}.met1_{x}_{tag(v)}": (lambda b=b, x=x, v=v: str(met(BY_SETTING[b], 1, x, v)))
+       for b in SETTINGS for x in (2.0, 1.5) for v in SMALLER},
+    **{f"fs.sched.{b}.mean_read{tag(v)}": (lambda b=b, v=v: f"{mean_read(BY_SETTING[b], v):.1f}")
+       for b in SETTINGS for v in NOISES},
+    **{f"fs.sched.{b}.read80{tag(v)}": (lambda b=b, v=v: str(reading(BY_SETTING[b], 80, v)))
+       for b in SETTINGS for v in NOISES},
+    **{f"fs.sched.{run}.read1": (lambda run=run: read(run)) for run in SCREEN},
+    **{f"fs.sched.{run}.read75": (lambda run=run: read(run, 0.75)) for run in SCREEN},
+    **{f"fs.sched.{run}.u{k}": (lambda run=run, k=k: ratio(S1, run, k)) for run in SCREEN for k in (1, 2, 4)},
+    **{f"fs.sched.{run}.steps": (lambda run=run: f"{steps(run):,}") for run in SCREEN},
+    "fs.sched.gan0.draws": lambda: str(len(GAN0)),
+    **{f"fs.sched.gan0.met{k}_{x}": (lambda k=k, x=x: str(met({r: draw_chain(d) for d, r in GAN0.items()}, k, x)))
+       for k, x in TARGETS},
+    "fs.sched.gan0.mean_read": lambda: f"{mean_read(GAN0.values()):.1f}",
+    **{f"fs.sched.minutes.{key(d)}.{i}.read1": (lambda run=run: f"{proxy_line(run, 1)['per_100']:.1f}")
+       for d, runs in MINUTES.items() for i, run in enumerate(runs)},
+    **{f"fs.sched.minutes.{key(d)}.{i}.u{k}": (lambda d=d, run=run, k=k: draw_ratio(d, proxy_line(run, k)))
+       for d, runs in MINUTES.items() for i, run in enumerate(runs) for k in (1, 2, 4)},
+    **{f"fs.sched.minutes.{key(d)}.curve": (lambda run=runs[1]: curve(run)) for d, runs in MINUTES.items()},
+}  # fmt: skip
