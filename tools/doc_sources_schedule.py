@@ -109,6 +109,17 @@ def met_all(setting: str) -> int:
     return sum(all(met({run: chain}, k, x) for k, x in TARGETS) for run, chain in BY_SETTING[setting].items())
 
 
+def read_range(setting: str, k: int) -> str:
+    """The lowest and highest readable per 100 at k steps over the setting's six draws: 'a-b'."""
+    reads = sorted(proxy_line(run, k)["per_100"] for run in BY_SETTING[setting])
+    return f"{reads[0]:.1f}-{reads[-1]:.1f}"
+
+
+def read80(setting: str, k: int) -> int:
+    """How many of the setting's six draws read 80 per 100 or more at k steps."""
+    return sum(proxy_line(run, k)["per_100"] >= 80 for run in BY_SETTING[setting])
+
+
 def t_dmd_schedule_targets() -> str:
     """Per setting: how many of the six draws meet each of issue 24's targets; the mean readable per 100."""
     rows = [[f"{k} step{'s' * (k > 1)} within {x:g}x the teacher's 50-step FID",
@@ -133,6 +144,8 @@ SCHEDULE_TABLES = {"fs_dmd_schedule": t_dmd_schedule, "fs_dmd_minutes16": t_dmd_
 SCHEDULE_NUMBERS = {
     "fs.sched.draws": lambda: str(len(B16)),
     **{f"fs.sched.{b}.met_all": (lambda b=b: str(met_all(b))) for b in SETTINGS},
+    **{f"fs.sched.{b}.read_range{k}": (lambda b=b, k=k: read_range(b, k)) for b in SETTINGS for k in (2, 4)},
+    **{f"fs.sched.{b}.read80_steps{k}": (lambda b=b, k=k: str(read80(b, k))) for b in SETTINGS for k in (2, 4)},
     "fs.sched.before.met_all": lambda: str(max(met_all(b) for b in ("64", "16", "8", "16lr3"))),
     **{f"fs.sched.{b}.met{k}_{x}": (lambda b=b, k=k, x=x: str(met(BY_SETTING[b], k, x)))
        for b in SETTINGS for k, x in TARGETS},
