@@ -396,20 +396,25 @@ def test_distill_writes_a_consistency_checkpoint_that_samples_in_few_steps(teach
     assert (tmp_path / "traj.png").stat().st_size > 0
 
 
-def test_dmd_defaults_apply_to_dmd_only_and_give_way_to_flags():
-    """dmd's batch, step and EMA replace the teacher run's and distill's own; a flag given replaces dmd's."""
+def test_dmd_defaults_apply_to_dmd_only_follow_the_teacher_and_give_way_to_flags():
+    """dmd's step and EMA replace distill's own; from an unconditional teacher its batch and EMA too, from a
+    conditional one the teacher run's batch stays; a flag given replaces them all."""
     import dataclasses
 
     from cleardiffusion.cli.distill import config_from_teacher
     from cleardiffusion.train_config import TrainConfig
 
-    teacher_run = dataclasses.asdict(TrainConfig(batch_size=64, out="teacher"))
+    unconditional = dataclasses.asdict(TrainConfig(batch_size=64, out="teacher"))
+    conditional = {**unconditional, "conditional": True}
     given = {"teacher": "t.pt", "out": "o", "steps": 3}
-    dmd = config_from_teacher(teacher_run, {**given, "distill_method": "dmd"})
+    dmd = config_from_teacher(unconditional, {**given, "distill_method": "dmd"})
     assert (dmd.batch_size, dmd.lr, dmd.ema_decay, dmd.ema_warmup) == (16, 2e-5, 0.998, 0)
-    flagged = config_from_teacher(teacher_run, {**given, "distill_method": "dmd", "batch_size": 32, "ema_decay": 0.99})
+    guided = config_from_teacher(conditional, {**given, "distill_method": "dmd"})
+    assert (guided.batch_size, guided.lr, guided.ema_decay, guided.ema_warmup) == (64, 2e-5, 0.995, 0)
+    flags = {"distill_method": "dmd", "batch_size": 32, "ema_decay": 0.99}
+    flagged = config_from_teacher(unconditional, {**given, **flags})
     assert (flagged.batch_size, flagged.ema_decay, flagged.lr) == (32, 0.99, 2e-5)
-    trajectory = config_from_teacher(teacher_run, given)  # the default method: the teacher's batch, distill's lr
+    trajectory = config_from_teacher(unconditional, given)  # the default method: the teacher's batch, distill's lr
     assert (trajectory.batch_size, trajectory.lr, trajectory.ema_decay) == (64, 1e-4, TrainConfig.ema_decay)
 
 
@@ -422,9 +427,9 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
     assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
                    "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2",
                    "--dmd-fake-lr", "3e-4", "--dmd-gan", "0.3") == 0  # fmt: skip
-    config = json.loads((tmp_path / "dmd/config.json").read_text())
+    config = json.loads((tmp_path / "dmd/config.json").read_text())  # a conditional teacher: EMA 0.995
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"], config["ema_warmup"]) == (
-        "dmd", str(student), 2e-5, 0.998, 0)  # fmt: skip
+        "dmd", str(student), 2e-5, 0.995, 0)  # fmt: skip
     dmd_fields = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
     assert [config[k] for k in dmd_fields] == [2, 2, 3e-4, 0.3]
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]

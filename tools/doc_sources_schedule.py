@@ -93,6 +93,31 @@ def t_dmd_ema_draws() -> str:
                   f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
 
 
+COND_FILE = "one_step_cpu/dmd_schedule_mnist_cond.jsonl"  # the defaults on a conditional teacher (one draw)
+COND_TEACHER = "s21-cond"  # the default recipe with --conditional, 15 minutes; its students below
+COND = {"s21-cond-dmd-b64": "batch 64, --ema-decay 0.995 (its defaults from this teacher)",
+        "s21-cond-dmd-b16": "batch 16, --ema-decay 0.998 (from an unconditional one)"}  # fmt: skip
+
+
+def cond_fid(run: str, steps: int | None = None) -> float:
+    """A class-conditional FID of runs/<run> (grid_search.py --labels): the student at `steps` on the jump grid,
+    or (steps None) the teacher's default sampler guided at 3."""
+    return next(r["fid"] for r in load_jsonl(COND_FILE) if r["checkpoint"] == f"runs/{run}/checkpoints/last.pt"
+                and (r["grid"] is None if steps is None else len(r["grid"] or ()) == steps))  # fmt: skip
+
+
+def cond_ratio(run: str, steps: int) -> str:
+    """The student's FID at `steps` (its guidance in its weights) over the teacher's guided 50-step FID."""
+    return f"{cond_fid(run, steps) / cond_fid(COND_TEACHER):.2f}x"
+
+
+def t_dmd_cond() -> str:
+    """dmd's defaults before and now from one conditional trajectory student: FID (ratio) at 1, 2, 4 steps."""
+    rows = [[name, f"{steps(run):,}", *(f"{cond_fid(run, k):.2f} ({cond_ratio(run, k)})" for k in (1, 2, 4))]
+            for run, name in COND.items()]  # fmt: skip
+    return table(["dmd", "student steps", "FID (/ teacher guided at 3, 50 steps), 1 step", "2 steps", "4 steps"], rows)
+
+
 def t_dmd_gan0() -> str:
     """The longer EMA without the GAN term on three draws: one step readable (FID ratio) at each S; 2, 4 steps."""
     rows = [[label, f"{steps(run):,}", *(f"{read(run, v)} ({ratio(label, run, 1, v)})" for v in NOISES),
@@ -140,12 +165,13 @@ def t_dmd_schedule_targets() -> str:
 
 SCHEDULE_TABLES = {"fs_dmd_schedule": t_dmd_schedule, "fs_dmd_minutes16": t_dmd_minutes16,
                    "fs_dmd_ema_draws": t_dmd_ema_draws, "fs_dmd_schedule_targets": t_dmd_schedule_targets,
-                   "fs_dmd_gan0": t_dmd_gan0}  # fmt: skip
+                   "fs_dmd_gan0": t_dmd_gan0, "fs_dmd_cond": t_dmd_cond}  # fmt: skip
 SCHEDULE_NUMBERS = {
     "fs.sched.draws": lambda: str(len(B16)),
     **{f"fs.sched.{b}.met_all": (lambda b=b: str(met_all(b))) for b in SETTINGS},
     **{f"fs.sched.{b}.read_range{k}": (lambda b=b, k=k: read_range(b, k)) for b in SETTINGS for k in (2, 4)},
     **{f"fs.sched.{b}.read80_steps{k}": (lambda b=b, k=k: str(read80(b, k))) for b in SETTINGS for k in (2, 4)},
+    "fs.sched.cond.teacher_fid": lambda: f"{cond_fid(COND_TEACHER):.2f}",
     "fs.sched.before.met_all": lambda: str(max(met_all(b) for b in ("64", "16", "8", "16lr3"))),
     **{f"fs.sched.{b}.met{k}_{x}": (lambda b=b, k=k, x=x: str(met(BY_SETTING[b], k, x)))
        for b in SETTINGS for k, x in TARGETS},

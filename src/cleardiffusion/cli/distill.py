@@ -16,9 +16,12 @@ FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
 DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
 # dmd moves an already distilled student: a smaller step, and an EMA over the whole run from its first step (its
-# samples swing from one checkpoint to the next); batches of 16, three times the steps of 64 in the same minutes,
-# with the EMA's horizon (1 / (1 - decay) = 500 steps) lengthened to match (docs/few_step.md: measured on MNIST)
-DMD_DEFAULTS = {"lr": 2e-5, "ema_decay": 0.998, "ema_warmup": 0, "batch_size": 16}
+# samples swing from one checkpoint to the next; docs/few_step.md)
+DMD_DEFAULTS = {"lr": 2e-5, "ema_decay": 0.995, "ema_warmup": 0}
+# ... from an unconditional teacher, batches of 16 (three times the steps of 64 in the same minutes) with the EMA's
+# horizon, 1 / (1 - decay) = 500 steps, lengthened to match: every FID target on six MNIST draws where the batch
+# of 64 met them on three; on one conditional draw the same at one step and worse at two and four (docs/few_step.md)
+DMD_UNCONDITIONAL = {"batch_size": 16, "ema_decay": 0.998}
 # what a new run does not inherit from the teacher's run (the teacher's own output, length and state)
 NOT_INHERITED = ("out", "resume", "steps", "time_budget", "eval_every", "eval_n", "classifier", "tensorboard",
                  "compile", "keep_checkpoints", "sample_every", "checkpoint_every", "log_every", "lr",
@@ -45,10 +48,10 @@ examples:
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
 student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
 `sample` uses multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers.
-dmd (defaults: --batch-size 16, --lr 2e-5, --ema-decay 0.998 --ema-warmup 0, the one-step map with DMD2's GAN
-term, which needs a U-Net teacher) trains a second, fake-score network and a discriminator beside the student,
-one process only, and does not resume; on a conditional teacher, guide its target less than the student's (1.5
-against 3).
+dmd (defaults: --lr 2e-5, --ema-decay 0.995 --ema-warmup 0, from an unconditional teacher --batch-size 16
+--ema-decay 0.998, the one-step map with DMD2's GAN term, which needs a U-Net teacher) trains a second,
+fake-score network and a discriminator beside the student, one process only, and does not resume; on a
+conditional teacher, guide its target less than the student's (1.5 against 3).
 Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with --student). What was
 tried and measured: docs/few_step.md.
 """
@@ -82,7 +85,9 @@ def config_from_teacher(teacher_config: dict, given: dict):
                  if k in names and k not in NOT_INHERITED}  # fmt: skip
     if isinstance(inherited.get("adam_betas"), list):
         inherited["adam_betas"] = tuple(inherited["adam_betas"])
-    method_defaults = DMD_DEFAULTS if given.get("distill_method") == "dmd" else {}
+    method_defaults = {}
+    if given.get("distill_method") == "dmd":
+        method_defaults = {**DMD_DEFAULTS, **({} if teacher_config.get("conditional") else DMD_UNCONDITIONAL)}
     values = {**inherited, **DEFAULTS, **method_defaults, **given, "objective": "consistency"}
     return TrainConfig(**values)
 
