@@ -6,7 +6,7 @@
 # student; a second student, seed 2, and its dmd), one-step FIDs at --noise-scale below 1, and the blind
 # readability sittings (benchmarks/blind_count.py). Run from the repository root.
 set -euo pipefail
-DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran: its defaults until session 21
+DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran (unconditional: 16, 0.998 since session 21)
 D=${DATA:-../shared/data}
 export OMP_NUM_THREADS=1
 chain() {  # seed, core
