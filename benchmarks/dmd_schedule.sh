@@ -56,7 +56,7 @@ dmd 0 0 runs/s17-uncond-s0-agtraj8 runs/s21-s0-dmd25-b16-ema998-gan0 0 $G --dmd-
 dmd 1 1 runs/s18-s1-agtraj15-seed2 runs/s21-s1-seed2-dmd25-b16-ema998-gan0 2 $G --dmd-gan 0 &
 wait
 # one step from a smaller starting noise on the six draws of each setting: S = 0.75 and 0.65 (the dmd runs above
-# were scored at 0.75 already); chain 0 on core 0, chain 1 on core 1
+# were scored at 0.75 already), and 0.55, 0.45 for batch 16 at 0.998; chain 0 on core 0, chain 1 on core 1
 for S in 0 1; do
   ( one() { for r in "$@"; do taskset -c $S $P --checkpoint runs/$r/checkpoints/last.pt --steps 1 --noise-scale $s; done; }
     draws() {  # the six draws' dmd runs of one setting on chain S: $1 with the seed's name inserted, e.g. s20-s0<>-dmd25-b16
@@ -68,7 +68,7 @@ for S in 0 1; do
       $(draws s21-s$S"<>"-dmd25-b16-ema998)
     [ $S = 0 ] && one s21-s0-dmd25-b16-ema998-gan0
     [ $S = 1 ] && one s21-s1-dmd25-b16-ema998-gan01 s21-s1-dmd25-b16-ema998-gan0 s21-s1-seed2-dmd25-b16-ema998-gan0
-    true ) >> $OUT &
+    for s in 0.55 0.45; do one $(draws s21-s$S"<>"-dmd25-b16-ema998); done ) >> $OUT &  # the new default, lower still
 done
 wait
 # the same change on a conditional teacher (the default recipe with --conditional, 15 minutes, seed 0): 10 minutes of

@@ -19,6 +19,7 @@ from doc_sources_redraw import (
 S1 = "chain 1, seed 1"  # the screening student of sessions 19-21
 NOISES = (1.0, 0.85, 0.75, 0.65)  # the starting noise scales each setting's six draws were scored at, one step
 SMALLER = NOISES[2:]  # this session's
+LOWEST = (0.55, 0.45)  # the new default's six draws only
 EMA998 = {label: run.replace("s20-", "s21-") + "-ema998" for label, run in B16.items()}  # batch 16, --ema-decay 0.998
 GAN0 = {label: f"{EMA998[label]}-gan0" for label in ("chain 1, seed 1", "chain 0, seed 0", "chain 1, seed 2")}
 SETTINGS = {  # dmd's setting -> (its name in the tables, {draw label: run})
@@ -163,6 +164,7 @@ def t_dmd_schedule_targets() -> str:
     return table(["of the six draws", *(name for name, _ in SETTINGS.values())], rows)
 
 
+NEW = BY_SETTING["16ema998"]  # dmd's defaults from an unconditional teacher since session 21
 SCHEDULE_TABLES = {"fs_dmd_schedule": t_dmd_schedule, "fs_dmd_minutes16": t_dmd_minutes16,
                    "fs_dmd_ema_draws": t_dmd_ema_draws, "fs_dmd_schedule_targets": t_dmd_schedule_targets,
                    "fs_dmd_gan0": t_dmd_gan0, "fs_dmd_cond": t_dmd_cond}  # fmt: skip
@@ -172,6 +174,9 @@ SCHEDULE_NUMBERS = {
     **{f"fs.sched.{b}.read_range{k}": (lambda b=b, k=k: read_range(b, k)) for b in SETTINGS for k in (2, 4)},
     **{f"fs.sched.{b}.read80_steps{k}": (lambda b=b, k=k: str(read80(b, k))) for b in SETTINGS for k in (2, 4)},
     "fs.sched.cond.teacher_fid": lambda: f"{cond_fid(COND_TEACHER):.2f}",
+    **{f"fs.sched.16ema998.mean_read{tag(v)}": (lambda v=v: f"{mean_read(NEW, v):.1f}") for v in LOWEST},
+    **{f"fs.sched.16ema998.met1_2.0_{tag(v)}": (lambda v=v: str(met(NEW, 1, 2.0, v))) for v in LOWEST},
+    **{f"fs.sched.16ema998.read80{tag(v)}": (lambda v=v: str(reading(NEW, 80, v))) for v in LOWEST},
     "fs.sched.before.met_all": lambda: str(max(met_all(b) for b in ("64", "16", "8", "16lr3"))),
     **{f"fs.sched.{b}.met{k}_{x}": (lambda b=b, k=k, x=x: str(met(BY_SETTING[b], k, x)))
        for b in SETTINGS for k, x in TARGETS},
