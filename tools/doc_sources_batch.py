@@ -3,7 +3,7 @@ of dmd autoguided at 2.5 from the 8-minute trajectory students, at smaller batch
 changes tried beside them; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_redraw import AG15_25, draw_chain, draw_ratio, mean_read, met, proxy_line, reading
+from doc_sources_redraw import AG15_25, draw_ratio, mean_read, met, proxy_line, reading, run_chains
 
 STEPS = ("one_step_cpu/dmd_batch_steps.jsonl", "one_step_cpu/dmd_schedule_steps.jsonl")  # sessions 20, 21
 B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG15_25's run: the same seed)
@@ -73,7 +73,7 @@ def t_dmd_batch_draws() -> str:
                   "readable, 1 step", "readable at S = 0.85"], rows)  # fmt: skip
 
 
-BY_BATCH = {batch: {runs[label]: draw_chain(label) for label in B16} for batch, runs in BATCHES.items()}
+BY_BATCH = {batch: run_chains(runs) for batch, runs in BATCHES.items()}
 TARGETS = ((1, 2.0), (1, 1.5), (2, 1.3), (4, 1.1))  # (steps, FID limit over the teacher's 50 steps): issue 24's
 
 
@@ -87,10 +87,15 @@ def step_range(batch: str) -> str:
     return f"{counts[0]:,}-{counts[-1]:,}"
 
 
+def target_rows(settings: list[dict[str, str]]) -> list[list[str]]:
+    """One row per FID target of TARGETS: how many runs of each setting ({run: its chain}) meet it."""
+    return [[f"{k} step{'s' * (k > 1)} within {x:g}x the teacher's 50-step FID",
+             *(str(met(runs, k, x)) for runs in settings)] for k, x in TARGETS]  # fmt: skip
+
+
 def t_dmd_batch_targets() -> str:
     """Per batch: how many of the six draws meet each of issue 24's targets, the mean readable per 100."""
-    rows = [[f"{k} step{'s' * (k > 1)} within {x:g}x the teacher's 50-step FID",
-             *(str(met(BY_BATCH[b], k, x)) for b in BATCHES)] for k, x in TARGETS]  # fmt: skip
+    rows = target_rows(list(BY_BATCH.values()))
     rows.append(["80 readable per 100 at one step", *(str(reading(BY_BATCH[b], 80)) for b in BATCHES)])
     rows.append(["... at --noise-scale 0.85", *(str(reading(BY_BATCH[b], 80, 0.85)) for b in BATCHES)])
     rows.append(["mean readable per 100, one step", *(f"{mean_read(BY_BATCH[b]):.1f}" for b in BATCHES)])

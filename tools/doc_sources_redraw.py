@@ -173,6 +173,7 @@ DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"  # dmd's step size (session 19)
 DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (session 19; dmd_split_...: session 16's)
 DMD_BATCH = f"{ONE_STEP}/dmd_batch_mnist_uncond.jsonl"  # dmd's batch (session 20; doc_sources_batch.py)
 DMD_SCHEDULE = f"{ONE_STEP}/dmd_schedule_mnist_uncond.jsonl"  # its EMA, step, noise (session 21; doc_sources_schedule)
+PROXY_FILES = (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE)  # every readability_proxy file
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 
@@ -180,7 +181,7 @@ def proxy_line(run: str, steps: int, noise_scale: float = 1.0, guidance: float |
     """The readability_proxy line of runs/<run> at `steps` and `noise_scale` (a teacher: autoguided at `guidance`,
     None: plain), from whichever readability_proxy file holds it (no line is in two)."""
     path = f"runs/{run}/checkpoints/last.pt"
-    return next(r for f in (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE) for r in load_jsonl(f)
+    return next(r for f in PROXY_FILES for r in load_jsonl(f)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale
                 and r.get("guidance") == guidance)  # fmt: skip
 
@@ -492,6 +493,11 @@ def draw_chain(label: str) -> str:
     return label.split(",")[0]
 
 
+def run_chains(draws: dict[str, str]) -> dict[str, str]:
+    """{draw label: run} -> {run: its chain}, the runs that met() counts."""
+    return {run: draw_chain(label) for label, run in draws.items()}
+
+
 def draw_ratio(label: str, line: dict) -> str:
     """A line's FID as a multiple of its draw's plain teacher at 50 steps."""
     return over_teacher(draw_chain(label), line["fid"])
@@ -505,11 +511,12 @@ def split_final(run: str, steps: int = 1, noise_scale: float = 1.0) -> dict:
 SPLIT_DMD = {f"{run}-dmd8": draw_chain(label) for label, run in SPLIT_RUNS.items()}  # the dmd runs: their chain
 
 
-def split_curve(run: str) -> list[dict]:
-    """The dmd run's kept checkpoints (every 100 steps and the last), one step each, in step order."""
-    prefix = f"runs/{run}-dmd8/checkpoints/step_"
-    return sorted((r for r in load_jsonl(DMD_MINUTES) if r["checkpoint"].startswith(prefix)),
-                  key=lambda r: r["checkpoint"])  # fmt: skip
+def reads_along(run: str) -> str:
+    """Readable per 100 at one step (S = 1) at each of runs/<run>'s kept checkpoints, in step order: 'a -> b -> ...'."""
+    prefix = f"runs/{run}/checkpoints/step_"
+    lines = sorted((r for f in PROXY_FILES for r in load_jsonl(f) if r["checkpoint"].startswith(prefix)
+                    and r["steps"] == 1 and r["noise_scale"] == 1.0), key=lambda r: r["checkpoint"])  # fmt: skip
+    return " -> ".join(f"{r['per_100']:.0f}" for r in lines)
 
 
 def t_dmd_minutes() -> str:
@@ -529,8 +536,8 @@ def t_dmd_minutes() -> str:
 
 
 def split_reads(label: str) -> str:
-    """The dmd run's readable per 100 at each kept checkpoint: 'a -> b -> ...'."""
-    return " -> ".join(f"{r['per_100']:.0f}" for r in split_curve(SPLIT_RUNS[label]))
+    """The dmd run's readable per 100 at each kept checkpoint (every 100 steps and the last)."""
+    return reads_along(f"{SPLIT_RUNS[label]}-dmd8")
 
 
 def chain2(label: str, steps: int) -> dict:
@@ -565,7 +572,7 @@ AG15_25 = {  # label -> run of the 8 + 5 pipeline, trajectories autoguided at 1.
     "chain 1, seed 2": "s18-s1-agtraj15-seed2-dmd25", "chain 1, seed 3": "s19-s1-agtraj15-seed3-dmd25",
 }  # fmt: skip
 SEED3 = {c: AG15_25[f"chain {c}, seed 3"] for c in (0, 1)}
-AG15_25_CHAINS = {run: draw_chain(label) for label, run in AG15_25.items()}
+AG15_25_CHAINS = run_chains(AG15_25)
 
 
 REDRAW_NUMBERS.update({

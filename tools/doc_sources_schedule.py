@@ -1,20 +1,10 @@
 """dmd's schedule (benchmarks/dmd_schedule.sh, session 21) for docs/few_step.md and the README: at batch 16, a
 longer EMA of the student, a learning rate decayed to 0, 5 + 8 minutes, and one step from a smaller starting noise
-(--noise-scale 0.75); render_docs.py merges these."""
+(--noise-scale 0.75 to 0.45), and the same change on a conditional teacher; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, ratio, read, steps
-from doc_sources_redraw import (
-    AG15_25,
-    DMD_MINUTES,
-    DMD_SCHEDULE,
-    draw_chain,
-    draw_ratio,
-    mean_read,
-    met,
-    proxy_line,
-    reading,
-)
+from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, ratio, read, steps, target_rows
+from doc_sources_redraw import AG15_25, draw_ratio, mean_read, met, proxy_line, reading, reads_along, run_chains
 
 S1 = "chain 1, seed 1"  # the screening student of sessions 19-21
 NOISES = (1.0, 0.85, 0.75, 0.65)  # the starting noise scales each setting's six draws were scored at, one step
@@ -63,21 +53,13 @@ def t_dmd_schedule() -> str:
                   "2 steps", "4 steps", f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
 
 
-def curve(run: str) -> str:
-    """A dmd run's readable per 100 at one step at each kept checkpoint, in step order: 'a -> b -> ...'."""
-    prefix = f"runs/{run}/checkpoints/step_"
-    lines = sorted((r for f in (DMD_MINUTES, DMD_SCHEDULE) for r in load_jsonl(f) if r["checkpoint"].startswith(prefix)
-                    and r["noise_scale"] == 1.0), key=lambda r: r["checkpoint"])  # fmt: skip
-    return " -> ".join(f"{r['per_100']:.0f}" for r in lines)
-
-
 def t_dmd_minutes16() -> str:
     """Per draw and batch: 8 minutes of dmd after 5 of trajectories, readable and FID ratio at 1, 2, 4 steps."""
     rows = []
     for label, runs in MINUTES.items():
         for batch, run in zip(("64, --lr 5e-5", "16"), runs):
             rows.append([label, batch, f"{proxy_line(run, 1)['per_100']:.1f}",
-                         *(draw_ratio(label, proxy_line(run, k)) for k in (1, 2, 4)), curve(run)])  # fmt: skip
+                         *(draw_ratio(label, proxy_line(run, k)) for k in (1, 2, 4)), reads_along(run)])  # fmt: skip
     return table(["draw", "dmd's batch", "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
                   "readable during the 8 minutes"], rows)  # fmt: skip
 
@@ -127,7 +109,7 @@ def t_dmd_gan0() -> str:
                   "FID / teacher-50, 2 steps", "4 steps"], rows)  # fmt: skip
 
 
-BY_SETTING = {name: {runs[label]: draw_chain(label) for label in B16} for name, (_, runs) in SETTINGS.items()}
+BY_SETTING = {name: run_chains(runs) for name, (_, runs) in SETTINGS.items()}
 
 
 def met_all(setting: str) -> int:
@@ -148,8 +130,7 @@ def read80(setting: str, k: int) -> int:
 
 def t_dmd_schedule_targets() -> str:
     """Per setting: how many of the six draws meet each of issue 24's targets; the mean readable per 100."""
-    rows = [[f"{k} step{'s' * (k > 1)} within {x:g}x the teacher's 50-step FID",
-             *(str(met(BY_SETTING[b], k, x)) for b in SETTINGS)] for k, x in TARGETS]  # fmt: skip
+    rows = target_rows(list(BY_SETTING.values()))
     rows.append(["all four at once", *(str(met_all(b)) for b in SETTINGS)])
     for noise_scale in SMALLER:
         for x in (2.0, 1.5):
@@ -191,12 +172,12 @@ SCHEDULE_NUMBERS = {
     **{f"fs.sched.{run}.u{k}": (lambda run=run, k=k: ratio(S1, run, k)) for run in SCREEN for k in (1, 2, 4)},
     **{f"fs.sched.{run}.steps": (lambda run=run: f"{steps(run):,}") for run in SCREEN},
     "fs.sched.gan0.draws": lambda: str(len(GAN0)),
-    **{f"fs.sched.gan0.met{k}_{x}": (lambda k=k, x=x: str(met({r: draw_chain(d) for d, r in GAN0.items()}, k, x)))
+    **{f"fs.sched.gan0.met{k}_{x}": (lambda k=k, x=x: str(met(run_chains(GAN0), k, x)))
        for k, x in TARGETS},
     "fs.sched.gan0.mean_read": lambda: f"{mean_read(GAN0.values()):.1f}",
     **{f"fs.sched.minutes.{key(d)}.{i}.read1": (lambda run=run: f"{proxy_line(run, 1)['per_100']:.1f}")
        for d, runs in MINUTES.items() for i, run in enumerate(runs)},
     **{f"fs.sched.minutes.{key(d)}.{i}.u{k}": (lambda d=d, run=run, k=k: draw_ratio(d, proxy_line(run, k)))
        for d, runs in MINUTES.items() for i, run in enumerate(runs) for k in (1, 2, 4)},
-    **{f"fs.sched.minutes.{key(d)}.curve": (lambda run=runs[1]: curve(run)) for d, runs in MINUTES.items()},
+    **{f"fs.sched.minutes.{key(d)}.curve": (lambda run=runs[1]: reads_along(run)) for d, runs in MINUTES.items()},
 }  # fmt: skip
