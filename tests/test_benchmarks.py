@@ -181,3 +181,21 @@ def test_blind_count_gives_each_source_back_its_own_marks(tmp_path):
     with pytest.raises(SystemExit) as refused:  # not a cell
         blind.main(["reveal", str(out)])
     assert refused.value.code == 2
+
+
+def test_guidance_interval_guides_inside_the_band_only_and_is_autoguidance_on_every_level():
+    """few_step_ablation/guidance_interval.py: per sample, eps_bad + w (eps - eps_bad) where LO <= t / T < HI and
+    the good model's eps elsewhere; the band [0, 1) is guidance.AutoGuidance itself."""
+    from cleardiffusion.guidance import AutoGuidance
+
+    band = load_script(ROOT / "benchmarks" / "few_step_ablation" / "guidance_interval.py")
+    good, bad = (lambda x, t: x * (1 + t[:, None] / 1000)), (lambda x, t: -x)  # noqa: E731
+    guided = AutoGuidance(good, bad, 3.0)
+    x, t = torch.randn(4, 5, dtype=torch.float64), torch.tensor([0, 149, 150, 999])
+    band.LO, band.HI = 0.0, 1.0
+    torch.testing.assert_close(band.banded(guided, x, t), guided(x, t), rtol=0, atol=1e-12)
+    band.LO, band.HI = 0.15, 1.0
+    out, everywhere, plain = band.banded(guided, x, t), guided(x, t), good(x, t)
+    torch.testing.assert_close(out[:2], plain[:2], rtol=0, atol=1e-12)  # t = 0 and 149: below 0.15 T
+    torch.testing.assert_close(out[2:], everywhere[2:], rtol=0, atol=1e-12)
+    assert not torch.allclose(out[:2], everywhere[:2])  # the weight matters where it is dropped

@@ -173,7 +173,8 @@ DMD_LR = f"{ONE_STEP}/dmd_lr_mnist_uncond.jsonl"  # dmd's step size (session 19)
 DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (session 19; dmd_split_...: session 16's)
 DMD_BATCH = f"{ONE_STEP}/dmd_batch_mnist_uncond.jsonl"  # dmd's batch (session 20; doc_sources_batch.py)
 DMD_SCHEDULE = f"{ONE_STEP}/dmd_schedule_mnist_uncond.jsonl"  # its EMA, step, noise (session 21; doc_sources_schedule)
-PROXY_FILES = (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE)  # every readability_proxy file
+BAND = f"{ONE_STEP}/guidance_interval_mnist_uncond.jsonl"  # autoguidance on a band (session 22; doc_sources_band)
+PROXY_FILES = (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE, BAND)  # every readability_proxy file
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded by the tests
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
+from doc_sources_band import BAND_NUMBERS, BAND_TABLES  # noqa: E402
 from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
@@ -39,7 +40,7 @@ def merged(*sources: dict) -> dict:
     return out
 
 
-TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES)
+TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES, BAND_TABLES)
 NUMBERS = merged(
     NUMBERS,
     FEW_NUMBERS,
@@ -48,6 +49,7 @@ NUMBERS = merged(
     REDRAW_NUMBERS,
     BATCH_NUMBERS,
     SCHEDULE_NUMBERS,
+    BAND_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

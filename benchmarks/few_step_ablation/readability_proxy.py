@@ -73,7 +73,8 @@ def count_model(args, confidence, t: float) -> dict:
     from cleardiffusion.recipe import SamplingRecipe
 
     model, path, meta = load_for_sampling(args.checkpoint)
-    recipe = SamplingRecipe(steps=args.steps, noise_scale=args.noise_scale, guidance=args.guidance).resolve(path)
+    recipe = SamplingRecipe(sampler=args.sampler, steps=args.steps, noise_scale=args.noise_scale,
+                            guidance=args.guidance).resolve(path)  # fmt: skip
     bad = (load_autoguide(args.autoguide, meta["objective"], meta["config"].get("schedule"), meta["image_shape"],
                           path, "cpu") if args.autoguide else None)  # fmt: skip
     batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
@@ -92,6 +93,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/data/mnist")
     p.add_argument("--checkpoint", help="count this model's samples instead (one JSON line)")
+    p.add_argument("--sampler", default=None, help="its sampler (default: the recipe's)")
     p.add_argument("--steps", type=int, default=None, help="its sampler's steps (default: the recipe's)")
     p.add_argument("--noise-scale", type=float, default=1.0)
     p.add_argument("--n", type=int, default=1000)
