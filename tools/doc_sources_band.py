@@ -24,8 +24,8 @@ def lines_of(file: str, chain: int) -> list[dict]:
 
 
 def teacher_lines(chain: int) -> list[dict]:
-    """The chain's autoguided 50-step teachers: the full band at 1.5 (and chain 0 at 2.5) from the weight study,
-    then this session's lines in the order they ran."""
+    """The chain's autoguided 50-step teachers, every level at 1.5 and 2 (chain 0 at 2.5 too) from the weight study
+    and this session's lines: every level first, then by weight and band."""
     old = [1.5, 2] if chain == 1 else [1.5, 2, 2.5]
     full = [{**proxy_line(f"s17-uncond-s{chain}", 50, guidance=w), "band": list(FULL)} for w in old]
     return sorted(full + lines_of(TEACHERS, chain), key=lambda r: (r["band"] != list(FULL), r["guidance"], r["band"]))
@@ -106,7 +106,7 @@ def t_band_targets() -> str:
     for v in (1.0, *NOISES):
         rows.append([f"1 step at S = {v:g} reading 80 or more within 2x, 2 and 4 steps within their targets",
                      *(str(whole(r, v)) for r in PIPELINES.values())])  # fmt: skip
-    return table(["of the six draws", *PIPELINE_NAMES.values()], rows)
+    return table([f"of the {len(DRAWS)} draws", *PIPELINE_NAMES.values()], rows)
 
 
 def t_band_students() -> str:
