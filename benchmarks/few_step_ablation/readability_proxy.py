@@ -14,7 +14,7 @@ the quantity behind `--eval-every`'s "confident" fraction) and reports:
 
     python benchmarks/few_step_ablation/readability_proxy.py > benchmarks/results/one_step_cpu/readability_proxy.json
 
-With `--checkpoint CKPT` it instead counts, over N samples of that model (`--steps`, `--noise-scale`, the
+With `--checkpoint CKPT` it instead counts, over N samples of that model (`--sampler`, `--steps`, `--noise-scale`, the
 benchmark's per-sample seeds), the share at or above the threshold fitted on every calibration cell: an estimate of
 the blind count per 100 with less sampling noise than one grid's 100, one JSON line:
 
