@@ -3,8 +3,8 @@ teachers' 50-step sampler and the trajectory stage's ODE autoguided only where t
 the trajectory stage trained towards such targets; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_batch import TARGETS, ratio, read, steps, target_rows
-from doc_sources_redraw import mean_read, met, over_teacher, proxy_line, reading
+from doc_sources_batch import TARGETS, met_all, ratio, read, steps, target_rows
+from doc_sources_redraw import mean_read, met, over_teacher, proxy_line, reading, run_chains
 from doc_sources_schedule import tag
 
 TEACHERS = "one_step_cpu/guidance_interval_teachers.jsonl"  # the default sampler, 50 steps
@@ -32,8 +32,8 @@ def teacher_lines(chain: int) -> list[dict]:
 
 
 def guided_rows(lines: list[dict], chain: int) -> list[list[str]]:
-    return [[f"chain {chain}", band(*r["band"]), f"{r['guidance']:g}", f"{r['fid']:.2f}",
-             over_teacher(f"chain {chain}", r["fid"]), f"{r['per_100']:.1f}"] for r in lines]  # fmt: skip
+    return [[f"chain {chain}", band(*r["band"]), f"{r['guidance']:g}",
+             *(cell(chain, r, q) for q in ("fid", "ratio", "read"))] for r in lines]  # fmt: skip
 
 
 def t_band_teachers() -> str:
@@ -72,17 +72,11 @@ STUDENTS = {  # draw -> [(run, its trajectory stage, dmd's real score)]; "-": no
 }  # fmt: skip
 DMD_RUNS = {run: label for label, runs in STUDENTS.items() for run, _, real in runs if real != "-"}
 PIPELINES = {  # the six draws' final runs, {run: chain}: the default pipeline, and trajectories on the band
-    "default": {default: label.split(",")[0] for label, (_, default, _) in DRAWS.items()},
-    "band": {f"{new}-traj25-band15-dmd25": label.split(",")[0] for label, (_, _, new) in DRAWS.items()},
+    "default": run_chains({label: default for label, (_, default, _) in DRAWS.items()}),
+    "band": run_chains({label: f"{new}-traj25-band15-dmd25" for label, (_, _, new) in DRAWS.items()}),
 }  # fmt: skip
 PIPELINE_NAMES = {"default": "8 min at 1.5 + dmd at 2.5 (the default pipeline)",
                   "band": "8 min at 2.5 on [0.15 T, T) + dmd at 2.5"}  # fmt: skip
-
-
-def met_all(runs: dict[str, str], noise_scale: float = 1.0) -> int:
-    """How many runs meet every FID target of TARGETS at once (one step from `noise_scale` times the noise)."""
-    return sum(all(met({run: chain}, k, x, noise_scale if k == 1 else 1.0) for k, x in TARGETS)
-               for run, chain in runs.items())  # fmt: skip
 
 
 def whole(runs: dict[str, str], noise_scale: float) -> int:
@@ -121,27 +115,25 @@ def t_band_students() -> str:
                   *(f"readable at S = {v:g} (FID / teacher-50)" for v in NOISES)], rows)  # fmt: skip
 
 
-def readable(run: str, k: int = 1) -> str:
-    return f"{proxy_line(run, k)['per_100']:.1f}"
+def cell(chain: int, line: dict, quantity: str) -> str:
+    """A teacher line's readable per 100 ('read'), FID ('fid') or FID over the chain's plain teacher ('ratio')."""
+    return {"read": f"{line['per_100']:.1f}", "fid": f"{line['fid']:.2f}",
+            "ratio": over_teacher(f"chain {chain}", line["fid"])}[quantity]  # fmt: skip
 
 
 BAND_TABLES = {"fs_band_teachers": t_band_teachers, "fs_band_ode": t_band_ode, "fs_band_students": t_band_students,
                "fs_band_targets": t_band_targets}  # fmt: skip
 BAND_NUMBERS = {
-    **{f"fs.band.t{c}.{lo:g}_{hi:g}.w{w:g}.{q}": (
-        lambda c=c, lo=lo, hi=hi, w=w, q=q: f"{teacher_line(c, lo, hi, w)['per_100']:.1f}" if q == "read"
-        else f"{teacher_line(c, lo, hi, w)['fid']:.2f}" if q == "fid"
-        else over_teacher(f"chain {c}", teacher_line(c, lo, hi, w)["fid"]))
+    **{f"fs.band.t{c}.{lo:g}_{hi:g}.w{w:g}.{q}": (lambda c=c, g=(lo, hi, w), q=q: cell(c, teacher_line(c, *g), q))
        for c, lo, hi, w in ((1, 0, 1, 1.5), (1, 0, 1, 2), (1, 0, 1, 2.5), (1, 0.15, 1, 1.5), (1, 0.15, 1, 2),
                             (1, 0.15, 1, 2.5), (1, 0.15, 1, 3.5), (1, 0, 0.6, 2.5), (1, 0, 0.3, 2.5), (1, 0.1, 1, 2.5),
                             (1, 0.3, 1, 2.5), (1, 0.3, 0.7, 2.5), (0, 0, 1, 1.5), (0, 0, 1, 2), (0, 0, 1, 2.5),
                             (0, 0.15, 1, 1.5), (0, 0.15, 1, 2), (0, 0.15, 1, 2.5), (0, 0.15, 1, 3.5))
        for q in ("read", "fid", "ratio")},
     **{f"fs.band.ode{c}.{lo:g}_{hi:g}.w{w:g}.{q}": (
-        lambda c=c, lo=lo, hi=hi, w=w, q=q: f"{teacher_line(c, lo, hi, w, ODE)['per_100']:.1f}" if q == "read"
-        else over_teacher(f"chain {c}", teacher_line(c, lo, hi, w, ODE)["fid"]))
+        lambda c=c, g=(lo, hi, w, ODE), q=q: cell(c, teacher_line(c, *g), q))
        for c in (0, 1) for lo, hi, w in ((0, 1, 1.5), (0.15, 1, 2.5), (0.15, 1, 3.5)) for q in ("read", "ratio")},
-    **{f"fs.band.{run}.read{k}": (lambda run=run, k=k: readable(run, k))
+    **{f"fs.band.{run}.read{k}": (lambda run=run, k=k: read(run, steps=k))
        for runs in STUDENTS.values() for run, _, _ in runs for k in (1, 2, 4)},
     **{f"fs.band.{run}.u{k}": (lambda run=run, label=label, k=k: ratio(label, run, k))
        for label, runs in STUDENTS.items() for run, _, _ in runs for k in (1, 2, 4)},

@@ -47,8 +47,9 @@ def ratio(label: str, run: str, k: int, noise_scale: float = 1.0) -> str:
     return draw_ratio(label, proxy_line(run, k, noise_scale))
 
 
-def read(run: str, noise_scale: float = 1.0) -> str:
-    return f"{proxy_line(run, 1, noise_scale)['per_100']:.1f}"
+def read(run: str, noise_scale: float = 1.0, steps: int = 1) -> str:
+    """Readable per 100 of runs/<run> at `steps` from `noise_scale` times the noise."""
+    return f"{proxy_line(run, steps, noise_scale)['per_100']:.1f}"
 
 
 def t_dmd_batch() -> str:
@@ -86,6 +87,13 @@ def key(label: str) -> str:
 def step_range(batch: str) -> str:
     counts = sorted(steps(run) for run in BY_BATCH[batch])
     return f"{counts[0]:,}-{counts[-1]:,}"
+
+
+def met_all(runs: dict[str, str], noise_scale: float = 1.0) -> int:
+    """How many runs ({run: its chain}) meet every FID target of TARGETS at once (one step from `noise_scale`
+    times the noise, two and four from all of it)."""
+    return sum(all(met({run: chain}, k, x, noise_scale if k == 1 else 1.0) for k, x in TARGETS)
+               for run, chain in runs.items())  # fmt: skip
 
 
 def target_rows(settings: list[dict[str, str]]) -> list[list[str]]:

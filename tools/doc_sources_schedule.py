@@ -3,7 +3,7 @@ longer EMA of the student, a learning rate decayed to 0, 5 + 8 minutes, and one 
 (--noise-scale 0.75 to 0.45), and the same change on a conditional teacher; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, ratio, read, steps, target_rows
+from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, met_all, ratio, read, steps, target_rows
 from doc_sources_redraw import AG15_25, draw_ratio, mean_read, met, proxy_line, reading, reads_along, run_chains
 
 S1 = "chain 1, seed 1"  # the screening student of sessions 19-21
@@ -58,7 +58,7 @@ def t_dmd_minutes16() -> str:
     rows = []
     for label, runs in MINUTES.items():
         for batch, run in zip(("64, --lr 5e-5", "16"), runs):
-            rows.append([label, batch, f"{proxy_line(run, 1)['per_100']:.1f}",
+            rows.append([label, batch, read(run),
                          *(draw_ratio(label, proxy_line(run, k)) for k in (1, 2, 4)), reads_along(run)])  # fmt: skip
     return table(["draw", "dmd's batch", "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
                   "readable during the 8 minutes"], rows)  # fmt: skip
@@ -112,11 +112,6 @@ def t_dmd_gan0() -> str:
 BY_SETTING = {name: run_chains(runs) for name, (_, runs) in SETTINGS.items()}
 
 
-def met_all(setting: str) -> int:
-    """How many of the setting's six draws meet every FID target of TARGETS (the 1.5x stretch included)."""
-    return sum(all(met({run: chain}, k, x) for k, x in TARGETS) for run, chain in BY_SETTING[setting].items())
-
-
 def read_range(setting: str, k: int) -> str:
     """The lowest and highest readable per 100 at k steps over the setting's six draws: 'a-b'."""
     reads = sorted(proxy_line(run, k)["per_100"] for run in BY_SETTING[setting])
@@ -131,7 +126,7 @@ def read80(setting: str, k: int) -> int:
 def t_dmd_schedule_targets() -> str:
     """Per setting: how many of the six draws meet each of issue 24's targets; the mean readable per 100."""
     rows = target_rows(list(BY_SETTING.values()))
-    rows.append(["all four at once", *(str(met_all(b)) for b in SETTINGS)])
+    rows.append(["all four at once", *(str(met_all(BY_SETTING[b])) for b in SETTINGS)])
     for noise_scale in SMALLER:
         for x in (2.0, 1.5):
             rows.append([f"1 step at {s(noise_scale)} within {x:g}x",
@@ -151,14 +146,14 @@ SCHEDULE_TABLES = {"fs_dmd_schedule": t_dmd_schedule, "fs_dmd_minutes16": t_dmd_
                    "fs_dmd_gan0": t_dmd_gan0, "fs_dmd_cond": t_dmd_cond}  # fmt: skip
 SCHEDULE_NUMBERS = {
     "fs.sched.draws": lambda: str(len(B16)),
-    **{f"fs.sched.{b}.met_all": (lambda b=b: str(met_all(b))) for b in SETTINGS},
+    **{f"fs.sched.{b}.met_all": (lambda b=b: str(met_all(BY_SETTING[b]))) for b in SETTINGS},
     **{f"fs.sched.{b}.read_range{k}": (lambda b=b, k=k: read_range(b, k)) for b in SETTINGS for k in (2, 4)},
     **{f"fs.sched.{b}.read80_steps{k}": (lambda b=b, k=k: str(read80(b, k))) for b in SETTINGS for k in (2, 4)},
     "fs.sched.cond.teacher_fid": lambda: f"{cond_fid(COND_TEACHER):.2f}",
     **{f"fs.sched.16ema998.mean_read{tag(v)}": (lambda v=v: f"{mean_read(NEW, v):.1f}") for v in LOWEST},
     **{f"fs.sched.16ema998.met1_2.0_{tag(v)}": (lambda v=v: str(met(NEW, 1, 2.0, v))) for v in LOWEST},
     **{f"fs.sched.16ema998.read80{tag(v)}": (lambda v=v: str(reading(NEW, 80, v))) for v in LOWEST},
-    "fs.sched.before.met_all": lambda: str(max(met_all(b) for b in ("64", "16", "8", "16lr3"))),
+    "fs.sched.before.met_all": lambda: str(max(met_all(BY_SETTING[b]) for b in ("64", "16", "8", "16lr3"))),
     **{f"fs.sched.{b}.met{k}_{x}": (lambda b=b, k=k, x=x: str(met(BY_SETTING[b], k, x)))
        for b in SETTINGS for k, x in TARGETS},
     **{f"fs.sched.{b}.met1_{x}_{tag(v)}": (lambda b=b, x=x, v=v: str(met(BY_SETTING[b], 1, x, v)))
@@ -175,7 +170,7 @@ SCHEDULE_NUMBERS = {
     **{f"fs.sched.gan0.met{k}_{x}": (lambda k=k, x=x: str(met(run_chains(GAN0), k, x)))
        for k, x in TARGETS},
     "fs.sched.gan0.mean_read": lambda: f"{mean_read(GAN0.values()):.1f}",
-    **{f"fs.sched.minutes.{key(d)}.{i}.read1": (lambda run=run: f"{proxy_line(run, 1)['per_100']:.1f}")
+    **{f"fs.sched.minutes.{key(d)}.{i}.read1": (lambda run=run: read(run))
        for d, runs in MINUTES.items() for i, run in enumerate(runs)},
     **{f"fs.sched.minutes.{key(d)}.{i}.u{k}": (lambda d=d, run=run, k=k: draw_ratio(d, proxy_line(run, k)))
        for d, runs in MINUTES.items() for i, run in enumerate(runs) for k in (1, 2, 4)},
