@@ -418,6 +418,25 @@ def test_dmd_defaults_apply_to_dmd_only_follow_the_teacher_and_give_way_to_flags
     assert (trajectory.batch_size, trajectory.lr, trajectory.ema_decay) == (64, 1e-4, TrainConfig.ema_decay)
 
 
+def test_the_trajectory_method_grows_a_student_from_an_unconditional_u_net_teacher_only():
+    import dataclasses
+
+    from cleardiffusion.cli.distill import config_from_teacher
+    from cleardiffusion.train_config import TrainConfig
+
+    unconditional = dataclasses.asdict(TrainConfig(out="teacher"))
+    given = {"teacher": "t.pt", "out": "o", "steps": 3}
+    assert config_from_teacher(unconditional, given).grow_student == 4
+    assert config_from_teacher(unconditional, {**given, "grow_student": 0}).grow_student == 0
+    assert config_from_teacher(unconditional, {**given, "student": "s.pt"}).grow_student == 0  # grown before, or not
+    assert config_from_teacher({**unconditional, "conditional": True}, given).grow_student == 0
+    assert config_from_teacher({**unconditional, "model": "vit-small"}, given).grow_student == 0
+    for method in ("cd", "ect", "dmd"):
+        assert config_from_teacher(unconditional, {**given, "distill_method": method}).grow_student == 0
+    grown = config_from_teacher(unconditional, {**given, "distill_method": "dmd", "student": "s.pt"}, 4)
+    assert (grown.grow_student, grown.model_options["extra_middle_blocks"]) == (0, 4)  # the student's network
+
+
 def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, students, tmp_path):
     import json
 
@@ -438,6 +457,45 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
     assert from_student < 0.2 * max((start[k] - before[k]).abs().max().item() for k in start)
     assert main(["sample", "--checkpoint", str(tmp_path / "dmd/checkpoints/last.pt"), "--steps", "4", "--n", "4",
                  "--out", str(tmp_path / "s.npz")]) == 0  # fmt: skip
+
+
+def test_a_grown_student_starts_from_the_teacher_its_new_blocks_step_faster_and_dmd_keeps_them(teacher, tmp_path):
+    """--grow-student 2: the student is the teacher's U-Net with two more middle blocks; after one step from the
+    teacher's weights its new blocks' last convs (zero at the start) moved GROWN_LR_RATIO times as far as the
+    teacher's own; dmd from it builds the same network, and it samples in one step."""
+    import json
+
+    from cleardiffusion.checkpoint import load_checkpoint
+    from cleardiffusion.train import GROWN_LR_RATIO
+
+    assert distill(teacher[0], tmp_path / "grown", "--steps", "1", "--trajectories", "8", "--teacher-steps", "4",
+                   "--grow-student", "2") == 0  # fmt: skip
+    saved, before = load_checkpoint(tmp_path / "grown/checkpoints/last.pt"), load_checkpoint(teacher[0])["ema"]
+    assert saved["model_spec"]["config"]["extra_middle_blocks"] == 2
+    after = saved["model"]
+    new = [k for k in after if k not in before]
+    assert new and all(k.startswith("middle.") for k in new)
+    old_conv2 = [k for k in before if k.endswith("conv2.weight")]
+    moved_old = max((after[k] - before[k]).abs().max().item() for k in old_conv2)
+    moved_new = max(after[k].abs().max().item() for k in new if k.endswith("conv2.weight"))
+    assert moved_new == pytest.approx(GROWN_LR_RATIO * moved_old, rel=0.05)  # Adam's first step: lr * sign
+    student = tmp_path / "grown/checkpoints/last.pt"
+    assert distill(teacher[0], tmp_path / "dmd", "--steps", "1", "--distill-method", "dmd", "--student", student,
+                   "--teacher-guidance", "2") == 0  # fmt: skip
+    dmd = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")
+    assert dmd["model_spec"] == saved["model_spec"]
+    assert json.loads((tmp_path / "dmd/config.json").read_text())["grow_student"] == 0
+    assert main(["sample", "--checkpoint", str(tmp_path / "dmd/checkpoints/last.pt"), "--steps", "1", "--n", "4",
+                 "--out", str(tmp_path / "s.npz")]) == 0  # fmt: skip
+
+
+def test_grow_student_is_refused_without_a_u_net(tmp_path):
+    from cleardiffusion.errors import UsageError
+    from cleardiffusion.train_config import TrainConfig, validate
+
+    config = TrainConfig(objective="consistency", teacher="t.pt", model="vit-small", grow_student=2, out=str(tmp_path))
+    with pytest.raises(UsageError, match="--grow-student adds U-Net blocks"):
+        validate(config)
 
 
 def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):

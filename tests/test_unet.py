@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cleardiffusion.models import count_parameters
-from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, unet_from_preset
+from cleardiffusion.models.unet import PRESETS, UNet, UNetConfig, grow_into, unet_from_preset
 
 NATURAL = {"small": (1, 28), "seed-minimal": (1, 28), "seed-cifar": (3, 32), "ddpm-cifar10": (3, 32)}
 BLOCKS = ("plain", "resnet")
@@ -80,6 +80,27 @@ def test_overrides_change_the_network():
     conditional = unet_from_preset("seed-minimal", 1, 28, num_classes=10, time_embedding="every-block")
     assert conditional.null_label == 10 and conditional.config.time_embedding == "every-block"
     assert count_parameters(conditional) > count_parameters(base)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_a_grown_network_starts_as_the_trained_one_and_its_new_blocks_change_it(block):
+    """grow_into loads a trained network's weights into a copy with more middle blocks: the same function, until
+    the new blocks' weights (the parameters it returns) move; other weights are refused."""
+    trained = randomize(tiny(block))
+    grown = tiny(block, extra_middle_blocks=2)
+    new = grow_into(grown, trained.state_dict(), 2)
+    assert {id(p) for p in new} == {id(p) for block in list(grown.middle)[-2:] for p in block.parameters()}
+    x, _ = inputs(trained)
+    t = torch.tensor([3, 700])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, t), trained(x, t))
+        randomize(grown.middle[-1], seed=1)
+        assert (grown(x, t) - trained(x, t)).abs().max() > 1e-3
+    for weights, blocks in ((trained.state_dict(), 1), (tiny(block, base_channels=32).state_dict(), 2)):
+        with pytest.raises((ValueError, RuntimeError)):
+            grow_into(tiny(block, extra_middle_blocks=2), weights, blocks)
+    with pytest.raises(ValueError, match="extra_middle_blocks"):
+        tiny(block, extra_middle_blocks=-1)
 
 
 # ---- where t and y enter -----------------------------------------------------------------------------------

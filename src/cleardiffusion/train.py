@@ -82,9 +82,19 @@ def ema_update_(ema_params: Sequence[torch.Tensor], params: Sequence[torch.Tenso
         e.lerp_(p, 1.0 - decay)
 
 
-def make_optimizer(model: nn.Module, options: fastpath.FastOptions, lr: float = 2e-4, **kwargs) -> torch.optim.AdamW:
-    """AdamW over the model's parameters, fused into one kernel when options.fused_adam."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, fused=True if options.fused_adam else None, **kwargs)
+# the step of a grown student's new blocks (distill --grow-student) over the run's: they start at zero, and Adam moves
+# a weight by about its step per update, so at dmd's 2e-5 they hardly leave zero in five minutes (docs/few_step.md)
+GROWN_LR_RATIO = 10
+
+
+def make_optimizer(model: nn.Module, options: fastpath.FastOptions, lr: float = 2e-4, fast: list = (),
+                   **kwargs) -> torch.optim.AdamW:  # fmt: skip
+    """AdamW over the model's parameters, fused into one kernel when options.fused_adam; the `fast` ones (a grown
+    student's new blocks, zero-initialised) in a group of their own that steps GROWN_LR_RATIO times the lr."""
+    ids = {id(p) for p in fast}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    groups += [{"params": list(fast), "lr_scale": GROWN_LR_RATIO}] if fast else []
+    return torch.optim.AdamW(groups, lr=lr, fused=True if options.fused_adam else None, **kwargs)
 
 
 def train_step(net, loss_fn, optimizer, params, ema_params, x0, t, eps, y=None, *, decay: float,
@@ -148,7 +158,7 @@ def _loop(run: Run, book: Bookkeeping) -> dict:
         # 1. the learning rate at this step: linear warm-up, then constant
         lr = learning_rate(step, config.lr, config.warmup)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         # 2. a batch: x_0 ~ q(x_0), labels (with dropout), t and eps ~ N(0, I); this process's slice
         x0, y, t, eps = draw_batch(run.g, run.data, config, run.path, run.hflip, run.part)
         # 3. the gradient step of Algorithm 1, AdamW, and the EMA of the weights

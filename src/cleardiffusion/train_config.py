@@ -40,7 +40,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
                   "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
-                  "dmd_gan", "autoguide")  # fmt: skip
+                  "dmd_gan", "autoguide", "grow_student")  # fmt: skip
 
 
 @dataclass
@@ -168,6 +168,13 @@ class TrainConfig:
         "of the same recipe (e.g. 2 minutes of `train`), at --teacher-guidance W: eps_bad + W (eps - eps_bad); "
         "trajectory follows the autoguided ODE, dmd's real score is the autoguided one",
         DISTILL, metavar="CKPT",
+    )  # fmt: skip
+    grow_student: int = option(
+        0, "N more residual blocks at the student's lowest resolution than the teacher's (or --student's) U-Net, "
+        "each the identity at the start and learning at 10 x --lr: a deeper one-step map for a little more "
+        "compute per evaluation (distill's default: 4 for the trajectory method from an unconditional U-Net "
+        "teacher's own weights, else 0; docs/few_step.md)", DISTILL, metavar="N", at_least=0, at_most=16,
+        show_default=False,
     )  # fmt: skip
     # ---- optimisation
     steps: int = option(
@@ -348,6 +355,9 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
     if method == "dmd" and not config.student:
         raise UsageError("--distill-method dmd improves a distilled model: pass --student CKPT (a `cleardiffusion "
                          "distill` checkpoint of this teacher, e.g. the default method's)")  # fmt: skip
+    if config.grow_student and preset_kind(config.model) != "unet":
+        raise UsageError(f"--grow-student adds U-Net blocks; this teacher is a --model {config.model}: drop "
+                         "--grow-student")  # fmt: skip
     if method == "dmd" and config.resume:
         raise UsageError("a dmd run cannot resume (its fake-score network is not checkpointed): start a new run "
                          "with --student set to this run's checkpoints/last.pt")  # fmt: skip
@@ -445,6 +455,8 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
     for name in ("time_embedding", "dropout", "base_channels"):
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
+    if config.grow_student:  # a distillation student: the network it starts from, grown (train_run.start_from_teacher)
+        overrides["extra_middle_blocks"] = overrides.get("extra_middle_blocks", 0) + config.grow_student
     if config.objective == "meanflow":  # u_theta(z_t, r, t) sees two times (meanflow.py)
         overrides["time_inputs"] = 2
     num_classes = data.num_classes if config.conditional else 0

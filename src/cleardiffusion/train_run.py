@@ -38,7 +38,8 @@ from .files import remove_stale_temporaries, write_text
 from .generate import teacher_trajectories
 from .guidance import AutoGuidance
 from .limits import check_training_fits
-from .models import count_parameters, model_spec
+from .models import count_parameters, grown_spec, model_spec, ungrown_spec
+from .models.unet import grow_into
 from .monitor import TrainingMonitor
 from .schedule import NoiseSchedule
 from .train_config import (
@@ -122,7 +123,7 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     model.validate_labels = False  # batch labels are dataset labels or the null class: no per-step host sync
     schedule = NoiseSchedule.from_name(config.schedule, config.timesteps).to(dev)
     options = step_options(config, dev)
-    teacher = start_from_teacher(config, model, ema, dev) if config.teacher else None
+    teacher, grown = start_from_teacher(config, model, ema, dev) if config.teacher else (None, [])
     started = time.perf_counter()  # a trajectory bank is made here: its minutes count in the time budget
     distill = distill_options(config, model, dataset, teacher, schedule, dev) if config.teacher else None
     loss_fn, path = training_parts(config.objective, config.prediction, config.loss_weighting, schedule,
@@ -131,7 +132,7 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     if options.channels_last:
         model, ema = model.to(memory_format=torch.channels_last), ema.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options, lr=config.lr, betas=tuple(config.adam_betas),
-                               weight_decay=config.weight_decay)  # fmt: skip
+                               weight_decay=config.weight_decay, fast=grown)  # fmt: skip
     g = torch.Generator(device=dev).manual_seed(config.seed)
     torch.manual_seed(config.seed + 1 + procs.rank)  # the global RNG only feeds dropout
     run = Run(config, procs, out, part, dataset, data, hflip, model, ema, model, schedule, path, loss_fn, optimizer,
@@ -159,30 +160,34 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
     return run
 
 
-def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, dev) -> nn.Module:
+def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, dev) -> tuple[nn.Module, list]:
     """Load the teacher (a DDPM checkpoint), copy its EMA weights (or those of --student, a model distilled from
     it) into the student and its EMA (a resumed run overwrites them with its own), and return the frozen teacher
-    as an eps-model."""
+    as an eps-model, with the parameters of the blocks --grow-student added (models.unet.grow_into)."""
     teacher, schedule, meta = load_for_sampling(config.teacher, dev)
     check_teacher(meta, config.teacher)
     net = getattr(teacher, "net", teacher)  # the network inside objective.EpsFromPrediction
-    if model_spec(net) != model_spec(model) or (schedule.T, meta["config"].get("schedule")) != (
-            config.timesteps, config.schedule):  # fmt: skip
+    # a distilled model of this teacher to go on from (dmd's starting point), else the teacher itself
+    start = load_student(config.student, net, dev) if config.student else net
+    if model_spec(model) != grown_spec(model_spec(start), config.grow_student) or (
+            schedule.T, meta["config"].get("schedule")) != (config.timesteps, config.schedule):  # fmt: skip
         raise UsageError(f"the teacher {config.teacher} has another network or schedule than this run: use "
                          "`cleardiffusion distill`, which takes them from the teacher")  # fmt: skip
-    # a distilled model of this teacher to go on from (dmd's starting point), else the teacher itself
-    start = load_student(config.student, net, dev).state_dict() if config.student else net.state_dict()
-    model.load_state_dict(start)
-    ema.load_state_dict(start)
-    return teacher.requires_grad_(False)
+    if not config.grow_student:
+        model.load_state_dict(start.state_dict())
+        ema.load_state_dict(start.state_dict())
+        return teacher.requires_grad_(False), []
+    grow_into(ema, start.state_dict(), config.grow_student)  # --grow-student more middle blocks, each the identity
+    return teacher.requires_grad_(False), grow_into(model, start.state_dict(), config.grow_student)
 
 
 def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
-    """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights); a
-    UsageError for any other checkpoint, before anything is written."""
+    """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights; grown by
+    --grow-student or not); a UsageError for any other checkpoint, before anything is written."""
     student, _, meta = load_for_sampling(path, device)
     student = getattr(student, "net", student)  # the network inside objective.EpsFromPrediction
-    if meta["objective"] != "consistency" or model_spec(student) != model_spec(getattr(teacher, "net", teacher)):
+    teacher_spec = ungrown_spec(model_spec(getattr(teacher, "net", teacher)))
+    if meta["objective"] != "consistency" or ungrown_spec(model_spec(student)) != teacher_spec:
         raise UsageError(f"--student {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
                          "pass one distilled from --teacher")  # fmt: skip
     return student

@@ -42,6 +42,21 @@ def model_spec(model: nn.Module) -> dict:
     raise TypeError(f"no spec for model type {type(model).__name__}")
 
 
+def ungrown_spec(spec: dict) -> dict:
+    """`spec` without a U-Net's extra middle blocks: equal for a network and its grown copies (unet.grow_into)."""
+    if spec.get("kind") != "unet":
+        return spec
+    return {**spec, "config": {**spec["config"], "extra_middle_blocks": 0}}
+
+
+def grown_spec(spec: dict, blocks: int) -> dict:
+    """`spec` with `blocks` more extra middle blocks: a U-Net grown by unet.grow_into (0 blocks: `spec`)."""
+    if not blocks:
+        return spec
+    config = spec["config"]
+    return {**spec, "config": {**config, "extra_middle_blocks": config.get("extra_middle_blocks", 0) + blocks}}
+
+
 def build_model(spec: dict) -> nn.Module:
     """Rebuild a denoiser from `model_spec`'s dictionary."""
     kind, config = spec.get("kind"), dict(spec.get("config", {}))

@@ -54,6 +54,7 @@ class UNetConfig:
     num_classes: int = 0  # 0: unconditional; else nn.Embedding(num_classes + 1, ...), last row = null class
     block: Literal["plain", "resnet"] = "resnet"  # block family and wiring, see the module docstring
     time_inputs: int = 1  # 1: t (B,); 2: t (B, 2), MeanFlow's (t, t - r), each embedded and added (embedding.py)
+    extra_middle_blocks: int = 0  # residual blocks after the middle, each the identity at init (grows a network)
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -68,6 +69,8 @@ class UNetConfig:
             raise ValueError(f"channel_mults must be non-empty positive integers, got {self.channel_mults}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.extra_middle_blocks < 0:
+            raise ValueError(f"extra_middle_blocks must be >= 0, got {self.extra_middle_blocks}")
         if self.time_inputs not in (1, 2):
             raise ValueError(f"time_inputs must be 1 (t) or 2 (MeanFlow's t and t - r), got {self.time_inputs}")
         if self.num_classes < 0:
@@ -218,6 +221,13 @@ class UNet(nn.Module):
         attend = size in self.config.attention_resolutions
         return Step([block, SelfAttention(channels, self.config.norm_groups)] if attend else [block])
 
+    @staticmethod
+    def _extra_middle(cfg: UNetConfig, channels: int, e_dim: int, kw: dict) -> list[nn.Module]:
+        """extra_middle_blocks residual blocks after the middle's own, appended so that the other modules keep
+        their names; each starts as the identity (zero last conv), so a trained network's weights load into the
+        grown one unchanged in function (grow_into, below)."""
+        return [ResBlock(channels, channels, e_dim, **kw) for _ in range(cfg.extra_middle_blocks)]
+
     def _build_plain(self, cfg: UNetConfig, e_dim: int) -> tuple[nn.Module, ...]:
         """Seed 000: levels of [ConvBlock] * num_res_blocks + stride-2 ConvBlock, mirrored, additive skips."""
         every = e_dim if cfg.time_embedding == "every-block" else None
@@ -232,6 +242,7 @@ class UNet(nn.Module):
             size //= 2
         middle = [PlainResidual(ch, e_dim, **kw)]
         middle += [SelfAttention(ch, cfg.norm_groups)] if cfg.middle_attention else []
+        middle += self._extra_middle(cfg, ch, e_dim, kw)
         for level in reversed(range(len(widths))):  # each step undoes its encoder twin: out width = twin's in
             decoder.append(Step([ConvBlock(ch, ch, resample="up", **kw)]))
             size *= 2
@@ -264,6 +275,7 @@ class UNet(nn.Module):
         middle = [ResBlock(ch, ch, e_dim, **kw)]
         middle += [SelfAttention(ch, cfg.norm_groups)] if cfg.middle_attention else []
         middle += [ResBlock(ch, ch, e_dim, **kw)]
+        middle += self._extra_middle(cfg, ch, e_dim, kw)
         decoder = []
         for level in reversed(range(len(widths))):
             for _ in range(cfg.num_res_blocks + 1):
@@ -348,4 +360,17 @@ def unet_from_preset(name: str, in_channels: int, image_size: int, num_classes: 
     return UNet(config)
 
 
-__all__ = ["PRESETS", "UNet", "UNetConfig", "unet_from_preset"]
+def grow_into(model: UNet, weights: dict[str, torch.Tensor], new: int) -> list[nn.Parameter]:
+    """Load `weights`, those of the same U-Net with `new` fewer extra middle blocks, into `model`, whose last `new`
+    middle blocks keep their initial weights (each the identity, so the two compute the same function). Returns
+    those blocks' parameters; a ValueError when `weights` belong to another network."""
+    first_new = len(model.middle) - new
+    own = model.state_dict()
+    fresh = {name for name in own if name.startswith("middle.") and int(name.split(".")[1]) >= first_new}
+    if new < 0 or set(weights) != set(own) - fresh:
+        raise ValueError(f"the weights are not those of this U-Net less its last {new} middle blocks")
+    model.load_state_dict(weights, strict=False)  # a tensor of another shape still raises
+    return [p for block in list(model.middle)[first_new:] for p in block.parameters()]
+
+
+__all__ = ["PRESETS", "UNet", "UNetConfig", "grow_into", "unet_from_preset"]
