@@ -5,8 +5,10 @@ changes tried beside them; render_docs.py merges these."""
 from doc_sources import load_jsonl, table
 from doc_sources_redraw import AG15_25, draw_ratio, mean_read, met, proxy_line, reading, run_chains
 
-STEPS = tuple(f"one_step_cpu/{name}_steps.jsonl" for name in ("dmd_batch", "dmd_schedule", "guidance_interval"))
-# sessions 20, 21, 22: the student steps of each run
+STEPS = tuple(
+    f"one_step_cpu/{name}_steps.jsonl" for name in ("dmd_batch", "dmd_schedule", "guidance_interval", "grow_student")
+)
+# sessions 20, 21, 22, 23: the student steps of each run
 B16 = {  # draw label -> its student's dmd run at --batch-size 16 (otherwise AG15_25's run: the same seed)
     "chain 0, seed 0": "s20-s0-dmd25-b16", "chain 0, seed 2": "s20-s0-seed2-dmd25-b16",
     "chain 0, seed 3": "s20-s0-seed3-dmd25-b16", "chain 1, seed 1": "s20-s1-dmd25-b16",

@@ -174,7 +174,9 @@ DMD_MINUTES = f"{ONE_STEP}/dmd_minutes_mnist_uncond.jsonl"  # 5 + 8 minutes (ses
 DMD_BATCH = f"{ONE_STEP}/dmd_batch_mnist_uncond.jsonl"  # dmd's batch (session 20; doc_sources_batch.py)
 DMD_SCHEDULE = f"{ONE_STEP}/dmd_schedule_mnist_uncond.jsonl"  # its EMA, step, noise (session 21; doc_sources_schedule)
 BAND = f"{ONE_STEP}/guidance_interval_mnist_uncond.jsonl"  # autoguidance on a band (session 22; doc_sources_band)
-PROXY_FILES = (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE, BAND)  # every readability_proxy file
+GROW = f"{ONE_STEP}/grow_student_mnist_uncond.jsonl"  # a deeper student (session 23; doc_sources_grow)
+# every readability_proxy file
+PROXY_FILES = (WEIGHT, PROXY_MODELS, DMD_LR, DMD_MINUTES, DMD_BATCH, DMD_SCHEDULE, BAND, GROW)
 S17_AUTOGUIDANCE = 1.5  # the weight of every autoguided run in readability_proxy_models.jsonl
 
 

@@ -24,6 +24,7 @@ from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
+from doc_sources_grow import GROW_NUMBERS, GROW_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
@@ -40,7 +41,9 @@ def merged(*sources: dict) -> dict:
     return out
 
 
-TABLES = merged(TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES, BAND_TABLES)
+TABLES = merged(
+    TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES, BAND_TABLES, GROW_TABLES
+)
 NUMBERS = merged(
     NUMBERS,
     FEW_NUMBERS,
@@ -50,6 +53,7 @@ NUMBERS = merged(
     BATCH_NUMBERS,
     SCHEDULE_NUMBERS,
     BAND_NUMBERS,
+    GROW_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A deeper student (session 23; docs/few_step.md "A deeper student: --grow-student"): `distill --grow-student 4`,
+# the teacher's U-Net with four more residual blocks at its lowest resolution (7x7), each the identity at the start,
+# learning at 10 x the run's step. From the 15-minute teachers and the 2-minute model of
+# benchmarks/one_step_redraw.sh (its runs/ must exist): first dmd alone grown, from the 8-minute trajectory students
+# of the default pipeline, its new blocks at dmd's own step (few_step_ablation/grown_lr.py 1); then the default
+# pipeline with a grown trajectory stage (8 minutes autoguided at 1.5, then 5 of dmd autoguided at 2.5, which keeps
+# the blocks) on the six draws, the seeds of the default pipeline's; images per second against the teacher's
+# default sampler. Each run on its own core (taskset), two at a time; every FID and readable count by
+# readability_proxy.py (1,000 samples, the benchmark's seeds). Run from the repository root.
+#
+# The runs were made through a screening wrapper that `--grow-student` replaced during the session (the same
+# network, start and steps; its new blocks drawn from another random state): the trajectory stages of the first
+# and second draws and the dmd runs of the first draws; the rest through the flag.
+set -euo pipefail
+export OMP_NUM_THREADS=1
+A=benchmarks/few_step_ablation
+R=benchmarks/results/one_step_cpu
+P="python $A/readability_proxy.py"
+BAD=runs/s17-bad2/checkpoints/last.pt
+OUT=$R/grow_student_mnist_uncond.jsonl
+score() {  # core, run: FID and readable at 1, 2, 4 steps and one step at S = 0.65
+  for k in 1 2 4; do taskset -c $1 $P --checkpoint $2/checkpoints/last.pt --steps $k >> $OUT; done
+  taskset -c $1 $P --checkpoint $2/checkpoints/last.pt --steps 1 --noise-scale 0.65 >> $OUT
+}
+dmd() {  # core, chain, student, out, seed, [cli]: 5 minutes of dmd at 2.5 (its defaults), scored
+  taskset -c $1 ${6:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+    --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $5 --out $4 \
+    ${7:-}
+  score $1 $4
+}
+pipeline() {  # core, chain, seed, prefix[, blocks]: 8 minutes of trajectories at 1.5 grown by 4 blocks (or the
+  # blocks given), scored at one step, then dmd
+  taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD \
+    --teacher-guidance 1.5 --time-budget 8 --seed $3 --grow-student ${5:-4} --out $4-traj
+  taskset -c $1 $P --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
+  dmd $1 $2 $4-traj $4-dmd $3
+}
+# dmd alone grown, its new blocks at its own step (2e-5): the first draws' trajectory students
+for S in 0 1; do
+  dmd $S $S runs/s17-uncond-s$S-agtraj8 runs/s23-s$S-dmd25-grow4 $S "python $A/grown_lr.py 1" "--grow-student 4" &
+done
+wait
+# the grown pipeline on the six draws (seeds 0 and 1, then 2, then 3, as the default pipeline's)
+pipeline 0 0 0 runs/s23-s0-grow4x10 & pipeline 1 1 1 runs/s23-s1-grow4x10 & wait
+for seed in 2 3; do
+  for S in 0 1; do pipeline $S $S $seed runs/s23-s$S-seed$seed-grow4x10 & done
+  wait
+done
+# eight blocks instead of four on chain 1's first and third draws, the two that missed the readability target
+pipeline 0 1 1 runs/s23-s1-grow8x10 8 & pipeline 1 1 3 runs/s23-s1-seed3-grow8x10 8 & wait
+for r in runs/s23-*/ runs/s17-uncond-s?-agtraj8/ runs/s1[89]-s?-agtraj15-seed?/; do  # the student steps each run took
+  r=${r%/}; python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
+done > $R/grow_student_steps.jsonl
+# images per second: the teacher's default sampler (50 steps) and one step of the default and the grown students
+taskset -c 1 python $A/one_step_speed.py --teacher runs/s17-uncond-s0/checkpoints/last.pt \
+  --student default=runs/s21-s0-dmd25-b16-ema998/checkpoints/last.pt \
+  --student grown=runs/s23-s0-grow4x10-dmd/checkpoints/last.pt --rounds 3 --n 5000 > $R/grow_student_speed.jsonl

@@ -1,0 +1,156 @@
+"""A deeper student (benchmarks/grow_student.sh, session 23) for docs/few_step.md and the README: `distill
+--grow-student 4`, the teacher's U-Net with four more residual blocks at its lowest resolution, in the trajectory
+stage and then dmd, on the six draws of the default pipeline; render_docs.py merges these."""
+
+from doc_sources import load_jsonl, table
+from doc_sources_band import DRAWS as BAND_DRAWS
+from doc_sources_band import PIPELINES as BAND_PIPELINES
+from doc_sources_band import whole
+from doc_sources_batch import TARGETS, met_all, ratio, read, steps, target_rows
+from doc_sources_redraw import mean_read, met, proxy_line, reading, run_chains
+from doc_sources_schedule import tag
+
+SPEED = "one_step_cpu/grow_student_speed.jsonl"  # few_step_ablation/one_step_speed.py
+NOISES = (1.0, 0.65)  # the starting noises each final student was scored at, one step
+GROWN = {  # draw -> the prefix of its grown pipeline's runs: <prefix>-traj (8 minutes), <prefix>-dmd (5 more)
+    "chain 1, seed 1": "s23-s1-grow4x10", "chain 1, seed 2": "s23-s1-seed2-grow4x10",
+    "chain 1, seed 3": "s23-s1-seed3-grow4x10", "chain 0, seed 0": "s23-s0-grow4x10",
+    "chain 0, seed 2": "s23-s0-seed2-grow4x10", "chain 0, seed 3": "s23-s0-seed3-grow4x10",
+}  # fmt: skip
+SCREEN = {  # dmd alone grown, its new blocks at dmd's own step: run -> (draw, the default dmd run of that student)
+    "s23-s1-dmd25-grow4": "chain 1, seed 1", "s23-s0-dmd25-grow4": "chain 0, seed 0",
+}  # fmt: skip
+PIPELINES = {
+    "default": BAND_PIPELINES["default"],
+    "band": BAND_PIPELINES["band"],
+    "grown": run_chains({label: f"{prefix}-dmd" for label, prefix in GROWN.items()}),
+}
+PIPELINE_NAMES = {"default": "the default pipeline", "band": "trajectories on the band (session 22)",
+                  "grown": "--grow-student 4 (trajectories) + dmd"}  # fmt: skip
+
+
+def stages(label: str) -> list[tuple[str, str, str]]:
+    """A draw's runs: (run, its network, its stage), the default pipeline's then the grown one's."""
+    traj, default, _ = BAND_DRAWS[label]
+    prefix = GROWN[label]
+    return [
+        (traj, "the teacher's", "8 min trajectories"),
+        (default, "the teacher's", "+ 5 min dmd"),
+        (f"{prefix}-traj", "+ 4 blocks", "8 min trajectories"),
+        (f"{prefix}-dmd", "+ 4 blocks", "+ 5 min dmd"),
+    ]
+
+
+def t_grow_students() -> str:
+    """Per draw and network: the trajectory student's and the final one's readable count and FID ratios."""
+    rows = []
+    for label in GROWN:
+        for run, net, stage in stages(label):
+            final = stage.startswith("+")
+            cells = [ratio(label, run, k) if final else "-" for k in (2, 4)]
+            s65 = f"{read(run, 0.65)} ({ratio(label, run, 1, 0.65)})" if final else "-"
+            rows.append([label, net, stage, f"{steps(run):,}", read(run), ratio(label, run, 1), *cells, s65])
+    return table(["draw", "student network", "stage", "student steps", "readable, 1 step", "FID / teacher-50, 1 step",
+                  "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
+
+
+def t_grow_targets() -> str:
+    """Per pipeline, over the six draws: each FID target's count, all at once, readable counts and means."""
+    rows = target_rows(list(PIPELINES.values()))
+    rows.append(["all four at once", *(str(met_all(r)) for r in PIPELINES.values())])
+    for v in NOISES:
+        rows.append([f"mean readable per 100, one step, S = {v:g}",
+                     *(f"{mean_read(r, v):.1f}" for r in PIPELINES.values())])  # fmt: skip
+        rows.append([f"80 readable per 100 or more, one step, S = {v:g}",
+                     *(str(reading(r, 80, v)) for r in PIPELINES.values())])  # fmt: skip
+    for v in NOISES:
+        rows.append([f"1 step at S = {v:g} reading 80 or more within 2x, 2 and 4 steps within their targets",
+                     *(str(whole(r, v)) for r in PIPELINES.values())])  # fmt: skip
+    return table([f"of the {len(GROWN)} draws", *PIPELINE_NAMES.values()], rows)
+
+
+def t_grow_screen() -> str:
+    """dmd alone grown (new blocks at its own step) beside the default dmd run from the same student."""
+    rows = []
+    for run, label in SCREEN.items():
+        default = BAND_DRAWS[label][1]
+        for name, r in (("the teacher's (default)", default), ("+ 4 blocks at dmd's step", run)):
+            rows.append([label, name, f"{steps(r):,}", read(r), *(ratio(label, r, k) for k in (1, 2, 4)),
+                         f"{read(r, 0.65)} ({ratio(label, r, 1, 0.65)})"])  # fmt: skip
+    return table(["trajectory student", "dmd's network", "student steps", "readable, 1 step",
+                  "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"],
+                 rows)  # fmt: skip
+
+
+def pairs(stage: str = "dmd") -> list[tuple[str, str]]:
+    """(grown run, the default pipeline's run) of each draw: the final ones ("dmd"), or the trajectory students."""
+    return [(f"{prefix}-{stage}", BAND_DRAWS[label][stage == "dmd"]) for label, prefix in GROWN.items()]
+
+
+EIGHT = {"chain 1, seed 1": "s23-s1-grow8x10", "chain 1, seed 3": "s23-s1-seed3-grow8x10"}  # --grow-student 8
+
+
+def t_grow_blocks() -> str:
+    """Chain 1's two weakest draws grown by 4 and by 8 blocks: trajectory steps, the final run's scores."""
+    rows = []
+    for label, prefix8 in EIGHT.items():
+        for blocks, prefix in ((4, GROWN[label]), (8, prefix8)):
+            run = f"{prefix}-dmd"
+            rows.append(
+                [
+                    label,
+                    str(blocks),
+                    f"{steps(prefix + '-traj'):,}",
+                    read(run),
+                    *(ratio(label, run, k) for k in (1, 2, 4)),
+                    f"{read(run, 0.65)} ({ratio(label, run, 1, 0.65)})",
+                ]
+            )
+    return table(["draw", "blocks grown", "trajectory steps (8 min)", "readable, 1 step", "FID / teacher-50, 1 step",
+                  "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
+
+
+def speed_rows() -> list[dict]:
+    return load_jsonl(SPEED)
+
+
+def speed(model: str) -> list[float]:
+    """A model's images per second over the teacher's in each round, sorted."""
+    return sorted(r["over_teacher"] for r in speed_rows() if r["model"] == model)
+
+
+def speed_range(model: str) -> str:
+    s = speed(model)
+    return f"{s[0]:.0f}x" if s[0] == s[-1] else f"{s[0]:.0f}-{s[-1]:.0f}x"
+
+
+def t_grow_speed() -> str:
+    rows = [[r["model"], str(r["round"]), str(r["steps"]), f"{r['images_per_sec']:.1f}", f"{r['over_teacher']:.1f}x"]
+            for r in speed_rows()]  # fmt: skip
+    return table(["model", "round", "steps", "images per second", "/ teacher"], rows)
+
+
+GROW_TABLES = {"fs_grow_students": t_grow_students, "fs_grow_targets": t_grow_targets, "fs_grow_screen": t_grow_screen,
+               "fs_grow_speed": t_grow_speed, "fs_grow_blocks": t_grow_blocks}  # fmt: skip
+GROW_NUMBERS = {
+    "fs.grow.draws": lambda: str(len(GROWN)),
+    **{f"fs.grow.{name}.mean_read{tag(v)}": (lambda runs=runs, v=v: f"{mean_read(runs, v):.1f}")
+       for name, runs in PIPELINES.items() for v in NOISES},
+    **{f"fs.grow.{name}.read80{tag(v)}": (lambda runs=runs, v=v: str(reading(runs, 80, v)))
+       for name, runs in PIPELINES.items() for v in NOISES},
+    **{f"fs.grow.{name}.whole{tag(v)}": (lambda runs=runs, v=v: str(whole(runs, v)))
+       for name, runs in PIPELINES.items() for v in NOISES},
+    **{f"fs.grow.{name}.met_all": (lambda runs=runs: str(met_all(runs))) for name, runs in PIPELINES.items()},
+    **{f"fs.grow.{name}.met{k}_{x}": (lambda runs=runs, k=k, x=x: str(met(runs, k, x)))
+       for name, runs in PIPELINES.items() for k, x in TARGETS},
+    **{f"fs.grow.{run}.read1": (lambda run=run: read(run)) for run in SCREEN},
+    **{f"fs.grow.{run}.u1": (lambda run=run, label=label: ratio(label, run, 1)) for run, label in SCREEN.items()},
+    **{f"fs.grow.speed.{m}": (lambda m=m: speed_range(m)) for m in ("default", "grown")},
+    **{f"fs.grow.{prefix}-dmd.read65": (lambda run=f"{prefix}-dmd": read(run, 0.65)) for prefix in GROWN.values()},
+    "fs.grow.more_read": lambda: str(sum(proxy_line(grown, 1)["per_100"] > proxy_line(default, 1)["per_100"]
+                                         for grown, default in pairs())),
+    **{f"fs.grow.lower_fid{k}": (lambda k=k: str(sum(proxy_line(grown, k)["fid"] < proxy_line(default, k)["fid"]
+                                                     for grown, default in pairs()))) for k in (1, 2, 4)},
+    "fs.grow.traj_more_read": lambda: str(sum(proxy_line(grown, 1)["per_100"] > proxy_line(default, 1)["per_100"]
+                                              for grown, default in pairs("traj"))),
+}  # fmt: skip
