@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # interpreters import torch), but a test suite run under `nice` beside full-priority work gets ~1% of a core:
 # the run then took over 180 s, the old limit, and the fixture failed although nothing was wrong.
 HANG_GUARD_S = 1800
+# A rank that leaves while gloo's worker threads still hold work aborts at exit (std::terminate, SIGABRT; about 1
+# launch in 6 full test-suite runs on 2 busy cores, none in 3 runs of this file alone); upstream, pytorch/pytorch
+# PR 179291 (an atexit destroy_process_group) was abandoned. The fixture relaunches once on this message only.
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def torchrun(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -57,6 +62,10 @@ def runs(tmp_path_factory) -> Path:
                       "dist.destroy_process_group()\n")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     done = torchrun([str(driver)], env)
+    if done.returncode != 0 and TEARDOWN_ABORT in done.stderr:  # gloo's exit race, after every file was written:
+        for run in ("two", "two-meanflow"):  # launched once more from scratch; any other failure fails here
+            shutil.rmtree(root / run)
+        done = torchrun([str(driver)], env)
     assert done.returncode == 0, done.stderr[-3000:]
     train(tiny_config(digits, root / "one", steps=4))
     train(tiny_config(digits, root / "one-meanflow", steps=3, objective="meanflow", precision="auto"))
