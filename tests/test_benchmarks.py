@@ -199,3 +199,5 @@ def test_guidance_interval_guides_inside_the_band_only_and_is_autoguidance_on_ev
     torch.testing.assert_close(out[:2], plain[:2], rtol=0, atol=1e-12)  # t = 0 and 149: below 0.15 T
     torch.testing.assert_close(out[2:], everywhere[2:], rtol=0, atol=1e-12)
     assert not torch.allclose(out[:2], everywhere[:2])  # the weight matters where it is dropped
+    # distill --autoguide-from 0.15 (guidance.AutoGuidance's from_t) is this band
+    torch.testing.assert_close(AutoGuidance(good, bad, 3.0, from_t=150)(x, t), out, rtol=0, atol=1e-12)

@@ -533,6 +533,8 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
         ("ddpm", ["--steps", "2", "--dmd-chain", "4"], "does nothing with --distill-method trajectory"),
         ("ddpm", ["--steps", "2", "--distill-method", "cd", "--dmd-gan", "0.3"], "does nothing with --distill-method"),
         ("ddpm", ["--steps", "2", "--distill-method", "cd", "--autoguide", "TEACHER"], "does nothing with"),
+        ("ddpm", ["--steps", "2", "--autoguide-from", "0.15"], "--autoguide-from does nothing without --autoguide"),
+        ("ddpm", ["--steps", "2", "--autoguide", "TEACHER", "--autoguide-from", "1"], "--autoguide-from"),
         (
             "ddpm",
             ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--autoguide", "TEACHER"],
@@ -703,3 +705,10 @@ def test_autoguided_trajectories_of_two_gaussians_are_those_of_the_extrapolated_
     torch.testing.assert_close(guided.x, extrapolated.x, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(guided.x0, extrapolated.x0, rtol=1e-5, atol=1e-5)
     assert (guided.x0 - plain.x0).abs().max() > 0.05
+    # --autoguide-from: guided from that timestep up only; above every timestep visited, the plain teacher's bank
+    never = teacher_trajectories(ExactGaussian(good, s, "eps"), SCHEDULE, guidance=w, autoguide_from=SCHEDULE.T,
+                                 autoguide=ExactGaussian(bad, s, "eps"), **common)  # fmt: skip
+    torch.testing.assert_close(never.x0, plain.x0, rtol=1e-5, atol=1e-5)
+    half = teacher_trajectories(ExactGaussian(good, s, "eps"), SCHEDULE, guidance=w, autoguide_from=SCHEDULE.T // 2,
+                                autoguide=ExactGaussian(bad, s, "eps"), **common)  # fmt: skip
+    assert min((half.x0 - plain.x0).abs().max(), (half.x0 - guided.x0).abs().max()) > 1e-3

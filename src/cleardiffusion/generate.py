@@ -42,6 +42,7 @@ def generate_images(
     precision: str = "auto",
     callback: Callable | None = None,
     autoguide: nn.Module | None = None,
+    autoguide_from: int = 0,
 ) -> Iterator[torch.Tensor]:
     """Yield batches of samples in [-1, 1], (B, *shape), n in all; memory is bounded by `batch_size`.
 
@@ -59,7 +60,8 @@ def generate_images(
             (`fastpath.sampling_model`); the sampler's own arithmetic is float32 either way.
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
         autoguide: a worse unconditional model on the same path (`checkpoint.load_autoguide`): unconditional
-            samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024).
+            samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024), at timesteps from
+            `autoguide_from` up (guidance.AutoGuidance; 0: every one).
     """
     recipe = recipe.resolve(path)
     batch_size = sampling_batch(device, batch_size)
@@ -75,7 +77,8 @@ def generate_images(
     if autoguide is not None:
         if labels is not None:
             raise ValueError("autoguidance here guides unconditional samples: drop the labels or the autoguide model")
-        network = AutoGuidance(network, sampling_model(autoguide.eval(), device, precision), recipe.guidance)
+        bad = sampling_model(autoguide.eval(), device, precision)
+        network = AutoGuidance(network, bad, recipe.guidance, from_t=autoguide_from)
         recipe = recipe.replace(guidance=1.0)  # spent on the autoguidance
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -92,14 +95,14 @@ def generate_images(
 def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
                          device: str | torch.device = "cpu", batch_size: int | None = None,
-                         autoguide: nn.Module | None = None) -> TrajectoryBank:  # fmt: skip
+                         autoguide: nn.Module | None = None, autoguide_from: int = 0) -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
     `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
 
     Labels (a conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
     labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE. An
     unconditional teacher with `autoguide` (a worse model): every trajectory follows the autoguided ODE at
-    `guidance`."""
+    `guidance` (from timestep `autoguide_from` up; generate_images)."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, max(num_classes, 1), (n,), generator=g)
     if num_classes:
@@ -122,7 +125,7 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
                                        seed=seed + i, labels=labels, batch_size=batch_size, device=device,
                                        precision="fp32",  # as the few-step results were measured (few_step.md)
                                        callback=lambda k, t, x_t, x0: visited.append((t, x_t)),
-                                       autoguide=autoguide):  # fmt: skip
+                                       autoguide=autoguide, autoguide_from=autoguide_from):  # fmt: skip
                 for t, x_t in visited:  # every point the solver visited in this batch, with the end it reached
                     xs.append(x_t), ends.append(end), ts.append(torch.full((len(end),), t, device=end.device))
                     ys.append(y[chosen][start : start + len(end)].to(end.device))

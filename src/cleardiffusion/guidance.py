@@ -63,15 +63,21 @@ class ClassifierFreeGuidance:
 
 class AutoGuidance(nn.Module):
     """eps = eps_bad + s (eps_good - eps_bad): `model` guided by `bad`, a worse model on the same noise path
-    (two forward passes; any extra arguments, labels say, go to both)."""
+    (two forward passes; any extra arguments, labels say, go to both). With `from_t` > 0, guidance on a limited
+    interval (Kynkaanniemi et al. 2024): s applies where the timestep t >= from_t and 1 below it, per sample."""
 
-    def __init__(self, model: nn.Module, bad: nn.Module, scale: float):
+    def __init__(self, model: nn.Module, bad: nn.Module, scale: float, from_t: int = 0):
         super().__init__()
-        self.model, self.bad, self.scale = model, bad, float(scale)
+        self.model, self.bad, self.scale, self.from_t = model, bad, float(scale), int(from_t)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
         eps_bad = self.bad(x_t, t, *args)
-        return eps_bad + self.scale * (self.model(x_t, t, *args) - eps_bad)
+        eps = self.model(x_t, t, *args)
+        scale = self.scale
+        if self.from_t:  # (B, 1, ..., 1): s at t >= from_t, else 1 (the good model's own eps)
+            at = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+            scale = torch.where(at >= self.from_t, self.scale, 1.0).to(eps.dtype).reshape(-1, *(1,) * (eps.ndim - 1))
+        return eps_bad + scale * (eps - eps_bad)
 
 
 def check_guidance(labels: torch.Tensor | None, scale: float) -> None:

@@ -40,7 +40,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
                   "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
-                  "dmd_gan", "autoguide", "grow_student")  # fmt: skip
+                  "dmd_gan", "autoguide", "autoguide_from", "grow_student")  # fmt: skip
 
 
 @dataclass
@@ -168,6 +168,11 @@ class TrainConfig:
         "of the same recipe (e.g. 2 minutes of `train`), at --teacher-guidance W: eps_bad + W (eps - eps_bad); "
         "trajectory follows the autoguided ODE, dmd's real score is the autoguided one",
         DISTILL, metavar="CKPT",
+    )  # fmt: skip
+    autoguide_from: float = option(
+        0.0, "trajectory, dmd with --autoguide: guide only from this fraction of the noise levels up, t >= F T, and "
+        "not below (guidance on a limited interval, Kynkaanniemi et al. 2024); 0: every level", DISTILL, metavar="F",
+        at_least=0, below=1,
     )  # fmt: skip
     grow_student: int = option(
         0, "N more residual blocks at the student's lowest resolution than the teacher's (or --student's) U-Net, "
@@ -346,8 +351,8 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
     dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
-    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", *dmd_only),
-              "cd": ("trajectories", "teacher_steps", "autoguide", *dmd_only),
+    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", "autoguide_from", *dmd_only),
+              "cd": ("trajectories", "teacher_steps", "autoguide", "autoguide_from", *dmd_only),
               "trajectory": ("consistency_delta", *dmd_only),
               "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
               }[method]  # fmt: skip
@@ -361,6 +366,8 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
     if method == "dmd" and config.resume:
         raise UsageError("a dmd run cannot resume (its fake-score network is not checkpointed): start a new run "
                          "with --student set to this run's checkpoints/last.pt")  # fmt: skip
+    if not config.autoguide:
+        refuse_unused(given, ("autoguide_from",), "without --autoguide", "add --autoguide CKPT or ")
     if config.autoguide and config.conditional:
         raise UsageError("--autoguide guides an unconditional teacher; this one is conditional: use "
                          "--teacher-guidance alone (classifier-free guidance), or drop --autoguide")  # fmt: skip

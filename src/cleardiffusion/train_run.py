@@ -199,17 +199,18 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
     trajectories (generate.teacher_trajectories: the minutes before the first step)."""
     null_label = getattr(model, "null_label", None)
     bad = real = None  # --autoguide: a worse model; dmd's real score, the teacher autoguided by it
+    from_t = round(config.autoguide_from * schedule.T)  # --autoguide-from: guided from this timestep up (0: all)
     if config.autoguide:  # the teacher is a DDPM model of this run's schedule and images (start_from_teacher)
         bad = load_autoguide(config.autoguide, "ddpm", config.schedule, tuple(dataset.images.shape[1:]), schedule,
                              dev).requires_grad_(False)  # fmt: skip
-        real = AutoGuidance(teacher, bad, config.teacher_guidance)
+        real = AutoGuidance(teacher, bad, config.teacher_guidance, from_t=from_t)
     bank = None
     if config.distill_method == "trajectory":
         bank = teacher_trajectories(teacher, schedule, n=config.trajectories, steps=config.teacher_steps,
                                     guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
                                     num_classes=model.config.num_classes, null_label=null_label,
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev,
-                                    autoguide=bad)  # fmt: skip
+                                    autoguide=bad, autoguide_from=from_t)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,

@@ -12,7 +12,7 @@ FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance
          "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "autoguide", "data_dir",
          "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "ema_warmup", "seed", "device", "precision",
          "out", "resume", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_n",
-         "progress", "grow_student")  # fmt: skip
+         "progress", "autoguide_from", "grow_student")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
 DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
 # dmd moves an already distilled student: a smaller step, and an EMA over the whole run from its first step (its
