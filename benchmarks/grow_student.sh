@@ -10,8 +10,8 @@
 # readability_proxy.py (1,000 samples, the benchmark's seeds). Run from the repository root.
 #
 # The runs were made through a screening wrapper that `--grow-student` replaced during the session (the same
-# network, start and steps; its new blocks drawn from another random state): the trajectory stages of the first
-# and second draws and the dmd runs of the first draws; the rest through the flag.
+# network, start and steps; its new blocks drawn from another random state): the dmd-alone screen, the trajectory
+# stages of the first and second draws and the first draws' dmd runs; the rest through the flag.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 A=benchmarks/few_step_ablation
@@ -29,10 +29,10 @@ dmd() {  # core, chain, student, out, seed, [cli]: 5 minutes of dmd at 2.5 (its 
     ${7:-}
   score $1 $4
 }
-pipeline() {  # core, chain, seed, prefix[, blocks]: 8 minutes of trajectories at 1.5 grown by 4 blocks (or the
-  # blocks given), scored at one step, then dmd
+pipeline() {  # core, chain, seed, prefix[, blocks[, guidance]]: 8 minutes of trajectories autoguided at 1.5 (or the
+  # guidance options given) grown by 4 blocks (or the blocks given), scored at one step, then dmd
   taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD \
-    --teacher-guidance 1.5 --time-budget 8 --seed $3 --grow-student ${5:-4} --out $4-traj
+    ${6:---teacher-guidance 1.5} --time-budget 8 --seed $3 --grow-student ${5:-4} --out $4-traj
   taskset -c $1 $P --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
   dmd $1 $2 $4-traj $4-dmd $3
 }
@@ -49,6 +49,13 @@ for seed in 2 3; do
 done
 # eight blocks instead of four on chain 1's first and third draws, the two that missed the readability target
 pipeline 0 1 1 runs/s23-s1-grow8x10 8 & pipeline 1 1 3 runs/s23-s1-seed3-grow8x10 8 & wait
+# the trajectory stage autoguided at 2.5 from 0.15 T up (session 22's band; these runs were made through
+# few_step_ablation/guidance_interval.py 0.15 1, which a test checks against --autoguide-from), grown, then dmd
+B="--teacher-guidance 2.5 --autoguide-from 0.15"
+pipeline 0 1 1 runs/s23-s1-band15-grow4x10 4 "$B" & pipeline 1 1 3 runs/s23-s1-seed3-band15-grow4x10 4 "$B" & wait
+( pipeline 0 0 0 runs/s23-s0-band15-grow4x10 4 "$B"; pipeline 0 0 3 runs/s23-s0-seed3-band15-grow4x10 4 "$B" ) &
+( pipeline 1 0 2 runs/s23-s0-seed2-band15-grow4x10 4 "$B"; pipeline 1 1 2 runs/s23-s1-seed2-band15-grow4x10 4 "$B" ) &
+wait
 for r in runs/s23-*/ runs/s17-uncond-s?-agtraj8/ runs/s1[89]-s?-agtraj15-seed?/; do  # the student steps each run took
   r=${r%/}; python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done > $R/grow_student_steps.jsonl

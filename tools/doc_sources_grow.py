@@ -20,38 +20,42 @@ GROWN = {  # draw -> the prefix of its grown pipeline's runs: <prefix>-traj (8 m
 SCREEN = {  # dmd alone grown, its new blocks at dmd's own step: run -> (draw, the default dmd run of that student)
     "s23-s1-dmd25-grow4": "chain 1, seed 1", "s23-s0-dmd25-grow4": "chain 0, seed 0",
 }  # fmt: skip
+# ... and grown with its trajectory stage autoguided at 2.5 on [0.15 T, T) (few_step_ablation/guidance_interval.py)
+BAND_GROWN = {label: prefix.replace("grow4x10", "band15-grow4x10") for label, prefix in GROWN.items()}
 PIPELINES = {
     "default": BAND_PIPELINES["default"],
-    "band": BAND_PIPELINES["band"],
     "grown": run_chains({label: f"{prefix}-dmd" for label, prefix in GROWN.items()}),
+    "band": BAND_PIPELINES["band"],
+    "band_grown": run_chains({label: f"{prefix}-dmd" for label, prefix in BAND_GROWN.items()}),
 }
-PIPELINE_NAMES = {"default": "the default pipeline", "band": "trajectories on the band (session 22)",
-                  "grown": "--grow-student 4 (trajectories) + dmd"}  # fmt: skip
+PIPELINE_NAMES = {"default": "the default pipeline", "grown": "--grow-student 4",
+                  "band": "trajectories on the band (session 22)",
+                  "band_grown": "trajectories on the band, --grow-student 4"}  # fmt: skip
 
 
-def stages(label: str) -> list[tuple[str, str, str]]:
-    """A draw's runs: (run, its network, its stage), the default pipeline's then the grown one's."""
+def stages(label: str) -> list[tuple[str, str, str, bool]]:
+    """A draw's runs: (run, its network, its trajectory stage's guidance, whether dmd followed): the default
+    pipeline's, the grown one's, then the grown one's on the band."""
     traj, default, _ = BAND_DRAWS[label]
-    prefix = GROWN[label]
-    return [
-        (traj, "the teacher's", "8 min trajectories"),
-        (default, "the teacher's", "+ 5 min dmd"),
-        (f"{prefix}-traj", "+ 4 blocks", "8 min trajectories"),
-        (f"{prefix}-dmd", "+ 4 blocks", "+ 5 min dmd"),
-    ]
+    plain, band = "1.5, every level", "2.5 on [0.15 T, T)"
+    runs = [(traj, "the teacher's", plain, False), (default, "the teacher's", plain, True)]
+    for prefix, guided in ((GROWN[label], plain), (BAND_GROWN[label], band)):
+        runs += [(f"{prefix}-traj", "+ 4 blocks", guided, False), (f"{prefix}-dmd", "+ 4 blocks", guided, True)]
+    return runs
 
 
 def t_grow_students() -> str:
     """Per draw and network: the trajectory student's and the final one's readable count and FID ratios."""
     rows = []
     for label in GROWN:
-        for run, net, stage in stages(label):
-            final = stage.startswith("+")
+        for run, net, guided, final in stages(label):
             cells = [ratio(label, run, k) if final else "-" for k in (2, 4)]
             s65 = f"{read(run, 0.65)} ({ratio(label, run, 1, 0.65)})" if final else "-"
-            rows.append([label, net, stage, f"{steps(run):,}", read(run), ratio(label, run, 1), *cells, s65])
-    return table(["draw", "student network", "stage", "student steps", "readable, 1 step", "FID / teacher-50, 1 step",
-                  "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
+            rows.append([label, net, guided, "+ 5 min dmd" if final else "-", f"{steps(run):,}", read(run),
+                         ratio(label, run, 1), *cells, s65])  # fmt: skip
+    return table(["draw", "student network", "8 min trajectories autoguided at", "then", "student steps",
+                  "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
+                  "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
 
 
 def t_grow_targets() -> str:
@@ -146,7 +150,11 @@ GROW_NUMBERS = {
     **{f"fs.grow.{run}.read1": (lambda run=run: read(run)) for run in SCREEN},
     **{f"fs.grow.{run}.u1": (lambda run=run, label=label: ratio(label, run, 1)) for run, label in SCREEN.items()},
     **{f"fs.grow.speed.{m}": (lambda m=m: speed_range(m)) for m in ("default", "grown")},
-    **{f"fs.grow.{prefix}-dmd.read65": (lambda run=f"{prefix}-dmd": read(run, 0.65)) for prefix in GROWN.values()},
+    **{f"fs.grow.{prefix}-dmd.read65": (lambda run=f"{prefix}-dmd": read(run, 0.65))
+       for prefix in (*GROWN.values(), *BAND_GROWN.values())},
+    **{f"fs.grow.{prefix}-dmd.read1": (lambda run=f"{prefix}-dmd": read(run)) for prefix in BAND_GROWN.values()},
+    **{f"fs.grow.{prefix}-dmd.u{k}": (lambda run=f"{prefix}-dmd", label=label, k=k: ratio(label, run, k))
+       for label, prefix in BAND_GROWN.items() for k in (1, 2, 4)},
     "fs.grow.more_read": lambda: str(sum(proxy_line(grown, 1)["per_100"] > proxy_line(default, 1)["per_100"]
                                          for grown, default in pairs())),
     **{f"fs.grow.lower_fid{k}": (lambda k=k: str(sum(proxy_line(grown, k)["fid"] < proxy_line(default, k)["fid"]
