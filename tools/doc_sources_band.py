@@ -3,7 +3,7 @@ teachers' 50-step sampler and the trajectory stage's ODE autoguided only where t
 the trajectory stage trained towards such targets; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_batch import TARGETS, met_all, ratio, read, steps, target_rows
+from doc_sources_batch import TARGETS, met_all, ratio, read, read_ratio, steps, target_rows
 from doc_sources_redraw import mean_read, met, over_teacher, proxy_line, reading, run_chains
 from doc_sources_schedule import tag
 
@@ -108,7 +108,7 @@ def t_band_students() -> str:
     rows = []
     for label, runs in STUDENTS.items():
         for run, traj, real in runs:
-            smaller = [f"{read(run, v)} ({ratio(label, run, 1, v)})" if real != "-" else "-" for v in NOISES]
+            smaller = [read_ratio(label, run, v) if real != "-" else "-" for v in NOISES]
             rows.append([label, traj, real, read(run), *(ratio(label, run, k) for k in (1, 2, 4)), *smaller])
     return table(["draw", "trajectories (8 min) autoguided at", "dmd (5 min) autoguided at", "readable, 1 step",
                   "FID / teacher-50, 1 step", "2 steps", "4 steps",

@@ -6,7 +6,7 @@ from doc_sources import load_jsonl, table
 from doc_sources_band import DRAWS as BAND_DRAWS
 from doc_sources_band import PIPELINES as BAND_PIPELINES
 from doc_sources_band import whole
-from doc_sources_batch import TARGETS, met_all, ratio, read, steps, target_rows
+from doc_sources_batch import TARGETS, met_all, ratio, read, read_ratio, steps, target_rows
 from doc_sources_redraw import mean_read, met, proxy_line, reading, run_chains
 from doc_sources_schedule import tag
 
@@ -44,15 +44,18 @@ def stages(label: str) -> list[tuple[str, str, str, bool]]:
     return runs
 
 
+def scores(label: str, run: str) -> list[str]:
+    """A final run's cells: readable at one step, FID / teacher-50 at 1, 2 and 4 steps, one step at S = 0.65."""
+    return [read(run), *(ratio(label, run, k) for k in (1, 2, 4)), read_ratio(label, run, 0.65)]
+
+
 def t_grow_students() -> str:
     """Per draw and network: the trajectory student's and the final one's readable count and FID ratios."""
     rows = []
     for label in GROWN:
         for run, net, guided, final in stages(label):
-            cells = [ratio(label, run, k) if final else "-" for k in (2, 4)]
-            s65 = f"{read(run, 0.65)} ({ratio(label, run, 1, 0.65)})" if final else "-"
-            rows.append([label, net, guided, "+ 5 min dmd" if final else "-", f"{steps(run):,}", read(run),
-                         ratio(label, run, 1), *cells, s65])  # fmt: skip
+            cells = scores(label, run) if final else [read(run), ratio(label, run, 1), "-", "-", "-"]
+            rows.append([label, net, guided, "+ 5 min dmd" if final else "-", f"{steps(run):,}", *cells])
     return table(["draw", "student network", "8 min trajectories autoguided at", "then", "student steps",
                   "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
                   "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
@@ -79,16 +82,21 @@ def t_grow_screen() -> str:
     for run, label in SCREEN.items():
         default = BAND_DRAWS[label][1]
         for name, r in (("the teacher's (default)", default), ("+ 4 blocks at dmd's step", run)):
-            rows.append([label, name, f"{steps(r):,}", read(r), *(ratio(label, r, k) for k in (1, 2, 4)),
-                         f"{read(r, 0.65)} ({ratio(label, r, 1, 0.65)})"])  # fmt: skip
+            rows.append([label, name, f"{steps(r):,}", *scores(label, r)])
     return table(["trajectory student", "dmd's network", "student steps", "readable, 1 step",
                   "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"],
                  rows)  # fmt: skip
 
 
-def pairs(stage: str = "dmd") -> list[tuple[str, str]]:
-    """(grown run, the default pipeline's run) of each draw: the final ones ("dmd"), or the trajectory students."""
-    return [(f"{prefix}-{stage}", BAND_DRAWS[label][stage == "dmd"]) for label, prefix in GROWN.items()]
+def grown_wins(field: str, k: int = 1, stage: str = "dmd") -> str:
+    """On how many draws the grown run beats the default pipeline's at k steps: more readable ("per_100") or a
+    lower "fid"; the final runs ("dmd") or the trajectory students ("traj")."""
+    sign = 1 if field == "per_100" else -1
+    wins = 0
+    for label, prefix in GROWN.items():
+        default = BAND_DRAWS[label][1 if stage == "dmd" else 0]  # (trajectory student, default dmd run, ...)
+        wins += sign * (proxy_line(f"{prefix}-{stage}", k)[field] - proxy_line(default, k)[field]) > 0
+    return str(wins)
 
 
 EIGHT = {"chain 1, seed 1": "s23-s1-grow8x10", "chain 1, seed 3": "s23-s1-seed3-grow8x10"}  # --grow-student 8
@@ -99,17 +107,7 @@ def t_grow_blocks() -> str:
     rows = []
     for label, prefix8 in EIGHT.items():
         for blocks, prefix in ((4, GROWN[label]), (8, prefix8)):
-            run = f"{prefix}-dmd"
-            rows.append(
-                [
-                    label,
-                    str(blocks),
-                    f"{steps(prefix + '-traj'):,}",
-                    read(run),
-                    *(ratio(label, run, k) for k in (1, 2, 4)),
-                    f"{read(run, 0.65)} ({ratio(label, run, 1, 0.65)})",
-                ]
-            )
+            rows.append([label, str(blocks), f"{steps(prefix + '-traj'):,}", *scores(label, f"{prefix}-dmd")])
     return table(["draw", "blocks grown", "trajectory steps (8 min)", "readable, 1 step", "FID / teacher-50, 1 step",
                   "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
 
@@ -155,10 +153,7 @@ GROW_NUMBERS = {
     **{f"fs.grow.{prefix}-dmd.read1": (lambda run=f"{prefix}-dmd": read(run)) for prefix in BAND_GROWN.values()},
     **{f"fs.grow.{prefix}-dmd.u{k}": (lambda run=f"{prefix}-dmd", label=label, k=k: ratio(label, run, k))
        for label, prefix in BAND_GROWN.items() for k in (1, 2, 4)},
-    "fs.grow.more_read": lambda: str(sum(proxy_line(grown, 1)["per_100"] > proxy_line(default, 1)["per_100"]
-                                         for grown, default in pairs())),
-    **{f"fs.grow.lower_fid{k}": (lambda k=k: str(sum(proxy_line(grown, k)["fid"] < proxy_line(default, k)["fid"]
-                                                     for grown, default in pairs()))) for k in (1, 2, 4)},
-    "fs.grow.traj_more_read": lambda: str(sum(proxy_line(grown, 1)["per_100"] > proxy_line(default, 1)["per_100"]
-                                              for grown, default in pairs("traj"))),
+    "fs.grow.more_read": lambda: grown_wins("per_100"),
+    **{f"fs.grow.lower_fid{k}": (lambda k=k: grown_wins("fid", k)) for k in (1, 2, 4)},
+    "fs.grow.traj_more_read": lambda: grown_wins("per_100", stage="traj"),
 }  # fmt: skip

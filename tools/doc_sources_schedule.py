@@ -3,7 +3,7 @@ longer EMA of the student, a learning rate decayed to 0, 5 + 8 minutes, and one 
 (--noise-scale 0.75 to 0.45), and the same change on a conditional teacher; render_docs.py merges these."""
 
 from doc_sources import load_jsonl, table
-from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, met_all, ratio, read, steps, target_rows
+from doc_sources_batch import B8, B16, B16_LR3, TARGETS, key, met_all, ratio, read, read_ratio, steps, target_rows
 from doc_sources_redraw import AG15_25, draw_ratio, mean_read, met, proxy_line, reading, reads_along, run_chains
 
 S1 = "chain 1, seed 1"  # the screening student of sessions 19-21
@@ -48,7 +48,7 @@ def t_dmd_schedule() -> str:
     rows = []
     for run, change in SCREEN.items():
         rows.append([change, f"{steps(run):,}", read(run), *(ratio(S1, run, k) for k in (1, 2, 4)),
-                     f"{read(run, 0.75)} ({ratio(S1, run, 1, 0.75)})"])  # fmt: skip
+                     read_ratio(S1, run, 0.75)])  # fmt: skip
     return table(["dmd's change (batch 16)", "student steps", "readable, 1 step", "FID / teacher-50, 1 step",
                   "2 steps", "4 steps", f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
 
@@ -71,7 +71,7 @@ def t_dmd_ema_draws() -> str:
         for name in ("16", "16ema998"):
             run = SETTINGS[name][1][label]
             rows.append([label, SETTINGS[name][0], f"{steps(run):,}", *(ratio(label, run, k) for k in (1, 2, 4)),
-                         read(run), f"{read(run, 0.75)} ({ratio(label, run, 1, 0.75)})"])  # fmt: skip
+                         read(run), read_ratio(label, run, 0.75)])  # fmt: skip
     return table(["draw", "dmd", "student steps", "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable, 1 step",
                   f"readable at {s(0.75)} (FID / teacher-50)"], rows)  # fmt: skip
 
@@ -103,7 +103,7 @@ def t_dmd_cond() -> str:
 
 def t_dmd_gan0() -> str:
     """The longer EMA without the GAN term on three draws: one step readable (FID ratio) at each S; 2, 4 steps."""
-    rows = [[label, f"{steps(run):,}", *(f"{read(run, v)} ({ratio(label, run, 1, v)})" for v in NOISES),
+    rows = [[label, f"{steps(run):,}", *(read_ratio(label, run, v) for v in NOISES),
              *(ratio(label, run, k) for k in (2, 4))] for label, run in GAN0.items()]  # fmt: skip
     return table(["draw", "student steps", *(f"readable, 1 step, {s(v)} (FID / teacher-50)" for v in NOISES),
                   "FID / teacher-50, 2 steps", "4 steps"], rows)  # fmt: skip
