@@ -173,12 +173,13 @@ def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, de
             schedule.T, meta["config"].get("schedule")) != (config.timesteps, config.schedule):  # fmt: skip
         raise UsageError(f"the teacher {config.teacher} has another network or schedule than this run: use "
                          "`cleardiffusion distill`, which takes them from the teacher")  # fmt: skip
+    weights = start.state_dict()
     if not config.grow_student:
-        model.load_state_dict(start.state_dict())
-        ema.load_state_dict(start.state_dict())
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
         return teacher.requires_grad_(False), []
-    grow_into(ema, start.state_dict(), config.grow_student)  # --grow-student more middle blocks, each the identity
-    return teacher.requires_grad_(False), grow_into(model, start.state_dict(), config.grow_student)
+    grow_into(ema, weights, config.grow_student)  # --grow-student more middle blocks, each the identity
+    return teacher.requires_grad_(False), grow_into(model, weights, config.grow_student)
 
 
 def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
