@@ -60,3 +60,10 @@ wait
 for r in runs/s22-*/; do  # the student steps each run took
   r=${r%/}; python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done > $R/guidance_interval_steps.jsonl
+# session 24: the band through the library's own flag (sample --autoguide-from, here readability_proxy's), chain 1's
+# and chain 0's teacher at 2 from 0.15 T up, against the wrapper's rows above
+for c in 1 0; do
+  taskset -c $c $P --checkpoint runs/s17-uncond-s$c/checkpoints/last.pt --autoguide $BAD --guidance 2 \
+    --autoguide-from 0.15 >> $R/autoguide_from_teachers.jsonl &
+done
+wait

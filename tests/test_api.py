@@ -68,6 +68,20 @@ def test_model_sample_autoguided_by_itself_is_the_plain_sample_and_checks_the_wo
     common = dict(seed=1, steps=4, sampler="ddim", precision="fp32")
     plain = a.sample(3, **common)
     assert torch.equal(a.sample(3, autoguide=a, guidance=3.0, **common), plain)
-    assert not torch.equal(a.sample(3, autoguide=b, guidance=3.0, **common), plain)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a clearly worse model: b with noise in its weights
+        for p in b.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    guided = a.sample(3, autoguide=b, guidance=3.0, **common)
+    assert not torch.equal(guided, plain)
+    # autoguide_from F: guided only where t >= F T; above every visited timestep the model alone (up to rounding
+    # of eps_bad + 1 (eps - eps_bad)), from half way up neither the plain nor the fully guided samples
+    never = a.sample(3, autoguide=b, guidance=3.0, autoguide_from=0.999, **common)
+    assert (never.int() - plain.int()).abs().max() <= 1
+    half = a.sample(3, autoguide=b, guidance=3.0, autoguide_from=0.5, **common)
+    assert (half.int() - plain.int()).abs().max() > 10 and (half.int() - guided.int()).abs().max() > 10
     with pytest.raises(ValueError, match="unconditional model"):
         a.sample(3, autoguide=c, guidance=2.0, **common)
+    for bad in (dict(autoguide_from=0.5), dict(autoguide=b, autoguide_from=1.0)):  # no autoguide; F not below 1
+        with pytest.raises(ValueError, match="autoguide_from must lie in"):
+            a.sample(3, **bad, **common)

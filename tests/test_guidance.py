@@ -103,3 +103,24 @@ def test_label_dropout_rate_matches_p(p):
     path = NoiseSchedule.from_name("linear", 100)
     assert torch.equal(draw_batch(g1, data, config, path, False, slice(None))[1],
                        draw_batch(g2, data, config, path, False, slice(None))[1])  # fmt: skip
+
+
+def test_autoguidance_on_an_interval_guides_the_same_noise_levels_on_either_path():
+    """interval_start(path, F): the network time from which guidance.AutoGuidance guides, so that F = 0.15 means
+    t >= 0.15 T on DDPM's path (the network sees the timestep) and t >= 0.15 on the flow path (it sees 1000 t)."""
+    from cleardiffusion.denoiser import FewStepPath
+    from cleardiffusion.flow import TIME_SCALE, FlowPath
+    from cleardiffusion.guidance import AutoGuidance, interval_start
+
+    schedule = NoiseSchedule(torch.linspace(1e-4, 0.02, 200))
+    assert interval_start(schedule, 0.15) == 30 and interval_start(schedule, 0) == 0
+    assert interval_start(FewStepPath(schedule, "consistency"), 0.15) == 30  # a consistency model's teacher path
+    good, bad = (lambda x, t: x * (2 + t[:, None])), (lambda x, t: -x)  # noqa: E731
+    x = torch.randn(4, 3, dtype=torch.float64)
+    for path, times in ((schedule, torch.tensor([0, 29, 30, 199])), (FlowPath(), torch.tensor([0, 0.1, 0.5, 1.0]))):
+        net_t = torch.stack([path.network_time(t.item(), x[:1])[0] for t in times]).to(torch.float64)
+        out = AutoGuidance(good, bad, 3.0, from_t=interval_start(path, 0.15))(x, net_t)
+        expected = torch.where((times >= 0.15 * getattr(path, "T", 1))[:, None], 3 * good(x, net_t) - 2 * bad(x, net_t),
+                               good(x, net_t))  # fmt: skip
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    assert interval_start(FlowPath(), 0.15) == 0.15 * TIME_SCALE

@@ -168,6 +168,8 @@ def test_flow_checkpoint_rejects_what_does_not_fit(flow_checkpoint, tmp_path, ca
         (0, ["--out-suffix", ".jpg"], "--out must end in .png or .npz"),
         (1, ["--autoguide", "UNCOND"], "--autoguide guides unconditional samples"),
         (0, ["--autoguide", "COND"], "must be an unconditional model"),
+        (0, ["--autoguide-from", "0.15"], "--autoguide-from limits autoguidance to the noisier levels"),
+        (0, ["--autoguide", "UNCOND", "--autoguide-from", "1"], "--autoguide-from"),
         (0, ["--noise-scale", "0"], "(--noise-scale) must be a positive number"),
         (0, ["--noise-scale", "-0.5"], "(--noise-scale) must be a positive number"),
     ],
@@ -267,3 +269,11 @@ def test_autoguidance_by_the_model_itself_is_the_model_and_by_another_is_their_b
     plain, g1, g2 = (np.load(tmp_path / f"{n}.npz")["images"].astype(int) for n in ("plain", "g1", "g2"))
     assert np.abs(g1 - plain).max() <= 1  # S = 1: the model itself, up to rounding
     assert np.abs(g2 - plain).max() > 10  # S = 2: pushed away from the worse model
+    # --autoguide-from F: guided only where t >= F T; above every visited timestep the model itself, from half way
+    # up neither the model nor the fully guided samples
+    for f in ("0.999", "0.5"):
+        assert run_sample(uncond, tmp_path / f"f{f}.npz", *common, "--autoguide", worse, "--guidance", 2,
+                          "--autoguide-from", f) == 0  # fmt: skip
+    never, half = (np.load(tmp_path / f"f{f}.npz")["images"].astype(int) for f in ("0.999", "0.5"))
+    assert np.abs(never - plain).max() <= 1
+    assert np.abs(half - plain).max() > 10 and np.abs(half - g2).max() > 10

@@ -121,6 +121,24 @@ def cell(chain: int, line: dict, quantity: str) -> str:
             "ratio": over_teacher(f"chain {chain}", line["fid"])}[quantity]  # fmt: skip
 
 
+SAMPLE_FLAG = "one_step_cpu/autoguide_from_teachers.jsonl"  # the band through `sample --autoguide-from` (session 24)
+
+
+def flag_line(chain: int) -> dict:
+    return next(iter(lines_of(SAMPLE_FLAG, chain)))
+
+
+def flag_matches() -> str:
+    """On how many teachers the library's --autoguide-from 0.15 gives the screening wrapper's [0.15 T, T) row at
+    the same weight: the same FID and readable count to the digit printed."""
+    same = 0
+    for c in (0, 1):
+        flag = flag_line(c)
+        wrapper = teacher_line(c, flag["autoguide_from"], 1, flag["guidance"])
+        same += all(flag[q] == wrapper[q] for q in ("fid", "per_100", "first_100"))
+    return f"{same} of 2"
+
+
 BAND_TABLES = {"fs_band_teachers": t_band_teachers, "fs_band_ode": t_band_ode, "fs_band_students": t_band_students,
                "fs_band_targets": t_band_targets}  # fmt: skip
 BAND_NUMBERS = {
@@ -143,6 +161,9 @@ BAND_NUMBERS = {
     **{f"fs.band.{name}.read80{tag(v)}": (lambda runs=runs, v=v: str(reading(runs, 80, v)))
        for name, runs in PIPELINES.items() for v in (1.0, *NOISES)},
     "fs.band.draws": lambda: str(len(DRAWS)),
+    **{f"fs.band.flag.t{c}.{q}": (lambda c=c, q=q: cell(c, flag_line(c), q))
+       for c in (0, 1) for q in ("fid", "read", "ratio")},
+    "fs.band.flag.matches": flag_matches,
     "fs.band.gain": lambda: f"{mean_read(PIPELINES['band']) - mean_read(PIPELINES['default']):.1f}",
     "fs.band.met_all_lost": lambda: str(met_all(PIPELINES["default"]) - met_all(PIPELINES["band"])),
     "fs.band.more_draws": lambda: str(sum(proxy_line(band, 1)["per_100"] > proxy_line(default, 1)["per_100"]

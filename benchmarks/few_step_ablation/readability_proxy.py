@@ -70,6 +70,7 @@ def count_model(args, confidence, t: float) -> dict:
     from cleardiffusion.data import from_model_range
     from cleardiffusion.evaluation_runner import evaluate_samples
     from cleardiffusion.generate import generate_images
+    from cleardiffusion.guidance import interval_start
     from cleardiffusion.recipe import SamplingRecipe
 
     model, path, meta = load_for_sampling(args.checkpoint)
@@ -78,11 +79,12 @@ def count_model(args, confidence, t: float) -> dict:
     bad = (load_autoguide(args.autoguide, meta["objective"], meta["config"].get("schedule"), meta["image_shape"],
                           path, "cpu") if args.autoguide else None)  # fmt: skip
     batches = generate_images(model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, seed=0,
-                              autoguide=bad)  # fmt: skip
+                              autoguide=bad, autoguide_from=interval_start(path, args.autoguide_from))  # fmt: skip
     images = from_model_range(torch.cat([b.cpu() for b in batches]))
     fid = evaluate_samples(images, None, "mnist", args.data_dir)["fid"]
     conf = confidence(images[:, 0].numpy())
     guided = {"autoguide": args.autoguide, "guidance": args.guidance} if args.autoguide else {}
+    guided.update({"autoguide_from": args.autoguide_from} if args.autoguide_from else {})
     return {"checkpoint": args.checkpoint, **guided, "sampler": recipe.sampler, "steps": recipe.steps,
             "noise_scale": recipe.noise_scale, "n": args.n, "fid": round(fid, 3), "threshold": round(t, 4),
             "per_100": round(100 * float((conf >= t).mean()), 1),
@@ -99,6 +101,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--autoguide", metavar="CKPT", help="sample the model autoguided by CKPT (sample --autoguide)")
     p.add_argument("--guidance", type=float, default=1.0, help="the autoguidance scale (default: 1)")
+    p.add_argument("--autoguide-from", type=float, default=0.0, metavar="F",
+                   help="autoguide only where t >= F T (sample --autoguide-from; default: 0, every level)")  # fmt: skip
     p.add_argument("--calibrate", default="1,2", metavar="K,K",
                    help="the blind sittings whose marks fit the threshold; the others are held out (default: 1,2, "
                         "the fit behind every committed count)")  # fmt: skip

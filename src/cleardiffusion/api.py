@@ -24,9 +24,11 @@ from torch import nn
 from .checkpoint import check_autoguide, load_for_sampling
 from .data import from_model_range
 from .denoiser import Path as NoisePath
+from .errors import UsageError
 from .evaluation_runner import evaluate_samples  # `cleardiffusion eval`, re-exported as it is
 from .export import load_onnx, onnx_precision
 from .generate import generate_images
+from .guidance import interval_start
 from .limits import resolve_device
 from .recipe import SamplingRecipe
 from .train import train as train_model
@@ -50,7 +52,8 @@ class Model:
 
     def sample(self, n: int, *, recipe: SamplingRecipe | None = None, labels: Iterable[int] | None = None,
                seed: int = 0, batch_size: int | None = None, precision: str = "auto",
-               autoguide: "Model | None" = None, **recipe_fields) -> torch.Tensor:  # fmt: skip
+               autoguide: "Model | None" = None, autoguide_from: float = 0.0,
+               **recipe_fields) -> torch.Tensor:  # fmt: skip
         """n images as uint8 (n, C, H, W), each reproducible from (seed, its index) whatever the batch size.
 
         `recipe` (default: the library's, as `cleardiffusion sample` uses it) or its fields as keywords
@@ -58,9 +61,12 @@ class Model:
         for a conditional model; `batch_size` and `precision` (auto, fp32, bf16): as `generate_images` takes
         them, by default the device's fastest (bf16 on a CPU with native bf16). `autoguide`: a worse Model of
         the same recipe (e.g. `load` of a 2-minute run) guiding this unconditional model at the recipe's guidance
-        (Karras et al. 2024; `sample --autoguide CKPT` on the command line), two network evaluations a step.
+        (Karras et al. 2024; `sample --autoguide CKPT` on the command line), two network evaluations a step;
+        `autoguide_from` F in [0, 1): guided only at the noise levels t >= F T (`sample --autoguide-from F`).
         """
         recipe = (recipe or SamplingRecipe()).replace(**recipe_fields)
+        if not 0 <= autoguide_from < 1 or (autoguide_from and autoguide is None):
+            raise UsageError(f"autoguide_from must lie in [0, 1) and needs an autoguide model, got {autoguide_from}")
         if autoguide is not None:  # the CLI's checks, before any sampling
             check_autoguide("the autoguide model", autoguide.path, autoguide.meta, self.meta["objective"],
                             self.meta["config"].get("schedule"), self.meta["image_shape"], self.path)  # fmt: skip
@@ -70,7 +76,8 @@ class Model:
         bad = None if autoguide is None else autoguide.model
         batches = generate_images(self.model, self.path, n=n, shape=tuple(self.meta["image_shape"]), recipe=recipe,
                                   seed=seed, labels=y, batch_size=batch_size, device=self.device,
-                                  precision=precision, autoguide=bad)  # fmt: skip
+                                  precision=precision, autoguide=bad,
+                                  autoguide_from=interval_start(self.path, autoguide_from))  # fmt: skip
         return torch.cat([from_model_range(b.cpu()) for b in batches])
 
 

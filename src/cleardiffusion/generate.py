@@ -42,7 +42,7 @@ def generate_images(
     precision: str = "auto",
     callback: Callable | None = None,
     autoguide: nn.Module | None = None,
-    autoguide_from: int = 0,
+    autoguide_from: float = 0,
 ) -> Iterator[torch.Tensor]:
     """Yield batches of samples in [-1, 1], (B, *shape), n in all; memory is bounded by `batch_size`.
 
@@ -60,8 +60,8 @@ def generate_images(
             (`fastpath.sampling_model`); the sampler's own arithmetic is float32 either way.
         callback: passed to the sampler for each batch: callback(i, t, x_t, x0_pred).
         autoguide: a worse unconditional model on the same path (`checkpoint.load_autoguide`): unconditional
-            samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024), at timesteps from
-            `autoguide_from` up (guidance.AutoGuidance; 0: every one).
+            samples of `model` autoguided by it at scale recipe.guidance (Karras et al. 2024), where the network's
+            time is `autoguide_from` or more (guidance.AutoGuidance, guidance.interval_start; 0: everywhere).
     """
     recipe = recipe.resolve(path)
     batch_size = sampling_batch(device, batch_size)
@@ -95,7 +95,7 @@ def generate_images(
 def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
                          device: str | torch.device = "cpu", batch_size: int | None = None,
-                         autoguide: nn.Module | None = None, autoguide_from: int = 0) -> TrajectoryBank:  # fmt: skip
+                         autoguide: nn.Module | None = None, autoguide_from: float = 0) -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
     `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
 

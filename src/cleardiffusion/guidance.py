@@ -66,9 +66,9 @@ class AutoGuidance(nn.Module):
     (two forward passes; any extra arguments, labels say, go to both). With `from_t` > 0, guidance on a limited
     interval (Kynkaanniemi et al. 2024): s applies where the timestep t >= from_t and 1 below it, per sample."""
 
-    def __init__(self, model: nn.Module, bad: nn.Module, scale: float, from_t: int = 0):
+    def __init__(self, model: nn.Module, bad: nn.Module, scale: float, from_t: float = 0):
         super().__init__()
-        self.model, self.bad, self.scale, self.from_t = model, bad, float(scale), int(from_t)
+        self.model, self.bad, self.scale, self.from_t = model, bad, float(scale), from_t
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
         eps_bad = self.bad(x_t, t, *args)
@@ -78,6 +78,16 @@ class AutoGuidance(nn.Module):
             at = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
             scale = torch.where(at >= self.from_t, self.scale, 1.0).to(eps.dtype).reshape(-1, *(1,) * (eps.ndim - 1))
         return eps_bad + scale * (eps - eps_bad)
+
+
+def interval_start(path, fraction: float) -> float:
+    """The network time from which guidance on a limited interval (AutoGuidance's `from_t`) applies when it covers
+    the noise levels t >= fraction of the path's noisiest: the nearest timestep to fraction * T on DDPM's path
+    (the network sees the timestep), fraction * 1000 on the flow path (it sees flow.TIME_SCALE t)."""
+    from .flow import TIME_SCALE
+
+    T = getattr(path, "T", None)
+    return fraction * TIME_SCALE if T is None else round(fraction * T)
 
 
 def check_guidance(labels: torch.Tensor | None, scale: float) -> None:

@@ -36,7 +36,7 @@ from .denoiser import jump_grid, training_parts
 from .errors import CheckpointError, NonFiniteLossError, UsageError
 from .files import remove_stale_temporaries, write_text
 from .generate import teacher_trajectories
-from .guidance import AutoGuidance
+from .guidance import AutoGuidance, interval_start
 from .limits import check_training_fits
 from .models import count_parameters, grown_spec, model_spec, ungrown_spec
 from .models.unet import grow_into
@@ -200,7 +200,7 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
     trajectories (generate.teacher_trajectories: the minutes before the first step)."""
     null_label = getattr(model, "null_label", None)
     bad = real = None  # --autoguide: a worse model; dmd's real score, the teacher autoguided by it
-    from_t = round(config.autoguide_from * schedule.T)  # --autoguide-from: guided from this timestep up (0: all)
+    from_t = interval_start(schedule, config.autoguide_from)  # --autoguide-from: guided from here up (0: all)
     if config.autoguide:  # the teacher is a DDPM model of this run's schedule and images (start_from_teacher)
         bad = load_autoguide(config.autoguide, "ddpm", config.schedule, tuple(dataset.images.shape[1:]), schedule,
                              dev).requires_grad_(False)  # fmt: skip

@@ -16,7 +16,7 @@ from ..recipe import (
     VARIANCES,
     SamplingRecipe,
 )
-from . import finite_float, positive_int, seed, unit_interval
+from . import finite_float, positive_int, probability, seed, unit_interval
 
 EPILOG = """\
 examples:
@@ -148,6 +148,14 @@ def register(subparsers) -> None:
         "network evaluations per step",
     )
     p.add_argument(
+        "--autoguide-from",
+        type=probability,
+        default=0.0,
+        metavar="F",
+        help="with --autoguide: guide only the noise levels t >= F T, the model alone below (guidance on a limited "
+        "interval, Kynkaanniemi et al. 2024; docs/few_step.md measures 0.15); default: 0, every level",
+    )
+    p.add_argument(
         "--noise-scale",
         type=finite_float,
         default=1.0,
@@ -252,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fastpath import keep_freed_memory, sampling_precision
     from ..files import atomic_write
     from ..generate import generate_images
-    from ..guidance import check_guidance
+    from ..guidance import check_guidance, interval_start
     from ..limits import resolve_device
     from ..samplers import make_timesteps, sampler_nfe, steps_for_nfe
     from ..viz import evenly_spaced, save_gif, save_grid, to_uint8
@@ -264,6 +272,9 @@ def run(args: argparse.Namespace) -> int:
     num_classes = meta["num_classes"]  # 0 for a model trained without --conditional
     labels = resolve_labels(args.class_label, args.n, num_classes)
     autoguide = None
+    if args.autoguide_from and not args.autoguide:
+        raise UsageError("--autoguide-from limits autoguidance to the noisier levels: add --autoguide CKPT, or drop "
+                         "--autoguide-from")  # fmt: skip
     if args.autoguide:  # Karras et al. 2024: guided by a worse model of the same recipe, not by labels
         if labels is not None:
             raise UsageError("--autoguide guides unconditional samples: add --class-label none, or drop --autoguide")
@@ -296,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         model, path, n=args.n, shape=tuple(meta["image_shape"]), recipe=recipe, timesteps=timesteps, seed=args.seed,
         labels=labels, batch_size=args.batch_size, device=device, precision=precision,
         callback=record if args.trajectory else None, autoguide=autoguide,
+        autoguide_from=interval_start(path, args.autoguide_from),
     )  # fmt: skip
     with tqdm(total=args.n, unit="img", desc="sampling", disable=None) as bar:
         for batch in batches:
