@@ -29,9 +29,10 @@ dmd() {  # core, chain, student, out, seed, [cli]: 5 minutes of dmd at 2.5 (its 
     ${7:-}
   score $1 $4
 }
-pipeline() {  # core, chain, seed, prefix[, blocks[, guidance]]: 8 minutes of trajectories autoguided at 1.5 (or the
-  # guidance options given) grown by 4 blocks (or the blocks given), scored at one step, then dmd
-  taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD \
+pipeline() {  # core, chain, seed, prefix[, blocks[, guidance[, cli]]]: 8 minutes of trajectories autoguided at 1.5
+  # (or the guidance options given) grown by 4 blocks (or the blocks given), by `cleardiffusion` (or the screening
+  # wrapper given), scored at one step, then dmd
+  taskset -c $1 ${7:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD \
     ${6:---teacher-guidance 1.5} --time-budget 8 --seed $3 --grow-student ${5:-4} --out $4-traj
   taskset -c $1 $P --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
   dmd $1 $2 $4-traj $4-dmd $3
@@ -63,3 +64,27 @@ done > $R/grow_student_steps.jsonl
 taskset -c 1 python $A/one_step_speed.py --teacher runs/s17-uncond-s0/checkpoints/last.pt \
   --student default=runs/s21-s0-dmd25-b16-ema998/checkpoints/last.pt \
   --student grown=runs/s23-s0-grow4x10-dmd/checkpoints/last.pt --rounds 3 --n 5000 > $R/grow_student_speed.jsonl
+# session 24, screened on the draws the grown pipeline missed (chain 1's first and third) and, for the band, chain 0's
+# first: the four blocks at the decoder's 14x14 level instead of the middle's 7x7 (few_step_ablation/grow_level.py
+# 14, through which the runs are scored too); the new blocks at 3 x the run's step instead of 10
+# (few_step_ablation/grown_lr.py 3); the trajectory stage autoguided at 2 from 0.15 T up instead of 2.5
+G="python $A/grow_level.py 14"
+at14() {  # core, chain, seed, prefix: the grown pipeline with the blocks at 14x14, every process through the wrapper
+  taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 1.5 \
+    --time-budget 8 --seed $3 --grow-student 4 --out $4-traj
+  taskset -c $1 $G $A/readability_proxy.py --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
+  taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+    --student $4-traj/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $4-dmd
+  P="$G $A/readability_proxy.py" score $1 $4-dmd
+}
+W2="--teacher-guidance 2.0 --autoguide-from 0.15"
+pipeline 0 0 0 runs/s24-s0-band15w20-grow4 4 "$W2" & pipeline 1 1 3 runs/s24-s1-seed3-band15w20-grow4 4 "$W2" & wait
+at14 0 1 1 runs/s24-s1-grow4at14 & at14 1 1 3 runs/s24-s1-seed3-grow4at14 & wait
+pipeline 0 1 1 runs/s24-s1-grow4x3 4 "--teacher-guidance 1.5" "python $A/grown_lr.py 3" &
+pipeline 1 1 3 runs/s24-s1-seed3-grow4x3 4 "--teacher-guidance 1.5" "python $A/grown_lr.py 3" & wait
+# the same session's control: session 23's grown pipeline again on those two draws, same seeds (this machine took
+# about a tenth fewer steps in the same minutes than session 23's)
+pipeline 0 1 1 runs/s24-s1-grow4x10-again & pipeline 1 1 3 runs/s24-s1-seed3-grow4x10-again & wait
+for r in runs/s24-*-traj runs/s24-*-dmd; do
+  python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
+done >> $R/grow_student_steps.jsonl

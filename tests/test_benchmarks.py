@@ -201,3 +201,37 @@ def test_guidance_interval_guides_inside_the_band_only_and_is_autoguidance_on_ev
     assert not torch.allclose(out[:2], everywhere[:2])  # the weight matters where it is dropped
     # distill --autoguide-from 0.15 (guidance.AutoGuidance's from_t) is this band
     torch.testing.assert_close(AutoGuidance(good, bad, 3.0, from_t=150)(x, t), out, rtol=0, atol=1e-12)
+
+
+def test_grow_level_moves_the_grown_blocks_to_the_decoder_and_keeps_the_function():
+    """few_step_ablation/grow_level.py 14: the `extra_middle_blocks` of a grown U-Net sit after the decoder's last
+    residual block at 14x14, at that level's width, each the identity at the start, so the grown network computes
+    the trained one's function; the middle keeps its own blocks and only the new ones are returned."""
+    import dataclasses
+
+    import cleardiffusion.models.unet as unet
+
+    grow = load_script(ROOT / "benchmarks" / "few_step_ablation" / "grow_level.py")
+    build = unet.UNet._build_resnet
+    cfg = unet.PRESETS["small"]
+    try:
+        unet.UNet._build_resnet = grow.build_at_level(14)
+        torch.manual_seed(0)
+        small, grown = unet.UNet(cfg), unet.UNet(dataclasses.replace(cfg, extra_middle_blocks=2))
+    finally:
+        unet.UNet._build_resnet = build
+    assert len(grown.middle) == len(small.middle)
+    assert [name for name, _ in grown.grown_at_level] == ["decoder.4.1.", "decoder.4.2."]
+    assert all(block.conv1.in_channels == 32 for _, block in grown.grown_at_level)  # the 14x14 level's width
+    with torch.no_grad():  # a trained network: no zero convolutions left
+        for p in small.parameters():
+            p.normal_(0, 0.05)
+    new = grow.grow_into(grown, small.state_dict(), 2)
+    assert {id(p) for p in new} == {id(p) for _, b in grown.grown_at_level for p in b.parameters()}
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 900])
+    torch.testing.assert_close(grown(x, t), small(x, t), rtol=0, atol=1e-6)
+    with torch.no_grad():
+        grown.grown_at_level[0][1].conv2.weight.normal_(0, 0.05)
+    assert not torch.allclose(grown(x, t), small(x, t), atol=1e-4)
+    with pytest.raises(ValueError, match="not those of this U-Net"):
+        grow.grow_into(grown, {k: v for k, v in small.state_dict().items() if not k.startswith("head")}, 2)

@@ -112,6 +112,51 @@ def t_grow_blocks() -> str:
                   "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
 
 
+# session 24's screens: draw -> [(its prefix, where the blocks are and their step, the trajectory stage's guidance)]
+AT14, X3, AGAIN = "4 at 14x14", "4 at 7x7, 3 x the step", "4 at 7x7 (default), again"
+BAND20 = "2 on [0.15 T, T)"
+SCREENS24 = {
+    "chain 1, seed 1": [(GROWN["chain 1, seed 1"], "4 at 7x7 (default)", "1.5, every level"),
+                        ("s24-s1-grow4x10-again", AGAIN, "1.5, every level"),
+                        ("s24-s1-grow4at14", AT14, "1.5, every level"), ("s24-s1-grow4x3", X3, "1.5, every level")],
+    "chain 1, seed 3": [(GROWN["chain 1, seed 3"], "4 at 7x7 (default)", "1.5, every level"),
+                        ("s24-s1-seed3-grow4x10-again", AGAIN, "1.5, every level"),
+                        ("s24-s1-seed3-grow4at14", AT14, "1.5, every level"),
+                        ("s24-s1-seed3-grow4x3", X3, "1.5, every level"),
+                        (BAND_GROWN["chain 1, seed 3"], "4 at 7x7 (default)", "2.5 on [0.15 T, T)"),
+                        ("s24-s1-seed3-band15w20-grow4", "4 at 7x7 (default)", BAND20)],
+    "chain 0, seed 0": [(GROWN["chain 0, seed 0"], "4 at 7x7 (default)", "1.5, every level"),
+                        (BAND_GROWN["chain 0, seed 0"], "4 at 7x7 (default)", "2.5 on [0.15 T, T)"),
+                        ("s24-s0-band15w20-grow4", "4 at 7x7 (default)", BAND20)],
+}  # fmt: skip
+
+
+def t_grow_screens24() -> str:
+    """Session 24's screens beside session 23's runs of the same draws: the trajectory student's one step, the final
+    run's scores, and whether it meets the issue whole at S = 0.65."""
+    rows = []
+    for label, runs in SCREENS24.items():
+        for prefix, blocks, guided in runs:
+            final = f"{prefix}-dmd"
+            met = "yes" if whole(run_chains({label: final}), 0.65) else "no"
+            rows.append([label, blocks, guided, f"{steps(prefix + '-traj'):,}", read(prefix + "-traj"),
+                         *scores(label, final), met])  # fmt: skip
+    return table(["draw", "blocks grown", "8 min trajectories autoguided at", "trajectory steps",
+                  "trajectory student: readable, 1 step", "final: readable, 1 step", "FID / teacher-50, 1 step",
+                  "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)", "issue whole at S = 0.65"],
+                 rows)  # fmt: skip
+
+
+def screen24_number(label: str, prefix: str, q: str) -> str:
+    """One of a screened run's numbers: its trajectory student's readable count, or the final run's."""
+    final = f"{prefix}-dmd"
+    if q == "traj_read1":
+        return read(prefix + "-traj")
+    if q == "u65":
+        return ratio(label, final, 1, 0.65)
+    return read(final, 0.65) if q == "read65" else read(final) if q == "read1" else ratio(label, final, int(q[1:]))
+
+
 def speed_rows() -> list[dict]:
     return load_jsonl(SPEED)
 
@@ -133,7 +178,8 @@ def t_grow_speed() -> str:
 
 
 GROW_TABLES = {"fs_grow_students": t_grow_students, "fs_grow_targets": t_grow_targets, "fs_grow_screen": t_grow_screen,
-               "fs_grow_speed": t_grow_speed, "fs_grow_blocks": t_grow_blocks}  # fmt: skip
+               "fs_grow_speed": t_grow_speed, "fs_grow_blocks": t_grow_blocks,
+               "fs_grow_screens24": t_grow_screens24}  # fmt: skip
 GROW_NUMBERS = {
     "fs.grow.draws": lambda: str(len(GROWN)),
     **{f"fs.grow.{name}.mean_read{tag(v)}": (lambda runs=runs, v=v: f"{mean_read(runs, v):.1f}")
@@ -153,6 +199,9 @@ GROW_NUMBERS = {
     **{f"fs.grow.{prefix}-dmd.read1": (lambda run=f"{prefix}-dmd": read(run)) for prefix in BAND_GROWN.values()},
     **{f"fs.grow.{prefix}-dmd.u{k}": (lambda run=f"{prefix}-dmd", label=label, k=k: ratio(label, run, k))
        for label, prefix in BAND_GROWN.items() for k in (1, 2, 4)},
+    **{f"fs.grow24.{prefix}.{q}": (lambda label=label, prefix=prefix, q=q: screen24_number(label, prefix, q))
+       for label, runs in SCREENS24.items() for prefix, _, _ in runs
+       for q in ("traj_read1", "read1", "read65", "u1", "u2", "u4", "u65")},
     "fs.grow.more_read": lambda: grown_wins("per_100"),
     **{f"fs.grow.lower_fid{k}": (lambda k=k: grown_wins("fid", k)) for k in (1, 2, 4)},
     "fs.grow.traj_more_read": lambda: grown_wins("per_100", stage="traj"),
