@@ -85,6 +85,18 @@ pipeline 1 1 3 runs/s24-s1-seed3-grow4x3 4 "--teacher-guidance 1.5" "python $A/g
 # the same session's control: session 23's grown pipeline again on those two draws, same seeds (this machine took
 # about a tenth fewer steps in the same minutes than session 23's)
 pipeline 0 1 1 runs/s24-s1-grow4x10-again & pipeline 1 1 3 runs/s24-s1-seed3-grow4x10-again & wait
-for r in runs/s24-*-traj runs/s24-*-dmd; do
+# the grown blocks stepping 10 and 3 x dmd's step in dmd too (few_step_ablation/grown_fast_in_dmd.py RATIO), from
+# those two trajectory students; then at 3 x from session 23's trajectory students of the other four draws
+for ratio in 10 3; do
+  F="python $A/grown_fast_in_dmd.py $ratio"; suffix=dmdfast${ratio/10/}
+  dmd 0 1 runs/s24-s1-grow4x10-again-traj runs/s24-s1-grow4x10-again-$suffix 1 "$F" &
+  dmd 1 1 runs/s24-s1-seed3-grow4x10-again-traj runs/s24-s1-seed3-grow4x10-again-$suffix 3 "$F" & wait
+done
+F="python $A/grown_fast_in_dmd.py 3"
+( dmd 0 0 runs/s23-s0-grow4x10-traj runs/s24-s0-grow4x10-dmdfast3 0 "$F"
+  dmd 0 0 runs/s23-s0-seed3-grow4x10-traj runs/s24-s0-seed3-grow4x10-dmdfast3 3 "$F" ) &
+( dmd 1 0 runs/s23-s0-seed2-grow4x10-traj runs/s24-s0-seed2-grow4x10-dmdfast3 2 "$F"
+  dmd 1 1 runs/s23-s1-seed2-grow4x10-traj runs/s24-s1-seed2-grow4x10-dmdfast3 2 "$F" ) & wait
+for r in runs/s24-*-traj runs/s24-*-dmd runs/s24-*-dmdfast runs/s24-*-dmdfast3; do
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done >> $R/grow_student_steps.jsonl

@@ -235,3 +235,28 @@ def test_grow_level_moves_the_grown_blocks_to_the_decoder_and_keeps_the_function
     assert not torch.allclose(grown(x, t), small(x, t), atol=1e-4)
     with pytest.raises(ValueError, match="not those of this U-Net"):
         grow.grow_into(grown, {k: v for k, v in small.state_dict().items() if not k.startswith("head")}, 2)
+
+
+def test_grown_fast_in_dmd_hands_a_grown_students_extra_blocks_to_the_fast_group():
+    """few_step_ablation/grown_fast_in_dmd.py: dmd from a grown --student (no blocks grown in this run) gets the
+    student's extra middle blocks back as the optimizer's fast parameters; a run that grows its own, or starts from
+    the teacher's network, keeps what start_from_teacher returned."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import cleardiffusion.models.unet as unet
+
+    fast = load_script(ROOT / "benchmarks" / "few_step_ablation" / "grown_fast_in_dmd.py")
+    grown = unet.UNet(dataclasses.replace(unet.PRESETS["small"], extra_middle_blocks=2))
+    plain = unet.UNet(unet.PRESETS["small"])
+    own = [torch.nn.Parameter(torch.zeros(1))]
+    extra = {id(p) for block in list(grown.middle)[-2:] for p in block.parameters()}
+    for config, model, returned, expected in (
+        (SimpleNamespace(student="s.pt"), grown, [], extra),  # dmd from a grown student
+        (SimpleNamespace(student="s.pt"), grown, own, {id(own[0])}),  # blocks grown in this run: as they are
+        (SimpleNamespace(student=None), grown, [], set()),  # from the teacher: nothing fast
+        (SimpleNamespace(student="s.pt"), plain, [], set()),  # an ungrown student: nothing fast
+    ):
+        fast.start_from_teacher = lambda *args, returned=returned: ("teacher", returned)
+        teacher, params = fast.start_with_fast_blocks(config, model, None, "cpu")
+        assert teacher == "teacher" and {id(p) for p in params} == expected

@@ -112,23 +112,52 @@ def t_grow_blocks() -> str:
                   "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"], rows)  # fmt: skip
 
 
-# session 24's screens: draw -> [(its prefix, where the blocks are and their step, the trajectory stage's guidance)]
+# session 24's screens: draw -> [(its runs' prefix, where the blocks are and their step, the trajectory stage's
+# guidance, its final run's suffix[, another run's prefix whose trajectory student it started from])]:
+# <prefix>-traj (8 minutes), <prefix>-<suffix> (5 more of dmd)
 AT14, X3, AGAIN = "4 at 14x14", "4 at 7x7, 3 x the step", "4 at 7x7 (default), again"
-BAND20 = "2 on [0.15 T, T)"
+FAST10, FAST3 = "4 at 7x7, again; in dmd 10 x its step", "4 at 7x7, again; in dmd 3 x its step"
+FAST3_23 = "4 at 7x7, session 23's; in dmd 3 x its step"
+EVERY, BAND25, BAND20 = "1.5, every level", "2.5 on [0.15 T, T)", "2 on [0.15 T, T)"
 SCREENS24 = {
-    "chain 1, seed 1": [(GROWN["chain 1, seed 1"], "4 at 7x7 (default)", "1.5, every level"),
-                        ("s24-s1-grow4x10-again", AGAIN, "1.5, every level"),
-                        ("s24-s1-grow4at14", AT14, "1.5, every level"), ("s24-s1-grow4x3", X3, "1.5, every level")],
-    "chain 1, seed 3": [(GROWN["chain 1, seed 3"], "4 at 7x7 (default)", "1.5, every level"),
-                        ("s24-s1-seed3-grow4x10-again", AGAIN, "1.5, every level"),
-                        ("s24-s1-seed3-grow4at14", AT14, "1.5, every level"),
-                        ("s24-s1-seed3-grow4x3", X3, "1.5, every level"),
-                        (BAND_GROWN["chain 1, seed 3"], "4 at 7x7 (default)", "2.5 on [0.15 T, T)"),
-                        ("s24-s1-seed3-band15w20-grow4", "4 at 7x7 (default)", BAND20)],
-    "chain 0, seed 0": [(GROWN["chain 0, seed 0"], "4 at 7x7 (default)", "1.5, every level"),
-                        (BAND_GROWN["chain 0, seed 0"], "4 at 7x7 (default)", "2.5 on [0.15 T, T)"),
-                        ("s24-s0-band15w20-grow4", "4 at 7x7 (default)", BAND20)],
+    "chain 1, seed 1": [(GROWN["chain 1, seed 1"], "4 at 7x7 (default)", EVERY, "dmd"),
+                        ("s24-s1-grow4x10-again", AGAIN, EVERY, "dmd"),
+                        ("s24-s1-grow4at14", AT14, EVERY, "dmd"), ("s24-s1-grow4x3", X3, EVERY, "dmd"),
+                        ("s24-s1-grow4x10-again", FAST10, EVERY, "dmdfast"),
+                        ("s24-s1-grow4x10-again", FAST3, EVERY, "dmdfast3")],
+    "chain 1, seed 3": [(GROWN["chain 1, seed 3"], "4 at 7x7 (default)", EVERY, "dmd"),
+                        ("s24-s1-seed3-grow4x10-again", AGAIN, EVERY, "dmd"),
+                        ("s24-s1-seed3-grow4at14", AT14, EVERY, "dmd"), ("s24-s1-seed3-grow4x3", X3, EVERY, "dmd"),
+                        ("s24-s1-seed3-grow4x10-again", FAST10, EVERY, "dmdfast"),
+                        ("s24-s1-seed3-grow4x10-again", FAST3, EVERY, "dmdfast3"),
+                        (BAND_GROWN["chain 1, seed 3"], "4 at 7x7 (default)", BAND25, "dmd"),
+                        ("s24-s1-seed3-band15w20-grow4", "4 at 7x7 (default)", BAND20, "dmd")],
+    "chain 0, seed 0": [(GROWN["chain 0, seed 0"], "4 at 7x7 (default)", EVERY, "dmd"),
+                        ("s24-s0-grow4x10", FAST3_23, EVERY, "dmdfast3", GROWN["chain 0, seed 0"]),
+                        (BAND_GROWN["chain 0, seed 0"], "4 at 7x7 (default)", BAND25, "dmd"),
+                        ("s24-s0-band15w20-grow4", "4 at 7x7 (default)", BAND20, "dmd")],
+    **{label: [(GROWN[label], "4 at 7x7 (default)", EVERY, "dmd"),
+               (GROWN[label].replace("s23", "s24"), FAST3_23, EVERY, "dmdfast3", GROWN[label])]
+       for label in ("chain 0, seed 2", "chain 0, seed 3", "chain 1, seed 2")},
 }  # fmt: skip
+
+
+# the new blocks at 3 x dmd's step in dmd, on all six draws: chain 1's first and third from this session's
+# trajectory students ("again"), the other four from session 23's
+FAST3_RUNS = {label: f"{prefix}-{suffix}" for label, runs in SCREENS24.items()
+              for prefix, _, _, suffix, *_ in runs if suffix == "dmdfast3"}  # fmt: skip
+OTHER_FOUR = ("chain 0, seed 0", "chain 0, seed 2", "chain 0, seed 3", "chain 1, seed 2")
+
+
+def fast3_more_read() -> str:
+    """On how many of the other four draws one step at 3 x reads more than session 23's grown default."""
+    return str(sum(proxy_line(FAST3_RUNS[label], 1)["per_100"] > proxy_line(f"{GROWN[label]}-dmd", 1)["per_100"]
+                   for label in OTHER_FOUR))  # fmt: skip
+
+
+def screen24_key(prefix: str, suffix: str) -> str:
+    """How the doc names a screened run: its prefix, and the final run's suffix when that is not -dmd."""
+    return prefix if suffix == "dmd" else f"{prefix}-{suffix}"
 
 
 def t_grow_screens24() -> str:
@@ -136,22 +165,21 @@ def t_grow_screens24() -> str:
     run's scores, and whether it meets the issue whole at S = 0.65."""
     rows = []
     for label, runs in SCREENS24.items():
-        for prefix, blocks, guided in runs:
-            final = f"{prefix}-dmd"
+        for prefix, blocks, guided, suffix, *start in runs:
+            final, traj = f"{prefix}-{suffix}", f"{(start or [prefix])[0]}-traj"
             met = "yes" if whole(run_chains({label: final}), 0.65) else "no"
-            rows.append([label, blocks, guided, f"{steps(prefix + '-traj'):,}", read(prefix + "-traj"),
-                         *scores(label, final), met])  # fmt: skip
+            rows.append([label, blocks, guided, f"{steps(traj):,}", read(traj), *scores(label, final), met])
     return table(["draw", "blocks grown", "8 min trajectories autoguided at", "trajectory steps",
                   "trajectory student: readable, 1 step", "final: readable, 1 step", "FID / teacher-50, 1 step",
                   "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)", "issue whole at S = 0.65"],
                  rows)  # fmt: skip
 
 
-def screen24_number(label: str, prefix: str, q: str) -> str:
+def screen24_number(label: str, prefix: str, suffix: str, q: str) -> str:
     """One of a screened run's numbers: its trajectory student's readable count, or the final run's."""
-    final = f"{prefix}-dmd"
+    final = f"{prefix}-{suffix}"
     if q == "traj_read1":
-        return read(prefix + "-traj")
+        return read(prefix + "-traj") if suffix == "dmd" else "-"
     if q == "u65":
         return ratio(label, final, 1, 0.65)
     return read(final, 0.65) if q == "read65" else read(final) if q == "read1" else ratio(label, final, int(q[1:]))
@@ -199,9 +227,13 @@ GROW_NUMBERS = {
     **{f"fs.grow.{prefix}-dmd.read1": (lambda run=f"{prefix}-dmd": read(run)) for prefix in BAND_GROWN.values()},
     **{f"fs.grow.{prefix}-dmd.u{k}": (lambda run=f"{prefix}-dmd", label=label, k=k: ratio(label, run, k))
        for label, prefix in BAND_GROWN.items() for k in (1, 2, 4)},
-    **{f"fs.grow24.{prefix}.{q}": (lambda label=label, prefix=prefix, q=q: screen24_number(label, prefix, q))
-       for label, runs in SCREENS24.items() for prefix, _, _ in runs
+    **{f"fs.grow24.{screen24_key(prefix, suffix)}.{q}": (
+        lambda label=label, run=(prefix, suffix), q=q: screen24_number(label, *run, q))
+       for label, runs in SCREENS24.items() for prefix, _, _, suffix, *_ in runs
        for q in ("traj_read1", "read1", "read65", "u1", "u2", "u4", "u65")},
+    "fs.grow24.fast3.draws": lambda: str(len(FAST3_RUNS)),
+    "fs.grow24.fast3.whole65": lambda: str(whole(run_chains(FAST3_RUNS), 0.65)),
+    "fs.grow24.fast3.more_read": fast3_more_read,
     "fs.grow.more_read": lambda: grown_wins("per_100"),
     **{f"fs.grow.lower_fid{k}": (lambda k=k: grown_wins("fid", k)) for k in (1, 2, 4)},
     "fs.grow.traj_more_read": lambda: grown_wins("per_100", stage="traj"),
