@@ -275,5 +275,8 @@ def test_autoguidance_by_the_model_itself_is_the_model_and_by_another_is_their_b
         assert run_sample(uncond, tmp_path / f"f{f}.npz", *common, "--autoguide", worse, "--guidance", 2,
                           "--autoguide-from", f) == 0  # fmt: skip
     never, half = (np.load(tmp_path / f"f{f}.npz")["images"].astype(int) for f in ("0.999", "0.5"))
+    with np.load(tmp_path / "f0.5.npz") as z, np.load(tmp_path / "plain.npz") as p:  # how each was drawn
+        assert (float(z["guidance"]), str(z["autoguide"]), float(z["autoguide_from"])) == (2.0, str(worse), 0.5)
+        assert not {"guidance", "autoguide", "autoguide_from"} & set(p.files)
     assert np.abs(never - plain).max() <= 1
     assert np.abs(half - plain).max() > 10 and np.abs(half - g2).max() > 10

@@ -54,7 +54,8 @@ steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 
 Few-step checkpoints take only their own sampler: consistency (Song et al. 2023, Algorithm 1: re-noise
 and map back at each step) for a `distill` checkpoint, meanflow for a `train --objective meanflow` one;
 each samples in 1 to 8 steps, and the other samplers refuse them (and they refuse DDPM and flow ones).
-The .npz also records sampler, spacing, steps, nfe, precision and, for the dpm++ solvers, the solver type.
+The .npz also records objective, sampler, spacing, steps, nfe, precision and, where they apply, the dpm++
+solver type, the noise scale, the guidance scale, the autoguide checkpoint and --autoguide-from.
 
 Speed: by default the network runs under bf16 autocast on CUDA and on a CPU with native bf16 (AVX512-BF16 or
 AMX), as training's --precision auto does; the sampler's own arithmetic stays float32. On a CPU a batch of
@@ -322,6 +323,9 @@ def run(args: argparse.Namespace) -> int:
                     "precision": sampling_precision(device, precision)}  # fmt: skip
         run_info.update({"solver_type": solver_type} if solver_type else {})
         run_info.update({"noise_scale": recipe.noise_scale} if recipe.noise_scale != 1 else {})
+        run_info.update({"guidance": args.guidance} if args.guidance != 1 else {})  # classifier-free or autoguidance
+        run_info.update({"autoguide": str(args.autoguide)} if args.autoguide else {})
+        run_info.update({"autoguide_from": args.autoguide_from} if args.autoguide_from else {})
         arrays.update({k: np.array(v) for k, v in run_info.items()})  # 0-d arrays: no pickle needed to read
         with atomic_write(out) as f:
             np.savez(f, **arrays)
