@@ -125,7 +125,7 @@ SAMPLE_FLAG = "one_step_cpu/autoguide_from_teachers.jsonl"  # the band through `
 
 
 def flag_line(chain: int) -> dict:
-    return next(iter(lines_of(SAMPLE_FLAG, chain)))
+    return lines_of(SAMPLE_FLAG, chain)[0]
 
 
 def flag_matches() -> str:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import UsageError
+from .flow import TIME_SCALE
 
 
 def check_labels(model: nn.Module, labels: torch.Tensor) -> None:
@@ -84,8 +85,6 @@ def interval_start(path, fraction: float) -> float:
     """The network time from which guidance on a limited interval (AutoGuidance's `from_t`) applies when it covers
     the noise levels t >= fraction of the path's noisiest: the nearest timestep to fraction * T on DDPM's path
     (the network sees the timestep), fraction * 1000 on the flow path (it sees flow.TIME_SCALE t)."""
-    from .flow import TIME_SCALE
-
     T = getattr(path, "T", None)
     return fraction * TIME_SCALE if T is None else round(fraction * T)
 
