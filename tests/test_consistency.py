@@ -712,3 +712,24 @@ def test_autoguided_trajectories_of_two_gaussians_are_those_of_the_extrapolated_
     half = teacher_trajectories(ExactGaussian(good, s, "eps"), SCHEDULE, guidance=w, autoguide_from=SCHEDULE.T // 2,
                                 autoguide=ExactGaussian(bad, s, "eps"), **common)  # fmt: skip
     assert min((half.x0 - plain.x0).abs().max(), (half.x0 - guided.x0).abs().max()) > 1e-3
+
+
+def test_the_discriminator_reads_the_fake_networks_middle_block_without_its_decoder():
+    """The GAN term's features are the fake U-Net's middle block's output, the one its full forward computes (a
+    hook on the middle during a forward checks it), and taking them does not run the decoder."""
+    from test_fastpath import tiny_unet
+
+    torch.manual_seed(0)
+    dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, 1), lr=1e-4,
+                                   gan_weight=0.3)  # fmt: skip
+    net, seen = dmd.fake_net, []
+    x, t = torch.randn(3, 3, 8, 8), torch.tensor([0, 5, 9])
+    with torch.no_grad():
+        for p in net.parameters():  # trained weights: no zero convolution hides a block
+            p.normal_(0, 0.1)
+    net.middle.register_forward_hook(lambda module, inputs, out: seen.append(out))
+    net.decoder[0].register_forward_hook(lambda module, inputs, out: seen.append("decoder"))
+    with torch.no_grad():
+        net(x, t)
+        torch.testing.assert_close(dmd.features(x, t), seen[0], rtol=0, atol=0)
+    assert seen.count("decoder") == 1  # the full forward's, not the features'

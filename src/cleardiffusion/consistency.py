@@ -31,6 +31,7 @@ student then samples a guided trajectory in one evaluation, without the uncondit
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -200,22 +201,23 @@ class TrajectoryLoss:
 DMD_T_RANGE = (0.02, 0.98)  # the noise levels the two x_0 predictions are compared at, as fractions of T (DMD)
 FAKE_LR_RATIO = 10  # the fake network's learning rate over the student's: it must keep up with the student
 # DMD2's GAN term (Yin et al. 2024b, Sec. 4.3): a discriminator D reads the fake network's bottleneck at a noised
-# input and tells data from the student's samples. The fake network and D learn it beside the fake's denoising
-# loss (non-saturating loss, weight 1, on the first fake update of each student step); the student adds
+# input (through its encoder and middle only: UNet.encode; the decoder's output is not needed) and tells data from
+# the student's samples. The fake network and D learn it beside the fake's denoising loss (non-saturating loss,
+# weight 1, on the first fake update of each student step); the student adds
 # gan_weight * softplus(-D(its sample, noised)) to the dmd loss. Real data is the loop's x0 batch, which plain
 # dmd leaves unused. D sees noise levels below GAN_T_MAX only: above them data and samples look alike to it.
 GAN_T_MAX = 0.25  # as a fraction of T
 GAN_HEAD_LR_RATIO = 100  # D's head starts from scratch: its learning rate over the student's
 
 
-def gan_features(net: nn.Module) -> nn.Module:
-    """The block whose output the GAN term's discriminator reads: a U-Net's middle; a UsageError for other
-    backbones (`distill` checks this before it writes anything)."""
-    middle = getattr(net, "middle", None)
-    if middle is None:
+def gan_features(net: nn.Module) -> Callable[..., Tensor]:
+    """features(x_t, t[, y]) -> (B, C, h, w), what the GAN term's discriminator reads: a U-Net's middle block's
+    output (UNet.encode, which skips the decoder); a UsageError for other backbones (`distill` checks this before
+    it writes anything)."""
+    if not hasattr(net, "encode"):
         raise UsageError(f"--dmd-gan reads a U-Net's middle block; this teacher's network ({type(net).__name__}) "
                          "has none: pass --dmd-gan 0")  # fmt: skip
-    return middle
+    return lambda *inputs: net.encode(*inputs)[0]
 
 
 class BottleneckDiscriminator(nn.Module):
@@ -259,18 +261,14 @@ class DistributionMatchingLoss:
         self.fake_optimizer = torch.optim.AdamW(self.fake_net.parameters(), lr=fake_lr, weight_decay=0.0)
         self.discriminator = None
         if gan_weight > 0:
-            gan_features(self.fake_net).register_forward_hook(self._keep_features)
+            self.features = gan_features(self.fake_net)
             config, device = self.fake_net.config, next(self.fake_net.parameters()).device
             with torch.no_grad():  # one image through the network: the middle block's shape
                 x = torch.zeros(1, config.in_channels, config.image_size, config.image_size, device=device)
-                self.fake_net(x, torch.zeros(1, dtype=torch.long, device=device))
-            _, channels, *size = self.features.shape
+                _, channels, *size = self.features(x, torch.zeros(1, dtype=torch.long, device=device)).shape
             self.discriminator = BottleneckDiscriminator(channels, tuple(size), config.norm_groups).to(device)
             self.fake_optimizer.add_param_group({"params": list(self.discriminator.parameters()),
                                                  "lr": GAN_HEAD_LR_RATIO * lr})  # fmt: skip
-
-    def _keep_features(self, module: nn.Module, inputs: tuple, out: Tensor) -> None:
-        self.features = out
 
     def sample(self, student: nn.Module, like: Tensor, y: Tensor | None) -> Tensor:
         """The student's x_0 at a random step k of its chain: steps 0..k-1 without gradients, step k with."""
@@ -302,10 +300,9 @@ class DistributionMatchingLoss:
         return torch.randint(0, max(int(GAN_T_MAX * self.schedule.T), 1), (like.shape[0],), device=like.device)
 
     def logits(self, x0: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-        """D(x0 noised to t): the fake network's forward, its middle features, the head."""
+        """D(x0 noised to t): the fake network's middle features, the head."""
         x_t = self.schedule.q_sample(x0, t, torch.randn_like(x0))
-        self.fake_net(x_t, t) if y is None else self.fake_net(x_t, t, y)
-        return full(self.discriminator(self.features))
+        return full(self.discriminator(self.features(x_t, t) if y is None else self.features(x_t, t, y)))
 
     def train_fake(self, x0: Tensor, y: Tensor | None, real: Tensor | None = None) -> None:
         """`fake_steps` AdamW steps of the fake network's denoising loss (eps error) on the samples x0; with the

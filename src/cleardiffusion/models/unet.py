@@ -301,13 +301,23 @@ class UNet(nn.Module):
         return self.config.null_label
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(*self.encode(x, t, y))
+
+    def encode(self, x: torch.Tensor, t: torch.Tensor,
+               y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:  # fmt: skip
+        """The first half of forward: the encoder and the middle. Returns the middle's output h (B, C_mid,
+        H / 2**n, W / 2**n), the encoder's skips and the embedding e (B, E), which `decode` finishes; h alone is
+        what DMD2's discriminator reads (consistency.gan_features), without the decoder's cost."""
         y = check_inputs("UNet", self.config, x, t, y, self.validate_labels)
         e = self.embed(t, y)  # (B, E)
         skips, h = [], x  # h: (B, C, H, W)
         for step in self.encoder:
             h = step(h, e)
             skips.append(h)
-        h = self.middle(h, e)  # (B, C_mid, H / 2**n, W / 2**n)
+        return self.middle(h, e), skips, e
+
+    def decode(self, h: torch.Tensor, skips: list[torch.Tensor], e: torch.Tensor) -> torch.Tensor:
+        """The second half of forward: the decoder (consuming `skips`) and the head, -> (B, C, H, W)."""
         add = self.config.block == "plain"
         for step, takes_skip in zip(self.decoder, self.decoder_skips, strict=True):
             if takes_skip:
