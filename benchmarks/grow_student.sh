@@ -100,3 +100,38 @@ F="python $A/grown_fast_in_dmd.py 3"
 for r in runs/s24-*-traj runs/s24-*-dmd runs/s24-*-dmdfast runs/s24-*-dmdfast3; do
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done >> $R/grow_student_steps.jsonl
+# session 25. dmd's discriminator reads the fake network's middle through UNet.encode (the encoder and the middle)
+# instead of its whole forward. The runs named -dmd below were made with the library before that change (e5aebd4),
+# those named -dmdenc after it; run today, a -dmd run takes the encoder's path and about a sixth more steps.
+# The speed of the two, alternating one minute each, on each core one trajectory student:
+taskset -c 0 python $A/dmd_encode_speed.py --teacher runs/s17-uncond-s1/checkpoints/last.pt \
+  --student runs/s24-s1-grow4x10-again-traj/checkpoints/last.pt --autoguide $BAD --minutes 1 --rounds 3 \
+  > $R/dmd_encode_speed_c1.jsonl &
+taskset -c 1 python $A/dmd_encode_speed.py --teacher runs/s17-uncond-s0/checkpoints/last.pt \
+  --student runs/s23-s0-grow4x10-traj/checkpoints/last.pt --autoguide $BAD --minutes 1 --rounds 3 \
+  > $R/dmd_encode_speed_c0.jsonl & wait
+# half the trajectory stage's pairs at the trajectories' starts (few_step_ablation/start_share.py 0.5), then dmd
+S="python $A/start_share.py 0.5"
+pipeline 0 1 1 runs/s25-s1-start50 4 "--teacher-guidance 1.5" "$S" &
+pipeline 1 1 3 runs/s25-s1-seed3-start50 4 "--teacher-guidance 1.5" "$S" & wait
+# dmd from session 24's "again" students, after the change and (with the library at e5aebd4) before it
+dmd 0 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc 1 &
+dmd 1 1 runs/s24-s1-seed3-grow4x10-again-traj runs/s25-s1-seed3-again-dmdenc 3 & wait
+dmd 0 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmd 1 &  # at e5aebd4
+dmd 1 1 runs/s24-s1-seed3-grow4x10-again-traj runs/s25-s1-seed3-again-dmd 3 & wait  # at e5aebd4
+# the grown default's dmd stage again, after the change, from session 23's trajectory students with their seeds
+( dmd 0 1 runs/s23-s1-grow4x10-traj runs/s25-s1-grow4x10-dmdenc 1
+  dmd 0 0 runs/s23-s0-seed2-grow4x10-traj runs/s25-s0-seed2-grow4x10-dmdenc 2
+  dmd 0 0 runs/s23-s0-grow4x10-traj runs/s25-s0-grow4x10-dmdenc 0 ) &
+( dmd 1 1 runs/s23-s1-seed3-grow4x10-traj runs/s25-s1-seed3-grow4x10-dmdenc 3
+  dmd 1 0 runs/s23-s0-seed3-grow4x10-traj runs/s25-s0-seed3-grow4x10-dmdenc 3
+  dmd 1 1 runs/s23-s1-seed2-grow4x10-traj runs/s25-s1-seed2-grow4x10-dmdenc 2 ) & wait
+# x_T from a mixture of 10 Gaussians (few_step_ablation/mixture_prior.py 10 A; every process through the wrapper)
+mix() {  # core, norm A
+  M="python $A/mixture_prior.py 10 $2"
+  P="$M $A/readability_proxy.py" dmd $1 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc-mix10a$2 1 "$M"
+}
+mix 0 4 & mix 1 8 & wait
+for r in runs/s25-*-traj runs/s25-*-dmd runs/s25-*-dmdenc runs/s25-*-dmdenc-mix*; do
+  python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
+done >> $R/grow_student_steps.jsonl

@@ -260,3 +260,114 @@ def test_grown_fast_in_dmd_hands_a_grown_students_extra_blocks_to_the_fast_group
         fast.start_from_teacher = lambda *args, returned=returned: ("teacher", returned)
         teacher, params = fast.start_with_fast_blocks(config, model, None, "cpu")
         assert teacher == "teacher" and {id(p) for p in params} == expected
+
+
+def test_start_share_draws_the_trajectories_starting_points_at_its_share():
+    """few_step_ablation/start_share.py P: each index is one of the bank's starting points (its largest t, pure
+    noise) with probability P and a uniform bank entry otherwise; P = 1 trains only the one-step map, and the draw
+    follows the loop's generator, so a run is reproducible."""
+    from cleardiffusion.consistency import TrajectoryBank
+
+    share = load_script(ROOT / "benchmarks" / "few_step_ablation" / "start_share.py")
+    t = torch.tensor([999, 500, 10] * 40)  # 40 trajectories of 3 points each
+    bank = TrajectoryBank(torch.zeros(120, 1), t, torch.zeros(120, 1), torch.zeros(120, dtype=torch.long), False)
+    n = 20_000
+    for p, expected in ((0.5, 0.5 + 0.5 / 3), (1.0, 1.0), (0.0, 1 / 3)):
+        idx = share.draw_with_start_share(p)(bank, n, torch.Generator().manual_seed(0))
+        assert idx.shape == (n,) and idx.min() >= 0 and idx.max() < len(bank)
+        assert abs((t[idx] == 999).float().mean().item() - expected) < 0.02
+    draw = share.draw_with_start_share(0.5)
+    a, b = (draw(bank, 50, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a, b)
+
+
+def test_mixture_prior_starts_each_sample_at_one_of_k_fixed_patterns():
+    """few_step_ablation/mixture_prior.py K A: the K patterns have norm A and are the same in every process; the
+    consistency sampler starts from x_T + m_c with c from each sample's generator (reproducible, and at A = 0 the
+    library's sampler itself); dmd's student samples start from eps + m_c, only at the chain's start."""
+    from types import SimpleNamespace
+
+    from cleardiffusion.denoiser import jump_grid
+    from cleardiffusion.schedule import NoiseSchedule
+
+    mix = load_script(ROOT / "benchmarks" / "few_step_ablation" / "mixture_prior.py")
+    shape = (1, 8, 8)
+    m = mix.patterns(5, shape, 3.0)
+    assert m.shape == (5, *shape) and torch.allclose(m.flatten(1).norm(dim=1), torch.full((5,), 3.0))
+    assert torch.equal(m, mix.patterns(5, shape, 3.0))
+    seen = []
+    sampler = mix.mixture_sampler(lambda model, path, x_T, timesteps=None, **kw: seen.append(x_T) or x_T, 5, 3.0)
+    x_T = torch.randn(6, *shape)
+    for _ in range(2):
+        sampler(None, None, x_T, generator=[torch.Generator().manual_seed(i) for i in range(6)])
+    assert torch.equal(seen[0], seen[1])
+    shift = (seen[0] - x_T).flatten(1)
+    assert all(any(torch.allclose(row, p, atol=1e-6) for p in m.flatten(1)) for row in shift)
+    zero = mix.mixture_sampler(lambda model, path, x_T, timesteps=None, **kw: x_T, 5, 0.0)
+    assert torch.equal(zero(None, None, x_T, generator=[torch.Generator() for _ in range(6)]), x_T)
+
+    schedule = NoiseSchedule.from_name("linear", 100)
+    starts = []
+
+    def student(x, t):  # eps = 0: f(x_t, t) = x_t / alpha_t; records where each evaluation starts
+        starts.append((x.clone(), t.clone()))
+        return torch.zeros_like(x)
+
+    fake_self = SimpleNamespace(grid=jump_grid(schedule, 1), schedule=schedule)
+    torch.manual_seed(0)
+    mix.mixture_sample(5, 6.0)(fake_self, student, torch.zeros(400, *shape), None)
+    ((x, t),) = starts
+    assert (t == schedule.T - 1).all()
+    mean_pattern = (x - 2 * m.mean(0)).mean(0)  # an even draw of the five patterns (norm 6) around zero-mean noise
+    assert mean_pattern.abs().max() < 0.3
+    assert (x.flatten(1).norm(dim=1).mean() - (64 + 36) ** 0.5).abs() < 0.5  # plain noise: 8
+
+
+def test_dmd_full_forward_reads_the_same_features_as_the_library():
+    """few_step_ablation/dmd_full_forward.py: the middle block's output through the whole network (the library before
+    session 25) is the library's encoder-and-middle features to the bit, so dmd_encode_speed.py compares only cost;
+    a backbone without a middle block is refused as by the library."""
+    import cleardiffusion.models.unet as unet
+    from cleardiffusion.consistency import gan_features
+    from cleardiffusion.errors import UsageError
+
+    full = load_script(ROOT / "benchmarks" / "few_step_ablation" / "dmd_full_forward.py")
+    torch.manual_seed(0)
+    net = unet.UNet(unet.PRESETS["small"]).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+        x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 400, 999])
+        assert torch.equal(full.through_the_whole_network(net)(x, t), gan_features(net)(x, t))
+    with pytest.raises(UsageError, match="middle block"):
+        full.through_the_whole_network(torch.nn.Linear(2, 2))
+
+
+def test_dmd_steps_the_student_alike_through_the_encoder_and_through_the_whole_network():
+    """Three dmd steps with the GAN term, the same seeds, the discriminator's input through UNet.encode (the
+    library) or through the whole forward (dmd_full_forward.py): the same student weights to the bit."""
+    import copy
+
+    from cleardiffusion.consistency import DistributionMatchingLoss
+    from cleardiffusion.denoiser import jump_grid
+    from cleardiffusion.schedule import NoiseSchedule
+    from test_fastpath import tiny_unet
+
+    full = load_script(ROOT / "benchmarks" / "few_step_ablation" / "dmd_full_forward.py")
+    schedule, teacher = NoiseSchedule.from_name("linear", 100), tiny_unet().eval()
+    students = []
+    for whole in (False, True):
+        torch.manual_seed(0)
+        dmd = DistributionMatchingLoss(schedule, "eps", teacher, grid=jump_grid(schedule, 1), lr=1e-3, gan_weight=0.3)
+        if whole:
+            dmd.features = full.through_the_whole_network(dmd.fake_net)
+        student = copy.deepcopy(teacher).train()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
+        for _ in range(3):
+            x0, t, eps = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randint(0, 100, (4,)), torch.randn(4, 3, 8, 8)
+            optimizer.zero_grad(set_to_none=True)
+            dmd(student, x0, t, eps).backward()
+            optimizer.step()
+        students.append(student.state_dict())
+    assert any(not torch.equal(v, teacher.state_dict()[k]) for k, v in students[0].items())  # it learned
+    assert all(torch.equal(v, students[1][k]) for k, v in students[0].items())

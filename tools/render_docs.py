@@ -22,6 +22,7 @@ from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E40
 from doc_sources_band import BAND_NUMBERS, BAND_TABLES  # noqa: E402
 from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
+from doc_sources_encode import ENCODE_NUMBERS, ENCODE_TABLES  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_grow import GROW_NUMBERS, GROW_TABLES  # noqa: E402
@@ -42,7 +43,15 @@ def merged(*sources: dict) -> dict:
 
 
 TABLES = merged(
-    TABLES, FEW_TABLES, BACKBONE_TABLES, REDRAW_TABLES, BATCH_TABLES, SCHEDULE_TABLES, BAND_TABLES, GROW_TABLES
+    TABLES,
+    FEW_TABLES,
+    BACKBONE_TABLES,
+    REDRAW_TABLES,
+    BATCH_TABLES,
+    SCHEDULE_TABLES,
+    BAND_TABLES,
+    GROW_TABLES,
+    ENCODE_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -54,6 +63,7 @@ NUMBERS = merged(
     SCHEDULE_NUMBERS,
     BAND_NUMBERS,
     GROW_NUMBERS,
+    ENCODE_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,
