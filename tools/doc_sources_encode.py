@@ -3,11 +3,10 @@ benchmarks/grow_student.sh) for docs/few_step.md and the README; render_docs.py 
 
 from doc_sources import load_jsonl, table
 from doc_sources_band import whole
-from doc_sources_batch import met_all, ratio, read, steps, target_rows
-from doc_sources_grow import GROWN, scores
-from doc_sources_redraw import mean_read, reading, run_chains
+from doc_sources_batch import met_all, ratio, read, steps
+from doc_sources_grow import GROWN, scores, targets_table
+from doc_sources_redraw import mean_read, run_chains
 
-NOISES = (1.0, 0.65)
 # dmd from session 24's "again" trajectory students (chain 1's first and third draws): session 24's run, and this
 # session's with the library before (-dmd: the discriminator's input through the whole fake network) and after
 # (-dmdenc: through its encoder and middle only)
@@ -49,17 +48,8 @@ def t_dmd_encode_six() -> str:
 
 
 def t_dmd_encode_targets() -> str:
-    """Over the six draws, for either dmd: each FID target's count, all at once, readable means and the whole."""
-    rows = target_rows(list(SIX.values()))
-    rows.append(["all four at once", *(str(met_all(r)) for r in SIX.values())])
-    for v in NOISES:
-        rows.append([f"mean readable per 100, one step, S = {v:g}",
-                     *(f"{mean_read(r, v):.1f}" for r in SIX.values())])  # fmt: skip
-        rows.append([f"80 readable per 100 or more, one step, S = {v:g}",
-                     *(str(reading(r, 80, v)) for r in SIX.values())])  # fmt: skip
-        rows.append([f"1 step at S = {v:g} reading 80 or more within 2x, 2 and 4 steps within their targets",
-                     *(str(whole(r, v)) for r in SIX.values())])  # fmt: skip
-    return table([f"of the {len(GROWN)} draws", *SIX], rows)
+    """Over the six draws, for either dmd: targets_table."""
+    return targets_table(SIX)
 
 
 def step_gain() -> str:
