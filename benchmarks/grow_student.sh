@@ -132,6 +132,18 @@ mix() {  # core, norm A
   P="$M $A/readability_proxy.py" dmd $1 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc-mix10a$2 1 "$M"
 }
 mix 0 4 & mix 1 8 & wait
-for r in runs/s25-*-traj runs/s25-*-dmd runs/s25-*-dmdenc runs/s25-*-dmdenc-mix*; do
+# ... with InfoGAN's term at 0.3 and 1 (few_step_ablation/mixture_info.py 10 8 LAMBDA; its stderr lines of Q's cross-entropy,
+# every 100 steps, parsed into mixture_info_q.jsonl); then the digits each component draws (mixture_codes.py)
+info() {  # core, lambda, suffix
+  M="python $A/mixture_prior.py 10 8"
+  P="$M $A/readability_proxy.py" dmd $1 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc-info10a8$3 1 \
+    "python $A/mixture_info.py 10 8 $2"
+}
+info 0 1.0 l1 & info 1 0.3 l03 & wait
+for r in mix10a8 info10a8l03 info10a8l1; do
+  taskset -c 0 python $A/mixture_codes.py --checkpoint runs/s25-s1-again-dmdenc-$r/checkpoints/last.pt --k 10 --norm 8 \
+    --threshold 0.771 --n 100
+done > $R/mixture_codes.jsonl
+for r in runs/s25-*-traj runs/s25-*-dmd runs/s25-*-dmdenc runs/s25-*-dmdenc-mix* runs/s25-*-dmdenc-info*; do
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done >> $R/grow_student_steps.jsonl

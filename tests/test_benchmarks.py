@@ -371,3 +371,53 @@ def test_dmd_steps_the_student_alike_through_the_encoder_and_through_the_whole_n
         students.append(student.state_dict())
     assert any(not torch.equal(v, teacher.state_dict()[k]) for k, v in students[0].items())  # it learned
     assert all(torch.equal(v, students[1][k]) for k, v in students[0].items())
+
+
+def test_mixture_info_adds_q_cross_entropy_to_dmd_and_trains_q(monkeypatch):
+    """few_step_ablation/mixture_info.py K A LAMBDA: dmd's loss from the mixture plus LAMBDA x Q's cross-entropy of
+    the sample's component; at LAMBDA = 0 the student's gradient is mixture_prior.py's alone, at 1 it is not; Q
+    learns to tell the components apart (its cross-entropy on the same samples falls)."""
+    import copy
+
+    import cleardiffusion.consistency as consistency
+    import cleardiffusion.generate as generate
+    from cleardiffusion.denoiser import jump_grid
+    from cleardiffusion.schedule import NoiseSchedule
+    from test_fastpath import tiny_unet
+
+    loss_class = consistency.DistributionMatchingLoss
+    library = {name: getattr(loss_class, name) for name in ("sample", "__call__")}
+    library_sampler = generate.SAMPLERS["consistency"]
+    info = load_script(ROOT / "benchmarks" / "few_step_ablation" / "mixture_info.py")
+    schedule, teacher = NoiseSchedule.from_name("linear", 100), tiny_unet().eval()
+    x0, t, eps = torch.rand(8, 3, 8, 8) * 2 - 1, torch.randint(0, 100, (8,)), torch.randn(8, 3, 8, 8)
+
+    def student_grad(weight: float) -> tuple[torch.Tensor, consistency.DistributionMatchingLoss]:
+        for name, method in library.items():  # install() patches the class: from the library's each time, and
+            monkeypatch.setattr(loss_class, name, method)  # the library's again after the test
+        monkeypatch.setitem(generate.SAMPLERS, "consistency", library_sampler)
+        info.install(4, 3.0, weight)
+        torch.manual_seed(0)
+        dmd = consistency.DistributionMatchingLoss(schedule, "eps", teacher, grid=jump_grid(schedule, 1), lr=1e-3,
+                                                   gan_weight=0.3)  # fmt: skip
+        student = copy.deepcopy(teacher).train()
+        dmd(student, x0, t, eps).backward()
+        return torch.cat([p.grad.flatten() for p in student.parameters()]), dmd
+
+    base, _ = student_grad(0.0)
+    torch.testing.assert_close(student_grad(0.0)[0], base, rtol=0, atol=0)  # reproducible
+    weighted, dmd = student_grad(1.0)
+    assert not torch.allclose(weighted, base)
+    samples, codes, clean = dmd.last_sample.detach(), dmd.codes, torch.zeros(8, dtype=torch.long)
+
+    def q_loss() -> torch.Tensor:  # Q's cross-entropy of the step's samples' components
+        return torch.nn.functional.cross_entropy(dmd.q(dmd.features(samples, clean)), codes)
+
+    with torch.no_grad():
+        before = q_loss().item()
+    for _ in range(30):
+        dmd.q_optimizer.zero_grad(set_to_none=True)
+        loss = q_loss()
+        loss.backward()
+        dmd.q_optimizer.step()
+    assert loss.item() < before

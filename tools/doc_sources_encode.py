@@ -100,14 +100,32 @@ def t_start_share() -> str:
 # dmd from chain 1's first "again" student with x_T from a mixture of K Gaussians (few_step_ablation/mixture_prior.py
 # K A), beside the same student's dmd from one Gaussian this session: run -> (K, A)
 MIXTURE_LABEL = "chain 1, seed 1"
-MIXTURE = {"s25-s1-again-dmdenc": ("1 (the library)", "-"), "s25-s1-again-dmdenc-mix10a4": ("10", "4"),
-           "s25-s1-again-dmdenc-mix10a8": ("10", "8")}  # fmt: skip
+# K, A, the InfoGAN term's weight (few_step_ablation/mixture_info.py K A LAMBDA)
+MIXTURE = {"s25-s1-again-dmdenc": ("1 (the library)", "-", "-"), "s25-s1-again-dmdenc-mix10a4": ("10", "4", "-"),
+           "s25-s1-again-dmdenc-mix10a8": ("10", "8", "-"), "s25-s1-again-dmdenc-info10a8l03": ("10", "8", "0.3"),
+           "s25-s1-again-dmdenc-info10a8l1": ("10", "8", "1")}  # fmt: skip
+CODES = "one_step_cpu/mixture_codes.jsonl"  # few_step_ablation/mixture_codes.py: the digits each component draws
+Q_LOG = "one_step_cpu/mixture_info_q.jsonl"  # mixture_info.py's stderr: Q's cross-entropy every 100 steps
+
+
+def q_range() -> str:
+    """Q's cross-entropy over both InfoGAN runs, every 100 steps from the 100th."""
+    ce = [r["q_cross_entropy"] for r in load_jsonl(Q_LOG)]
+    return f"{min(ce):.1f}-{max(ce):.1f}"
+
+
+def top_share(run: str) -> str:
+    """The mean over the components of the share of each one's most frequent digit (1: one digit per component)."""
+    rows = [r for r in load_jsonl(CODES) if r["checkpoint"] == f"runs/{run}/checkpoints/last.pt"]
+    return f"{sum(r['top_share'] for r in rows) / len(rows):.2f}" if rows else "-"
 
 
 def t_mixture() -> str:
-    rows = [[k, a, f"{steps(run):,}", *scores(MIXTURE_LABEL, run)] for run, (k, a) in MIXTURE.items()]
-    return table(["Gaussians in x_T's mixture", "their means' norm", "dmd steps (5 min)", "readable, 1 step",
-                  "FID / teacher-50, 1 step", "2 steps", "4 steps", "readable at S = 0.65 (FID / teacher-50)"],
+    rows = [[k, a, w, f"{steps(run):,}", *scores(MIXTURE_LABEL, run), top_share(run)]
+            for run, (k, a, w) in MIXTURE.items()]  # fmt: skip
+    return table(["Gaussians in x_T's mixture", "their means' norm", "InfoGAN weight", "dmd steps (5 min)",
+                  "readable, 1 step", "FID / teacher-50, 1 step", "2 steps", "4 steps",
+                  "readable at S = 0.65 (FID / teacher-50)", "a component's top digit's share (mean)"],
                  rows)  # fmt: skip
 
 
@@ -130,6 +148,9 @@ ENCODE_NUMBERS = {
        for label, p in START.items() for k in (1, 2, 4)},
     **{f"fs.enc.{run}.{q}": (lambda run=run, q=q: read(run) if q == "read1" else read(run, 0.65))
        for run in MIXTURE for q in ("read1", "read65")},
+    **{f"fs.enc.{run}.u1": (lambda run=run: ratio(MIXTURE_LABEL, run, 1)) for run in MIXTURE},
+    "fs.enc.q_range": q_range,
+    **{f"fs.enc.{run}.top": (lambda run=run: top_share(run)) for run in MIXTURE if run.endswith(("a8", "l03", "l1"))},
     **{f"fs.enc.speed.{c}": (lambda c=c: speed_gain(c)) for c in SPEED},
     "fs.enc.speed.rounds": lambda: str(len({r["round"] for r in speed_rows("chain1")})),
 }  # fmt: skip

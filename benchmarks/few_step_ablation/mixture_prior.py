@@ -50,6 +50,7 @@ def mixture_sample(k: int, norm: float):
 
         step = int(torch.randint(0, len(self.grid), ()))
         chosen = torch.randint(0, k, (like.shape[0],), device=like.device)
+        self.codes = chosen  # each sample's component (mixture_info.py reads it)
         x = torch.randn_like(like) + centres(k, norm, like, chosen)
         for j in range(step):
             with torch.no_grad():
