@@ -132,8 +132,9 @@ mix() {  # core, norm A
   P="$M $A/readability_proxy.py" dmd $1 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc-mix10a$2 1 "$M"
 }
 mix 0 4 & mix 1 8 & wait
-# ... with InfoGAN's term at 0.3 and 1 (few_step_ablation/mixture_info.py 10 8 LAMBDA; its stderr lines of Q's cross-entropy,
-# every 100 steps, parsed into mixture_info_q.jsonl); then the digits each component draws (mixture_codes.py)
+# ... with InfoGAN's term at 0.3 and 1 (few_step_ablation/mixture_info.py 10 8 LAMBDA; its stderr lines of Q's
+# cross-entropy, every 100 steps, parsed into mixture_info_q.jsonl); then the digits each component draws
+# (mixture_codes.py)
 info() {  # core, lambda, suffix
   M="python $A/mixture_prior.py 10 8"
   P="$M $A/readability_proxy.py" dmd $1 1 runs/s24-s1-grow4x10-again-traj runs/s25-s1-again-dmdenc-info10a8$3 1 \
