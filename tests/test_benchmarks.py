@@ -318,7 +318,7 @@ def test_mixture_prior_starts_each_sample_at_one_of_k_fixed_patterns():
     mix.mixture_sample(5, 6.0)(fake_self, student, torch.zeros(400, *shape), None)
     ((x, t),) = starts
     assert (t == schedule.T - 1).all()
-    mean_pattern = (x - 2 * m.mean(0)).mean(0)  # an even draw of the five patterns (norm 6) around zero-mean noise
+    mean_pattern = (x - 2 * m.mean(0)).mean(0)  # even draws of the patterns at norm 6 (2 m), noise of mean 0
     assert mean_pattern.abs().max() < 0.3
     assert (x.flatten(1).norm(dim=1).mean() - (64 + 36) ** 0.5).abs() < 0.5  # plain noise: 8
 
