@@ -294,7 +294,7 @@ def test_mixture_prior_starts_each_sample_at_one_of_k_fixed_patterns():
     shape = (1, 8, 8)
     m = mix.patterns(5, shape, 3.0)
     assert m.shape == (5, *shape) and torch.allclose(m.flatten(1).norm(dim=1), torch.full((5,), 3.0))
-    assert torch.equal(m, mix.patterns(5, shape, 3.0))
+    assert torch.equal(m, mix.patterns.__wrapped__(5, shape, 3.0))  # drawn again, uncached: the same
     seen = []
     sampler = mix.mixture_sampler(lambda model, path, x_T, timesteps=None, **kw: seen.append(x_T) or x_T, 5, 3.0)
     x_T = torch.randn(6, *shape)

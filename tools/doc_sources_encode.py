@@ -4,7 +4,7 @@ benchmarks/grow_student.sh) for docs/few_step.md and the README; render_docs.py 
 from doc_sources import load_jsonl, table
 from doc_sources_band import whole
 from doc_sources_batch import met_all, ratio, read, steps
-from doc_sources_grow import GROWN, scores, targets_table
+from doc_sources_grow import GROWN, scores, targets_table, whole_cell
 from doc_sources_redraw import mean_read, run_chains
 
 # dmd from session 24's "again" trajectory students (chain 1's first and third draws): session 24's run, and this
@@ -21,10 +21,6 @@ DEFAULT = {label: f"{prefix}-dmd" for label, prefix in GROWN.items()}  # session
 SIX = {"session 23 (full forward)": run_chains(DEFAULT), "session 25 (encoder and middle)": run_chains(ENCODED)}
 # the trajectory stage with half its pairs at the trajectories' starts (few_step_ablation/start_share.py 0.5)
 START = {"chain 1, seed 1": "s25-s1-start50", "chain 1, seed 3": "s25-s1-seed3-start50"}
-
-
-def whole_cell(label: str, run: str) -> str:
-    return "yes" if whole(run_chains({label: run}), 0.65) else "no"
 
 
 def t_dmd_encode() -> str:

@@ -11,12 +11,10 @@ one included, must run through this wrapper with the same SIZE:
     python benchmarks/few_step_ablation/grow_level.py 14 benchmarks/few_step_ablation/readability_proxy.py ...
 """
 
-import runpy
 import sys
 
 import cleardiffusion.models.unet as unet
 import cleardiffusion.train_run as train_run
-from cleardiffusion.cli import main
 
 build_resnet = unet.UNet._build_resnet
 
@@ -57,8 +55,6 @@ def grow_into(model, weights, new):
 if __name__ == "__main__":
     unet.UNet._build_resnet = build_at_level(int(sys.argv.pop(1)))
     unet.grow_into = train_run.grow_into = grow_into
-    if sys.argv[1].endswith(".py"):
-        sys.argv.pop(0)
-        runpy.run_path(sys.argv[0], run_name="__main__")
-    else:
-        sys.exit(main())
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()

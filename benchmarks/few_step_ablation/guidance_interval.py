@@ -11,13 +11,11 @@ default recipe's 1,000. The rest of the command line is either `cleardiffusion`'
         benchmarks/few_step_ablation/readability_proxy.py --checkpoint TEACHER --autoguide BAD --guidance 2.5
 """
 
-import runpy
 import sys
 
 import torch
 
 import cleardiffusion.guidance as guidance
-from cleardiffusion.cli import main
 
 T = 1000
 LO, HI = 0.0, 1.0
@@ -34,9 +32,6 @@ def banded(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
 if __name__ == "__main__":
     LO, HI = float(sys.argv.pop(1)), float(sys.argv.pop(1))
     guidance.AutoGuidance.forward = banded
-    if sys.argv[1].endswith(".py"):
-        script = sys.argv.pop(1)
-        sys.argv[0] = script
-        runpy.run_path(script, run_name="__main__")
-    else:
-        sys.exit(main())
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()

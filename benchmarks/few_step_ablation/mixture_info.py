@@ -15,7 +15,6 @@ this installs too:
     python benchmarks/few_step_ablation/mixture_prior.py 10 8 benchmarks/few_step_ablation/readability_proxy.py ...
 """
 
-import runpy
 import sys
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import cleardiffusion.consistency as consistency
-from cleardiffusion.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mixture_prior  # noqa: E402
@@ -91,8 +89,6 @@ def install(k: int, norm: float, weight: float) -> None:
 
 if __name__ == "__main__":
     install(int(sys.argv.pop(1)), float(sys.argv.pop(1)), float(sys.argv.pop(1)))
-    if sys.argv[1].endswith(".py"):
-        sys.argv.pop(0)
-        runpy.run_path(sys.argv[0], run_name="__main__")
-    else:
-        sys.exit(main())
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()

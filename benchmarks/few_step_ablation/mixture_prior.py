@@ -14,7 +14,7 @@ process of such a run, scoring included, must go through this wrapper with the s
     python benchmarks/few_step_ablation/mixture_prior.py 10 4 benchmarks/few_step_ablation/readability_proxy.py ...
 """
 
-import runpy
+import functools
 import sys
 
 import torch
@@ -22,11 +22,11 @@ import torch.nn.functional as F
 
 import cleardiffusion.consistency as consistency
 import cleardiffusion.generate as generate
-from cleardiffusion.cli import main
 
 PATTERN_SEED = 1234  # the K patterns are the same in every process
 
 
+@functools.cache  # the same k, shape and norm on every call: drawn once per process
 def patterns(k: int, shape: tuple[int, ...], norm: float) -> torch.Tensor:
     """(k, C, H, W): k low-frequency patterns of norm `norm` (Gaussian at a quarter of the size, upsampled)."""
     c, h, w = shape
@@ -79,8 +79,6 @@ def install(k: int, norm: float) -> None:
 
 if __name__ == "__main__":
     install(int(sys.argv.pop(1)), float(sys.argv.pop(1)))
-    if sys.argv[1].endswith(".py"):
-        sys.argv.pop(0)
-        runpy.run_path(sys.argv[0], run_name="__main__")
-    else:
-        sys.exit(main())
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()
