@@ -124,3 +124,24 @@ def test_autoguidance_on_an_interval_guides_the_same_noise_levels_on_either_path
                                good(x, net_t))  # fmt: skip
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     assert interval_start(FlowPath(), 0.15) == 0.15 * TIME_SCALE
+
+
+def test_autoguidance_below_its_interval_runs_the_good_model_alone():
+    """A call whose every timestep lies below from_t is the good model's eps, with no forward pass of `bad`; one
+    sample at from_t or above brings `bad` back for the whole batch, guided only where t >= from_t."""
+    from cleardiffusion.guidance import AutoGuidance
+
+    calls = []
+    good = lambda x, t: x * (2 + t[:, None])  # noqa: E731
+    bad = lambda x, t: calls.append(len(t)) or -x  # noqa: E731
+    x, guided = torch.randn(3, 2, dtype=torch.float64), AutoGuidance(good, bad, 3.0, from_t=30)
+    below = torch.tensor([0.0, 12.0, 29.0], dtype=torch.float64)
+    torch.testing.assert_close(guided(x, below), good(x, below), rtol=0, atol=0)
+    assert calls == []
+    mixed = torch.tensor([0.0, 30.0, 99.0], dtype=torch.float64)
+    out = guided(x, mixed)
+    assert calls == [3]
+    torch.testing.assert_close(out[0], good(x, mixed)[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(out[1:], (3 * good(x, mixed) + 2 * x)[1:], rtol=0, atol=1e-12)
+    AutoGuidance(good, bad, 3.0)(x, below)  # no interval: guided everywhere, bad runs
+    assert calls == [3, 3]

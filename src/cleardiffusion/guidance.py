@@ -65,13 +65,16 @@ class ClassifierFreeGuidance:
 class AutoGuidance(nn.Module):
     """eps = eps_bad + s (eps_good - eps_bad): `model` guided by `bad`, a worse model on the same noise path
     (two forward passes; any extra arguments, labels say, go to both). With `from_t` > 0, guidance on a limited
-    interval (Kynkaanniemi et al. 2024): s applies where the timestep t >= from_t and 1 below it, per sample."""
+    interval (Kynkaanniemi et al. 2024): s applies where the timestep t >= from_t and 1 below it, per sample; a
+    call whose every t is below from_t is the good model's eps alone (one forward pass: `bad` is not run)."""
 
     def __init__(self, model: nn.Module, bad: nn.Module, scale: float, from_t: float = 0):
         super().__init__()
         self.model, self.bad, self.scale, self.from_t = model, bad, float(scale), from_t
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
+        if self.from_t and bool((torch.as_tensor(t) < self.from_t).all()):  # below the band: s = 1 everywhere
+            return self.model(x_t, t, *args)
         eps_bad = self.bad(x_t, t, *args)
         eps = self.model(x_t, t, *args)
         scale = self.scale
