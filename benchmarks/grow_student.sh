@@ -29,11 +29,11 @@ dmd() {  # core, chain, student, out, seed, [cli]: 5 minutes of dmd at 2.5 (its 
     ${7:-}
   score $1 $4
 }
-pipeline() {  # core, chain, seed, prefix[, blocks[, guidance[, cli]]]: 8 minutes of trajectories autoguided at 1.5
-  # (or the guidance options given) grown by 4 blocks (or the blocks given), by `cleardiffusion` (or the screening
-  # wrapper given), scored at one step, then dmd
+pipeline() {  # core, chain, seed, prefix[, blocks[, guidance[, cli[, codes]]]]: 8 minutes of trajectories autoguided
+  # at 1.5 (or the guidance options given) grown by 4 blocks (or the blocks given), without a code (or with the codes
+  # given: session 26), by `cleardiffusion` (or the screening wrapper given), scored at one step, then dmd
   taskset -c $1 ${7:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD \
-    ${6:---teacher-guidance 1.5} --time-budget 8 --seed $3 --grow-student ${5:-4} --out $4-traj
+    ${6:---teacher-guidance 1.5} --time-budget 8 --seed $3 --grow-student ${5:-4} --student-codes ${8:-0} --out $4-traj
   taskset -c $1 $P --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
   dmd $1 $2 $4-traj $4-dmd $3
 }
@@ -71,7 +71,7 @@ taskset -c 1 python $A/one_step_speed.py --teacher runs/s17-uncond-s0/checkpoint
 G="python $A/grow_level.py 14"
 at14() {  # core, chain, seed, prefix: the grown pipeline with the blocks at 14x14, every process through the wrapper
   taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 1.5 \
-    --time-budget 8 --seed $3 --grow-student 4 --out $4-traj
+    --time-budget 8 --seed $3 --grow-student 4 --student-codes 0 --out $4-traj
   taskset -c $1 $G $A/readability_proxy.py --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
   taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
     --student $4-traj/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $4-dmd
@@ -148,3 +148,34 @@ done > $R/mixture_codes.jsonl
 for r in runs/s25-*-traj runs/s25-*-dmd runs/s25-*-dmdenc runs/s25-*-dmdenc-mix* runs/s25-*-dmdenc-info*; do
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done >> $R/grow_student_steps.jsonl
+# session 26. dmd's GAN term at 1 and 3 instead of 0.3, from chain 1's first grown trajectory student (the runs' lines
+# were written with absolute checkpoint paths and made relative)
+dmd 0 1 runs/s23-s1-grow4x10-traj runs/s26-s1-gan1 1 cleardiffusion "--dmd-gan 1" &
+dmd 1 1 runs/s23-s1-grow4x10-traj runs/s26-s1-gan3 1 cleardiffusion "--dmd-gan 3" & wait
+# the grown pipeline with a code of 20 classes (`--student-codes 20`, the default since: docs/few_step.md "A code
+# inside the one-step map"), the six draws with their seeds. The runs were made through a screening wrapper that the
+# flag replaced during the session (the same weights to the bit, checked on 20 + 5 steps); its checkpoints name no
+# code in their model_spec, which this adds so that the library reads them:
+#   python -c "import sys, torch; c = torch.load(sys.argv[1], weights_only=False); \
+#     c['model_spec']['config']['code_classes'] = 20; torch.save(c, sys.argv[1])" RUN/checkpoints/last.pt
+pipeline 0 1 1 runs/s26-s1-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20 &
+pipeline 1 1 3 runs/s26-s1-seed3-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20 & wait
+( pipeline 0 0 0 runs/s26-s0-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20
+  pipeline 0 0 2 runs/s26-s0-seed2-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20 ) &
+( pipeline 1 1 2 runs/s26-s1-seed2-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20
+  pipeline 1 0 3 runs/s26-s0-seed3-coded20 4 "--teacher-guidance 1.5" cleardiffusion 20 ) & wait
+for r in runs/s26-*-traj runs/s26-*-dmd runs/s26-s1-gan*; do
+  python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
+done >> $R/grow_student_steps.jsonl
+# what the codes carry: k-means clusters of 2,000 new trajectories' ends per chain against the reference classifier's
+# digits, and each coded student's head and one-step digit from the same starts
+for S in 0 1; do
+  taskset -c $S python $A/code_purity.py --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+    --guidance 1.5 --k 20 --n 2000 --seed 7 --threshold 0.771 $(for r in runs/s26-s$S-*coded20-dmd; do
+      echo --student $r/checkpoints/last.pt; done) > $R/code_purity_c$S.jsonl &
+done
+wait
+# images per second: the teacher's default sampler (50 steps) and one step of the grown student without and with a code
+taskset -c 1 python $A/one_step_speed.py --teacher runs/s17-uncond-s0/checkpoints/last.pt \
+  --student grown=runs/s25-s0-grow4x10-dmdenc/checkpoints/last.pt \
+  --student coded=runs/s26-s0-coded20-dmd/checkpoints/last.pt --rounds 3 --n 2000 > $R/codes_speed.jsonl

@@ -421,3 +421,15 @@ def test_mixture_info_adds_q_cross_entropy_to_dmd_and_trains_q(monkeypatch):
         loss.backward()
         dmd.q_optimizer.step()
     assert loss.item() < before
+
+
+def test_code_purity_counts_the_items_in_their_codes_most_frequent_label():
+    """few_step_ablation/code_purity.py's purity: 1 when each code holds one label (whatever the codes' numbering),
+    the majority's share when a code mixes labels; items only, not codes, weigh."""
+    import numpy as np
+
+    purity = load_script(ROOT / "benchmarks" / "few_step_ablation" / "code_purity.py").purity
+    labels = np.array([3, 3, 7, 7, 1, 1])
+    assert purity(np.array([5, 5, 0, 0, 2, 2]), labels, 6) == 1.0
+    assert purity(np.array([0, 0, 0, 0, 1, 1]), labels, 2) == 4 / 6  # code 0: two 3s and two 7s
+    assert purity(np.zeros(6, dtype=int), labels, 1) == 2 / 6

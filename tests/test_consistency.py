@@ -8,10 +8,11 @@ exact noise prediction is E[eps | x_t] = sigma_t (x_t - a_t mu) / v_t, and the O
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cleardiffusion.cli import main
-from cleardiffusion.consistency import ConsistencyLoss, DistributionMatchingLoss
+from cleardiffusion.consistency import ConsistencyLoss, DistributionMatchingLoss, consistency_x0
 from cleardiffusion.denoiser import FEW_STEP_MAX, JUMP_SIGMAS, FewStepPath, jump_grid, sampling_parts
 from cleardiffusion.errors import UsageError
 from cleardiffusion.recipe import SamplingRecipe
@@ -435,6 +436,97 @@ def test_the_trajectory_method_grows_a_student_from_an_unconditional_u_net_teach
         assert config_from_teacher(unconditional, {**given, "distill_method": method}).grow_student == 0
     grown = config_from_teacher(unconditional, {**given, "distill_method": "dmd", "student": "s.pt"}, 4)
     assert (grown.grow_student, grown.model_options["extra_middle_blocks"]) == (0, 4)  # the student's network
+    # ... and gives it a code of 20 classes where it grows it by default; dmd keeps a coded student's code
+    assert config_from_teacher(unconditional, given).student_codes == 20
+    assert config_from_teacher(unconditional, {**given, "student_codes": 0}).student_codes == 0
+    assert config_from_teacher({**unconditional, "conditional": True}, given).student_codes == 0
+    for method in ("cd", "ect", "dmd"):
+        assert config_from_teacher(unconditional, {**given, "distill_method": method}).student_codes == 0
+    coded = config_from_teacher(unconditional, {**given, "distill_method": "dmd", "student": "s.pt"}, 4, 20)
+    assert (coded.student_codes, coded.model_options["code_classes"]) == (0, 20)
+
+
+def test_student_codes_are_refused_where_nothing_would_teach_them(tmp_path):
+    from cleardiffusion.errors import UsageError
+    from cleardiffusion.train_config import TrainConfig, validate
+
+    base = dict(objective="consistency", teacher="t.pt", out=str(tmp_path))
+    refused = (({"model": "vit-small", "student_codes": 4}, "--student-codes gives a U-Net"),
+               ({"student_codes": 1}, "chooses nothing"),
+               ({"student_codes": 4, "student": "s.pt"}, "drop --student or --student-codes"))  # fmt: skip
+    for change, message in refused:
+        with pytest.raises(UsageError, match=message):
+            validate(TrainConfig(**base, **change))
+    for method in ("cd", "ect", "dmd"):
+        extra = {"student": "s.pt"} if method == "dmd" else {}
+        with pytest.raises(UsageError, match="student-codes"):
+            validate(TrainConfig(**base, distill_method=method, student_codes=4, **extra), given={"student_codes"})
+
+
+def test_end_codes_cluster_the_teachers_features_of_the_ends_one_code_per_trajectory():
+    """k-means finds well-separated groups; end_codes gives equal ends equal codes and separates two kinds of end;
+    teacher_trajectories(codes=K) gives every point of a trajectory its end's code."""
+    from cleardiffusion.consistency import end_codes, kmeans
+    from cleardiffusion.generate import teacher_trajectories
+    from test_fastpath import tiny_unet
+
+    g = torch.Generator().manual_seed(0)
+    blobs = torch.cat([torch.randn(20, 4, generator=g) + 10 * c for c in range(3)])
+    found = kmeans(blobs, 3)
+    assert [len(set(found[20 * c : 20 * (c + 1)].tolist())) for c in range(3)] == [1, 1, 1]
+    assert len(set(found.tolist())) == 3
+    schedule, teacher = NoiseSchedule.from_name("linear", 100), tiny_unet().eval()
+    ends = torch.cat([torch.full((3, 3, 8, 8), -1.0) + 0.01 * torch.randn(3, 3, 8, 8, generator=g),
+                      torch.full((3, 3, 8, 8), 1.0) + 0.01 * torch.randn(3, 3, 8, 8, generator=g)])  # fmt: skip
+    codes = end_codes(teacher, schedule, ends, 2)
+    assert len(set(codes[:3].tolist())) == 1 and len(set(codes[3:].tolist())) == 1 and codes[0] != codes[3]
+    bank = teacher_trajectories(teacher, schedule, n=6, steps=3, guidance=1.0, shape=(3, 8, 8), num_classes=0,
+                                null_label=None, label_dropout=0.0, seed=0, codes=3)  # fmt: skip
+    assert bank.code.shape == bank.t.shape and set(bank.code.tolist()) <= {0, 1, 2}
+    for end in bank.x0.unique(dim=0):
+        same = (bank.x0 == end).flatten(1).all(1)
+        assert same.sum() == 3 and len(set(bank.code[same].tolist())) == 1  # its 3 solver points, one code
+    plain = teacher_trajectories(teacher, schedule, n=6, steps=3, guidance=1.0, shape=(3, 8, 8), num_classes=0,
+                                 null_label=None, label_dropout=0.0, seed=0)  # fmt: skip
+    assert plain.code is None and torch.equal(plain.x0, bank.x0)
+
+
+def test_the_trajectory_loss_of_a_coded_student_forces_the_ends_codes_and_trains_its_head():
+    """With codes in the bank, TrajectoryLoss is the distance of the prediction given each end's code plus
+    CODE_WEIGHT x the head's cross-entropy of those codes; the forced code is cleared after; a bank without codes
+    or a student without one gives the plain loss."""
+    import dataclasses
+
+    from cleardiffusion.consistency import CODE_WEIGHT, TrajectoryBank, TrajectoryLoss, distance
+    from cleardiffusion.models.unet import UNet, UNetConfig
+    from cleardiffusion.objective import as_eps_model
+
+    torch.manual_seed(0)
+    cfg = UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                     attention_resolutions=(), middle_attention=False, dropout=0.0, norm_groups=4)  # fmt: skip
+    coded = UNet(dataclasses.replace(cfg, code_classes=3))
+    with torch.no_grad():
+        for p in coded.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    schedule = NoiseSchedule.from_name("linear", 100)
+    x, x0 = torch.randn(5, 1, 8, 8), torch.rand(5, 1, 8, 8) * 2 - 1
+    bank = TrajectoryBank(x, torch.tensor([99, 60, 30, 10, 0]), x0, torch.zeros(5, dtype=torch.long), False,
+                          torch.tensor([0, 1, 2, 0, 1]))  # fmt: skip
+    index = torch.tensor([0, 1, 4, 4])
+    loss = TrajectoryLoss(schedule, "eps", bank)(coded, None, index, None)
+    assert coded.forced_code is None
+    logits = coded.code_logits
+    coded.forced_code = bank.code[index]
+    pred = consistency_x0(as_eps_model(coded, schedule, "eps"), schedule, x[index], bank.t[index], None)
+    coded.forced_code = None
+    expected = distance(pred, x0[index], "pseudo-huber") + CODE_WEIGHT * F.cross_entropy(logits, bank.code[index])
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert coded.code_head.out.weight.grad.abs().sum() > 0 and coded.code_embed.weight.grad.abs().sum() > 0
+    plain = TrajectoryBank(x, bank.t, x0, bank.y, False)
+    torch.testing.assert_close(TrajectoryLoss(schedule, "eps", plain)(coded, None, index, None), distance(
+        consistency_x0(as_eps_model(coded, schedule, "eps"), schedule, x[index], bank.t[index], None), x0[index],
+        "pseudo-huber"))  # fmt: skip
 
 
 def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, students, tmp_path):
@@ -487,6 +579,25 @@ def test_a_grown_student_starts_from_the_teacher_its_new_blocks_step_faster_and_
     assert json.loads((tmp_path / "dmd/config.json").read_text())["grow_student"] == 0
     assert main(["sample", "--checkpoint", str(tmp_path / "dmd/checkpoints/last.pt"), "--steps", "1", "--n", "4",
                  "--out", str(tmp_path / "s.npz")]) == 0  # fmt: skip
+
+
+def test_a_coded_student_learns_its_code_from_the_trajectories_and_dmd_keeps_it(teacher, tmp_path):
+    """--student-codes 3: the student's network has a code of 3 classes, which its trajectory stage moves from
+    zero; dmd from it builds the same network; it samples in one step and in two."""
+    from cleardiffusion.checkpoint import load_checkpoint
+
+    assert distill(teacher[0], tmp_path / "coded", "--steps", "2", "--trajectories", "8", "--teacher-steps", "4",
+                   "--grow-student", "1", "--student-codes", "3") == 0  # fmt: skip
+    saved = load_checkpoint(tmp_path / "coded/checkpoints/last.pt")
+    assert saved["model_spec"]["config"]["code_classes"] == 3
+    assert saved["model"]["code_embed.weight"].abs().sum() > 0
+    student = tmp_path / "coded/checkpoints/last.pt"
+    assert distill(teacher[0], tmp_path / "dmd", "--steps", "1", "--distill-method", "dmd", "--student", student,
+                   "--teacher-guidance", "2") == 0  # fmt: skip
+    assert load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model_spec"] == saved["model_spec"]
+    for steps in ("1", "2"):
+        assert main(["sample", "--checkpoint", str(tmp_path / "dmd/checkpoints/last.pt"), "--steps", steps,
+                     "--n", "4", "--out", str(tmp_path / f"s{steps}.npz")]) == 0  # fmt: skip
 
 
 def test_grow_student_is_refused_without_a_u_net(tmp_path):

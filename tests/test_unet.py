@@ -103,6 +103,36 @@ def test_a_grown_network_starts_as_the_trained_one_and_its_new_blocks_change_it(
         tiny(block, extra_middle_blocks=-1)
 
 
+@pytest.mark.parametrize("block", BLOCKS)
+def test_a_coded_network_grows_from_the_trained_one_and_jumps_by_its_code(block):
+    """code_classes K: grown from a network without a code (grow_into), the same function (the code's embedding is
+    zero) and the code's parameters returned; once the embedding is not zero, the forced code changes the output,
+    and without one the head's argmax is the code."""
+    trained = randomize(tiny(block))
+    coded = tiny(block, extra_middle_blocks=1, code_classes=3)
+    new = grow_into(coded, trained.state_dict(), 1)
+    code = {id(p) for m in (coded.code_head, coded.code_embed) for p in m.parameters()}
+    assert code <= {id(p) for p in new} and len(new) == len(code) + len(list(coded.middle[-1].parameters()))
+    x, _ = inputs(trained, batch=4)
+    t = torch.tensor([3, 300, 700, 999])
+    with torch.no_grad():
+        torch.testing.assert_close(coded(x, t), trained(x, t))
+        assert coded.code_logits.shape == (4, 3)
+        randomize(coded.code_embed, seed=1, scale=1.0)
+        own = coded(x, t)
+        picked = coded.code_logits.argmax(1)
+        coded.forced_code = picked
+        torch.testing.assert_close(coded(x, t), own, rtol=0, atol=0)
+        coded.forced_code = (picked + 1) % 3
+        assert (coded(x, t) - own).abs().amax(dim=(1, 2, 3)).min() > 1e-3  # every sample: another code, another image
+    same = tiny(block, extra_middle_blocks=1, code_classes=3)
+    assert grow_into(same, coded.state_dict(), 0) == []  # weights with a code load as they are
+    with pytest.raises(ValueError, match="code_classes"):
+        tiny(block, code_classes=1)
+    with pytest.raises(ValueError, match="2x2"):
+        tiny(block, code_classes=3, channel_mults=(1, 2, 2, 2))
+
+
 # ---- where t and y enter -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("placement", ["middle", "every-block"])

@@ -21,6 +21,7 @@ from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
 from doc_sources_band import BAND_NUMBERS, BAND_TABLES  # noqa: E402
 from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
+from doc_sources_codes import CODES_NUMBERS, CODES_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_encode import ENCODE_NUMBERS, ENCODE_TABLES  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
@@ -52,6 +53,7 @@ TABLES = merged(
     BAND_TABLES,
     GROW_TABLES,
     ENCODE_TABLES,
+    CODES_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -64,6 +66,7 @@ NUMBERS = merged(
     BAND_NUMBERS,
     GROW_NUMBERS,
     ENCODE_NUMBERS,
+    CODES_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

@@ -20,28 +20,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import cleardiffusion.consistency as consistency
+from cleardiffusion.models.unet import CodeHead
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mixture_prior  # noqa: E402
 
 Q_LR_RATIO = 100  # Q starts from scratch, as the discriminator's head does (consistency.GAN_HEAD_LR_RATIO)
-
-
-class CodeHead(nn.Module):
-    """Q: the fake network's middle features (B, C, h, w) -> K logits, through a strided convolution and a linear
-    layer (consistency.BottleneckDiscriminator with K outputs)."""
-
-    def __init__(self, channels: int, size: tuple[int, int], groups: int, k: int):
-        super().__init__()
-        self.layers = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 4, 2, 1),
-                                    nn.GroupNorm(groups, channels), nn.SiLU(), nn.Flatten())  # fmt: skip
-        self.out = nn.Linear(channels * (size[0] // 2) * (size[1] // 2), k)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(self.layers(features))
 
 
 def install(k: int, norm: float, weight: float) -> None:

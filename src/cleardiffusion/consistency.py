@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import UsageError
+from .models.unet import CodeHead
 from .objective import as_eps_model
 from .schedule import NoiseSchedule, x0_from_eps
 
@@ -150,12 +151,13 @@ def check_teacher(meta: dict, path: str) -> None:
 class TrajectoryBank:
     """Points of the teacher's probability-flow ODE trajectories, each with the trajectory's end: x (N, ...) the
     points, t (N,) their times, x0 (N, ...) the ends, y (N,) the labels (the null class for an unconditional
-    trajectory; unused for an unconditional teacher). `generate.teacher_trajectories` makes one. `draw_t` draws
-    indices into it, so the training loop's t (train.draw_batch) picks the pairs a step trains on and a resumed
-    run draws what the uninterrupted one would have."""
+    trajectory; unused for an unconditional teacher), code (N,) the end's cluster (end_codes) or None.
+    `generate.teacher_trajectories` makes one. `draw_t` draws indices into it, so the training loop's t
+    (train.draw_batch) picks the pairs a step trains on and a resumed run draws what the uninterrupted one would
+    have."""
 
-    def __init__(self, x: Tensor, t: Tensor, x0: Tensor, y: Tensor, conditional: bool):
-        self.x, self.t, self.x0, self.y, self.conditional = x, t, x0, y, conditional
+    def __init__(self, x: Tensor, t: Tensor, x0: Tensor, y: Tensor, conditional: bool, code: Tensor | None = None):
+        self.x, self.t, self.x0, self.y, self.conditional, self.code = x, t, x0, y, conditional, code
 
     def __len__(self) -> int:
         return len(self.t)
@@ -165,10 +167,55 @@ class TrajectoryBank:
         return torch.randint(0, len(self), (n,), generator=generator, device=generator.device)
 
 
+# A student with a code (UNet code_classes K: a head on its encoder's output picks one of K codes, whose embedding
+# its middle and decoder see) can make its one-step map jump between digits where a continuous map must blend
+# them. The codes come from the teacher: k-means of its middle features of each trajectory's end noised to
+# CODE_FEATURE_T (end_codes). The student regresses each end given its end's code (forced: teacher forcing), and
+# its head learns to predict that code from the point (cross-entropy, weight CODE_WEIGHT); at sampling, and in
+# dmd, the head's argmax picks the code. docs/few_step.md, "A code inside the one-step map".
+CODE_WEIGHT = 1.0
+CODE_FEATURE_T = 0.1  # as a fraction of T
+KMEANS_ITERS = 50
+
+
+def kmeans(x: Tensor, k: int, seed: int = 0, iters: int = KMEANS_ITERS) -> Tensor:
+    """Lloyd's algorithm from k distinct rows drawn with `seed`: (N, D) -> (N,) each row's nearest centre."""
+    centres = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:k]].clone()
+    for _ in range(iters):
+        nearest = torch.cdist(x, centres).argmin(1)
+        for c in range(len(centres)):
+            members = nearest == c
+            if members.any():
+                centres[c] = x[members].mean(0)
+    return torch.cdist(x, centres).argmin(1)
+
+
+def end_codes(teacher: nn.Module, schedule: NoiseSchedule, ends: Tensor, k: int, batch: int = 500) -> Tensor:
+    """(N,) a code in [0, k) per end: k-means of the teacher's middle features (UNet.encode, standardised) of the
+    ends noised to CODE_FEATURE_T with fixed noise. The same ends give the same codes."""
+    net = getattr(teacher, "net", teacher)
+    t = round(CODE_FEATURE_T * schedule.T)
+    noise = torch.randn(ends.shape, generator=torch.Generator().manual_seed(0)).to(ends.device)
+    features = []
+    with torch.no_grad():
+        for i in range(0, len(ends), batch):
+            times = torch.full((len(ends[i : i + batch]),), t, device=ends.device)
+            x_t = schedule.q_sample(ends[i : i + batch], times, noise[i : i + batch])
+            features.append(net.encode(x_t, times)[0].float().flatten(1))
+    f = torch.cat(features)
+    return kmeans((f - f.mean(0)) / (f.std(0) + 1e-6), k)
+
+
+def coded_network(net: nn.Module) -> nn.Module | None:
+    """The network with a code (code_classes > 0) inside `net` (a wrapper, or itself), or None."""
+    return next((m for m in net.modules() if getattr(getattr(m, "config", None), "code_classes", 0)), None)
+
+
 class TrajectoryLoss:
     """loss_fn(net, x0, t, eps, y) for train.train_step: the distance between the student's x_0 prediction at a
     bank point and that trajectory's end. t indexes the bank (TrajectoryBank.draw_t); x0, eps and y of the
-    loop's batch are not used: the bank holds the points, their labels and their targets."""
+    loop's batch are not used: the bank holds the points, their labels and their targets. A bank with codes and
+    a student with a code: the prediction given the end's code, plus CODE_WEIGHT x the head's cross-entropy."""
 
     def __init__(self, schedule: NoiseSchedule, prediction: str, bank: TrajectoryBank,
                  distance: Distance = "pseudo-huber"):  # fmt: skip
@@ -178,8 +225,17 @@ class TrajectoryLoss:
         bank = self.bank
         x_t, times, target = bank.x[t], bank.t[t], bank.x0[t]
         labels = bank.y[t] if bank.conditional else None
-        pred = consistency_x0(as_eps_model(net, self.schedule, self.prediction), self.schedule, x_t, times, labels)
-        return distance(pred, target, self.distance)
+        coded = coded_network(net) if bank.code is not None else None
+        if coded is None:
+            pred = consistency_x0(as_eps_model(net, self.schedule, self.prediction), self.schedule, x_t, times, labels)
+            return distance(pred, target, self.distance)
+        coded.forced_code = bank.code[t]
+        try:
+            pred = consistency_x0(as_eps_model(net, self.schedule, self.prediction), self.schedule, x_t, times, labels)
+        finally:
+            coded.forced_code = None
+        return distance(pred, target, self.distance) + CODE_WEIGHT * F.cross_entropy(full(coded.code_logits),
+                                                                                     bank.code[t])  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -220,18 +276,16 @@ def gan_features(net: nn.Module) -> Callable[..., Tensor]:
     return lambda *inputs: net.encode(*inputs)[0]
 
 
-class BottleneckDiscriminator(nn.Module):
+class BottleneckDiscriminator(CodeHead):
     """DMD2's classifier head: the U-Net's middle features (B, C, h, w) -> one logit per sample (B,), through a
-    strided convolution and a linear layer over every position that remains (MNIST's 7 x 7 -> 3 x 3)."""
+    strided convolution and a linear layer over every position that remains (MNIST's 7 x 7 -> 3 x 3): a code
+    head (models.unet.CodeHead) with one output."""
 
     def __init__(self, channels: int, size: tuple[int, int], groups: int):
-        super().__init__()
-        self.layers = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 4, 2, 1),
-                                    nn.GroupNorm(groups, channels), nn.SiLU(), nn.Flatten())  # fmt: skip
-        self.out = nn.Linear(channels * (size[0] // 2) * (size[1] // 2), 1)
+        super().__init__(channels, size, groups, 1)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.out(self.layers(features)).flatten()
+        return super().forward(features).flatten()
 
 
 class DistributionMatchingLoss:

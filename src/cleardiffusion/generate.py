@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .consistency import TrajectoryBank
+from .consistency import TrajectoryBank, end_codes
 from .denoiser import Path
 from .fastpath import sampling_batch, sampling_model, trusted_inputs
 from .guidance import AutoGuidance, guided_model
@@ -95,9 +95,11 @@ def generate_images(
 def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, guidance: float, shape: tuple[int, ...],
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
                          device: str | torch.device = "cpu", batch_size: int | None = None,
-                         autoguide: nn.Module | None = None, autoguide_from: float = 0) -> TrajectoryBank:  # fmt: skip
+                         autoguide: nn.Module | None = None, autoguide_from: float = 0,
+                         codes: int = 0) -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
-    `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end.
+    `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end and, with
+    `codes` K > 0, the end's cluster among K (consistency.end_codes).
 
     Labels (a conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
     labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE. An
@@ -131,4 +133,9 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
                     ys.append(y[chosen][start : start + len(end)].to(end.device))
                 visited.clear()
                 start += len(end)
-    return TrajectoryBank(torch.cat(xs), torch.cat(ts), torch.cat(ends), torch.cat(ys), num_classes > 0)
+    x0 = torch.cat(ends)
+    code = None
+    if codes:  # each distinct end once: every point of a trajectory shares its end's code
+        distinct, which = torch.unique(x0.flatten(1), dim=0, return_inverse=True)
+        code = end_codes(teacher, schedule, distinct.reshape(-1, *x0.shape[1:]), codes)[which]
+    return TrajectoryBank(torch.cat(xs), torch.cat(ts), x0, torch.cat(ys), num_classes > 0, code)

@@ -40,7 +40,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
                   "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
-                  "dmd_gan", "autoguide", "autoguide_from", "grow_student")  # fmt: skip
+                  "dmd_gan", "autoguide", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
 
 
 @dataclass
@@ -180,6 +180,13 @@ class TrainConfig:
         "compute per evaluation (distill's default: 4 for the trajectory method from an unconditional U-Net "
         "teacher's own weights, else 0; docs/few_step.md)", DISTILL, metavar="N", at_least=0, at_most=16,
         show_default=False,
+    )  # fmt: skip
+    student_codes: int = option(
+        0, "trajectory: a U-Net student that picks one of K codes inside its forward (a head on its encoder's "
+        "output; the code's embedding, zero at the start, reaches the middle and decoder), taught with k-means "
+        "clusters of the teacher's features of the trajectories' ends, so that its one-step map can jump between "
+        "digits instead of blending them (distill's default: 20 where --grow-student defaults to 4, else 0; "
+        "docs/few_step.md)", DISTILL, metavar="K", at_least=0, at_most=256, show_default=False,
     )  # fmt: skip
     # ---- optimisation
     steps: int = option(
@@ -351,10 +358,11 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
     dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
-    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", "autoguide_from", *dmd_only),
-              "cd": ("trajectories", "teacher_steps", "autoguide", "autoguide_from", *dmd_only),
+    unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", "autoguide_from",
+                      "student_codes", *dmd_only),
+              "cd": ("trajectories", "teacher_steps", "autoguide", "autoguide_from", "student_codes", *dmd_only),
               "trajectory": ("consistency_delta", *dmd_only),
-              "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps"),
+              "dmd": ("consistency_delta", "consistency_distance", "trajectories", "teacher_steps", "student_codes"),
               }[method]  # fmt: skip
     refuse_unused(given, unused, f"with --distill-method {method}")
     if method == "dmd" and not config.student:
@@ -363,6 +371,14 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
     if config.grow_student and preset_kind(config.model) != "unet":
         raise UsageError(f"--grow-student adds U-Net blocks; this teacher is a --model {config.model}: drop "
                          "--grow-student")  # fmt: skip
+    if config.student_codes and preset_kind(config.model) != "unet":
+        raise UsageError(f"--student-codes gives a U-Net student a code; this teacher is a --model {config.model}: "
+                         "drop --student-codes")  # fmt: skip
+    if config.student_codes == 1:
+        raise UsageError("--student-codes 1 is one code, which chooses nothing: pass 0 (none) or at least 2")
+    if config.student_codes and config.student:
+        raise UsageError("--student-codes adds a code to the network the run starts from; --student gives a "
+                         "distilled one: drop --student or --student-codes")  # fmt: skip
     if method == "dmd" and config.resume:
         raise UsageError("a dmd run cannot resume (its fake-score network is not checkpointed): start a new run "
                          "with --student set to this run's checkpoints/last.pt")  # fmt: skip
@@ -464,6 +480,8 @@ def build_denoiser(config: TrainConfig, data: ImageDataset) -> nn.Module:
             overrides[name] = getattr(config, name)
     if config.grow_student:  # a distillation student: the network it starts from, grown (train_run.start_from_teacher)
         overrides["extra_middle_blocks"] = overrides.get("extra_middle_blocks", 0) + config.grow_student
+    if config.student_codes:  # ... with a code (models.unet.CodeHead)
+        overrides["code_classes"] = config.student_codes
     if config.objective == "meanflow":  # u_theta(z_t, r, t) sees two times (meanflow.py)
         overrides["time_inputs"] = 2
     num_classes = data.num_classes if config.conditional else 0

@@ -163,22 +163,23 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
 def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, dev) -> tuple[nn.Module, list]:
     """Load the teacher (a DDPM checkpoint), copy its EMA weights (or those of --student, a model distilled from
     it) into the student and its EMA (a resumed run overwrites them with its own), and return the frozen teacher
-    as an eps-model, with the parameters of the blocks --grow-student added (models.unet.grow_into)."""
+    as an eps-model, with the parameters of the blocks --grow-student added and of the code --student-codes
+    added (models.unet.grow_into)."""
     teacher, schedule, meta = load_for_sampling(config.teacher, dev)
     check_teacher(meta, config.teacher)
     net = getattr(teacher, "net", teacher)  # the network inside objective.EpsFromPrediction
     # a distilled model of this teacher to go on from (dmd's starting point), else the teacher itself
     start = load_student(config.student, net, dev) if config.student else net
-    if model_spec(model) != grown_spec(model_spec(start), config.grow_student) or (
+    if model_spec(model) != grown_spec(model_spec(start), config.grow_student, config.student_codes) or (
             schedule.T, meta["config"].get("schedule")) != (config.timesteps, config.schedule):  # fmt: skip
         raise UsageError(f"the teacher {config.teacher} has another network or schedule than this run: use "
                          "`cleardiffusion distill`, which takes them from the teacher")  # fmt: skip
     weights = start.state_dict()
-    if not config.grow_student:
+    if not config.grow_student and not config.student_codes:
         model.load_state_dict(weights)
         ema.load_state_dict(weights)
         return teacher.requires_grad_(False), []
-    grow_into(ema, weights, config.grow_student)  # --grow-student more middle blocks, each the identity
+    grow_into(ema, weights, config.grow_student)  # --grow-student more middle blocks (each the identity), a code
     return teacher.requires_grad_(False), grow_into(model, weights, config.grow_student)
 
 
@@ -211,7 +212,7 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
                                     num_classes=model.config.num_classes, null_label=null_label,
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev,
-                                    autoguide=bad, autoguide_from=from_t)  # fmt: skip
+                                    autoguide=bad, autoguide_from=from_t, codes=config.student_codes)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,

@@ -12,7 +12,7 @@ FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance
          "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "autoguide", "data_dir",
          "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "ema_warmup", "seed", "device", "precision",
          "out", "resume", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_n",
-         "progress", "autoguide_from", "grow_student")  # fmt: skip
+         "progress", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
 DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
 # dmd moves an already distilled student: a smaller step, and an EMA over the whole run from its first step (its
@@ -24,8 +24,9 @@ DMD_DEFAULTS = {"lr": 2e-5, "ema_decay": 0.995, "ema_warmup": 0}
 DMD_UNCONDITIONAL = {"batch_size": 16, "ema_decay": 0.998}
 # the trajectory method from an unconditional U-Net teacher's own weights grows the student by four blocks at its
 # lowest resolution: after dmd (which keeps them), more readable one-step digits on six MNIST draws at about the
-# same one-step FID (docs/few_step.md, "A deeper student")
-TRAJECTORY_UNCONDITIONAL = {"grow_student": 4}
+# same one-step FID (docs/few_step.md, "A deeper student"); and gives it a code of 20 classes: after dmd, more
+# readable one-step digits again on six draws (docs/few_step.md, "A code inside the one-step map")
+TRAJECTORY_UNCONDITIONAL = {"grow_student": 4, "student_codes": 20}
 # what a new run does not inherit from the teacher's run (the teacher's own output, length and state)
 NOT_INHERITED = ("out", "resume", "steps", "time_budget", "eval_every", "eval_n", "classifier", "tensorboard",
                  "compile", "keep_checkpoints", "sample_every", "checkpoint_every", "log_every", "lr",
@@ -53,7 +54,8 @@ The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm:
 student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
 `sample` uses multistep consistency sampling (1 to 8 steps, 2 by default) and refuses the diffusion samplers.
 From an unconditional U-Net teacher the trajectory method grows the student by four blocks (--grow-student 4;
---grow-student 0: the teacher's network as it is); dmd keeps a --student's network, grown or not.
+--grow-student 0: the teacher's network as it is) and gives it a code of 20 classes, picked inside its forward
+(--student-codes 20; 0: none); dmd keeps a --student's network, grown and coded or not.
 dmd (defaults: --lr 2e-5, --ema-decay 0.995 --ema-warmup 0, from an unconditional teacher --batch-size 16
 --ema-decay 0.998, the one-step map with DMD2's GAN term, which needs a U-Net teacher) trains a second,
 fake-score network and a discriminator beside the student, one process only, and does not resume; on a
@@ -81,10 +83,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def config_from_teacher(teacher_config: dict, given: dict, student_blocks: int = 0):
+def config_from_teacher(teacher_config: dict, given: dict, student_blocks: int = 0, student_codes: int = 0):
     """The TrainConfig of a distillation run: the teacher's run, less what it does not pass on, then DEFAULTS,
     then the flags given; its network has the --student's extra middle blocks (`student_blocks`, those grown by
-    --grow-student before) and --grow-student more."""
+    --grow-student before) and --grow-student more, and the --student's code (`student_codes` classes), if any."""
     from ..models import preset_kind
     from ..train_config import TrainConfig, config_as_of_today
 
@@ -95,6 +97,8 @@ def config_from_teacher(teacher_config: dict, given: dict, student_blocks: int =
         inherited["adam_betas"] = tuple(inherited["adam_betas"])
     if student_blocks:
         inherited["model_options"] = {**inherited.get("model_options", {}), "extra_middle_blocks": student_blocks}
+    if student_codes:
+        inherited["model_options"] = {**inherited.get("model_options", {}), "code_classes": student_codes}
     method_defaults, unconditional = {}, not teacher_config.get("conditional")
     if given.get("distill_method") == "dmd":
         method_defaults = {**DMD_DEFAULTS, **(DMD_UNCONDITIONAL if unconditional else {})}
@@ -124,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     validate(config, given={*given, "objective", "teacher"})
     if config.distill_method == "dmd" and config.dmd_gan > 0:  # a backbone the discriminator cannot read
         gan_features(getattr(teacher, "net", teacher))
-    if config.student:  # so does a --student that is not a model distilled from it; a grown one passes its blocks on
-        student = load_student(config.student, teacher)
-        config = config_from_teacher(meta["config"], given, getattr(student.config, "extra_middle_blocks", 0))
+    if config.student:  # so does a --student that is not a model distilled from it; a grown one passes its blocks
+        student = load_student(config.student, teacher)  # (and a coded one its code) on
+        config = config_from_teacher(meta["config"], given, getattr(student.config, "extra_middle_blocks", 0),
+                                     getattr(student.config, "code_classes", 0))  # fmt: skip
     return train(config)["exit_code"]

@@ -43,18 +43,20 @@ def model_spec(model: nn.Module) -> dict:
 
 
 def ungrown_spec(spec: dict) -> dict:
-    """`spec` without a U-Net's extra middle blocks: equal for a network and its grown copies (unet.grow_into)."""
+    """`spec` without a U-Net's extra middle blocks and code: equal for a network and its grown copies
+    (unet.grow_into)."""
     if spec.get("kind") != "unet":
         return spec
-    return {**spec, "config": {**spec["config"], "extra_middle_blocks": 0}}
+    return {**spec, "config": {**spec["config"], "extra_middle_blocks": 0, "code_classes": 0}}
 
 
-def grown_spec(spec: dict, blocks: int) -> dict:
-    """`spec` with `blocks` more extra middle blocks: a U-Net grown by unet.grow_into (0 blocks: `spec`)."""
-    if not blocks:
+def grown_spec(spec: dict, blocks: int, codes: int = 0) -> dict:
+    """`spec` with `blocks` more extra middle blocks and, if `codes`, a code of that many classes: a U-Net grown
+    by unet.grow_into (0 and 0: `spec`)."""
+    if not blocks and not codes:
         return spec
-    config = spec["config"]
-    return {**spec, "config": {**config, "extra_middle_blocks": config.get("extra_middle_blocks", 0) + blocks}}
+    config = {**spec["config"], "extra_middle_blocks": spec["config"].get("extra_middle_blocks", 0) + blocks}
+    return {**spec, "config": {**config, "code_classes": codes} if codes else config}
 
 
 def build_model(spec: dict) -> nn.Module:

@@ -16,7 +16,10 @@ The timestep embedding e(t) = sinusoid(t) [-> Linear -> act -> Linear] (+ E[y], 
 shared; every block that takes it owns a projection to its width. ``time_embedding="middle"`` gives a
 projection only to the middle block(s) (the seed), ``"every-block"`` to every conv/residual block (Ho et al.),
 with any block family. ``time_inputs=2`` (MeanFlow, meanflow.py) takes t of shape (B, 2) and adds the
-embedding of the second time (t - r) to e (embedding.TimestepEmbedding).
+embedding of the second time (t - r) to e (embedding.TimestepEmbedding). ``code_classes=K`` (a one-step
+student, consistency.py) adds a discrete choice inside the one forward: a head on the encoder's output gives K
+logits, and the embedding of their argmax (or of a code forced by training) is added to e for the middle and the
+decoder, so that the network's map can jump from one code to the next instead of blending.
 """
 
 from dataclasses import dataclass
@@ -55,6 +58,7 @@ class UNetConfig:
     block: Literal["plain", "resnet"] = "resnet"  # block family and wiring, see the module docstring
     time_inputs: int = 1  # 1: t (B,); 2: t (B, 2), MeanFlow's (t, t - r), each embedded and added (embedding.py)
     extra_middle_blocks: int = 0  # residual blocks after the middle, each the identity at init (grows a network)
+    code_classes: int = 0  # K > 0: the middle and decoder see the embedding of a code picked from K (CodeHead)
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -71,6 +75,11 @@ class UNetConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.extra_middle_blocks < 0:
             raise ValueError(f"extra_middle_blocks must be >= 0, got {self.extra_middle_blocks}")
+        if self.code_classes < 0 or self.code_classes == 1:
+            raise ValueError(f"code_classes must be 0 (no code) or at least 2, got {self.code_classes}")
+        if self.code_classes and self.image_size // 2**self.num_downsamplings < 2:
+            raise ValueError("code_classes needs an encoder output of at least 2x2 for its head (CodeHead); this "
+                             f"network's is {self.image_size // 2**self.num_downsamplings}x that")  # fmt: skip
         if self.time_inputs not in (1, 2):
             raise ValueError(f"time_inputs must be 1 (t) or 2 (MeanFlow's t and t - r), got {self.time_inputs}")
         if self.num_classes < 0:
@@ -202,6 +211,20 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+class CodeHead(nn.Module):
+    """Features (B, C, h, w) -> K logits (B, K), through a strided convolution and a linear layer over every
+    position that remains (MNIST's 7 x 7 -> 3 x 3): the head that picks a U-Net's code (code_classes)."""
+
+    def __init__(self, channels: int, size: tuple[int, int], groups: int, k: int):
+        super().__init__()
+        self.layers = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 4, 2, 1),
+                                    nn.GroupNorm(groups, channels), nn.SiLU(), nn.Flatten())  # fmt: skip
+        self.out = nn.Linear(channels * (size[0] // 2) * (size[1] // 2), k)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.layers(features))
+
+
 # ---- The network ------------------------------------------------------------------------------------------
 class UNet(nn.Module):
     """eps_theta(x_t, t, y) -> (B, C, H, W); see the module docstring and PRESETS for the structures."""
@@ -216,6 +239,15 @@ class UNet(nn.Module):
         self.validate_labels = True
         build = self._build_plain if cfg.block == "plain" else self._build_resnet
         self.encoder, self.middle, self.decoder, self.head = build(cfg, self.embed.dim)
+        if cfg.code_classes:  # after every other module, so that their initial weights do not change
+            size = cfg.image_size // 2**cfg.num_downsamplings
+            channels = cfg.base_channels * cfg.channel_mults[-1]  # the encoder's output
+            self.code_head = CodeHead(channels, (size, size), cfg.norm_groups, cfg.code_classes)
+            self.code_embed = _zero(nn.Embedding(cfg.code_classes, self.embed.dim))  # no effect at the start
+        # the code the next forward uses instead of the head's argmax ((B,) long, or None), and the head's logits
+        # of the last forward: set and read by the trajectory stage's loss (consistency.TrajectoryLoss)
+        self.forced_code: torch.Tensor | None = None
+        self.code_logits: torch.Tensor | None = None
 
     def _step(self, block: nn.Module, channels: int, size: int) -> Step:
         attend = size in self.config.attention_resolutions
@@ -306,14 +338,19 @@ class UNet(nn.Module):
     def encode(self, x: torch.Tensor, t: torch.Tensor,
                y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:  # fmt: skip
         """The first half of forward: the encoder and the middle. Returns the middle's output h (B, C_mid,
-        H / 2**n, W / 2**n), the encoder's skips and the embedding e (B, E), which `decode` finishes; h alone is
-        what DMD2's discriminator reads (consistency.gan_features), without the decoder's cost."""
+        H / 2**n, W / 2**n), the encoder's skips and the embedding e (B, E; with code_classes, the code's
+        embedding added), which `decode` finishes; h alone is what DMD2's discriminator reads
+        (consistency.gan_features), without the decoder's cost."""
         y = check_inputs("UNet", self.config, x, t, y, self.validate_labels)
         e = self.embed(t, y)  # (B, E)
         skips, h = [], x  # h: (B, C, H, W)
         for step in self.encoder:
             h = step(h, e)
             skips.append(h)
+        if self.config.code_classes:  # the code: forced, or the head's argmax (no gradient reaches the head then)
+            self.code_logits = self.code_head(h)
+            code = self.code_logits.argmax(1) if self.forced_code is None else self.forced_code
+            e = e + self.code_embed(code).to(e.dtype)
         return self.middle(h, e), skips, e
 
     def decode(self, h: torch.Tensor, skips: list[torch.Tensor], e: torch.Tensor) -> torch.Tensor:
@@ -371,16 +408,20 @@ def unet_from_preset(name: str, in_channels: int, image_size: int, num_classes: 
 
 
 def grow_into(model: UNet, weights: dict[str, torch.Tensor], new: int) -> list[nn.Parameter]:
-    """Load `weights`, those of the same U-Net with `new` fewer extra middle blocks, into `model`, whose last `new`
-    middle blocks keep their initial weights (each the identity, so the two compute the same function). Returns
-    those blocks' parameters; a ValueError when `weights` belong to another network."""
+    """Load `weights`, those of the same U-Net with `new` fewer extra middle blocks (and without its code, when
+    `weights` have none), into `model`, whose last `new` middle blocks and new code keep their initial weights
+    (each block the identity, the code's embedding zero, so the two compute the same function). Returns those
+    modules' parameters; a ValueError when `weights` belong to another network."""
     first_new = len(model.middle) - new
     own = model.state_dict()
     fresh = {name for name in own if name.startswith("middle.") and int(name.split(".")[1]) >= first_new}
+    coded = model.config.code_classes and "code_embed.weight" not in weights  # the code is new too
+    fresh |= {name for name in own if name.startswith(("code_head.", "code_embed."))} if coded else set()
     if new < 0 or set(weights) != set(own) - fresh:
         raise ValueError(f"the weights are not those of this U-Net less its last {new} middle blocks")
     model.load_state_dict(weights, strict=False)  # a tensor of another shape still raises
-    return [p for block in list(model.middle)[first_new:] for p in block.parameters()]
+    code = [*model.code_head.parameters(), *model.code_embed.parameters()] if coded else []
+    return [p for block in list(model.middle)[first_new:] for p in block.parameters()] + code
 
 
-__all__ = ["PRESETS", "UNet", "UNetConfig", "grow_into", "unet_from_preset"]
+__all__ = ["PRESETS", "CodeHead", "UNet", "UNetConfig", "grow_into", "unet_from_preset"]
