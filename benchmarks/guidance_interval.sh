@@ -8,6 +8,7 @@
 # Each run on its own core (taskset), two at a time; every FID and readable count by readability_proxy.py (1,000
 # samples, the benchmark's seeds). Run from the repository root.
 set -euo pipefail
+TRAJ0="--grow-student 0 --student-codes 0"  # the student's network when these ran (grown since 23, coded since 26)
 export OMP_NUM_THREADS=1
 A=benchmarks/few_step_ablation
 R=benchmarks/results/one_step_cpu
@@ -44,7 +45,7 @@ wait
 for draw in first 2 3; do
   for S in 0 1; do
     if [ $draw = first ]; then seed=$S U=runs/s22-s$S-traj25-band15; else seed=$draw U=runs/s22-s$S-seed$draw-traj25-band15; fi
-    ( taskset -c $S $BAND 0.15 1 distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+    ( taskset -c $S $BAND 0.15 1 distill $TRAJ0 --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
         --teacher-guidance 2.5 --time-budget 8 --seed $seed --out $U
       for k in 1 2 4; do taskset -c $S $P --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
       dmd $S $S $U $U-dmd25 $seed 0 1 2.5 ) &

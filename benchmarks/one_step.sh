@@ -52,8 +52,9 @@ python benchmarks/one_step.py --dataset fashion-mnist --data-dir $D/fashion-mnis
 # the default recipe's own (unconditional) teacher: trajectory for 15 minutes, and 10 + 5 minutes with dmd
 U=runs/mnist-uncond
 [ -f $U/checkpoints/last.pt ] || cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --out $U
-cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 15 --eval-every 300 --out $U-trajectory
-cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
+TRAJ0="--grow-student 0 --student-codes 0"  # the student's network when these ran (grown since 23, coded since 26)
+cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --time-budget 15 --eval-every 300 --out $U-trajectory
+cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --time-budget 10 --out $U-traj10
 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 --student $U-traj10/checkpoints/last.pt \
   --time-budget 5 --eval-every 100 --out $U-dmd3
 # earlier settings, each with the EMA and learning rate of then: the GAN term's first default (the one-step map);

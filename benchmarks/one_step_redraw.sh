@@ -7,12 +7,13 @@
 # readability sittings (benchmarks/blind_count.py). Run from the repository root.
 set -euo pipefail
 DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran (unconditional: 16, 0.998 since session 21)
+TRAJ0="--grow-student 0 --student-codes 0"  # the student's network when these ran (grown since 23, coded since 26)
 D=${DATA:-../shared/data}
 export OMP_NUM_THREADS=1
 chain() {  # seed, core
   local S=$1 C=$2 U=runs/s17-uncond-s$1
   taskset -c $C cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --seed $S --out $U
-  taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed $S --out $U-traj10
+  taskset -c $C cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --time-budget 10 --seed $S --out $U-traj10
   taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed $S --out $U-dmd3
   taskset -c $C cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
@@ -26,7 +27,7 @@ chain 0 0 & chain 1 1 & wait
 U=runs/s17-uncond-s1
 taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
   --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 2 --out $U-dmd3-seed2 &
-taskset -c 0 cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 10 --seed 2 --out $U-traj10-seed2
+taskset -c 0 cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --time-budget 10 --seed 2 --out $U-traj10-seed2
 wait
 taskset -c 1 cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
   --student $U-traj10/checkpoints/last.pt --time-budget 5 --seed 3 --out $U-dmd3-seed3 &
@@ -94,7 +95,7 @@ for m in dmd3-seed2 dmd3-seed3 traj10-seed2-dmd3; do $P --checkpoint runs/s17-un
 cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 5 --out runs/s17-bad2
 for S in 0 1; do
   U=runs/s17-uncond-s$S
-  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --time-budget 8 --seed $S --out $U-traj8
+  taskset -c $S cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --time-budget 8 --seed $S --out $U-traj8
   taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-traj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
     --time-budget 5 --seed $S --out $U-ag-dmd
@@ -104,7 +105,7 @@ done
 # the same 2 + 8 + 5 minutes with the trajectories autoguided too (the student copies the autoguided ODE)
 for S in 0 1; do
   U=runs/s17-uncond-s$S
-  taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt \
+  taskset -c $S cleardiffusion distill $TRAJ0 --teacher $U/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt \
     --teacher-guidance 1.5 --time-budget 8 --seed $S --out $U-agtraj8
   taskset -c $S cleardiffusion distill --teacher $U/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student $U-agtraj8/checkpoints/last.pt --autoguide runs/s17-bad2/checkpoints/last.pt --teacher-guidance 1.5 \
@@ -129,7 +130,7 @@ for S in 0 1; do ag_dmd $S runs/s17-uncond-s$S-agtraj8 2.5 runs/s18-s$S-agtraj-d
 ag_dmd 1 runs/s17-uncond-s1-agtraj8 2.5 runs/s18-s1-dmd25-lr5 --lr 5e-5 & ag_dmd 1 runs/s17-uncond-s1-agtraj8 4 runs/s18-s1-dmd40 & wait
 for w in 25 20; do  # weight 2.5, then 2.0
   for S in 0 1; do
-    ( taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+    ( taskset -c $S cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
         --teacher-guidance ${w:0:1}.${w:1} --time-budget 8 --seed $S --out runs/s18-s$S-agtraj$w
       ag_dmd $S runs/s18-s$S-agtraj$w ${w:0:1}.${w:1} runs/s18-s$S-agtraj$w-dmd$w ) &
   done
@@ -138,7 +139,7 @@ done
 # chain 1 again at weight 2, the trajectory stage changed: its lr doubled; 1,000 trajectories instead of 2,000
 for v in "0 lr2 --lr 2e-4" "1 n1000 --trajectories 1000"; do
   set -- $v
-  ( taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
+  ( taskset -c $1 cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 2 --time-budget 8 --seed 1 --out runs/s18-s1-agtraj20-$2 ${@:3}
     taskset -c $1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s1-agtraj20-$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
@@ -147,7 +148,7 @@ done
 wait
 # chain 0 at weight 2 drawn again (--seed 2, core 0); chain 1's --lr 2e-4 student with dmd at 2.5, and at 2.5 with
 # --lr 5e-5 (core 1)
-( taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
+( taskset -c 0 cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
     --teacher-guidance 2 --time-budget 8 --seed 2 --out runs/s18-s0-agtraj20-seed2
   taskset -c 0 cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd $DMD64 \
     --student runs/s18-s0-agtraj20-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 --time-budget 5 \
@@ -158,7 +159,7 @@ wait
 # chain 0 at weight 2 with the trajectory stage's EMA over the whole run (--ema-warmup 0), seeds 0 and 2
 for S in 0 2; do
   C=$(( S / 2 ))
-  ( taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
+  ( taskset -c $C cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s0/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 2 --time-budget 8 --seed $S --ema-warmup 0 --out runs/s18-s0-agtraj20-ema0-seed$S
     taskset -c $C cleardiffusion distill --teacher runs/s17-uncond-s0/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s0-agtraj20-ema0-seed$S/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2 \
@@ -167,7 +168,7 @@ done
 wait
 # trajectories at 1.5 and dmd at 2.5 drawn again on both chains (--seed 2 for both stages)
 for S in 0 1; do
-  ( taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+  ( taskset -c $S cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 1.5 --time-budget 8 --seed 2 --out runs/s18-s$S-agtraj15-seed2
     taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student runs/s18-s$S-agtraj15-seed2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 \
@@ -226,7 +227,7 @@ DM=benchmarks/results/one_step_cpu/dmd_minutes_mnist_uncond.jsonl
 for seed in own 2; do
   for S in 0 1; do
     ( R=runs/s19-s$S-agtraj5; K=$S; [ $seed = 2 ] && R=$R-seed2 && K=2
-      taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+      taskset -c $S cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
         --teacher-guidance 1.5 --time-budget 5 --seed $K --out $R
       taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
         --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $K --lr 5e-5 \
@@ -250,7 +251,7 @@ wait
 # trajectories at 1.5 and dmd at 2.5 drawn a third time on both chains (--seed 3 for both stages)
 for S in 0 1; do
   ( R=runs/s19-s$S-agtraj15-seed3
-    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
+    taskset -c $S cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s$S/checkpoints/last.pt --autoguide $BAD \
       --teacher-guidance 1.5 --time-budget 8 --seed 3 --out $R
     taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd $DMD64 \
       --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed 3 --out $R-dmd25
@@ -280,7 +281,7 @@ for c in 0 1; do  # core 0: lowest noise level 0.2 T, core 1: 0.1 T
   DMD_CLI="python benchmarks/few_step_ablation/dmd_t_min.py 0.$((2 - c))" batch_dmd $c 1 $S1 \
     runs/s20-s1-dmd25-b16-lr5-tlo$((2 - c))0 1 --batch-size 16 --lr 5e-5 &
 done; wait
-( taskset -c 1 cleardiffusion distill --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
+( taskset -c 1 cleardiffusion distill $TRAJ0 --teacher runs/s17-uncond-s1/checkpoints/last.pt --autoguide $BAD \
     --teacher-guidance 1.5 --time-budget 8 --seed 1 --batch-size 32 --out runs/s20-s1-agtraj8-b32
   taskset -c 1 $P --checkpoint runs/s20-s1-agtraj8-b32/checkpoints/last.pt --steps 1 >> $DB
   batch_dmd 1 1 runs/s20-s1-agtraj8-b32 runs/s20-s1-agtraj8-b32-dmd25-b16 1 --batch-size 16
