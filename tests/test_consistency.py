@@ -493,8 +493,8 @@ def test_end_codes_cluster_the_teachers_features_of_the_ends_one_code_per_trajec
 
 def test_the_trajectory_loss_of_a_coded_student_forces_the_ends_codes_and_trains_its_head():
     """With codes in the bank, TrajectoryLoss is the distance of the prediction given each end's code plus
-    CODE_WEIGHT x the head's cross-entropy of those codes; the forced code is cleared after; a bank without codes
-    or a student without one gives the plain loss."""
+    CODE_WEIGHT x the head's cross-entropy of those codes; the forced code and the logits are cleared after; a bank
+    without codes gives the plain loss."""
     import dataclasses
 
     from cleardiffusion.consistency import CODE_WEIGHT, TrajectoryBank, TrajectoryLoss, distance
@@ -514,11 +514,10 @@ def test_the_trajectory_loss_of_a_coded_student_forces_the_ends_codes_and_trains
                           torch.tensor([0, 1, 2, 0, 1]))  # fmt: skip
     index = torch.tensor([0, 1, 4, 4])
     loss = TrajectoryLoss(schedule, "eps", bank)(coded, None, index, None)
-    assert coded.forced_code is None
-    logits = coded.code_logits
+    assert coded.forced_code is None and coded.code_logits is None  # cleared: no graph kept past the loss
     coded.forced_code = bank.code[index]
     pred = consistency_x0(as_eps_model(coded, schedule, "eps"), schedule, x[index], bank.t[index], None)
-    coded.forced_code = None
+    logits, coded.forced_code = coded.code_logits, None
     expected = distance(pred, x0[index], "pseudo-huber") + CODE_WEIGHT * F.cross_entropy(logits, bank.code[index])
     torch.testing.assert_close(loss, expected)
     loss.backward()

@@ -115,9 +115,9 @@ def test_a_coded_network_grows_from_the_trained_one_and_jumps_by_its_code(block)
     assert code <= {id(p) for p in new} and len(new) == len(code) + len(list(coded.middle[-1].parameters()))
     x, _ = inputs(trained, batch=4)
     t = torch.tensor([3, 300, 700, 999])
+    torch.testing.assert_close(coded(x, t), trained(x, t))
+    assert coded.code_logits.shape == (4, 3) and not coded.code_logits.requires_grad  # not forced: detached
     with torch.no_grad():
-        torch.testing.assert_close(coded(x, t), trained(x, t))
-        assert coded.code_logits.shape == (4, 3)
         randomize(coded.code_embed, seed=1, scale=1.0)
         own = coded(x, t)
         picked = coded.code_logits.argmax(1)

@@ -232,10 +232,10 @@ class TrajectoryLoss:
         coded.forced_code = bank.code[t]
         try:
             pred = consistency_x0(as_eps_model(net, self.schedule, self.prediction), self.schedule, x_t, times, labels)
+            logits = full(coded.code_logits)
         finally:
-            coded.forced_code = None
-        return distance(pred, target, self.distance) + CODE_WEIGHT * F.cross_entropy(full(coded.code_logits),
-                                                                                     bank.code[t])  # fmt: skip
+            coded.forced_code = coded.code_logits = None
+        return distance(pred, target, self.distance) + CODE_WEIGHT * F.cross_entropy(logits, bank.code[t])
 
 
 # ----------------------------------------------------------------------------------------------------------

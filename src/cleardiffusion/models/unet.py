@@ -245,7 +245,8 @@ class UNet(nn.Module):
             self.code_head = CodeHead(channels, (size, size), cfg.norm_groups, cfg.code_classes)
             self.code_embed = _zero(nn.Embedding(cfg.code_classes, self.embed.dim))  # no effect at the start
         # the code the next forward uses instead of the head's argmax ((B,) long, or None), and the head's logits
-        # of the last forward: set and read by the trajectory stage's loss (consistency.TrajectoryLoss)
+        # of the last forward (detached unless the code was forced): set, read and cleared by the trajectory
+        # stage's loss (consistency.TrajectoryLoss)
         self.forced_code: torch.Tensor | None = None
         self.code_logits: torch.Tensor | None = None
 
@@ -348,9 +349,10 @@ class UNet(nn.Module):
             h = step(h, e)
             skips.append(h)
         if self.config.code_classes:  # the code: forced, or the head's argmax (no gradient reaches the head then)
-            self.code_logits = self.code_head(h)
-            code = self.code_logits.argmax(1) if self.forced_code is None else self.forced_code
-            e = e + self.code_embed(code).to(e.dtype)
+            logits = self.code_head(h)
+            forced = self.forced_code is not None
+            self.code_logits = logits if forced else logits.detach()  # the graph only where a loss will read it
+            e = e + self.code_embed(self.forced_code if forced else logits.argmax(1)).to(e.dtype)
         return self.middle(h, e), skips, e
 
     def decode(self, h: torch.Tensor, skips: list[torch.Tensor], e: torch.Tensor) -> torch.Tensor:
