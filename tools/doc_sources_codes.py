@@ -16,6 +16,8 @@ CODED = {label: prefix.replace("s23", "s26").replace("grow4x10", "coded20") for 
 PLAIN = {label: (f"{prefix}-traj", ENCODED[label]) for label, prefix in GROWN.items()}
 BOTH = {"no code (session 25)": run_chains(ENCODED),
         "--student-codes 20": run_chains({label: f"{prefix}-dmd" for label, prefix in CODED.items()})}  # fmt: skip
+# the two thinnest draws drawn again through the library's flag at its defaults (the runs above: the wrapper)
+LIBRARY = {"chain 1, seed 1": "s26-s1-lib", "chain 1, seed 3": "s26-s1-seed3-lib"}
 # dmd's GAN weight (--dmd-gan; 0.3 the default) from chain 1's first grown trajectory student, seed 1
 GAN = {"0.3 (the default)": ENCODED["chain 1, seed 1"], "1": "s26-s1-gan1", "3": "s26-s1-gan3"}
 GAN_LABEL = "chain 1, seed 1"
@@ -38,6 +40,19 @@ def t_codes_six() -> str:
 def t_codes_targets() -> str:
     """Over the six draws, without and with a code: targets_table."""
     return targets_table(BOTH)
+
+
+def t_codes_library() -> str:
+    """The wrapper's runs and the library's of the same draws and seeds: trajectory student, then after dmd."""
+    rows = []
+    for label, prefix in LIBRARY.items():
+        for name, p in (("the screening wrapper", CODED[label]), ("`distill` at its defaults", prefix)):
+            traj, dmd = f"{p}-traj", f"{p}-dmd"
+            rows.append([label, name, f"{steps(traj):,}", read(traj), f"{steps(dmd):,}", *scores(label, dmd),
+                         whole_cell(label, dmd)])  # fmt: skip
+    return table(["draw", "made through", "trajectory steps (8 min)", "trajectory student: readable, 1 step",
+                  "dmd steps (5 min)", "after dmd: readable, 1 step", "FID / teacher-50, 1 step", "2 steps",
+                  "4 steps", "readable at S = 0.65 (FID / teacher-50)", "issue whole at S = 0.65"], rows)  # fmt: skip
 
 
 def t_gan_weight() -> str:
@@ -85,7 +100,8 @@ def student_range(key: str) -> str:
     return f"{v[0]:.2f}-{v[-1]:.2f}"
 
 
-CODES_TABLES = {"fs_codes_six": t_codes_six, "fs_codes_targets": t_codes_targets, "fs_gan_weight": t_gan_weight}
+CODES_TABLES = {"fs_codes_six": t_codes_six, "fs_codes_targets": t_codes_targets, "fs_gan_weight": t_gan_weight,
+                "fs_codes_library": t_codes_library}  # fmt: skip
 CODES_NUMBERS = {
     **{f"fs.codes.{key}.{name}": (lambda runs=runs, f=f: f(runs))
        for key, runs in (("plain", BOTH["no code (session 25)"]), ("coded", BOTH["--student-codes 20"]))
@@ -96,6 +112,11 @@ CODES_NUMBERS = {
     **{f"fs.codes.gain.{stage}": (lambda stage=stage: mean_gain(stage)) for stage in ("traj", "dmd")},
     "fs.codes.gain.dmd65": lambda: mean_gain("dmd", 0.65),
     "fs.codes.coded.u65_range": lambda: u_range(0.65),
+    "fs.codes.lib.first100_65": lambda: first_100([f"{p}-dmd" for p in LIBRARY.values()], 0.65),
+    "fs.codes.lib.u65": lambda: " and ".join(ratio(label, f"{p}-dmd", 1, 0.65) for label, p in LIBRARY.items()),
+    "fs.codes.lib.read65": lambda: " and ".join(read(f"{p}-dmd", 0.65) for p in LIBRARY.values()),
+    "fs.codes.lib.read1": lambda: " and ".join(read(f"{p}-dmd") for p in LIBRARY.values()),
+    "fs.codes.wrapper.read1": lambda: " and ".join(read(f"{CODED[label]}-dmd") for label in LIBRARY),
     **{f"fs.codes.speed.{m}": (lambda m=m: speed_range(m)) for m in ("grown", "coded")},
     **{f"fs.codes.purity.c{c}": (lambda c=c: f"{purity(c)['purity']:.2f}") for c in PURITY},
     **{f"fs.codes.purity_random.c{c}": (lambda c=c: f"{purity(c)['purity_random_codes']:.2f}") for c in PURITY},
