@@ -167,6 +167,9 @@ pipeline 1 1 3 runs/s26-s1-seed3-coded20 4 "--teacher-guidance 1.5" cleardiffusi
 # the two thinnest draws again through the library's flag, at distill's defaults (--grow-student 4 --student-codes 20)
 pipeline 0 1 1 runs/s26-s1-lib 4 "--teacher-guidance 1.5" cleardiffusion 20 &
 pipeline 1 1 3 runs/s26-s1-seed3-lib 4 "--teacher-guidance 1.5" cleardiffusion 20 & wait
+# ... and with 40 codes instead of 20
+pipeline 0 1 1 runs/s26-s1-codes40 4 "--teacher-guidance 1.5" cleardiffusion 40 &
+pipeline 1 1 3 runs/s26-s1-seed3-codes40 4 "--teacher-guidance 1.5" cleardiffusion 40 & wait
 for r in runs/s26-*-traj runs/s26-*-dmd runs/s26-s1-gan*; do
   python -c "import json, sys; print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step']}))" $r
 done >> $R/grow_student_steps.jsonl

@@ -18,6 +18,7 @@ BOTH = {"no code (session 25)": run_chains(ENCODED),
         "--student-codes 20": run_chains({label: f"{prefix}-dmd" for label, prefix in CODED.items()})}  # fmt: skip
 # the two thinnest draws drawn again through the library's flag at its defaults (the runs above: the wrapper)
 LIBRARY = {"chain 1, seed 1": "s26-s1-lib", "chain 1, seed 3": "s26-s1-seed3-lib"}
+K40 = {"chain 1, seed 1": "s26-s1-codes40", "chain 1, seed 3": "s26-s1-seed3-codes40"}  # ... with --student-codes 40
 # dmd's GAN weight (--dmd-gan; 0.3 the default) from chain 1's first grown trajectory student, seed 1
 GAN = {"0.3 (the default)": ENCODED["chain 1, seed 1"], "1": "s26-s1-gan1", "3": "s26-s1-gan3"}
 GAN_LABEL = "chain 1, seed 1"
@@ -46,7 +47,8 @@ def t_codes_library() -> str:
     """The wrapper's runs and the library's of the same draws and seeds: trajectory student, then after dmd."""
     rows = []
     for label, prefix in LIBRARY.items():
-        for name, p in (("the screening wrapper", CODED[label]), ("`distill` at its defaults", prefix)):
+        for name, p in (("the screening wrapper, 20 codes", CODED[label]), ("`distill` at its defaults (20)", prefix),
+                        ("`distill --student-codes 40`", K40[label])):  # fmt: skip
             traj, dmd = f"{p}-traj", f"{p}-dmd"
             rows.append([label, name, f"{steps(traj):,}", read(traj), f"{steps(dmd):,}", *scores(label, dmd),
                          whole_cell(label, dmd)])  # fmt: skip
@@ -117,6 +119,12 @@ CODES_NUMBERS = {
     "fs.codes.lib.read65": lambda: " and ".join(read(f"{p}-dmd", 0.65) for p in LIBRARY.values()),
     "fs.codes.lib.read1": lambda: " and ".join(read(f"{p}-dmd") for p in LIBRARY.values()),
     "fs.codes.wrapper.read1": lambda: " and ".join(read(f"{CODED[label]}-dmd") for label in LIBRARY),
+    "fs.codes.k40.read1": lambda: " and ".join(read(f"{p}-dmd") for p in K40.values()),
+    "fs.codes.k40.read65": lambda: " and ".join(read(f"{p}-dmd", 0.65) for p in K40.values()),
+    "fs.codes.k40.u65": lambda: " and ".join(ratio(label, f"{p}-dmd", 1, 0.65) for label, p in K40.items()),
+    "fs.codes.k40.first100_65": lambda: first_100([f"{p}-dmd" for p in K40.values()], 0.65),
+    "fs.codes.k40.traj": lambda: " and ".join(read(f"{p}-traj") for p in K40.values()),
+    "fs.codes.lib.traj": lambda: " and ".join(read(f"{p}-traj") for p in LIBRARY.values()),
     **{f"fs.codes.speed.{m}": (lambda m=m: speed_range(m)) for m in ("grown", "coded")},
     **{f"fs.codes.purity.c{c}": (lambda c=c: f"{purity(c)['purity']:.2f}") for c in PURITY},
     **{f"fs.codes.purity_random.c{c}": (lambda c=c: f"{purity(c)['purity_random_codes']:.2f}") for c in PURITY},
