@@ -6,7 +6,7 @@ from doc_sources_band import whole
 from doc_sources_batch import met_all, ratio, read, steps
 from doc_sources_encode import ENCODED
 from doc_sources_grow import GROWN, scores, targets_table, whole_cell
-from doc_sources_redraw import mean_read, proxy_line, run_chains
+from doc_sources_redraw import draw_chain, mean_read, proxy_line, run_chains, teacher
 
 # the grown pipeline with a code of 20 classes, the six draws with the default pipeline's seeds: <prefix>-traj (8
 # minutes of trajectories), <prefix>-dmd (5 more of dmd)
@@ -78,7 +78,8 @@ def mean_gain(stage: str, noise_scale: float = 1.0) -> str:
 
 def u_range(noise_scale: float) -> str:
     """The coded students' one-step FID over their draw's plain teacher at 50 steps: the range over the draws."""
-    ratios = sorted(float(ratio(label, f"{prefix}-dmd", 1, noise_scale)[:-1]) for label, prefix in CODED.items())
+    ratios = sorted(proxy_line(f"{prefix}-dmd", 1, noise_scale)["fid"] / teacher(draw_chain(label))["fid"]
+                    for label, prefix in CODED.items())  # fmt: skip
     return f"{ratios[0]:.2f}-{ratios[-1]:.2f}x"
 
 
