@@ -26,6 +26,7 @@ from doc_sources_cost import COST_NUMBERS  # noqa: E402
 from doc_sources_encode import ENCODE_NUMBERS, ENCODE_TABLES  # noqa: E402
 from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
+from doc_sources_fresh import FRESH_NUMBERS, FRESH_TABLES  # noqa: E402
 from doc_sources_grow import GROW_NUMBERS, GROW_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
@@ -54,6 +55,7 @@ TABLES = merged(
     GROW_TABLES,
     ENCODE_TABLES,
     CODES_TABLES,
+    FRESH_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -67,6 +69,7 @@ NUMBERS = merged(
     GROW_NUMBERS,
     ENCODE_NUMBERS,
     CODES_NUMBERS,
+    FRESH_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

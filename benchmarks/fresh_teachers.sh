@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 24's unconditional protocol on teachers nothing was chosen on (session 27; docs/few_step.md "Fresh teachers").
+# Every earlier draw of the distillation pipeline came from the two 15-minute teachers of session 17
+# (one_step_redraw.sh), on which its defaults were chosen. These are trained again, by today's library at the same
+# seeds (0 and 1) and budget, on this session's machine, so they are new models; the 2-minute model that autoguides
+# them likewise (seed 5). Then `distill` at its defaults on the six draws (chain 0 seeds 0, 2, 3; chain 1 seeds 1, 2,
+# 3): 8 minutes of trajectories autoguided at 1.5 (grown by 4 blocks, 20 codes), then 5 of dmd autoguided at 2.5.
+# Each run on its own core (taskset), two at a time; every FID and readable count by readability_proxy.py (1,000
+# samples, the benchmark's seeds): the teachers' 50-step default, each student at 1, 2 and 4 steps, and at one step
+# from a smaller starting noise (--noise-scale). Run from the repository root.
+set -euo pipefail
+export OMP_NUM_THREADS=1
+D=${DATA:-../shared/data}
+A=benchmarks/few_step_ablation
+R=benchmarks/results/one_step_cpu
+P="python $A/readability_proxy.py"
+OUT=$R/fresh_teachers_mnist_uncond.jsonl
+BAD=runs/s27-bad2/checkpoints/last.pt
+teacher() {  # seed (= core)
+  taskset -c $1 cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 15 --seed $1 --out runs/s27-uncond-s$1
+}
+teacher 0 & teacher 1 & wait
+taskset -c 0 cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 5 --out runs/s27-bad2 &
+taskset -c 1 $P --checkpoint runs/s27-uncond-s1/checkpoints/last.pt >> $OUT & wait
+taskset -c 0 $P --checkpoint runs/s27-uncond-s0/checkpoints/last.pt >> $OUT
+draw() {  # core, chain, seed: the two stages at distill's defaults, then scored
+  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed$3
+  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 --time-budget 8 --seed $3 \
+    --out $U-traj
+  taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
+  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
+    --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $U-dmd
+  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
+  for s in 0.85 0.75 0.65; do
+    taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
+  done
+}
+draw 0 0 0 & draw 1 1 1 & wait
+draw 0 0 2 & draw 1 1 2 & wait
+draw 0 0 3 & draw 1 1 3 & wait
+# the steps each run took, and the seconds before its first step (the trajectory stage: generating the teacher's
+# trajectories), extrapolated back from the first two lines of its metrics.jsonl
+for r in runs/s27-uncond-s? runs/s27-bad2 runs/s27-s?-seed?-traj runs/s27-s?-seed?-dmd; do
+  python -c "
+import json, sys
+a, b = [json.loads(line) for line in open(sys.argv[1] + '/metrics.jsonl') if '\"elapsed\"' in line][:2]
+before = a['elapsed'] - a['step'] * (b['elapsed'] - a['elapsed']) / (b['step'] - a['step'])
+print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step'],
+                  'before_first_step_s': round(before, 1)}))" $r
+done > $R/fresh_teachers_steps.jsonl
+# the first 100 one-step samples of each final student (the ones counted: the benchmark's per-sample seeds), and the
+# machine the minutes ran on
+G=$R/fresh-teachers
+mkdir -p $G
+for u in runs/s27-s?-seed?-dmd; do
+  cleardiffusion sample --checkpoint $u/checkpoints/last.pt --steps 1 --n 100 --out $G/grid_${u#runs/s27-}_1step.png
+done
+python -c "import json, platform, torch; print(json.dumps({'cpu': [l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
+  if l.startswith('model name')][0], 'cores': __import__('os').cpu_count(), 'torch': torch.__version__}))" > $G/machine.json
