@@ -48,6 +48,9 @@ before = a['elapsed'] - a['step'] * (b['elapsed'] - a['elapsed']) / (b['step'] -
 print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step'],
                   'before_first_step_s': round(before, 1)}))" $r
 done > $R/fresh_teachers_steps.jsonl
+# images per second: chain 0's teacher's default sampler (50 steps) and one step of its first draw's student
+taskset -c 1 python $A/one_step_speed.py --teacher runs/s27-uncond-s0/checkpoints/last.pt \
+  --student coded=runs/s27-s0-seed0-dmd/checkpoints/last.pt --rounds 3 --n 1000 > $R/fresh_teachers_speed.jsonl
 # the first 100 one-step samples of each final student (the ones counted: the benchmark's per-sample seeds), and the
 # machine the minutes ran on
 G=$R/fresh-teachers

@@ -9,6 +9,7 @@ from doc_sources_redraw import teacher as s17_teacher
 
 FILE = "one_step_cpu/fresh_teachers_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/fresh_teachers_steps.jsonl"
+SPEED = "one_step_cpu/fresh_teachers_speed.jsonl"  # few_step_ablation/one_step_speed.py, 3 rounds
 DRAWS = {"chain 0, seed 0": (0, 0), "chain 0, seed 2": (0, 2), "chain 0, seed 3": (0, 3),
          "chain 1, seed 1": (1, 1), "chain 1, seed 2": (1, 2), "chain 1, seed 3": (1, 3)}  # fmt: skip
 SCALES = (1.0, 0.85, 0.75, 0.65)  # the starting noise of the one-step counts
@@ -144,6 +145,7 @@ FRESH_NUMBERS = {
     "fs.fresh.met_all": lambda: str(sum(fid_targets(d) for d in DRAWS)),
     "fs.fresh.met_stretch": lambda: str(sum(over(d, "dmd", 1) <= 1.5 for d in DRAWS)),
     "fs.fresh.draws": lambda: str(len(DRAWS)),
+    "fs.fresh.speed": lambda: count_range(round(r["over_teacher"]) for r in load_jsonl(SPEED) if r["model"] == "coded"),
     "fs.fresh.mean_read": lambda: mean_read(1.0),
     "fs.fresh.first100": lambda: first_100(1.0),
     **{f"fs.fresh.read80{tag}": (lambda s=s: str(sum(line(run(d, "dmd"), 1, s)["first_100"] >= 80 for d in DRAWS)))
