@@ -40,13 +40,16 @@ draw 0 0 2 & draw 1 1 2 & wait
 draw 0 0 3 & draw 1 1 3 & wait
 # the steps each run took, and the seconds before its first step (the trajectory stage: generating the teacher's
 # trajectories), extrapolated back from the first two lines of its metrics.jsonl
-for r in runs/s27-uncond-s? runs/s27-bad2 runs/s27-s?-seed?-traj runs/s27-s?-seed?-dmd; do
+steps_taken() {  # run
   python -c "
 import json, sys
 a, b = [json.loads(line) for line in open(sys.argv[1] + '/metrics.jsonl') if '\"elapsed\"' in line][:2]
 before = a['elapsed'] - a['step'] * (b['elapsed'] - a['elapsed']) / (b['step'] - a['step'])
 print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step'],
-                  'before_first_step_s': round(before, 1)}))" $r
+                  'before_first_step_s': round(before, 1)}))" $1
+}
+for r in runs/s27-uncond-s? runs/s27-bad2 runs/s27-s?-seed?-traj runs/s27-s?-seed?-dmd; do
+  steps_taken $r
 done > $R/fresh_teachers_steps.jsonl
 # images per second: chain 0's teacher's default sampler (50 steps) and one step of its first draw's student
 taskset -c 1 python $A/one_step_speed.py --teacher runs/s27-uncond-s0/checkpoints/last.pt \
@@ -60,3 +63,20 @@ for u in runs/s27-s?-seed?-dmd; do
 done
 python -c "import json, platform, torch; print(json.dumps({'cpu': [l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
   if l.startswith('model name')][0], 'cores': __import__('os').cpu_count(), 'torch': torch.__version__}))" > $G/machine.json
+# the second draw of each chain again with the step counts session 26's same draws took on session 17's teachers
+# (grow_student_steps.jsonl: s26-s<chain>-seed2-coded20-{traj,dmd}) instead of minutes: is it the machine's fewer
+# steps or the teachers?
+matched() {  # core, chain, trajectory steps, dmd steps
+  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed2-steps26
+  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 --steps $3 --seed 2 \
+    --out $U-traj
+  taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
+  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
+    --autoguide $BAD --teacher-guidance 2.5 --steps $4 --seed 2 --out $U-dmd
+  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
+  for s in 0.85 0.75 0.65; do
+    taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
+  done
+}
+matched 0 0 1613 1140 & matched 1 1 1482 1189 & wait
+for r in runs/s27-s?-seed2-steps26-traj runs/s27-s?-seed2-steps26-dmd; do steps_taken $r; done >> $R/fresh_teachers_steps.jsonl

@@ -5,6 +5,7 @@ README; render_docs.py merges these. Every line is in one file, fresh_teachers_m
 from doc_sources import load_json, load_jsonl, table
 from doc_sources_batch import steps
 from doc_sources_codes import CODED
+from doc_sources_redraw import proxy_line
 from doc_sources_redraw import teacher as s17_teacher
 
 FILE = "one_step_cpu/fresh_teachers_mnist_uncond.jsonl"
@@ -28,14 +29,29 @@ def teacher(chain: int) -> dict:
     return line(f"s27-uncond-s{chain}", 50)
 
 
-def run(label: str, stage: str) -> str:
+def prefix(label: str) -> str:
+    """The draw's runs at distill's defaults: <prefix>-traj (8 minutes), <prefix>-dmd (5 more)."""
     chain, seed = DRAWS[label]
-    return f"s27-s{chain}-seed{seed}-{stage}"
+    return f"s27-s{chain}-seed{seed}"
+
+
+def run(label: str, stage: str) -> str:
+    return f"{prefix(label)}-{stage}"
 
 
 def over(label: str, stage: str, steps: int, noise_scale: float = 1.0) -> float:
     """The run's FID at `steps` over its teacher's 50-step FID."""
     return line(run(label, stage), steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def over_run(label: str, name: str, steps: int, noise_scale: float = 1.0) -> float:
+    """runs/<name>'s FID at `steps` over the teacher's 50-step FID of the draw's chain."""
+    return line(name, steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def s26_line(label: str) -> dict:
+    """Session 26's coded dmd student of the same draw on session 17's teacher, one step."""
+    return proxy_line(f"{CODED[label]}-dmd", 1)
 
 
 def steps_line(name: str) -> dict:
@@ -82,6 +98,31 @@ def t_fresh_draws() -> str:
                   "2 steps, FID / teacher-50", "4 steps"], rows)  # fmt: skip
 
 
+# the second draw of each chain again at the step counts session 26's same draws took (on session 17's teachers)
+MATCHED = {"chain 0, seed 2": "s27-s0-seed2-steps26", "chain 1, seed 2": "s27-s1-seed2-steps26"}
+
+
+def draw_cells(label: str, name: str) -> list[str]:
+    """Steps, the trajectory student's readable (FID ratio), dmd's steps, one step after dmd at S = 1 and 0.65
+    (readable, first 100, FID ratio), two and four steps' FID ratios."""
+    t = teacher(DRAWS[label][0])["fid"]
+    traj, dmd = line(f"{name}-traj", 1), [line(f"{name}-dmd", 1, s) for s in (1.0, 0.65)]
+    return [f"{steps_taken(f'{name}-traj'):,}", f"{traj['per_100']:.1f} ({traj['fid'] / t:.2f}x)",
+            f"{steps_taken(f'{name}-dmd'):,}",
+            *(f"{r['per_100']:.1f} ({r['first_100']}; {r['fid'] / t:.2f}x)" for r in dmd),
+            *(f"{line(f'{name}-dmd', k)['fid'] / t:.2f}x" for k in (2, 4))]  # fmt: skip
+
+
+def t_fresh_matched() -> str:
+    rows = []
+    for label, steps26 in MATCHED.items():
+        rows.append([label, "8 + 5 minutes", *draw_cells(label, prefix(label))])
+        rows.append([label, "session 26's steps", *draw_cells(label, steps26)])
+    return table(["draw", "budget", "trajectory steps", "trajectory student, 1 step: readable (FID / teacher-50)",
+                  "dmd steps", "after dmd, 1 step, S = 1: readable (first 100; FID / teacher-50)", "S = 0.65",
+                  "2 steps, FID / teacher-50", "4 steps"], rows)  # fmt: skip
+
+
 def t_fresh_targets() -> str:
     """Over the six draws, per starting noise of the one step: each target's count and the means."""
     n = len(DRAWS)
@@ -100,7 +141,7 @@ def t_fresh_targets() -> str:
 
 
 FRESH_TABLES = {"fs_fresh_teachers": t_fresh_teachers, "fs_fresh_draws": t_fresh_draws,
-                "fs_fresh_targets": t_fresh_targets}  # fmt: skip
+                "fs_fresh_targets": t_fresh_targets, "fs_fresh_matched": t_fresh_matched}  # fmt: skip
 
 
 def first_100(noise_scale: float) -> str:
@@ -145,6 +186,16 @@ FRESH_NUMBERS = {
     "fs.fresh.met_all": lambda: str(sum(fid_targets(d) for d in DRAWS)),
     "fs.fresh.met_stretch": lambda: str(sum(over(d, "dmd", 1) <= 1.5 for d in DRAWS)),
     "fs.fresh.draws": lambda: str(len(DRAWS)),
+    **{f"fs.fresh.matched.{key}": (lambda f=f: " and ".join(f(label, name) for label, name in MATCHED.items()))
+       for key, f in (("read", lambda label, p: f"{line(f'{p}-dmd', 1)['per_100']:.1f}"),
+                      ("read_minutes", lambda label, p: f"{line(run(label, 'dmd'), 1)['per_100']:.1f}"),
+                      ("u1", lambda label, p: f"{over_run(label, f'{p}-dmd', 1):.2f}x"),
+                      ("u1_minutes", lambda label, p: f"{over(label, 'dmd', 1):.2f}x"),
+                      ("traj", lambda label, p: f"{line(f'{p}-traj', 1)['per_100']:.1f}"),
+                      ("traj_minutes", lambda label, p: f"{line(run(label, 'traj'), 1)['per_100']:.1f}"),
+                      ("first100_75", lambda label, p: str(line(f"{p}-dmd", 1, 0.75)["first_100"])),
+                      ("u1_75", lambda label, p: f"{over_run(label, f'{p}-dmd', 1, 0.75):.2f}x"),
+                      ("s26_read", lambda label, p: f"{s26_line(label)['per_100']:.1f}"))},
     "fs.fresh.speed": lambda: count_range(round(r["over_teacher"]) for r in load_jsonl(SPEED) if r["model"] == "coded"),
     "fs.fresh.mean_read": lambda: mean_read(1.0),
     "fs.fresh.first100": lambda: first_100(1.0),
