@@ -3,7 +3,7 @@ README; render_docs.py merges these. Every line is in one file, fresh_teachers_m
 (readability_proxy.py), and the steps each run took in fresh_teachers_steps.jsonl."""
 
 from doc_sources import load_json, load_jsonl, table
-from doc_sources_batch import steps
+from doc_sources_batch import steps as earlier_steps
 from doc_sources_codes import CODED
 from doc_sources_redraw import proxy_line
 from doc_sources_redraw import teacher as s17_teacher
@@ -18,8 +18,9 @@ SCALES = (1.0, 0.85, 0.75, 0.65)  # the starting noise of the one-step counts
 LIMITS = {1: 2.0, 2: 1.3, 4: 1.1}
 
 
-def line(run: str, steps: int, noise_scale: float = 1.0) -> dict:
-    path = f"runs/{run}/checkpoints/last.pt"
+def line(name: str, steps: int, noise_scale: float = 1.0) -> dict:
+    """The readability_proxy line of runs/<name> at `steps` from `noise_scale` times the noise."""
+    path = f"runs/{name}/checkpoints/last.pt"
     return next(r for r in load_jsonl(FILE)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
 
@@ -39,14 +40,14 @@ def run(label: str, stage: str) -> str:
     return f"{prefix(label)}-{stage}"
 
 
-def over(label: str, stage: str, steps: int, noise_scale: float = 1.0) -> float:
-    """The run's FID at `steps` over its teacher's 50-step FID."""
-    return line(run(label, stage), steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
-
-
 def over_run(label: str, name: str, steps: int, noise_scale: float = 1.0) -> float:
-    """runs/<name>'s FID at `steps` over the teacher's 50-step FID of the draw's chain."""
+    """runs/<name>'s FID at `steps` over the 50-step FID of the teacher of the draw's chain."""
     return line(name, steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def over(label: str, stage: str, steps: int, noise_scale: float = 1.0) -> float:
+    """over_run for the draw's own run of `stage` (traj or dmd)."""
+    return over_run(label, run(label, stage), steps, noise_scale)
 
 
 def s26_line(label: str) -> dict:
@@ -178,8 +179,8 @@ FRESH_NUMBERS = {
     "fs.fresh.teacher_read": lambda: " and ".join(f"{teacher(c)['per_100']:.1f}" for c in (0, 1)),
     "fs.fresh.traj_steps": lambda: count_range(steps_taken(run(d, "traj")) for d in DRAWS),
     "fs.fresh.dmd_steps": lambda: count_range(steps_taken(run(d, "dmd")) for d in DRAWS),
-    "fs.fresh.s26_traj_steps": lambda: count_range(steps(f"{p}-traj") for p in CODED.values()),
-    "fs.fresh.s26_dmd_steps": lambda: count_range(steps(f"{p}-dmd") for p in CODED.values()),
+    "fs.fresh.s26_traj_steps": lambda: count_range(earlier_steps(f"{p}-traj") for p in CODED.values()),
+    "fs.fresh.s26_dmd_steps": lambda: count_range(earlier_steps(f"{p}-dmd") for p in CODED.values()),
     "fs.fresh.traj_read": lambda: mean_read(1.0, "traj"),
     "fs.fresh.bank_s": lambda: count_range(round(steps_line(run(d, "traj"))["before_first_step_s"]) for d in DRAWS),
     **{f"fs.fresh.u{k}": (lambda k=k: span(over(d, "dmd", k) for d in DRAWS)) for k in (1, 2, 4)},
