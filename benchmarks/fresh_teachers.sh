@@ -23,13 +23,14 @@ teacher 0 & teacher 1 & wait
 taskset -c 0 cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 5 --out runs/s27-bad2 &
 taskset -c 1 $P --checkpoint runs/s27-uncond-s1/checkpoints/last.pt >> $OUT & wait
 taskset -c 0 $P --checkpoint runs/s27-uncond-s0/checkpoints/last.pt >> $OUT
-draw() {  # core, chain, seed: the two stages at distill's defaults, then scored
-  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed$3
-  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 --time-budget 8 --seed $3 \
-    --out $U-traj
+draw() {  # core, chain, seed[, trajectory budget, dmd budget, name suffix]: the two stages at distill's defaults
+  # (8 and 5 minutes, or the budgets given), then scored
+  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed$3${6:-}
+  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 ${4:---time-budget 8} \
+    --seed $3 --out $U-traj
   taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
   taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
-    --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $U-dmd
+    --autoguide $BAD --teacher-guidance 2.5 ${5:---time-budget 5} --seed $3 --out $U-dmd
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
   for s in 0.85 0.75 0.65; do
     taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
@@ -61,22 +62,10 @@ mkdir -p $G
 for u in runs/s27-s?-seed?-dmd; do
   cleardiffusion sample --checkpoint $u/checkpoints/last.pt --steps 1 --n 100 --out $G/grid_${u#runs/s27-}_1step.png
 done
-python -c "import json, platform, torch; print(json.dumps({'cpu': [l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
-  if l.startswith('model name')][0], 'cores': __import__('os').cpu_count(), 'torch': torch.__version__}))" > $G/machine.json
+python -c "import json, os, torch; print(json.dumps({'cpu': next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
+  if l.startswith('model name')), 'cores': os.cpu_count(), 'torch': torch.__version__}))" > $G/machine.json
 # the second draw of each chain again with the step counts session 26's same draws took on session 17's teachers
 # (grow_student_steps.jsonl: s26-s<chain>-seed2-coded20-{traj,dmd}) instead of minutes: is it the machine's fewer
 # steps or the teachers?
-matched() {  # core, chain, trajectory steps, dmd steps
-  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed2-steps26
-  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 --steps $3 --seed 2 \
-    --out $U-traj
-  taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
-  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
-    --autoguide $BAD --teacher-guidance 2.5 --steps $4 --seed 2 --out $U-dmd
-  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
-  for s in 0.85 0.75 0.65; do
-    taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
-  done
-}
-matched 0 0 1613 1140 & matched 1 1 1482 1189 & wait
+draw 0 0 2 "--steps 1613" "--steps 1140" -steps26 & draw 1 1 2 "--steps 1482" "--steps 1189" -steps26 & wait
 for r in runs/s27-s?-seed2-steps26-traj runs/s27-s?-seed2-steps26-dmd; do steps_taken $r; done >> $R/fresh_teachers_steps.jsonl

@@ -5,6 +5,7 @@ README; render_docs.py merges these. Every line is in one file, fresh_teachers_m
 from doc_sources import load_json, load_jsonl, table
 from doc_sources_batch import steps as earlier_steps
 from doc_sources_codes import CODED
+from doc_sources_quality import span
 from doc_sources_redraw import proxy_line
 from doc_sources_redraw import teacher as s17_teacher
 
@@ -154,14 +155,14 @@ def mean_read(noise_scale: float, stage: str = "dmd") -> str:
     return f"{sum(line(run(d, stage), 1, noise_scale)['per_100'] for d in DRAWS) / len(DRAWS):.1f}"
 
 
-def span(values) -> str:
-    v = sorted(values)
-    return f"{v[0]:.2f}-{v[-1]:.2f}x"
-
-
 def count_range(values) -> str:
-    v = sorted(values)
-    return f"{v[0]:,}-{v[-1]:,}"
+    """The range of whole counts, "1,001-1,075" (doc_sources_quality.span)."""
+    return span(list(values), "{:,}".format)
+
+
+def ratio_range(values) -> str:
+    """The range of FID ratios, "1.04-1.52x"."""
+    return span(list(values), "{:.2f}".format) + "x"
 
 
 def lowers(noise_scale: float) -> int:
@@ -183,7 +184,7 @@ FRESH_NUMBERS = {
     "fs.fresh.s26_dmd_steps": lambda: count_range(earlier_steps(f"{p}-dmd") for p in CODED.values()),
     "fs.fresh.traj_read": lambda: mean_read(1.0, "traj"),
     "fs.fresh.bank_s": lambda: count_range(round(steps_line(run(d, "traj"))["before_first_step_s"]) for d in DRAWS),
-    **{f"fs.fresh.u{k}": (lambda k=k: span(over(d, "dmd", k) for d in DRAWS)) for k in (1, 2, 4)},
+    **{f"fs.fresh.u{k}": (lambda k=k: ratio_range(over(d, "dmd", k) for d in DRAWS)) for k in (1, 2, 4)},
     "fs.fresh.met_all": lambda: str(sum(fid_targets(d) for d in DRAWS)),
     "fs.fresh.met_stretch": lambda: str(sum(over(d, "dmd", 1) <= 1.5 for d in DRAWS)),
     "fs.fresh.draws": lambda: str(len(DRAWS)),
