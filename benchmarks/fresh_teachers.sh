@@ -39,16 +39,8 @@ draw() {  # core, chain, seed[, trajectory budget, dmd budget, name suffix]: the
 draw 0 0 0 & draw 1 1 1 & wait
 draw 0 0 2 & draw 1 1 2 & wait
 draw 0 0 3 & draw 1 1 3 & wait
-# the steps each run took, and the seconds before its first step (the trajectory stage: generating the teacher's
-# trajectories), extrapolated back from the first two lines of its metrics.jsonl
-steps_taken() {  # run
-  python -c "
-import json, sys
-a, b = [json.loads(line) for line in open(sys.argv[1] + '/metrics.jsonl') if '\"elapsed\"' in line][:2]
-before = a['elapsed'] - a['step'] * (b['elapsed'] - a['elapsed']) / (b['step'] - a['step'])
-print(json.dumps({'run': sys.argv[1], 'step': json.load(open(sys.argv[1] + '/summary.json'))['step'],
-                  'before_first_step_s': round(before, 1)}))" $1
-}
+# the steps each run took, and the seconds before its first step (steps_taken)
+. benchmarks/steps_taken.sh
 for r in runs/s27-uncond-s? runs/s27-bad2 runs/s27-s?-seed?-traj runs/s27-s?-seed?-dmd; do
   steps_taken $r
 done > $R/fresh_teachers_steps.jsonl

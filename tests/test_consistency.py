@@ -397,6 +397,32 @@ def test_distill_writes_a_consistency_checkpoint_that_samples_in_few_steps(teach
     assert (tmp_path / "traj.png").stat().st_size > 0
 
 
+def test_the_trajectory_bank_is_made_at_the_runs_precision(teacher, tmp_path, monkeypatch):
+    """distill hands its --precision to teacher_trajectories; in bf16 the teacher runs under autocast, so the bank's
+    ends move by bf16's rounding, and stay fp32 tensors, close to the fp32 bank's."""
+    import cleardiffusion.train_run as train_run
+    from cleardiffusion.generate import teacher_trajectories
+    from test_fastpath import tiny_unet
+
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["precision"])
+        return teacher_trajectories(*args, **kwargs)
+
+    monkeypatch.setattr(train_run, "teacher_trajectories", spy)
+    for precision in ("bf16", "fp32"):
+        assert distill(teacher[0], tmp_path / precision, "--steps", "1", "--trajectories", "4", "--teacher-steps",
+                       "2", "--precision", precision) == 0  # fmt: skip
+    assert asked == ["bf16", "fp32"]
+    schedule, net = NoiseSchedule.from_name("linear", 100), tiny_unet().eval()
+    common = dict(n=4, steps=3, guidance=1.0, shape=(3, 8, 8), num_classes=0, null_label=None, label_dropout=0.0,
+                  seed=0)  # fmt: skip
+    fp32, bf16 = (teacher_trajectories(net, schedule, **common, precision=p).x0 for p in ("fp32", "bf16"))
+    assert bf16.dtype == fp32.dtype == torch.float32
+    assert not torch.equal(bf16, fp32) and torch.allclose(bf16, fp32, atol=0.1)
+
+
 def test_dmd_defaults_apply_to_dmd_only_follow_the_teacher_and_give_way_to_flags():
     """dmd's step and EMA replace distill's own; from an unconditional teacher its batch and EMA too, from a
     conditional one the teacher run's batch stays; a flag given replaces them all."""

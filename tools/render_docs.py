@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or l
 from doc_sources import NUMBERS, ROOT, TABLES  # noqa: E402
 from doc_sources_backbones import BACKBONE_NUMBERS, BACKBONE_TABLES  # noqa: E402
 from doc_sources_band import BAND_NUMBERS, BAND_TABLES  # noqa: E402
+from doc_sources_bank import BANK_NUMBERS, BANK_TABLES  # noqa: E402
 from doc_sources_batch import BATCH_NUMBERS, BATCH_TABLES  # noqa: E402
 from doc_sources_codes import CODES_NUMBERS, CODES_TABLES  # noqa: E402
 from doc_sources_cost import COST_NUMBERS  # noqa: E402
@@ -56,6 +57,7 @@ TABLES = merged(
     ENCODE_TABLES,
     CODES_TABLES,
     FRESH_TABLES,
+    BANK_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -70,6 +72,7 @@ NUMBERS = merged(
     ENCODE_NUMBERS,
     CODES_NUMBERS,
     FRESH_NUMBERS,
+    BANK_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

@@ -96,7 +96,7 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
                          num_classes: int, null_label: int | None, label_dropout: float, seed: int,
                          device: str | torch.device = "cpu", batch_size: int | None = None,
                          autoguide: nn.Module | None = None, autoguide_from: float = 0,
-                         codes: int = 0) -> TrajectoryBank:  # fmt: skip
+                         codes: int = 0, precision: str = "fp32") -> TrajectoryBank:  # fmt: skip
     """`n` trajectories of the teacher's probability-flow ODE (DPM-Solver++(2M), `steps` trailing points), as a
     `consistency.TrajectoryBank`: every point the solver visits, paired with the trajectory's end and, with
     `codes` K > 0, the end's cluster among K (consistency.end_codes).
@@ -104,7 +104,8 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
     Labels (a conditional teacher): each class uniformly, the null class with probability `label_dropout`; a
     labelled trajectory follows the guided ODE at `guidance`, a null-labelled one the unconditional ODE. An
     unconditional teacher with `autoguide` (a worse model): every trajectory follows the autoguided ODE at
-    `guidance` (from timestep `autoguide_from` up; generate_images)."""
+    `guidance` (from timestep `autoguide_from` up; generate_images). `precision`: the teacher's, as in
+    generate_images (`distill` passes its --precision: the bank in bf16 where the training step is)."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, max(num_classes, 1), (n,), generator=g)
     if num_classes:
@@ -125,7 +126,7 @@ def teacher_trajectories(teacher: nn.Module, schedule, *, n: int, steps: int, gu
             start = 0
             for end in generate_images(teacher, schedule, n=count, shape=shape, recipe=recipe.replace(guidance=scale),
                                        seed=seed + i, labels=labels, batch_size=batch_size, device=device,
-                                       precision="fp32",  # as the few-step results were measured (few_step.md)
+                                       precision=precision,
                                        callback=lambda k, t, x_t, x0: visited.append((t, x_t)),
                                        autoguide=autoguide, autoguide_from=autoguide_from):  # fmt: skip
                 for t, x_t in visited:  # every point the solver visited in this batch, with the end it reached

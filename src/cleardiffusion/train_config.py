@@ -242,8 +242,8 @@ class TrainConfig:
     )
     precision: Precision = option(
         "auto",
-        "autocast of the training step: auto (bf16 on CUDA and on CPUs with "
-        "native bf16, AVX512-BF16 or AMX; else fp32), fp32 or bf16",
+        "autocast of the training step (and of distill's teacher trajectories): auto (bf16 on CUDA and on CPUs "
+        "with native bf16, AVX512-BF16 or AMX; else fp32), fp32 or bf16",
         HARDWARE,
     )
     channels_last: bool | None = option(

@@ -212,7 +212,8 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
                                     guidance=config.teacher_guidance, shape=tuple(dataset.images.shape[1:]),
                                     num_classes=model.config.num_classes, null_label=null_label,
                                     label_dropout=config.label_dropout, seed=config.seed, device=dev,
-                                    autoguide=bad, autoguide_from=from_t, codes=config.student_codes)  # fmt: skip
+                                    autoguide=bad, autoguide_from=from_t, codes=config.student_codes,
+                                    precision=config.precision)  # fmt: skip
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,

@@ -1,0 +1,158 @@
+"""The trajectory bank at the training step's precision (session 28; benchmarks/bf16_bank.sh) for docs/few_step.md;
+render_docs.py merges these. Each of the six fresh-teacher draws ran twice side by side, the bank in bf16 (the
+library since session 28) and in fp32 (few_step_ablation/fp32_bank.py): bf16_bank_mnist_uncond.jsonl
+(readability_proxy.py) and bf16_bank_steps.jsonl (the steps and the seconds before the first step)."""
+
+from doc_sources import load_jsonl, table
+from doc_sources_fresh import DRAWS, LIMITS, teacher
+from doc_sources_quality import span
+
+FILE = "one_step_cpu/bf16_bank_mnist_uncond.jsonl"
+STEPS = "one_step_cpu/bf16_bank_steps.jsonl"
+BANKS = ("bf16", "fp32")
+SCALES = (1.0, 0.85, 0.75, 0.65)  # the starting noise of the one-step counts
+
+
+def name(label: str, bank: str, stage: str) -> str:
+    chain, seed = DRAWS[label]
+    return f"s28-s{chain}-seed{seed}-{bank}-{stage}"
+
+
+def line(label: str, bank: str, stage: str, steps: int, noise_scale: float = 1.0) -> dict:
+    path = f"runs/{name(label, bank, stage)}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(FILE)
+                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
+
+
+def over(label: str, bank: str, stage: str, steps: int, noise_scale: float = 1.0) -> float:
+    """FID over the 50-step FID of the draw's fresh teacher (fresh_teachers_mnist_uncond.jsonl)."""
+    return line(label, bank, stage, steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def taken(label: str, bank: str, stage: str) -> dict:
+    return next(r for r in load_jsonl(STEPS) if r["run"] == f"runs/{name(label, bank, stage)}")
+
+
+def read(label: str, bank: str, noise_scale: float = 1.0) -> dict:
+    return line(label, bank, "dmd", 1, noise_scale)
+
+
+def fid_targets(label: str, bank: str) -> bool:
+    return all(over(label, bank, "dmd", k) <= limit for k, limit in LIMITS.items())
+
+
+def t_bank_pairs() -> str:
+    rows = []
+    for label in DRAWS:
+        for bank in BANKS:
+            traj, dmd, one = taken(label, bank, "traj"), taken(label, bank, "dmd"), read(label, bank)
+            quarter = read(label, bank, 0.75)
+            rows.append(
+                [
+                    label,
+                    bank,
+                    f"{traj['before_first_step_s']:.0f}",
+                    f"{traj['step']:,}",
+                    f"{line(label, bank, 'traj', 1)['per_100']:.1f} ({over(label, bank, 'traj', 1):.2f}x)",
+                    f"{dmd['step']:,}",
+                    f"{one['per_100']:.1f} ({one['first_100']}; {over(label, bank, 'dmd', 1):.2f}x)",
+                    *(f"{over(label, bank, 'dmd', k):.2f}x" for k in (2, 4)),
+                    f"{quarter['per_100']:.1f} ({quarter['first_100']}; {over(label, bank, 'dmd', 1, 0.75):.2f}x)",
+                ]
+            )
+    return table(["draw", "bank", "seconds before the first step", "trajectory steps (8 min)",
+                  "trajectory student, 1 step: readable (FID / teacher-50)", "dmd steps (5 min)",
+                  "after dmd, 1 step: readable (first 100; FID / teacher-50)", "2 steps, FID / teacher-50", "4 steps",
+                  "1 step, S = 0.75: readable (first 100; FID / teacher-50)"], rows)  # fmt: skip
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def t_bank_summary() -> str:
+    """Per bank over the six draws: means, the targets' counts, and per row how many draws bf16 did better on."""
+
+    def row(label, f, fmt, better):  # f(draw, bank) -> value; better(a, b): bf16's a beats fp32's b
+        cells = [fmt(mean(f(d, b) for d in DRAWS)) for b in BANKS]
+        return [label, *cells, str(sum(better(f(d, "bf16"), f(d, "fp32")) for d in DRAWS))]
+
+    lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
+    rows = [
+        row(
+            "seconds before the first step",
+            lambda d, b: taken(d, b, "traj")["before_first_step_s"],
+            "{:.0f}".format,
+            lower,
+        ),
+        row("trajectory steps", lambda d, b: taken(d, b, "traj")["step"], "{:,.0f}".format, higher),
+        row("dmd steps", lambda d, b: taken(d, b, "dmd")["step"], "{:,.0f}".format, higher),
+        *(
+            row(
+                f"{k} step{'s' * (k > 1)}, FID / teacher-50",
+                lambda d, b, k=k: over(d, b, "dmd", k),
+                "{:.2f}x".format,
+                lower,
+            )
+            for k in (1, 2, 4)
+        ),
+        *(
+            row(
+                f"1 step, S = {s:g}: readable per 100",
+                lambda d, b, s=s: read(d, b, s)["per_100"],
+                "{:.1f}".format,
+                higher,
+            )
+            for s in SCALES
+        ),
+    ]
+    n = len(DRAWS)
+    counts = [
+        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", lambda b: sum(fid_targets(d, b) for d in DRAWS)),
+        ("1 step within 1.5x (the stretch)", lambda b: sum(over(d, b, "dmd", 1) <= 1.5 for d in DRAWS)),
+        *(
+            (
+                f"80 or more of the first 100 read, S = {s:g}",
+                lambda b, s=s: sum(read(d, b, s)["first_100"] >= 80 for d in DRAWS),
+            )
+            for s in SCALES
+        ),
+    ]
+    rows += [[label, *(f"{f(b)} of {n}" for b in BANKS), "-"] for label, f in counts]
+    return table(["over the six draws", "bf16 bank (mean)", "fp32 bank (mean)", "draws where bf16 did better"], rows)
+
+
+BANK_TABLES = {"fs_bank_pairs": t_bank_pairs, "fs_bank_summary": t_bank_summary}
+
+
+def diff_read(noise_scale: float = 1.0) -> float:
+    return mean(read(d, "bf16", noise_scale)["per_100"] - read(d, "fp32", noise_scale)["per_100"] for d in DRAWS)
+
+
+def gain(label: str) -> float:
+    """The bf16 run's trajectory steps over the fp32 run's, in the same 8 minutes side by side."""
+    return taken(label, "bf16", "traj")["step"] / taken(label, "fp32", "traj")["step"]
+
+
+BANK_NUMBERS = {
+    "fs.bank.bank_s": lambda: " and ".join(span([round(taken(d, b, "traj")["before_first_step_s"]) for d in DRAWS],
+                                                "{:,}".format) for b in BANKS),
+    "fs.bank.traj_gain": lambda: f"{mean(gain(d) for d in DRAWS) - 1:.0%}",
+    "fs.bank.diff_read": lambda: f"{diff_read():+.1f}",
+    "fs.bank.diff_read75": lambda: f"{diff_read(0.75):+.1f}",
+    **{f"fs.bank.u{k}_better": (lambda k=k: str(sum(over(d, "bf16", "dmd", k) < over(d, "fp32", "dmd", k)
+                                                    for d in DRAWS))) for k in (1, 2, 4)},
+    **{f"fs.bank.u{k}_mean": (lambda k=k: " and ".join(f"{mean(over(d, b, 'dmd', k) for d in DRAWS):.2f}x"
+                                                        for b in BANKS)) for k in (1, 2, 4)},
+    "fs.bank.read_better": lambda: str(sum(read(d, "bf16")["per_100"] > read(d, "fp32")["per_100"] for d in DRAWS)),
+    "fs.bank.read_mean": lambda: " and ".join(f"{mean(read(d, b)['per_100'] for d in DRAWS):.1f}" for b in BANKS),
+    "fs.bank.read80": lambda: " and ".join(str(sum(read(d, b)["first_100"] >= 80 for d in DRAWS)) for b in BANKS),
+    "fs.bank.met_all": lambda: " and ".join(str(sum(fid_targets(d, b) for d in DRAWS)) for b in BANKS),
+    "fs.bank.draws": lambda: str(len(DRAWS)),
+    # the library's pipeline since session 28 alone (the README, results.md)
+    "fs.bank.bf16.met_all": lambda: str(sum(fid_targets(d, "bf16") for d in DRAWS)),
+    "fs.bank.bf16.mean_read": lambda: f"{mean(read(d, 'bf16')['per_100'] for d in DRAWS):.1f}",
+    **{f"fs.bank.bf16.read80{tag}": (lambda s=s: str(sum(read(d, "bf16", s)["first_100"] >= 80 for d in DRAWS)))
+       for s, tag in ((1.0, ""), (0.65, "65"))},
+}  # fmt: skip
