@@ -16,17 +16,11 @@ P="python $A/readability_proxy.py"
 OUT=$R/bf16_bank_mnist_uncond.jsonl
 BAD=runs/s27-bad2/checkpoints/last.pt
 . benchmarks/steps_taken.sh
-one() {  # core, chain, seed, bank (bf16 | fp32)
-  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s28-s$2-seed$3-$4 C=cleardiffusion
+. benchmarks/fresh_draw.sh
+one() {  # core, chain, seed, bank (bf16 | fp32): fresh_draw into runs/s28-s<chain>-seed<seed>-<bank>, and its steps
+  local U=runs/s28-s$2-seed$3-$4 C=cleardiffusion
   [ $4 = fp32 ] && C="python $A/fp32_bank.py"
-  taskset -c $1 $C distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 --time-budget 8 --seed $3 --out $U-traj
-  taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
-  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
-    --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $U-dmd
-  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
-  for s in 0.85 0.75 0.65; do
-    taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
-  done
+  TRAJ_CLI=$C fresh_draw $1 $2 $3 $U
   { steps_taken $U-traj; steps_taken $U-dmd; } >> $R/bf16_bank_steps.jsonl
 }
 pair() {  # core of the bf16 run, chain, seed

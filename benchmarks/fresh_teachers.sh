@@ -23,18 +23,9 @@ teacher 0 & teacher 1 & wait
 taskset -c 0 cleardiffusion train --dataset mnist --data-dir $D/mnist --time-budget 2 --seed 5 --out runs/s27-bad2 &
 taskset -c 1 $P --checkpoint runs/s27-uncond-s1/checkpoints/last.pt >> $OUT & wait
 taskset -c 0 $P --checkpoint runs/s27-uncond-s0/checkpoints/last.pt >> $OUT
-draw() {  # core, chain, seed[, trajectory budget, dmd budget, name suffix]: the two stages at distill's defaults
-  # (8 and 5 minutes, or the budgets given), then scored
-  local T=runs/s27-uncond-s$2/checkpoints/last.pt U=runs/s27-s$2-seed$3${6:-}
-  taskset -c $1 cleardiffusion distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 ${4:---time-budget 8} \
-    --seed $3 --out $U-traj
-  taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
-  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
-    --autoguide $BAD --teacher-guidance 2.5 ${5:---time-budget 5} --seed $3 --out $U-dmd
-  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
-  for s in 0.85 0.75 0.65; do
-    taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
-  done
+. benchmarks/fresh_draw.sh
+draw() {  # core, chain, seed[, trajectory budget, dmd budget, name suffix]: fresh_draw into runs/s27-s<chain>-seed<seed>
+  fresh_draw $1 $2 $3 runs/s27-s$2-seed$3${6:-} "${4:-}" "${5:-}"
 }
 draw 0 0 0 & draw 1 1 1 & wait
 draw 0 0 2 & draw 1 1 2 & wait

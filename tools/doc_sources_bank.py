@@ -3,14 +3,15 @@ render_docs.py merges these. Each of the six fresh-teacher draws ran twice side 
 library since session 28) and in fp32 (few_step_ablation/fp32_bank.py): bf16_bank_mnist_uncond.jsonl
 (readability_proxy.py) and bf16_bank_steps.jsonl (the steps and the seconds before the first step)."""
 
-from doc_sources import load_jsonl, table
-from doc_sources_fresh import DRAWS, LIMITS, teacher
+from doc_sources import table
+from doc_sources_extra import mean
+from doc_sources_fresh import DRAWS, LIMITS, SCALES, steps_line, teacher
+from doc_sources_fresh import line as proxy_line
 from doc_sources_quality import span
 
 FILE = "one_step_cpu/bf16_bank_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/bf16_bank_steps.jsonl"
 BANKS = ("bf16", "fp32")
-SCALES = (1.0, 0.85, 0.75, 0.65)  # the starting noise of the one-step counts
 
 
 def name(label: str, bank: str, stage: str) -> str:
@@ -19,9 +20,7 @@ def name(label: str, bank: str, stage: str) -> str:
 
 
 def line(label: str, bank: str, stage: str, steps: int, noise_scale: float = 1.0) -> dict:
-    path = f"runs/{name(label, bank, stage)}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(FILE)
-                if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
+    return proxy_line(name(label, bank, stage), steps, noise_scale, file=FILE)
 
 
 def over(label: str, bank: str, stage: str, steps: int, noise_scale: float = 1.0) -> float:
@@ -30,7 +29,7 @@ def over(label: str, bank: str, stage: str, steps: int, noise_scale: float = 1.0
 
 
 def taken(label: str, bank: str, stage: str) -> dict:
-    return next(r for r in load_jsonl(STEPS) if r["run"] == f"runs/{name(label, bank, stage)}")
+    return steps_line(name(label, bank, stage), file=STEPS)
 
 
 def read(label: str, bank: str, noise_scale: float = 1.0) -> dict:
@@ -39,6 +38,16 @@ def read(label: str, bank: str, noise_scale: float = 1.0) -> dict:
 
 def fid_targets(label: str, bank: str) -> bool:
     return all(over(label, bank, "dmd", k) <= limit for k, limit in LIMITS.items())
+
+
+def met(bank: str) -> int:
+    """On how many draws the bank's students meet every FID target."""
+    return sum(fid_targets(d, bank) for d in DRAWS)
+
+
+def read80(bank: str, noise_scale: float = 1.0) -> int:
+    """On how many draws 80 or more of the first 100 one-step samples read."""
+    return sum(read(d, bank, noise_scale)["first_100"] >= 80 for d in DRAWS)
 
 
 def t_bank_pairs() -> str:
@@ -66,16 +75,11 @@ def t_bank_pairs() -> str:
                   "1 step, S = 0.75: readable (first 100; FID / teacher-50)"], rows)  # fmt: skip
 
 
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
-
-
 def t_bank_summary() -> str:
     """Per bank over the six draws: means, the targets' counts, and per row how many draws bf16 did better on."""
 
     def row(label, f, fmt, better):  # f(draw, bank) -> value; better(a, b): bf16's a beats fp32's b
-        cells = [fmt(mean(f(d, b) for d in DRAWS)) for b in BANKS]
+        cells = [fmt(mean([f(d, b) for d in DRAWS])) for b in BANKS]
         return [label, *cells, str(sum(better(f(d, "bf16"), f(d, "fp32")) for d in DRAWS))]
 
     lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
@@ -109,12 +113,12 @@ def t_bank_summary() -> str:
     ]
     n = len(DRAWS)
     counts = [
-        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", lambda b: sum(fid_targets(d, b) for d in DRAWS)),
+        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", met),
         ("1 step within 1.5x (the stretch)", lambda b: sum(over(d, b, "dmd", 1) <= 1.5 for d in DRAWS)),
         *(
             (
                 f"80 or more of the first 100 read, S = {s:g}",
-                lambda b, s=s: sum(read(d, b, s)["first_100"] >= 80 for d in DRAWS),
+                lambda b, s=s: read80(b, s),
             )
             for s in SCALES
         ),
@@ -127,7 +131,7 @@ BANK_TABLES = {"fs_bank_pairs": t_bank_pairs, "fs_bank_summary": t_bank_summary}
 
 
 def diff_read(noise_scale: float = 1.0) -> float:
-    return mean(read(d, "bf16", noise_scale)["per_100"] - read(d, "fp32", noise_scale)["per_100"] for d in DRAWS)
+    return mean([read(d, "bf16", noise_scale)["per_100"] - read(d, "fp32", noise_scale)["per_100"] for d in DRAWS])
 
 
 def gain(label: str) -> float:
@@ -138,21 +142,20 @@ def gain(label: str) -> float:
 BANK_NUMBERS = {
     "fs.bank.bank_s": lambda: " and ".join(span([round(taken(d, b, "traj")["before_first_step_s"]) for d in DRAWS],
                                                 "{:,}".format) for b in BANKS),
-    "fs.bank.traj_gain": lambda: f"{mean(gain(d) for d in DRAWS) - 1:.0%}",
+    "fs.bank.traj_gain": lambda: f"{mean([gain(d) for d in DRAWS]) - 1:.0%}",
     "fs.bank.diff_read": lambda: f"{diff_read():+.1f}",
     "fs.bank.diff_read75": lambda: f"{diff_read(0.75):+.1f}",
     **{f"fs.bank.u{k}_better": (lambda k=k: str(sum(over(d, "bf16", "dmd", k) < over(d, "fp32", "dmd", k)
                                                     for d in DRAWS))) for k in (1, 2, 4)},
-    **{f"fs.bank.u{k}_mean": (lambda k=k: " and ".join(f"{mean(over(d, b, 'dmd', k) for d in DRAWS):.2f}x"
+    **{f"fs.bank.u{k}_mean": (lambda k=k: " and ".join(f"{mean([over(d, b, 'dmd', k) for d in DRAWS]):.2f}x"
                                                         for b in BANKS)) for k in (1, 2, 4)},
     "fs.bank.read_better": lambda: str(sum(read(d, "bf16")["per_100"] > read(d, "fp32")["per_100"] for d in DRAWS)),
-    "fs.bank.read_mean": lambda: " and ".join(f"{mean(read(d, b)['per_100'] for d in DRAWS):.1f}" for b in BANKS),
-    "fs.bank.read80": lambda: " and ".join(str(sum(read(d, b)["first_100"] >= 80 for d in DRAWS)) for b in BANKS),
-    "fs.bank.met_all": lambda: " and ".join(str(sum(fid_targets(d, b) for d in DRAWS)) for b in BANKS),
+    "fs.bank.read_mean": lambda: " and ".join(f"{mean([read(d, b)['per_100'] for d in DRAWS]):.1f}" for b in BANKS),
+    "fs.bank.read80": lambda: " and ".join(str(read80(b)) for b in BANKS),
+    "fs.bank.met_all": lambda: " and ".join(str(met(b)) for b in BANKS),
     "fs.bank.draws": lambda: str(len(DRAWS)),
     # the library's pipeline since session 28 alone (the README, results.md)
-    "fs.bank.bf16.met_all": lambda: str(sum(fid_targets(d, "bf16") for d in DRAWS)),
-    "fs.bank.bf16.mean_read": lambda: f"{mean(read(d, 'bf16')['per_100'] for d in DRAWS):.1f}",
-    **{f"fs.bank.bf16.read80{tag}": (lambda s=s: str(sum(read(d, "bf16", s)["first_100"] >= 80 for d in DRAWS)))
-       for s, tag in ((1.0, ""), (0.65, "65"))},
+    "fs.bank.bf16.met_all": lambda: str(met("bf16")),
+    "fs.bank.bf16.mean_read": lambda: f"{mean([read(d, 'bf16')['per_100'] for d in DRAWS]):.1f}",
+    **{f"fs.bank.bf16.read80{tag}": (lambda s=s: str(read80("bf16", s))) for s, tag in ((1.0, ""), (0.65, "65"))},
 }  # fmt: skip

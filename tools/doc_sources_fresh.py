@@ -19,10 +19,10 @@ SCALES = (1.0, 0.85, 0.75, 0.65)  # the starting noise of the one-step counts
 LIMITS = {1: 2.0, 2: 1.3, 4: 1.1}
 
 
-def line(name: str, steps: int, noise_scale: float = 1.0) -> dict:
-    """The readability_proxy line of runs/<name> at `steps` from `noise_scale` times the noise."""
+def line(name: str, steps: int, noise_scale: float = 1.0, file: str = FILE) -> dict:
+    """The readability_proxy line of runs/<name> at `steps` from `noise_scale` times the noise (in `file`)."""
     path = f"runs/{name}/checkpoints/last.pt"
-    return next(r for r in load_jsonl(FILE)
+    return next(r for r in load_jsonl(file)
                 if r["checkpoint"] == path and r["steps"] == steps and r["noise_scale"] == noise_scale)  # fmt: skip
 
 
@@ -56,8 +56,9 @@ def s26_line(label: str) -> dict:
     return proxy_line(f"{CODED[label]}-dmd", 1)
 
 
-def steps_line(name: str) -> dict:
-    return next(r for r in load_jsonl(STEPS) if r["run"] == f"runs/{name}")
+def steps_line(name: str, file: str = STEPS) -> dict:
+    """The steps_taken line of runs/<name> (benchmarks/steps_taken.sh) in `file`."""
+    return next(r for r in load_jsonl(file) if r["run"] == f"runs/{name}")
 
 
 def steps_taken(name: str) -> int:
