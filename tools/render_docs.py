@@ -29,6 +29,7 @@ from doc_sources_experiments import EXPERIMENT_NUMBERS  # noqa: E402
 from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_fresh import FRESH_NUMBERS, FRESH_TABLES  # noqa: E402
 from doc_sources_grow import GROW_NUMBERS, GROW_TABLES  # noqa: E402
+from doc_sources_long import LONG_NUMBERS, LONG_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
@@ -58,6 +59,7 @@ TABLES = merged(
     CODES_TABLES,
     FRESH_TABLES,
     BANK_TABLES,
+    LONG_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -73,6 +75,7 @@ NUMBERS = merged(
     CODES_NUMBERS,
     FRESH_NUMBERS,
     BANK_NUMBERS,
+    LONG_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

@@ -1,0 +1,179 @@
+"""Longer dmd, and a code drawn apart from the noise (session 29; benchmarks/dmd_long.sh) for docs/few_step.md;
+render_docs.py merges these. From session 28's bf16 trajectory students: dmd for 14 minutes with its weights kept
+every 200 steps (and on one draw at --lr 4e-5 and at --batch-size 64), and 5 minutes of dmd with the one-step code
+drawn apart from x_T (few_step_ablation/free_code.py), all scored by readability_proxy.py in
+dmd_long_mnist_uncond.jsonl; the minute each kept step was reached at in dmd_long_steps.jsonl. Beside them, session
+28's 5-minute dmd of the same draws (bf16_bank_mnist_uncond.jsonl)."""
+
+from doc_sources import load_jsonl, table
+from doc_sources_bank import FILE as BANK_FILE
+from doc_sources_extra import mean
+from doc_sources_fresh import DRAWS, LIMITS, line, teacher
+
+FILE = "one_step_cpu/dmd_long_mnist_uncond.jsonl"
+STEPS = "one_step_cpu/dmd_long_steps.jsonl"
+CURVE = ("chain 0, seed 2", "chain 1, seed 2", "chain 0, seed 3", "chain 1, seed 3")  # the draws of the long runs
+# the lowest-reading draw again with one of dmd's settings changed: (draw, run-name suffix, the flag)
+SCREENS = (("chain 1, seed 2", "-lr4", "--lr 4e-5"), ("chain 1, seed 2", "-batch64", "--batch-size 64"))
+LONG = tuple((label, "", "") for label in CURVE) + SCREENS  # every long run
+FREE = ("chain 0, seed 2", "chain 1, seed 2")  # the draws of the free code
+SHOWN = (400, 800, 1600, 2400)  # the kept steps in the table, beside the last
+
+
+def run(prefix: str, label: str, suffix: str = "") -> str:
+    chain, seed = DRAWS[label]
+    return f"runs/{prefix}-s{chain}-seed{seed}{suffix}"
+
+
+def kept(label: str, suffix: str = "") -> list[dict]:
+    """The long run's kept steps in order, each {'step', 'minutes'} (the last one: the end of its 14 minutes)."""
+    name = run("s29-curve", label, suffix)
+    return sorted({r["step"]: r for r in load_jsonl(STEPS) if r["run"] == name}.values(), key=lambda r: r["step"])
+
+
+def scored(label: str, step: int, steps: int, suffix: str = "") -> dict:
+    """readability_proxy's line of the long run's weights kept at `step` (the last: last.pt beyond one step)."""
+    name = f"{run('s29-curve', label, suffix)}/checkpoints/step_{step:07d}.pt"
+    last = f"{run('s29-curve', label, suffix)}/checkpoints/last.pt"
+    final = step == kept(label, suffix)[-1]["step"]
+    return next(r for r in load_jsonl(FILE) if r["steps"] == steps and "code" not in r
+                and (r["checkpoint"] == name or (final and steps > 1 and r["checkpoint"] == last)))  # fmt: skip
+
+
+def over(label: str, fid: float) -> float:
+    return fid / teacher(DRAWS[label][0])["fid"]
+
+
+def at_minutes(label: str, minutes: float, suffix: str = "") -> dict:
+    """The kept step reached nearest to `minutes`."""
+    return min(kept(label, suffix), key=lambda r: abs(r["minutes"] - minutes))
+
+
+def read(label: str, step: int, suffix: str = "") -> float:
+    return scored(label, step, 1, suffix)["per_100"]
+
+
+def t_dmd_long() -> str:
+    def ratio(label: str, step: int, steps: int, suffix: str) -> str:  # "-": not scored beyond one step there
+        try:
+            return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
+        except StopIteration:
+            return "-"
+
+    rows = []
+    for label, suffix, flag in LONG:
+        for r in [k for k in kept(label, suffix) if k["step"] in SHOWN] + [kept(label, suffix)[-1]]:
+            one = scored(label, r["step"], 1, suffix)
+            rows.append([label, flag or "defaults", f"{r['step']:,}", f"{r['minutes']:.1f}",
+                         f"{one['per_100']:.1f} ({one['first_100']})", f"{over(label, one['fid']):.2f}x",
+                         *(ratio(label, r["step"], k, suffix) for k in (2, 4))])  # fmt: skip
+    return table(["draw", "dmd", "step", "minutes", "1 step: readable per 100 (of the first 100)",
+                  "1 step: FID / teacher-50", "2 steps", "4 steps"], rows)  # fmt: skip
+
+
+def free_line(label: str, steps: int, code: str, noise_scale: float = 1.0) -> dict:
+    name = f"{run('s29-fc', label)}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(FILE) if r["checkpoint"] == name and r["steps"] == steps
+                and r["noise_scale"] == noise_scale and (r.get("code") == "free") == (code == "free"))  # fmt: skip
+
+
+def bank_line(label: str, steps: int, noise_scale: float = 1.0, stage: str = "dmd") -> dict:
+    """Session 28's run of the draw with the bf16 bank (bf16_bank.sh): its trajectory student or its 5-minute dmd."""
+    chain, seed = DRAWS[label]
+    return line(f"s28-s{chain}-seed{seed}-bf16-{stage}", steps, noise_scale, file=BANK_FILE)
+
+
+# the free-code table's rows: how dmd drew the one-step code, how sampling drew it, and the lines of that model
+CASES = (
+    ("the head's (session 28)", "the head's", lambda label, k, s: bank_line(label, k, s)),
+    ("drawn apart from x_T", "drawn apart from x_T", lambda label, k, s: free_line(label, k, "free", s)),
+    ("drawn apart from x_T", "the head's", lambda label, k, s: free_line(label, k, "head", s)),
+)
+
+
+def t_free_code() -> str:
+    """Per draw: session 28's dmd (the head's code), and dmd with the free code sampled with it and with the head's;
+    "-" where that model was not scored so."""
+
+    def cell(label: str, get, steps: int, noise_scale: float, read: bool) -> str:
+        try:
+            r = get(label, steps, noise_scale)
+        except StopIteration:
+            return "-"
+        ratio = f"{over(label, r['fid']):.2f}x"
+        return f"{r['per_100']:.1f} ({r['first_100']}; {ratio})" if read else ratio
+
+    rows = [[label, trained, sampled, cell(label, get, 1, 1.0, True), cell(label, get, 2, 1.0, False),
+             cell(label, get, 4, 1.0, False), cell(label, get, 1, 0.85, True)]
+            for label in FREE for trained, sampled, get in CASES]  # fmt: skip
+    return table(["draw", "dmd's one-step code (5 min)", "code at sampling",
+                  "1 step: readable per 100 (first 100; FID / teacher-50)", "2 steps, FID / teacher-50", "4 steps",
+                  "1 step, S = 0.85: readable (first 100; FID / teacher-50)"], rows)  # fmt: skip
+
+
+LONG_TABLES = {"fs_dmd_long": t_dmd_long, "fs_free_code": t_free_code}
+
+
+def gain(label: str, a: float, b: float) -> float:
+    """Readable per 100 at one step at about `b` minutes less at about `a`."""
+    return read(label, at_minutes(label, b)["step"]) - read(label, at_minutes(label, a)["step"])
+
+
+def last_read(label: str) -> float:
+    return read(label, kept(label)[-1]["step"])
+
+
+def first100_last(label: str, suffix: str = "") -> int:
+    return scored(label, kept(label, suffix)[-1]["step"], 1, suffix)["first_100"]
+
+
+def met_at(label: str, step: int) -> bool:
+    """Every FID target of the issue (LIMITS) met by the long run's weights kept at `step`."""
+    return all(over(label, scored(label, step, k)["fid"]) <= limit for k, limit in LIMITS.items())
+
+
+def ratios(label: str, step: int, steps: int = 1, suffix: str = "") -> str:
+    return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
+
+
+def peak(label: str, suffix: str) -> dict:
+    """The kept step whose one step read the most."""
+    return max(kept(label, suffix), key=lambda r: read(label, r["step"], suffix))
+
+
+def screen_numbers(label: str, suffix: str) -> dict:
+    """fs.long.<suffix>.*: the screen's peak, its last weights and its step 800 (the 2- and 4-step scores)."""
+    last = lambda: kept(label, suffix)[-1]["step"]  # noqa: E731
+    key = f"fs.long.{suffix.lstrip('-')}"
+    return {
+        f"{key}.peak_read": lambda: f"{read(label, peak(label, suffix)['step'], suffix):.1f}",
+        f"{key}.peak_minutes": lambda: f"{peak(label, suffix)['minutes']:.0f}",
+        f"{key}.last_read": lambda: f"{read(label, last(), suffix):.1f}",
+        f"{key}.last_first100": lambda: str(first100_last(label, suffix)),
+        f"{key}.last_steps": lambda: f"{last():,}",
+        **{f"{key}.u{k}_last": (lambda k=k: ratios(label, last(), k, suffix)) for k in (1, 2, 4)},
+        **{f"{key}.u{k}_800": (lambda k=k: ratios(label, 800, k, suffix)) for k in (1, 2, 4)},
+    }
+
+
+LONG_NUMBERS = {
+    "fs.long.traj_read": lambda: f"{mean([bank_line(d, 1, stage='traj')['per_100'] for d in CURVE]):.1f}",
+    "fs.long.first100_last": lambda: ", ".join(str(first100_last(d)) for d in CURVE),
+    "fs.long.first100_last80": lambda: str(sum(first100_last(d) >= 80 for d in CURVE)),
+    "fs.long.u1_800": lambda: ", ".join(ratios(d, 800) for d in CURVE),
+    "fs.long.u1_last": lambda: ", ".join(ratios(d, kept(d)[-1]["step"]) for d in CURVE),
+    "fs.long.u2_last": lambda: ", ".join(ratios(d, kept(d)[-1]["step"], 2) for d in CURVE),
+    "fs.long.met_800": lambda: str(sum(met_at(d, 800) for d in CURVE)),
+    "fs.long.met_last": lambda: str(sum(met_at(d, kept(d)[-1]["step"]) for d in CURVE)),
+    "fs.long.draws": lambda: str(len(CURVE)),
+    "fs.long.screened.last_read": lambda: f"{last_read(SCREENS[0][0]):.1f}",  # the screened draw at the defaults
+    "fs.long.gain_5_14": lambda: f"{mean([gain(d, 5, 14) for d in CURVE]):+.1f}",
+    "fs.long.gain_1_5": lambda: f"{mean([gain(d, 1, 5) for d in CURVE]):+.1f}",
+    "fs.long.last_read": lambda: ", ".join(f"{last_read(d):.1f}" for d in CURVE),
+    "fs.long.last_read80": lambda: str(sum(last_read(d) >= 80 for d in CURVE)),
+    "fs.long.last_steps": lambda: ", ".join(f"{kept(d)[-1]['step']:,}" for d in CURVE),
+    "fs.long.free_read": lambda: " and ".join(f"{free_line(d, 1, 'free')['per_100']:.1f}" for d in FREE),
+    "fs.long.free_head_read": lambda: " and ".join(f"{free_line(d, 1, 'head')['per_100']:.1f}" for d in FREE),
+    "fs.long.bank_read": lambda: " and ".join(f"{bank_line(d, 1)['per_100']:.1f}" for d in FREE),
+    **{k: v for label, suffix, _ in SCREENS for k, v in screen_numbers(label, suffix).items()},
+}
