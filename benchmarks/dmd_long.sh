@@ -7,7 +7,7 @@
 #   kept every 200 steps, each scored at one step (and three of them at two and four) by readability_proxy.py, with
 #   the minute each kept step was reached at (the run's metrics.jsonl) in dmd_long_steps.jsonl; on the draw whose
 #   count stayed lowest (chain 1, seed 2), the same again at twice dmd's step (--lr 4e-5) and at four times its
-#   batch (64);
+#   batch (64), then twice the step on two more draws;
 # - free: 5 minutes of dmd through few_step_ablation/free_code.py, which draws the one-step map's code apart from
 #   x_T, scored with that code ("code": "free") and with the head's (the library's sampling).
 set -euo pipefail
@@ -50,4 +50,5 @@ if [ "${1:-all}" = all ]; then
   free 0 1 2 & free 1 0 2 & wait
   curve 0 1 3 & curve 1 0 3 & wait
   curve 0 1 2 -lr4 --lr 4e-5 & curve 1 1 2 -batch64 --batch-size 64 & wait
+  curve 0 1 3 -lr4 --lr 4e-5 & curve 1 0 2 -lr4 --lr 4e-5 & wait
 fi

@@ -14,7 +14,8 @@ FILE = "one_step_cpu/dmd_long_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/dmd_long_steps.jsonl"
 CURVE = ("chain 0, seed 2", "chain 1, seed 2", "chain 0, seed 3", "chain 1, seed 3")  # the draws of the long runs
 # the lowest-reading draw again with one of dmd's settings changed: (draw, run-name suffix, the flag)
-SCREENS = (("chain 1, seed 2", "-lr4", "--lr 4e-5"), ("chain 1, seed 2", "-batch64", "--batch-size 64"))
+LR4 = ("chain 1, seed 2", "chain 1, seed 3", "chain 0, seed 2")  # twice dmd's step, first on the lowest draw
+SCREENS = (*((label, "-lr4", "--lr 4e-5") for label in LR4), ("chain 1, seed 2", "-batch64", "--batch-size 64"))
 LONG = tuple((label, "", "") for label in CURVE) + SCREENS  # every long run
 FREE = ("chain 0, seed 2", "chain 1, seed 2")  # the draws of the free code
 SHOWN = (400, 800, 1600, 2400)  # the kept steps in the table, beside the last
@@ -119,17 +120,17 @@ def gain(label: str, a: float, b: float) -> float:
     return read(label, at_minutes(label, b)["step"]) - read(label, at_minutes(label, a)["step"])
 
 
-def last_read(label: str) -> float:
-    return read(label, kept(label)[-1]["step"])
+def last_read(label: str, suffix: str = "") -> float:
+    return read(label, kept(label, suffix)[-1]["step"], suffix)
 
 
 def first100_last(label: str, suffix: str = "") -> int:
     return scored(label, kept(label, suffix)[-1]["step"], 1, suffix)["first_100"]
 
 
-def met_at(label: str, step: int) -> bool:
+def met_at(label: str, step: int, suffix: str = "") -> bool:
     """Every FID target of the issue (LIMITS) met by the long run's weights kept at `step`."""
-    return all(over(label, scored(label, step, k)["fid"]) <= limit for k, limit in LIMITS.items())
+    return all(over(label, scored(label, step, k, suffix)["fid"]) <= limit for k, limit in LIMITS.items())
 
 
 def ratios(label: str, step: int, steps: int = 1, suffix: str = "") -> str:
@@ -141,18 +142,23 @@ def peak(label: str, suffix: str) -> dict:
     return max(kept(label, suffix), key=lambda r: read(label, r["step"], suffix))
 
 
-def screen_numbers(label: str, suffix: str) -> dict:
-    """fs.long.<suffix>.*: the screen's peak, its last weights and its step 800 (the 2- and 4-step scores)."""
-    last = lambda: kept(label, suffix)[-1]["step"]  # noqa: E731
-    key = f"fs.long.{suffix.lstrip('-')}"
+def lr4_numbers() -> dict:
+    """fs.long.lr4.*: twice the step over its draws (lists in LR4's order), beside the defaults' runs of them."""
+    last = lambda d, suffix="-lr4": kept(d, suffix)[-1]["step"]  # noqa: E731
+    each = lambda f: lambda: ", ".join(f(d) for d in LR4)  # noqa: E731
     return {
-        f"{key}.peak_read": lambda: f"{read(label, peak(label, suffix)['step'], suffix):.1f}",
-        f"{key}.peak_minutes": lambda: f"{peak(label, suffix)['minutes']:.0f}",
-        f"{key}.last_read": lambda: f"{read(label, last(), suffix):.1f}",
-        f"{key}.last_first100": lambda: str(first100_last(label, suffix)),
-        f"{key}.last_steps": lambda: f"{last():,}",
-        **{f"{key}.u{k}_last": (lambda k=k: ratios(label, last(), k, suffix)) for k in (1, 2, 4)},
-        **{f"{key}.u{k}_800": (lambda k=k: ratios(label, 800, k, suffix)) for k in (1, 2, 4)},
+        "fs.long.lr4.draws": lambda: str(len(LR4)),
+        "fs.long.lr4.peak_read": each(lambda d: f"{read(d, peak(d, '-lr4')['step'], '-lr4'):.1f}"),
+        "fs.long.lr4.peak_minutes": each(lambda d: f"{peak(d, '-lr4')['minutes']:.0f}"),
+        "fs.long.lr4.last_read": each(lambda d: f"{read(d, last(d), '-lr4'):.1f}"),
+        "fs.long.lr4.last_first100": each(lambda d: str(first100_last(d, "-lr4"))),
+        "fs.long.lr4.default_last_read": each(lambda d: f"{last_read(d):.1f}"),
+        **{f"fs.long.lr4.u{k}_800": each(lambda d, k=k: ratios(d, 800, k, "-lr4")) for k in (1, 2, 4)},
+        **{f"fs.long.lr4.u{k}_last": each(lambda d, k=k: ratios(d, last(d), k, "-lr4")) for k in (1, 2, 4)},
+        "fs.long.lr4.met_800": lambda: str(sum(met_at(d, 800, "-lr4") for d in LR4)),
+        "fs.long.lr4.met_last": lambda: str(sum(met_at(d, last(d), "-lr4") for d in LR4)),
+        "fs.long.lr4.read80_last": lambda: str(sum(read(d, last(d), "-lr4") >= 80 for d in LR4)),
+        "fs.long.batch64.last_read": lambda: f"{last_read(SCREENS[-1][0], '-batch64'):.1f}",
     }
 
 
@@ -166,7 +172,6 @@ LONG_NUMBERS = {
     "fs.long.met_800": lambda: str(sum(met_at(d, 800) for d in CURVE)),
     "fs.long.met_last": lambda: str(sum(met_at(d, kept(d)[-1]["step"]) for d in CURVE)),
     "fs.long.draws": lambda: str(len(CURVE)),
-    "fs.long.screened.last_read": lambda: f"{last_read(SCREENS[0][0]):.1f}",  # the screened draw at the defaults
     "fs.long.gain_5_14": lambda: f"{mean([gain(d, 5, 14) for d in CURVE]):+.1f}",
     "fs.long.gain_1_5": lambda: f"{mean([gain(d, 1, 5) for d in CURVE]):+.1f}",
     "fs.long.last_read": lambda: ", ".join(f"{last_read(d):.1f}" for d in CURVE),
@@ -175,5 +180,5 @@ LONG_NUMBERS = {
     "fs.long.free_read": lambda: " and ".join(f"{free_line(d, 1, 'free')['per_100']:.1f}" for d in FREE),
     "fs.long.free_head_read": lambda: " and ".join(f"{free_line(d, 1, 'head')['per_100']:.1f}" for d in FREE),
     "fs.long.bank_read": lambda: " and ".join(f"{bank_line(d, 1)['per_100']:.1f}" for d in FREE),
-    **{k: v for label, suffix, _ in SCREENS for k, v in screen_numbers(label, suffix).items()},
+    **lr4_numbers(),
 }
