@@ -1,7 +1,7 @@
 """Longer dmd, and a code drawn apart from the noise (session 29; benchmarks/dmd_long.sh) for docs/few_step.md;
 render_docs.py merges these. From session 28's bf16 trajectory students: dmd for 14 minutes with its weights kept
-every 200 steps (and on one draw at --lr 4e-5 and at --batch-size 64), and 5 minutes of dmd with the one-step code
-drawn apart from x_T (few_step_ablation/free_code.py), all scored by readability_proxy.py in
+every 200 steps (on three draws also at --lr 4e-5, on one at --batch-size 64), and 5 minutes of dmd with the
+one-step code drawn apart from x_T (few_step_ablation/free_code.py), all scored by readability_proxy.py in
 dmd_long_mnist_uncond.jsonl; the minute each kept step was reached at in dmd_long_steps.jsonl. Beside them, session
 28's 5-minute dmd of the same draws (bf16_bank_mnist_uncond.jsonl)."""
 
@@ -13,8 +13,8 @@ from doc_sources_fresh import DRAWS, LIMITS, line, teacher
 FILE = "one_step_cpu/dmd_long_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/dmd_long_steps.jsonl"
 CURVE = ("chain 0, seed 2", "chain 1, seed 2", "chain 0, seed 3", "chain 1, seed 3")  # the draws of the long runs
-# the lowest-reading draw again with one of dmd's settings changed: (draw, run-name suffix, the flag)
 LR4 = ("chain 1, seed 2", "chain 1, seed 3", "chain 0, seed 2")  # twice dmd's step, first on the lowest draw
+# the long runs with one of dmd's settings changed: (draw, run-name suffix, the flag)
 SCREENS = (*((label, "-lr4", "--lr 4e-5") for label in LR4), ("chain 1, seed 2", "-batch64", "--batch-size 64"))
 LONG = tuple((label, "", "") for label in CURVE) + SCREENS  # every long run
 FREE = ("chain 0, seed 2", "chain 1, seed 2")  # the draws of the free code
@@ -32,11 +32,15 @@ def kept(label: str, suffix: str = "") -> list[dict]:
     return sorted({r["step"]: r for r in load_jsonl(STEPS) if r["run"] == name}.values(), key=lambda r: r["step"])
 
 
+def last_step(label: str, suffix: str = "") -> int:
+    return kept(label, suffix)[-1]["step"]
+
+
 def scored(label: str, step: int, steps: int, suffix: str = "") -> dict:
     """readability_proxy's line of the long run's weights kept at `step` (the last: last.pt beyond one step)."""
     name = f"{run('s29-curve', label, suffix)}/checkpoints/step_{step:07d}.pt"
     last = f"{run('s29-curve', label, suffix)}/checkpoints/last.pt"
-    final = step == kept(label, suffix)[-1]["step"]
+    final = step == last_step(label, suffix)
     return next(r for r in load_jsonl(FILE) if r["steps"] == steps and "code" not in r
                 and (r["checkpoint"] == name or (final and steps > 1 and r["checkpoint"] == last)))  # fmt: skip
 
@@ -54,16 +58,21 @@ def read(label: str, step: int, suffix: str = "") -> float:
     return scored(label, step, 1, suffix)["per_100"]
 
 
+def ratios(label: str, step: int, steps: int = 1, suffix: str = "") -> str:
+    """FID / teacher-50 of the long run's weights kept at `step`, sampled in `steps`."""
+    return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
+
+
 def t_dmd_long() -> str:
     def ratio(label: str, step: int, steps: int, suffix: str) -> str:  # "-": not scored beyond one step there
         try:
-            return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
+            return ratios(label, step, steps, suffix)
         except StopIteration:
             return "-"
 
     rows = []
     for label, suffix, flag in LONG:
-        for r in [k for k in kept(label, suffix) if k["step"] in SHOWN] + [kept(label, suffix)[-1]]:
+        for r in [k for k in kept(label, suffix) if k["step"] in SHOWN or k["step"] == last_step(label, suffix)]:
             one = scored(label, r["step"], 1, suffix)
             rows.append([label, flag or "defaults", f"{r['step']:,}", f"{r['minutes']:.1f}",
                          f"{one['per_100']:.1f} ({one['first_100']})", f"{over(label, one['fid']):.2f}x",
@@ -121,20 +130,16 @@ def gain(label: str, a: float, b: float) -> float:
 
 
 def last_read(label: str, suffix: str = "") -> float:
-    return read(label, kept(label, suffix)[-1]["step"], suffix)
+    return read(label, last_step(label, suffix), suffix)
 
 
 def first100_last(label: str, suffix: str = "") -> int:
-    return scored(label, kept(label, suffix)[-1]["step"], 1, suffix)["first_100"]
+    return scored(label, last_step(label, suffix), 1, suffix)["first_100"]
 
 
 def met_at(label: str, step: int, suffix: str = "") -> bool:
     """Every FID target of the issue (LIMITS) met by the long run's weights kept at `step`."""
     return all(over(label, scored(label, step, k, suffix)["fid"]) <= limit for k, limit in LIMITS.items())
-
-
-def ratios(label: str, step: int, steps: int = 1, suffix: str = "") -> str:
-    return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
 
 
 def peak(label: str, suffix: str) -> dict:
@@ -144,20 +149,20 @@ def peak(label: str, suffix: str) -> dict:
 
 def lr4_numbers() -> dict:
     """fs.long.lr4.*: twice the step over its draws (lists in LR4's order), beside the defaults' runs of them."""
-    last = lambda d, suffix="-lr4": kept(d, suffix)[-1]["step"]  # noqa: E731
     each = lambda f: lambda: ", ".join(f(d) for d in LR4)  # noqa: E731
     return {
         "fs.long.lr4.draws": lambda: str(len(LR4)),
         "fs.long.lr4.peak_read": each(lambda d: f"{read(d, peak(d, '-lr4')['step'], '-lr4'):.1f}"),
         "fs.long.lr4.peak_minutes": each(lambda d: f"{peak(d, '-lr4')['minutes']:.0f}"),
-        "fs.long.lr4.last_read": each(lambda d: f"{read(d, last(d), '-lr4'):.1f}"),
+        "fs.long.lr4.last_read": each(lambda d: f"{last_read(d, '-lr4'):.1f}"),
         "fs.long.lr4.last_first100": each(lambda d: str(first100_last(d, "-lr4"))),
         "fs.long.lr4.default_last_read": each(lambda d: f"{last_read(d):.1f}"),
         **{f"fs.long.lr4.u{k}_800": each(lambda d, k=k: ratios(d, 800, k, "-lr4")) for k in (1, 2, 4)},
-        **{f"fs.long.lr4.u{k}_last": each(lambda d, k=k: ratios(d, last(d), k, "-lr4")) for k in (1, 2, 4)},
+        **{
+            f"fs.long.lr4.u{k}_last": each(lambda d, k=k: ratios(d, last_step(d, "-lr4"), k, "-lr4")) for k in (1, 2, 4)
+        },
         "fs.long.lr4.met_800": lambda: str(sum(met_at(d, 800, "-lr4") for d in LR4)),
-        "fs.long.lr4.met_last": lambda: str(sum(met_at(d, last(d), "-lr4") for d in LR4)),
-        "fs.long.lr4.read80_last": lambda: str(sum(read(d, last(d), "-lr4") >= 80 for d in LR4)),
+        "fs.long.lr4.met_last": lambda: str(sum(met_at(d, last_step(d, "-lr4"), "-lr4") for d in LR4)),
         "fs.long.batch64.last_read": lambda: f"{last_read(SCREENS[-1][0], '-batch64'):.1f}",
     }
 
@@ -167,16 +172,15 @@ LONG_NUMBERS = {
     "fs.long.first100_last": lambda: ", ".join(str(first100_last(d)) for d in CURVE),
     "fs.long.first100_last80": lambda: str(sum(first100_last(d) >= 80 for d in CURVE)),
     "fs.long.u1_800": lambda: ", ".join(ratios(d, 800) for d in CURVE),
-    "fs.long.u1_last": lambda: ", ".join(ratios(d, kept(d)[-1]["step"]) for d in CURVE),
-    "fs.long.u2_last": lambda: ", ".join(ratios(d, kept(d)[-1]["step"], 2) for d in CURVE),
+    "fs.long.u1_last": lambda: ", ".join(ratios(d, last_step(d)) for d in CURVE),
+    "fs.long.u2_last": lambda: ", ".join(ratios(d, last_step(d), 2) for d in CURVE),
     "fs.long.met_800": lambda: str(sum(met_at(d, 800) for d in CURVE)),
-    "fs.long.met_last": lambda: str(sum(met_at(d, kept(d)[-1]["step"]) for d in CURVE)),
+    "fs.long.met_last": lambda: str(sum(met_at(d, last_step(d)) for d in CURVE)),
     "fs.long.draws": lambda: str(len(CURVE)),
     "fs.long.gain_5_14": lambda: f"{mean([gain(d, 5, 14) for d in CURVE]):+.1f}",
     "fs.long.gain_1_5": lambda: f"{mean([gain(d, 1, 5) for d in CURVE]):+.1f}",
     "fs.long.last_read": lambda: ", ".join(f"{last_read(d):.1f}" for d in CURVE),
-    "fs.long.last_read80": lambda: str(sum(last_read(d) >= 80 for d in CURVE)),
-    "fs.long.last_steps": lambda: ", ".join(f"{kept(d)[-1]['step']:,}" for d in CURVE),
+    "fs.long.last_steps": lambda: ", ".join(f"{last_step(d):,}" for d in CURVE),
     "fs.long.free_read": lambda: " and ".join(f"{free_line(d, 1, 'free')['per_100']:.1f}" for d in FREE),
     "fs.long.free_head_read": lambda: " and ".join(f"{free_line(d, 1, 'head')['per_100']:.1f}" for d in FREE),
     "fs.long.bank_read": lambda: " and ".join(f"{bank_line(d, 1)['per_100']:.1f}" for d in FREE),
