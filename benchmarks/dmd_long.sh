@@ -9,7 +9,9 @@
 #   count stayed lowest (chain 1, seed 2), the same again at twice dmd's step (--lr 4e-5) and at four times its
 #   batch (64), then twice the step on two more draws;
 # - free: 5 minutes of dmd through few_step_ablation/free_code.py, which draws the one-step map's code apart from
-#   x_T, scored with that code ("code": "free") and with the head's (the library's sampling).
+#   x_T, scored with that code ("code": "free") and with the head's (the library's sampling);
+# - anchor: 5 minutes of dmd at a larger step through few_step_ablation/dmd_anchor.py, which holds the student's maps
+#   at the jump grid's lower points to its starting weights, on the lowest draw.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 A=benchmarks/few_step_ablation
@@ -22,6 +24,15 @@ dmd() {  # core, chain, seed, out, minutes, extra flags; the CLI (or its wrapper
     --student runs/s28-s$2-seed$3-bf16-traj/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 \
     --time-budget $5 --seed $3 --no-progress --out $4 "${@:6}"
 }
+steps_at() {  # RUN: the kept steps (every 200) and the last one, each with the minute it was reached at
+  python -c "
+import json, sys
+timed = [r for r in map(json.loads, open(sys.argv[1] + '/metrics.jsonl')) if 'elapsed' in r]
+for r in timed:
+    if r['step'] % 200 == 0 or r is timed[-1]:  # the kept steps, and the last
+        print(json.dumps({'run': sys.argv[1], 'step': r['step'], 'minutes': round(r['elapsed'] / 60, 2)}))" $1 \
+    >> $R/dmd_long_steps.jsonl
+}
 curve() {  # core, chain, seed[, name suffix, dmd flags]
   local U=runs/s29-curve-s$2-seed$3${4:-}
   dmd $1 $2 $3 $U 14 --keep-checkpoints --checkpoint-every 200 "${@:5}"
@@ -30,13 +41,7 @@ curve() {  # core, chain, seed[, name suffix, dmd flags]
     [ -f $c ] || continue  # a larger batch keeps fewer steps
     for k in 2 4; do taskset -c $1 $P --checkpoint $c --steps $k >> $OUT; done
   done
-  python -c "
-import json, sys
-timed = [r for r in map(json.loads, open(sys.argv[1] + '/metrics.jsonl')) if 'elapsed' in r]
-for r in timed:
-    if r['step'] % 200 == 0 or r is timed[-1]:  # the kept steps, and the last
-        print(json.dumps({'run': sys.argv[1], 'step': r['step'], 'minutes': round(r['elapsed'] / 60, 2)}))" $U \
-    >> $R/dmd_long_steps.jsonl
+  steps_at $U
 }
 free() {  # core, chain, seed
   local U=runs/s29-fc-s$2-seed$3
@@ -45,10 +50,17 @@ free() {  # core, chain, seed
   taskset -c $1 python $A/free_code.py proxy --checkpoint $U/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $OUT
   taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps 1 >> $OUT
 }
+anchor() {  # core, chain, seed, name, dmd flags: 5 minutes of dmd through few_step_ablation/dmd_anchor.py
+  local U=runs/s29x-anchor-s$2-seed$3-$4
+  CLI="python $A/dmd_anchor.py" dmd $1 $2 $3 $U 5 "${@:5}"
+  for k in 1 2 4; do taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
+  steps_at $U
+}
 if [ "${1:-all}" = all ]; then
   curve 0 1 2 & curve 1 0 2 & wait
   free 0 1 2 & free 1 0 2 & wait
   curve 0 1 3 & curve 1 0 3 & wait
   curve 0 1 2 -lr4 --lr 4e-5 & curve 1 1 2 -batch64 --batch-size 64 & wait
   curve 0 1 3 -lr4 --lr 4e-5 & curve 1 0 2 -lr4 --lr 4e-5 & wait
+  anchor 0 1 2 lr8 --lr 8e-5 --dmd-fake-lr 5e-4 & anchor 1 1 2 lr4 --lr 4e-5 & wait
 fi

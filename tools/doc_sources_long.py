@@ -1,14 +1,16 @@
 """Longer dmd, and a code drawn apart from the noise (session 29; benchmarks/dmd_long.sh) for docs/few_step.md;
 render_docs.py merges these. From session 28's bf16 trajectory students: dmd for 14 minutes with its weights kept
 every 200 steps (on three draws also at --lr 4e-5, on one at --batch-size 64), and 5 minutes of dmd with the
-one-step code drawn apart from x_T (few_step_ablation/free_code.py), all scored by readability_proxy.py in
+one-step code drawn apart from x_T (few_step_ablation/free_code.py) or with the lower maps anchored
+(few_step_ablation/dmd_anchor.py), all scored by readability_proxy.py in
 dmd_long_mnist_uncond.jsonl; the minute each kept step was reached at in dmd_long_steps.jsonl. Beside them, session
 28's 5-minute dmd of the same draws (bf16_bank_mnist_uncond.jsonl)."""
 
 from doc_sources import load_jsonl, table
 from doc_sources_bank import FILE as BANK_FILE
+from doc_sources_bank import STEPS as BANK_STEPS
 from doc_sources_extra import mean
-from doc_sources_fresh import DRAWS, LIMITS, line, teacher
+from doc_sources_fresh import DRAWS, LIMITS, line, steps_line, teacher
 
 FILE = "one_step_cpu/dmd_long_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/dmd_long_steps.jsonl"
@@ -26,10 +28,14 @@ def run(prefix: str, label: str, suffix: str = "") -> str:
     return f"runs/{prefix}-s{chain}-seed{seed}{suffix}"
 
 
-def kept(label: str, suffix: str = "") -> list[dict]:
-    """The long run's kept steps in order, each {'step', 'minutes'} (the last one: the end of its 14 minutes)."""
-    name = run("s29-curve", label, suffix)
+def kept_run(name: str) -> list[dict]:
+    """runs/<name>'s kept steps in order, each {'step', 'minutes'} (the last one: the end of its time budget)."""
     return sorted({r["step"]: r for r in load_jsonl(STEPS) if r["run"] == name}.values(), key=lambda r: r["step"])
+
+
+def kept(label: str, suffix: str = "") -> list[dict]:
+    """The long run's kept steps (kept_run)."""
+    return kept_run(run("s29-curve", label, suffix))
 
 
 def last_step(label: str, suffix: str = "") -> int:
@@ -121,7 +127,39 @@ def t_free_code() -> str:
                   "1 step, S = 0.85: readable (first 100; FID / teacher-50)"], rows)  # fmt: skip
 
 
-LONG_TABLES = {"fs_dmd_long": t_dmd_long, "fs_free_code": t_free_code}
+ANCHOR_DRAW = "chain 1, seed 2"  # few_step_ablation/dmd_anchor.py's runs: (name, dmd's flags)
+ANCHORED = (("lr4", "--lr 4e-5"), ("lr8", "--lr 8e-5 --dmd-fake-lr 5e-4"))
+
+
+def anchor_line(name: str, steps: int) -> dict:
+    path = f"{run('s29x-anchor', ANCHOR_DRAW)}-{name}/checkpoints/last.pt"
+    return next(r for r in load_jsonl(FILE) if r["checkpoint"] == path and r["steps"] == steps)
+
+
+def t_dmd_anchor() -> str:
+    """On the lowest draw: dmd at its defaults (session 28), twice its step at step 800 of the long run, and the
+    anchored runs, each at 1, 2 and 4 steps."""
+
+    def row(what: str, steps: int, get) -> list[str]:
+        one = get(1)
+        return [what, f"{steps:,}", f"{one['per_100']:.1f} ({one['first_100']})",
+                *(f"{over(ANCHOR_DRAW, get(k)['fid']):.2f}x" for k in (1, 2, 4))]  # fmt: skip
+
+    chain, seed = DRAWS[ANCHOR_DRAW]
+    minute = next(r["minutes"] for r in kept(ANCHOR_DRAW, "-lr4") if r["step"] == 800)
+    default_steps = steps_line(f"s28-s{chain}-seed{seed}-bf16-dmd", file=BANK_STEPS)["step"]
+    rows = [
+        row("defaults, 5 minutes (session 28)", default_steps, lambda k: bank_line(ANCHOR_DRAW, k)),
+        row(f"--lr 4e-5, its long run at {minute:.1f} minutes", 800, lambda k: scored(ANCHOR_DRAW, 800, k, "-lr4")),
+    ]  # fmt: skip
+    for name, flags in ANCHORED:
+        steps = kept_run(f"{run('s29x-anchor', ANCHOR_DRAW)}-{name}")[-1]["step"]
+        rows.append(row(f"{flags}, anchored, 5 minutes", steps, lambda k, name=name: anchor_line(name, k)))
+    return table(["dmd", "steps", "1 step: readable per 100 (of the first 100)", "1 step: FID / teacher-50",
+                  "2 steps", "4 steps"], rows)  # fmt: skip
+
+
+LONG_TABLES = {"fs_dmd_long": t_dmd_long, "fs_free_code": t_free_code, "fs_dmd_anchor": t_dmd_anchor}
 
 
 def gain(label: str, a: float, b: float) -> float:
