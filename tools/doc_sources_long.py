@@ -11,6 +11,7 @@ from doc_sources_bank import FILE as BANK_FILE
 from doc_sources_bank import STEPS as BANK_STEPS
 from doc_sources_extra import mean
 from doc_sources_fresh import DRAWS, LIMITS, line, steps_line, teacher
+from doc_sources_quality import span
 
 FILE = "one_step_cpu/dmd_long_mnist_uncond.jsonl"
 STEPS = "one_step_cpu/dmd_long_steps.jsonl"
@@ -213,6 +214,9 @@ LONG_NUMBERS = {
     "fs.long.u1_last": lambda: ", ".join(ratios(d, last_step(d)) for d in CURVE),
     "fs.long.u2_last": lambda: ", ".join(ratios(d, last_step(d), 2) for d in CURVE),
     "fs.long.met_800": lambda: str(sum(met_at(d, 800) for d in CURVE)),
+    "fs.long.minutes_800": lambda: span(
+        [next(r["minutes"] for r in kept(d) if r["step"] == 800) for d in CURVE], "{:.1f}".format
+    ),
     "fs.long.met_last": lambda: str(sum(met_at(d, last_step(d)) for d in CURVE)),
     "fs.long.draws": lambda: str(len(CURVE)),
     "fs.long.gain_5_14": lambda: f"{mean([gain(d, 5, 14) for d in CURVE]):+.1f}",
