@@ -1,12 +1,12 @@
 """`cleardiffusion` (or `readability_proxy.py`) with a coded student's one-step code drawn apart from its noise.
 
-A screening aid for docs/few_step.md ("Longer dmd, and a free code"). A `--student-codes` student picks its code with a
-head on its encoder's output (the head's argmax), so the code is a function of x_T, and the head reads the teacher's
-cluster off x_T poorly. Here, at the first step of the chain (network time >= FIRST_STEP, the jump grid's T - 1), the
-batch's head codes are permuted across the batch before the forward uses them: each sample gets a code drawn from
-their marginal, independent of its own noise, as a mixture model draws its component. Later steps keep the head's
-code. Under `distill --distill-method dmd` the student learns its one-step map so; `proxy` samples so and tags its
-line "code": "free". Not a flag: it did not help.
+A screening aid for docs/few_step.md ("Longer dmd, and a code drawn apart from the noise"). A `--student-codes`
+student picks its code with a head on its encoder's output (the head's argmax), so the code is a function of x_T,
+and the head reads the teacher's cluster off x_T poorly. Here, at the first step of the chain (network time >=
+FIRST_STEP, the jump grid's T - 1), the batch's head codes are permuted across the batch before the forward uses
+them: each sample gets a code drawn from their marginal, independent of its own noise, as a mixture model draws its
+component. Later steps keep the head's code. Under `distill --distill-method dmd` the student learns its one-step
+map so; `proxy` samples so and tags its line "code": "free". Not a flag: it did not help.
 
     python benchmarks/few_step_ablation/free_code.py distill --distill-method dmd --student ... --out ...
     python benchmarks/few_step_ablation/free_code.py proxy --checkpoint ... --steps 1
