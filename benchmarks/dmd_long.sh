@@ -11,7 +11,9 @@
 # - free: 5 minutes of dmd through few_step_ablation/free_code.py, which draws the one-step map's code apart from
 #   x_T, scored with that code ("code": "free") and with the head's (the library's sampling);
 # - anchor: 5 minutes of dmd at a larger step through few_step_ablation/dmd_anchor.py, which holds the student's maps
-#   at the jump grid's lower points to its starting weights, on the lowest draw.
+#   at the jump grid's lower points to its starting weights, on the lowest draw;
+# - split: the --lr 4e-5 long runs' first step with the later steps of session 28's dmd of the same draw
+#   (few_step_ablation/two_students.py).
 set -euo pipefail
 export OMP_NUM_THREADS=1
 A=benchmarks/few_step_ablation
@@ -56,6 +58,10 @@ anchor() {  # core, chain, seed, name, dmd flags: 5 minutes of dmd through few_s
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
   steps_at $U
 }
+split() {  # core, chain, seed: two and four steps, the first from the --lr 4e-5 long run, the later from session 28's dmd
+  local C=runs/s29-curve-s$2-seed$3-lr4/checkpoints/last.pt+runs/s28-s$2-seed$3-bf16-dmd/checkpoints/last.pt
+  for k in 2 4; do taskset -c $1 python $A/two_students.py --checkpoint $C --steps $k >> $OUT; done
+}
 if [ "${1:-all}" = all ]; then
   curve 0 1 2 & curve 1 0 2 & wait
   free 0 1 2 & free 1 0 2 & wait
@@ -63,4 +69,5 @@ if [ "${1:-all}" = all ]; then
   curve 0 1 2 -lr4 --lr 4e-5 & curve 1 1 2 -batch64 --batch-size 64 & wait
   curve 0 1 3 -lr4 --lr 4e-5 & curve 1 0 2 -lr4 --lr 4e-5 & wait
   anchor 0 1 2 lr8 --lr 8e-5 --dmd-fake-lr 5e-4 & anchor 1 1 2 lr4 --lr 4e-5 & wait
+  { split 0 1 2; split 0 1 3; } & split 1 0 2 & wait
 fi

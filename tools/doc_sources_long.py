@@ -2,7 +2,8 @@
 render_docs.py merges these. From session 28's bf16 trajectory students: dmd for 14 minutes with its weights kept
 every 200 steps (on three draws also at --lr 4e-5, on one at --batch-size 64), and 5 minutes of dmd with the
 one-step code drawn apart from x_T (few_step_ablation/free_code.py) or with the lower maps anchored
-(few_step_ablation/dmd_anchor.py), all scored by readability_proxy.py in
+(few_step_ablation/dmd_anchor.py), and the first step of one student with the later of another
+(few_step_ablation/two_students.py), all scored by readability_proxy.py in
 dmd_long_mnist_uncond.jsonl; the minute each kept step was reached at in dmd_long_steps.jsonl. Beside them, session
 28's 5-minute dmd of the same draws (bf16_bank_mnist_uncond.jsonl)."""
 
@@ -160,7 +161,36 @@ def t_dmd_anchor() -> str:
                   "2 steps", "4 steps"], rows)  # fmt: skip
 
 
-LONG_TABLES = {"fs_dmd_long": t_dmd_long, "fs_free_code": t_free_code, "fs_dmd_anchor": t_dmd_anchor}
+def split_line(label: str, steps: int) -> dict:
+    """few_step_ablation/two_students.py: the --lr 4e-5 long run's first step, session 28's dmd's later steps."""
+    chain, seed = DRAWS[label]
+    first = f"{run('s29-curve', label, '-lr4')}/checkpoints/last.pt"
+    pair = f"{first}+runs/s28-s{chain}-seed{seed}-bf16-dmd/checkpoints/last.pt"
+    return next(r for r in load_jsonl(FILE) if r["checkpoint"] == pair and r["steps"] == steps)
+
+
+def t_two_students() -> str:
+    """Per --lr 4e-5 draw, two and four steps three ways: the 14-minute student alone, session 28's 5-minute dmd
+    alone, and the first from the one with the later from the other."""
+    cases = (
+        ("--lr 4e-5, 14 minutes", lambda d, k: scored(d, last_step(d, "-lr4"), k, "-lr4")),
+        ("defaults, 5 minutes (session 28)", lambda d, k: bank_line(d, k)),
+        ("the first step from the one, the later from the other", split_line),
+    )
+
+    def cell(r: dict, label: str) -> str:
+        return f"{r['per_100']:.1f} ({over(label, r['fid']):.2f}x)"
+
+    rows = [[label, what, *(cell(get(label, k), label) for k in (2, 4))] for label in LR4 for what, get in cases]
+    return table(["draw", "student", "2 steps: readable per 100 (FID / teacher-50)", "4 steps"], rows)
+
+
+def split_met(label: str) -> bool:
+    return all(over(label, split_line(label, k)["fid"]) <= LIMITS[k] for k in (2, 4))
+
+
+LONG_TABLES = {"fs_dmd_long": t_dmd_long, "fs_free_code": t_free_code, "fs_dmd_anchor": t_dmd_anchor,
+               "fs_two_students": t_two_students}  # fmt: skip
 
 
 def gain(label: str, a: float, b: float) -> float:
@@ -227,4 +257,6 @@ LONG_NUMBERS = {
     "fs.long.free_head_read": lambda: " and ".join(f"{free_line(d, 1, 'head')['per_100']:.1f}" for d in FREE),
     "fs.long.bank_read": lambda: " and ".join(f"{bank_line(d, 1)['per_100']:.1f}" for d in FREE),
     **lr4_numbers(),
+    "fs.long.split.met": lambda: str(sum(split_met(d) for d in LR4)),
+    "fs.long.split.read2": lambda: ", ".join(f"{split_line(d, 2)['per_100']:.1f}" for d in LR4),
 }
