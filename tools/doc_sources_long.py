@@ -57,9 +57,14 @@ def over(label: str, fid: float) -> float:
     return fid / teacher(DRAWS[label][0])["fid"]
 
 
-def at_minutes(label: str, minutes: float, suffix: str = "") -> dict:
-    """The kept step reached nearest to `minutes`."""
-    return min(kept(label, suffix), key=lambda r: abs(r["minutes"] - minutes))
+def times(label: str, r: dict) -> str:
+    """A readability_proxy line's FID over the draw's teacher-50, as the tables write it."""
+    return f"{over(label, r['fid']):.2f}x"
+
+
+def at_minutes(label: str, minutes: float) -> dict:
+    """The kept step of the draw's default long run reached nearest to `minutes`."""
+    return min(kept(label), key=lambda r: abs(r["minutes"] - minutes))
 
 
 def read(label: str, step: int, suffix: str = "") -> float:
@@ -68,7 +73,7 @@ def read(label: str, step: int, suffix: str = "") -> float:
 
 def ratios(label: str, step: int, steps: int = 1, suffix: str = "") -> str:
     """FID / teacher-50 of the long run's weights kept at `step`, sampled in `steps`."""
-    return f"{over(label, scored(label, step, steps, suffix)['fid']):.2f}x"
+    return times(label, scored(label, step, steps, suffix))
 
 
 def t_dmd_long() -> str:
@@ -83,7 +88,7 @@ def t_dmd_long() -> str:
         for r in [k for k in kept(label, suffix) if k["step"] in SHOWN or k["step"] == last_step(label, suffix)]:
             one = scored(label, r["step"], 1, suffix)
             rows.append([label, flag or "defaults", f"{r['step']:,}", f"{r['minutes']:.1f}",
-                         f"{one['per_100']:.1f} ({one['first_100']})", f"{over(label, one['fid']):.2f}x",
+                         f"{one['per_100']:.1f} ({one['first_100']})", times(label, one),
                          *(ratio(label, r["step"], k, suffix) for k in (2, 4))])  # fmt: skip
     return table(["draw", "dmd", "step", "minutes", "1 step: readable per 100 (of the first 100)",
                   "1 step: FID / teacher-50", "2 steps", "4 steps"], rows)  # fmt: skip
@@ -118,8 +123,7 @@ def t_free_code() -> str:
             r = get(label, steps, noise_scale)
         except StopIteration:
             return "-"
-        ratio = f"{over(label, r['fid']):.2f}x"
-        return f"{r['per_100']:.1f} ({r['first_100']}; {ratio})" if read else ratio
+        return f"{r['per_100']:.1f} ({r['first_100']}; {times(label, r)})" if read else times(label, r)
 
     rows = [[label, trained, sampled, cell(label, get, 1, 1.0, True), cell(label, get, 2, 1.0, False),
              cell(label, get, 4, 1.0, False), cell(label, get, 1, 0.85, True)]
@@ -145,7 +149,7 @@ def t_dmd_anchor() -> str:
     def row(what: str, steps: int, get) -> list[str]:
         one = get(1)
         return [what, f"{steps:,}", f"{one['per_100']:.1f} ({one['first_100']})",
-                *(f"{over(ANCHOR_DRAW, get(k)['fid']):.2f}x" for k in (1, 2, 4))]  # fmt: skip
+                *(times(ANCHOR_DRAW, get(k)) for k in (1, 2, 4))]  # fmt: skip
 
     chain, seed = DRAWS[ANCHOR_DRAW]
     minute = next(r["minutes"] for r in kept(ANCHOR_DRAW, "-lr4") if r["step"] == 800)
@@ -179,7 +183,7 @@ def t_two_students() -> str:
     )
 
     def cell(r: dict, label: str) -> str:
-        return f"{r['per_100']:.1f} ({over(label, r['fid']):.2f}x)"
+        return f"{r['per_100']:.1f} ({times(label, r)})"
 
     rows = [[label, what, *(cell(get(label, k), label) for k in (2, 4))] for label in LR4 for what, get in cases]
     return table(["draw", "student", "2 steps: readable per 100 (FID / teacher-50)", "4 steps"], rows)
