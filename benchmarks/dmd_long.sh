@@ -18,7 +18,8 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 A=benchmarks/few_step_ablation
 R=benchmarks/results/one_step_cpu
-P="python $A/readability_proxy.py"
+PROXY=$A/readability_proxy.py
+P="python $PROXY"
 OUT=$R/dmd_long_mnist_uncond.jsonl
 BAD=runs/s27-bad2/checkpoints/last.pt
 dmd() {  # core, chain, seed, out, minutes, extra flags; the CLI (or its wrapper) in $CLI
@@ -46,10 +47,10 @@ curve() {  # core, chain, seed[, name suffix, dmd flags]
   steps_at $U
 }
 free() {  # core, chain, seed
-  local U=runs/s29-fc-s$2-seed$3
+  local U=runs/s29-fc-s$2-seed$3 F="python $A/free_code.py $PROXY"
   CLI="python $A/free_code.py" dmd $1 $2 $3 $U 5
-  for k in 1 2 4; do taskset -c $1 python $A/free_code.py proxy --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
-  taskset -c $1 python $A/free_code.py proxy --checkpoint $U/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $OUT
+  for k in 1 2 4; do taskset -c $1 $F --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
+  taskset -c $1 $F --checkpoint $U/checkpoints/last.pt --steps 1 --noise-scale 0.85 >> $OUT
   taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps 1 >> $OUT
 }
 anchor() {  # core, chain, seed, name, dmd flags: 5 minutes of dmd through few_step_ablation/dmd_anchor.py
@@ -58,9 +59,10 @@ anchor() {  # core, chain, seed, name, dmd flags: 5 minutes of dmd through few_s
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
   steps_at $U
 }
-split() {  # core, chain, seed: two and four steps, the first from the --lr 4e-5 long run, the later from session 28's dmd
+split() {  # core, chain, seed: two and four steps, the first from the --lr 4e-5 long run, the later from
+            # session 28's dmd of the draw
   local C=runs/s29-curve-s$2-seed$3-lr4/checkpoints/last.pt+runs/s28-s$2-seed$3-bf16-dmd/checkpoints/last.pt
-  for k in 2 4; do taskset -c $1 python $A/two_students.py --checkpoint $C --steps $k >> $OUT; done
+  for k in 2 4; do taskset -c $1 python $A/two_students.py $PROXY --checkpoint $C --steps $k >> $OUT; done
 }
 if [ "${1:-all}" = all ]; then
   curve 0 1 2 & curve 1 0 2 & wait

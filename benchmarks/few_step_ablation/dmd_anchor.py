@@ -5,19 +5,18 @@ student's one-step map only; its maps at the jump grid's lower points (t = 293, 
 samplers also evaluate, share its weights and move with them, more so at a larger step. Here each dmd step adds
 WEIGHT times the squared distance between the student's x_0 at one of those points and that of its own frozen
 starting weights (copied at the first step), on the step's data batch noised there. Set WEIGHT with the environment
-variable DMD_ANCHOR (default 1). Not a flag: in one screen it cost a third of the steps and helped no step count.
+variable DMD_ANCHOR (default 1). Not a flag: in one screen it cost about a quarter of the steps and helped no
+step count.
 
     python benchmarks/few_step_ablation/dmd_anchor.py distill --distill-method dmd --lr 4e-5 ...
 """
 
 import copy
 import os
-import sys
 
 import torch
 
 import cleardiffusion.consistency as consistency
-from cleardiffusion.cli import main
 from cleardiffusion.denoiser import jump_grid
 from cleardiffusion.objective import as_eps_model
 
@@ -46,4 +45,6 @@ def anchored(self, net, x0, t, eps, y=None):
 
 if __name__ == "__main__":
     consistency.DistributionMatchingLoss.__call__ = anchored
-    sys.exit(main())
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()

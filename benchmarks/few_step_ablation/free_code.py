@@ -1,4 +1,4 @@
-"""`cleardiffusion` (or `readability_proxy.py`) with a coded student's one-step code drawn apart from its noise.
+"""`cleardiffusion` (or a benchmark script) with a coded student's one-step code drawn apart from its noise.
 
 A screening aid for docs/few_step.md ("Longer dmd, and a code drawn apart from the noise"). A `--student-codes`
 student picks its code with a head on its encoder's output (the head's argmax), so the code is a function of x_T,
@@ -6,18 +6,17 @@ and the head reads the teacher's cluster off x_T poorly. Here, at the first step
 FIRST_STEP, the jump grid's T - 1), the batch's head codes are permuted across the batch before the forward uses
 them: each sample gets a code drawn from their marginal, independent of its own noise, as a mixture model draws its
 component. Later steps keep the head's code. Under `distill --distill-method dmd` the student learns its one-step
-map so; `proxy` samples so and tags its line "code": "free". Not a flag: it did not help.
+map so; a benchmark script (readability_proxy.py) samples so, and each JSON line it prints is tagged "code": "free".
+Not a flag: it did not help.
 
     python benchmarks/few_step_ablation/free_code.py distill --distill-method dmd --student ... --out ...
-    python benchmarks/few_step_ablation/free_code.py proxy --checkpoint ... --steps 1
+    python benchmarks/few_step_ablation/free_code.py benchmarks/few_step_ablation/readability_proxy.py --checkpoint ...
 """
 
 import contextlib
 import io
 import json
-import runpy
 import sys
-from pathlib import Path
 
 import torch
 
@@ -46,13 +45,13 @@ def free_encode(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None =
 
 if __name__ == "__main__":
     unet.UNet.encode = free_encode
-    if sys.argv[1:2] != ["proxy"]:
-        from cleardiffusion.cli import main
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
 
-        sys.exit(main())
-    sys.argv = ["readability_proxy.py", *sys.argv[2:]]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        runpy.run_path(str(Path(__file__).with_name("readability_proxy.py")), run_name="__main__")
-    for line in out.getvalue().splitlines():
-        print(json.dumps({**json.loads(line), "code": "free"}))
+    if not sys.argv[1].endswith(".py"):
+        run_rest()
+    else:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            run_rest()
+        for line in out.getvalue().splitlines():
+            print(json.dumps({**json.loads(line), "code": "free"}))

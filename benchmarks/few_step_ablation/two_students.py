@@ -1,5 +1,5 @@
-"""`readability_proxy.py --checkpoint A+B`: multistep consistency sampling with the first step from checkpoint A and
-the later steps from checkpoint B, two students of one teacher.
+"""A benchmark script (readability_proxy.py) given `--checkpoint A+B`: multistep consistency sampling with the first
+step from checkpoint A and the later steps from checkpoint B, two students of one teacher.
 
 A screening aid for docs/few_step.md ("Longer dmd, and a code drawn apart from the noise"): after 14 minutes of dmd
 at --lr 4e-5 two steps score worse than one, so are the later maps (t = 293, 131, 48 on the jump grid) where the
@@ -7,19 +7,15 @@ loss is? Here A's one-step map draws the sample and B, a student whose later map
 The first step is the one at network time >= FIRST_STEP (the jump grid's T - 1). Not a flag: two checkpoints per
 model is a design question, not a setting.
 
-    python benchmarks/few_step_ablation/two_students.py --steps 2 \
+    python benchmarks/few_step_ablation/two_students.py benchmarks/few_step_ablation/readability_proxy.py --steps 2 \
         --checkpoint runs/A/checkpoints/last.pt+runs/B/checkpoints/last.pt
 """
-
-import runpy
-import sys
-from pathlib import Path
 
 import torch
 
 import cleardiffusion.checkpoint as checkpoint
 
-FIRST_STEP = 900
+FIRST_STEP = 900  # network times at or above this are the chain's first step (t = T - 1 = 999 on the jump grid)
 load_for_sampling = checkpoint.load_for_sampling
 
 
@@ -46,5 +42,6 @@ def load_pair(path, *args, **kwargs):
 
 if __name__ == "__main__":
     checkpoint.load_for_sampling = load_pair
-    sys.argv = ["readability_proxy.py", *sys.argv[1:]]
-    runpy.run_path(str(Path(__file__).with_name("readability_proxy.py")), run_name="__main__")
+    from run_rest import run_rest  # this folder is on sys.path when the wrapper runs as a script
+
+    run_rest()
