@@ -23,7 +23,7 @@ P="python $PROXY"
 OUT=$R/dmd_long_mnist_uncond.jsonl
 BAD=runs/s27-bad2/checkpoints/last.pt
 dmd() {  # core, chain, seed, out, minutes, extra flags; the CLI (or its wrapper) in $CLI
-  taskset -c $1 ${CLI:-cleardiffusion} distill --teacher runs/s27-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 ${CLI:-cleardiffusion} distill --teacher runs/s27-uncond-s$2/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
     --student runs/s28-s$2-seed$3-bf16-traj/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 \
     --time-budget $5 --seed $3 --no-progress --out $4 "${@:6}"
 }

@@ -15,7 +15,7 @@ S1=runs/s17-uncond-s1-agtraj8  # chain 1's first 8-minute student: the screening
 OUT=benchmarks/results/one_step_cpu/dmd_schedule_mnist_uncond.jsonl
 dmd() {  # core, chain, student, out, seed, options: 5 minutes of dmd at 2.5; FID and readable at 1, 2, 4 steps and
   # one step at S = 0.85 and 0.75 (CLI=... runs it through a screening wrapper instead of cleardiffusion)
-  taskset -c $1 ${CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 ${CLI:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
     --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $5 --out $4 \
     --ema-decay 0.995 "${@:6}"  # dmd's EMA of session 20 unless the options say otherwise
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps $k >> $OUT; done
@@ -30,7 +30,7 @@ CLI=$DECAY dmd 1 1 $S1 runs/s21-s1-dmd25-b16-lr10dec-fake5 1 --batch-size 16 --l
 # 5 minutes of trajectories (session 19's students) + 8 of dmd at batch 16, checkpoints kept every 400 steps
 for S in 0 1; do
   ( R=runs/s19-s$S-agtraj5
-    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd \
+    taskset -c $S cleardiffusion distill --teacher runs/s17-uncond-s$S/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
       --student $R/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 8 --seed $S \
       --batch-size 16 --ema-decay 0.995 --keep-checkpoints --checkpoint-every 400 --out runs/s21-s$S-agtraj5-dmd8-b16
     R=runs/s21-s$S-agtraj5-dmd8-b16
@@ -82,7 +82,7 @@ taskset -c 1 cleardiffusion distill --teacher $C/checkpoints/last.pt --time-budg
   --out $C-traj10
 for c in 0 1; do
   ( R=$C-dmd-b16 O="--batch-size 16 --ema-decay 0.998"; [ $c = 0 ] && R=$C-dmd-b64 O="--batch-size 64 --ema-decay 0.995"
-    taskset -c $c cleardiffusion distill --teacher $C/checkpoints/last.pt --distill-method dmd $O --seed 0 \
+    taskset -c $c cleardiffusion distill --teacher $C/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 $O --seed 0 \
       --student $C-traj10/checkpoints/last.pt --teacher-guidance 1.5 --time-budget 5 --out $R
     taskset -c $c python benchmarks/few_step_ablation/grid_search.py $R/checkpoints/last.pt "[999]" "[999,293]" \
       "[999,293,131,48]" --labels ) >> $CO &

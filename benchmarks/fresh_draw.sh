@@ -9,7 +9,7 @@ fresh_draw() {
   taskset -c $1 ${TRAJ_CLI:-cleardiffusion} distill --teacher $T --autoguide $BAD --teacher-guidance 1.5 \
     ${5:---time-budget 8} --seed $3 --out $U-traj
   taskset -c $1 $P --checkpoint $U-traj/checkpoints/last.pt --steps 1 >> $OUT
-  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --student $U-traj/checkpoints/last.pt \
+  taskset -c $1 cleardiffusion distill --teacher $T --distill-method dmd --dmd-t-max 0.98 --student $U-traj/checkpoints/last.pt \
     --autoguide $BAD --teacher-guidance 2.5 ${6:---time-budget 5} --seed $3 --out $U-dmd
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $U-dmd/checkpoints/last.pt --steps $k >> $OUT; done
   for s in 0.85 0.75 0.65; do

@@ -24,7 +24,7 @@ score() {  # core, run: FID and readable at 1, 2, 4 steps and one step at S = 0.
   taskset -c $1 $P --checkpoint $2/checkpoints/last.pt --steps 1 --noise-scale 0.65 >> $OUT
 }
 dmd() {  # core, chain, student, out, seed, [cli]: 5 minutes of dmd at 2.5 (its defaults), scored
-  taskset -c $1 ${6:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 ${6:-cleardiffusion} distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
     --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $5 --out $4 \
     ${7:-}
   score $1 $4
@@ -73,7 +73,7 @@ at14() {  # core, chain, seed, prefix: the grown pipeline with the blocks at 14x
   taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --autoguide $BAD --teacher-guidance 1.5 \
     --time-budget 8 --seed $3 --grow-student 4 --student-codes 0 --out $4-traj
   taskset -c $1 $G $A/readability_proxy.py --checkpoint $4-traj/checkpoints/last.pt --steps 1 >> $OUT
-  taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 $G distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
     --student $4-traj/checkpoints/last.pt --autoguide $BAD --teacher-guidance 2.5 --time-budget 5 --seed $3 --out $4-dmd
   P="$G $A/readability_proxy.py" score $1 $4-dmd
 }

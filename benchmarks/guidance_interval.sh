@@ -25,7 +25,7 @@ teacher() { guided "$@" $R/guidance_interval_teachers.jsonl; }  # the default sa
 ode() { guided "$@" $R/guidance_interval_ode.jsonl --sampler dpm++2m --steps 16; }  # distill's trajectory solver
 dmd() {  # core, chain, student, out, seed, lo, hi, w: 5 minutes of dmd, its real score autoguided at w on [lo, hi);
   # FID and readable at 1, 2, 4 steps and one step at S = 0.85 and 0.65
-  taskset -c $1 $BAND $6 $7 distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd \
+  taskset -c $1 $BAND $6 $7 distill --teacher runs/s17-uncond-s$2/checkpoints/last.pt --distill-method dmd --dmd-t-max 0.98 \
     --student $3/checkpoints/last.pt --autoguide $BAD --teacher-guidance $8 --time-budget 5 --seed $5 --out $4
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps $k >> $OUT; done
   for s in 0.85 0.65; do taskset -c $1 $P --checkpoint $4/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT; done

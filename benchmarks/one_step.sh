@@ -6,7 +6,8 @@
 # core (taskset -c N) when two run at once. The MNIST teacher of the committed results is the README's run
 # (with --eval-every); the Fashion-MNIST one is this script's line.
 set -euo pipefail
-DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran (unconditional: 16, 0.998 since session 21)
+DMD64="--batch-size 64 --ema-decay 0.995 --dmd-t-max 0.98"  # dmd's batch, EMA and highest noise level when these
+# ran (unconditional: 16, 0.998 since session 21; 0.5 since session 30)
 D=${DATA:-../shared/data}
 OLD="--lr 1e-5 --ema-decay 0.99 --ema-warmup 10"  # dmd's learning rate and EMA before the EMA measurements
 for ds in mnist fashion-mnist; do

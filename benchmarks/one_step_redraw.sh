@@ -6,7 +6,8 @@
 # student; a second student, seed 2, and its dmd), one-step FIDs at --noise-scale below 1, and the blind
 # readability sittings (benchmarks/blind_count.py). Run from the repository root.
 set -euo pipefail
-DMD64="--batch-size 64 --ema-decay 0.995"  # dmd's batch and EMA when these ran (unconditional: 16, 0.998 since session 21)
+DMD64="--batch-size 64 --ema-decay 0.995 --dmd-t-max 0.98"  # dmd's batch, EMA and highest noise level when these
+# ran (unconditional: 16, 0.998 since session 21; 0.5 since session 30)
 TRAJ0="--grow-student 0 --student-codes 0"  # the student's network when these ran (grown since 23, coded since 26)
 D=${DATA:-../shared/data}
 export OMP_NUM_THREADS=1

@@ -291,23 +291,53 @@ def test_dmd_trains_the_points_of_its_chain_and_a_one_point_chain_only_the_one_s
 
 
 def test_a_dmd_run_passes_its_chain_fake_steps_and_gan_weight_to_the_loss():
-    """--dmd-chain, --dmd-fake-steps, --dmd-fake-lr and --dmd-gan reach DistributionMatchingLoss
+    """--dmd-chain, --dmd-fake-steps, --dmd-fake-lr, --dmd-gan and --dmd-t-max reach DistributionMatchingLoss
     (train_run.distill_options, then consistency.distillation_loss) as its jump grid, its fake updates per step,
-    the fake network's learning rate (by default FAKE_LR_RATIO times the student's) and its GAN term."""
+    the fake network's learning rate (by default FAKE_LR_RATIO times the student's), its GAN term and the highest
+    noise level it compares the scores at."""
     from cleardiffusion.consistency import FAKE_LR_RATIO, distillation_loss
     from cleardiffusion.train_config import TrainConfig
     from cleardiffusion.train_run import distill_options
     from test_fastpath import tiny_unet
 
-    for chain, fake, fake_lr, gan in ((1, 1, None, 0.0), (4, 3, 3e-4, 0.3)):
+    for chain, fake, fake_lr, gan, t_max in ((1, 1, None, 0.0, 0.98), (4, 3, 3e-4, 0.3, 0.5)):
         config = TrainConfig(objective="consistency", teacher="t.pt", distill_method="dmd", student="s.pt",
                              dmd_chain=chain, dmd_fake_steps=fake, dmd_fake_lr=fake_lr, dmd_gan=gan,
-                             lr=2e-5)  # fmt: skip
+                             dmd_t_max=t_max, lr=2e-5)  # fmt: skip
         options = distill_options(config, nn.Identity(), None, None, SCHEDULE, "cpu")
         loss = distillation_loss(SCHEDULE, "eps", tiny_unet().eval(), **options)
         assert (loss.grid, loss.fake_steps, loss.gan_weight) == (jump_grid(SCHEDULE, chain), fake, gan)
+        assert loss.t_hi == int(t_max * SCHEDULE.T)
         assert loss.fake_optimizer.param_groups[0]["lr"] == (fake_lr or FAKE_LR_RATIO * 2e-5)
         assert (loss.discriminator is None) == (gan == 0)
+
+
+def test_dmd_compares_the_scores_only_at_noise_levels_from_t_min_to_t_max():
+    """The loop's uniform t in [0, T) maps onto [DMD_T_MIN T, t_max T): the gradient is taken at no level outside,
+    the two ends of the loop's range reach the two ends of it, and a t_max outside (DMD_T_MIN, 1] is refused."""
+    from cleardiffusion.consistency import DMD_T_MIN
+    from test_fastpath import tiny_unet
+
+    T = SCHEDULE.T
+    for t_max in (0.98, 0.5, 0.1):
+        dmd = DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, 1), lr=1e-5,
+                                       t_max=t_max)  # fmt: skip
+        levels = []
+
+        def recorded(x0, t, eps, y, levels=levels):  # the levels the gradient is taken at; no gradient
+            levels.append(t.clone())
+            return torch.zeros_like(x0)
+
+        dmd.gradient = recorded
+        t = torch.tensor([0, 1, 2, T // 3, T // 2, T - 3, T - 2, T - 1])
+        dmd(tiny_unet(seed=1), torch.zeros(len(t), 3, 8, 8), t, torch.randn(len(t), 3, 8, 8))
+        (used,) = levels
+        assert used.min() == int(DMD_T_MIN * T) and used.max() == int(t_max * T) - 1
+        assert torch.equal(used, used.sort().values)  # monotone in the loop's t: the same draw, squeezed
+    for t_max in (DMD_T_MIN, 0.0, 1.01):
+        with pytest.raises(ValueError, match="t_max"):
+            DistributionMatchingLoss(SCHEDULE, "eps", tiny_unet().eval(), grid=jump_grid(SCHEDULE, 1), lr=1e-5,
+                                     t_max=t_max)  # fmt: skip
 
 
 def test_the_gan_term_learns_to_tell_data_from_samples_and_moves_only_the_samples():
@@ -424,8 +454,8 @@ def test_the_trajectory_bank_is_made_at_the_runs_precision(teacher, tmp_path, mo
 
 
 def test_dmd_defaults_apply_to_dmd_only_follow_the_teacher_and_give_way_to_flags():
-    """dmd's step and EMA replace distill's own; from an unconditional teacher its batch and EMA too, from a
-    conditional one the teacher run's batch stays; a flag given replaces them all."""
+    """dmd's step and EMA replace distill's own; from an unconditional teacher its batch, EMA and highest noise
+    level too, from a conditional one the teacher run's batch and DMD's levels stay; a flag given replaces them all."""
     import dataclasses
 
     from cleardiffusion.cli.distill import config_from_teacher
@@ -435,12 +465,13 @@ def test_dmd_defaults_apply_to_dmd_only_follow_the_teacher_and_give_way_to_flags
     conditional = {**unconditional, "conditional": True}
     given = {"teacher": "t.pt", "out": "o", "steps": 3}
     dmd = config_from_teacher(unconditional, {**given, "distill_method": "dmd"})
-    assert (dmd.batch_size, dmd.lr, dmd.ema_decay, dmd.ema_warmup) == (16, 2e-5, 0.998, 0)
+    assert (dmd.batch_size, dmd.lr, dmd.ema_decay, dmd.ema_warmup, dmd.dmd_t_max) == (16, 2e-5, 0.998, 0, 0.5)
     guided = config_from_teacher(conditional, {**given, "distill_method": "dmd"})
-    assert (guided.batch_size, guided.lr, guided.ema_decay, guided.ema_warmup) == (64, 2e-5, 0.995, 0)
-    flags = {"distill_method": "dmd", "batch_size": 32, "ema_decay": 0.99}
+    assert (guided.batch_size, guided.lr, guided.ema_decay, guided.ema_warmup, guided.dmd_t_max) == (
+        64, 2e-5, 0.995, 0, TrainConfig.dmd_t_max)  # fmt: skip
+    flags = {"distill_method": "dmd", "batch_size": 32, "ema_decay": 0.99, "dmd_t_max": 0.98}
     flagged = config_from_teacher(unconditional, {**given, **flags})
-    assert (flagged.batch_size, flagged.ema_decay, flagged.lr) == (32, 0.99, 2e-5)
+    assert (flagged.batch_size, flagged.ema_decay, flagged.lr, flagged.dmd_t_max) == (32, 0.99, 2e-5, 0.98)
     trajectory = config_from_teacher(unconditional, given)  # the default method: the teacher's batch, distill's lr
     assert (trajectory.batch_size, trajectory.lr, trajectory.ema_decay) == (64, 1e-4, TrainConfig.ema_decay)
 
@@ -562,12 +593,12 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
     student = students["trajectory"] / "checkpoints/last.pt"
     assert distill(teacher[0], tmp_path / "dmd", "--steps", "2", "--distill-method", "dmd", "--student", student,
                    "--teacher-guidance", "2", "--dmd-chain", "2", "--dmd-fake-steps", "2",
-                   "--dmd-fake-lr", "3e-4", "--dmd-gan", "0.3") == 0  # fmt: skip
+                   "--dmd-fake-lr", "3e-4", "--dmd-gan", "0.3", "--dmd-t-max", "0.7") == 0  # fmt: skip
     config = json.loads((tmp_path / "dmd/config.json").read_text())  # a conditional teacher: EMA 0.995
     assert (config["distill_method"], config["student"], config["lr"], config["ema_decay"], config["ema_warmup"]) == (
         "dmd", str(student), 2e-5, 0.995, 0)  # fmt: skip
-    dmd_fields = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
-    assert [config[k] for k in dmd_fields] == [2, 2, 3e-4, 0.3]
+    dmd_fields = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "dmd_t_max")
+    assert [config[k] for k in dmd_fields] == [2, 2, 3e-4, 0.3, 0.7]
     before, start = load_checkpoint(teacher[0])["ema"], load_checkpoint(student)["ema"]
     after = load_checkpoint(tmp_path / "dmd/checkpoints/last.pt")["model"]
     from_student = max((after[k] - start[k]).abs().max().item() for k in start)

@@ -80,7 +80,8 @@ def test_a_run_from_before_the_prediction_field_resumes_as_eps(digits, tmp_path)
     assert main(tiny_flags(digits, out, steps=2, prediction="eps", loss_weighting="none")) == 0
     path = out / "checkpoints" / "last.pt"
     state = load_checkpoint(path)
-    for key in ("prediction", "loss_weighting", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "ema_warmup"):
+    before = ("prediction", "loss_weighting", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "dmd_t_max")
+    for key in (*before, "ema_warmup"):
         del state["config"][key]
     save_checkpoint(path, state)
     assert main(tiny_flags(digits, out, steps=4, prediction="eps", loss_weighting="none", resume=True)) == 0

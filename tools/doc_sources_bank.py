@@ -157,5 +157,4 @@ BANK_NUMBERS = {
     # the library's pipeline since session 28 alone (the README, results.md)
     "fs.bank.bf16.met_all": lambda: str(met("bf16")),
     "fs.bank.bf16.mean_read": lambda: f"{mean([read(d, 'bf16')['per_100'] for d in DRAWS]):.1f}",
-    **{f"fs.bank.bf16.read80{tag}": (lambda s=s: str(read80("bf16", s))) for s, tag in ((1.0, ""), (0.65, "65"))},
 }  # fmt: skip

@@ -34,6 +34,7 @@ from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
 from doc_sources_schedule import SCHEDULE_NUMBERS, SCHEDULE_TABLES  # noqa: E402
+from doc_sources_tmax import TMAX_NUMBERS, TMAX_TABLES  # noqa: E402
 
 
 def merged(*sources: dict) -> dict:
@@ -60,6 +61,7 @@ TABLES = merged(
     FRESH_TABLES,
     BANK_TABLES,
     LONG_TABLES,
+    TMAX_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -76,6 +78,7 @@ NUMBERS = merged(
     FRESH_NUMBERS,
     BANK_NUMBERS,
     LONG_NUMBERS,
+    TMAX_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,

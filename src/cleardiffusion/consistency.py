@@ -254,7 +254,8 @@ class TrajectoryLoss:
 # At the start `fake` is the teacher itself, so the gradient is zero until the student's samples and the
 # teacher's distribution are told apart.
 
-DMD_T_RANGE = (0.02, 0.98)  # the noise levels the two x_0 predictions are compared at, as fractions of T (DMD)
+DMD_T_MIN = 0.02  # the lowest noise level the two x_0 predictions are compared at, as a fraction of T (DMD); the
+# highest is t_max (DMD's 0.98; `distill --dmd-t-max`)
 FAKE_LR_RATIO = 10  # the fake network's learning rate over the student's: it must keep up with the student
 # DMD2's GAN term (Yin et al. 2024b, Sec. 4.3): a discriminator D reads the fake network's bottleneck at a noised
 # input (through its encoder and middle only: UNet.encode; the decoder's output is not needed) and tells data from
@@ -303,12 +304,15 @@ class DistributionMatchingLoss:
     def __init__(self, schedule: NoiseSchedule, prediction: str, teacher: nn.Module, *, grid: list[int], lr: float,
                  fake_steps: int = 1, fake_lr: float | None = None, gan_weight: float = 0.0,
                  teacher_guidance: float = 1.0, null_label: int | None = None,
-                 real: nn.Module | None = None):  # fmt: skip
+                 real: nn.Module | None = None, t_max: float = 0.98):  # fmt: skip
         if not grid or grid[0] != schedule.T - 1:
             raise ValueError(f"the student's chain starts from pure noise at T - 1 (denoiser.jump_grid), got {grid}")
         self.schedule, self.prediction, self.teacher, self.grid = schedule, prediction, teacher, grid
         self.w, self.null_label, self.fake_steps, self.gan_weight = teacher_guidance, null_label, fake_steps, gan_weight
         self.real = real  # an eps-model of the real score in place of the (guided) teacher's, or None
+        if not DMD_T_MIN < t_max <= 1:
+            raise ValueError(f"t_max is a fraction of T above DMD_T_MIN = {DMD_T_MIN} and at most 1, got {t_max}")
+        self.t_lo, self.t_hi = int(DMD_T_MIN * schedule.T), int(t_max * schedule.T)  # the levels compared at
         self.fake_net = copy.deepcopy(getattr(teacher, "net", teacher)).train().requires_grad_(True)
         self.fake = as_eps_model(self.fake_net, schedule, prediction)
         fake_lr = FAKE_LR_RATIO * lr if fake_lr is None else fake_lr
@@ -385,9 +389,8 @@ class DistributionMatchingLoss:
     def __call__(self, net: nn.Module, x0: Tensor, t: Tensor, eps: Tensor, y: Tensor | None = None) -> Tensor:
         student = as_eps_model(net, self.schedule, self.prediction)
         sample = self.sample(student, x0, y)
-        lo, hi = (int(f * self.schedule.T) for f in DMD_T_RANGE)
-        with torch.no_grad():
-            grad = self.gradient(sample.detach(), lo + t * (hi - lo) // self.schedule.T, eps, y)
+        with torch.no_grad():  # the loop's uniform t, mapped onto [t_lo, t_hi)
+            grad = self.gradient(sample.detach(), self.t_lo + t * (self.t_hi - self.t_lo) // self.schedule.T, eps, y)
         self.train_fake(sample.detach(), y, real=x0)
         loss = 0.5 * (sample - (sample - grad).detach()).pow(2).mean()
         if self.discriminator is not None:  # after train_fake: its step changes the weights this graph reads
@@ -399,17 +402,18 @@ def distillation_loss(schedule: NoiseSchedule, prediction: str, teacher: nn.Modu
                       delta: int, distance: Distance, teacher_guidance: float, null_label: int | None,
                       bank: TrajectoryBank | None = None, grid: list[int] | None = None, lr: float = 1e-5,
                       fake_steps: int = 1, fake_lr: float | None = None, gan_weight: float = 0.0,
-                      real: nn.Module | None = None):  # fmt: skip
+                      real: nn.Module | None = None, t_max: float = 0.98):  # fmt: skip
     """The loss_fn of a distillation run: ConsistencyLoss (cd, ect), TrajectoryLoss over `bank` (trajectory) or
     DistributionMatchingLoss (dmd: the student's chain on `grid`, its fake network taking `fake_steps` steps
     per student step at `fake_lr`, by default `lr` times FAKE_LR_RATIO, DMD2's GAN term at `gan_weight`, the
-    real score from `real` when given, e.g. the teacher autoguided, else from the teacher)."""
+    real score from `real` when given, e.g. the teacher autoguided, else from the teacher, the two scores compared
+    at noise levels from DMD_T_MIN to `t_max` times T)."""
     if method == "trajectory":
         return TrajectoryLoss(schedule, prediction, bank, distance)
     if method == "dmd":
         return DistributionMatchingLoss(schedule, prediction, teacher, grid=grid, lr=lr, fake_steps=fake_steps,
                                         fake_lr=fake_lr, gan_weight=gan_weight, teacher_guidance=teacher_guidance,
-                                        null_label=null_label, real=real)  # fmt: skip
+                                        null_label=null_label, real=real, t_max=t_max)  # fmt: skip
     return ConsistencyLoss(schedule, prediction, method, delta=delta, distance=distance,
                            teacher=teacher if method == "cd" else None, teacher_guidance=teacher_guidance,
                            null_label=null_label)  # fmt: skip

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import fastpath
-from .consistency import Distance, Method
+from .consistency import DMD_T_MIN, Distance, Method
 from .data import ImageDataset
 from .data.dataset import DatasetName
 from .denoiser import UNUSED_OPTIONS
@@ -40,7 +40,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
                   "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
-                  "dmd_gan", "autoguide", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
+                  "dmd_gan", "dmd_t_max", "autoguide", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
 
 
 @dataclass
@@ -162,6 +162,12 @@ class TrainConfig:
     dmd_gan: float = option(
         0.3, "dmd: weight of DMD2's GAN term, a discriminator on the fake network's U-Net middle block that tells "
         "data from the student's samples (0: off; other backbones need 0)", DISTILL, metavar="W", at_least=0,
+    )  # fmt: skip
+    dmd_t_max: float = option(
+        0.98, "dmd: the highest noise level, as a fraction of T, at which the student's sample is noised to compare "
+        "the two scores (DMD: 0.98; from an unconditional teacher 0.5: a lower one-step FID on six of six MNIST "
+        "draws, docs/few_step.md)", DISTILL, metavar="F", above=DMD_T_MIN, at_most=1,
+        show_default=False,
     )  # fmt: skip
     autoguide: str | None = option(
         None, "trajectory, dmd, an unconditional teacher: autoguided (Karras et al. 2024) by CKPT, a worse model "
@@ -357,7 +363,7 @@ def check_distillation(config: TrainConfig, given: Collection[str]) -> None:
         raise UsageError("--objective consistency starts from a teacher: pass --teacher CKPT, or use "
                          "`cleardiffusion distill --teacher CKPT`")  # fmt: skip
     method = config.distill_method
-    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan")
+    dmd_only = ("dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "dmd_t_max")
     unused = {"ect": ("teacher_guidance", "trajectories", "teacher_steps", "autoguide", "autoguide_from",
                       "student_codes", *dmd_only),
               "cd": ("trajectories", "teacher_steps", "autoguide", "autoguide_from", "student_codes", *dmd_only),

@@ -217,7 +217,7 @@ def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset
     return {"method": config.distill_method, "delta": config.consistency_delta or max(config.timesteps // 4, 1),
             "distance": config.consistency_distance, "teacher_guidance": config.teacher_guidance,
             "null_label": null_label, "bank": bank, "lr": config.lr, "fake_steps": config.dmd_fake_steps,
-            "fake_lr": config.dmd_fake_lr, "gan_weight": config.dmd_gan, "real": real,
+            "fake_lr": config.dmd_fake_lr, "gan_weight": config.dmd_gan, "real": real, "t_max": config.dmd_t_max,
             "grid": jump_grid(schedule, config.dmd_chain) if config.distill_method == "dmd" else None}  # fmt: skip
 
 

@@ -1,0 +1,127 @@
+"""dmd's highest noise level (session 30; benchmarks/dmd_t_max.sh) for docs/few_step.md, the README and results.md;
+render_docs.py merges these. Each of the six fresh-teacher draws ran 5 minutes of dmd twice side by side from session
+28's bf16 trajectory student, at --dmd-t-max 0.5 (distill's default from an unconditional teacher since session 30)
+and at 0.98 (the default before): dmd_t_max_mnist_uncond.jsonl (readability_proxy.py) and dmd_t_max_steps.jsonl
+(the steps each run took)."""
+
+from doc_sources import load_jsonl, table
+from doc_sources_extra import mean
+from doc_sources_fresh import DRAWS, LIMITS, teacher
+from doc_sources_fresh import line as proxy_line
+from doc_sources_quality import span
+
+FILE = "one_step_cpu/dmd_t_max_mnist_uncond.jsonl"
+STEPS = "one_step_cpu/dmd_t_max_steps.jsonl"
+ARMS = ("0.5", "0.98")  # --dmd-t-max: today's default from an unconditional teacher, and the one before
+NEW, OLD = ARMS
+SCALES = (1.0, 0.85, 0.75)  # the starting noise of the one-step counts
+
+
+def name(label: str, arm: str) -> str:
+    chain, seed = DRAWS[label]
+    return f"s30-s{chain}-seed{seed}-tmax{arm}"
+
+
+def line(label: str, arm: str, steps: int, noise_scale: float = 1.0) -> dict:
+    return proxy_line(name(label, arm), steps, noise_scale, file=FILE)
+
+
+def over(label: str, arm: str, steps: int, noise_scale: float = 1.0) -> float:
+    """FID over the 50-step FID of the draw's fresh teacher (fresh_teachers_mnist_uncond.jsonl)."""
+    return line(label, arm, steps, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def taken(label: str, arm: str) -> int:
+    return next(r for r in load_jsonl(STEPS) if r["run"] == f"runs/{name(label, arm)}")["step"]
+
+
+def read(label: str, arm: str, noise_scale: float = 1.0) -> dict:
+    return line(label, arm, 1, noise_scale)
+
+
+def fid_targets(label: str, arm: str) -> bool:
+    return all(over(label, arm, k) <= limit for k, limit in LIMITS.items())
+
+
+def met(arm: str) -> int:
+    """On how many draws the arm's students meet every FID target."""
+    return sum(fid_targets(d, arm) for d in DRAWS)
+
+
+def read80(arm: str, noise_scale: float = 1.0) -> int:
+    """On how many draws 80 or more of the first 100 one-step samples read."""
+    return sum(read(d, arm, noise_scale)["first_100"] >= 80 for d in DRAWS)
+
+
+def mean_read(arm: str, noise_scale: float = 1.0) -> float:
+    return mean([read(d, arm, noise_scale)["per_100"] for d in DRAWS])
+
+
+def cell(label: str, arm: str, noise_scale: float = 1.0) -> str:
+    """Readable per 100 at one step (the first 100; FID / teacher-50)."""
+    r = read(label, arm, noise_scale)
+    return f"{r['per_100']:.1f} ({r['first_100']}; {over(label, arm, 1, noise_scale):.2f}x)"
+
+
+def t_tmax_pairs() -> str:
+    rows = [[label, arm, f"{taken(label, arm):,}", cell(label, arm), *(f"{over(label, arm, k):.2f}x" for k in (2, 4)),
+             *(cell(label, arm, s) for s in SCALES[1:])]
+            for label in DRAWS for arm in ARMS]  # fmt: skip
+    return table(["draw", "--dmd-t-max", "dmd steps (5 min)", "1 step: readable (first 100; FID / teacher-50)",
+                  "2 steps, FID / teacher-50", "4 steps", "1 step, S = 0.85", "1 step, S = 0.75"], rows)  # fmt: skip
+
+
+def t_tmax_summary() -> str:
+    """Per arm over the six draws: means, the targets' counts, and per row how many draws 0.5 did better on."""
+
+    def row(label, f, fmt, better):  # f(draw, arm) -> value; better(a, b): 0.5's a beats 0.98's b
+        cells = [fmt(mean([f(d, a) for d in DRAWS])) for a in ARMS]
+        return [label, *cells, str(sum(better(f(d, NEW), f(d, OLD)) for d in DRAWS))]
+
+    lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
+    rows = [
+        row("dmd steps", taken, "{:,.0f}".format, higher),
+        *(row(f"{k} step{'s' * (k > 1)}, FID / teacher-50", lambda d, a, k=k: over(d, a, k), "{:.2f}x".format, lower)
+          for k in (1, 2, 4)),
+        *(row(f"1 step, S = {s:g}: readable per 100", lambda d, a, s=s: read(d, a, s)["per_100"], "{:.1f}".format,
+              higher) for s in SCALES),
+    ]  # fmt: skip
+    n = len(DRAWS)
+    counts = [
+        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", met),
+        ("1 step within 1.5x (the stretch)", lambda a: sum(over(d, a, 1) <= 1.5 for d in DRAWS)),
+        *((f"80 or more of the first 100 read, S = {s:g}", lambda a, s=s: read80(a, s)) for s in SCALES),
+    ]
+    rows += [[label, *(f"{f(a)} of {n}" for a in ARMS), "-"] for label, f in counts]
+    return table(["over the six draws", "--dmd-t-max 0.5 (mean)", "0.98 (mean)", "draws where 0.5 did better"], rows)
+
+
+TMAX_TABLES = {"fs_tmax_pairs": t_tmax_pairs, "fs_tmax_summary": t_tmax_summary}
+
+
+def diff_read(noise_scale: float = 1.0) -> list[float]:
+    return [read(d, NEW, noise_scale)["per_100"] - read(d, OLD, noise_scale)["per_100"] for d in DRAWS]
+
+
+TMAX_NUMBERS = {
+    "fs.tmax.draws": lambda: str(len(DRAWS)),
+    "fs.tmax.steps": lambda: " and ".join(span([taken(d, a) for d in DRAWS], "{:,}".format) for a in ARMS),
+    "fs.tmax.diff_read": lambda: f"{mean(diff_read()):+.1f}",
+    "fs.tmax.diff_read_span": lambda: f"{min(diff_read()):+.1f} to {max(diff_read()):+.1f}",
+    "fs.tmax.read_better": lambda: str(sum(x > 0 for x in diff_read())),
+    "fs.tmax.read_mean": lambda: " and ".join(f"{mean_read(a):.1f}" for a in ARMS),
+    "fs.tmax.first100": lambda: ", ".join(str(read(d, NEW)["first_100"]) for d in DRAWS),
+    **{f"fs.tmax.read80{tag}": (lambda s=s: " and ".join(str(read80(a, s)) for a in ARMS))
+       for s, tag in ((1.0, ""), (0.85, "85"), (0.75, "75"))},
+    **{f"fs.tmax.u{k}_better": (lambda k=k: str(sum(over(d, NEW, k) < over(d, OLD, k) for d in DRAWS)))
+       for k in (1, 2, 4)},
+    **{f"fs.tmax.u{k}_mean": (lambda k=k: " and ".join(f"{mean([over(d, a, k) for d in DRAWS]):.2f}x" for a in ARMS))
+       for k in (1, 2, 4)},
+    "fs.tmax.met_all": lambda: " and ".join(str(met(a)) for a in ARMS),
+    "fs.tmax.stretch": lambda: " and ".join(str(sum(over(d, a, 1) <= 1.5 for d in DRAWS)) for a in ARMS),
+    # the library's unconditional pipeline since session 30 alone (the README, results.md)
+    "fs.tmax.new.met_all": lambda: str(met(NEW)),
+    "fs.tmax.new.mean_read": lambda: f"{mean_read(NEW):.1f}",
+    "fs.tmax.new.mean_read75": lambda: f"{mean_read(NEW, 0.75):.1f}",
+    **{f"fs.tmax.new.read80{tag}": (lambda s=s: str(read80(NEW, s))) for s, tag in ((1.0, ""), (0.75, "75"))},
+}  # fmt: skip
