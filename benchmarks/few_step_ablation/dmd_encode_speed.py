@@ -34,9 +34,9 @@ def main() -> None:
             for variant, command in VARIANTS.items():
                 out = Path(tmp) / f"{r}-{variant.replace(' ', '-')}"
                 subprocess.run([*command, "distill", "--teacher", args.teacher, "--distill-method", "dmd",
-                                "--student", args.student, "--autoguide", args.autoguide, "--teacher-guidance",
-                                str(args.guidance), "--time-budget", str(args.minutes), "--seed", "0", "--out",
-                                str(out), "--no-progress", "--sample-every", "0"], check=True,
+                                "--dmd-t-max", "0.98", "--student", args.student, "--autoguide", args.autoguide,
+                                "--teacher-guidance", str(args.guidance), "--time-budget", str(args.minutes), "--seed",
+                                "0", "--out", str(out), "--no-progress", "--sample-every", "0"], check=True,
                                stdout=subprocess.DEVNULL)  # fmt: skip
                 steps = json.loads((out / "summary.json").read_text())["step"]
                 print(json.dumps({"variant": variant, "round": r, "minutes": args.minutes, "steps": steps,
