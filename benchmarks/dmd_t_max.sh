@@ -5,15 +5,16 @@
 # draws of fresh_teachers.sh runs 5 minutes of dmd at distill's defaults twice at the same time, one core each, from
 # session 28's 8-minute trajectory student with the bf16 bank (bf16_bank.sh): at t_max 0.5 (today's default) and at
 # 0.98 (the default before), the two swapping cores from draw to draw. Each is scored by readability_proxy.py at one,
-# two and four steps and at one step from --noise-scale 0.85 and 0.75; the steps each run took, and its minutes, are
-# in dmd_t_max_steps.jsonl. Needs fresh_teachers.sh's teachers and bad model and bf16_bank.sh's trajectory students.
-# Run from the repository root.
+# two and four steps and at one step from --noise-scale 0.85 and 0.75; the steps each run took are in
+# dmd_t_max_steps.jsonl (steps_taken.sh). Needs fresh_teachers.sh's teachers and bad model and bf16_bank.sh's
+# trajectory students. Run from the repository root.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 R=benchmarks/results/one_step_cpu
 P="python benchmarks/few_step_ablation/readability_proxy.py"
 OUT=$R/dmd_t_max_mnist_uncond.jsonl
 BAD=runs/s27-bad2/checkpoints/last.pt
+. benchmarks/steps_taken.sh
 pair_run() {  # core, chain, seed, t_max
   local U=runs/s30-s$2-seed$3-tmax$4
   taskset -c $1 cleardiffusion distill --teacher runs/s27-uncond-s$2/checkpoints/last.pt --distill-method dmd \
@@ -21,10 +22,7 @@ pair_run() {  # core, chain, seed, t_max
     --dmd-t-max $4 --time-budget 5 --seed $3 --no-progress --out $U
   for k in 1 2 4; do taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps $k >> $OUT; done
   for s in 0.85 0.75; do taskset -c $1 $P --checkpoint $U/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT; done
-  python -c "
-import json, sys
-r = [r for r in map(json.loads, open(sys.argv[1] + '/metrics.jsonl')) if 'elapsed' in r][-1]
-print(json.dumps({'run': sys.argv[1], 'step': r['step'], 'minutes': round(r['elapsed'] / 60, 2)}))" $U >> $R/dmd_t_max_steps.jsonl
+  steps_taken $U >> $R/dmd_t_max_steps.jsonl
 }
 draw() {  # chain, seed, the core of the t_max 0.5 run
   pair_run $3 $1 $2 0.5 & pair_run $((1 - $3)) $1 $2 0.98 & wait

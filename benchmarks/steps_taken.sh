@@ -1,6 +1,6 @@
 # steps_taken RUN: one JSON line, the steps a run took (summary.json) and the seconds before its first step (for the
 # trajectory stage: generating the teacher's trajectories), extrapolated back from the first two timed lines of its
-# metrics.jsonl. Sourced by fresh_teachers.sh and bf16_bank.sh.
+# metrics.jsonl. Sourced by fresh_teachers.sh, bf16_bank.sh and dmd_t_max.sh.
 steps_taken() {
   python -c "
 import json, sys

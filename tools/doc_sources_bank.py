@@ -75,56 +75,47 @@ def t_bank_pairs() -> str:
                   "1 step, S = 0.75: readable (first 100; FID / teacher-50)"], rows)  # fmt: skip
 
 
-def t_bank_summary() -> str:
-    """Per bank over the six draws: means, the targets' counts, and per row how many draws bf16 did better on."""
+def pair_summary(arms: tuple[str, str], headers: list[str], first_rows: list, over, read, scales) -> str:
+    """Two settings run side by side on the six draws: per setting the means of `first_rows` (each (label, f(draw,
+    arm), fmt, better(a, b)): the first arm's a beats the second's b), of the FID over the teacher at 1, 2 and 4 steps
+    (over(draw, arm, k)) and of the one-step count from each of `scales` (read(draw, arm, s)); then how many draws
+    meet each target. The last column counts the draws where the first arm did better."""
+    first, second = arms
 
-    def row(label, f, fmt, better):  # f(draw, bank) -> value; better(a, b): bf16's a beats fp32's b
-        cells = [fmt(mean([f(d, b) for d in DRAWS])) for b in BANKS]
-        return [label, *cells, str(sum(better(f(d, "bf16"), f(d, "fp32")) for d in DRAWS))]
+    def row(label, f, fmt, better):
+        cells = [fmt(mean([f(d, a) for d in DRAWS])) for a in arms]
+        return [label, *cells, str(sum(better(f(d, first), f(d, second)) for d in DRAWS))]
 
     lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
     rows = [
-        row(
-            "seconds before the first step",
-            lambda d, b: taken(d, b, "traj")["before_first_step_s"],
-            "{:.0f}".format,
-            lower,
-        ),
-        row("trajectory steps", lambda d, b: taken(d, b, "traj")["step"], "{:,.0f}".format, higher),
-        row("dmd steps", lambda d, b: taken(d, b, "dmd")["step"], "{:,.0f}".format, higher),
-        *(
-            row(
-                f"{k} step{'s' * (k > 1)}, FID / teacher-50",
-                lambda d, b, k=k: over(d, b, "dmd", k),
-                "{:.2f}x".format,
-                lower,
-            )
-            for k in (1, 2, 4)
-        ),
-        *(
-            row(
-                f"1 step, S = {s:g}: readable per 100",
-                lambda d, b, s=s: read(d, b, s)["per_100"],
-                "{:.1f}".format,
-                higher,
-            )
-            for s in SCALES
-        ),
-    ]
-    n = len(DRAWS)
+        *(row(*r) for r in first_rows),
+        *(row(f"{k} step{'s' * (k > 1)}, FID / teacher-50", lambda d, a, k=k: over(d, a, k), "{:.2f}x".format, lower)
+          for k in (1, 2, 4)),
+        *(row(f"1 step, S = {s:g}: readable per 100", lambda d, a, s=s: read(d, a, s)["per_100"], "{:.1f}".format,
+              higher) for s in scales),
+    ]  # fmt: skip
     counts = [
-        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", met),
-        ("1 step within 1.5x (the stretch)", lambda b: sum(over(d, b, "dmd", 1) <= 1.5 for d in DRAWS)),
-        *(
-            (
-                f"80 or more of the first 100 read, S = {s:g}",
-                lambda b, s=s: read80(b, s),
-            )
-            for s in SCALES
-        ),
-    ]
-    rows += [[label, *(f"{f(b)} of {n}" for b in BANKS), "-"] for label, f in counts]
-    return table(["over the six draws", "bf16 bank (mean)", "fp32 bank (mean)", "draws where bf16 did better"], rows)
+        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)",
+         lambda a: sum(all(over(d, a, k) <= limit for k, limit in LIMITS.items()) for d in DRAWS)),
+        ("1 step within 1.5x (the stretch)", lambda a: sum(over(d, a, 1) <= 1.5 for d in DRAWS)),
+        *((f"80 or more of the first 100 read, S = {s:g}", lambda a, s=s: sum(read(d, a, s)["first_100"] >= 80
+                                                                               for d in DRAWS)) for s in scales),
+    ]  # fmt: skip
+    rows += [[label, *(f"{f(a)} of {len(DRAWS)}" for a in arms), "-"] for label, f in counts]
+    return table(headers, rows)
+
+
+def t_bank_summary() -> str:
+    lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
+    first_rows = [
+        ("seconds before the first step", lambda d, b: taken(d, b, "traj")["before_first_step_s"], "{:.0f}".format,
+         lower),
+        ("trajectory steps", lambda d, b: taken(d, b, "traj")["step"], "{:,.0f}".format, higher),
+        ("dmd steps", lambda d, b: taken(d, b, "dmd")["step"], "{:,.0f}".format, higher),
+    ]  # fmt: skip
+    return pair_summary(BANKS, ["over the six draws", "bf16 bank (mean)", "fp32 bank (mean)",
+                                "draws where bf16 did better"], first_rows,
+                        lambda d, b, k: over(d, b, "dmd", k), read, SCALES)  # fmt: skip
 
 
 BANK_TABLES = {"fs_bank_pairs": t_bank_pairs, "fs_bank_summary": t_bank_summary}

@@ -2,11 +2,12 @@
 render_docs.py merges these. Each of the six fresh-teacher draws ran 5 minutes of dmd twice side by side from session
 28's bf16 trajectory student, at --dmd-t-max 0.5 (distill's default from an unconditional teacher since session 30)
 and at 0.98 (the default before): dmd_t_max_mnist_uncond.jsonl (readability_proxy.py) and dmd_t_max_steps.jsonl
-(the steps each run took)."""
+(the steps each run took: steps_taken.sh)."""
 
-from doc_sources import load_jsonl, table
+from doc_sources import table
+from doc_sources_bank import pair_summary
 from doc_sources_extra import mean
-from doc_sources_fresh import DRAWS, LIMITS, teacher
+from doc_sources_fresh import DRAWS, LIMITS, steps_line, teacher
 from doc_sources_fresh import line as proxy_line
 from doc_sources_quality import span
 
@@ -32,7 +33,7 @@ def over(label: str, arm: str, steps: int, noise_scale: float = 1.0) -> float:
 
 
 def taken(label: str, arm: str) -> int:
-    return next(r for r in load_jsonl(STEPS) if r["run"] == f"runs/{name(label, arm)}")["step"]
+    return steps_line(name(label, arm), file=STEPS)["step"]
 
 
 def read(label: str, arm: str, noise_scale: float = 1.0) -> dict:
@@ -72,28 +73,9 @@ def t_tmax_pairs() -> str:
 
 
 def t_tmax_summary() -> str:
-    """Per arm over the six draws: means, the targets' counts, and per row how many draws 0.5 did better on."""
-
-    def row(label, f, fmt, better):  # f(draw, arm) -> value; better(a, b): 0.5's a beats 0.98's b
-        cells = [fmt(mean([f(d, a) for d in DRAWS])) for a in ARMS]
-        return [label, *cells, str(sum(better(f(d, NEW), f(d, OLD)) for d in DRAWS))]
-
-    lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
-    rows = [
-        row("dmd steps", taken, "{:,.0f}".format, higher),
-        *(row(f"{k} step{'s' * (k > 1)}, FID / teacher-50", lambda d, a, k=k: over(d, a, k), "{:.2f}x".format, lower)
-          for k in (1, 2, 4)),
-        *(row(f"1 step, S = {s:g}: readable per 100", lambda d, a, s=s: read(d, a, s)["per_100"], "{:.1f}".format,
-              higher) for s in SCALES),
-    ]  # fmt: skip
-    n = len(DRAWS)
-    counts = [
-        ("every FID target (1 step 2x, 2 steps 1.3x, 4 steps 1.1x)", met),
-        ("1 step within 1.5x (the stretch)", lambda a: sum(over(d, a, 1) <= 1.5 for d in DRAWS)),
-        *((f"80 or more of the first 100 read, S = {s:g}", lambda a, s=s: read80(a, s)) for s in SCALES),
-    ]
-    rows += [[label, *(f"{f(a)} of {n}" for a in ARMS), "-"] for label, f in counts]
-    return table(["over the six draws", "--dmd-t-max 0.5 (mean)", "0.98 (mean)", "draws where 0.5 did better"], rows)
+    first_rows = [("dmd steps", taken, "{:,.0f}".format, lambda a, b: a > b)]
+    return pair_summary(ARMS, ["over the six draws", "--dmd-t-max 0.5 (mean)", "0.98 (mean)",
+                               "draws where 0.5 did better"], first_rows, over, read, SCALES)  # fmt: skip
 
 
 TMAX_TABLES = {"fs_tmax_pairs": t_tmax_pairs, "fs_tmax_summary": t_tmax_summary}
