@@ -2,7 +2,8 @@
 render_docs.py merges these. Each of the six fresh-teacher draws ran 5 minutes of dmd twice side by side from session
 28's bf16 trajectory student, at --dmd-t-max 0.5 (distill's default from an unconditional teacher since session 30)
 and at 0.98 (the default before): dmd_t_max_mnist_uncond.jsonl (readability_proxy.py) and dmd_t_max_steps.jsonl
-(the steps each run took: steps_taken.sh)."""
+(the steps each run took: steps_taken.sh). Session 31 scored the 0.5 students again at one step from a smaller
+starting noise (benchmarks/dmd_t_max_noise.sh): dmd_t_max_noise_mnist_uncond.jsonl."""
 
 from doc_sources import table
 from doc_sources_bank import pair_summary
@@ -16,6 +17,8 @@ STEPS = "one_step_cpu/dmd_t_max_steps.jsonl"
 ARMS = ("0.5", "0.98")  # --dmd-t-max: today's default from an unconditional teacher, and the one before
 NEW, OLD = ARMS
 SCALES = (1.0, 0.85, 0.75)  # the starting noise of the one-step counts
+NOISE_FILE = "one_step_cpu/dmd_t_max_noise_mnist_uncond.jsonl"
+LOW_SCALES = (0.65, 0.55)  # dmd_t_max_noise.sh: the 0.5 students from a smaller starting noise still
 
 
 def name(label: str, arm: str) -> str:
@@ -78,7 +81,45 @@ def t_tmax_summary() -> str:
                                "draws where 0.5 did better"], first_rows, over, read, SCALES)  # fmt: skip
 
 
-TMAX_TABLES = {"fs_tmax_pairs": t_tmax_pairs, "fs_tmax_summary": t_tmax_summary}
+def low(label: str, noise_scale: float) -> dict:
+    """The 0.5 student's one-step line from `noise_scale` times the noise (dmd_t_max_noise.sh)."""
+    return proxy_line(name(label, NEW), 1, noise_scale, file=NOISE_FILE)
+
+
+def low_over(label: str, noise_scale: float) -> float:
+    return low(label, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
+
+
+def low_read80(label: str, noise_scale: float) -> bool:
+    return low(label, noise_scale)["first_100"] >= 80
+
+
+def low_within(label: str, noise_scale: float) -> bool:
+    return low_over(label, noise_scale) <= LIMITS[1]
+
+
+def low_whole(label: str, noise_scale: float) -> bool:
+    """80 of the first 100 read and one step within 2x at `noise_scale`, two and four steps (S = 1) within theirs."""
+    return low_read80(label, noise_scale) and low_within(label, noise_scale) and fid_targets(label, NEW)
+
+
+def t_tmax_noise() -> str:
+    def cell_low(label: str, s: float) -> str:
+        r = low(label, s)
+        return f"{r['per_100']:.1f} ({r['first_100']}; {low_over(label, s):.2f}x)"
+
+    rows = [[label, cell(label, NEW), cell(label, NEW, 0.75), *(cell_low(label, s) for s in LOW_SCALES)]
+            for label in DRAWS]  # fmt: skip
+    return table(["draw (--dmd-t-max 0.5)", "1 step, S = 1: readable (first 100; FID / teacher-50)", "S = 0.75",
+                  *(f"S = {s:g}" for s in LOW_SCALES)], rows)  # fmt: skip
+
+
+TMAX_TABLES = {"fs_tmax_pairs": t_tmax_pairs, "fs_tmax_summary": t_tmax_summary, "fs_tmax_noise": t_tmax_noise}
+
+
+def low_count(test) -> str:
+    """On how many draws `test` holds at each of LOW_SCALES, joined by "and"."""
+    return " and ".join(str(sum(test(d, s) for d in DRAWS)) for s in LOW_SCALES)
 
 
 def diff_read(noise_scale: float = 1.0) -> list[float]:
@@ -106,4 +147,14 @@ TMAX_NUMBERS = {
     "fs.tmax.new.mean_read": lambda: f"{mean_read(NEW):.1f}",
     "fs.tmax.new.mean_read75": lambda: f"{mean_read(NEW, 0.75):.1f}",
     **{f"fs.tmax.new.read80{tag}": (lambda s=s: str(read80(NEW, s))) for s, tag in ((1.0, ""), (0.75, "75"))},
+    # the 0.5 students from a smaller starting noise (dmd_t_max_noise.sh), at 0.65 and at 0.55
+    "fs.tmax.low.read80": lambda: low_count(low_read80),
+    "fs.tmax.low.within": lambda: low_count(low_within),
+    "fs.tmax.low.whole": lambda: low_count(low_whole),
+    "fs.tmax.low.mean_read": lambda: " and ".join(f"{mean([low(d, s)['per_100'] for d in DRAWS]):.1f}"
+                                                  for s in LOW_SCALES),
+    "fs.tmax.low.read80_55": lambda: str(sum(low_read80(d, 0.55) for d in DRAWS)),
+    "fs.tmax.low.beyond2_55": lambda: str(sum(not low_within(d, 0.55) for d in DRAWS)),
+    "fs.tmax.low.whole_draws55": lambda: "; ".join(d for d in DRAWS if low_whole(d, 0.55)),
+    "fs.tmax.low.u55_chain1": lambda: ", ".join(f"{low_over(d, 0.55):.2f}x" for d in DRAWS if DRAWS[d][0] == 1),
 }  # fmt: skip
