@@ -11,11 +11,12 @@ P="python benchmarks/few_step_ablation/readability_proxy.py"
 OUT=$R/dmd_t_max_noise_mnist_uncond.jsonl
 score() {  # core, chain, seed
   for s in 0.65 0.55; do
-    taskset -c $1 $P --checkpoint runs/s30-s$2-seed$3-tmax0.5/checkpoints/last.pt --steps 1 --noise-scale $s > $OUT.$1
-    cat $OUT.$1 >> $OUT
+    taskset -c $1 $P --checkpoint runs/s30-s$2-seed$3-tmax0.5/checkpoints/last.pt --steps 1 --noise-scale $s >> $OUT
   done
-  rm $OUT.$1
 }
-score 0 1 2 & score 1 0 2 & wait
-score 0 1 3 & score 1 0 3 & wait
-score 0 0 0 & score 1 1 1 & wait
+pair() {  # two draws at once; a failed score stops the script
+  score 0 $1 $2 & local a=$!
+  score 1 $3 $4 & local b=$!
+  wait $a && wait $b
+}
+pair 1 2 0 2; pair 1 3 0 3; pair 0 0 1 1

@@ -18,7 +18,7 @@ ARMS = ("0.5", "0.98")  # --dmd-t-max: today's default from an unconditional tea
 NEW, OLD = ARMS
 SCALES = (1.0, 0.85, 0.75)  # the starting noise of the one-step counts
 NOISE_FILE = "one_step_cpu/dmd_t_max_noise_mnist_uncond.jsonl"
-LOW_SCALES = (0.65, 0.55)  # dmd_t_max_noise.sh: the 0.5 students from a smaller starting noise still
+LOW_SCALES = (0.65, 0.55)  # dmd_t_max_noise.sh: the 0.5 students at one step from a smaller starting noise still
 
 
 def name(label: str, arm: str) -> str:
@@ -27,7 +27,7 @@ def name(label: str, arm: str) -> str:
 
 
 def line(label: str, arm: str, steps: int, noise_scale: float = 1.0) -> dict:
-    return proxy_line(name(label, arm), steps, noise_scale, file=FILE)
+    return proxy_line(name(label, arm), steps, noise_scale, file=NOISE_FILE if noise_scale in LOW_SCALES else FILE)
 
 
 def over(label: str, arm: str, steps: int, noise_scale: float = 1.0) -> float:
@@ -81,21 +81,12 @@ def t_tmax_summary() -> str:
                                "draws where 0.5 did better"], first_rows, over, read, SCALES)  # fmt: skip
 
 
-def low(label: str, noise_scale: float) -> dict:
-    """The 0.5 student's one-step line from `noise_scale` times the noise (dmd_t_max_noise.sh)."""
-    return proxy_line(name(label, NEW), 1, noise_scale, file=NOISE_FILE)
-
-
-def low_over(label: str, noise_scale: float) -> float:
-    return low(label, noise_scale)["fid"] / teacher(DRAWS[label][0])["fid"]
-
-
 def low_read80(label: str, noise_scale: float) -> bool:
-    return low(label, noise_scale)["first_100"] >= 80
+    return read(label, NEW, noise_scale)["first_100"] >= 80
 
 
 def low_within(label: str, noise_scale: float) -> bool:
-    return low_over(label, noise_scale) <= LIMITS[1]
+    return over(label, NEW, 1, noise_scale) <= LIMITS[1]
 
 
 def low_whole(label: str, noise_scale: float) -> bool:
@@ -104,12 +95,7 @@ def low_whole(label: str, noise_scale: float) -> bool:
 
 
 def t_tmax_noise() -> str:
-    def cell_low(label: str, s: float) -> str:
-        r = low(label, s)
-        return f"{r['per_100']:.1f} ({r['first_100']}; {low_over(label, s):.2f}x)"
-
-    rows = [[label, cell(label, NEW), cell(label, NEW, 0.75), *(cell_low(label, s) for s in LOW_SCALES)]
-            for label in DRAWS]  # fmt: skip
+    rows = [[label, *(cell(label, NEW, s) for s in (1.0, 0.75, *LOW_SCALES))] for label in DRAWS]
     return table(["draw (--dmd-t-max 0.5)", "1 step, S = 1: readable (first 100; FID / teacher-50)", "S = 0.75",
                   *(f"S = {s:g}" for s in LOW_SCALES)], rows)  # fmt: skip
 
@@ -151,10 +137,9 @@ TMAX_NUMBERS = {
     "fs.tmax.low.read80": lambda: low_count(low_read80),
     "fs.tmax.low.within": lambda: low_count(low_within),
     "fs.tmax.low.whole": lambda: low_count(low_whole),
-    "fs.tmax.low.mean_read": lambda: " and ".join(f"{mean([low(d, s)['per_100'] for d in DRAWS]):.1f}"
-                                                  for s in LOW_SCALES),
+    "fs.tmax.low.mean_read": lambda: " and ".join(f"{mean_read(NEW, s):.1f}" for s in LOW_SCALES),
     "fs.tmax.low.read80_55": lambda: str(sum(low_read80(d, 0.55) for d in DRAWS)),
     "fs.tmax.low.beyond2_55": lambda: str(sum(not low_within(d, 0.55) for d in DRAWS)),
     "fs.tmax.low.whole_draws55": lambda: "; ".join(d for d in DRAWS if low_whole(d, 0.55)),
-    "fs.tmax.low.u55_chain1": lambda: ", ".join(f"{low_over(d, 0.55):.2f}x" for d in DRAWS if DRAWS[d][0] == 1),
+    "fs.tmax.low.u55_chain1": lambda: ", ".join(f"{over(d, NEW, 1, 0.55):.2f}x" for d in DRAWS if DRAWS[d][0] == 1),
 }  # fmt: skip
