@@ -30,6 +30,7 @@ from doc_sources_extra import FEW_NUMBERS, FEW_TABLES  # noqa: E402
 from doc_sources_fresh import FRESH_NUMBERS, FRESH_TABLES  # noqa: E402
 from doc_sources_grow import GROW_NUMBERS, GROW_TABLES  # noqa: E402
 from doc_sources_long import LONG_NUMBERS, LONG_TABLES  # noqa: E402
+from doc_sources_ownbad import OWNBAD_NUMBERS, OWNBAD_TABLES  # noqa: E402
 from doc_sources_quality import QUALITY_NUMBERS  # noqa: E402
 from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
@@ -62,6 +63,7 @@ TABLES = merged(
     BANK_TABLES,
     LONG_TABLES,
     TMAX_TABLES,
+    OWNBAD_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -79,6 +81,7 @@ NUMBERS = merged(
     BANK_NUMBERS,
     LONG_NUMBERS,
     TMAX_NUMBERS,
+    OWNBAD_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,
