@@ -17,6 +17,7 @@ from cleardiffusion.checkpoint import (
     save_checkpoint,
 )
 from cleardiffusion.cli import main
+from cleardiffusion.denoiser import OneStepAndChain
 from cleardiffusion.errors import CheckpointError, WriteError
 from cleardiffusion.files import atomic_write
 from cleardiffusion.limits import MAX_TIMESTEPS
@@ -269,6 +270,28 @@ def test_a_checkpoint_that_disagrees_with_itself_is_refused_on_every_load(traine
         with pytest.raises(CheckpointError) as info:
             load(path)
         assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda chain: chain.pop("ema"), "'chain'"),
+        (lambda chain: chain["ema"].update({k: v[:1] for k, v in chain["ema"].items() if v.ndim}), "chain's EMA"),
+        (lambda chain: chain["ema"].update({k: v * float("nan") for k, v in chain["ema"].items()}), "chain's EMA"),
+        (lambda chain: chain["model_spec"].update(kind="no-such-network"), "cannot be built"),
+    ],
+)
+def test_a_damaged_second_network_is_one_checkpoint_error(trained, tmp_path, damage, named):
+    state = load_checkpoint(trained / "run" / "checkpoints" / "last.pt")
+    state["chain"] = {key: state[key] for key in ("model_spec", "model", "ema")}  # what `distill --chain` adds
+    torch.save(state, tmp_path / "pair.pt")
+    assert isinstance(load_for_sampling(tmp_path / "pair.pt")[0], OneStepAndChain)  # intact: it loads
+    state["chain"] = {key: dict(value) for key, value in state["chain"].items()}
+    damage(state["chain"])
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_for_sampling(tmp_path / "bad.pt")
+    assert named in str(info.value) and "\n" not in str(info.value)
 
 
 def test_the_maximum_T_is_accepted(trained, tmp_path):

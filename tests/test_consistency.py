@@ -607,6 +607,50 @@ def test_dmd_starts_from_the_student_with_its_own_defaults_and_samples(teacher, 
                  "--out", str(tmp_path / "s.npz")]) == 0  # fmt: skip
 
 
+def test_a_chain_checkpoint_samples_one_step_with_its_own_network_and_more_with_the_chains(
+    teacher, students, tmp_path, capsys
+):
+    import numpy as np
+
+    from cleardiffusion.checkpoint import load_checkpoint
+    from cleardiffusion.train_run import load_student
+
+    chain = students["cd"] / "checkpoints/last.pt"
+    student = students["trajectory"] / "checkpoints/last.pt"  # dmd draws from the global RNG: --chain must not
+    run = ("--steps", "2", "--distill-method", "dmd", "--student", student, "--teacher-guidance", "2")
+    assert distill(teacher[0], tmp_path / "alone", *run) == 0
+    assert distill(teacher[0], tmp_path / "pair", *run, "--chain", chain) == 0
+    pair, alone = tmp_path / "pair/checkpoints/last.pt", tmp_path / "alone/checkpoints/last.pt"
+    saved, source = load_checkpoint(pair)["chain"], load_checkpoint(chain)
+    assert all(torch.equal(saved[w][k], source[w][k]) for w in ("model", "ema") for k in source[w])
+
+    def images(ckpt, steps):
+        out = tmp_path / f"{ckpt.parent.parent.name}-{ckpt.parent.name}-{steps}.npz"
+        assert main(["sample", "--checkpoint", str(ckpt), "--steps", str(steps), "--n", "4", "--out", str(out),
+                     "--class-label", "all", "--precision", "fp32"]) == 0  # fmt: skip
+        return np.load(out)["images"]
+
+    # one step: the run's own network, as trained without --chain; 2 and 4: every step the chain's
+    assert np.array_equal(images(pair, 1), images(alone, 1))
+    assert not np.array_equal(images(pair, 2), images(alone, 2))
+    for steps in (2, 4):
+        assert np.array_equal(images(pair, steps), images(chain, steps))
+    # a dmd --student of two networks goes on from the file's own, the one-step map
+    own = load_student(str(pair), teacher_net(teacher))
+    assert all(torch.equal(v, load_checkpoint(pair)["ema"][k]) for k, v in own.state_dict().items())
+    # a --chain of two networks is refused: the chain must be one run's network
+    assert distill(teacher[0], tmp_path / "again", *run, "--chain", pair) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds two networks itself" in err and len(err.splitlines()) == 1 and not (tmp_path / "again").exists()
+
+
+def teacher_net(teacher):
+    from cleardiffusion.checkpoint import load_for_sampling
+
+    model, _, _ = load_for_sampling(teacher[0])
+    return getattr(model, "net", model)
+
+
 def test_a_grown_student_starts_from_the_teacher_its_new_blocks_step_faster_and_dmd_keeps_them(teacher, tmp_path):
     """--grow-student 2: the student is the teacher's U-Net with two more middle blocks; after one step from the
     teacher's weights its new blocks' last convs (zero at the start) moved GROWN_LR_RATIO times as far as the
@@ -707,6 +751,8 @@ def test_distilled_weights_start_from_the_teacher_and_move(teacher, students):
             ["--steps", "2", "--distill-method", "dmd", "--student", "x", "--autoguide", "TEACHER"],
             "--autoguide guides an unconditional teacher; this one is conditional",
         ),
+        ("ddpm", ["--steps", "2", "--chain", "TEACHER"], "is not a `cleardiffusion distill` checkpoint"),
+        ("ddpm", ["--steps", "2", "--chain", "none.pt"], "no checkpoint at none.pt"),
     ],
 )
 def test_distill_refuses_bad_input_in_one_line_writing_nothing(teacher, tmp_path, capsys, which, extra, message):

@@ -82,8 +82,9 @@ class Model:
 
 
 def load(checkpoint: str | Path, *, device: str = "cpu", ema: bool = True) -> Model:
-    """A checkpoint written by `cleardiffusion train` (its EMA weights unless ema=False), ready to sample; or a
-    .onnx file written by `cleardiffusion export`, run by ONNX Runtime on the CPU (in fp32)."""
+    """A checkpoint written by `cleardiffusion train` or `distill` (its EMA weights unless ema=False), ready to
+    sample (one of `distill --chain`: one step by its own network, more by the chain's); or a .onnx file written
+    by `cleardiffusion export`, run by ONNX Runtime on the CPU (in fp32)."""
     device = str(resolve_device(device))
     if str(checkpoint).endswith(".onnx"):
         if device != "cpu" or not ema:

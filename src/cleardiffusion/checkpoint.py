@@ -18,6 +18,8 @@ checkpoint or the new one, never a half-written file.
 | `config`         | the full `TrainConfig` as a dict                                         |
 | `dataset`        | {"name", "image_shape": [C, H, W], "num_classes", "class_names"}         |
 | `data_fingerprint` | `data.data_fingerprint` of the training images (optional: older files lack it) |
+| `chain`          | optional (`distill --chain`): {"model_spec", "model", "ema"} of a second network, sampled at 2 or |
+|                  | more steps, the file's own at one step (`denoiser.OneStepAndChain`)                      |
 
 Every load checks the file against itself (`check_consistency`); a resume also checks `--data-dir` (`check_same_data`).
 """
@@ -146,6 +148,14 @@ def _is_weights(v) -> bool:
     return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
 
 
+def _is_network(v) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("model_spec"), dict)
+        and all(_is_weights(v.get(key)) for key in ("model", "ema"))
+    )
+
+
 def _is_dataset(v) -> bool:
     return (
         isinstance(v, dict)
@@ -188,9 +198,10 @@ _KEYS = {  # key: (check, what it should be)
     "rng": (_is_rng, "random generator states"),
     "config": (lambda v: isinstance(v, dict), "a training configuration"),
     "dataset": (_is_dataset, "a dataset description {name, image_shape, num_classes, class_names}"),
+    "chain": (_is_network, "a second network {model_spec, model, ema}"),
 }
 SAMPLING_KEYS = ("model_spec", "schedule", "model", "ema", "step", "config", "dataset")
-RESUME_KEYS = tuple(_KEYS)
+RESUME_KEYS = tuple(k for k in _KEYS if k != "chain")  # "chain": optional, checked where present
 
 
 def check_keys(state: dict, keys: Collection[str], path: str | Path) -> None:
@@ -340,22 +351,15 @@ def load_for_sampling(
     an eps-model, whatever the network was trained to predict, and its NoiseSchedule; for a flow checkpoint
     the velocity network and a FlowPath (`denoiser.sampling_parts`). meta has "dataset", "image_shape"
     (C, H, W), "num_classes" (the model's conditioning classes, 0 for an unconditional model), "class_names",
-    "step", "config", "objective" (objective.OBJECTIVES) and "prediction" ("eps" | "v" | "x0").
+    "step", "config", "objective" (objective.OBJECTIVES) and "prediction" ("eps" | "v" | "x0"). A checkpoint
+    with a "chain" (`distill --chain`) gives a `denoiser.OneStepAndChain`: its own network and the chain's.
     Missing keys, wrong types, NaN/inf weights and a file that disagrees with itself are CheckpointErrors.
     """
     state = load_checkpoint(path)
-    check_keys(state, SAMPLING_KEYS, path)
-    what = "EMA weights" if use_ema else "raw weights"
-    weights = state["ema" if use_ema else "model"]
-    other = "--no-ema (the raw weights)" if use_ema else "the EMA weights (drop --no-ema)"
-    check_finite(weights, what, path, f"try {other} or an earlier checkpoint")
+    check_keys(state, SAMPLING_KEYS + (("chain",) if "chain" in state else ()), path)
     _check_schedule_fits(state, path)
-    with torch.device("meta"):
-        skeleton = _rebuild(state, path)
-    check_consistency(state, skeleton, path)
-    _check_shapes(skeleton, weights, what, path)
-    model = _rebuild(state, path)
-    _load_weights(model, weights, what, path)
+    model = _sampling_network(state, use_ema, path)
+    chain = _sampling_network({**state, **state["chain"]}, use_ema, path, "the chain's ") if "chain" in state else None
     try:
         schedule = NoiseSchedule.from_name(state["schedule"]["name"], state["schedule"]["T"])
     except ValueError as e:
@@ -375,7 +379,25 @@ def load_for_sampling(
     model, path = denoiser.sampling_parts(
         model, meta["objective"], meta["prediction"], schedule
     )  # the objective, decided
+    if chain is not None:  # distill --chain: this network at one step, the chain's at 2 or more
+        model = denoiser.OneStepAndChain(model, denoiser.sampling_parts(chain, meta["objective"], meta["prediction"],
+                                                                        schedule)[0])  # fmt: skip
     return model.to(device).eval(), path.to(device), meta
+
+
+def _sampling_network(state: dict, use_ema: bool, path: str | Path, whose: str = "") -> nn.Module:
+    """The network of `state` (model_spec, model, ema) with its EMA or raw weights, checked against the file."""
+    what = f"{whose}EMA weights" if use_ema else f"{whose}raw weights"
+    weights = state["ema" if use_ema else "model"]
+    other = "--no-ema (the raw weights)" if use_ema else "the EMA weights (drop --no-ema)"
+    check_finite(weights, what, path, f"try {other} or an earlier checkpoint")
+    with torch.device("meta"):
+        skeleton = _rebuild(state, path)
+    check_consistency(state, skeleton, path)
+    _check_shapes(skeleton, weights, what, path)
+    model = _rebuild(state, path)
+    _load_weights(model, weights, what, path)
+    return model
 
 
 def check_same_run(saved: dict, current: dict, may_change: Collection[str], path: str | Path) -> None:

@@ -159,6 +159,27 @@ def sampling_parts(net: nn.Module, objective: str, prediction: str, schedule: No
     raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
 
+class OneStepAndChain(nn.Module):
+    """A few-step model of two networks (`distill --chain`): `one_step` draws one-step samples, `chain` takes every
+    step of a chain of 2 or more. A one-step map can be trained harder than a chain's first step may be (its later
+    maps must still fit it; docs/few_step.md, "Two networks"). Called, it is the chain; `for_steps` picks."""
+
+    def __init__(self, one_step: nn.Module, chain: nn.Module):
+        super().__init__()
+        self.one_step, self.chain = one_step, chain
+
+    def for_steps(self, steps: int) -> nn.Module:
+        return self.one_step if steps == 1 else self.chain
+
+    def forward(self, *args, **kwargs) -> Tensor:
+        return self.chain(*args, **kwargs)
+
+
+def network_for_steps(model: nn.Module, steps: int) -> nn.Module:
+    """The network a sampler of `steps` steps calls: one of a OneStepAndChain, else the model itself."""
+    return model.for_steps(steps) if isinstance(model, OneStepAndChain) else model
+
+
 def training_parts(objective: str, prediction: str, weighting: str, schedule: NoiseSchedule, *,
                    teacher: nn.Module | None = None, distill: dict | None = None) -> tuple[Callable, Path]:  # fmt: skip
     """(loss_fn(net, x0, t, eps, y), the path that draws t) for training with `objective`.

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .consistency import TrajectoryBank, end_codes
-from .denoiser import Path
+from .denoiser import Path, network_for_steps
 from .fastpath import sampling_batch, sampling_model, trusted_inputs
 from .guidance import AutoGuidance, guided_model
 from .recipe import SamplingRecipe
@@ -51,7 +51,8 @@ def generate_images(
     (DDPM, DDIM with eta > 0, dpm++2m-sde) draw it on the CPU, one sample at a time; the ODE solvers draw none.
 
     Args:
-        model, path: what `checkpoint.load_for_sampling` returns (or `denoiser.sampling_parts`).
+        model, path: what `checkpoint.load_for_sampling` returns (or `denoiser.sampling_parts`); of a
+            `denoiser.OneStepAndChain`, the network for this many steps.
         recipe: sampler, steps, spacing and options; None fields take the defaults of the model's objective.
         timesteps: an explicit descending grid on `path`; overrides the recipe's steps and spacing.
         labels: (n,) class labels for a conditional model, or None for unconditional sampling.
@@ -72,7 +73,7 @@ def generate_images(
     timesteps = make_timesteps(path, recipe.steps, recipe.spacing) if timesteps is None else timesteps
     sampler, options = SAMPLERS[recipe.sampler], recipe.options()
     path = path.to(device)
-    model.eval()
+    model = network_for_steps(model, len(timesteps)).eval()  # a two-network model: its one-step map, or its chain
     network = sampling_model(model, device, precision)  # bf16 autocast around the network alone, or itself
     if autoguide is not None:
         if labels is not None:

@@ -39,7 +39,7 @@ DATA, MODEL, DISTILL, OPTIMISATION, HARDWARE, OUTPUT = (
     "output",
 )  # --help groups  # fmt: skip
 DISTILL_FIELDS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance",
-                  "trajectories", "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
+                  "trajectories", "teacher_steps", "student", "chain", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr",
                   "dmd_gan", "dmd_t_max", "autoguide", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
 
 
@@ -124,6 +124,11 @@ class TrainConfig:
     student: str | None = option(
         None, "a `distill` checkpoint of this teacher to start from instead of the teacher's weights (needed by "
         "dmd)", DISTILL, metavar="CKPT",
+    )  # fmt: skip
+    chain: str | None = option(
+        None, "a `distill` checkpoint of this teacher whose network `sample` uses at 2 or more steps: this run's "
+        "checkpoints carry it beside their own network, which then serves one step only (a one-step map trained "
+        "harder than a chain can be: docs/few_step.md, \"Two networks\")", DISTILL, metavar="CKPT",
     )  # fmt: skip
     consistency_delta: int | None = option(
         None, "cd, ect: indices between the two points the consistency loss compares, t and t - K (default: T / 4, "

@@ -25,6 +25,7 @@ from .checkpoint import (
     check_same_data,
     check_same_run,
     load_autoguide,
+    load_checkpoint,
     load_for_resume,
     load_for_sampling,
     metrics_until,
@@ -76,6 +77,7 @@ class Run:
     options: fastpath.FastOptions
     g: torch.Generator  # ONE generator: every draw of every step
     fingerprint: dict | None = None  # data.data_fingerprint of the training data, kept in every checkpoint
+    chain: dict | None = None  # --chain: the second network, kept in every checkpoint (load_chain)
     start_step: int = 0
     elapsed_before: float = 0.0
     monitor: TrainingMonitor | None = None  # rank 0 only
@@ -133,10 +135,14 @@ def setup(config: TrainConfig, procs: distributed.Processes, make_optimizer) -> 
         model, ema = model.to(memory_format=torch.channels_last), ema.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options, lr=config.lr, betas=tuple(config.adam_betas),
                                weight_decay=config.weight_decay, fast=grown)  # fmt: skip
+    chain = None  # --chain: before the global RNG is seeded below, so a run draws the same with it or without
+    if config.chain:
+        chain = load_chain(config.chain, getattr(teacher, "net", teacher), {"name": config.schedule,
+                                                                            "T": config.timesteps})  # fmt: skip
     g = torch.Generator(device=dev).manual_seed(config.seed)
     torch.manual_seed(config.seed + 1 + procs.rank)  # the global RNG only feeds dropout
     run = Run(config, procs, out, part, dataset, data, hflip, model, ema, model, schedule, path, loss_fn, optimizer,
-              options, g, data_fingerprint(dataset))  # fmt: skip
+              options, g, data_fingerprint(dataset), chain=chain)  # fmt: skip
     if saved is not None:
         _resume(run, saved)
     elif distill is not None:
@@ -183,16 +189,33 @@ def start_from_teacher(config: TrainConfig, model: nn.Module, ema: nn.Module, de
     return teacher.requires_grad_(False), grow_into(model, weights, config.grow_student)
 
 
-def load_student(path: str, teacher: nn.Module, device="cpu") -> nn.Module:
+def load_student(path: str, teacher: nn.Module, device="cpu", flag: str = "--student") -> nn.Module:
     """The network of `path`, a `cleardiffusion distill` checkpoint of `teacher`'s network (EMA weights; grown by
-    --grow-student or not); a UsageError for any other checkpoint, before anything is written."""
+    --grow-student or not; of two networks, its own one-step map); a UsageError for any other checkpoint, before
+    anything is written."""
     student, _, meta = load_for_sampling(path, device)
+    student = getattr(student, "one_step", student)  # of two networks (--chain), the file's own
     student = getattr(student, "net", student)  # the network inside objective.EpsFromPrediction
     teacher_spec = ungrown_spec(model_spec(getattr(teacher, "net", teacher)))
     if meta["objective"] != "consistency" or ungrown_spec(model_spec(student)) != teacher_spec:
-        raise UsageError(f"--student {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
+        raise UsageError(f"{flag} {path} is not a `cleardiffusion distill` checkpoint of this teacher's network: "
                          "pass one distilled from --teacher")  # fmt: skip
     return student
+
+
+def load_chain(path: str, teacher: nn.Module, schedule: dict, device="cpu") -> dict:
+    """The "chain" entry of this run's checkpoints (--chain): the network, raw and EMA weights of `path`, a
+    `cleardiffusion distill` checkpoint of `teacher`'s network on its `schedule` ({"name", "T"}) holding one
+    network; a UsageError for any other, before anything is written."""
+    state = load_checkpoint(path, device)
+    if "chain" in state:
+        raise UsageError(f"--chain {path} holds two networks itself: pass the checkpoint of the run that trained "
+                         "the chain")  # fmt: skip
+    load_student(path, teacher, device, flag="--chain")
+    if state["schedule"] != schedule:
+        raise UsageError(f"--chain {path} was distilled on another noise schedule than this teacher's: pass one "
+                         "distilled from --teacher")  # fmt: skip
+    return {key: state[key] for key in ("model_spec", "model", "ema")}
 
 
 def distill_options(config: TrainConfig, model: nn.Module, dataset: ImageDataset, teacher: nn.Module,
@@ -257,6 +280,7 @@ def checkpoint_state(run: Run, step: int, elapsed: float) -> dict:
         "dataset": {"name": config.dataset, "image_shape": list(dataset.images.shape[1:]),
                     "num_classes": dataset.num_classes, "class_names": list(dataset.class_names)},
         "data_fingerprint": run.fingerprint,
+        **({"chain": run.chain} if run.chain else {}),
     }  # fmt: skip
 
 

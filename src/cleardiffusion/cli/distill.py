@@ -9,10 +9,11 @@ import dataclasses
 
 # the fields a distillation run takes from its command line; everything else comes from the teacher's run
 FLAGS = ("teacher", "distill_method", "consistency_delta", "consistency_distance", "teacher_guidance", "trajectories",
-         "teacher_steps", "student", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "dmd_t_max", "autoguide",
-         "data_dir", "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "ema_warmup", "seed", "device",
-         "precision", "out", "resume", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-         "eval_every", "eval_n", "progress", "autoguide_from", "grow_student", "student_codes")  # fmt: skip
+         "teacher_steps", "student", "chain", "dmd_chain", "dmd_fake_steps", "dmd_fake_lr", "dmd_gan", "dmd_t_max",
+         "autoguide", "data_dir", "steps", "time_budget", "batch_size", "lr", "warmup", "ema_decay", "ema_warmup",
+         "seed", "device", "precision", "out", "resume", "log_every", "sample_every", "checkpoint_every",
+         "keep_checkpoints", "eval_every", "eval_n", "progress", "autoguide_from", "grow_student",
+         "student_codes")  # fmt: skip
 # where distillation's defaults differ from training's (docs/few_step.md: measured on MNIST)
 DEFAULTS = {"lr": 1e-4, "warmup": 0, "sample_every": 1000}
 # dmd moves an already distilled student: a smaller step, and an EMA over the whole run from its first step (its
@@ -51,6 +52,11 @@ examples:
   cleardiffusion distill --teacher runs/mnist/checkpoints/last.pt --distill-method dmd --teacher-guidance 1.5 \\
       --student runs/mnist-traj10/checkpoints/last.pt --time-budget 5 --out runs/mnist-dmd
                                                    # distribution matching of the trajectory student
+  cleardiffusion distill --teacher runs/uncond/checkpoints/last.pt --distill-method dmd --teacher-guidance 2.5 \
+      --autoguide runs/uncond/checkpoints/step_0000500.pt --student runs/uncond-traj/checkpoints/last.pt \
+      --lr 6e-5 --dmd-fake-lr 5e-4 --time-budget 4.8 --chain runs/uncond-chain/checkpoints/last.pt \
+      --out runs/uncond-pair                       # a one-step map beside a dmd chain of the same student: two
+                                                   # networks (docs/few_step.md, "Two networks")
 
 The teacher must be a DDPM checkpoint (`cleardiffusion train`, --objective ddpm: the default recipe's). The
 student starts from the teacher's EMA weights (or --student's); its checkpoints record objective consistency, so
@@ -62,6 +68,8 @@ dmd (defaults: --lr 2e-5, --ema-decay 0.995 --ema-warmup 0, from an unconditiona
 --ema-decay 0.998 --dmd-t-max 0.5, the one-step map with DMD2's GAN term, which needs a U-Net teacher) trains a second,
 fake-score network and a discriminator beside the student, one process only, and does not resume; on a
 conditional teacher, guide its target less than the student's (1.5 against 3).
+--chain CKPT: this run's checkpoints also carry CKPT's network, which `sample` uses at 2 or more steps, this
+run's at one step only.
 Ctrl-C writes a checkpoint; rerun with --resume to continue (dmd: start a new run with --student). What was
 tried and measured: docs/few_step.md.
 """
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..options import given_values
     from ..train import UNLIMITED_STEPS, TrainConfig, train, validate
-    from ..train_run import load_student
+    from ..train_run import load_chain, load_student
 
     given = given_values(args, TrainConfig)
     if "teacher" not in given:
@@ -134,4 +142,6 @@ def run(args: argparse.Namespace) -> int:
         student = load_student(config.student, teacher)  # (and a coded one its code) on
         config = config_from_teacher(meta["config"], given, getattr(student.config, "extra_middle_blocks", 0),
                                      getattr(student.config, "code_classes", 0))  # fmt: skip
+    if config.chain:  # and a --chain that is not one network distilled from it
+        load_chain(config.chain, getattr(teacher, "net", teacher), {"name": config.schedule, "T": config.timesteps})
     return train(config)["exit_code"]

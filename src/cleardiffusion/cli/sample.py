@@ -54,6 +54,7 @@ steps beats the paper's midpoint rule (--solver-type midpoint) and equals it at 
 Few-step checkpoints take only their own sampler: consistency (Song et al. 2023, Algorithm 1: re-noise
 and map back at each step) for a `distill` checkpoint, meanflow for a `train --objective meanflow` one;
 each samples in 1 to 8 steps, and the other samplers refuse them (and they refuse DDPM and flow ones).
+A `distill --chain` checkpoint holds two networks: its own samples one step, the chain's 2 or more.
 The .npz also records objective, sampler, spacing, steps, nfe, precision and, where they apply, the dpm++
 solver type, the noise scale, the guidance scale, the autoguide checkpoint and --autoguide-from.
 
