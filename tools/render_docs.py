@@ -36,6 +36,7 @@ from doc_sources_redraw import REDRAW_NUMBERS, REDRAW_TABLES  # noqa: E402
 from doc_sources_results import RESULTS_NUMBERS  # noqa: E402
 from doc_sources_schedule import SCHEDULE_NUMBERS, SCHEDULE_TABLES  # noqa: E402
 from doc_sources_tmax import TMAX_NUMBERS, TMAX_TABLES  # noqa: E402
+from doc_sources_two import TWO_NUMBERS, TWO_TABLES  # noqa: E402
 
 
 def merged(*sources: dict) -> dict:
@@ -64,6 +65,7 @@ TABLES = merged(
     LONG_TABLES,
     TMAX_TABLES,
     OWNBAD_TABLES,
+    TWO_TABLES,
 )
 NUMBERS = merged(
     NUMBERS,
@@ -82,6 +84,7 @@ NUMBERS = merged(
     LONG_NUMBERS,
     TMAX_NUMBERS,
     OWNBAD_NUMBERS,
+    TWO_NUMBERS,
     QUALITY_NUMBERS,
     RESULTS_NUMBERS,
     EXPERIMENT_NUMBERS,
