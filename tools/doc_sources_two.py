@@ -18,12 +18,13 @@ STEPS = "one_step_cpu/two_networks_steps.jsonl"
 ARMS = {"8e-5": "one", "6e-5": "one6e-5"}  # the one-step map's --lr: its run's stage (two_networks.sh [LR])
 HELD_OUT = {"chain 0, seed 4": (0, 4), "chain 1, seed 4": (1, 4), "chain 0, seed 5": (0, 5), "chain 1, seed 5": (1, 5)}
 HELD_STAGE = ARMS["6e-5"]  # the held-out draws' one-step maps
+ALL = {**DRAWS, **HELD_OUT}
 PAIR = "one_step_cpu/two_networks_pair.jsonl"  # two_networks.sh pair
 
 
 def name(label: str, stage: str) -> str:
     """runs/s32-s<chain>-seed<seed>-<stage>: traj, chain, or an ARMS stage."""
-    chain, seed = {**DRAWS, **HELD_OUT}[label]
+    chain, seed = ALL[label]
     return f"s32-s{chain}-seed{seed}-{stage}"
 
 
@@ -33,7 +34,7 @@ def score(label: str, stage: str, steps: int) -> dict:
 
 def over(label: str, stage: str, steps: int) -> float:
     """FID over the 50-step FID of the draw's fresh teacher (fresh_teachers_mnist_uncond.jsonl)."""
-    return score(label, stage, steps)["fid"] / teacher({**DRAWS, **HELD_OUT}[label][0])["fid"]
+    return score(label, stage, steps)["fid"] / teacher(ALL[label][0])["fid"]
 
 
 def taken(label: str, stage: str) -> int:
@@ -64,55 +65,61 @@ def cell(label: str, stage: str) -> str:
     return f"{r['per_100']:.1f} ({r['first_100']}; {over(label, stage, 1):.2f}x)"
 
 
-def t_two_networks() -> str:
-    rows = [[label, " / ".join(f"{taken(label, s):,}" for s in ("traj", "chain", *ARMS.values())), cell(label, "chain"),
+def rows(draws: dict, stages: list[str]) -> list[list[str]]:
+    """Per draw: the steps of its runs, the chain at one, two and four steps, each one-step map (* every target)."""
+    return [[label, " / ".join(f"{taken(label, s):,}" for s in ("traj", "chain", *stages)), cell(label, "chain"),
              *(f"{over(label, 'chain', k):.2f}x" for k in (2, 4)),
-             *(f"{cell(label, stage)}{' *' if whole(label, stage) else ''}" for stage in ARMS.values())]
-            for label in DRAWS]  # fmt: skip
-    return table(["draw", "steps: trajectories / chain / one-step maps", "the chain, 1 step: readable (first 100; "
-                  "FID / teacher-50)", "the chain, 2 steps: FID / teacher-50", "4 steps",
-                  *(f"the one-step map at --lr {lr}" for lr in ARMS)], rows)  # fmt: skip
+             *(f"{cell(label, s)}{' *' if whole(label, s) else ''}" for s in stages)] for label in draws]  # fmt: skip
+
+
+def header(first: str, lrs: list[str]) -> list[str]:
+    maps = "one-step maps" if len(lrs) > 1 else "one-step map"
+    return [first, f"steps: trajectories / chain / {maps}", "the chain, 1 step: readable (first 100; FID / "
+            "teacher-50)", "the chain, 2 steps: FID / teacher-50", "4 steps",
+            *(f"the one-step map at --lr {lr}" for lr in lrs)]  # fmt: skip
+
+
+def t_two_networks() -> str:
+    return table(header("draw", list(ARMS)), rows(DRAWS, list(ARMS.values())))
 
 
 def t_two_held_out() -> str:
-    rows = [[label, " / ".join(f"{taken(label, s):,}" for s in ("traj", "chain", HELD_STAGE)), cell(label, "chain"),
-             *(f"{over(label, 'chain', k):.2f}x" for k in (2, 4)),
-             f"{cell(label, HELD_STAGE)}{' *' if whole(label, HELD_STAGE) else ''}"] for label in HELD_OUT]  # fmt: skip
-    return table(["new draw", "steps: trajectories / chain / one-step map", "the chain, 1 step: readable (first "
-                  "100; FID / teacher-50)", "the chain, 2 steps: FID / teacher-50", "4 steps",
-                  "the one-step map at --lr 6e-5"], rows)  # fmt: skip
+    return table(header("new draw", ["6e-5"]), rows(HELD_OUT, [HELD_STAGE]))
 
 
 def count(test, *args, draws=DRAWS) -> str:
     return str(sum(test(d, *args) for d in draws))
 
 
+def reads(stage: str, draws) -> list[float]:
+    """Readable per 100 at one step, per draw of `draws` (labels)."""
+    return [score(d, stage, 1)["per_100"] for d in draws]
+
+
+def one_map_numbers(prefix: str, stage: str, draws: dict) -> dict:
+    """The one-step maps of `stage` over `draws`: the count, FID and whole-issue tallies the docs name."""
+    return {
+        f"{prefix}.read80": lambda: count(reads80, stage, draws=draws),
+        f"{prefix}.within": lambda: count(within, stage, draws=draws),
+        f"{prefix}.whole": lambda: count(whole, stage, draws=draws),
+        f"{prefix}.mean_read": lambda: f"{mean(reads(stage, draws)):.1f}",
+        f"{prefix}.one_range": lambda: span([over(d, stage, 1) for d in draws], "{:.2f}x".format),
+        f"{prefix}.first100": lambda: ", ".join(str(score(d, stage, 1)["first_100"]) for d in draws),
+    }
+
+
 TWO_TABLES = {"fs_two_networks": t_two_networks, "fs_two_held_out": t_two_held_out}
 TWO_NUMBERS = {
     "fs.two.draws": lambda: str(len(DRAWS)),
     "fs.two.chain_targets": lambda: count(chain_targets),
-    "fs.two.mean_read_chain": lambda: f"{mean([score(d, 'chain', 1)['per_100'] for d in DRAWS]):.1f}",
+    "fs.two.mean_read_chain": lambda: f"{mean(reads('chain', DRAWS)):.1f}",
     "fs.two.read80_chain": lambda: count(reads80, "chain"),
+    "fs.two.held.draws": lambda: str(len(HELD_OUT)),
+    "fs.two.held.chain_targets": lambda: count(chain_targets, draws=HELD_OUT),
+    **one_map_numbers("fs.two.held", HELD_STAGE, HELD_OUT),
 }
 for _lr, _stage in ARMS.items():
-    TWO_NUMBERS |= {
-        f"fs.two.{_lr}.read80": lambda s=_stage: count(reads80, s),
-        f"fs.two.{_lr}.within": lambda s=_stage: count(within, s),
-        f"fs.two.{_lr}.whole": lambda s=_stage: count(whole, s),
-        f"fs.two.{_lr}.mean_read": lambda s=_stage: f"{mean([score(d, s, 1)['per_100'] for d in DRAWS]):.1f}",
-        f"fs.two.{_lr}.one_range": lambda s=_stage: span([over(d, s, 1) for d in DRAWS], "{:.2f}x".format),
-        f"fs.two.{_lr}.first100": lambda s=_stage: ", ".join(str(score(d, s, 1)["first_100"]) for d in DRAWS),
-    }
-TWO_NUMBERS |= {
-    "fs.two.held.draws": lambda: str(len(HELD_OUT)),
-    "fs.two.held.read80": lambda: count(reads80, HELD_STAGE, draws=HELD_OUT),
-    "fs.two.held.within": lambda: count(within, HELD_STAGE, draws=HELD_OUT),
-    "fs.two.held.chain_targets": lambda: count(chain_targets, draws=HELD_OUT),
-    "fs.two.held.whole": lambda: count(whole, HELD_STAGE, draws=HELD_OUT),
-    "fs.two.held.mean_read": lambda: f"{mean([score(d, HELD_STAGE, 1)['per_100'] for d in HELD_OUT]):.1f}",
-    "fs.two.held.one_range": lambda: span([over(d, HELD_STAGE, 1) for d in HELD_OUT], "{:.2f}x".format),
-    "fs.two.held.first100": lambda: ", ".join(str(score(d, HELD_STAGE, 1)["first_100"]) for d in HELD_OUT),
-}
+    TWO_NUMBERS |= one_map_numbers(f"fs.two.{_lr}", _stage, DRAWS)
 
 
 def below80(per_100: float) -> float:
@@ -145,14 +152,12 @@ def pair_speed(model: str) -> list[float]:
 
 TWO_NUMBERS |= {
     "fs.two.held.missed": lambda: " and ".join(missed()) or "none",
-    "fs.two.held.missed_read": lambda: " and ".join(f"{score(d, HELD_STAGE, 1)['per_100']:.1f}" for d in missed()),
+    "fs.two.held.missed_read": lambda: " and ".join(f"{r:.1f}" for r in reads(HELD_STAGE, missed())),
     "fs.two.held.missed_first": lambda: " and ".join(str(score(d, HELD_STAGE, 1)["first_100"]) for d in missed()),
-    "fs.two.held.missed_p": lambda: " and ".join(
-        f"{below80(score(d, HELD_STAGE, 1)['per_100']):.0%}" for d in missed()
-    ),
-    "fs.two.all.draws": lambda: str(len(DRAWS) + len(HELD_OUT)),
-    "fs.two.all.read_min": lambda: f"{min(score(d, HELD_STAGE, 1)['per_100'] for d in {**DRAWS, **HELD_OUT}):.1f}",
-    "fs.two.all.fid": lambda: str(sum(within(d, HELD_STAGE) and chain_targets(d) for d in {**DRAWS, **HELD_OUT})),
+    "fs.two.held.missed_p": lambda: " and ".join(f"{below80(r):.0%}" for r in reads(HELD_STAGE, missed())),
+    "fs.two.all.draws": lambda: str(len(ALL)),
+    "fs.two.all.read_min": lambda: f"{min(reads(HELD_STAGE, ALL)):.1f}",
+    "fs.two.all.fid": lambda: str(sum(within(d, HELD_STAGE) and chain_targets(d) for d in ALL)),
     "fs.two.pair.steps": lambda: f"{pair_line('pair')['steps']:,}",
     "fs.two.pair.same": same,
     "fs.two.pair.speed": lambda: span(pair_speed("pair"), "{:.0f}x".format),

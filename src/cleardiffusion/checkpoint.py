@@ -148,14 +148,6 @@ def _is_weights(v) -> bool:
     return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
 
 
-def _is_network(v) -> bool:
-    return (
-        isinstance(v, dict)
-        and isinstance(v.get("model_spec"), dict)
-        and all(_is_weights(v.get(key)) for key in ("model", "ema"))
-    )
-
-
 def _is_dataset(v) -> bool:
     return (
         isinstance(v, dict)
@@ -198,8 +190,11 @@ _KEYS = {  # key: (check, what it should be)
     "rng": (_is_rng, "random generator states"),
     "config": (lambda v: isinstance(v, dict), "a training configuration"),
     "dataset": (_is_dataset, "a dataset description {name, image_shape, num_classes, class_names}"),
-    "chain": (_is_network, "a second network {model_spec, model, ema}"),
 }
+_KEYS["chain"] = (  # optional (distill --chain): its three entries as the file's own are checked
+    lambda v: isinstance(v, dict) and all(_KEYS[key][0](v.get(key)) for key in ("model_spec", "model", "ema")),
+    "a second network {model_spec, model, ema}",
+)
 SAMPLING_KEYS = ("model_spec", "schedule", "model", "ema", "step", "config", "dataset")
 RESUME_KEYS = tuple(k for k in _KEYS if k != "chain")  # "chain": optional, checked where present
 
